@@ -1,1 +1,18 @@
+//! Kura's domain: identifiers, positions, containers, specimens, custody events and the rules
+//! between them. This crate does no IO: no files, no database, no clock reads, no network.
 
+pub mod container;
+pub mod event;
+pub mod id;
+pub mod position;
+pub mod rules;
+pub mod specimen;
+pub mod time;
+
+pub use container::{ContainerKind, ContainerSpec, Temperature};
+pub use event::{Event, EventBody, Location, Placement, Purpose};
+pub use id::{ContainerId, IdFormat, KuraId, ScanError, SpecimenCode};
+pub use position::{Geometry, Pos};
+pub use rules::{ContainerInfo, RuleError, SpecimenState};
+pub use specimen::{Quantity, SampleType, SpecimenRecord, Status};
+pub use time::{Clock, Timestamp};

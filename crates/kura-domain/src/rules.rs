@@ -1,0 +1,484 @@
+//! The custody state machine: which event is allowed in which state, and what it changes.
+//!
+//! [`decide`] reads what it needs through a [`View`] (the store implements it over its open
+//! transaction) and returns an [`Effect`] for the store to write, or a typed [`RuleError`].
+//! The same function runs for a new command and for a rebuild from the log.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::container::{ContainerKind, ContainerSpec};
+use crate::event::{EventBody, Location, Placement};
+use crate::id::{ContainerId, SpecimenCode};
+use crate::position::{Geometry, PositionError, Pos};
+use crate::specimen::{Quantity, SpecimenRecord, Status};
+
+/// A specimen's current custody state (the mutable part of the projection).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpecimenState {
+    pub code: SpecimenCode,
+    pub status: Status,
+    pub blocked: bool,
+    pub in_conflict: bool,
+    /// Where it is, or (checked out) the position held for its return.
+    pub location: Option<Location>,
+    pub freeze_thaw: u32,
+    pub quantity: Option<Quantity>,
+    /// Who holds it while checked out.
+    pub holder: Option<String>,
+    pub due: Option<NaiveDate>,
+}
+
+/// What the rules need to know about a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: ContainerId,
+    pub kind: ContainerKind,
+    pub geometry: Geometry,
+    pub parent: Option<ContainerId>,
+    pub pos: Option<Pos>,
+}
+
+/// Read access to the current state, as of the open transaction.
+pub trait View {
+    type Error;
+    fn specimen(&mut self, code: &SpecimenCode) -> Result<Option<SpecimenState>, Self::Error>;
+    fn container(&mut self, id: &ContainerId) -> Result<Option<ContainerInfo>, Self::Error>;
+    /// The specimen in (or reserved for) a position.
+    fn specimen_at(&mut self, container: &ContainerId, pos: Pos) -> Result<Option<SpecimenCode>, Self::Error>;
+    /// The container in a position of a parent.
+    fn container_at(&mut self, parent: &ContainerId, pos: Pos) -> Result<Option<ContainerId>, Self::Error>;
+}
+
+/// What an allowed event changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Register { record: SpecimenRecord, state: SpecimenState },
+    Update(SpecimenState),
+    CreateContainer(ContainerSpec),
+    MoveContainer { id: ContainerId, to: Placement },
+}
+
+/// Why a custody act was refused. Nothing is written when one of these is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum RuleError {
+    #[error("specimen {specimen} is not registered here; check the code or register it first")]
+    UnknownSpecimen { specimen: String },
+    #[error("specimen {specimen} is already registered")]
+    AlreadyRegistered { specimen: String },
+    #[error("parent specimen {specimen} is not registered here")]
+    UnknownParent { specimen: String },
+    #[error("specimen {specimen} is already in storage at {container} {pos}; use move to put it elsewhere")]
+    AlreadyInStorage { specimen: String, container: String, pos: String },
+    #[error("specimen {specimen} is already checked out to {holder}; return it first")]
+    AlreadyCheckedOut { specimen: String, holder: String },
+    #[error("specimen {specimen} is not checked out (it is {status}); only a checked-out specimen can be returned")]
+    NotCheckedOut { specimen: String, status: String },
+    #[error("specimen {specimen} is not in storage (it is {status})")]
+    NotInStorage { specimen: String, status: String },
+    #[error("specimen {specimen} is blocked (consent withdrawn or quarantined); it cannot be used or distributed")]
+    Blocked { specimen: String },
+    #[error("specimen {specimen} is not blocked")]
+    NotBlocked { specimen: String },
+    #[error("specimen {specimen} is {status}; no further custody act is possible")]
+    Final { specimen: String, status: String },
+    #[error("specimen {specimen} is not in transit")]
+    NotInTransit { specimen: String },
+    #[error("specimen {specimen} is not in conflict")]
+    NotInConflict { specimen: String },
+    #[error("position {pos} of {container} is occupied by {by}; choose a free position")]
+    PositionOccupied { container: String, pos: String, by: String },
+    #[error("{container} is full ({capacity} positions); use another box")]
+    ContainerFull { container: String, capacity: usize },
+    #[error("{container}: {reason}")]
+    BadPosition { container: String, reason: String },
+    #[error("{container} is a {kind}; specimens go into boxes, tube racks or canes")]
+    NotForSpecimens { container: String, kind: String },
+    #[error("a {child} cannot be placed in {parent} (a {parent_kind})")]
+    WrongContainerKind { child: String, parent: String, parent_kind: String },
+    #[error("container {container} does not exist; create it first (kura storage)")]
+    UnknownContainer { container: String },
+    #[error("container {container} already exists")]
+    ContainerExists { container: String },
+    #[error("{container} cannot be moved into itself or into {target}, which is inside it")]
+    ContainerCycle { container: String, target: String },
+    #[error("the quantity to consume ({amount}) is more than is left ({left})")]
+    NotEnoughLeft { amount: String, left: String },
+    #[error("the amount is in {given} but the specimen is measured in {unit}")]
+    UnitMismatch { given: String, unit: String },
+}
+
+impl RuleError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RuleError::UnknownSpecimen { .. } => "unknown_specimen",
+            RuleError::AlreadyRegistered { .. } => "already_registered",
+            RuleError::UnknownParent { .. } => "unknown_parent",
+            RuleError::AlreadyInStorage { .. } => "already_in_storage",
+            RuleError::AlreadyCheckedOut { .. } => "already_checked_out",
+            RuleError::NotCheckedOut { .. } => "not_checked_out",
+            RuleError::NotInStorage { .. } => "not_in_storage",
+            RuleError::Blocked { .. } => "specimen_blocked",
+            RuleError::NotBlocked { .. } => "not_blocked",
+            RuleError::Final { .. } => "specimen_final",
+            RuleError::NotInTransit { .. } => "not_in_transit",
+            RuleError::NotInConflict { .. } => "not_in_conflict",
+            RuleError::PositionOccupied { .. } => "position_occupied",
+            RuleError::ContainerFull { .. } => "container_full",
+            RuleError::BadPosition { .. } => "bad_position",
+            RuleError::NotForSpecimens { .. } => "not_for_specimens",
+            RuleError::WrongContainerKind { .. } => "wrong_container_kind",
+            RuleError::UnknownContainer { .. } => "unknown_container",
+            RuleError::ContainerExists { .. } => "container_exists",
+            RuleError::ContainerCycle { .. } => "container_cycle",
+            RuleError::NotEnoughLeft { .. } => "not_enough_left",
+            RuleError::UnitMismatch { .. } => "unit_mismatch",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError<E> {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error("reading the current state failed")]
+    View(#[source] E),
+}
+
+type R<T, E> = Result<T, DecideError<E>>;
+
+fn rule<T, E>(e: RuleError) -> R<T, E> {
+    Err(DecideError::Rule(e))
+}
+
+fn existing<V: View>(view: &mut V, code: &SpecimenCode) -> R<SpecimenState, V::Error> {
+    match view.specimen(code).map_err(DecideError::View)? {
+        Some(s) => Ok(s),
+        None => rule(RuleError::UnknownSpecimen { specimen: code.to_string() }),
+    }
+}
+
+fn not_final<E>(s: &SpecimenState) -> R<(), E> {
+    if s.status.is_final() {
+        return rule(RuleError::Final { specimen: s.code.to_string(), status: s.status.as_str().into() });
+    }
+    Ok(())
+}
+
+fn not_blocked<E>(s: &SpecimenState) -> R<(), E> {
+    if s.blocked {
+        return rule(RuleError::Blocked { specimen: s.code.to_string() });
+    }
+    Ok(())
+}
+
+fn in_storage<E>(s: &SpecimenState) -> R<(), E> {
+    not_final(s)?;
+    match s.status {
+        Status::Available => Ok(()),
+        Status::CheckedOut => rule(RuleError::AlreadyCheckedOut {
+            specimen: s.code.to_string(),
+            holder: s.holder.clone().unwrap_or_default(),
+        }),
+        other => rule(RuleError::NotInStorage { specimen: s.code.to_string(), status: other.as_str().into() }),
+    }
+}
+
+/// Checks that `loc` can take specimen `code`: the container exists, holds specimens, has that
+/// position, and nobody else is (or is reserved) there.
+pub fn check_specimen_slot<V: View>(view: &mut V, loc: &Location, code: &SpecimenCode) -> R<(), V::Error> {
+    let c = match view.container(&loc.container).map_err(DecideError::View)? {
+        Some(c) => c,
+        None => return rule(RuleError::UnknownContainer { container: loc.container.to_string() }),
+    };
+    if !c.kind.holds_specimens() {
+        return rule(RuleError::NotForSpecimens { container: c.id.to_string(), kind: c.kind.as_str().into() });
+    }
+    if let Err(e) = c.geometry.check(loc.pos) {
+        return rule(RuleError::BadPosition { container: c.id.to_string(), reason: e.to_string() });
+    }
+    match view.specimen_at(&loc.container, loc.pos).map_err(DecideError::View)? {
+        Some(other) if &other != code => rule(RuleError::PositionOccupied {
+            container: c.id.to_string(),
+            pos: c.geometry.label(loc.pos),
+            by: other.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_container_slot<V: View>(view: &mut V, child: &ContainerId, kind: ContainerKind, to: &Placement) -> R<(), V::Error> {
+    let parent = match view.container(&to.parent).map_err(DecideError::View)? {
+        Some(p) => p,
+        None => return rule(RuleError::UnknownContainer { container: to.parent.to_string() }),
+    };
+    if !parent.kind.can_hold(kind) {
+        return rule(RuleError::WrongContainerKind {
+            child: kind.as_str().into(),
+            parent: parent.id.to_string(),
+            parent_kind: parent.kind.as_str().into(),
+        });
+    }
+    match (&parent.geometry, to.pos) {
+        (Geometry::Unpositioned, None) => Ok(()),
+        (Geometry::Unpositioned, Some(_)) => rule(RuleError::BadPosition {
+            container: parent.id.to_string(),
+            reason: PositionError::NoPositions.to_string(),
+        }),
+        (_, None) => rule(RuleError::BadPosition {
+            container: parent.id.to_string(),
+            reason: format!("{} has positions; say which one", parent.id),
+        }),
+        (g, Some(pos)) => {
+            if let Err(e) = g.check(pos) {
+                return rule(RuleError::BadPosition { container: parent.id.to_string(), reason: e.to_string() });
+            }
+            match view.container_at(&to.parent, pos).map_err(DecideError::View)? {
+                Some(other) if &other != child => rule(RuleError::PositionOccupied {
+                    container: parent.id.to_string(),
+                    pos: g.label(pos),
+                    by: other.to_string(),
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn register<V: View>(
+    view: &mut V,
+    specimen: &SpecimenRecord,
+    location: Option<&Location>,
+    derived: bool,
+) -> R<Effect, V::Error> {
+    if view.specimen(&specimen.code).map_err(DecideError::View)?.is_some() {
+        return rule(RuleError::AlreadyRegistered { specimen: specimen.code.to_string() });
+    }
+    let mut freeze_thaw = specimen.freeze_thaw;
+    if let Some(parent) = &specimen.parent {
+        let p = match view.specimen(parent).map_err(DecideError::View)? {
+            Some(p) => p,
+            None => return rule(RuleError::UnknownParent { specimen: parent.to_string() }),
+        };
+        if derived {
+            not_final(&p)?;
+            not_blocked(&p)?;
+        }
+        // Aliquots inherit their parent's freeze–thaw history.
+        freeze_thaw = freeze_thaw.max(p.freeze_thaw);
+    }
+    if let Some(loc) = location {
+        check_specimen_slot(view, loc, &specimen.code)?;
+    }
+    let state = SpecimenState {
+        code: specimen.code.clone(),
+        status: if location.is_some() { Status::Available } else { Status::Received },
+        blocked: false,
+        in_conflict: false,
+        location: location.cloned(),
+        freeze_thaw,
+        quantity: specimen.quantity,
+        holder: None,
+        due: None,
+    };
+    let mut record = specimen.clone();
+    record.freeze_thaw = freeze_thaw;
+    Ok(Effect::Register { record, state })
+}
+
+/// Decides whether `body` may happen now, and what it changes.
+pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
+    use EventBody as E;
+    match body {
+        E::Registered { specimen, location } => register(view, specimen, location.as_ref(), false),
+        E::Derived { specimen, .. } => register(view, specimen, None, true),
+        E::CheckedIn { specimen, location } => {
+            let mut s = existing(view, specimen)?;
+            not_final(&s)?;
+            match s.status {
+                Status::Received => {}
+                Status::Available => {
+                    let loc = s.location.clone().expect("stored specimens have a location");
+                    let pos = view
+                        .container(&loc.container)
+                        .map_err(DecideError::View)?
+                        .map(|c| c.geometry.label(loc.pos))
+                        .unwrap_or_default();
+                    return rule(RuleError::AlreadyInStorage {
+                        specimen: specimen.to_string(),
+                        container: loc.container.to_string(),
+                        pos,
+                    });
+                }
+                Status::CheckedOut => {
+                    return rule(RuleError::AlreadyCheckedOut {
+                        specimen: specimen.to_string(),
+                        holder: s.holder.clone().unwrap_or_default(),
+                    });
+                }
+                other => {
+                    return rule(RuleError::NotInStorage { specimen: specimen.to_string(), status: other.as_str().into() });
+                }
+            }
+            check_specimen_slot(view, location, specimen)?;
+            s.status = Status::Available;
+            s.location = Some(location.clone());
+            Ok(Effect::Update(s))
+        }
+        E::CheckedOut { specimen, to, due, .. } => {
+            let mut s = existing(view, specimen)?;
+            in_storage(&s)?;
+            not_blocked(&s)?;
+            s.status = Status::CheckedOut;
+            s.holder = Some(to.clone());
+            s.due = *due;
+            Ok(Effect::Update(s))
+        }
+        E::Returned { specimen, thawed } => {
+            let mut s = existing(view, specimen)?;
+            not_final(&s)?;
+            if s.status != Status::CheckedOut {
+                return rule(RuleError::NotCheckedOut { specimen: specimen.to_string(), status: s.status.as_str().into() });
+            }
+            s.status = Status::Available;
+            s.holder = None;
+            s.due = None;
+            if *thawed {
+                s.freeze_thaw += 1;
+            }
+            Ok(Effect::Update(s))
+        }
+        E::Moved { specimen, to, .. } => {
+            let mut s = existing(view, specimen)?;
+            in_storage(&s)?;
+            check_specimen_slot(view, to, specimen)?;
+            s.location = Some(to.clone());
+            Ok(Effect::Update(s))
+        }
+        E::Thawed { specimen } => {
+            let mut s = existing(view, specimen)?;
+            not_final(&s)?;
+            s.freeze_thaw += 1;
+            Ok(Effect::Update(s))
+        }
+        E::Consumed { specimen, amount, used_up } => {
+            let mut s = existing(view, specimen)?;
+            not_final(&s)?;
+            not_blocked(&s)?;
+            if !matches!(s.status, Status::Available | Status::CheckedOut) {
+                return rule(RuleError::NotInStorage { specimen: specimen.to_string(), status: s.status.as_str().into() });
+            }
+            if let (Some(a), Some(left)) = (amount, s.quantity) {
+                if a.unit != left.unit {
+                    return rule(RuleError::UnitMismatch { given: a.unit.as_str().into(), unit: left.unit.as_str().into() });
+                }
+                if a.milli > left.milli {
+                    return rule(RuleError::NotEnoughLeft { amount: a.to_string(), left: left.to_string() });
+                }
+                s.quantity = Some(Quantity { milli: left.milli - a.milli, unit: left.unit });
+            }
+            if *used_up || s.quantity.is_some_and(|q| q.milli == 0) {
+                s.status = Status::Consumed;
+                s.location = None;
+                s.holder = None;
+                s.due = None;
+            }
+            Ok(Effect::Update(s))
+        }
+        E::Disposed { specimen, .. } => {
+            let mut s = existing(view, specimen)?;
+            not_final(&s)?;
+            s.status = Status::Disposed;
+            s.location = None;
+            s.holder = None;
+            s.due = None;
+            Ok(Effect::Update(s))
+        }
+        E::Blocked { specimen, .. } => {
+            let mut s = existing(view, specimen)?;
+            not_final(&s)?;
+            s.blocked = true;
+            Ok(Effect::Update(s))
+        }
+        E::Unblocked { specimen, .. } => {
+            let mut s = existing(view, specimen)?;
+            not_final(&s)?;
+            if !s.blocked {
+                return rule(RuleError::NotBlocked { specimen: specimen.to_string() });
+            }
+            s.blocked = false;
+            Ok(Effect::Update(s))
+        }
+        E::Shipped { specimen, .. } => {
+            let mut s = existing(view, specimen)?;
+            in_storage(&s)?;
+            not_blocked(&s)?;
+            s.status = Status::InTransit;
+            s.location = None;
+            Ok(Effect::Update(s))
+        }
+        E::Received { specimen, location, .. } => {
+            let mut s = existing(view, specimen)?;
+            if s.status != Status::InTransit {
+                return rule(RuleError::NotInTransit { specimen: specimen.to_string() });
+            }
+            if let Some(loc) = location {
+                check_specimen_slot(view, loc, specimen)?;
+                s.status = Status::Available;
+            } else {
+                s.status = Status::Received;
+            }
+            s.location = location.clone();
+            Ok(Effect::Update(s))
+        }
+        E::ConflictResolved { specimen, .. } => {
+            let mut s = existing(view, specimen)?;
+            if !s.in_conflict {
+                return rule(RuleError::NotInConflict { specimen: specimen.to_string() });
+            }
+            s.in_conflict = false;
+            Ok(Effect::Update(s))
+        }
+        E::ContainerCreated { container } => {
+            if view.container(&container.id).map_err(DecideError::View)?.is_some() {
+                return rule(RuleError::ContainerExists { container: container.id.to_string() });
+            }
+            match &container.parent {
+                Some(parent) => check_container_slot(
+                    view,
+                    &container.id,
+                    container.kind,
+                    &Placement { parent: parent.clone(), pos: container.pos },
+                )?,
+                None if container.kind == ContainerKind::Site => {}
+                None => {
+                    return rule(RuleError::BadPosition {
+                        container: container.id.to_string(),
+                        reason: format!("a {} needs a parent container", container.kind.as_str()),
+                    });
+                }
+            }
+            Ok(Effect::CreateContainer(container.clone()))
+        }
+        E::ContainerMoved { container, to, .. } => {
+            let c = match view.container(container).map_err(DecideError::View)? {
+                Some(c) => c,
+                None => return rule(RuleError::UnknownContainer { container: container.to_string() }),
+            };
+            // Refuse moving a container into itself or anything below it.
+            let mut cursor = Some(to.parent.clone());
+            while let Some(id) = cursor {
+                if &id == container {
+                    return rule(RuleError::ContainerCycle { container: container.to_string(), target: to.parent.to_string() });
+                }
+                cursor = view.container(&id).map_err(DecideError::View)?.and_then(|p| p.parent);
+            }
+            check_container_slot(view, container, c.kind, to)?;
+            Ok(Effect::MoveContainer { id: container.clone(), to: to.clone() })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
