@@ -1,1 +1,132 @@
+//! Kura's local store: one SQLite file holding the append-only custody log (`events`), the
+//! projection derived from it (`specimens`, `containers`, `event_subjects`) and the `outbox` of
+//! events waiting for the central registry.
+//!
+//! Every write goes through [`Store::write`], which opens one IMMEDIATE transaction; inside it,
+//! [`Tx::append`] checks an event against the domain rules, updates the projection, inserts the
+//! event with its sequence number and hash, and queues it in the outbox. The transaction commits
+//! all of that or none of it.
 
+mod error;
+mod hash;
+mod migrations;
+mod project;
+mod query;
+pub mod raw;
+mod tx;
+mod verify;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use migrations::MIGRATIONS;
+pub use query::{
+    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, SpecimenView, Stats,
+};
+pub use tx::Tx;
+pub use verify::{RebuildReport, VerifyProblem, VerifyReport};
+
+/// The open local store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    workstation: Uuid,
+}
+
+/// How hard the store works to keep each commit (the bulk paths may lower the cache pressure).
+const PRAGMAS: &str = "
+    PRAGMA foreign_keys = ON;
+    PRAGMA synchronous = FULL;
+    PRAGMA busy_timeout = 5000;
+    PRAGMA cache_size = -65536;
+    PRAGMA temp_store = MEMORY;
+";
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, applies pending migrations and sets WAL
+    /// with `synchronous=FULL`. A new store gets a fresh workstation id.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { path: dir.to_path_buf(), source: e })?;
+        }
+        let mut conn = Connection::open(&path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!("could not switch {} to WAL (got {mode})", path.display())));
+        }
+        conn.execute_batch(PRAGMAS)?;
+        migrations::migrate(&mut conn)?;
+        let workstation = {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ws: Option<String> =
+                tx.query_row("SELECT value FROM meta WHERE key = 'workstation'", [], |r| r.get(0)).optional()?;
+            let ws = match ws {
+                Some(s) => Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("workstation id {s:?}: {e}")))?,
+                None => {
+                    let id = Uuid::now_v7();
+                    tx.execute("INSERT INTO meta(key, value) VALUES ('workstation', ?1)", [id.to_string()])?;
+                    id
+                }
+            };
+            tx.commit()?;
+            ws
+        };
+        Ok(Store { conn, path, workstation })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This workstation's id: every event written here carries it.
+    pub fn workstation(&self) -> Uuid {
+        self.workstation
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction. If `f` returns an error, nothing it did is kept.
+    pub fn write<T, E>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let mut t = Tx::begin(tx, self.workstation)?;
+        let out = f(&mut t)?;
+        t.commit()?;
+        Ok(out)
+    }
+
+    /// A setting from the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    /// Makes the next bulk write cheaper to check: a larger page cache for the session.
+    pub fn set_cache_mib(&self, mib: u32) -> Result<(), StoreError> {
+        self.conn.execute_batch(&format!("PRAGMA cache_size = -{}", u64::from(mib) * 1024))?;
+        Ok(())
+    }
+
+    /// Writes the WAL back into the main file (used before measuring the file size).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check`: "ok" or the problems SQLite found.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows.join("\n"))
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}

@@ -1,0 +1,313 @@
+//! The projection: how an allowed event changes `specimens`, `containers` and `event_subjects`.
+//! Used for new events and, unchanged, for a rebuild from the log.
+
+use std::collections::HashMap;
+
+use kura_domain::rules::{self, DecideError, Effect, View};
+use kura_domain::{
+    ContainerId, ContainerInfo, EventBody, Geometry, Location, Pos, Quantity, SpecimenCode, SpecimenState,
+    Status,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::StoreError;
+
+/// A container as cached during a transaction: its row id and what the rules need.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedContainer {
+    pub rowid: i64,
+    pub info: ContainerInfo,
+    pub path: String,
+}
+
+pub(crate) type ContainerCache = HashMap<ContainerId, CachedContainer>;
+
+pub(crate) struct Projector<'c> {
+    pub conn: &'c Connection,
+    pub cache: &'c mut ContainerCache,
+}
+
+fn unit_of(s: Option<String>) -> Option<kura_domain::specimen::Unit> {
+    s.and_then(|u| kura_domain::specimen::Unit::parse(&u).ok())
+}
+
+impl Projector<'_> {
+    pub fn container_cached(&mut self, id: &ContainerId) -> Result<Option<CachedContainer>, rusqlite::Error> {
+        if let Some(c) = self.cache.get(id) {
+            return Ok(Some(c.clone()));
+        }
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT c.id, c.kind, c.geometry, p.code, c.prow, c.pcol, c.path
+                 FROM containers c LEFT JOIN containers p ON p.id = c.parent WHERE c.code = ?1",
+            )?
+            .query_row([id.as_str()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<u16>>(4)?,
+                    r.get::<_, Option<u16>>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .optional()?;
+        let Some((rowid, kind, geometry, parent, prow, pcol, path)) = row else { return Ok(None) };
+        let kind = kura_domain::ContainerKind::parse(&kind)
+            .ok_or_else(|| rusqlite::Error::InvalidColumnType(1, kind.clone(), rusqlite::types::Type::Text))?;
+        let geometry: Geometry = serde_json::from_str(&geometry)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+        let info = ContainerInfo {
+            id: id.clone(),
+            kind,
+            geometry,
+            parent: parent.map(ContainerId::from_stored),
+            pos: prow.zip(pcol).map(|(r, c)| Pos::new(r, c)),
+        };
+        let c = CachedContainer { rowid, info, path };
+        self.cache.insert(id.clone(), c.clone());
+        Ok(Some(c))
+    }
+
+    fn container_rowid(&mut self, id: &ContainerId) -> Result<i64, StoreError> {
+        self.container_cached(id)?
+            .map(|c| c.rowid)
+            .ok_or_else(|| StoreError::NotFound { what: "container", code: id.to_string() })
+    }
+
+    fn specimen_rowid(&self, code: &SpecimenCode) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT id FROM specimens WHERE code = ?1")?
+            .query_row([code.as_str()], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound { what: "specimen", code: code.to_string() })
+    }
+
+    /// Checks `body` against the rules and writes its effect. `event` is the event's row id.
+    pub fn apply(&mut self, event: i64, at: i64, body: &EventBody) -> Result<(), StoreError> {
+        let effect = self.decide(body)?;
+        self.write(event, at, body, effect)
+    }
+
+    pub fn decide(&mut self, body: &EventBody) -> Result<Effect, StoreError> {
+        rules::decide(self, body).map_err(|e| match e {
+            DecideError::Rule(r) => StoreError::Rule(r),
+            DecideError::View(e) => StoreError::Sqlite(e),
+        })
+    }
+
+    pub fn write(&mut self, event: i64, at: i64, body: &EventBody, effect: Effect) -> Result<(), StoreError> {
+        match effect {
+            Effect::Register { record, state } => {
+                let parent = match &record.parent {
+                    Some(p) => Some(self.specimen_rowid(p)?),
+                    None => None,
+                };
+                let (container, row, col) = self.location_cols(state.location.as_ref())?;
+                let id: i64 = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO specimens (code, sample_type, primary_container, storage_code, material,
+                            qty_milli, unit, study, donor, collected_at, registered_at, parent, freeze_thaw,
+                            status, blocked, in_conflict, container, row, col, holder, due, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0, ?15, ?16, ?17, NULL, NULL, ?11)
+                         RETURNING id",
+                    )?
+                    .query_row(
+                        params![
+                            record.code.as_str(),
+                            record.sample_type.code(),
+                            record.container,
+                            record.storage,
+                            material_str(record.sample_type.material()),
+                            record.quantity.map(|q| q.milli),
+                            record.quantity.map(|q| q.unit.as_str()),
+                            record.study,
+                            record.donor,
+                            record.collected_at.map(|t| t.0),
+                            at,
+                            parent,
+                            state.freeze_thaw,
+                            state.status.as_str(),
+                            container,
+                            row,
+                            col,
+                        ],
+                        |r| r.get(0),
+                    )?;
+                self.subject(id, event)?;
+                if let (Some(p), EventBody::Derived { .. }) = (parent, body) {
+                    self.subject(p, event)?;
+                }
+            }
+            Effect::Update(state) => {
+                let (container, row, col) = self.location_cols(state.location.as_ref())?;
+                let id: i64 = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE specimens SET status = ?2, blocked = ?3, in_conflict = ?4, container = ?5, row = ?6,
+                            col = ?7, freeze_thaw = ?8, qty_milli = ?9, holder = ?10, due = ?11, updated_at = ?12
+                         WHERE code = ?1 RETURNING id",
+                    )?
+                    .query_row(
+                        params![
+                            state.code.as_str(),
+                            state.status.as_str(),
+                            state.blocked,
+                            state.in_conflict,
+                            container,
+                            row,
+                            col,
+                            state.freeze_thaw,
+                            state.quantity.map(|q| q.milli),
+                            state.holder,
+                            state.due.map(|d| d.to_string()),
+                            at,
+                        ],
+                        |r| r.get(0),
+                    )?;
+                self.subject(id, event)?;
+            }
+            Effect::CreateContainer(spec) => {
+                let (parent, path) = match &spec.parent {
+                    Some(p) => {
+                        let pc = self.container_cached(p)?.ok_or_else(|| StoreError::NotFound {
+                            what: "container",
+                            code: p.to_string(),
+                        })?;
+                        (Some(pc.rowid), format!("{} › {}", pc.path, spec.name))
+                    }
+                    None => (None, spec.name.clone()),
+                };
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO containers (code, kind, name, type_name, geometry, temperature, parent, prow, pcol, path, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )?
+                    .execute(params![
+                        spec.id.as_str(),
+                        spec.kind.as_str(),
+                        spec.name,
+                        spec.type_name,
+                        serde_json::to_string(&spec.geometry).expect("geometry serializes"),
+                        spec.temperature.map(|t| serde_json::to_value(t).expect("ok").as_str().unwrap_or_default().to_string()),
+                        parent,
+                        spec.pos.map(|p| p.row),
+                        spec.pos.map(|p| p.col),
+                        path,
+                        at,
+                    ])?;
+            }
+            Effect::MoveContainer { id, to } => {
+                let rowid = self.container_rowid(&id)?;
+                let parent = self.container_rowid(&to.parent)?;
+                self.conn
+                    .prepare_cached("UPDATE containers SET parent = ?2, prow = ?3, pcol = ?4 WHERE id = ?1")?
+                    .execute(params![rowid, parent, to.pos.map(|p| p.row), to.pos.map(|p| p.col)])?;
+                // Re-derive the paths of the moved subtree, top down.
+                self.conn
+                    .prepare_cached(
+                        "WITH RECURSIVE sub(id, path) AS (
+                             SELECT c.id, p.path || ' › ' || c.name FROM containers c JOIN containers p ON p.id = c.parent WHERE c.id = ?1
+                             UNION ALL
+                             SELECT c.id, sub.path || ' › ' || c.name FROM containers c JOIN sub ON c.parent = sub.id)
+                         UPDATE containers SET path = (SELECT path FROM sub WHERE sub.id = containers.id)
+                         WHERE id IN (SELECT id FROM sub)",
+                    )?
+                    .execute([rowid])?;
+                // Every specimen that moved with it gets the event in its history.
+                self.conn
+                    .prepare_cached(
+                        "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT c.id FROM containers c JOIN sub ON c.parent = sub.id)
+                         INSERT OR IGNORE INTO event_subjects (specimen, event)
+                         SELECT s.id, ?2 FROM specimens s WHERE s.container IN (SELECT id FROM sub)",
+                    )?
+                    .execute(params![rowid, event])?;
+                self.cache.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn location_cols(&mut self, loc: Option<&Location>) -> Result<(Option<i64>, Option<u16>, Option<u16>), StoreError> {
+        Ok(match loc {
+            Some(l) => (Some(self.container_rowid(&l.container)?), Some(l.pos.row), Some(l.pos.col)),
+            None => (None, None, None),
+        })
+    }
+
+    fn subject(&self, specimen: i64, event: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO event_subjects (specimen, event) VALUES (?1, ?2)")?
+            .execute(params![specimen, event])?;
+        Ok(())
+    }
+}
+
+pub(crate) fn material_str(m: kura_domain::specimen::MaterialType) -> String {
+    serde_json::to_value(m).expect("ok").as_str().unwrap_or_default().to_string()
+}
+
+impl View for Projector<'_> {
+    type Error = rusqlite::Error;
+
+    fn specimen(&mut self, code: &SpecimenCode) -> Result<Option<SpecimenState>, rusqlite::Error> {
+        read_state(self.conn, code)
+    }
+
+    fn container(&mut self, id: &ContainerId) -> Result<Option<ContainerInfo>, rusqlite::Error> {
+        Ok(self.container_cached(id)?.map(|c| c.info))
+    }
+
+    fn specimen_at(&mut self, container: &ContainerId, pos: Pos) -> Result<Option<SpecimenCode>, rusqlite::Error> {
+        let Some(c) = self.container_cached(container)? else { return Ok(None) };
+        self.conn
+            .prepare_cached("SELECT code FROM specimens WHERE container = ?1 AND row = ?2 AND col = ?3")?
+            .query_row(params![c.rowid, pos.row, pos.col], |r| r.get::<_, String>(0))
+            .optional()
+            .map(|o| o.map(SpecimenCode::from_stored))
+    }
+
+    fn container_at(&mut self, parent: &ContainerId, pos: Pos) -> Result<Option<ContainerId>, rusqlite::Error> {
+        let Some(p) = self.container_cached(parent)? else { return Ok(None) };
+        self.conn
+            .prepare_cached("SELECT code FROM containers WHERE parent = ?1 AND prow = ?2 AND pcol = ?3")?
+            .query_row(params![p.rowid, pos.row, pos.col], |r| r.get::<_, String>(0))
+            .optional()
+            .map(|o| o.map(ContainerId::from_stored))
+    }
+}
+
+pub(crate) fn read_state(conn: &Connection, code: &SpecimenCode) -> Result<Option<SpecimenState>, rusqlite::Error> {
+    conn.prepare_cached(
+        "SELECT s.status, s.blocked, s.in_conflict, c.code, s.row, s.col, s.freeze_thaw, s.qty_milli, s.unit, s.holder, s.due
+         FROM specimens s LEFT JOIN containers c ON c.id = s.container WHERE s.code = ?1",
+    )?
+    .query_row([code.as_str()], |r| {
+        let status: String = r.get(0)?;
+        let container: Option<String> = r.get(3)?;
+        let row: Option<u16> = r.get(4)?;
+        let col: Option<u16> = r.get(5)?;
+        let milli: Option<i64> = r.get(7)?;
+        let due: Option<String> = r.get(10)?;
+        Ok(SpecimenState {
+            code: code.clone(),
+            status: Status::parse(&status).unwrap_or(Status::Received),
+            blocked: r.get(1)?,
+            in_conflict: r.get(2)?,
+            location: match (container, row, col) {
+                (Some(c), Some(row), Some(col)) => {
+                    Some(Location { container: ContainerId::from_stored(c), pos: Pos::new(row, col) })
+                }
+                _ => None,
+            },
+            freeze_thaw: r.get(6)?,
+            quantity: milli.zip(unit_of(r.get(8)?)).map(|(milli, unit)| Quantity { milli, unit }),
+            holder: r.get(9)?,
+            due: due.and_then(|d| d.parse().ok()),
+        })
+    })
+    .optional()
+}

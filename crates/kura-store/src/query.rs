@@ -1,0 +1,420 @@
+//! Read models: what the use cases show. All reads go through indexes; none scans the log.
+
+use kura_domain::{Geometry, Pos, SpecimenCode};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{Store, StoreError};
+
+/// One specimen with its full location, as the find screen and `kura show` present it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpecimenView {
+    pub code: String,
+    pub sample_type: String,
+    pub material: String,
+    pub primary_container: String,
+    pub storage_code: String,
+    pub quantity_milli: Option<i64>,
+    pub unit: Option<String>,
+    pub study: String,
+    pub donor: String,
+    pub collected_at: Option<i64>,
+    pub registered_at: i64,
+    pub parent: Option<String>,
+    pub freeze_thaw: u32,
+    pub status: String,
+    pub blocked: bool,
+    pub in_conflict: bool,
+    /// The container's code (box, tube rack, cane), when stored or reserved.
+    pub container: Option<String>,
+    pub row: Option<u16>,
+    pub col: Option<u16>,
+    /// The position label, e.g. `A1`.
+    pub position: Option<String>,
+    /// site › room › freezer › rack › box › A1
+    pub path: Option<String>,
+    pub holder: Option<String>,
+    pub due: Option<String>,
+}
+
+const SPECIMEN_COLS: &str = "s.code, s.sample_type, s.material, s.primary_container, s.storage_code, s.qty_milli, s.unit,
+    s.study, s.donor, s.collected_at, s.registered_at, p.code, s.freeze_thaw, s.status, s.blocked, s.in_conflict,
+    c.code, s.row, s.col, c.geometry, c.path, s.holder, s.due";
+const SPECIMEN_FROM: &str = "specimens s LEFT JOIN containers c ON c.id = s.container LEFT JOIN specimens p ON p.id = s.parent";
+
+fn specimen_row(r: &Row<'_>) -> rusqlite::Result<SpecimenView> {
+    let row: Option<u16> = r.get(17)?;
+    let col: Option<u16> = r.get(18)?;
+    let geometry: Option<String> = r.get(19)?;
+    let cpath: Option<String> = r.get(20)?;
+    let position = match (row, col, geometry) {
+        (Some(row), Some(col), Some(g)) => {
+            serde_json::from_str::<Geometry>(&g).ok().map(|g| g.label(Pos::new(row, col)))
+        }
+        _ => None,
+    };
+    let path = match (&cpath, &position) {
+        (Some(p), Some(pos)) => Some(format!("{p} › {pos}")),
+        (Some(p), None) => Some(p.clone()),
+        _ => None,
+    };
+    Ok(SpecimenView {
+        code: r.get(0)?,
+        sample_type: r.get(1)?,
+        material: r.get(2)?,
+        primary_container: r.get(3)?,
+        storage_code: r.get(4)?,
+        quantity_milli: r.get(5)?,
+        unit: r.get(6)?,
+        study: r.get(7)?,
+        donor: r.get(8)?,
+        collected_at: r.get(9)?,
+        registered_at: r.get(10)?,
+        parent: r.get(11)?,
+        freeze_thaw: r.get(12)?,
+        status: r.get(13)?,
+        blocked: r.get(14)?,
+        in_conflict: r.get(15)?,
+        container: r.get(16)?,
+        row,
+        col,
+        position,
+        path,
+        holder: r.get(21)?,
+        due: r.get(22)?,
+    })
+}
+
+/// What to search for. Empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct FindQuery {
+    /// A specimen code (exact, or a prefix), a donor or a study.
+    pub text: Option<String>,
+    pub donor: Option<String>,
+    pub study: Option<String>,
+    pub sample_type: Option<String>,
+    pub status: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// One custody event as history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    pub event_id: Uuid,
+    pub workstation: Uuid,
+    pub seq: i64,
+    pub actor: String,
+    pub at: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineageNode {
+    pub code: String,
+    pub sample_type: String,
+    pub status: String,
+    pub children: Vec<LineageNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BoxSlot {
+    pub row: u16,
+    pub col: u16,
+    pub label: String,
+    pub specimen: Option<String>,
+    pub sample_type: Option<String>,
+    pub status: Option<String>,
+    pub blocked: bool,
+    pub registered_at: Option<i64>,
+    /// A container in this slot (racks hold boxes).
+    pub container: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BoxMap {
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub path: String,
+    pub geometry: Geometry,
+    pub capacity: Option<usize>,
+    pub occupied: usize,
+    /// Every position in row-major order (empty ones included).
+    pub slots: Vec<BoxSlot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerRow {
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub type_name: String,
+    pub parent: Option<String>,
+    pub position: Option<String>,
+    pub path: String,
+    pub temperature: Option<String>,
+    pub children: i64,
+    pub specimens: i64,
+    pub capacity: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub specimens: i64,
+    pub by_status: Vec<(String, i64)>,
+    pub blocked: i64,
+    pub containers: i64,
+    pub events: i64,
+    pub outbox: i64,
+    pub workstation: Uuid,
+}
+
+impl Store {
+    /// Looks up a scanned code with its full location path.
+    pub fn specimen(&self, code: &SpecimenCode) -> Result<Option<SpecimenView>, StoreError> {
+        let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} WHERE s.code = ?1");
+        Ok(self.conn().prepare_cached(&sql)?.query_row([code.as_str()], specimen_row).optional()?)
+    }
+
+    pub fn find(&self, q: &FindQuery) -> Result<Vec<SpecimenView>, StoreError> {
+        let mut wheres = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        if let Some(t) = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let upper = t.to_ascii_uppercase();
+            args.push(upper.clone());
+            let a = args.len();
+            args.push(format!("{upper}\u{7f}"));
+            let b = args.len();
+            args.push(t.to_string());
+            let c = args.len();
+            wheres.push(format!("(s.code >= ?{a} AND s.code < ?{b}) OR s.donor = ?{c} OR s.study = ?{c}"));
+        }
+        for (col, v) in [("s.donor", &q.donor), ("s.study", &q.study), ("s.sample_type", &q.sample_type), ("s.status", &q.status)] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                args.push(v.to_string());
+                wheres.push(format!("{col} = ?{}", args.len()));
+            }
+        }
+        let w = if wheres.is_empty() { String::new() } else { format!("WHERE ({})", wheres.join(") AND (")) };
+        let limit = if q.limit == 0 { 100 } else { q.limit };
+        let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} {w} ORDER BY s.code LIMIT {limit} OFFSET {}", q.offset);
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), specimen_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every specimen, in code order, for export.
+    pub fn for_each_specimen(&self, mut f: impl FnMut(SpecimenView) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} ORDER BY s.id");
+        let mut stmt = self.conn().prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(specimen_row(r)?)?;
+        }
+        Ok(())
+    }
+
+    /// Every custody event about a specimen, oldest first.
+    pub fn history(&self, code: &SpecimenCode) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT e.event_id, e.workstation, e.seq, e.actor, e.at, e.kind, e.payload
+             FROM specimens s JOIN event_subjects x ON x.specimen = s.id JOIN events e ON e.id = x.event
+             WHERE s.code = ?1 ORDER BY e.id",
+        )?;
+        let rows = stmt.query_map([code.as_str()], event_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The events after local row `after`, in order (export of the log, sync).
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, EventRow)>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT e.event_id, e.workstation, e.seq, e.actor, e.at, e.kind, e.payload, e.id FROM events e
+             WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| Ok((r.get(7)?, event_row(r)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The family of a specimen: from its oldest ancestor down to every aliquot and derivative.
+    pub fn lineage(&self, code: &SpecimenCode) -> Result<Option<LineageNode>, StoreError> {
+        let root: Option<i64> = self
+            .conn()
+            .query_row(
+                "WITH RECURSIVE up(id, parent) AS (
+                     SELECT id, parent FROM specimens WHERE code = ?1
+                     UNION ALL SELECT s.id, s.parent FROM specimens s JOIN up ON s.id = up.parent)
+                 SELECT id FROM up WHERE parent IS NULL",
+                [code.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(root) = root else { return Ok(None) };
+        let mut stmt = self.conn().prepare(
+            "WITH RECURSIVE down(id) AS (SELECT ?1 UNION ALL SELECT s.id FROM specimens s JOIN down ON s.parent = down.id)
+             SELECT s.id, s.parent, s.code, s.sample_type, s.status FROM specimens s WHERE s.id IN (SELECT id FROM down) ORDER BY s.id",
+        )?;
+        let rows: Vec<(i64, Option<i64>, LineageNode)> = stmt
+            .query_map([root], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    LineageNode { code: r.get(2)?, sample_type: r.get(3)?, status: r.get(4)?, children: Vec::new() },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        fn build(id: i64, rows: &[(i64, Option<i64>, LineageNode)]) -> LineageNode {
+            let mut node = rows.iter().find(|r| r.0 == id).expect("root present").2.clone();
+            node.children = rows.iter().filter(|r| r.1 == Some(id)).map(|r| build(r.0, rows)).collect();
+            node
+        }
+        Ok(Some(build(root, &rows)))
+    }
+
+    /// A container's grid with every position, occupied or not.
+    pub fn box_map(&self, code: &str) -> Result<Option<BoxMap>, StoreError> {
+        let c = self
+            .conn()
+            .prepare_cached("SELECT id, code, name, kind, path, geometry FROM containers WHERE code = ?1")?
+            .query_row([code], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?))
+            })
+            .optional()?;
+        let Some((id, code, name, kind, path, geometry)) = c else { return Ok(None) };
+        let geometry: Geometry =
+            serde_json::from_str(&geometry).map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
+        let mut slots: Vec<BoxSlot> = geometry
+            .fill_sequence()
+            .into_iter()
+            .map(|p| BoxSlot {
+                row: p.row,
+                col: p.col,
+                label: geometry.label(p),
+                specimen: None,
+                sample_type: None,
+                status: None,
+                blocked: false,
+                registered_at: None,
+                container: None,
+            })
+            .collect();
+        slots.sort_by_key(|s| (s.row, s.col));
+        let index = |slots: &Vec<BoxSlot>, row: u16, col: u16| slots.binary_search_by_key(&(row, col), |s| (s.row, s.col)).ok();
+        let mut occupied = 0;
+        {
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT row, col, code, sample_type, status, blocked, registered_at FROM specimens WHERE container = ?1",
+            )?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                occupied += 1;
+                if let Some(i) = index(&slots, r.get(0)?, r.get(1)?) {
+                    let s = &mut slots[i];
+                    s.specimen = Some(r.get(2)?);
+                    s.sample_type = Some(r.get(3)?);
+                    s.status = Some(r.get(4)?);
+                    s.blocked = r.get(5)?;
+                    s.registered_at = Some(r.get(6)?);
+                }
+            }
+        }
+        {
+            let mut stmt = self.conn().prepare_cached("SELECT prow, pcol, code FROM containers WHERE parent = ?1 AND prow IS NOT NULL")?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                occupied += 1;
+                if let Some(i) = index(&slots, r.get(0)?, r.get(1)?) {
+                    slots[i].container = Some(r.get(2)?);
+                }
+            }
+        }
+        Ok(Some(BoxMap { code, name, kind, path, capacity: geometry.capacity(), geometry, occupied, slots }))
+    }
+
+    /// Containers under `parent` (or the sites, for `None`), with occupancy counts.
+    pub fn containers(&self, parent: Option<&str>) -> Result<Vec<ContainerRow>, StoreError> {
+        let sql = "SELECT c.code, c.name, c.kind, c.type_name, p.code, c.prow, c.pcol, p.geometry, c.path, c.temperature,
+                (SELECT count(*) FROM containers k WHERE k.parent = c.id),
+                (SELECT count(*) FROM specimens s WHERE s.container = c.id), c.geometry
+             FROM containers c LEFT JOIN containers p ON p.id = c.parent
+             WHERE (?1 IS NULL AND c.parent IS NULL) OR p.code = ?1 ORDER BY c.prow, c.pcol, c.code";
+        let mut stmt = self.conn().prepare_cached(sql)?;
+        let rows = stmt.query_map([parent], |r| {
+            let prow: Option<u16> = r.get(5)?;
+            let pcol: Option<u16> = r.get(6)?;
+            let pgeom: Option<String> = r.get(7)?;
+            let geom: String = r.get(12)?;
+            let position = match (prow, pcol, pgeom) {
+                (Some(a), Some(b), Some(g)) => serde_json::from_str::<Geometry>(&g).ok().map(|g| g.label(Pos::new(a, b))),
+                _ => None,
+            };
+            Ok(ContainerRow {
+                code: r.get(0)?,
+                name: r.get(1)?,
+                kind: r.get(2)?,
+                type_name: r.get(3)?,
+                parent: r.get(4)?,
+                position,
+                path: r.get(8)?,
+                temperature: r.get(9)?,
+                children: r.get(10)?,
+                specimens: r.get(11)?,
+                capacity: serde_json::from_str::<Geometry>(&geom).ok().and_then(|g| g.capacity()),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let c = self.conn();
+        let one = |sql: &str| -> Result<i64, StoreError> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+        let mut stmt = c.prepare("SELECT status, count(*) FROM specimens GROUP BY status ORDER BY status")?;
+        let by_status = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(Stats {
+            specimens: one("SELECT count(*) FROM specimens")?,
+            by_status,
+            blocked: one("SELECT count(*) FROM specimens WHERE blocked")?,
+            containers: one("SELECT count(*) FROM containers")?,
+            events: one("SELECT count(*) FROM events")?,
+            outbox: one("SELECT count(*) FROM outbox")?,
+            workstation: self.workstation(),
+        })
+    }
+
+    /// Codes of containers that hold specimens and have a free position, in code order.
+    pub fn boxes_with_space(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT c.code, c.geometry, (SELECT count(*) FROM specimens s WHERE s.container = c.id)
+             FROM containers c WHERE c.kind IN ('box', 'tube_rack', 'cane') ORDER BY c.code",
+        )?;
+        let mut out = Vec::new();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let g: Geometry = serde_json::from_str(&r.get::<_, String>(1)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if (r.get::<_, i64>(2)? as usize) < g.capacity().unwrap_or(0) {
+                out.push(r.get(0)?);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    let id: Vec<u8> = r.get(0)?;
+    let ws: Vec<u8> = r.get(1)?;
+    let payload: String = r.get(6)?;
+    Ok(EventRow {
+        event_id: Uuid::from_slice(&id).unwrap_or_default(),
+        workstation: Uuid::from_slice(&ws).unwrap_or_default(),
+        seq: r.get(2)?,
+        actor: r.get(3)?,
+        at: r.get(4)?,
+        kind: r.get(5)?,
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+    })
+}

@@ -1,0 +1,221 @@
+//! `verify` proves the local log was not edited and that the projection is what the log says;
+//! `rebuild` recomputes the projection from the log.
+
+use kura_domain::EventBody;
+use rusqlite::{Connection, TransactionBehavior};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::hash::{GENESIS, event_hash};
+use crate::project::{ContainerCache, Projector};
+use crate::{Store, StoreError};
+
+/// One thing `verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyProblem {
+    /// A stable code: `hash_mismatch`, `sequence_gap`, `bad_payload`, `replay_failed`,
+    /// `projection_differs`, `append_only_guard_missing`.
+    pub code: &'static str,
+    pub event_id: Option<Uuid>,
+    pub workstation: Option<Uuid>,
+    pub seq: Option<i64>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub workstations: u64,
+    pub specimens: u64,
+    pub problems: Vec<VerifyProblem>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RebuildReport {
+    pub events: u64,
+    pub specimens: u64,
+    pub containers: u64,
+}
+
+const MAX_PROBLEMS: usize = 100;
+
+fn problem(code: &'static str, event_id: Option<Uuid>, ws: Option<Uuid>, seq: Option<i64>, message: String) -> VerifyProblem {
+    VerifyProblem { code, event_id, workstation: ws, seq, message }
+}
+
+/// Re-applies every event, in log order, to an emptied projection.
+fn replay(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, StoreError> {
+    conn.execute_batch(
+        "PRAGMA defer_foreign_keys = ON;
+         DELETE FROM event_subjects; DELETE FROM specimens; DELETE FROM containers;",
+    )?;
+    let total: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    let mut cache = ContainerCache::new();
+    let mut stmt = conn.prepare("SELECT id, event_id, workstation, seq, at, payload FROM events ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0u64;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let at: i64 = r.get(4)?;
+        let payload: String = r.get(5)?;
+        let describe = |r: &rusqlite::Row<'_>| -> String {
+            let eid: Vec<u8> = r.get(1).unwrap_or_default();
+            let seq: i64 = r.get(3).unwrap_or_default();
+            format!("event {} (seq {seq})", Uuid::from_slice(&eid).unwrap_or_default())
+        };
+        let body: EventBody = serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("{}: payload does not parse: {e}", describe(r))))?;
+        let mut p = Projector { conn, cache: &mut cache };
+        p.apply(id, at, &body)
+            .map_err(|e| StoreError::Corrupt(format!("{} no longer applies: {e}", describe(r))))?;
+        n += 1;
+        if n % 50_000 == 0 {
+            progress(n, total as u64);
+        }
+    }
+    progress(n, total as u64);
+    Ok(n)
+}
+
+impl Store {
+    /// Recomputes the projection from the log in one transaction.
+    pub fn rebuild(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<RebuildReport, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let events = replay(&tx, progress)?;
+        let specimens: i64 = tx.query_row("SELECT count(*) FROM specimens", [], |r| r.get(0))?;
+        let containers: i64 = tx.query_row("SELECT count(*) FROM containers", [], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(RebuildReport { events, specimens: specimens as u64, containers: containers as u64 })
+    }
+
+    /// Checks the hash chain of every workstation's stream and that the projection equals a
+    /// rebuild from the log. Changes nothing.
+    pub fn verify(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, StoreError> {
+        let mut problems = Vec::new();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for trigger in ["events_append_only_update", "events_append_only_delete"] {
+            let n: i64 =
+                tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1", [trigger], |r| r.get(0))?;
+            if n == 0 {
+                problems.push(problem(
+                    "append_only_guard_missing",
+                    None,
+                    None,
+                    None,
+                    format!("the guard trigger {trigger} was removed from the database"),
+                ));
+            }
+        }
+        let (mut events, mut workstations) = (0u64, 0u64);
+        {
+            let mut stmt = tx.prepare(
+                "SELECT event_id, workstation, seq, actor, at, kind, payload, hash FROM events ORDER BY workstation, seq",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut current: Option<Uuid> = None;
+            let mut prev = GENESIS;
+            let mut expect_seq = 1i64;
+            while let Some(r) = rows.next()? {
+                events += 1;
+                let eid = Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or_default();
+                let ws = Uuid::from_slice(&r.get::<_, Vec<u8>>(1)?).unwrap_or_default();
+                let seq: i64 = r.get(2)?;
+                let actor: String = r.get(3)?;
+                let at: i64 = r.get(4)?;
+                let kind: String = r.get(5)?;
+                let payload: String = r.get(6)?;
+                let stored: Vec<u8> = r.get(7)?;
+                if current != Some(ws) {
+                    current = Some(ws);
+                    workstations += 1;
+                    prev = GENESIS;
+                    expect_seq = 1;
+                }
+                if seq != expect_seq && problems.len() < MAX_PROBLEMS {
+                    problems.push(problem(
+                        "sequence_gap",
+                        Some(eid),
+                        Some(ws),
+                        Some(seq),
+                        format!("workstation {ws}: expected seq {expect_seq}, found {seq}"),
+                    ));
+                }
+                expect_seq = seq + 1;
+                let computed = event_hash(&prev, eid, ws, seq, &actor, at, &kind, &payload);
+                if computed[..] != stored[..] && problems.len() < MAX_PROBLEMS {
+                    problems.push(problem(
+                        "hash_mismatch",
+                        Some(eid),
+                        Some(ws),
+                        Some(seq),
+                        format!("event {eid} (workstation {ws}, seq {seq}, {kind}) was altered after it was written: its hash does not match its content"),
+                    ));
+                }
+                match serde_json::from_str::<EventBody>(&payload) {
+                    Ok(b) if b.kind() == kind => {}
+                    Ok(b) if problems.len() < MAX_PROBLEMS => problems.push(problem(
+                        "bad_payload",
+                        Some(eid),
+                        Some(ws),
+                        Some(seq),
+                        format!("event {eid}: kind column says {kind}, payload says {}", b.kind()),
+                    )),
+                    Err(e) if problems.len() < MAX_PROBLEMS => problems.push(problem(
+                        "bad_payload",
+                        Some(eid),
+                        Some(ws),
+                        Some(seq),
+                        format!("event {eid}: payload does not parse: {e}"),
+                    )),
+                    _ => {}
+                }
+                prev = <[u8; 32]>::try_from(stored.as_slice()).unwrap_or(GENESIS);
+            }
+        }
+        // The projection must equal a rebuild: snapshot it, rebuild in this transaction, compare,
+        // and roll everything back.
+        tx.execute_batch(
+            "CREATE TEMP TABLE snap_specimens AS SELECT * FROM specimens;
+             CREATE TEMP TABLE snap_containers AS SELECT * FROM containers;
+             CREATE TEMP TABLE snap_subjects AS SELECT * FROM event_subjects;",
+        )?;
+        let specimens: i64 = tx.query_row("SELECT count(*) FROM specimens", [], |r| r.get(0))?;
+        match replay(&tx, progress) {
+            Ok(_) => {
+                for (table, snap, key) in [
+                    ("specimens", "snap_specimens", "code"),
+                    ("containers", "snap_containers", "code"),
+                    ("event_subjects", "snap_subjects", "specimen"),
+                ] {
+                    let sql = format!(
+                        "SELECT {key} FROM (SELECT * FROM {table} EXCEPT SELECT * FROM {snap})
+                         UNION SELECT {key} FROM (SELECT * FROM {snap} EXCEPT SELECT * FROM {table}) LIMIT 10"
+                    );
+                    let mut stmt = tx.prepare(&sql)?;
+                    let diffs: Vec<String> = stmt
+                        .query_map([], |r| r.get::<_, rusqlite::types::Value>(0))?
+                        .map(|v| v.map(|v| format!("{v:?}")))
+                        .collect::<Result<_, _>>()?;
+                    if !diffs.is_empty() {
+                        problems.push(problem(
+                            "projection_differs",
+                            None,
+                            None,
+                            None,
+                            format!("table {table} differs from a rebuild from the log at {}", diffs.join(", ")),
+                        ));
+                    }
+                }
+            }
+            Err(e) => problems.push(problem("replay_failed", None, None, None, e.to_string())),
+        }
+        tx.rollback()?;
+        Ok(VerifyReport { events, workstations, specimens: specimens as u64, problems })
+    }
+}
