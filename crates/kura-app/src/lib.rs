@@ -1,1 +1,172 @@
+//! Kura's use cases. The `kura` CLI, the desktop window and the sync engine call this crate and
+//! nothing below it: it composes the store (`kura-store`) and the rules (`kura-domain`).
 
+pub mod bench;
+mod custody;
+pub mod demo;
+mod error;
+pub mod ids;
+pub mod import;
+mod register;
+pub mod storage;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kura_domain::{Clock, EventBody, IdFormat, Timestamp};
+use kura_store::{Store, Tx};
+use uuid::Uuid;
+
+pub use custody::{CheckOut, Placed};
+pub use error::{AppError, WireError};
+pub use kura_domain::Purpose;
+pub use kura_store::{
+    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, SpecimenView, Stats,
+    VerifyProblem, VerifyReport,
+};
+pub use register::{RegisterRequest, Registered};
+
+/// The system clock: the only place Kura reads the time of day.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(chrono::Utc::now())
+    }
+}
+
+/// Where the default database lives: the user's data directory.
+pub fn default_db_path() -> PathBuf {
+    directories::ProjectDirs::from("jp", "Kura", "kura")
+        .map(|d| d.data_dir().join("kura.sqlite3"))
+        .unwrap_or_else(|| PathBuf::from("kura.sqlite3"))
+}
+
+/// Progress of long work: (done, total).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// An open Kura database, acting for one person.
+pub struct Kura {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    actor: String,
+}
+
+impl Kura {
+    /// Opens (creating if needed) the database at `path`, acting as `actor`.
+    pub fn open(path: impl AsRef<Path>, actor: &str) -> Result<Kura, AppError> {
+        Kura::open_with_clock(path, actor, Arc::new(SystemClock))
+    }
+
+    pub fn open_with_clock(path: impl AsRef<Path>, actor: &str, clock: Arc<dyn Clock>) -> Result<Kura, AppError> {
+        let actor = actor.trim();
+        if actor.is_empty() {
+            return Err(AppError::input("actor", "say who is acting (--actor NAME or KURA_USER)"));
+        }
+        Ok(Kura { store: Store::open(path)?, clock, actor: actor.to_string() })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn workstation(&self) -> Uuid {
+        self.store.workstation()
+    }
+
+    /// Sets how this site issues Kura IDs. Run once on a new database.
+    pub fn init(&mut self, prefix: &str, serial_width: usize) -> Result<IdFormat, AppError> {
+        let f = IdFormat::new(prefix, serial_width)?;
+        let json = serde_json::to_string(&f).expect("serializes");
+        self.store.write(|tx| -> Result<(), AppError> { Ok(tx.set_meta("id_format", &json)?) })?;
+        Ok(f)
+    }
+
+    pub fn is_initialised(&self) -> Result<bool, AppError> {
+        Ok(self.store.meta("id_format")?.is_some())
+    }
+
+    pub fn id_format(&self) -> Result<IdFormat, AppError> {
+        let s = self.store.meta("id_format")?.ok_or(AppError::NotInitialised)?;
+        serde_json::from_str(&s).map_err(|e| AppError::Store(kura_store::StoreError::Corrupt(format!("id_format: {e}"))))
+    }
+
+    pub fn stats(&self) -> Result<Stats, AppError> {
+        Ok(self.store.stats()?)
+    }
+
+    pub fn verify(&mut self, progress: Progress<'_>) -> Result<VerifyReport, AppError> {
+        Ok(self.store.verify(progress)?)
+    }
+
+    pub fn rebuild(&mut self, progress: Progress<'_>) -> Result<RebuildReport, AppError> {
+        Ok(self.store.rebuild(progress)?)
+    }
+
+    pub fn integrity_check(&self) -> Result<String, AppError> {
+        Ok(self.store.integrity_check()?)
+    }
+
+    /// Writes the WAL back into the main file.
+    pub fn checkpoint(&self) -> Result<(), AppError> {
+        Ok(self.store.checkpoint()?)
+    }
+
+    /// Runs `f` in one transaction with an [`Emit`] that appends events as this actor.
+    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&mut Emit<'_, '_>) -> Result<T, AppError>) -> Result<T, AppError> {
+        let clock = self.clock.clone();
+        let actor = self.actor.clone();
+        self.store.write(|tx| {
+            let mut e = Emit { tx, clock: &*clock, actor: &actor, ids: &mut RandomIds };
+            f(&mut e)
+        })
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+}
+
+/// Makes event ids: UUIDv7 from the clock's time plus random bits.
+pub(crate) trait EventIds {
+    fn next(&mut self, at: Timestamp) -> Uuid;
+}
+
+pub(crate) struct RandomIds;
+
+impl EventIds for RandomIds {
+    fn next(&mut self, at: Timestamp) -> Uuid {
+        let r = Uuid::new_v4();
+        let mut bytes = [0u8; 10];
+        bytes.copy_from_slice(&r.as_bytes()[..10]);
+        uuid::Builder::from_unix_timestamp_millis(at.millis(), &bytes).into_uuid()
+    }
+}
+
+/// The write side handed to use cases: a transaction plus who and when.
+pub(crate) struct Emit<'t, 'c> {
+    pub tx: &'t mut Tx<'c>,
+    pub clock: &'t dyn Clock,
+    pub actor: &'t str,
+    pub ids: &'t mut dyn EventIds,
+}
+
+impl Emit<'_, '_> {
+    pub fn emit(&mut self, body: EventBody) -> Result<kura_domain::Event, AppError> {
+        let at = self.clock.now();
+        let id = self.ids.next(at);
+        Ok(self.tx.append(id, self.actor, at, body)?)
+    }
+}

@@ -1,1 +1,571 @@
-fn main(){}
+//! `kura`: every Kura use case from the command line. Glue only: parse arguments, call
+//! `kura-app`, print text or `--json`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use kura_app::{AppError, CheckOut, FindQuery, Kura, Purpose, RegisterRequest};
+use serde_json::json;
+
+mod print;
+
+#[derive(Parser)]
+#[command(name = "kura", version, about = "Kura (蔵): chain of custody for biobank specimens", long_about = None)]
+struct Cli {
+    /// The database file (default: kura.sqlite3 in your data directory).
+    #[arg(long, global = true, env = "KURA_DB")]
+    db: Option<PathBuf>,
+    /// Who is acting (recorded on every event).
+    #[arg(long, global = true, env = "KURA_USER")]
+    actor: Option<String>,
+    /// Print JSON for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Set up a new database: the site's ID prefix and serial width.
+    Init {
+        #[arg(long, default_value = "KURA")]
+        prefix: String,
+        #[arg(long, default_value_t = 7)]
+        serial_width: usize,
+    },
+    /// Fill a new database with deterministic synthetic data.
+    Demo {
+        #[arg(long, default_value_t = 10_000)]
+        specimens: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Sites, rooms, freezers, racks and boxes.
+    #[command(subcommand)]
+    Storage(StorageCmd),
+    /// Register a specimen (and N aliquots).
+    Register(RegisterArgs),
+    /// Check a specimen into a box (the next free position unless --position).
+    CheckIn {
+        specimen: String,
+        #[arg(value_name = "BOX")]
+        container: String,
+        #[arg(long)]
+        position: Option<String>,
+    },
+    /// Fill a box from scans, one transaction; with no SPECIMEN arguments, reads scans from stdin.
+    CheckInBox {
+        #[arg(value_name = "BOX")]
+        container: String,
+        specimens: Vec<String>,
+    },
+    /// Check out one or many specimens.
+    CheckOut {
+        #[arg(required = true)]
+        specimens: Vec<String>,
+        /// Who receives them.
+        #[arg(long)]
+        to: String,
+        /// analysis, qc, distribution, transfer or other.
+        #[arg(long, default_value = "analysis")]
+        purpose: String,
+        /// When they are due back (YYYY-MM-DD).
+        #[arg(long)]
+        due: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Return a checked-out specimen to its reserved position.
+    Return {
+        specimen: String,
+        /// It was thawed while out (counts a freeze–thaw cycle).
+        #[arg(long)]
+        thawed: bool,
+    },
+    /// Move a stored specimen.
+    Move {
+        specimen: String,
+        #[arg(value_name = "BOX")]
+        container: String,
+        #[arg(long)]
+        position: Option<String>,
+    },
+    /// Move a box, rack or other container with everything in it.
+    MoveContainer {
+        container: String,
+        parent: String,
+        #[arg(long)]
+        position: Option<String>,
+    },
+    /// Move everything in a failing freezer or tank to the same positions in a backup unit.
+    Evacuate { source: String, backup: String },
+    /// Record a thaw.
+    Thaw { specimen: String },
+    /// Record consumption: an amount, or --all.
+    Consume {
+        specimen: String,
+        #[arg(long)]
+        amount: Option<String>,
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Dispose of a specimen.
+    Dispose {
+        specimen: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Block a specimen, or with --donor every specimen of a donor (consent withdrawal).
+    Block {
+        specimen: Option<String>,
+        #[arg(long, conflicts_with = "specimen")]
+        donor: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a block.
+    Unblock {
+        specimen: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show a specimen with its location path.
+    Show { specimen: String },
+    /// Find specimens by ID (or prefix), donor, study, type or status.
+    Find {
+        text: Option<String>,
+        #[arg(long)]
+        donor: Option<String>,
+        #[arg(long)]
+        study: Option<String>,
+        #[arg(long = "type")]
+        sample_type: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Every custody event of a specimen.
+    History { specimen: String },
+    /// Parent, aliquots and derivatives.
+    Lineage { specimen: String },
+    /// A box's grid.
+    Boxmap {
+        #[arg(value_name = "BOX")]
+        container: String,
+    },
+    /// Import inventory from CSV (all rows or none).
+    Import { file: PathBuf },
+    /// Export inventory to CSV (stdout without a file).
+    Export { file: Option<PathBuf> },
+    /// Check the hash chain and that the projection equals a rebuild.
+    Verify,
+    /// Recompute the projection from the log.
+    Rebuild,
+    /// Counts.
+    Stats,
+    /// Kura IDs and check characters.
+    #[command(subcommand)]
+    Id(IdCmd),
+    /// Benchmarks on a large demo database, beside raw SQLite.
+    Bench {
+        #[arg(long, default_value_t = 1_000_000)]
+        specimens: u64,
+        #[arg(long, default_value = "target/bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        lookups: usize,
+        #[arg(long, default_value_t = 500)]
+        checkins: usize,
+        #[arg(long, default_value_t = 10)]
+        boxes: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCmd {
+    /// Create containers from a TOML layout file (existing ones are kept).
+    Apply { file: PathBuf },
+    /// Create one container.
+    Add {
+        code: String,
+        #[arg(long = "type")]
+        type_name: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        parent: Option<String>,
+        #[arg(long)]
+        position: Option<String>,
+        #[arg(long)]
+        temperature: Option<String>,
+    },
+    /// List containers under PARENT (or the sites).
+    List { parent: Option<String> },
+    /// The built-in container types.
+    Types,
+}
+
+#[derive(Subcommand)]
+enum IdCmd {
+    /// Is CODE a valid Kura ID? Exit status 0 if so, 1 if not (and why).
+    Check { code: String },
+    /// Print DATA with its check character appended.
+    CheckChar { data: String },
+}
+
+#[derive(Args)]
+struct RegisterArgs {
+    /// SPREC sample type (BLD, SER, PL1, DNA, IPS, …).
+    #[arg(long = "type")]
+    sample_type: String,
+    /// SPREC primary container (PED, SST, …).
+    #[arg(long, default_value = "PED")]
+    container: String,
+    /// SPREC long-term storage (A, C, D, …).
+    #[arg(long, default_value = "A")]
+    storage: String,
+    #[arg(long)]
+    quantity: Option<String>,
+    #[arg(long)]
+    unit: Option<String>,
+    #[arg(long)]
+    study: String,
+    #[arg(long)]
+    donor: String,
+    #[arg(long)]
+    collected: Option<String>,
+    /// A pre-barcoded tube's own code.
+    #[arg(long)]
+    code: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    aliquots: u32,
+    #[arg(long)]
+    aliquot_quantity: Option<String>,
+    /// Makes the children derivatives of this type (e.g. DNA from BLD).
+    #[arg(long)]
+    aliquot_type: Option<String>,
+    /// Store the aliquots in this box.
+    #[arg(long)]
+    into: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KURA_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if json {
+                println!("{}", json!({ "error": e.to_wire() }));
+            } else {
+                eprintln!("error[{}]: {e}", e.code());
+                if let AppError::Import(rows) = &e {
+                    for r in rows.iter().take(50) {
+                        eprintln!("  {r}");
+                    }
+                    if rows.len() > 50 {
+                        eprintln!("  … and {} more", rows.len() - 50);
+                    }
+                }
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn progress(label: &'static str) -> impl FnMut(u64, u64) {
+    let tty = std::io::stderr().is_terminal();
+    move |done, total| {
+        if tty {
+            eprint!("\r{label}: {done}/{total}");
+            if done >= total {
+                eprintln!();
+            }
+        } else {
+            eprintln!("{label}: {done}/{total}");
+        }
+    }
+}
+
+fn actor(cli: &Cli) -> String {
+    cli.actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "technician".into())
+}
+
+fn open(cli: &Cli) -> Result<Kura, AppError> {
+    let path = cli.db.clone().unwrap_or_else(kura_app::default_db_path);
+    Kura::open(path, &actor(cli))
+}
+
+fn out(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        let t = text();
+        if !t.is_empty() {
+            println!("{t}");
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, AppError> {
+    let json = cli.json;
+    // Commands that need no database.
+    match &cli.cmd {
+        Cmd::Id(IdCmd::Check { code }) => {
+            return Ok(match kura_app::ids::check(code) {
+                Ok(id) => {
+                    out(json, json!({ "valid": true, "id": id.to_string(), "data": id.data(), "check": id.check().to_string() }), || {
+                        format!("{id} is a valid Kura ID (data {}, check character {})", id.data(), id.check())
+                    });
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    out(json, json!({ "valid": false, "error": AppError::from(e.clone()).to_wire() }), || format!("not a valid Kura ID: {e}"));
+                    ExitCode::from(1)
+                }
+            });
+        }
+        Cmd::Id(IdCmd::CheckChar { data }) => {
+            let id = kura_app::ids::with_check_char(data)?;
+            out(json, json!({ "id": id.to_string(), "check": id.check().to_string() }), || id.to_string());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Storage(StorageCmd::Types) => {
+            out(json, json!(kura_app::storage::builtin_types()), || {
+                kura_app::storage::builtin_types().iter().map(|(n, d)| format!("{n:<18} {d}")).collect::<Vec<_>>().join("\n")
+            });
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Bench { specimens, dir, lookups, checkins, boxes } => {
+            let opts = kura_app::bench::BenchOptions {
+                dir: dir.clone(),
+                specimens: *specimens,
+                lookups: *lookups,
+                checkins: *checkins,
+                boxes: *boxes,
+            };
+            let report = kura_app::bench::run(&opts, &mut |s| eprintln!("{s}"))?;
+            out(json, json!(report), || print::bench(&report));
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let mut k = open(&cli)?;
+    match cli.cmd {
+        Cmd::Init { prefix, serial_width } => {
+            let f = k.init(&prefix, serial_width)?;
+            let example = f.issue(k.now().date().format("%Y").to_string().parse().unwrap_or(2026), 1)?;
+            out(json, json!({ "db": k.path(), "prefix": f.prefix, "serial_width": f.serial_width, "example": example.to_string() }), || {
+                format!("initialised {} — IDs look like {example}", k.path().display())
+            });
+        }
+        Cmd::Demo { specimens, seed } => {
+            let r = k.demo(specimens, seed, &mut progress("demo"))?;
+            out(json, json!(r), || {
+                format!(
+                    "{} specimens, {} containers, {} events in {:.1} s ({:.0} specimens/s) → {}",
+                    r.specimens,
+                    r.containers,
+                    r.events,
+                    r.seconds,
+                    r.specimens_per_second,
+                    k.path().display()
+                )
+            });
+        }
+        Cmd::Storage(StorageCmd::Apply { file }) => {
+            let text = std::fs::read_to_string(&file).map_err(|e| AppError::File { path: file.display().to_string(), message: e.to_string() })?;
+            let r = k.apply_layout(&text)?;
+            out(json, json!(r), || format!("created {}, already there {}", r.created.len(), r.existing.len()));
+        }
+        Cmd::Storage(StorageCmd::Add { code, type_name, name, parent, position, temperature }) => {
+            let created = k.create_container(&code, &type_name, name.as_deref(), parent.as_deref(), position.as_deref(), temperature.as_deref())?;
+            out(json, json!({ "code": code, "created": created }), || {
+                if created { format!("created {code}") } else { format!("{code} already exists; nothing changed") }
+            });
+        }
+        Cmd::Storage(StorageCmd::List { parent }) => {
+            let rows = k.containers(parent.as_deref())?;
+            out(json, json!(rows), || print::containers(&rows));
+        }
+        Cmd::Storage(StorageCmd::Types) | Cmd::Id(_) | Cmd::Bench { .. } => unreachable!("handled above"),
+        Cmd::Register(a) => {
+            let quantity = match (a.quantity, a.unit) {
+                (Some(q), Some(u)) => Some((q, u)),
+                (None, None) => None,
+                _ => return Err(AppError::input("quantity", "give --quantity and --unit together")),
+            };
+            let r = k.register(&RegisterRequest {
+                code: a.code,
+                sample_type: a.sample_type,
+                container: a.container,
+                storage: a.storage,
+                quantity,
+                study: a.study,
+                donor: a.donor,
+                collected_at: a.collected,
+                aliquots: a.aliquots,
+                aliquot_quantity: a.aliquot_quantity,
+                aliquot_type: a.aliquot_type,
+                into: a.into,
+            })?;
+            out(json, json!(r), || {
+                let mut s = format!("registered {}", r.parent);
+                for (i, c) in r.aliquots.iter().enumerate() {
+                    let at = r.placed.get(i).map(|p| format!(" → {} {}", p.container, p.position)).unwrap_or_default();
+                    s.push_str(&format!("\n  aliquot {c}{at}"));
+                }
+                s
+            });
+        }
+        Cmd::CheckIn { specimen, container, position } => {
+            let p = k.check_in(&specimen, &container, position.as_deref())?;
+            out(json, json!(p), || format!("{} → {} {}", p.specimen, p.container, p.position));
+        }
+        Cmd::CheckInBox { container, mut specimens } => {
+            if specimens.is_empty() {
+                for line in std::io::stdin().lines() {
+                    let line = line.map_err(|e| AppError::File { path: "stdin".into(), message: e.to_string() })?;
+                    let line = line.trim();
+                    if line.eq_ignore_ascii_case("done") {
+                        break;
+                    }
+                    if !line.is_empty() {
+                        specimens.push(line.to_string());
+                    }
+                }
+            }
+            let placed = k.check_in_box(&container, &specimens)?;
+            out(json, json!(placed), || placed.iter().map(|p| format!("{} → {} {}", p.specimen, p.container, p.position)).collect::<Vec<_>>().join("\n"));
+        }
+        Cmd::CheckOut { specimens, to, purpose, due, note } => {
+            let purpose = Purpose::parse(&purpose)
+                .ok_or_else(|| AppError::input("purpose", format!("{purpose:?}: use analysis, qc, distribution, transfer or other")))?;
+            let due = due
+                .map(|d| d.parse::<chrono::NaiveDate>().map_err(|_| AppError::input("due", format!("{d:?} is not a date (YYYY-MM-DD)"))))
+                .transpose()?;
+            let n = k.check_out(&specimens, &CheckOut { to: to.clone(), purpose, due, note })?;
+            out(json, json!({ "checked_out": n, "to": to }), || format!("checked out {n} to {to}"));
+        }
+        Cmd::Return { specimen, thawed } => {
+            let p = k.return_specimen(&specimen, thawed)?;
+            out(json, json!(p), || format!("{} returned → {} {}", p.specimen, p.container, p.position));
+        }
+        Cmd::Move { specimen, container, position } => {
+            let p = k.move_specimen(&specimen, &container, position.as_deref())?;
+            out(json, json!(p), || format!("{} moved → {} {}", p.specimen, p.container, p.position));
+        }
+        Cmd::MoveContainer { container, parent, position } => {
+            k.move_container(&container, &parent, position.as_deref())?;
+            out(json, json!({ "moved": container, "to": parent }), || format!("{container} moved into {parent}"));
+        }
+        Cmd::Evacuate { source, backup } => {
+            let moved = k.evacuate(&source, &backup)?;
+            out(json, json!({ "moved": moved }), || format!("moved {} containers from {source} to {backup}", moved.len()));
+        }
+        Cmd::Thaw { specimen } => {
+            k.thaw(&specimen)?;
+            out(json, json!({ "thawed": specimen }), || format!("thaw recorded for {specimen}"));
+        }
+        Cmd::Consume { specimen, amount, unit, all } => {
+            let amt = match (&amount, &unit) {
+                (Some(a), Some(u)) => Some((a.as_str(), u.as_str())),
+                (None, None) => None,
+                _ => return Err(AppError::input("amount", "give --amount and --unit together")),
+            };
+            k.consume(&specimen, amt, all)?;
+            out(json, json!({ "consumed": specimen }), || format!("consumption recorded for {specimen}"));
+        }
+        Cmd::Dispose { specimen, reason } => {
+            k.dispose(&specimen, &reason)?;
+            out(json, json!({ "disposed": specimen }), || format!("{specimen} disposed"));
+        }
+        Cmd::Block { specimen, donor, reason } => match (specimen, donor) {
+            (Some(s), None) => {
+                k.block(&s, &reason)?;
+                out(json, json!({ "blocked": [s] }), || format!("{s} blocked"));
+            }
+            (None, Some(d)) => {
+                let b = k.block_donor(&d, &reason)?;
+                out(json, json!({ "blocked": b }), || format!("blocked {} specimens of donor {d}", b.len()));
+            }
+            _ => return Err(AppError::input("specimen", "give a specimen or --donor")),
+        },
+        Cmd::Unblock { specimen, reason } => {
+            k.unblock(&specimen, &reason)?;
+            out(json, json!({ "unblocked": specimen }), || format!("{specimen} unblocked"));
+        }
+        Cmd::Show { specimen } => {
+            let v = k.show(&specimen)?;
+            out(json, json!(v), || print::specimen(&v));
+        }
+        Cmd::Find { text, donor, study, sample_type, status, limit } => {
+            let rows = k.find(&FindQuery { text, donor, study, sample_type, status, limit, offset: 0 })?;
+            out(json, json!(rows), || print::specimens(&rows));
+        }
+        Cmd::History { specimen } => {
+            let rows = k.history(&specimen)?;
+            out(json, json!(rows), || print::history(&rows));
+        }
+        Cmd::Lineage { specimen } => {
+            let tree = k.lineage(&specimen)?;
+            out(json, json!(tree), || print::lineage(&tree));
+        }
+        Cmd::Boxmap { container } => {
+            let m = k.box_map(&container)?;
+            out(json, json!(m), || print::box_map(&m));
+        }
+        Cmd::Import { file } => {
+            let f = std::fs::File::open(&file).map_err(|e| AppError::File { path: file.display().to_string(), message: e.to_string() })?;
+            let r = k.import_csv(std::io::BufReader::new(f), &mut progress("import"))?;
+            out(json, json!(r), || format!("imported {} specimens ({} new IDs issued, {} stored)", r.rows, r.issued, r.stored));
+        }
+        Cmd::Export { file } => {
+            let n = match &file {
+                Some(path) => {
+                    let f = std::fs::File::create(path).map_err(|e| AppError::File { path: path.display().to_string(), message: e.to_string() })?;
+                    let mut w = std::io::BufWriter::new(f);
+                    let n = k.export_csv(&mut w)?;
+                    w.flush().map_err(|e| AppError::File { path: path.display().to_string(), message: e.to_string() })?;
+                    n
+                }
+                None => k.export_csv(std::io::stdout().lock())?,
+            };
+            if file.is_some() {
+                out(json, json!({ "exported": n }), || format!("exported {n} specimens"));
+            }
+        }
+        Cmd::Verify => {
+            let r = k.verify(&mut progress("verify"))?;
+            let integrity = k.integrity_check()?;
+            let ok = r.ok() && integrity == "ok";
+            out(json, json!({ "ok": ok, "integrity": integrity, "report": r }), || print::verify(&r, &integrity));
+            if !ok {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Cmd::Rebuild => {
+            let r = k.rebuild(&mut progress("rebuild"))?;
+            out(json, json!(r), || format!("rebuilt from {} events: {} specimens, {} containers", r.events, r.specimens, r.containers));
+        }
+        Cmd::Stats => {
+            let s = k.stats()?;
+            out(json, json!(s), || print::stats(&s, k.path()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

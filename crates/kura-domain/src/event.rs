@@ -74,6 +74,9 @@ pub enum EventBody {
     Derived {
         specimen: SpecimenRecord,
         aliquot: bool,
+        /// Stored there in the same act.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<Location>,
     },
     CheckedIn {
         specimen: SpecimenCode,

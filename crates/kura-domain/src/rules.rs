@@ -292,7 +292,7 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
     use EventBody as E;
     match body {
         E::Registered { specimen, location } => register(view, specimen, location.as_ref(), false),
-        E::Derived { specimen, .. } => register(view, specimen, None, true),
+        E::Derived { specimen, location, .. } => register(view, specimen, location.as_ref(), true),
         E::CheckedIn { specimen, location } => {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;

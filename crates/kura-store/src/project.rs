@@ -39,8 +39,8 @@ impl Projector<'_> {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT c.id, c.kind, c.geometry, p.code, c.prow, c.pcol, c.path
-                 FROM containers c LEFT JOIN containers p ON p.id = c.parent WHERE c.code = ?1",
+                "SELECT c.id, c.kind, c.geometry, (SELECT p.code FROM containers p WHERE p.id = c.parent), c.prow, c.pcol, c.path
+                 FROM containers c WHERE c.code = ?1",
             )?
             .query_row([id.as_str()], |r| {
                 Ok((
@@ -106,17 +106,14 @@ impl Projector<'_> {
                     None => None,
                 };
                 let (container, row, col) = self.location_cols(state.location.as_ref())?;
-                let id: i64 = self
-                    .conn
+                self.conn
                     .prepare_cached(
                         "INSERT INTO specimens (code, sample_type, primary_container, storage_code, material,
                             qty_milli, unit, study, donor, collected_at, registered_at, parent, freeze_thaw,
                             status, blocked, in_conflict, container, row, col, holder, due, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0, ?15, ?16, ?17, NULL, NULL, ?11)
-                         RETURNING id",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0, ?15, ?16, ?17, NULL, NULL, ?11)",
                     )?
-                    .query_row(
-                        params![
+                    .execute(params![
                             record.code.as_str(),
                             record.sample_type.code(),
                             record.container,
@@ -134,9 +131,8 @@ impl Projector<'_> {
                             container,
                             row,
                             col,
-                        ],
-                        |r| r.get(0),
-                    )?;
+                        ])?;
+                let id = self.conn.last_insert_rowid();
                 self.subject(id, event)?;
                 if let (Some(p), EventBody::Derived { .. }) = (parent, body) {
                     self.subject(p, event)?;
@@ -144,16 +140,15 @@ impl Projector<'_> {
             }
             Effect::Update(state) => {
                 let (container, row, col) = self.location_cols(state.location.as_ref())?;
-                let id: i64 = self
-                    .conn
+                let id = self.specimen_rowid(&state.code)?;
+                self.conn
                     .prepare_cached(
                         "UPDATE specimens SET status = ?2, blocked = ?3, in_conflict = ?4, container = ?5, row = ?6,
                             col = ?7, freeze_thaw = ?8, qty_milli = ?9, holder = ?10, due = ?11, updated_at = ?12
-                         WHERE code = ?1 RETURNING id",
+                         WHERE id = ?1",
                     )?
-                    .query_row(
-                        params![
-                            state.code.as_str(),
+                    .execute(params![
+                            id,
                             state.status.as_str(),
                             state.blocked,
                             state.in_conflict,
@@ -165,9 +160,7 @@ impl Projector<'_> {
                             state.holder,
                             state.due.map(|d| d.to_string()),
                             at,
-                        ],
-                        |r| r.get(0),
-                    )?;
+                        ])?;
                 self.subject(id, event)?;
             }
             Effect::CreateContainer(spec) => {
@@ -282,8 +275,10 @@ impl View for Projector<'_> {
 
 pub(crate) fn read_state(conn: &Connection, code: &SpecimenCode) -> Result<Option<SpecimenState>, rusqlite::Error> {
     conn.prepare_cached(
-        "SELECT s.status, s.blocked, s.in_conflict, c.code, s.row, s.col, s.freeze_thaw, s.qty_milli, s.unit, s.holder, s.due
-         FROM specimens s LEFT JOIN containers c ON c.id = s.container WHERE s.code = ?1",
+        // No joins: with a join, SQLite re-prepares this statement on every run (STAT4 builds).
+        "SELECT s.status, s.blocked, s.in_conflict, (SELECT c.code FROM containers c WHERE c.id = s.container), s.row, s.col,
+            s.freeze_thaw, s.qty_milli, s.unit, s.holder, s.due
+         FROM specimens s WHERE s.code = ?1",
     )?
     .query_row([code.as_str()], |r| {
         let status: String = r.get(0)?;

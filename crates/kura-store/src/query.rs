@@ -38,10 +38,15 @@ pub struct SpecimenView {
     pub due: Option<String>,
 }
 
+// Correlated subqueries instead of joins: a join in these statements makes SQLite re-prepare them
+// on every run (the bundled build has STAT4), which costs more than the lookups themselves.
 const SPECIMEN_COLS: &str = "s.code, s.sample_type, s.material, s.primary_container, s.storage_code, s.qty_milli, s.unit,
-    s.study, s.donor, s.collected_at, s.registered_at, p.code, s.freeze_thaw, s.status, s.blocked, s.in_conflict,
-    c.code, s.row, s.col, c.geometry, c.path, s.holder, s.due";
-const SPECIMEN_FROM: &str = "specimens s LEFT JOIN containers c ON c.id = s.container LEFT JOIN specimens p ON p.id = s.parent";
+    s.study, s.donor, s.collected_at, s.registered_at, (SELECT p.code FROM specimens p WHERE p.id = s.parent),
+    s.freeze_thaw, s.status, s.blocked, s.in_conflict,
+    (SELECT c.code FROM containers c WHERE c.id = s.container), s.row, s.col,
+    (SELECT c.geometry FROM containers c WHERE c.id = s.container),
+    (SELECT c.path FROM containers c WHERE c.id = s.container), s.holder, s.due";
+const SPECIMEN_FROM: &str = "specimens s";
 
 fn specimen_row(r: &Row<'_>) -> rusqlite::Result<SpecimenView> {
     let row: Option<u16> = r.get(17)?;
@@ -221,8 +226,8 @@ impl Store {
     pub fn history(&self, code: &SpecimenCode) -> Result<Vec<EventRow>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT e.event_id, e.workstation, e.seq, e.actor, e.at, e.kind, e.payload
-             FROM specimens s JOIN event_subjects x ON x.specimen = s.id JOIN events e ON e.id = x.event
-             WHERE s.code = ?1 ORDER BY e.id",
+             FROM event_subjects x JOIN events e ON e.id = x.event
+             WHERE x.specimen = (SELECT id FROM specimens WHERE code = ?1) ORDER BY e.id",
         )?;
         let rows = stmt.query_map([code.as_str()], event_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -381,6 +386,18 @@ impl Store {
             outbox: one("SELECT count(*) FROM outbox")?,
             workstation: self.workstation(),
         })
+    }
+
+    /// Codes of the specimens with the given row ids (ids that do not exist are skipped).
+    pub fn codes_by_rowid(&self, ids: &[i64]) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn().prepare_cached("SELECT code FROM specimens WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(c) = stmt.query_row([id], |r| r.get(0)).optional()? {
+                out.push(c);
+            }
+        }
+        Ok(out)
     }
 
     /// Codes of containers that hold specimens and have a free position, in code order.

@@ -72,16 +72,14 @@ impl<'a> Tx<'a> {
         let kind = body.kind();
         let payload = body.canonical();
         let hash = event_hash(&self.prev_hash, id, self.workstation, seq, actor, at.0, kind, &payload);
-        let rowid: i64 = self
-            .tx
+        // (No RETURNING here: SQLite re-prepares RETURNING statements on every run.)
+        self.tx
             .prepare_cached(
                 "INSERT INTO events (event_id, workstation, seq, actor, at, kind, payload, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .query_row(
-                params![&id.as_bytes()[..], &self.workstation.as_bytes()[..], seq, actor, at.0, kind, payload, &hash[..]],
-                |r| r.get(0),
-            )?;
+            .execute(params![&id.as_bytes()[..], &self.workstation.as_bytes()[..], seq, actor, at.0, kind, payload, &hash[..]])?;
+        let rowid = self.tx.last_insert_rowid();
         self.projector().write(rowid, at.0, &body, effect)?;
         self.tx.prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?.execute([rowid])?;
         self.next_seq += 1;
@@ -147,20 +145,20 @@ impl<'a> Tx<'a> {
         let key = format!("serial:{year}");
         let next: u64 = self
             .tx
-            .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get::<_, String>(0))
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([&key], |r| r.get::<_, String>(0))
             .optional()?
             .map(|v| v.parse().map_err(|_| StoreError::Corrupt(format!("meta {key} = {v:?}"))))
             .transpose()?
             .unwrap_or(1);
-        self.tx.execute(
-            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, (next + count).to_string()],
-        )?;
+        self.tx
+            .prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+            .execute(params![key, (next + count).to_string()])?;
         Ok(next)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self.tx.prepare_cached("SELECT value FROM meta WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {

@@ -167,8 +167,8 @@ fn custody_sequences() {
         vec![(register(1), ""), (disposed.clone(), ""), (check_in(1, "BX1", 0, 0), "specimen_final")],
         vec![(register(1), ""), (EventBody::Unblocked { specimen: sid(1), reason: "x".into() }, "not_blocked")],
         // Aliquots need a live parent.
-        vec![(EventBody::Derived { specimen: record(2, Some(1)), aliquot: true }, "unknown_parent")],
-        vec![(register(1), ""), (disposed, ""), (EventBody::Derived { specimen: record(2, Some(1)), aliquot: true }, "specimen_final")],
+        vec![(EventBody::Derived { specimen: record(2, Some(1)), aliquot: true, location: None }, "unknown_parent")],
+        vec![(register(1), ""), (disposed, ""), (EventBody::Derived { specimen: record(2, Some(1)), aliquot: true, location: None }, "specimen_final")],
         // Containers.
         vec![(create("BX1", "box-9x9", Some("R1"), Some((1, 0))), "container_exists")],
         vec![(create("BX3", "box-9x9", Some("R1"), Some((0, 0))), "position_occupied")],
@@ -191,7 +191,7 @@ fn thaw_counts_and_inheritance() {
         (check_out(1), ""),
         (ret(1), ""),
         (EventBody::Thawed { specimen: sid(1) }, ""),
-        (EventBody::Derived { specimen: record(2, Some(1)), aliquot: true }, ""),
+        (EventBody::Derived { specimen: record(2, Some(1)), aliquot: true, location: None }, ""),
     ]);
     assert_eq!(m.specimens[&sid(1)].freeze_thaw, 2);
     assert_eq!(m.specimens[&sid(2)].freeze_thaw, 2, "aliquots inherit the parent's count");

@@ -44,9 +44,9 @@ CREATE TABLE containers (
     path        TEXT    NOT NULL,          -- names from the site down, joined with ' › '
     created_at  INTEGER NOT NULL
 );
-CREATE INDEX containers_parent ON containers(parent);
--- A slot of a parent holds one container at most.
-CREATE UNIQUE INDEX container_slots ON containers(parent, prow, pcol) WHERE prow IS NOT NULL;
+-- A slot of a parent holds one container at most. (Not a partial index: a partial index makes
+-- SQLite re-prepare every statement that binds the indexed column. NULLs never collide.)
+CREATE UNIQUE INDEX container_slots ON containers(parent, prow, pcol);
 
 -- Projection: specimens and where they are.
 CREATE TABLE specimens (
@@ -75,10 +75,10 @@ CREATE TABLE specimens (
     updated_at        INTEGER NOT NULL
 );
 -- Occupancy: one specimen per position, counting positions held for checked-out specimens.
-CREATE UNIQUE INDEX occupancy ON specimens(container, row, col) WHERE container IS NOT NULL;
+CREATE UNIQUE INDEX occupancy ON specimens(container, row, col);
 CREATE INDEX specimens_donor ON specimens(donor);
 CREATE INDEX specimens_study ON specimens(study);
-CREATE INDEX specimens_parent ON specimens(parent) WHERE parent IS NOT NULL;
+CREATE INDEX specimens_parent ON specimens(parent);
 
 -- Which events concern which specimen (a box move concerns every specimen in the box).
 CREATE TABLE event_subjects (

@@ -1,0 +1,92 @@
+use kura_domain::id::IdFormatError;
+use kura_domain::position::PositionError;
+use kura_domain::specimen::VocabularyError;
+use kura_domain::{RuleError, ScanError};
+use kura_store::StoreError;
+use serde::Serialize;
+
+use crate::import::RowError;
+
+/// Everything a use case can refuse or fail with. [`AppError::code`] is stable: the desktop
+/// window and `--json` output switch on it, never on the message.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Rule(RuleError),
+    #[error(transparent)]
+    Vocabulary(#[from] VocabularyError),
+    #[error("{container}: {source}")]
+    Position { container: String, source: PositionError },
+    #[error(transparent)]
+    IdFormat(#[from] IdFormatError),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("{} row(s) of the import are wrong; nothing was imported. First: {}", .0.len(), .0.first().map(|e| e.to_string()).unwrap_or_default())]
+    Import(Vec<RowError>),
+    #[error("{field}: {message}")]
+    Input { field: String, message: String },
+    #[error("{what} {code} was not found")]
+    NotFound { what: &'static str, code: String },
+    #[error("this database has not been set up; run `kura init` (or `kura demo`) first")]
+    NotInitialised,
+    #[error("cannot read or write {path}: {message}")]
+    File { path: String, message: String },
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> AppError {
+        match e {
+            StoreError::Rule(r) => AppError::Rule(r),
+            other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<RuleError> for AppError {
+    fn from(e: RuleError) -> AppError {
+        AppError::Rule(e)
+    }
+}
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Scan(e) => e.code(),
+            AppError::Rule(e) => e.code(),
+            AppError::Vocabulary(_) => "bad_vocabulary",
+            AppError::Position { .. } => "bad_position",
+            AppError::IdFormat(_) => "bad_id_format",
+            AppError::Store(e) => e.code(),
+            AppError::Import(_) => "import_rejected",
+            AppError::Input { .. } => "bad_input",
+            AppError::NotFound { .. } => "not_found",
+            AppError::NotInitialised => "not_initialised",
+            AppError::File { .. } => "file_error",
+        }
+    }
+
+    pub fn input(field: &str, message: impl Into<String>) -> AppError {
+        AppError::Input { field: field.to_string(), message: message.into() }
+    }
+
+    /// The `{code, message, details}` shape errors take across IPC and in `--json` output.
+    pub fn to_wire(&self) -> WireError {
+        let details = match self {
+            AppError::Scan(e) => serde_json::to_value(e).ok(),
+            AppError::Rule(e) => serde_json::to_value(e).ok(),
+            AppError::Import(rows) => serde_json::to_value(rows).ok(),
+            _ => None,
+        };
+        WireError { code: self.code().to_string(), message: self.to_string(), details }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WireError {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}

@@ -1,0 +1,302 @@
+//! CSV import and export of inventory. Import checks every row first and writes nothing if any
+//! row is wrong; then writes all rows in one transaction.
+//!
+//! Columns (header row required, any order): `code` (empty: Kura issues an ID), `type`,
+//! `container`, `storage`, `quantity`, `unit`, `study`, `donor`, `collected_at`, `parent`,
+//! `box`, `position` (empty with a box: the next free one). Export writes the same columns plus
+//! `material`, `status`, `blocked`, `freeze_thaw`, `path`, which import ignores.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io::{Read, Write};
+
+use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
+use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord, parse_primary_container, parse_storage_code};
+use kura_domain::{EventBody, Geometry, Location, Pos, Timestamp};
+use serde::Serialize;
+
+use crate::register::text;
+use crate::{AppError, Kura, Progress};
+
+/// One thing wrong with one row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// The line in the file (the header is line 1).
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}: {} (value {:?})", self.line, self.column, self.reason, self.value)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    pub rows: u64,
+    pub issued: u64,
+    pub stored: u64,
+}
+
+const COLUMNS: &[&str] =
+    &["code", "type", "container", "storage", "quantity", "unit", "study", "donor", "collected_at", "parent", "box", "position"];
+const EXPORT_ONLY: &[&str] = &["material", "status", "blocked", "freeze_thaw", "path"];
+const REQUIRED: &[&str] = &["type", "container", "storage", "study", "donor"];
+
+struct Row {
+    code: Option<SpecimenCode>,
+    record: SpecimenRecord,
+    location: Option<Location>,
+}
+
+struct BoxState {
+    geometry: Geometry,
+    taken: HashSet<Pos>,
+}
+
+impl Kura {
+    /// Imports inventory from CSV. Every row is checked before anything is written; if any row
+    /// is wrong, the error lists every bad row (line, column, reason) and nothing is imported.
+    pub fn import_csv(&mut self, input: impl Read, progress: Progress<'_>) -> Result<ImportReport, AppError> {
+        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+        let headers = rdr.headers().map_err(|e| AppError::input("csv", format!("cannot read the header row: {e}")))?.clone();
+        let mut errors = Vec::new();
+        let err = |errors: &mut Vec<RowError>, line: u64, column: &str, value: &str, reason: String| {
+            if errors.len() < 1000 {
+                errors.push(RowError { line, column: column.to_string(), value: value.to_string(), reason });
+            }
+        };
+        let col: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
+        for h in headers.iter() {
+            if !COLUMNS.contains(&h) && !EXPORT_ONLY.contains(&h) {
+                err(&mut errors, 1, h, h, format!("unknown column; the columns are {}", COLUMNS.join(", ")));
+            }
+        }
+        for r in REQUIRED {
+            if !col.contains_key(r) {
+                err(&mut errors, 1, r, "", "required column is missing".into());
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Import(errors));
+        }
+
+        let mut rows: Vec<Row> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut boxes: HashMap<String, Option<BoxState>> = HashMap::new();
+        let mut record = csv::StringRecord::new();
+        let mut line = 1u64;
+        loop {
+            match rdr.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    line += 1;
+                    err(&mut errors, e.position().map(|p| p.line()).unwrap_or(line), "*", "", format!("malformed CSV: {e}"));
+                    continue;
+                }
+            }
+            line = record.position().map(|p| p.line()).unwrap_or(line + 1);
+            let get = |name: &str| col.get(name).and_then(|i| record.get(*i)).unwrap_or("").to_string();
+            let before = errors.len();
+            let mut check = |column: &str, r: Result<(), String>| {
+                if let Err(reason) = r {
+                    err(&mut errors, line, column, &get(column), reason);
+                }
+            };
+
+            let code_s = get("code");
+            let mut code = None;
+            if !code_s.is_empty() {
+                let parsed = match KuraId::parse(&code_s) {
+                    Ok(id) => Ok(SpecimenCode::kura(id)),
+                    Err(e @ kura_domain::ScanError::WrongCheckCharacter { .. }) => {
+                        // A code that fails the check may still be a pre-barcoded tube's own code
+                        // (those have none); only an ID of this site's format must check.
+                        let prefix = self.id_format().map(|f| f.prefix).unwrap_or_default();
+                        if !prefix.is_empty() && code_s.to_ascii_uppercase().starts_with(&prefix) {
+                            Err(e.to_string())
+                        } else {
+                            SpecimenCode::external(&code_s).map_err(|e| e.to_string())
+                        }
+                    }
+                    Err(_) => SpecimenCode::external(&code_s).map_err(|e| e.to_string()),
+                };
+                match parsed {
+                    Ok(c) => {
+                        if !seen.insert(c.to_string()) {
+                            check("code", Err(format!("{c} appears twice in this file")));
+                        } else if self.store().specimen(&c)?.is_some() {
+                            check("code", Err(format!("{c} is already registered")));
+                        }
+                        code = Some(c);
+                    }
+                    Err(reason) => check("code", Err(reason)),
+                }
+            }
+            let sample_type = SampleType::parse(&get("type")).map_err(|e| e.to_string());
+            check("type", sample_type.as_ref().map(|_| ()).map_err(Clone::clone));
+            let container = parse_primary_container(&get("container")).map_err(|e| e.to_string());
+            check("container", container.as_ref().map(|_| ()).map_err(Clone::clone));
+            let storage = parse_storage_code(&get("storage")).map_err(|e| e.to_string());
+            check("storage", storage.as_ref().map(|_| ()).map_err(Clone::clone));
+            let quantity = match (get("quantity").as_str(), get("unit").as_str()) {
+                ("", "") => Ok(None),
+                ("", _) => Err(("quantity", "a unit without a quantity".to_string())),
+                (_, "") => Err(("unit", "a quantity needs a unit".to_string())),
+                (v, u) => Quantity::parse(v, u).map(Some).map_err(|e| (if e.to_string().contains("unit") { "unit" } else { "quantity" }, e.to_string())),
+            };
+            if let Err((c, reason)) = &quantity {
+                check(c, Err(reason.clone()));
+            }
+            let study = text("study", &get("study"), 100).map_err(|e| e.to_string());
+            check("study", study.as_ref().map(|_| ()).map_err(Clone::clone));
+            let donor = text("donor", &get("donor"), 64).map_err(|e| e.to_string());
+            check("donor", donor.as_ref().map(|_| ()).map_err(Clone::clone));
+            let collected_at = match get("collected_at").as_str() {
+                "" => Ok(None),
+                s => Timestamp::parse(s).map(Some).ok_or_else(|| "not a date (YYYY-MM-DD or RFC 3339)".to_string()),
+            };
+            check("collected_at", collected_at.as_ref().map(|_| ()).map_err(Clone::clone));
+            let parent = match get("parent").as_str() {
+                "" => Ok(None),
+                p => match SpecimenCode::parse_lookup(p) {
+                    Ok(pc) if seen.contains(pc.as_str()) || self.store().specimen(&pc)?.is_some() => Ok(Some(pc)),
+                    Ok(pc) => Err(format!("parent {pc} is neither registered nor on an earlier row")),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            check("parent", parent.as_ref().map(|_| ()).map_err(Clone::clone));
+            let location = match (get("box").as_str(), get("position").as_str()) {
+                ("", "") => Ok(None),
+                ("", _) => Err(("box", "a position needs a box".to_string())),
+                (b, p) => self.place(&mut boxes, b, p).map(Some),
+            };
+            if let Err((c, reason)) = &location {
+                check(c, Err(reason.clone()));
+            }
+            if errors.len() == before {
+                rows.push(Row {
+                    code,
+                    record: SpecimenRecord {
+                        code: SpecimenCode::from_stored(String::new()),
+                        sample_type: sample_type.expect("checked"),
+                        container: container.expect("checked").to_string(),
+                        storage: storage.expect("checked").to_string(),
+                        quantity: quantity.expect("checked"),
+                        study: study.expect("checked"),
+                        donor: donor.expect("checked"),
+                        collected_at: collected_at.expect("checked"),
+                        parent: parent.expect("checked"),
+                        freeze_thaw: 0,
+                    },
+                    location: location.expect("checked"),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Import(errors));
+        }
+        let total = rows.len() as u64;
+        progress(0, total);
+        self.store_mut().set_cache_mib(256)?;
+        self.store_mut().set_bulk(true)?;
+        let result = self.write(|e| {
+            let issued = rows.iter().filter(|r| r.code.is_none()).count() as u64;
+            let mut ids = e.issue_ids(issued)?.into_iter();
+            let mut stored = 0;
+            for (i, mut r) in rows.into_iter().enumerate() {
+                r.record.code = r.code.unwrap_or_else(|| ids.next().expect("enough ids issued"));
+                stored += u64::from(r.location.is_some());
+                e.emit(EventBody::Registered { specimen: r.record, location: r.location })?;
+                if (i + 1) % 10_000 == 0 {
+                    progress(i as u64 + 1, total);
+                }
+            }
+            progress(total, total);
+            Ok(ImportReport { rows: total, issued, stored })
+        });
+        self.store_mut().set_bulk(false)?;
+        result
+    }
+
+    fn place(&self, boxes: &mut HashMap<String, Option<BoxState>>, b: &str, p: &str) -> Result<Location, (&'static str, String)> {
+        let id = ContainerId::parse(b).map_err(|e| ("box", e.to_string()))?;
+        if !boxes.contains_key(id.as_str()) {
+            let map = self.store().box_map(id.as_str()).map_err(|e| ("box", e.to_string()))?;
+            if let Some(m) = &map {
+                if !["box", "tube_rack", "cane"].contains(&m.kind.as_str()) {
+                    return Err(("box", format!("{id} is a {}; specimens go into boxes, tube racks or canes", m.kind)));
+                }
+            }
+            let state = map.map(|m| BoxState {
+                taken: m.slots.iter().filter(|s| s.specimen.is_some()).map(|s| Pos::new(s.row, s.col)).collect(),
+                geometry: m.geometry,
+            });
+            boxes.insert(id.to_string(), state);
+        }
+        let Some(state) = boxes.get_mut(id.as_str()).expect("inserted").as_mut() else {
+            return Err(("box", format!("container {id} does not exist; create it first (kura storage)")));
+        };
+        let pos = if p.is_empty() {
+            state.geometry.next_free(|q| state.taken.contains(&q)).ok_or(("box", format!("{id} is full")))?
+        } else {
+            let pos = state.geometry.parse(p).map_err(|e| ("position", e.to_string()))?;
+            if state.taken.contains(&pos) {
+                return Err(("position", format!("{} of {id} is already occupied", state.geometry.label(pos))));
+            }
+            pos
+        };
+        state.taken.insert(pos);
+        Ok(Location { container: id, pos })
+    }
+
+    /// Writes every specimen as CSV (the import columns plus status columns).
+    pub fn export_csv(&self, out: impl Write) -> Result<u64, AppError> {
+        let mut w = csv::Writer::from_writer(out);
+        let file_err = |e: csv::Error| AppError::File { path: "export".into(), message: e.to_string() };
+        let mut header: Vec<&str> = COLUMNS.to_vec();
+        header.extend_from_slice(EXPORT_ONLY);
+        w.write_record(&header).map_err(file_err)?;
+        let mut n = 0u64;
+        let mut failure = None;
+        self.store().for_each_specimen(|s| {
+            let qty = s.quantity_milli.map(|m| {
+                let q = Quantity { milli: m, unit: kura_domain::specimen::Unit::Ml };
+                q.to_string().split(' ').next().unwrap_or_default().to_string()
+            });
+            let rec = [
+                s.code.clone(),
+                s.sample_type.clone(),
+                s.primary_container.clone(),
+                s.storage_code.clone(),
+                qty.unwrap_or_default(),
+                s.unit.clone().unwrap_or_default(),
+                s.study.clone(),
+                s.donor.clone(),
+                s.collected_at.map(|t| Timestamp(t).to_string()).unwrap_or_default(),
+                s.parent.clone().unwrap_or_default(),
+                s.container.clone().unwrap_or_default(),
+                s.position.clone().unwrap_or_default(),
+                s.material.clone(),
+                s.status.clone(),
+                s.blocked.to_string(),
+                s.freeze_thaw.to_string(),
+                s.path.clone().unwrap_or_default(),
+            ];
+            if let Err(e) = w.write_record(&rec) {
+                failure = Some(e);
+            }
+            n += 1;
+            Ok(())
+        })?;
+        if let Some(e) = failure {
+            return Err(file_err(e));
+        }
+        w.flush().map_err(|e| AppError::File { path: "export".into(), message: e.to_string() })?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,186 @@
+//! Receive and register: a parent specimen and, in the same act, N aliquots or derivatives.
+
+use kura_domain::id::{ContainerId, SpecimenCode};
+use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord, parse_primary_container, parse_storage_code};
+use kura_domain::{EventBody, Location, Timestamp};
+use serde::Serialize;
+
+use crate::{AppError, Emit, Kura, Placed};
+
+/// What the technician enters at reception.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterRequest {
+    /// A pre-barcoded tube's own code; when absent Kura issues an ID.
+    pub code: Option<String>,
+    /// SPREC sample type (BLD, PL1, …).
+    pub sample_type: String,
+    /// SPREC primary container (PED, SST, …).
+    pub container: String,
+    /// SPREC long-term storage (A, C, D, …).
+    pub storage: String,
+    /// (value, unit), e.g. ("10", "mL").
+    pub quantity: Option<(String, String)>,
+    pub study: String,
+    pub donor: String,
+    /// RFC 3339 or YYYY-MM-DD.
+    pub collected_at: Option<String>,
+    /// How many aliquots to split off in the same act.
+    pub aliquots: u32,
+    /// Each aliquot's quantity (same unit as the parent).
+    pub aliquot_quantity: Option<String>,
+    /// A different SPREC type makes the children derivatives (DNA from blood …).
+    pub aliquot_type: Option<String>,
+    /// Store the aliquots in this box, each at the next free position.
+    pub into: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registered {
+    pub parent: String,
+    pub aliquots: Vec<String>,
+    pub placed: Vec<Placed>,
+}
+
+/// A request checked field by field before anything is written.
+pub(crate) struct ValidRequest {
+    pub code: Option<SpecimenCode>,
+    pub sample_type: SampleType,
+    pub container: &'static str,
+    pub storage: &'static str,
+    pub quantity: Option<Quantity>,
+    pub study: String,
+    pub donor: String,
+    pub collected_at: Option<Timestamp>,
+    pub aliquots: u32,
+    pub aliquot_quantity: Option<Quantity>,
+    pub aliquot_type: Option<SampleType>,
+    pub into: Option<ContainerId>,
+}
+
+pub(crate) fn text(field: &str, v: &str, max: usize) -> Result<String, AppError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Err(AppError::input(field, format!("{field} is required")));
+    }
+    if v.chars().count() > max {
+        return Err(AppError::input(field, format!("{field} is longer than {max} characters")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(AppError::input(field, format!("{field} contains a control character")));
+    }
+    Ok(v.to_string())
+}
+
+impl RegisterRequest {
+    pub(crate) fn validate(&self) -> Result<ValidRequest, AppError> {
+        let quantity = self.quantity.as_ref().map(|(v, u)| Quantity::parse(v, u)).transpose()?;
+        let aliquot_quantity = match (&self.aliquot_quantity, quantity) {
+            (Some(v), Some(q)) => Some(Quantity::parse(v, q.unit.as_str())?),
+            (Some(_), None) => return Err(AppError::input("aliquot_quantity", "give the parent's quantity and unit too")),
+            (None, _) => None,
+        };
+        if let (Some(a), Some(q)) = (aliquot_quantity, quantity) {
+            if self.aliquot_type.is_none() && a.milli * i64::from(self.aliquots) > q.milli {
+                return Err(AppError::input(
+                    "aliquot_quantity",
+                    format!("{} aliquots of {a} need more than the {q} registered", self.aliquots),
+                ));
+            }
+        }
+        if self.aliquots > 500 {
+            return Err(AppError::input("aliquots", "at most 500 aliquots in one registration"));
+        }
+        let collected_at = self
+            .collected_at
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Timestamp::parse(s).ok_or_else(|| AppError::input("collected_at", format!("{s:?} is not a date (YYYY-MM-DD or RFC 3339)"))))
+            .transpose()?;
+        Ok(ValidRequest {
+            code: self.code.as_deref().filter(|c| !c.trim().is_empty()).map(SpecimenCode::external).transpose()?,
+            sample_type: SampleType::parse(&self.sample_type)?,
+            container: parse_primary_container(&self.container)?,
+            storage: parse_storage_code(&self.storage)?,
+            quantity,
+            study: text("study", &self.study, 100)?,
+            donor: text("donor", &self.donor, 64)?,
+            collected_at,
+            aliquots: self.aliquots,
+            aliquot_quantity,
+            aliquot_type: self.aliquot_type.as_deref().map(SampleType::parse).transpose()?,
+            into: self.into.as_deref().map(ContainerId::parse).transpose()?,
+        })
+    }
+}
+
+impl Emit<'_, '_> {
+    /// Issues `n` Kura IDs for the current year.
+    pub(crate) fn issue_ids(&mut self, n: u64) -> Result<Vec<SpecimenCode>, AppError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let f = self.tx.meta("id_format")?.ok_or(AppError::NotInitialised)?;
+        let f: kura_domain::IdFormat = serde_json::from_str(&f).map_err(|e| AppError::input("id_format", e.to_string()))?;
+        let year = self.clock.now().date().format("%Y").to_string().parse::<i32>().unwrap_or(2000);
+        let first = self.tx.take_serials(year, n)?;
+        (first..first + n).map(|s| Ok(SpecimenCode::kura(f.issue(year, s)?))).collect()
+    }
+
+    pub(crate) fn register(&mut self, r: ValidRequest) -> Result<Registered, AppError> {
+        let parent_code = match r.code.clone() {
+            Some(c) => c,
+            None => self.issue_ids(1)?.remove(0),
+        };
+        let parent = SpecimenRecord {
+            code: parent_code.clone(),
+            sample_type: r.sample_type,
+            container: r.container.to_string(),
+            storage: r.storage.to_string(),
+            quantity: r.quantity,
+            study: r.study.clone(),
+            donor: r.donor.clone(),
+            collected_at: r.collected_at,
+            parent: None,
+            freeze_thaw: 0,
+        };
+        self.emit(EventBody::Registered { specimen: parent, location: None })?;
+        let children = self.issue_ids(u64::from(r.aliquots))?;
+        let mut placed = Vec::new();
+        for code in &children {
+            let record = SpecimenRecord {
+                code: code.clone(),
+                sample_type: r.aliquot_type.unwrap_or(r.sample_type),
+                container: "SCI".into(),
+                storage: r.storage.to_string(),
+                quantity: r.aliquot_quantity,
+                study: r.study.clone(),
+                donor: r.donor.clone(),
+                collected_at: r.collected_at,
+                parent: Some(parent_code.clone()),
+                freeze_thaw: 0,
+            };
+            self.emit(EventBody::Derived { specimen: record, aliquot: r.aliquot_type.is_none(), location: None })?;
+            if let Some(into) = &r.into {
+                let (p, label) = self.target(into, None)?;
+                self.emit(EventBody::CheckedIn {
+                    specimen: code.clone(),
+                    location: Location { container: into.clone(), pos: p },
+                })?;
+                placed.push(Placed { specimen: code.to_string(), container: into.to_string(), row: p.row, col: p.col, position: label });
+            }
+        }
+        Ok(Registered {
+            parent: parent_code.to_string(),
+            aliquots: children.iter().map(ToString::to_string).collect(),
+            placed,
+        })
+    }
+}
+
+impl Kura {
+    /// Registers a specimen and its aliquots (and stores them, with `into`) in one transaction.
+    pub fn register(&mut self, req: &RegisterRequest) -> Result<Registered, AppError> {
+        let r = req.validate()?;
+        self.write(|e| e.register(r))
+    }
+}

@@ -1,0 +1,218 @@
+//! Storage layout: sites, rooms, freezers, racks and boxes, from a TOML file or one by one.
+//!
+//! ```toml
+//! [types.box-9x9-cols]          # optional custom container types
+//! kind = "box"
+//! rows = 9
+//! cols = 9
+//! row_labels = "letters_skip_i" # numbers | letters | letters_skip_i | roman
+//! col_labels = "numbers"
+//! fill = "column_major"         # or row_major
+//! from = "top_left"             # top_right | bottom_left | bottom_right
+//!
+//! [[container]]
+//! code = "SITE1"
+//! type = "site"
+//! name = "Kura Biobank"
+//!
+//! [[container]]
+//! code = "BX{n}"                # with count: BX1, BX2, … ({n} zero-padded to `pad` digits)
+//! count = 20
+//! pad = 3
+//! type = "box-9x9"
+//! parent = "R01"                # positions: `position`, or the next free slot
+//! ```
+
+use std::collections::BTreeMap;
+
+use kura_domain::container::{ContainerKind, ContainerSpec, Temperature, builtin_type};
+use kura_domain::id::ContainerId;
+use kura_domain::position::{Corner, FillOrder, Scheme};
+use kura_domain::{EventBody, Pos};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::parse_pos;
+use crate::{AppError, Emit, Kura};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeDef {
+    pub kind: String,
+    pub rows: Option<u16>,
+    pub cols: Option<u16>,
+    pub slots: Option<u16>,
+    pub row_labels: Option<Scheme>,
+    pub col_labels: Option<Scheme>,
+    pub labels: Option<Scheme>,
+    pub fill: Option<String>,
+    pub from: Option<Corner>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerDef {
+    pub code: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub name: Option<String>,
+    pub parent: Option<String>,
+    pub position: Option<String>,
+    pub temperature: Option<String>,
+    pub count: Option<u32>,
+    pub pad: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    #[serde(default)]
+    pub types: BTreeMap<String, TypeDef>,
+    #[serde(default)]
+    pub container: Vec<ContainerDef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LayoutReport {
+    pub created: Vec<String>,
+    pub existing: Vec<String>,
+}
+
+fn resolve_type(layout_types: &BTreeMap<String, TypeDef>, name: &str) -> Result<(ContainerKind, Geometry), AppError> {
+    if let Some(t) = layout_types.get(name) {
+        let kind = ContainerKind::parse(&t.kind)
+            .ok_or_else(|| AppError::input("kind", format!("type {name}: unknown kind {:?}", t.kind)))?;
+        let geometry = match (t.rows, t.cols, t.slots) {
+            (Some(rows), Some(cols), None) if rows > 0 && cols > 0 => Geometry::Grid {
+                rows,
+                cols,
+                row_scheme: t.row_labels.unwrap_or(Scheme::Letters),
+                col_scheme: t.col_labels.unwrap_or(Scheme::Numbers),
+                fill: FillOrder {
+                    column_major: match t.fill.as_deref() {
+                        None | Some("row_major") => false,
+                        Some("column_major") => true,
+                        Some(other) => {
+                            return Err(AppError::input("fill", format!("type {name}: fill {other:?} is not row_major or column_major")));
+                        }
+                    },
+                    from: t.from.unwrap_or(Corner::TopLeft),
+                },
+            },
+            (None, None, Some(slots)) if slots > 0 => Geometry::Linear { slots, scheme: t.labels.unwrap_or(Scheme::Numbers) },
+            (None, None, None) => Geometry::Unpositioned,
+            _ => return Err(AppError::input("rows", format!("type {name}: give rows and cols (> 0), or slots, or neither"))),
+        };
+        return Ok((kind, geometry));
+    }
+    builtin_type(name).ok_or_else(|| {
+        AppError::input(
+            "type",
+            format!("unknown container type {name:?}; use one of {} or define it under [types]", kura_domain::container::BUILTIN_TYPES.join(", ")),
+        )
+    })
+}
+
+impl Emit<'_, '_> {
+    pub(crate) fn create_container(
+        &mut self,
+        types: &BTreeMap<String, TypeDef>,
+        code: &str,
+        type_name: &str,
+        name: Option<&str>,
+        parent: Option<&str>,
+        position: Option<&str>,
+        temperature: Option<&str>,
+    ) -> Result<bool, AppError> {
+        let id = ContainerId::parse(code)?;
+        if self.tx.container(&id)?.is_some() {
+            return Ok(false);
+        }
+        let (kind, geometry) = resolve_type(types, type_name)?;
+        let parent = parent.map(ContainerId::parse).transpose()?;
+        let pos: Option<Pos> = match &parent {
+            Some(p) => {
+                let pinfo = self.tx.require_container(p)?;
+                match (position, pinfo.geometry.capacity()) {
+                    (Some(label), _) => Some(parse_pos(p, &pinfo.geometry, label)?),
+                    (None, Some(capacity)) => {
+                        let taken = self.tx.occupied_slots(p)?;
+                        Some(pinfo.geometry.next_free(|q| taken.contains(&q)).ok_or_else(|| {
+                            AppError::Rule(kura_domain::RuleError::ContainerFull { container: p.to_string(), capacity })
+                        })?)
+                    }
+                    (None, None) => None,
+                }
+            }
+            None => None,
+        };
+        let temperature = temperature
+            .map(|t| Temperature::parse(t).ok_or_else(|| AppError::input("temperature", format!("{t:?} is not a temperature tier (room, fridge, -20, -80, ln_vapour, ln_liquid)"))))
+            .transpose()?;
+        let name = name.map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).unwrap_or_else(|| id.to_string());
+        self.emit(EventBody::ContainerCreated {
+            container: ContainerSpec { id, kind, name, type_name: type_name.to_string(), geometry, temperature, parent, pos },
+        })?;
+        Ok(true)
+    }
+}
+
+pub use kura_domain::position::Geometry;
+
+/// The built-in container types with a short description.
+pub fn builtin_types() -> Vec<(String, String)> {
+    kura_domain::container::BUILTIN_TYPES
+        .iter()
+        .filter_map(|n| builtin_type(n).map(|(k, g)| (n.to_string(), format!("{} {}", g.shape(), k.as_str()))))
+        .collect()
+}
+
+impl Kura {
+    /// Creates one container. Returns false if a container with that code already exists.
+    pub fn create_container(
+        &mut self,
+        code: &str,
+        type_name: &str,
+        name: Option<&str>,
+        parent: Option<&str>,
+        position: Option<&str>,
+        temperature: Option<&str>,
+    ) -> Result<bool, AppError> {
+        let types = BTreeMap::new();
+        self.write(|e| e.create_container(&types, code, type_name, name, parent, position, temperature))
+    }
+
+    /// Applies a TOML layout in one transaction. Containers that already exist are left alone,
+    /// so a layout file can be applied again after it grows.
+    pub fn apply_layout(&mut self, toml_text: &str) -> Result<LayoutReport, AppError> {
+        let layout: Layout = toml::from_str(toml_text).map_err(|e| AppError::input("layout", e.to_string()))?;
+        self.write(|e| {
+            let mut report = LayoutReport::default();
+            for (i, c) in layout.container.iter().enumerate() {
+                let count = c.count.unwrap_or(1);
+                if count > 10_000 {
+                    return Err(AppError::input("count", format!("container[{i}]: at most 10000 at once")));
+                }
+                for n in 1..=count {
+                    let code = if c.count.is_some() {
+                        c.code.replace("{n}", &format!("{n:0width$}", width = c.pad.unwrap_or(0)))
+                    } else {
+                        c.code.clone()
+                    };
+                    let created = e
+                        .create_container(
+                            &layout.types,
+                            &code,
+                            &c.type_name,
+                            c.name.as_deref(),
+                            c.parent.as_deref(),
+                            if count == 1 { c.position.as_deref() } else { None },
+                            c.temperature.as_deref(),
+                        )
+                        .map_err(|err| AppError::input(&format!("container[{i}]"), format!("{code}: {err}")))?;
+                    if created { report.created.push(code) } else { report.existing.push(code) }
+                }
+            }
+            Ok(report)
+        })
+    }
+}

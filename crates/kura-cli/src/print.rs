@@ -1,0 +1,169 @@
+//! Human-readable output.
+
+use kura_app::bench::BenchReport;
+use kura_app::{BoxMap, ContainerRow, EventRow, LineageNode, SpecimenView, Stats, VerifyReport};
+
+fn when(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn qty(v: &SpecimenView) -> String {
+    match (v.quantity_milli, &v.unit) {
+        (Some(m), Some(u)) => format!("{} {u}", (m as f64) / 1000.0),
+        _ => String::new(),
+    }
+}
+
+fn status(v: &SpecimenView) -> String {
+    let mut s = v.status.clone();
+    if v.blocked {
+        s.push_str(", BLOCKED");
+    }
+    if v.in_conflict {
+        s.push_str(", IN CONFLICT");
+    }
+    s
+}
+
+pub fn specimen(v: &SpecimenView) -> String {
+    let mut s = format!("{}  {} ({})  {}  [{}]\n", v.code, v.sample_type, v.material, qty(v), status(v));
+    match (&v.path, v.status.as_str()) {
+        (Some(p), "checked_out") => s.push_str(&format!("  reserved at: {p}\n")),
+        (Some(p), _) => s.push_str(&format!("  location:    {p}\n")),
+        (None, _) => s.push_str("  location:    —\n"),
+    }
+    if let Some(h) = &v.holder {
+        s.push_str(&format!("  held by:     {h}{}\n", v.due.as_ref().map(|d| format!(" (due back {d})")).unwrap_or_default()));
+    }
+    s.push_str(&format!("  study:       {}\n  donor:       {}\n", v.study, v.donor));
+    if let Some(p) = &v.parent {
+        s.push_str(&format!("  parent:      {p}\n"));
+    }
+    s.push_str(&format!("  freeze–thaw: {}\n  registered:  {}", v.freeze_thaw, when(v.registered_at)));
+    s
+}
+
+pub fn specimens(rows: &[SpecimenView]) -> String {
+    if rows.is_empty() {
+        return "no specimens found".into();
+    }
+    rows.iter()
+        .map(|v| format!("{:<16} {:<4} {:<12} {:<24} {}", v.code, v.sample_type, status(v), v.donor, v.path.clone().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn history(rows: &[EventRow]) -> String {
+    rows.iter()
+        .map(|e| {
+            let mut p = e.payload.clone();
+            if let Some(o) = p.as_object_mut() {
+                o.remove("kind");
+            }
+            format!("{}  {:<18} {:<12} {}", when(e.at), e.kind, e.actor, p)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn lineage(n: &LineageNode) -> String {
+    fn walk(n: &LineageNode, depth: usize, out: &mut Vec<String>) {
+        out.push(format!("{}{} {} [{}]", "  ".repeat(depth), n.code, n.sample_type, n.status));
+        for c in &n.children {
+            walk(c, depth + 1, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(n, 0, &mut out);
+    out.join("\n")
+}
+
+pub fn box_map(m: &BoxMap) -> String {
+    let mut s = format!("{} — {} ({}), {} of {} positions used\n", m.code, m.path, m.kind, m.occupied, m.capacity.unwrap_or(0));
+    let (rows, cols) = match &m.geometry {
+        kura_app::storage::Geometry::Grid { rows, cols, .. } => (*rows, *cols),
+        kura_app::storage::Geometry::Linear { slots, .. } => (1, *slots),
+        kura_app::storage::Geometry::Unpositioned => (0, 0),
+    };
+    for r in 0..rows {
+        let mut line = String::new();
+        for c in 0..cols {
+            let slot = m.slots.iter().find(|x| x.row == r && x.col == c);
+            let mark = match slot {
+                Some(x) if x.blocked => "B",
+                Some(x) if x.status.as_deref() == Some("checked_out") => "○",
+                Some(x) if x.specimen.is_some() || x.container.is_some() => "●",
+                _ => "·",
+            };
+            line.push_str(mark);
+            line.push(' ');
+        }
+        s.push_str(&format!("  {}\n", line.trim_end()));
+    }
+    s.push_str("  ● stored  ○ checked out (reserved)  B blocked  · free\n");
+    for x in &m.slots {
+        if let Some(code) = x.specimen.as_ref().or(x.container.as_ref()) {
+            s.push_str(&format!("  {:<5} {code} {}\n", x.label, x.sample_type.clone().unwrap_or_default()));
+        }
+    }
+    s.trim_end().to_string()
+}
+
+pub fn containers(rows: &[ContainerRow]) -> String {
+    if rows.is_empty() {
+        return "no containers".into();
+    }
+    rows.iter()
+        .map(|c| {
+            let used = match c.capacity {
+                Some(cap) => format!("{}/{cap}", c.specimens.max(c.children)),
+                None => format!("{} inside", c.children),
+            };
+            format!("{:<22} {:<10} {:<6} {:<10} {}", c.code, c.kind, c.position.clone().unwrap_or_default(), used, c.name)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn verify(r: &VerifyReport, integrity: &str) -> String {
+    let mut s = format!(
+        "{} events from {} workstation(s), {} specimens; SQLite integrity: {integrity}\n",
+        r.events, r.workstations, r.specimens
+    );
+    if r.ok() {
+        s.push_str("OK: the hash chain is intact and the projection equals a rebuild from the log");
+    } else {
+        s.push_str(&format!("FAILED: {} problem(s)\n", r.problems.len()));
+        for p in &r.problems {
+            s.push_str(&format!("  [{}] {}\n", p.code, p.message));
+        }
+    }
+    s.trim_end().to_string()
+}
+
+pub fn stats(s: &Stats, path: &std::path::Path) -> String {
+    let mut out = format!("database:    {}\nworkstation: {}\nspecimens:   {}\n", path.display(), s.workstation, s.specimens);
+    for (st, n) in &s.by_status {
+        out.push_str(&format!("  {st:<12} {n}\n"));
+    }
+    out.push_str(&format!("blocked:     {}\ncontainers:  {}\nevents:      {}\nto sync:     {}", s.blocked, s.containers, s.events, s.outbox));
+    out
+}
+
+pub fn bench(r: &BenchReport) -> String {
+    let mut s = format!("Kura benchmarks on {} demo specimens\n", r.specimens);
+    for l in &r.lines {
+        s.push_str(&format!(
+            "\n{}\n  kura:   {}\n  raw:    {}\n  ratio:  {:.2}   target {}: {}\n",
+            l.name,
+            l.kura,
+            l.raw,
+            l.ratio,
+            l.target,
+            if l.met { "met" } else { "NOT met" }
+        ));
+    }
+    s
+}
