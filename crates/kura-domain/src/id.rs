@@ -58,7 +58,7 @@ pub enum ScanError {
     ImeOn { scanned: String, kana: String },
     #[error("the scan {scanned:?} contains {character:?} at position {position}; only 0-9 and A-Z are allowed")]
     InvalidCharacter { scanned: String, position: usize, character: char },
-    #[error("the code {scanned:?} is too short: a Kura ID has at least {min} characters (data and check character)")]
+    #[error("the code {scanned:?} is too short: at least {min} characters are needed")]
     TooShort { scanned: String, min: usize },
     #[error("the code {scanned:?} is too long: at most {max} characters")]
     TooLong { scanned: String, max: usize },
