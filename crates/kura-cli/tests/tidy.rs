@@ -1,0 +1,134 @@
+//! Tidy checks that keep the architecture true: the layering of the crates, and what each
+//! crate must never contain. They read the sources, so they run in milliseconds.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn manifest(krate: &str) -> toml_lite::Deps {
+    toml_lite::deps(&std::fs::read_to_string(root().join("crates").join(krate).join("Cargo.toml")).unwrap())
+}
+
+/// Just enough TOML to list a manifest's [dependencies] names.
+mod toml_lite {
+    pub struct Deps {
+        pub normal: Vec<String>,
+        pub all: Vec<String>,
+    }
+    pub fn deps(text: &str) -> Deps {
+        let mut section = String::new();
+        let (mut normal, mut all) = (Vec::new(), Vec::new());
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.trim_matches(|c| c == '[' || c == ']').to_string();
+                continue;
+            }
+            if section.ends_with("dependencies") {
+                if let Some(name) = line.split(['=', '.']).next().map(str::trim).filter(|n| !n.is_empty() && !n.starts_with('#')) {
+                    all.push(name.to_string());
+                    if section == "dependencies" {
+                        normal.push(name.to_string());
+                    }
+                }
+            }
+        }
+        Deps { normal, all }
+    }
+}
+
+fn crates() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| root().join("crates").join(n).join("Cargo.toml").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn no_crate_under_crates_depends_on_tauri() {
+    for c in crates() {
+        let d = manifest(&c);
+        assert!(!d.all.iter().any(|n| n.starts_with("tauri")), "{c} depends on Tauri; only src-tauri may");
+    }
+}
+
+#[test]
+fn layering_points_down_only() {
+    // Which Kura crates each crate may use.
+    let allowed: &[(&str, &[&str])] = &[
+        ("kura-domain", &[]),
+        ("kura-store", &["kura-domain"]),
+        ("kura-app", &["kura-domain", "kura-store"]),
+        ("kura-cli", &["kura-app"]),
+    ];
+    for c in crates() {
+        let Some((_, ok)) = allowed.iter().find(|(n, _)| *n == c) else {
+            panic!("crate {c} has no place in the layering table of this test (and of ARCHITECTURE.md)");
+        };
+        for d in manifest(&c).normal.iter().filter(|d| d.starts_with("kura-")) {
+            assert!(ok.contains(&d.as_str()), "{c} must not depend on {d}");
+        }
+    }
+}
+
+fn sources(krate: &str) -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join("crates").join(krate).join("src"), &mut out);
+    out
+}
+
+#[test]
+fn the_domain_does_no_io_and_reads_no_clock() {
+    let forbidden = ["std::fs", "std::net", "std::process", "std::env", "rusqlite", "Utc::now", "SystemTime", "Local::now", "Uuid::now_v7", "new_v4"];
+    for (path, text) in sources("kura-domain") {
+        for f in forbidden {
+            assert!(!text.contains(f), "{} uses {f}: kura-domain is pure", path.display());
+        }
+    }
+    let d = manifest("kura-domain");
+    for dep in ["rusqlite", "directories", "tracing-subscriber", "tokio"] {
+        assert!(!d.normal.iter().any(|n| n == dep), "kura-domain depends on {dep}");
+    }
+}
+
+#[test]
+fn only_the_app_reads_the_system_clock() {
+    for c in ["kura-store", "kura-cli"] {
+        for (path, text) in sources(c) {
+            assert!(!text.contains("Utc::now()"), "{} reads the clock; time comes from kura-app's Clock", path.display());
+        }
+    }
+}
+
+#[test]
+fn the_cli_reaches_nothing_below_kura_app() {
+    for (path, text) in sources("kura-cli") {
+        for below in ["kura_store", "kura_domain", "rusqlite"] {
+            assert!(!text.contains(below), "{} uses {below}; faces call kura-app only", path.display());
+        }
+    }
+}
+
+#[test]
+fn migrations_are_append_only_and_numbered() {
+    let dir = root().join("crates/kura-store/src/migrations");
+    let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    for (i, n) in names.iter().enumerate() {
+        assert!(n.starts_with(&format!("{:04}_", i + 1)), "migration files must be numbered 0001_, 0002_, … without gaps: {n}");
+    }
+}
