@@ -85,7 +85,10 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     lines.push(BenchLine {
         name: format!("database size per specimen ({} events)", report.events),
         kura: format!("{per:.0} B ({:.1} MiB total)", size as f64 / 1048576.0),
-        raw: format!("{:.0} B/row (raw table)", file_size(&opts.dir.join("raw.sqlite3")) as f64 / opts.specimens as f64),
+        raw: format!(
+            "{:.0} B/row (raw table)",
+            (file_size(&opts.dir.join("raw.sqlite3")) + file_size(&opts.dir.join("raw.sqlite3-wal"))) as f64 / opts.specimens as f64
+        ),
         ratio: per / 1024.0,
         target: "≤ 1 KiB".into(),
         met: per <= 1024.0,

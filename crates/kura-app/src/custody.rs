@@ -242,8 +242,8 @@ impl Kura {
 
     /// A scanned specimen with its full location path.
     pub fn show(&self, specimen: &str) -> Result<kura_store::SpecimenView, AppError> {
-        let code = self.specimen_code(specimen)?;
-        self.store().specimen(&code)?.ok_or_else(|| AppError::NotFound { what: "specimen", code: code.to_string() })
+        let (code, view) = self.resolve(specimen)?;
+        view.ok_or_else(|| AppError::NotFound { what: "specimen", code: code.to_string() })
     }
 
     /// Fast path for a scan that is already a valid code: no normalisation beyond the parse.

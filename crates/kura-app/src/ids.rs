@@ -49,6 +49,27 @@ impl Kura {
         }
     }
 
+    /// Reads a scan and looks it up in one go (one query for either kind of code).
+    pub(crate) fn resolve(&self, raw: &str) -> Result<(SpecimenCode, Option<kura_store::SpecimenView>), AppError> {
+        match KuraId::parse(raw) {
+            Ok(id) => {
+                let code = SpecimenCode::kura(id);
+                let view = self.store().specimen(&code)?;
+                Ok((code, view))
+            }
+            Err(e @ (ScanError::WrongCheckCharacter { .. } | ScanError::InvalidCharacter { .. } | ScanError::TooShort { .. })) => {
+                match SpecimenCode::parse_lookup(raw) {
+                    Ok(code) => match self.store().specimen(&code)? {
+                        Some(v) => Ok((code, Some(v))),
+                        None => Err(e.into()),
+                    },
+                    Err(_) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads a scanned container code.
     pub fn container_code(&self, raw: &str) -> Result<ContainerId, AppError> {
         Ok(ContainerId::parse(raw)?)

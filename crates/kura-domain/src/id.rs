@@ -115,6 +115,10 @@ pub const MAX_CODE_LEN: usize = 40;
 /// The result contains only printable ASCII; which characters are allowed beyond that is up to
 /// the parser that follows.
 pub fn normalize_scan(raw: &str) -> Result<String, ScanError> {
+    // Fast path: what a scanner usually sends is already plain ASCII letters and digits.
+    if !raw.is_empty() && raw.len() <= MAX_CODE_LEN && raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Ok(raw.to_ascii_uppercase());
+    }
     let trimmed = raw.trim_matches(|c: char| c == ' ' || c == '\u{3000}' || c == '\r' || c == '\n');
     if trimmed.is_empty() {
         return Err(ScanError::Empty);

@@ -16,7 +16,12 @@ pub mod raw;
 mod tx;
 mod verify;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use kura_domain::Geometry;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
@@ -34,6 +39,16 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     workstation: Uuid,
+    /// Containers by row id, for reads (cleared whenever a write changes a container).
+    containers: RefCell<HashMap<i64, Rc<ContainerMeta>>>,
+}
+
+/// What reads need of a container: its code, geometry and location path.
+#[derive(Debug)]
+pub(crate) struct ContainerMeta {
+    pub code: String,
+    pub geometry: Geometry,
+    pub path: String,
 }
 
 /// How hard the store works to keep each commit (the bulk paths may lower the cache pressure).
@@ -43,6 +58,7 @@ const PRAGMAS: &str = "
     PRAGMA busy_timeout = 5000;
     PRAGMA cache_size = -65536;
     PRAGMA temp_store = MEMORY;
+    PRAGMA mmap_size = 4294967296;
 ";
 
 impl Store {
@@ -77,7 +93,7 @@ impl Store {
             tx.commit()?;
             ws
         };
-        Ok(Store { conn, path, workstation })
+        Ok(Store { conn, path, workstation, containers: RefCell::new(HashMap::new()) })
     }
 
     pub fn path(&self) -> &Path {
@@ -99,7 +115,11 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
         let mut t = Tx::begin(tx, self.workstation)?;
-        let out = f(&mut t)?;
+        let out = f(&mut t);
+        if t.containers_changed() {
+            self.containers.borrow_mut().clear();
+        }
+        let out = out?;
         t.commit()?;
         Ok(out)
     }
@@ -137,6 +157,26 @@ impl Store {
         let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
         let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(rows.join("\n"))
+    }
+
+    pub(crate) fn container_meta(&self, rowid: i64) -> Result<Option<Rc<ContainerMeta>>, StoreError> {
+        if let Some(m) = self.containers.borrow().get(&rowid) {
+            return Ok(Some(m.clone()));
+        }
+        let row = self
+            .conn
+            .prepare_cached("SELECT code, geometry, path FROM containers WHERE id = ?1")?
+            .query_row([rowid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .optional()?;
+        let Some((code, geometry, path)) = row else { return Ok(None) };
+        let geometry = serde_json::from_str(&geometry).map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
+        let m = Rc::new(ContainerMeta { code, geometry, path });
+        self.containers.borrow_mut().insert(rowid, m.clone());
+        Ok(Some(m))
+    }
+
+    pub(crate) fn forget_containers(&self) {
+        self.containers.borrow_mut().clear();
     }
 
     pub(crate) fn conn(&self) -> &Connection {

@@ -88,7 +88,7 @@ impl Projector<'_> {
     /// Checks `body` against the rules and writes its effect. `event` is the event's row id.
     pub fn apply(&mut self, event: i64, at: i64, body: &EventBody) -> Result<(), StoreError> {
         let effect = self.decide(body)?;
-        self.write(event, at, body, effect)
+        self.write(event, at, effect)
     }
 
     pub fn decide(&mut self, body: &EventBody) -> Result<Effect, StoreError> {
@@ -98,13 +98,10 @@ impl Projector<'_> {
         })
     }
 
-    pub fn write(&mut self, event: i64, at: i64, body: &EventBody, effect: Effect) -> Result<(), StoreError> {
+    pub fn write(&mut self, event: i64, at: i64, effect: Effect) -> Result<(), StoreError> {
         match effect {
             Effect::Register { record, state } => {
-                let parent = match &record.parent {
-                    Some(p) => Some(self.specimen_rowid(p)?),
-                    None => None,
-                };
+                let parent = record.parent.as_ref().map(|p| p.as_str());
                 let (container, row, col) = self.location_cols(state.location.as_ref())?;
                 self.conn
                     .prepare_cached(
@@ -134,9 +131,6 @@ impl Projector<'_> {
                         ])?;
                 let id = self.conn.last_insert_rowid();
                 self.subject(id, event)?;
-                if let (Some(p), EventBody::Derived { .. }) = (parent, body) {
-                    self.subject(p, event)?;
-                }
             }
             Effect::Update(state) => {
                 let (container, row, col) = self.location_cols(state.location.as_ref())?;

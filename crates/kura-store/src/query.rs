@@ -38,57 +38,43 @@ pub struct SpecimenView {
     pub due: Option<String>,
 }
 
-// Correlated subqueries instead of joins: a join in these statements makes SQLite re-prepare them
-// on every run (the bundled build has STAT4), which costs more than the lookups themselves.
+// No joins (see ARCHITECTURE.md): the container's code, geometry and path come from the
+// store's container cache.
 const SPECIMEN_COLS: &str = "s.code, s.sample_type, s.material, s.primary_container, s.storage_code, s.qty_milli, s.unit,
-    s.study, s.donor, s.collected_at, s.registered_at, (SELECT p.code FROM specimens p WHERE p.id = s.parent),
-    s.freeze_thaw, s.status, s.blocked, s.in_conflict,
-    (SELECT c.code FROM containers c WHERE c.id = s.container), s.row, s.col,
-    (SELECT c.geometry FROM containers c WHERE c.id = s.container),
-    (SELECT c.path FROM containers c WHERE c.id = s.container), s.holder, s.due";
+    s.study, s.donor, s.collected_at, s.registered_at, s.parent,
+    s.freeze_thaw, s.status, s.blocked, s.in_conflict, s.container, s.row, s.col, s.holder, s.due";
 const SPECIMEN_FROM: &str = "specimens s";
 
-fn specimen_row(r: &Row<'_>) -> rusqlite::Result<SpecimenView> {
-    let row: Option<u16> = r.get(17)?;
-    let col: Option<u16> = r.get(18)?;
-    let geometry: Option<String> = r.get(19)?;
-    let cpath: Option<String> = r.get(20)?;
-    let position = match (row, col, geometry) {
-        (Some(row), Some(col), Some(g)) => {
-            serde_json::from_str::<Geometry>(&g).ok().map(|g| g.label(Pos::new(row, col)))
-        }
-        _ => None,
-    };
-    let path = match (&cpath, &position) {
-        (Some(p), Some(pos)) => Some(format!("{p} › {pos}")),
-        (Some(p), None) => Some(p.clone()),
-        _ => None,
-    };
-    Ok(SpecimenView {
-        code: r.get(0)?,
-        sample_type: r.get(1)?,
-        material: r.get(2)?,
-        primary_container: r.get(3)?,
-        storage_code: r.get(4)?,
-        quantity_milli: r.get(5)?,
-        unit: r.get(6)?,
-        study: r.get(7)?,
-        donor: r.get(8)?,
-        collected_at: r.get(9)?,
-        registered_at: r.get(10)?,
-        parent: r.get(11)?,
-        freeze_thaw: r.get(12)?,
-        status: r.get(13)?,
-        blocked: r.get(14)?,
-        in_conflict: r.get(15)?,
-        container: r.get(16)?,
-        row,
-        col,
-        position,
-        path,
-        holder: r.get(21)?,
-        due: r.get(22)?,
-    })
+/// A specimen row and its container's row id; the location is filled in from the cache.
+fn specimen_row(r: &Row<'_>) -> rusqlite::Result<(SpecimenView, Option<i64>)> {
+    Ok((
+        SpecimenView {
+            code: r.get(0)?,
+            sample_type: r.get(1)?,
+            material: r.get(2)?,
+            primary_container: r.get(3)?,
+            storage_code: r.get(4)?,
+            quantity_milli: r.get(5)?,
+            unit: r.get(6)?,
+            study: r.get(7)?,
+            donor: r.get(8)?,
+            collected_at: r.get(9)?,
+            registered_at: r.get(10)?,
+            parent: r.get(11)?,
+            freeze_thaw: r.get(12)?,
+            status: r.get(13)?,
+            blocked: r.get(14)?,
+            in_conflict: r.get(15)?,
+            container: None,
+            row: r.get(17)?,
+            col: r.get(18)?,
+            position: None,
+            path: None,
+            holder: r.get(19)?,
+            due: r.get(20)?,
+        },
+        r.get(16)?,
+    ))
 }
 
 /// What to search for. Empty fields do not filter.
@@ -181,7 +167,22 @@ impl Store {
     /// Looks up a scanned code with its full location path.
     pub fn specimen(&self, code: &SpecimenCode) -> Result<Option<SpecimenView>, StoreError> {
         let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} WHERE s.code = ?1");
-        Ok(self.conn().prepare_cached(&sql)?.query_row([code.as_str()], specimen_row).optional()?)
+        let row = self.conn().prepare_cached(&sql)?.query_row([code.as_str()], specimen_row).optional()?;
+        row.map(|r| self.located(r)).transpose()
+    }
+
+    /// Fills in a specimen's container code, position label and location path.
+    fn located(&self, (mut v, container): (SpecimenView, Option<i64>)) -> Result<SpecimenView, StoreError> {
+        if let Some(c) = container {
+            let meta = self.container_meta(c)?;
+            if let (Some(m), Some(row), Some(col)) = (meta, v.row, v.col) {
+                let label = m.geometry.label(Pos::new(row, col));
+                v.path = Some(format!("{} › {label}", m.path));
+                v.position = Some(label);
+                v.container = Some(m.code.clone());
+            }
+        }
+        Ok(v)
     }
 
     pub fn find(&self, q: &FindQuery) -> Result<Vec<SpecimenView>, StoreError> {
@@ -207,8 +208,8 @@ impl Store {
         let limit = if q.limit == 0 { 100 } else { q.limit };
         let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} {w} ORDER BY s.code LIMIT {limit} OFFSET {}", q.offset);
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), specimen_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), specimen_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|r| self.located(r)).collect()
     }
 
     /// Every specimen, in code order, for export.
@@ -217,7 +218,7 @@ impl Store {
         let mut stmt = self.conn().prepare(&sql)?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            f(specimen_row(r)?)?;
+            f(self.located(specimen_row(r)?)?)?;
         }
         Ok(())
     }
@@ -245,24 +246,24 @@ impl Store {
 
     /// The family of a specimen: from its oldest ancestor down to every aliquot and derivative.
     pub fn lineage(&self, code: &SpecimenCode) -> Result<Option<LineageNode>, StoreError> {
-        let root: Option<i64> = self
+        let root: Option<String> = self
             .conn()
             .query_row(
-                "WITH RECURSIVE up(id, parent) AS (
-                     SELECT id, parent FROM specimens WHERE code = ?1
-                     UNION ALL SELECT s.id, s.parent FROM specimens s JOIN up ON s.id = up.parent)
-                 SELECT id FROM up WHERE parent IS NULL",
+                "WITH RECURSIVE up(code, parent) AS (
+                     SELECT code, parent FROM specimens WHERE code = ?1
+                     UNION ALL SELECT s.code, s.parent FROM specimens s JOIN up ON s.code = up.parent)
+                 SELECT code FROM up WHERE parent IS NULL",
                 [code.as_str()],
                 |r| r.get(0),
             )
             .optional()?;
         let Some(root) = root else { return Ok(None) };
         let mut stmt = self.conn().prepare(
-            "WITH RECURSIVE down(id) AS (SELECT ?1 UNION ALL SELECT s.id FROM specimens s JOIN down ON s.parent = down.id)
-             SELECT s.id, s.parent, s.code, s.sample_type, s.status FROM specimens s WHERE s.id IN (SELECT id FROM down) ORDER BY s.id",
+            "WITH RECURSIVE down(code) AS (SELECT ?1 UNION ALL SELECT s.code FROM specimens s JOIN down ON s.parent = down.code)
+             SELECT s.code, s.parent, s.code, s.sample_type, s.status FROM specimens s WHERE s.code IN (SELECT code FROM down) ORDER BY s.id",
         )?;
-        let rows: Vec<(i64, Option<i64>, LineageNode)> = stmt
-            .query_map([root], |r| {
+        let rows: Vec<(String, Option<String>, LineageNode)> = stmt
+            .query_map([&root], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -270,12 +271,12 @@ impl Store {
                 ))
             })?
             .collect::<Result<_, _>>()?;
-        fn build(id: i64, rows: &[(i64, Option<i64>, LineageNode)]) -> LineageNode {
-            let mut node = rows.iter().find(|r| r.0 == id).expect("root present").2.clone();
-            node.children = rows.iter().filter(|r| r.1 == Some(id)).map(|r| build(r.0, rows)).collect();
+        fn build(code: &str, rows: &[(String, Option<String>, LineageNode)]) -> LineageNode {
+            let mut node = rows.iter().find(|r| r.0 == code).expect("root present").2.clone();
+            node.children = rows.iter().filter(|r| r.1.as_deref() == Some(code)).map(|r| build(&r.0, rows)).collect();
             node
         }
-        Ok(Some(build(root, &rows)))
+        Ok(Some(build(&root, &rows)))
     }
 
     /// A container's grid with every position, occupied or not.

@@ -19,6 +19,8 @@ pub struct Tx<'a> {
     cache: ContainerCache,
     /// Set when a write failed half-way: the transaction must not commit.
     poisoned: bool,
+    /// Set when a container was created or moved (read caches must forget them).
+    containers_changed: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -35,7 +37,11 @@ impl<'a> Tx<'a> {
             ),
             None => (1, GENESIS),
         };
-        Ok(Tx { tx, workstation, next_seq, prev_hash, cache: ContainerCache::new(), poisoned: false })
+        Ok(Tx { tx, workstation, next_seq, prev_hash, cache: ContainerCache::new(), poisoned: false, containers_changed: false })
+    }
+
+    pub(crate) fn containers_changed(&self) -> bool {
+        self.containers_changed
     }
 
     pub(crate) fn commit(self) -> Result<(), StoreError> {
@@ -58,6 +64,9 @@ impl<'a> Tx<'a> {
             return Err(StoreError::Corrupt("an earlier write in this transaction failed".into()));
         }
         let effect: Effect = self.projector().decide(&body)?;
+        if matches!(effect, Effect::CreateContainer(_) | Effect::MoveContainer { .. }) {
+            self.containers_changed = true;
+        }
         match self.record(id, actor, at, body, effect) {
             Ok(e) => Ok(e),
             Err(e) => {
@@ -80,7 +89,7 @@ impl<'a> Tx<'a> {
             )?
             .execute(params![&id.as_bytes()[..], &self.workstation.as_bytes()[..], seq, actor, at.0, kind, payload, &hash[..]])?;
         let rowid = self.tx.last_insert_rowid();
-        self.projector().write(rowid, at.0, &body, effect)?;
+        self.projector().write(rowid, at.0, effect)?;
         self.tx.prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?.execute([rowid])?;
         self.next_seq += 1;
         self.prev_hash = hash;

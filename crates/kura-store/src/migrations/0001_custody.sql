@@ -62,7 +62,7 @@ CREATE TABLE specimens (
     donor             TEXT    NOT NULL,
     collected_at      INTEGER,
     registered_at     INTEGER NOT NULL,
-    parent            INTEGER REFERENCES specimens(id),
+    parent            TEXT REFERENCES specimens(code),  -- the parent's code (no join needed to show it)
     freeze_thaw       INTEGER NOT NULL,
     status            TEXT    NOT NULL,
     blocked           INTEGER NOT NULL,
