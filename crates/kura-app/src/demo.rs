@@ -404,7 +404,7 @@ impl Kura {
         progress(0, n);
         while demo.specimens < n {
             self.store_mut().write(|tx| -> Result<(), AppError> {
-                let mut e = Emit { tx, clock: &*clock, actor: &actor, ids: &mut ids };
+                let mut e = Emit { tx, clock: &*clock, actor: &actor, ids: &mut ids, id_format: None };
                 if first {
                     demo.site(&mut e)?;
                     first = false;

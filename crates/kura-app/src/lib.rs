@@ -125,7 +125,7 @@ impl Kura {
         let clock = self.clock.clone();
         let actor = self.actor.clone();
         self.store.write(|tx| {
-            let mut e = Emit { tx, clock: &*clock, actor: &actor, ids: &mut RandomIds };
+            let mut e = Emit { tx, clock: &*clock, actor: &actor, ids: &mut RandomIds, id_format: None };
             f(&mut e)
         })
     }
@@ -161,6 +161,8 @@ pub(crate) struct Emit<'t, 'c> {
     pub clock: &'t dyn Clock,
     pub actor: &'t str,
     pub ids: &'t mut dyn EventIds,
+    /// The site's ID format, read once per transaction.
+    pub id_format: Option<IdFormat>,
 }
 
 impl Emit<'_, '_> {

@@ -119,9 +119,12 @@ impl Emit<'_, '_> {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let f = self.tx.meta("id_format")?.ok_or(AppError::NotInitialised)?;
-        let f: kura_domain::IdFormat = serde_json::from_str(&f).map_err(|e| AppError::input("id_format", e.to_string()))?;
-        let year = self.clock.now().date().format("%Y").to_string().parse::<i32>().unwrap_or(2000);
+        if self.id_format.is_none() {
+            let f = self.tx.meta("id_format")?.ok_or(AppError::NotInitialised)?;
+            self.id_format = Some(serde_json::from_str(&f).map_err(|e| AppError::input("id_format", e.to_string()))?);
+        }
+        let f = self.id_format.clone().expect("read above");
+        let year = chrono::Datelike::year(&self.clock.now().date());
         let first = self.tx.take_serials(year, n)?;
         (first..first + n).map(|s| Ok(SpecimenCode::kura(f.issue(year, s)?))).collect()
     }

@@ -41,6 +41,11 @@ pub struct Store {
     workstation: Uuid,
     /// Containers by row id, for reads (cleared whenever a write changes a container).
     containers: RefCell<HashMap<i64, Rc<ContainerMeta>>>,
+    /// Containers by code, for the rules (kept across transactions, same invalidation).
+    rule_cache: project::ContainerCache,
+    /// `PRAGMA data_version` when the caches were last known good: another process's commit
+    /// changes it, and then the caches are dropped.
+    data_version: std::cell::Cell<i64>,
 }
 
 /// What reads need of a container: its code, geometry and location path.
@@ -93,7 +98,15 @@ impl Store {
             tx.commit()?;
             ws
         };
-        Ok(Store { conn, path, workstation, containers: RefCell::new(HashMap::new()) })
+        let data_version = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok(Store {
+            conn,
+            path,
+            workstation,
+            containers: RefCell::new(HashMap::new()),
+            rule_cache: project::ContainerCache::new(),
+            data_version: std::cell::Cell::new(data_version),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -110,18 +123,30 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        if self.external_change()? {
+            self.rule_cache.clear();
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        let mut t = Tx::begin(tx, self.workstation)?;
+        let mut t = Tx::begin(tx, self.workstation, &mut self.rule_cache)?;
         let out = f(&mut t);
-        if t.containers_changed() {
+        let changed = t.containers_changed();
+        let result = match out {
+            Ok(v) => t.commit().map(|_| v).map_err(E::from),
+            Err(e) => {
+                drop(t); // rolls back
+                Err(e)
+            }
+        };
+        if changed {
+            // Created or moved containers: drop both caches (a rolled-back transaction may have
+            // cached containers that no longer exist).
             self.containers.borrow_mut().clear();
+            self.rule_cache.clear();
         }
-        let out = out?;
-        t.commit()?;
-        Ok(out)
+        result
     }
 
     /// A setting from the `meta` table.
@@ -159,7 +184,20 @@ impl Store {
         Ok(rows.join("\n"))
     }
 
+    /// Whether another connection committed since we last looked; if so, the read cache is
+    /// dropped (the caller drops the rule cache).
+    fn external_change(&self) -> Result<bool, StoreError> {
+        let v: i64 = self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
+        if v != self.data_version.get() {
+            self.data_version.set(v);
+            self.containers.borrow_mut().clear();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     pub(crate) fn container_meta(&self, rowid: i64) -> Result<Option<Rc<ContainerMeta>>, StoreError> {
+        self.external_change()?;
         if let Some(m) = self.containers.borrow().get(&rowid) {
             return Ok(Some(m.clone()));
         }

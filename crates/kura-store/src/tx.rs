@@ -16,7 +16,7 @@ pub struct Tx<'a> {
     workstation: Uuid,
     next_seq: i64,
     prev_hash: [u8; 32],
-    cache: ContainerCache,
+    cache: &'a mut ContainerCache,
     /// Set when a write failed half-way: the transaction must not commit.
     poisoned: bool,
     /// Set when a container was created or moved (read caches must forget them).
@@ -24,7 +24,7 @@ pub struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    pub(crate) fn begin(tx: Transaction<'a>, workstation: Uuid) -> Result<Tx<'a>, StoreError> {
+    pub(crate) fn begin(tx: Transaction<'a>, workstation: Uuid, cache: &'a mut ContainerCache) -> Result<Tx<'a>, StoreError> {
         let last: Option<(i64, Vec<u8>)> = tx
             .prepare_cached("SELECT seq, hash FROM events WHERE workstation = ?1 ORDER BY seq DESC LIMIT 1")?
             .query_row([&workstation.as_bytes()[..]], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -37,7 +37,7 @@ impl<'a> Tx<'a> {
             ),
             None => (1, GENESIS),
         };
-        Ok(Tx { tx, workstation, next_seq, prev_hash, cache: ContainerCache::new(), poisoned: false, containers_changed: false })
+        Ok(Tx { tx, workstation, next_seq, prev_hash, cache, poisoned: false, containers_changed: false })
     }
 
     pub(crate) fn containers_changed(&self) -> bool {
@@ -53,7 +53,7 @@ impl<'a> Tx<'a> {
     }
 
     fn projector(&mut self) -> Projector<'_> {
-        Projector { conn: &self.tx, cache: &mut self.cache }
+        Projector { conn: &self.tx, cache: &mut *self.cache }
     }
 
     /// Checks `body` against the rules; on success records it: projection, event row (next

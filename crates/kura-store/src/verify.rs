@@ -87,6 +87,7 @@ impl Store {
     /// Recomputes the projection from the log in one transaction.
     pub fn rebuild(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<RebuildReport, StoreError> {
         self.forget_containers();
+        self.rule_cache.clear();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let events = replay(&tx, progress)?;
         let specimens: i64 = tx.query_row("SELECT count(*) FROM specimens", [], |r| r.get(0))?;
