@@ -146,3 +146,21 @@ fn evacuation_keeps_positions() {
     assert!(k.history(&r.aliquots[0]).unwrap().iter().any(|e| e.kind == "container_moved"));
     assert!(k.verify(&mut |_, _| {}).unwrap().ok());
 }
+
+#[test]
+fn another_process_changing_containers_is_seen() {
+    let mut b = bench();
+    let r = register(&mut b.kura, 2);
+    b.kura.check_in(&r.aliquots[0], "BX1", Some("A1")).unwrap();
+    // Warm both caches in the first connection.
+    assert!(b.kura.show(&r.aliquots[0]).unwrap().path.unwrap().contains("R1 › BX1"));
+    // A second connection (as another process would) creates a box and moves BX1.
+    let mut other = Kura::open(b.db(), "someone else").unwrap();
+    other.create_container("BX9", "box-9x9", None, Some("R1"), Some("5-4"), None).unwrap();
+    other.create_container("R2", "rack-5x4", None, Some("F1"), Some("II"), None).unwrap();
+    other.move_container("BX1", "R2", Some("1-1")).unwrap();
+    // The first connection sees both.
+    assert!(b.kura.show(&r.aliquots[0]).unwrap().path.unwrap().contains("R2 › BX1 › A1"));
+    b.kura.check_in(&r.aliquots[1], "BX9", None).unwrap();
+    assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
+}
