@@ -33,6 +33,8 @@ pub enum AppError {
     NotInitialised,
     #[error("cannot read or write {path}: {message}")]
     File { path: String, message: String },
+    #[error("{message}")]
+    Print { code: &'static str, message: String },
 }
 
 impl From<StoreError> for AppError {
@@ -64,6 +66,7 @@ impl AppError {
             AppError::NotFound { .. } => "not_found",
             AppError::NotInitialised => "not_initialised",
             AppError::File { .. } => "file_error",
+            AppError::Print { code, .. } => code,
         }
     }
 

@@ -7,8 +7,10 @@ pub mod demo;
 mod error;
 pub mod ids;
 pub mod import;
+pub mod labels;
 mod register;
 pub mod storage;
+pub mod transport;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use kura_app::labels::PrintTarget;
+use kura_app::transport::PrinterConfig;
 use kura_app::{AppError, CheckOut, FindQuery, Kura, Purpose, RegisterRequest};
 use serde_json::json;
 
@@ -154,11 +156,40 @@ enum Cmd {
     History { specimen: String },
     /// Parent, aliquots and derivatives.
     Lineage { specimen: String },
-    /// A box's grid.
+    /// A box's grid; with --out, an A4 box map PDF for the freezer door.
     Boxmap {
         #[arg(value_name = "BOX")]
         container: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
+    /// Print labels for specimens or containers (IDs, a whole box, or a search).
+    Labels {
+        codes: Vec<String>,
+        /// Every specimen in this box, in position order.
+        #[arg(long = "box", value_name = "BOX")]
+        in_box: Option<String>,
+        /// Every specimen a search finds (ID prefix, donor or study).
+        #[arg(long)]
+        query: Option<String>,
+        /// The label stock (see `kura stocks`).
+        #[arg(long, default_value = "cryo-38x13-a4")]
+        stock: String,
+        /// Write a PDF.
+        #[arg(long, conflicts_with_all = ["printer", "zpl"])]
+        out: Option<PathBuf>,
+        /// Send to a printer configured on this workstation (`kura printer add`).
+        #[arg(long)]
+        printer: Option<String>,
+        /// Write ZPL for a Zebra printer to this file.
+        #[arg(long, conflicts_with = "printer")]
+        zpl: Option<PathBuf>,
+    },
+    /// The label stocks.
+    Stocks,
+    /// Printers of this workstation.
+    #[command(subcommand)]
+    Printer(PrinterCmd),
     /// Import inventory from CSV (all rows or none).
     Import { file: PathBuf },
     /// Export inventory to CSV (stdout without a file).
@@ -209,6 +240,22 @@ enum StorageCmd {
     List { parent: Option<String> },
     /// The built-in container types.
     Types,
+}
+
+#[derive(Subcommand)]
+enum PrinterCmd {
+    /// Add (or replace) a printer: --tcp HOST:9100 for Zebra, --cups QUEUE (raw ZPL) or --cups-pdf QUEUE.
+    Add {
+        name: String,
+        #[arg(long, conflicts_with_all = ["cups", "cups_pdf"])]
+        tcp: Option<String>,
+        #[arg(long, conflicts_with = "cups_pdf")]
+        cups: Option<String>,
+        #[arg(long)]
+        cups_pdf: Option<String>,
+    },
+    List,
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -344,6 +391,11 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             out(json, json!({ "id": id.to_string(), "check": id.check().to_string() }), || id.to_string());
             return Ok(ExitCode::SUCCESS);
         }
+        Cmd::Stocks => {
+            let list = kura_app::labels::stock_list()?;
+            out(json, json!(list), || list.iter().map(|s| format!("{:<18} {:>3} dpi  {}  ({})", s.id, s.dpi, s.name, s.source)).collect::<Vec<_>>().join("\n"));
+            return Ok(ExitCode::SUCCESS);
+        }
         Cmd::Storage(StorageCmd::Types) => {
             out(json, json!(kura_app::storage::builtin_types()), || {
                 kura_app::storage::builtin_types().iter().map(|(n, d)| format!("{n:<18} {d}")).collect::<Vec<_>>().join("\n")
@@ -402,7 +454,49 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let rows = k.containers(parent.as_deref())?;
             out(json, json!(rows), || print::containers(&rows));
         }
-        Cmd::Storage(StorageCmd::Types) | Cmd::Id(_) | Cmd::Bench { .. } => unreachable!("handled above"),
+        Cmd::Storage(StorageCmd::Types) | Cmd::Id(_) | Cmd::Bench { .. } | Cmd::Stocks => unreachable!("handled above"),
+        Cmd::Labels { codes, in_box, query, stock, out: pdf, printer, zpl } => {
+            let mut codes = codes;
+            if let Some(b) = in_box {
+                codes.extend(k.codes_in_box(&b)?);
+            }
+            if let Some(q) = query {
+                codes.extend(k.codes_for_query(&q)?);
+            }
+            let target = match (pdf, printer, zpl) {
+                (Some(p), None, None) => PrintTarget::Pdf(p),
+                (None, Some(n), None) => PrintTarget::Printer(n),
+                (None, None, Some(z)) => PrintTarget::Zpl(z),
+                (None, None, None) => return Err(AppError::input("out", "say where to print: --out FILE.pdf, --printer NAME or --zpl FILE")),
+                _ => return Err(AppError::input("out", "give only one of --out, --printer, --zpl")),
+            };
+            let r = k.print_labels(&codes, &stock, &target)?;
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
+            out(json, json!(r), || {
+                let re = if r.reprints.is_empty() { String::new() } else { format!(" ({} reprinted)", r.reprints.len()) };
+                format!("printed {} label(s) on {} → {} ({} page(s), {} bytes){re}", r.labels, r.stock, r.target, r.pages, r.bytes)
+            });
+        }
+        Cmd::Printer(PrinterCmd::Add { name, tcp, cups, cups_pdf }) => {
+            let config = match (tcp, cups, cups_pdf) {
+                (Some(address), None, None) => PrinterConfig::Tcp { address },
+                (None, Some(queue), None) => PrinterConfig::Cups { queue },
+                (None, None, Some(queue)) => PrinterConfig::CupsPdf { queue },
+                _ => return Err(AppError::input("printer", "give one of --tcp HOST:PORT, --cups QUEUE, --cups-pdf QUEUE")),
+            };
+            k.set_printer(&name, Some(config))?;
+            out(json, json!({ "added": name }), || format!("printer {name} added"));
+        }
+        Cmd::Printer(PrinterCmd::List) => {
+            let all = k.printers()?;
+            out(json, json!(all), || all.iter().map(|(n, c)| format!("{n:<16} {c:?}")).collect::<Vec<_>>().join("\n"));
+        }
+        Cmd::Printer(PrinterCmd::Remove { name }) => {
+            k.set_printer(&name, None)?;
+            out(json, json!({ "removed": name }), || format!("printer {name} removed"));
+        }
         Cmd::Register(a) => {
             let quantity = match (a.quantity, a.unit) {
                 (Some(q), Some(u)) => Some((q, u)),
@@ -525,9 +619,16 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let tree = k.lineage(&specimen)?;
             out(json, json!(tree), || print::lineage(&tree));
         }
-        Cmd::Boxmap { container } => {
+        Cmd::Boxmap { container, out: None } => {
             let m = k.box_map(&container)?;
             out(json, json!(m), || print::box_map(&m));
+        }
+        Cmd::Boxmap { container, out: Some(path) } => {
+            let r = k.print_box_map(&container, &path)?;
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
+            out(json, json!(r), || format!("box map of {container} → {} ({} bytes)", path.display(), r.bytes));
         }
         Cmd::Import { file } => {
             let f = std::fs::File::open(&file).map_err(|e| AppError::File { path: file.display().to_string(), message: e.to_string() })?;

@@ -146,6 +146,15 @@ pub enum EventBody {
         events: Vec<Uuid>,
         resolution: String,
     },
+    /// Labels were printed (the print log): which codes, on which stock, to which printer or
+    /// file; `reprints` lists the codes that had been printed before.
+    LabelsPrinted {
+        codes: Vec<String>,
+        stock: String,
+        target: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reprints: Vec<String>,
+    },
 }
 
 impl EventBody {
@@ -167,6 +176,7 @@ impl EventBody {
             EventBody::ContainerCreated { .. } => "container_created",
             EventBody::ContainerMoved { .. } => "container_moved",
             EventBody::ConflictResolved { .. } => "conflict_resolved",
+            EventBody::LabelsPrinted { .. } => "labels_printed",
         }
     }
 
@@ -186,7 +196,7 @@ impl EventBody {
             | EventBody::Shipped { specimen, .. }
             | EventBody::Received { specimen, .. }
             | EventBody::ConflictResolved { specimen, .. } => Some(specimen),
-            EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. } => None,
+            EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. } | EventBody::LabelsPrinted { .. } => None,
         }
     }
 

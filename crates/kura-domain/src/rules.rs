@@ -57,6 +57,8 @@ pub enum Effect {
     Update(SpecimenState),
     CreateContainer(ContainerSpec),
     MoveContainer { id: ContainerId, to: Placement },
+    /// Nothing in custody changes; the event is logged (labels printed).
+    Log { codes: Vec<String> },
 }
 
 /// Why a custody act was refused. Nothing is written when one of these is returned.
@@ -107,6 +109,8 @@ pub enum RuleError {
     NotEnoughLeft { amount: String, left: String },
     #[error("the amount is in {given} but the specimen is measured in {unit}")]
     UnitMismatch { given: String, unit: String },
+    #[error("a print must name at least one label")]
+    NothingPrinted,
 }
 
 impl RuleError {
@@ -134,6 +138,7 @@ impl RuleError {
             RuleError::ContainerCycle { .. } => "container_cycle",
             RuleError::NotEnoughLeft { .. } => "not_enough_left",
             RuleError::UnitMismatch { .. } => "unit_mismatch",
+            RuleError::NothingPrinted => "nothing_printed",
         }
     }
 }
@@ -460,6 +465,12 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                 }
             }
             Ok(Effect::CreateContainer(container.clone()))
+        }
+        E::LabelsPrinted { codes, .. } => {
+            if codes.is_empty() {
+                return rule(RuleError::NothingPrinted);
+            }
+            Ok(Effect::Log { codes: codes.clone() })
         }
         E::ContainerMoved { container, to, .. } => {
             let c = match view.container(container).map_err(DecideError::View)? {

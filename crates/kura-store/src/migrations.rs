@@ -6,7 +6,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// (version, name, SQL). Released entries are never edited or reordered.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "custody", include_str!("migrations/0001_custody.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "custody", include_str!("migrations/0001_custody.sql")),
+    (2, "print_log", include_str!("migrations/0002_print_log.sql")),
+];
 
 pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     conn.execute_batch(

@@ -187,6 +187,24 @@ impl Projector<'_> {
                         at,
                     ])?;
             }
+            Effect::Log { codes } => {
+                for code in codes {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO label_prints (code, prints, last) VALUES (?1, 1, ?2)
+                             ON CONFLICT(code) DO UPDATE SET prints = prints + 1, last = excluded.last",
+                        )?
+                        .execute(params![code, event])?;
+                    let sid: Option<i64> = self
+                        .conn
+                        .prepare_cached("SELECT id FROM specimens WHERE code = ?1")?
+                        .query_row([&code], |r| r.get(0))
+                        .optional()?;
+                    if let Some(sid) = sid {
+                        self.subject(sid, event)?;
+                    }
+                }
+            }
             Effect::MoveContainer { id, to } => {
                 let rowid = self.container_rowid(&id)?;
                 let parent = self.container_rowid(&to.parent)?;

@@ -389,6 +389,18 @@ impl Store {
         })
     }
 
+    /// How many times each code's label has been printed (absent: never).
+    pub fn label_prints(&self, codes: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self.conn().prepare_cached("SELECT prints FROM label_prints WHERE code = ?1")?;
+        let mut out = Vec::new();
+        for c in codes {
+            if let Some(n) = stmt.query_row([c], |r| r.get::<_, i64>(0)).optional()? {
+                out.push((c.clone(), n));
+            }
+        }
+        Ok(out)
+    }
+
     /// Codes of the specimens with the given row ids (ids that do not exist are skipped).
     pub fn codes_by_rowid(&self, ids: &[i64]) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn().prepare_cached("SELECT code FROM specimens WHERE id = ?1")?;

@@ -53,7 +53,7 @@ fn problem(code: &'static str, event_id: Option<Uuid>, ws: Option<Uuid>, seq: Op
 fn replay(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, StoreError> {
     conn.execute_batch(
         "PRAGMA defer_foreign_keys = ON;
-         DELETE FROM event_subjects; DELETE FROM specimens; DELETE FROM containers;",
+         DELETE FROM event_subjects; DELETE FROM specimens; DELETE FROM containers; DELETE FROM label_prints;",
     )?;
     let total: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
     let mut cache = ContainerCache::new();
@@ -185,7 +185,8 @@ impl Store {
         tx.execute_batch(
             "CREATE TEMP TABLE snap_specimens AS SELECT * FROM specimens;
              CREATE TEMP TABLE snap_containers AS SELECT * FROM containers;
-             CREATE TEMP TABLE snap_subjects AS SELECT * FROM event_subjects;",
+             CREATE TEMP TABLE snap_subjects AS SELECT * FROM event_subjects;
+             CREATE TEMP TABLE snap_prints AS SELECT * FROM label_prints;",
         )?;
         let specimens: i64 = tx.query_row("SELECT count(*) FROM specimens", [], |r| r.get(0))?;
         match replay(&tx, progress) {
@@ -194,6 +195,7 @@ impl Store {
                     ("specimens", "snap_specimens", "code"),
                     ("containers", "snap_containers", "code"),
                     ("event_subjects", "snap_subjects", "specimen"),
+                    ("label_prints", "snap_prints", "code"),
                 ] {
                     let sql = format!(
                         "SELECT {key} FROM (SELECT * FROM {table} EXCEPT SELECT * FROM {snap})

@@ -52,6 +52,7 @@ impl Mem {
                     ContainerInfo { id: spec.id, kind: spec.kind, geometry: spec.geometry, parent: spec.parent, pos: spec.pos },
                 );
             }
+            Ok(Effect::Log { .. }) => {}
             Ok(Effect::MoveContainer { id, to }) => {
                 let c = self.containers.get_mut(&id).unwrap();
                 c.parent = Some(to.parent);

@@ -1,0 +1,314 @@
+//! Printing: labels for specimens and containers on a stock, to a PDF, a ZPL file or a
+//! configured printer; box maps; the print log (a `labels_printed` event per print, reprints
+//! marked).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kura_domain::id::{ContainerId, KuraId};
+use kura_domain::{EventBody, Geometry, SampleType, Timestamp};
+use kura_labels::{BoxMapCell, BoxMapData, LabelData, LabelStock};
+use serde::Serialize;
+
+use crate::transport::{self, PrinterConfig, Timeouts};
+use crate::{AppError, FindQuery, Kura};
+
+pub use kura_labels::Rendered;
+
+/// Where a print goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrintTarget {
+    Pdf(PathBuf),
+    Zpl(PathBuf),
+    /// A printer configured on this workstation.
+    Printer(String),
+}
+
+impl PrintTarget {
+    fn describe(&self) -> String {
+        match self {
+            PrintTarget::Pdf(p) => format!("pdf:{}", p.display()),
+            PrintTarget::Zpl(p) => format!("zpl:{}", p.display()),
+            PrintTarget::Printer(n) => format!("printer:{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrintReport {
+    pub labels: usize,
+    pub pages: usize,
+    pub bytes: usize,
+    pub stock: String,
+    pub target: String,
+    pub warnings: Vec<String>,
+    /// Codes printed before: this print is marked as their reprint.
+    pub reprints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StockInfo {
+    pub id: String,
+    pub name: String,
+    pub template: String,
+    pub dpi: u32,
+    pub source: String,
+}
+
+fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
+    AppError::File { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// Label stocks: the built-in ones, then any `*.toml` in the user's `label-stocks` directory
+/// (a user file with a built-in's name replaces it).
+pub fn stocks() -> Result<Vec<(LabelStock, String)>, AppError> {
+    let mut map: BTreeMap<String, (LabelStock, String)> = kura_labels::stock::BUILTIN
+        .iter()
+        .map(|(id, _)| (id.to_string(), (kura_labels::stock::builtin(id).expect("valid"), "built-in".to_string())))
+        .collect();
+    if let Some(dir) = user_stock_dir().filter(|d| d.is_dir()) {
+        for entry in std::fs::read_dir(&dir).map_err(|e| file_err(&dir, e))? {
+            let p = entry.map_err(|e| file_err(&dir, e))?.path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+                let text = std::fs::read_to_string(&p).map_err(|e| file_err(&p, e))?;
+                let s = LabelStock::parse(&id, &text).map_err(|e| AppError::input("stock", e.to_string()))?;
+                map.insert(id, (s, p.display().to_string()));
+            }
+        }
+    }
+    Ok(map.into_values().collect())
+}
+
+fn user_stock_dir() -> Option<PathBuf> {
+    std::env::var_os("KURA_STOCKS")
+        .map(PathBuf::from)
+        .or_else(|| directories::ProjectDirs::from("jp", "Kura", "kura").map(|d| d.data_dir().join("label-stocks")))
+}
+
+pub fn stock(id: &str) -> Result<LabelStock, AppError> {
+    stocks()?.into_iter().map(|(s, _)| s).find(|s| s.id == id).ok_or_else(|| {
+        let known = stocks().map(|v| v.iter().map(|(s, _)| s.id.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        AppError::input("stock", format!("unknown label stock {id:?}; the stocks are {known}"))
+    })
+}
+
+pub fn stock_list() -> Result<Vec<StockInfo>, AppError> {
+    Ok(stocks()?
+        .into_iter()
+        .map(|(s, source)| StockInfo { id: s.id.clone(), name: s.name.clone(), template: format!("{:?}", s.template), dpi: s.dpi, source })
+        .collect())
+}
+
+fn label_error(e: kura_labels::LabelError) -> AppError {
+    AppError::input("labels", e.to_string())
+}
+
+impl Kura {
+    /// What a label for `code` (a specimen or a container) says.
+    pub fn label_data(&self, raw: &str) -> Result<LabelData, AppError> {
+        if let Ok((code, Some(v))) = self.resolve(raw) {
+            let ty = SampleType::parse(&v.sample_type).map(|t| t.info().en).unwrap_or("");
+            let qty = match (v.quantity_milli, &v.unit) {
+                (Some(m), Some(u)) => format!(" {} {u}", m as f64 / 1000.0),
+                _ => String::new(),
+            };
+            let date = v.collected_at.unwrap_or(v.registered_at);
+            return Ok(LabelData {
+                code: code.to_string(),
+                check: KuraId::parse(code.as_str()).ok().map(|id| id.check()),
+                lines: vec![
+                    format!("{} {ty}{qty}", v.sample_type),
+                    v.study.clone(),
+                    format!("{} · {}", v.donor, Timestamp(date).date()),
+                ],
+            });
+        }
+        let id = ContainerId::parse(raw)?;
+        let m = self.store().box_map(id.as_str())?.ok_or_else(|| AppError::NotFound { what: "specimen or container", code: id.to_string() })?;
+        let tail: Vec<&str> = m.path.split(" › ").collect();
+        Ok(LabelData {
+            code: m.code.clone(),
+            check: None,
+            lines: vec![m.name.clone(), tail[tail.len().saturating_sub(3)..tail.len().saturating_sub(1)].join(" › ")],
+        })
+    }
+
+    /// Codes to print for `--box BOX`: its specimens in position order.
+    pub fn codes_in_box(&self, container: &str) -> Result<Vec<String>, AppError> {
+        let m = self.box_map(container)?;
+        Ok(m.slots.iter().filter_map(|s| s.specimen.clone().or(s.container.clone())).collect())
+    }
+
+    /// Codes to print for `--query TEXT`.
+    pub fn codes_for_query(&self, text: &str) -> Result<Vec<String>, AppError> {
+        Ok(self.find(&FindQuery { text: Some(text.into()), limit: 10_000, ..Default::default() })?.into_iter().map(|s| s.code).collect())
+    }
+
+    /// Renders labels without printing or logging (the preview).
+    pub fn render_labels(&self, codes: &[String], stock_id: &str, zpl: bool) -> Result<Rendered, AppError> {
+        let stock = stock(stock_id)?;
+        let data = codes.iter().map(|c| self.label_data(c)).collect::<Result<Vec<_>, _>>()?;
+        if zpl { kura_labels::render_zpl(&stock, &data) } else { kura_labels::render_pdf(&stock, &data) }.map_err(label_error)
+    }
+
+    /// Prints labels and records the print (reprints marked) once the output was delivered.
+    pub fn print_labels(&mut self, codes: &[String], stock_id: &str, target: &PrintTarget) -> Result<PrintReport, AppError> {
+        if codes.is_empty() {
+            return Err(AppError::input("labels", "nothing to print: give IDs, --box or --query"));
+        }
+        let canonical: Vec<String> = codes.iter().map(|c| self.label_data(c).map(|d| d.code)).collect::<Result<_, _>>()?;
+        let zpl = match target {
+            PrintTarget::Zpl(_) => true,
+            PrintTarget::Pdf(_) => false,
+            PrintTarget::Printer(name) => self.printer(name)?.takes_zpl(),
+        };
+        let rendered = self.render_labels(&canonical, stock_id, zpl)?;
+        self.deliver(target, &rendered.bytes, zpl)?;
+        let reprints: Vec<String> = self.store().label_prints(&canonical)?.into_iter().map(|(c, _)| c).collect();
+        self.write(|e| {
+            e.emit(EventBody::LabelsPrinted {
+                codes: canonical.clone(),
+                stock: stock_id.to_string(),
+                target: target.describe(),
+                reprints: reprints.clone(),
+            })
+        })?;
+        Ok(PrintReport {
+            labels: canonical.len(),
+            pages: rendered.pages,
+            bytes: rendered.bytes.len(),
+            stock: stock_id.into(),
+            target: target.describe(),
+            warnings: rendered.warnings,
+            reprints,
+        })
+    }
+
+    fn deliver(&self, target: &PrintTarget, bytes: &[u8], zpl: bool) -> Result<(), AppError> {
+        match target {
+            PrintTarget::Pdf(p) | PrintTarget::Zpl(p) => std::fs::write(p, bytes).map_err(|e| file_err(p, e)),
+            PrintTarget::Printer(name) => {
+                let r = match self.printer(name)? {
+                    PrinterConfig::Tcp { address } => transport::send_tcp(&address, bytes, &self.print_timeouts()),
+                    PrinterConfig::Cups { queue } | PrinterConfig::CupsPdf { queue } => transport::send_cups(&queue, bytes, zpl),
+                };
+                r.map_err(|e| AppError::Print { code: e.code(), message: e.to_string() })
+            }
+        }
+    }
+
+    fn print_timeouts(&self) -> Timeouts {
+        let mut t = Timeouts::default();
+        if let Some(ms) = std::env::var("KURA_PRINT_TIMEOUT_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+            t.connect = std::time::Duration::from_millis(ms);
+            t.write = std::time::Duration::from_millis(ms);
+            t.linger = std::time::Duration::from_millis(ms.min(2000));
+        }
+        t
+    }
+
+    // ---- printers, per workstation ----
+
+    pub fn printers(&self) -> Result<BTreeMap<String, PrinterConfig>, AppError> {
+        Ok(match self.store().meta("printers")? {
+            Some(s) => serde_json::from_str(&s).map_err(|e| AppError::input("printers", e.to_string()))?,
+            None => BTreeMap::new(),
+        })
+    }
+
+    pub fn printer(&self, name: &str) -> Result<PrinterConfig, AppError> {
+        let all = self.printers()?;
+        all.get(name).cloned().ok_or_else(|| {
+            AppError::input(
+                "printer",
+                format!("no printer {name:?} on this workstation; add one with `kura printer add` (have: {})", all.keys().cloned().collect::<Vec<_>>().join(", ")),
+            )
+        })
+    }
+
+    pub fn set_printer(&mut self, name: &str, config: Option<PrinterConfig>) -> Result<(), AppError> {
+        let mut all = self.printers()?;
+        match config {
+            Some(c) => {
+                if let PrinterConfig::Tcp { address } = &c {
+                    if !address.contains(':') {
+                        return Err(AppError::input("address", format!("{address:?} is not HOST:PORT (Zebra printers listen on 9100)")));
+                    }
+                }
+                all.insert(name.to_string(), c);
+            }
+            None => {
+                all.remove(name).ok_or_else(|| AppError::NotFound { what: "printer", code: name.into() })?;
+            }
+        }
+        let json = serde_json::to_string(&all).expect("serializes");
+        self.write(|e| Ok(e.tx.set_meta("printers", &json)?))
+    }
+
+    // ---- box maps ----
+
+    /// What a box map shows, from the store.
+    pub fn box_map_data(&self, container: &str) -> Result<BoxMapData, AppError> {
+        let m = self.box_map(container)?;
+        let (rows, cols, row_labels, col_labels) = match &m.geometry {
+            Geometry::Grid { rows, cols, row_scheme, col_scheme, .. } => (
+                *rows,
+                *cols,
+                (0..*rows).map(|r| row_scheme.label(r)).collect(),
+                (0..*cols).map(|c| col_scheme.label(c)).collect(),
+            ),
+            Geometry::Linear { slots, scheme } => (1, *slots, vec![String::new()], (0..*slots).map(|c| scheme.label(c)).collect()),
+            Geometry::Unpositioned => return Err(AppError::input("box", format!("{} has no positions to map", m.code))),
+        };
+        let now = self.now().to_datetime().with_timezone(&chrono::Local);
+        let cells = m
+            .slots
+            .iter()
+            .map(|s| {
+                let mut kind = s.sample_type.clone().unwrap_or_default();
+                match s.status.as_deref() {
+                    Some("checked_out") => kind.push_str(" OUT 出庫中"),
+                    _ if s.blocked => kind.push_str(" BLOCKED 利用停止"),
+                    _ => {}
+                }
+                BoxMapCell {
+                    row: s.row,
+                    col: s.col,
+                    label: s.label.clone(),
+                    code: s.specimen.clone().or(s.container.clone()),
+                    kind,
+                    date: s.registered_at.map(|t| Timestamp(t).date().to_string()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(BoxMapData {
+            title: "Box map / ボックスマップ（配置図）".into(),
+            code: m.code.clone(),
+            name: m.name.clone(),
+            kind: m.kind.clone(),
+            path: m.path.clone(),
+            printed: format!("Printed {} by {} / 印刷", now.format("%Y-%m-%d %H:%M %:z"), self.actor()),
+            rows,
+            cols,
+            row_labels,
+            col_labels,
+            cells,
+            summary: format!("{} of {} positions used / 使用状況 {}/{}", m.occupied, m.capacity.unwrap_or(0), m.occupied, m.capacity.unwrap_or(0)),
+        })
+    }
+
+    /// Writes a box map PDF and logs the print.
+    pub fn print_box_map(&mut self, container: &str, out: &Path) -> Result<PrintReport, AppError> {
+        let data = self.box_map_data(container)?;
+        let stock = stock("boxmap-a4")?;
+        let r = kura_labels::render_box_map(&stock, &data).map_err(label_error)?;
+        std::fs::write(out, &r.bytes).map_err(|e| file_err(out, e))?;
+        let target = PrintTarget::Pdf(out.to_path_buf());
+        let reprints: Vec<String> = self.store().label_prints(std::slice::from_ref(&data.code))?.into_iter().map(|(c, _)| c).collect();
+        self.write(|e| {
+            e.emit(EventBody::LabelsPrinted { codes: vec![data.code.clone()], stock: stock.id.clone(), target: target.describe(), reprints: reprints.clone() })
+        })?;
+        Ok(PrintReport { labels: 1, pages: r.pages, bytes: r.bytes.len(), stock: stock.id, target: target.describe(), warnings: r.warnings, reprints })
+    }
+}

@@ -1,0 +1,223 @@
+//! Every stock, a varied set of IDs, rendered to PDF, rasterised by poppler's `pdftoppm` at the
+//! stock's resolution and at 600 dpi, and read back by zxing-cpp (an independent decoder): every
+//! symbol that was drawn must decode to exactly its data, and nothing else may be read.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use kura_labels::layout::{self, Element};
+use kura_labels::{BoxMapCell, BoxMapData, LabelData, LabelStock, Template, stock};
+
+fn kura_id(data: &str) -> String {
+    // MOD 37-2 (the same algorithm as kura-domain; kept here so this test stands alone).
+    let v = |c: u8| match c {
+        b'0'..=b'9' => u32::from(c - b'0'),
+        b'A'..=b'Z' => u32::from(c - b'A') + 10,
+        _ => 36,
+    };
+    let p = data.bytes().fold(0u32, |p, c| (2 * p + v(c)) % 37);
+    let c = (1 + 74 - 2 * p) % 37;
+    format!("{data}{}", b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"[c as usize] as char)
+}
+
+fn varied() -> Vec<LabelData> {
+    let star = (0..10_000).map(|n| kura_id(&format!("NCC26{n:07}"))).find(|id| id.ends_with('*')).unwrap();
+    let ids = [
+        kura_id("AB1"),                               // short
+        kura_id("NCC260001234"),                      // typical
+        kura_id("2600012345678901234567"),            // all digits, long
+        kura_id("KYOTOBIOBANK26000000000123"),        // long
+        star,                                         // the * check character
+    ];
+    let mut out: Vec<LabelData> = ids
+        .iter()
+        .map(|c| LabelData {
+            code: c.clone(),
+            check: c.chars().last(),
+            lines: vec!["PL2 Plasma, double spun 0.25 mL".into(), "認知症コホート研究（多施設共同）".into(), "D0009876 · 2026-11-21".into()],
+        })
+        .collect();
+    for tube in ["FS06551897", "0012345678"] {
+        out.push(LabelData { code: tube.into(), check: None, lines: vec!["DNA 50 ug".into(), "がんゲノム研究".into(), "D1 · 2026-01-02".into()] });
+    }
+    out.push(LabelData { code: "F80-01-R01-B01".into(), check: None, lines: vec!["Box 1".into(), "F80-01 › Rack 1".into()] });
+    out
+}
+
+fn tools() {
+    for (tool, hint) in [("pdftoppm", "apt-get install poppler-utils"), ("python3", "install Python 3")] {
+        let ok = Command::new(tool).arg("-v").output().is_ok() || Command::new(tool).arg("--version").output().is_ok();
+        assert!(ok, "{tool} is missing ({hint}); scripts/setup installs it");
+    }
+}
+
+/// Rasterises `pdf` at `dpi` and decodes every page: (page, format, text) in any order.
+fn decode(pdf: &Path, dpi: u32) -> Vec<(usize, String, String)> {
+    let dir = pdf.parent().unwrap();
+    let stem = format!("{}-{dpi}", pdf.file_stem().unwrap().to_str().unwrap());
+    let o = Command::new("pdftoppm")
+        .args(["-r", &dpi.to_string(), "-png"])
+        .arg(pdf)
+        .arg(dir.join(&stem))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&o.stderr));
+    let mut pngs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&format!("{stem}-")) && p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    pngs.sort();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/decode.py");
+    let o = Command::new("python3").arg(&script).args(&pngs).output().unwrap();
+    assert!(o.status.success(), "zxing-cpp decode failed (pip install zxing-cpp pillow): {}", String::from_utf8_lossy(&o.stderr));
+    let mut out = Vec::new();
+    for (page, line) in String::from_utf8(o.stdout).unwrap().lines().enumerate() {
+        let v: serde_like::Decoded = serde_like::parse(line);
+        for (f, t) in v.symbols {
+            out.push((page, f, t));
+        }
+    }
+    out
+}
+
+/// A tiny reader for the script's one-line JSON (no serde dependency in this crate).
+mod serde_like {
+    pub struct Decoded {
+        pub symbols: Vec<(String, String)>,
+    }
+    pub fn parse(line: &str) -> Decoded {
+        // {"file": "...", "symbols": [["DataMatrix", "X"], ...]}
+        let start = line.find("\"symbols\": [").expect("symbols") + "\"symbols\": [".len();
+        let body = &line[start..line.len() - 2];
+        let mut symbols = Vec::new();
+        let mut strings = Vec::new();
+        let mut chars = body.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                let mut s = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => s.push(chars.next().unwrap()),
+                        '"' => break,
+                        c => s.push(c),
+                    }
+                }
+                strings.push(s);
+                if strings.len() == 2 {
+                    let t = strings.pop().unwrap();
+                    symbols.push((strings.pop().unwrap(), t));
+                }
+            }
+        }
+        Decoded { symbols }
+    }
+}
+
+/// The symbols each page should hold, from the layouts (what was actually drawn).
+fn expected(stock: &LabelStock, labels: &[LabelData]) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    for (i, d) in labels.iter().enumerate() {
+        let page = i / stock.per_page();
+        for e in layout::layout(stock, d).elements {
+            match e {
+                Element::Matrix { data, .. } => out.push((page, "DataMatrix".to_string(), data)),
+                Element::Bars { data, .. } => out.push((page, "Code128".to_string(), data)),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn counts(v: &[(usize, String, String)]) -> BTreeMap<(usize, String, String), usize> {
+    let mut m = BTreeMap::new();
+    for k in v {
+        *m.entry(k.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn every_stock_decodes_exactly_at_its_dpi_and_at_600() {
+    tools();
+    let dir = tempfile_dir();
+    let labels = varied();
+    for (id, _) in stock::BUILTIN {
+        let stock = stock::builtin(id).unwrap();
+        if stock.template == Template::BoxMap {
+            continue;
+        }
+        let r = kura_labels::render_pdf(&stock, &labels).unwrap();
+        let pdf = dir.join(format!("{id}.pdf"));
+        std::fs::write(&pdf, &r.bytes).unwrap();
+        let want = expected(&stock, &labels);
+        assert!(want.len() >= labels.len(), "{id}: every label carries at least one symbol");
+        for dpi in [stock.dpi, 600] {
+            let got = decode(&pdf, dpi);
+            assert_eq!(counts(&got), counts(&want), "{id} at {dpi} dpi: decoded symbols differ from those drawn\nwarnings: {:?}", r.warnings);
+        }
+    }
+}
+
+#[test]
+fn a_box_map_carries_its_box_barcode() {
+    tools();
+    let dir = tempfile_dir();
+    let stock = stock::builtin("boxmap-a4").unwrap();
+    let cells = (0..81)
+        .map(|i| BoxMapCell {
+            row: i / 9,
+            col: i % 9,
+            label: format!("{}{}", (b'A' + (i / 9) as u8) as char, i % 9 + 1),
+            code: (i % 7 != 3).then(|| kura_id(&format!("NCC26{:07}", 100 + i))),
+            kind: "PL1".into(),
+            date: "2026-11-21".into(),
+        })
+        .collect();
+    let map = BoxMapData {
+        code: "F80-01-R01-B01".into(),
+        name: "Box 1".into(),
+        kind: "box".into(),
+        path: "Kura Biobank › B1 フリーザー室 › −80 °C freezer 1 › Rack 1 › Box 1".into(),
+        printed: "Printed 2026-11-21 09:30 +09:00 by tester".into(),
+        title: "Box map / ボックスマップ（配置図）".into(),
+        rows: 9,
+        cols: 9,
+        row_labels: (0..9).map(|r| ((b'A' + r) as char).to_string()).collect(),
+        col_labels: (1..=9).map(|c| c.to_string()).collect(),
+        cells,
+        summary: "70 of 81 positions used".into(),
+    };
+    let r = kura_labels::render_box_map(&stock, &map).unwrap();
+    let pdf = dir.join("boxmap.pdf");
+    std::fs::write(&pdf, &r.bytes).unwrap();
+    let got = decode(&pdf, 300);
+    assert_eq!(got, vec![(0, "Code128".to_string(), "F80-01-R01-B01".to_string())]);
+    let l = kura_labels::boxmap::layout(&stock, &map);
+    let page = LabelStock { label: kura_labels::stock::LabelSize { width: 210.0, height: 297.0, shape: Default::default() }, ..stock };
+    assert_eq!(layout::check(&page, &l), Vec::<String>::new());
+}
+
+#[test]
+fn a_sheet_of_thirty_with_japanese_text_stays_small() {
+    let stock = stock::builtin("cryo-38x13-a4").unwrap();
+    let labels: Vec<LabelData> = (0..30)
+        .map(|i| LabelData {
+            code: kura_id(&format!("NCC26{i:07}")),
+            check: None,
+            lines: vec!["CEL 末梢血単核球（PBMC）1e6 cells".into(), "小児希少疾患研究・iPS細胞バンク".into(), format!("提供者 P-{i:04} · 2026-11-21")],
+        })
+        .collect();
+    let r = kura_labels::render_pdf(&stock, &labels).unwrap();
+    assert!(r.bytes.len() < 500 * 1024, "{} bytes", r.bytes.len());
+    assert!(r.bytes.len() > 10 * 1024, "the glyph outlines are in it");
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("kura-labels-{}-{}", std::process::id(), std::thread::current().name().unwrap_or("t").replace("::", "-")));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
