@@ -10,7 +10,7 @@ use kura_domain::{EventBody, Geometry, SampleType, Timestamp};
 use kura_labels::{BoxMapCell, BoxMapData, LabelData, LabelStock};
 use serde::Serialize;
 
-use crate::transport::{self, PrinterConfig, Timeouts};
+use crate::transport::{self, PrinterConfig};
 use crate::{AppError, FindQuery, Kura};
 
 pub use kura_labels::Rendered;
@@ -196,16 +196,6 @@ impl Kura {
                 r.map_err(|e| AppError::Print { code: e.code(), message: e.to_string() })
             }
         }
-    }
-
-    fn print_timeouts(&self) -> Timeouts {
-        let mut t = Timeouts::default();
-        if let Some(ms) = std::env::var("KURA_PRINT_TIMEOUT_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
-            t.connect = std::time::Duration::from_millis(ms);
-            t.write = std::time::Duration::from_millis(ms);
-            t.linger = std::time::Duration::from_millis(ms.min(2000));
-        }
-        t
     }
 
     // ---- printers, per workstation ----

@@ -52,6 +52,7 @@ pub struct Kura {
     store: Store,
     clock: Arc<dyn Clock>,
     actor: String,
+    print_timeouts: transport::Timeouts,
 }
 
 impl Kura {
@@ -65,7 +66,7 @@ impl Kura {
         if actor.is_empty() {
             return Err(AppError::input("actor", "say who is acting (--actor NAME or KURA_USER)"));
         }
-        Ok(Kura { store: Store::open(path)?, clock, actor: actor.to_string() })
+        Ok(Kura { store: Store::open(path)?, clock, actor: actor.to_string(), print_timeouts: transport::Timeouts::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -74,6 +75,15 @@ impl Kura {
 
     pub fn actor(&self) -> &str {
         &self.actor
+    }
+
+    /// How long to wait on printers (tests shorten it).
+    pub fn set_print_timeouts(&mut self, t: transport::Timeouts) {
+        self.print_timeouts = t;
+    }
+
+    pub(crate) fn print_timeouts(&self) -> transport::Timeouts {
+        self.print_timeouts
     }
 
     pub fn now(&self) -> Timestamp {

@@ -62,7 +62,8 @@ fn layering_points_down_only() {
     let allowed: &[(&str, &[&str])] = &[
         ("kura-domain", &[]),
         ("kura-store", &["kura-domain"]),
-        ("kura-app", &["kura-domain", "kura-store"]),
+        ("kura-labels", &[]),
+        ("kura-app", &["kura-domain", "kura-store", "kura-labels"]),
         ("kura-cli", &["kura-app"]),
     ];
     for c in crates() {
@@ -106,6 +107,15 @@ fn the_domain_does_no_io_and_reads_no_clock() {
 }
 
 #[test]
+fn the_labels_crate_does_no_io() {
+    for (path, text) in sources("kura-labels") {
+        for f in ["std::fs", "std::net", "std::process", "Utc::now", "SystemTime"] {
+            assert!(!text.contains(f), "{} uses {f}: kura-labels is data in, bytes out", path.display());
+        }
+    }
+}
+
+#[test]
 fn only_the_app_reads_the_system_clock() {
     for c in ["kura-store", "kura-cli"] {
         for (path, text) in sources(c) {
@@ -117,7 +127,7 @@ fn only_the_app_reads_the_system_clock() {
 #[test]
 fn the_cli_reaches_nothing_below_kura_app() {
     for (path, text) in sources("kura-cli") {
-        for below in ["kura_store", "kura_domain", "rusqlite"] {
+        for below in ["kura_store", "kura_domain", "kura_labels", "rusqlite"] {
             assert!(!text.contains(below), "{} uses {below}; faces call kura-app only", path.display());
         }
     }
