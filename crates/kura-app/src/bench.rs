@@ -194,3 +194,88 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     });
     Ok(BenchReport { specimens: report.specimens, lines })
 }
+
+/// The label benchmark: `n` labels of the cryo sheet stock to PDF (the median of 5 runs),
+/// beside `glabels-3-batch` making the same sheet from a CSV merge in the same run.
+pub fn run_labels(dir: &std::path::Path, n: usize, say: &mut dyn FnMut(&str)) -> Result<BenchReport, AppError> {
+    std::fs::create_dir_all(dir).map_err(|e| AppError::File { path: dir.display().to_string(), message: e.to_string() })?;
+    let stock = crate::labels::stock("cryo-38x13-a4")?;
+    let studies = ["がんゲノム研究 2024", "認知症コホート研究", "Diabetes prospective cohort", "小児希少疾患研究"];
+    let labels: Vec<kura_labels::LabelData> = (0..n)
+        .map(|i| {
+            let id = kura_domain::KuraId::from_data(&format!("NCC26{i:07}")).expect("valid");
+            kura_labels::LabelData {
+                code: id.to_string(),
+                check: Some(id.check()),
+                lines: vec!["PL1 Plasma 0.5 mL".into(), studies[i % studies.len()].into(), format!("D{:07} · 2026-11-21", i / 9)],
+            }
+        })
+        .collect();
+    say(&format!("rendering {n} labels …"));
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = kura_labels::render_pdf(&stock, &labels).map_err(|e| AppError::input("labels", e.to_string()))?;
+        times.push(t.elapsed());
+        bytes = r.bytes.len();
+        std::fs::write(dir.join("kura-labels.pdf"), &r.bytes).map_err(|e| AppError::File { path: "kura-labels.pdf".into(), message: e.to_string() })?;
+    }
+    times.sort();
+    let kura = times[times.len() / 2];
+    // The same sheet with glabels-3-batch: a template of the same stock and a CSV merge.
+    let csv = dir.join("labels.csv");
+    let mut text = String::from("code,type,study,donor\n");
+    for l in &labels {
+        text.push_str(&format!("{},{},{},{}\n", l.code, l.lines[0], l.lines[1], l.lines[2]));
+    }
+    std::fs::write(&csv, text).map_err(|e| AppError::File { path: csv.display().to_string(), message: e.to_string() })?;
+    let template = dir.join("cryo.glabels");
+    std::fs::write(&template, GLABELS_TEMPLATE.replace("CSV_PATH", &csv.display().to_string()))
+        .map_err(|e| AppError::File { path: template.display().to_string(), message: e.to_string() })?;
+    say("glabels-3-batch …");
+    let t = Instant::now();
+    let glabels = std::process::Command::new("glabels-3-batch")
+        .arg("-o")
+        .arg(dir.join("glabels.pdf"))
+        .arg(&template)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let g = t.elapsed();
+    let (raw, ratio) = match glabels {
+        Ok(s) if s.success() => (format!("{:.3} s (glabels-3-batch, CSV merge, DataMatrix)", g.as_secs_f64()), kura.as_secs_f64() / g.as_secs_f64()),
+        Ok(s) => (format!("glabels-3-batch failed ({s})"), f64::NAN),
+        Err(e) => (format!("glabels-3-batch not available ({e}); apt-get install glabels"), f64::NAN),
+    };
+    Ok(BenchReport {
+        specimens: n as u64,
+        lines: vec![BenchLine {
+            name: format!("{n} labels, cryo sheet 38 × 13 mm, to PDF ({} KiB)", bytes / 1024),
+            kura: format!("{:.3} s (median of 5)", kura.as_secs_f64()),
+            raw,
+            ratio,
+            target: "≤ 0.5 s".into(),
+            met: kura.as_secs_f64() <= 0.5,
+        }],
+    })
+}
+
+const GLABELS_TEMPLATE: &str = r#"<?xml version="1.0"?>
+<Glabels-document xmlns="http://glabels.org/xmlns/3.0/">
+  <Template brand="Kura" part="cryo-38x13" size="A4" description="Cryo 38 x 13 mm">
+    <Meta category="label"/>
+    <Label-rectangle id="0" width="38mm" height="13mm" round="0mm" x_waste="0mm" y_waste="0mm">
+      <Markup-margin size="0.8mm"/>
+      <Layout nx="5" ny="21" x0="6mm" y0="12mm" dx="40mm" dy="13mm"/>
+    </Label-rectangle>
+  </Template>
+  <Objects id="0" rotate="False">
+    <Object-barcode x="0.8mm" y="0.8mm" w="11.4mm" h="11.4mm" lock_aspect_ratio="False" backend="libiec16022" style="IEC16022" text="False" checksum="True" color="0x000000ff" field="code" a0="1" a1="0" a2="0" a3="1" a4="0" a5="0"/>
+    <Object-text x="13mm" y="0.8mm" w="24mm" h="11.4mm" lock_aspect_ratio="False" justify="Left" valign="Top" auto_shrink="True" a0="1" a1="0" a2="0" a3="1" a4="0" a5="0">
+      <Span font_family="Sans" font_size="6" font_weight="Regular" font_italic="False" color="0x000000ff" line_spacing="1"><Field name="code"/><NL/><Field name="type"/><NL/><Field name="study"/><NL/><Field name="donor"/></Span>
+    </Object-text>
+  </Objects>
+  <Merge type="Text/Comma/Line1Keys" src="CSV_PATH"/>
+</Glabels-document>
+"#;

@@ -215,6 +215,9 @@ enum Cmd {
         checkins: usize,
         #[arg(long, default_value_t = 10)]
         boxes: usize,
+        /// Only the label benchmark: this many cryo-sheet labels to PDF, beside glabels-3-batch.
+        #[arg(long)]
+        labels: Option<usize>,
     },
 }
 
@@ -402,7 +405,12 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             });
             return Ok(ExitCode::SUCCESS);
         }
-        Cmd::Bench { specimens, dir, lookups, checkins, boxes } => {
+        Cmd::Bench { labels: Some(n), dir, .. } => {
+            let report = kura_app::bench::run_labels(dir, *n, &mut |s| eprintln!("{s}"))?;
+            out(json, json!(report), || print::bench(&report));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Bench { specimens, dir, lookups, checkins, boxes, labels: None } => {
             let opts = kura_app::bench::BenchOptions {
                 dir: dir.clone(),
                 specimens: *specimens,

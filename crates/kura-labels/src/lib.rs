@@ -57,8 +57,9 @@ pub fn render_pdf(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, 
     let per = stock.per_page();
     let mut pages = Vec::new();
     let mut warnings = Vec::new();
+    let mut glyphs = pdf::Glyphs::default();
     for chunk in labels.chunks(per) {
-        let mut page = pdf::PageBuilder::new(stock.page.width, stock.page.height);
+        let mut page = pdf::PageBuilder::new(stock.page.width, stock.page.height, &mut glyphs);
         for (i, d) in chunk.iter().enumerate() {
             let l = layout::layout(stock, d);
             let (ox, oy) = snapped_origin(stock, i);
@@ -68,7 +69,7 @@ pub fn render_pdf(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, 
         pages.push(page.finish());
     }
     let n = pages.len();
-    Ok(Rendered { bytes: pdf::document("Kura labels", pages), pages: n, warnings })
+    Ok(Rendered { bytes: pdf::document("Kura labels", pages, glyphs), pages: n, warnings })
 }
 
 /// Labels to ZPL, one `^XA … ^XZ` format per label.
@@ -95,7 +96,9 @@ pub fn render_box_map(stock: &LabelStock, map: &BoxMapData) -> Result<Rendered, 
         return Err(LabelError::WrongTemplate { stock: stock.id.clone(), template: stock.template, wanted: "box maps" });
     }
     let l = boxmap::layout(stock, map);
-    let mut page = pdf::PageBuilder::new(stock.page.width, stock.page.height);
+    let mut glyphs = pdf::Glyphs::default();
+    let mut page = pdf::PageBuilder::new(stock.page.width, stock.page.height, &mut glyphs);
     page.draw(&l, 0.0, 0.0);
-    Ok(Rendered { bytes: pdf::document("Kura box map", vec![page.finish()]), pages: 1, warnings: l.warnings })
+    let page = page.finish();
+    Ok(Rendered { bytes: pdf::document("Kura box map", vec![page], glyphs), pages: 1, warnings: l.warnings })
 }

@@ -11,5 +11,5 @@ from PIL import Image
 
 for path in sys.argv[1:]:
     image = Image.open(path).convert("L")
-    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.DataMatrix | zxingcpp.BarcodeFormat.Code128)
+    found = zxingcpp.read_barcodes(image, formats=(zxingcpp.BarcodeFormat.DataMatrix, zxingcpp.BarcodeFormat.Code128))
     print(json.dumps({"file": path, "symbols": [[r.format.name, r.text] for r in found]}, ensure_ascii=False))
