@@ -190,7 +190,7 @@ fn vial(stock: &LabelStock, d: &LabelData) -> Layout {
     let (w, h) = (stock.label.width, stock.label.height);
     let inner_h = h - 2.0 * m;
     let mut text_x = m;
-    match symbol::datamatrix(&d.code) {
+    match symbol::label_matrix(&d.code) {
         Ok(mx) => {
             // The largest module that leaves the ID legible beside the symbol.
             let modules = mx.width + 2;
@@ -231,7 +231,9 @@ fn box_label(stock: &LabelStock, d: &LabelData) -> Layout {
     let (w, h) = (stock.label.width, stock.label.height);
     let inner_w = w - 2.0 * m;
     let mut top = m;
-    match symbol::code128(&d.code) {
+    // A GS1 string goes into the GS1 DataMatrix only (a GS1-128 would need FNC1 handling).
+    let linear = if symbol::gs1_element_string(&d.code).is_some() { None } else { Some(symbol::code128(&d.code)) };
+    match linear.unwrap_or_else(|| Err(symbol::SymbolError::Encode { data: d.code.clone(), symbology: "Code128", reason: "GS1 data is carried by the GS1 DataMatrix".into() })) {
         Ok(bars) => {
             let modules = bars.len() + 20;
             match module_for(stock, modules, inner_w) {
@@ -263,7 +265,7 @@ fn box_label(stock: &LabelStock, d: &LabelData) -> Layout {
     }
     let rest_h = h - m - top;
     let mut text_x = m;
-    if let Ok(mx) = symbol::datamatrix(&d.code) {
+    if let Ok(mx) = symbol::label_matrix(&d.code) {
         let modules = mx.width + 2;
         match module_for(stock, modules, rest_h.min(inner_w * 0.4)) {
             Some((module, dots)) => {
@@ -293,7 +295,7 @@ fn dot(stock: &LabelStock, d: &LabelData) -> Layout {
     };
     let text_pt = 4.5;
     let th = line_mm(text_pt);
-    let Ok(mx) = symbol::datamatrix(&d.code) else {
+    let Ok(mx) = symbol::label_matrix(&d.code) else {
         out.warnings.push(format!("{}: cannot be encoded", d.code));
         return out;
     };

@@ -45,6 +45,58 @@ pub fn datamatrix_gs1(data: &[u8]) -> Result<Matrix, SymbolError> {
     })
 }
 
+/// GS1 Application Identifiers with a fixed data length (the rest are variable and end with GS
+/// unless they come last).
+const GS1_FIXED: &[(&str, usize)] = &[
+    ("00", 18), ("01", 14), ("02", 14), ("03", 14), ("04", 16), ("11", 6), ("12", 6), ("13", 6), ("14", 6),
+    ("15", 6), ("16", 6), ("17", 6), ("18", 6), ("19", 6), ("20", 2), ("31", 6), ("32", 6), ("33", 6),
+    ("34", 6), ("35", 6), ("36", 6), ("41", 13),
+];
+
+/// A GS1 human-readable string, `(01)09501101020917(10)ABC(21)10`, as the element string a
+/// GS1 DataMatrix encodes (GS after every variable-length field but the last). None if `hri`
+/// is not in that form.
+pub fn gs1_element_string(hri: &str) -> Option<Vec<u8>> {
+    if !hri.starts_with('(') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut rest = hri;
+    while !rest.is_empty() {
+        let close = rest.find(')')?;
+        let ai = &rest[1..close];
+        if !(2..=4).contains(&ai.len()) || !ai.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let after = &rest[close + 1..];
+        let end = after.find('(').unwrap_or(after.len());
+        let data = &after[..end];
+        if data.is_empty() {
+            return None;
+        }
+        out.extend_from_slice(ai.as_bytes());
+        out.extend_from_slice(data.as_bytes());
+        let fixed = GS1_FIXED.iter().find(|(p, _)| ai.starts_with(p)).map(|(_, n)| *n);
+        rest = &after[end..];
+        match fixed {
+            Some(n) if data.len() != n => return None,
+            Some(_) => {}
+            None if !rest.is_empty() => out.push(0x1d),
+            None => {}
+        }
+    }
+    Some(out)
+}
+
+/// The DataMatrix a label carries: GS1 (FNC1 first) for a GS1 human-readable string, plain
+/// ECC 200 otherwise.
+pub fn label_matrix(code: &str) -> Result<Matrix, SymbolError> {
+    match gs1_element_string(code) {
+        Some(es) => datamatrix_gs1(&es),
+        None => datamatrix(code),
+    }
+}
+
 /// The code-set plan for Code128 as `barcoders` reads it: a start character (`Ɓ` set B, `Ć`
 /// set C) and switch characters where the set changes. Minimises the number of symbols.
 pub fn code128_plan(data: &str) -> Result<String, SymbolError> {
@@ -155,6 +207,27 @@ mod tests {
         // start + 4 pairs + check = 6 symbols × 11 modules + stop 13.
         assert_eq!(m.len(), 6 * 11 + 13);
         assert!(m[0] && *m.last().unwrap(), "starts and ends with a bar");
+    }
+
+    #[test]
+    fn gs1_element_strings() {
+        let cases: &[(&str, Option<&[u8]>)] = &[
+            ("(01)09501101020917(17)190508(10)ABCD1234(21)10", Some(b"010950110102091717190508" as &[u8])),
+            ("(00)123456789012345675", Some(b"00123456789012345675")),
+            ("(01)123", None),
+            ("NCC2600012343", None),
+        ];
+        for (hri, want) in cases {
+            let got = gs1_element_string(hri);
+            match want {
+                Some(prefix) => assert!(got.as_ref().unwrap().starts_with(prefix), "{hri}: {got:?}"),
+                None => assert_eq!(got, None, "{hri}"),
+            }
+        }
+        assert_eq!(
+            gs1_element_string("(01)09501101020917(10)AB(21)10").unwrap(),
+            b"0109501101020917" .iter().chain(b"10AB\x1d2110").copied().collect::<Vec<u8>>()
+        );
     }
 
     #[test]

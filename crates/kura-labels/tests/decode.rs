@@ -221,3 +221,20 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn a_shipment_label_carries_a_gs1_datamatrix() {
+    tools();
+    let dir = tempfile_dir();
+    let stock = stock::builtin("box-2x1").unwrap();
+    let hri = "(00)123456789012345675(400)SHIP-2026-0042";
+    let labels = vec![LabelData { code: hri.into(), check: None, lines: vec!["Shipment to Kyoto / 送付先 京都".into(), "12 boxes".into()] }];
+    let r = kura_labels::render_pdf(&stock, &labels).unwrap();
+    let pdf = dir.join("gs1.pdf");
+    std::fs::write(&pdf, &r.bytes).unwrap();
+    let got = decode(&pdf, 600);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1, "DataMatrix");
+    // zxing-cpp reports GS1 content in its human-readable form: the FNC1 was read as GS1.
+    assert_eq!(got[0].2, hri);
+}
