@@ -80,11 +80,10 @@ impl Kura {
         if codes.is_empty() {
             return Err(AppError::input("specimens", "scan at least one specimen"));
         }
-        if let Some(due) = out.due {
-            if due < self.now().date() {
+        if let Some(due) = out.due
+            && due < self.now().date() {
                 return Err(AppError::input("due", format!("the due date {due} is in the past")));
             }
-        }
         let n = codes.len();
         self.write(|e| {
             for c in codes {

@@ -102,13 +102,12 @@ fn grid(rows: u16, cols: u16, rs: Scheme) -> Geometry {
 
 impl Shelf {
     fn next_slot(&mut self, e: &mut Emit<'_, '_>, counter: &mut u64) -> Result<Location, AppError> {
-        if let Some((id, seq, i)) = &mut self.current {
-            if *i < seq.len() {
+        if let Some((id, seq, i)) = &mut self.current
+            && *i < seq.len() {
                 let p = seq[*i];
                 *i += 1;
                 return Ok(Location { container: id.clone(), pos: p });
             }
-        }
         // Need a new box; maybe a new rack; maybe a new freezer.
         let rack_capacity = self.rack_geometry.capacity().unwrap_or(1) as u16;
         if self.units == 0 || (self.racks_in_unit >= self.racks_per_unit && self.boxes_in_rack >= rack_capacity) {
@@ -347,7 +346,7 @@ impl Demo {
         }
         self.specimens += made.len() as u64;
         // What happened to them since.
-        let withdrawn = self.donor % 157 == 0;
+        let withdrawn = self.donor.is_multiple_of(157);
         for code in &made {
             let r = self.rng.below(1000);
             if r < 30 {

@@ -78,11 +78,10 @@ impl Kura {
     /// Classifies a scan: a registered specimen, a known container, or neither.
     pub fn classify(&self, raw: &str) -> Result<Scanned, AppError> {
         let s = kura_domain::id::normalize_scan(raw)?;
-        if let Ok(code) = SpecimenCode::parse_lookup(&s) {
-            if self.store().specimen(&code)?.is_some() {
+        if let Ok(code) = SpecimenCode::parse_lookup(&s)
+            && self.store().specimen(&code)?.is_some() {
                 return Ok(Scanned::Specimen { code: s });
             }
-        }
         if self.store().box_map(&s)?.is_some() {
             return Ok(Scanned::Container { code: s });
         }

@@ -227,11 +227,10 @@ impl Kura {
         let id = ContainerId::parse(b).map_err(|e| ("box", e.to_string()))?;
         if !boxes.contains_key(id.as_str()) {
             let map = self.store().box_map(id.as_str()).map_err(|e| ("box", e.to_string()))?;
-            if let Some(m) = &map {
-                if !["box", "tube_rack", "cane"].contains(&m.kind.as_str()) {
+            if let Some(m) = &map
+                && !["box", "tube_rack", "cane"].contains(&m.kind.as_str()) {
                     return Err(("box", format!("{id} is a {}; specimens go into boxes, tube racks or canes", m.kind)));
                 }
-            }
             let state = map.map(|m| BoxState {
                 taken: m.slots.iter().filter(|s| s.specimen.is_some()).map(|s| Pos::new(s.row, s.col)).collect(),
                 geometry: m.geometry,

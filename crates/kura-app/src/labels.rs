@@ -221,11 +221,10 @@ impl Kura {
         let mut all = self.printers()?;
         match config {
             Some(c) => {
-                if let PrinterConfig::Tcp { address } = &c {
-                    if !address.contains(':') {
+                if let PrinterConfig::Tcp { address } = &c
+                    && !address.contains(':') {
                         return Err(AppError::input("address", format!("{address:?} is not HOST:PORT (Zebra printers listen on 9100)")));
                     }
-                }
                 all.insert(name.to_string(), c);
             }
             None => {

@@ -79,14 +79,13 @@ impl RegisterRequest {
             (Some(_), None) => return Err(AppError::input("aliquot_quantity", "give the parent's quantity and unit too")),
             (None, _) => None,
         };
-        if let (Some(a), Some(q)) = (aliquot_quantity, quantity) {
-            if self.aliquot_type.is_none() && a.milli * i64::from(self.aliquots) > q.milli {
+        if let (Some(a), Some(q)) = (aliquot_quantity, quantity)
+            && self.aliquot_type.is_none() && a.milli * i64::from(self.aliquots) > q.milli {
                 return Err(AppError::input(
                     "aliquot_quantity",
                     format!("{} aliquots of {a} need more than the {q} registered", self.aliquots),
                 ));
             }
-        }
         if self.aliquots > 500 {
             return Err(AppError::input("aliquots", "at most 500 aliquots in one registration"));
         }

@@ -21,15 +21,14 @@ fn csv_rows(n: usize, bad_at: Option<(usize, &str, &str)>) -> String {
             String::new(),
             String::new(),
         ];
-        if let Some((at, col, value)) = bad_at {
-            if at == i {
+        if let Some((at, col, value)) = bad_at
+            && at == i {
                 let idx = ["code", "type", "container", "storage", "quantity", "unit", "study", "donor", "collected_at", "parent", "box", "position"]
                     .iter()
                     .position(|c| *c == col)
                     .unwrap();
                 row[idx] = value.to_string();
             }
-        }
         s.push_str(&row.join(","));
         s.push('\n');
     }

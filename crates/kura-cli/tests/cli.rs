@@ -133,13 +133,12 @@ fn sigkill_in_the_middle_of_a_bulk_import_leaves_all_or_nothing() {
     let mut killed_mid_write = false;
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(done) = line.strip_prefix("import: ").and_then(|r| r.split('/').next()).and_then(|n| n.parse::<u64>().ok()) {
-            if done >= 10_000 && done < rows as u64 {
+        if let Some(done) = line.strip_prefix("import: ").and_then(|r| r.split('/').next()).and_then(|n| n.parse::<u64>().ok())
+            && done >= 10_000 && done < rows as u64 {
                 child.kill().unwrap();
                 killed_mid_write = true;
                 break;
             }
-        }
     }
     child.wait().unwrap();
     assert!(killed_mid_write, "the import finished before it could be killed; make it bigger");

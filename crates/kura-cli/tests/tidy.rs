@@ -25,14 +25,13 @@ mod toml_lite {
                 section = line.trim_matches(|c| c == '[' || c == ']').to_string();
                 continue;
             }
-            if section.ends_with("dependencies") {
-                if let Some(name) = line.split(['=', '.']).next().map(str::trim).filter(|n| !n.is_empty() && !n.starts_with('#')) {
+            if section.ends_with("dependencies")
+                && let Some(name) = line.split(['=', '.']).next().map(str::trim).filter(|n| !n.is_empty() && !n.starts_with('#')) {
                     all.push(name.to_string());
                     if section == "dependencies" {
                         normal.push(name.to_string());
                     }
                 }
-            }
         }
         Deps { normal, all }
     }

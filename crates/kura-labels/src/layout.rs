@@ -345,11 +345,10 @@ pub fn check(stock: &LabelStock, l: &Layout) -> Vec<String> {
                 problems.push(format!("elements {i} and {j} overlap: {rc:?} / {:?}", o.rect()));
             }
         }
-        if let Element::Matrix { dots, .. } | Element::Bars { dots, .. } = e {
-            if *dots < 2 {
+        if let Element::Matrix { dots, .. } | Element::Bars { dots, .. } = e
+            && *dots < 2 {
                 problems.push(format!("element {i} has modules of {dots} dot(s)"));
             }
-        }
     }
     problems
 }

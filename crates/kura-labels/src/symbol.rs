@@ -133,7 +133,7 @@ pub fn code128_plan(data: &str) -> Result<String, SymbolError> {
             }
             out.push(b[i] as char);
             i += 1;
-        } else if digits2(i) && 1 + cost[i + 2][1] <= 1 + (1 + cost[i + 1][0]) {
+        } else if digits2(i) && cost[i + 2][1] < 1 + (1 + cost[i + 1][0]) {
             out.push(b[i] as char);
             out.push(b[i + 1] as char);
             i += 2;

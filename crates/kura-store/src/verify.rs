@@ -75,7 +75,7 @@ fn replay(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, 
         p.apply(id, at, &body)
             .map_err(|e| StoreError::Corrupt(format!("{} no longer applies: {e}", describe(r))))?;
         n += 1;
-        if n % 50_000 == 0 {
+        if n.is_multiple_of(50_000) {
             progress(n, total as u64);
         }
     }
