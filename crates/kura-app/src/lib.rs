@@ -184,3 +184,13 @@ impl Emit<'_, '_> {
         Ok(self.tx.append(id, self.actor, at, body)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The desktop shell keeps a `Kura` in its managed state, shared across threads.
+    #[test]
+    fn kura_can_move_between_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<super::Kura>();
+    }
+}

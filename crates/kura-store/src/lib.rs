@@ -19,7 +19,7 @@ mod verify;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use kura_domain::Geometry;
 
@@ -40,7 +40,7 @@ pub struct Store {
     path: PathBuf,
     workstation: Uuid,
     /// Containers by row id, for reads (cleared whenever a write changes a container).
-    containers: RefCell<HashMap<i64, Rc<ContainerMeta>>>,
+    containers: RefCell<HashMap<i64, Arc<ContainerMeta>>>,
     /// Containers by code, for the rules (kept across transactions, same invalidation).
     rule_cache: project::ContainerCache,
     /// `PRAGMA data_version` when the caches were last known good: another process's commit
@@ -196,7 +196,7 @@ impl Store {
         Ok(false)
     }
 
-    pub(crate) fn container_meta(&self, rowid: i64) -> Result<Option<Rc<ContainerMeta>>, StoreError> {
+    pub(crate) fn container_meta(&self, rowid: i64) -> Result<Option<Arc<ContainerMeta>>, StoreError> {
         self.external_change()?;
         if let Some(m) = self.containers.borrow().get(&rowid) {
             return Ok(Some(m.clone()));
@@ -208,7 +208,7 @@ impl Store {
             .optional()?;
         let Some((code, geometry, path)) = row else { return Ok(None) };
         let geometry = serde_json::from_str(&geometry).map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
-        let m = Rc::new(ContainerMeta { code, geometry, path });
+        let m = Arc::new(ContainerMeta { code, geometry, path });
         self.containers.borrow_mut().insert(rowid, m.clone());
         Ok(Some(m))
     }
