@@ -245,11 +245,6 @@ impl Kura {
         view.ok_or_else(|| AppError::NotFound { what: "specimen", code: code.to_string() })
     }
 
-    /// Fast path for a scan that is already a valid code: no normalisation beyond the parse.
-    pub fn lookup(&self, code: &SpecimenCode) -> Result<Option<kura_store::SpecimenView>, AppError> {
-        Ok(self.store().specimen(code)?)
-    }
-
     pub fn find(&self, q: &kura_store::FindQuery) -> Result<Vec<kura_store::SpecimenView>, AppError> {
         Ok(self.store().find(q)?)
     }

@@ -1,10 +1,9 @@
 //! Reading what the scanner typed: Kura IDs, pre-barcoded tube codes, container codes,
 //! positions.
 
-use kura_domain::id::{ContainerId, KuraId, ScanError, SpecimenCode, check_char};
+use kura_domain::id::{ContainerId, KuraId, ScanError, SpecimenCode};
 use kura_domain::position::Geometry;
 use kura_domain::Pos;
-use serde::Serialize;
 
 use crate::{AppError, Kura};
 
@@ -16,20 +15,6 @@ pub fn check(code: &str) -> Result<KuraId, ScanError> {
 /// `kura id check-char`: the data with its check character appended.
 pub fn with_check_char(data: &str) -> Result<KuraId, ScanError> {
     KuraId::from_data(data)
-}
-
-/// The bare check character of `data` (already normalised, `0-9A-Z`).
-pub fn check_character(data: &str) -> Option<char> {
-    check_char(data)
-}
-
-/// What a scan turned out to be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Scanned {
-    Specimen { code: String },
-    Container { code: String },
-    Unknown { code: String },
 }
 
 impl Kura {
@@ -73,24 +58,6 @@ impl Kura {
     /// Reads a scanned container code.
     pub fn container_code(&self, raw: &str) -> Result<ContainerId, AppError> {
         Ok(ContainerId::parse(raw)?)
-    }
-
-    /// Classifies a scan: a registered specimen, a known container, or neither.
-    pub fn classify(&self, raw: &str) -> Result<Scanned, AppError> {
-        let s = kura_domain::id::normalize_scan(raw)?;
-        if let Ok(code) = SpecimenCode::parse_lookup(&s)
-            && self.store().specimen(&code)?.is_some() {
-                return Ok(Scanned::Specimen { code: s });
-            }
-        if self.store().box_map(&s)?.is_some() {
-            return Ok(Scanned::Container { code: s });
-        }
-        // A well-formed Kura ID that is not registered yet is still a specimen scan.
-        match KuraId::parse(&s) {
-            Ok(_) => Ok(Scanned::Specimen { code: s }),
-            Err(e @ ScanError::WrongCheckCharacter { .. }) => Err(e.into()),
-            Err(_) => Ok(Scanned::Unknown { code: s }),
-        }
     }
 }
 

@@ -153,31 +153,6 @@ pub fn code128(data: &str) -> Result<Vec<bool>, SymbolError> {
     Ok(c.encode().into_iter().map(|m| m == 1).collect())
 }
 
-/// How many symbols (characters, start, switches, check, stop) a plan makes; for tests.
-pub fn code128_symbols(plan: &str) -> usize {
-    let mut n = 0;
-    let mut chars = plan.chars().peekable();
-    let mut set_c = false;
-    while let Some(ch) = chars.next() {
-        match ch {
-            'Ć' => {
-                set_c = true;
-                n += 1;
-            }
-            'Ɓ' | 'À' => {
-                set_c = false;
-                n += 1;
-            }
-            _ if set_c => {
-                chars.next();
-                n += 1;
-            }
-            _ => n += 1,
-        }
-    }
-    n + 2 // check and stop
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

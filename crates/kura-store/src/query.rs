@@ -1,7 +1,7 @@
 //! Read models: what the use cases show. All reads go through indexes; none scans the log.
 
 use kura_domain::{Geometry, Pos, SpecimenCode};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -234,16 +234,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The events after local row `after`, in order (export of the log, sync).
-    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, EventRow)>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT e.event_id, e.workstation, e.seq, e.actor, e.at, e.kind, e.payload, e.id FROM events e
-             WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after, limit as i64], |r| Ok((r.get(7)?, event_row(r)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// The family of a specimen: from its oldest ancestor down to every aliquot and derivative.
     pub fn lineage(&self, code: &SpecimenCode) -> Result<Option<LineageNode>, StoreError> {
         let root: Option<String> = self
@@ -408,26 +398,6 @@ impl Store {
         for id in ids {
             if let Some(c) = stmt.query_row([id], |r| r.get(0)).optional()? {
                 out.push(c);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Codes of containers that hold specimens and have a free position, in code order.
-    pub fn boxes_with_space(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn().prepare(
-            "SELECT c.code, c.geometry, (SELECT count(*) FROM specimens s WHERE s.container = c.id)
-             FROM containers c WHERE c.kind IN ('box', 'tube_rack', 'cane') ORDER BY c.code",
-        )?;
-        let mut out = Vec::new();
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let g: Geometry = serde_json::from_str(&r.get::<_, String>(1)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if (r.get::<_, i64>(2)? as usize) < g.capacity().unwrap_or(0) {
-                out.push(r.get(0)?);
-                if out.len() >= limit {
-                    break;
-                }
             }
         }
         Ok(out)
