@@ -101,6 +101,29 @@ fn grid(rows: u16, cols: u16, rs: Scheme) -> Geometry {
 }
 
 impl Shelf {
+    /// A −80 °C freezer room's shelf: freezers of 20 racks × 20 boxes of `box_type`.
+    fn minus80(prefix: &'static str, box_type: &'static str, box_kind: ContainerKind, box_geometry: Geometry) -> Shelf {
+        use kura_domain::position::Scheme::Numbers;
+        Shelf {
+            prefix,
+            unit_kind: ContainerKind::Freezer,
+            unit_type: "freezer-20-racks",
+            unit_geometry: Geometry::Linear { slots: 20, scheme: Numbers },
+            unit_temp: Temperature::Minus80,
+            racks_per_unit: 20,
+            rack_type: "rack-5x4",
+            rack_geometry: grid(5, 4, Numbers),
+            box_type,
+            box_kind,
+            box_geometry,
+            room: "DEMO-B1-FRZ",
+            units: 0,
+            racks_in_unit: 0,
+            boxes_in_rack: 0,
+            current: None,
+        }
+    }
+
     fn next_slot(&mut self, e: &mut Emit<'_, '_>, counter: &mut u64) -> Result<Location, AppError> {
         if let Some((id, seq, i)) = &mut self.current
             && *i < seq.len() {
@@ -206,42 +229,8 @@ impl Demo {
         use kura_domain::position::Scheme::*;
         Demo {
             rng: Rng::new(seed),
-            freezer: Shelf {
-                prefix: "F80",
-                unit_kind: ContainerKind::Freezer,
-                unit_type: "freezer-20-racks",
-                unit_geometry: Geometry::Linear { slots: 20, scheme: Numbers },
-                unit_temp: Temperature::Minus80,
-                racks_per_unit: 20,
-                rack_type: "rack-5x4",
-                rack_geometry: grid(5, 4, Numbers),
-                box_type: "box-9x9",
-                box_kind: ContainerKind::Box,
-                box_geometry: grid(9, 9, Letters),
-                room: "DEMO-B1-FRZ",
-                units: 0,
-                racks_in_unit: 0,
-                boxes_in_rack: 0,
-                current: None,
-            },
-            tubes: Shelf {
-                prefix: "F80T",
-                unit_kind: ContainerKind::Freezer,
-                unit_type: "freezer-20-racks",
-                unit_geometry: Geometry::Linear { slots: 20, scheme: Numbers },
-                unit_temp: Temperature::Minus80,
-                racks_per_unit: 20,
-                rack_type: "rack-5x4",
-                rack_geometry: grid(5, 4, Numbers),
-                box_type: "sbs-8x12",
-                box_kind: ContainerKind::TubeRack,
-                box_geometry: grid(8, 12, Letters),
-                room: "DEMO-B1-FRZ",
-                units: 0,
-                racks_in_unit: 0,
-                boxes_in_rack: 0,
-                current: None,
-            },
+            freezer: Shelf::minus80("F80", "box-9x9", ContainerKind::Box, grid(9, 9, Letters)),
+            tubes: Shelf::minus80("F80T", "sbs-8x12", ContainerKind::TubeRack, grid(8, 12, Letters)),
             ln2: Shelf {
                 prefix: "LN2",
                 unit_kind: ContainerKind::Dewar,
@@ -382,7 +371,8 @@ impl Kura {
     /// Refuses a database that already holds specimens.
     pub fn demo(&mut self, n: u64, seed: u64, progress: Progress<'_>) -> Result<DemoReport, AppError> {
         let start = std::time::Instant::now();
-        if self.stats()?.specimens > 0 || self.stats()?.containers > 0 {
+        let before = self.stats()?;
+        if before.specimens > 0 || before.containers > 0 {
             return Err(AppError::input("db", format!("{} already holds data; give `--db` a new file for the demo", self.path().display())));
         }
         if !self.is_initialised()? {
@@ -397,8 +387,7 @@ impl Kura {
         let actor = "demo".to_string();
         let mut ids = DemoIds(Rng::new(seed.wrapping_add(1)));
         let mut demo = Demo::new(seed);
-        let mut events_before = self.stats()?.events as u64;
-        let _ = &mut events_before;
+        let events_before = before.events as u64;
         let mut first = true;
         progress(0, n);
         while demo.specimens < n {

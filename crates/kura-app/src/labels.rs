@@ -104,6 +104,11 @@ fn label_error(e: kura_labels::LabelError) -> AppError {
     AppError::input("labels", e.to_string())
 }
 
+fn render(data: &[LabelData], stock_id: &str, zpl: bool) -> Result<Rendered, AppError> {
+    let stock = stock(stock_id)?;
+    if zpl { kura_labels::render_zpl(&stock, data) } else { kura_labels::render_pdf(&stock, data) }.map_err(label_error)
+}
+
 impl Kura {
     /// What a label for `code` (a specimen or a container) says.
     pub fn label_data(&self, raw: &str) -> Result<LabelData, AppError> {
@@ -147,9 +152,8 @@ impl Kura {
 
     /// Renders labels without printing or logging (the preview).
     pub fn render_labels(&self, codes: &[String], stock_id: &str, zpl: bool) -> Result<Rendered, AppError> {
-        let stock = stock(stock_id)?;
         let data = codes.iter().map(|c| self.label_data(c)).collect::<Result<Vec<_>, _>>()?;
-        if zpl { kura_labels::render_zpl(&stock, &data) } else { kura_labels::render_pdf(&stock, &data) }.map_err(label_error)
+        render(&data, stock_id, zpl)
     }
 
     /// Prints labels and records the print (reprints marked) once the output was delivered.
@@ -157,13 +161,14 @@ impl Kura {
         if codes.is_empty() {
             return Err(AppError::input("labels", "nothing to print: give IDs, --box or --query"));
         }
-        let canonical: Vec<String> = codes.iter().map(|c| self.label_data(c).map(|d| d.code)).collect::<Result<_, _>>()?;
+        let data = codes.iter().map(|c| self.label_data(c)).collect::<Result<Vec<_>, _>>()?;
+        let canonical: Vec<String> = data.iter().map(|d| d.code.clone()).collect();
         let zpl = match target {
             PrintTarget::Zpl(_) => true,
             PrintTarget::Pdf(_) => false,
             PrintTarget::Printer(name) => self.printer(name)?.takes_zpl(),
         };
-        let rendered = self.render_labels(&canonical, stock_id, zpl)?;
+        let rendered = render(&data, stock_id, zpl)?;
         self.deliver(target, &rendered.bytes, zpl)?;
         let reprints: Vec<String> = self.store().label_prints(&canonical)?.into_iter().map(|(c, _)| c).collect();
         self.write(|e| {
