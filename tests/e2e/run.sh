@@ -3,8 +3,9 @@
 # everything it started, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export KURA_APP="$PWD/target/debug/kura-desktop"
-export KURA_CLI="$PWD/target/debug/kura"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+export KURA_APP="$target/debug/kura-desktop"
+export KURA_CLI="$target/debug/kura"
 export KURA_E2E_OUT="$PWD/target/e2e"
 work="$(mktemp -d)"
 export KURA_DB="$work/kura.sqlite3" KURA_USER=e2e
