@@ -1,44 +1,198 @@
 //! Kura's desktop window: setup, state and commands of a few lines each that call `kura-app`.
 //! No SQL and no business rules here; errors cross IPC as `{code, message, details}`.
+//!
+//! Commands are `async` so that Tauri runs them off the window's main thread: a long print or
+//! a 10,000-row search never freezes the scan bar.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
-use kura_app::{AppError, Kura, WireError};
+use kura_app::{
+    BoxMap, CheckOut, ContainerRow, EventRow, FindQuery, Kura, LabelPreview, LineageNode, Placed,
+    PrintReport, PrinterConfig, RegisterRequest, Registered, SessionInfo, SpecimenView, Stats,
+    StockInfo, WireError,
+};
 use tauri::State;
+
+#[cfg(test)]
+mod types;
 
 struct App(Mutex<Kura>);
 
-type R<T> = Result<T, WireError>;
+impl App {
+    fn kura(&self) -> MutexGuard<'_, Kura> {
+        // A panic inside a use case leaves the store consistent (its transaction rolled back).
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
-fn wire(e: AppError) -> WireError {
+type R<T> = Result<T, WireError>;
+type S<'a> = State<'a, App>;
+
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+fn wire(e: kura_app::AppError) -> WireError {
     e.to_wire()
 }
 
+/// The page calls this once its scan bar has focus: milliseconds since the process started.
 #[tauri::command]
-fn show(app: State<'_, App>, scan: String) -> R<kura_app::SpecimenView> {
-    app.0.lock().expect("not poisoned").show(&scan).map_err(wire)
+async fn ready() -> R<f64> {
+    let ms = STARTED
+        .get()
+        .map(|t| t.elapsed().as_secs_f64() * 1000.0)
+        .unwrap_or(0.0);
+    tracing::info!(ms, "scan bar interactive");
+    Ok(ms)
 }
 
 #[tauri::command]
-fn box_map(app: State<'_, App>, container: String) -> R<kura_app::BoxMap> {
-    app.0.lock().expect("not poisoned").box_map(&container).map_err(wire)
+async fn session(app: S<'_>) -> R<SessionInfo> {
+    app.kura().session_info().map_err(wire)
 }
 
 #[tauri::command]
-fn check_in(app: State<'_, App>, specimen: String, container: String, position: Option<String>) -> R<kura_app::Placed> {
-    app.0.lock().expect("not poisoned").check_in(&specimen, &container, position.as_deref()).map_err(wire)
+async fn stats(app: S<'_>) -> R<Stats> {
+    app.kura().stats().map_err(wire)
 }
 
 #[tauri::command]
-fn stats(app: State<'_, App>) -> R<kura_app::Stats> {
-    app.0.lock().expect("not poisoned").stats().map_err(wire)
+async fn show(app: S<'_>, scan: String) -> R<SpecimenView> {
+    app.kura().show(&scan).map_err(wire)
+}
+
+#[tauri::command]
+async fn find(app: S<'_>, query: FindQuery) -> R<Vec<SpecimenView>> {
+    app.kura().find(&query).map_err(wire)
+}
+
+#[tauri::command]
+async fn history(app: S<'_>, specimen: String) -> R<Vec<EventRow>> {
+    app.kura().history(&specimen).map_err(wire)
+}
+
+#[tauri::command]
+async fn lineage(app: S<'_>, specimen: String) -> R<LineageNode> {
+    app.kura().lineage(&specimen).map_err(wire)
+}
+
+#[tauri::command]
+async fn box_map(app: S<'_>, container: String) -> R<BoxMap> {
+    app.kura().box_map(&container).map_err(wire)
+}
+
+#[tauri::command]
+async fn containers(app: S<'_>, parent: Option<String>) -> R<Vec<ContainerRow>> {
+    app.kura().containers(parent.as_deref()).map_err(wire)
+}
+
+#[tauri::command]
+async fn check_in(
+    app: S<'_>,
+    specimen: String,
+    container: String,
+    position: Option<String>,
+) -> R<Placed> {
+    app.kura()
+        .check_in(&specimen, &container, position.as_deref())
+        .map_err(wire)
+}
+
+#[tauri::command]
+async fn check_out(app: S<'_>, specimens: Vec<String>, out: CheckOut) -> R<usize> {
+    app.kura().check_out(&specimens, &out).map_err(wire)
+}
+
+#[tauri::command]
+async fn return_specimen(app: S<'_>, specimen: String, thawed: bool) -> R<Placed> {
+    app.kura().return_specimen(&specimen, thawed).map_err(wire)
+}
+
+#[tauri::command]
+async fn move_specimen(
+    app: S<'_>,
+    specimen: String,
+    container: String,
+    position: Option<String>,
+) -> R<Placed> {
+    app.kura()
+        .move_specimen(&specimen, &container, position.as_deref())
+        .map_err(wire)
+}
+
+#[tauri::command]
+async fn move_container(
+    app: S<'_>,
+    container: String,
+    parent: String,
+    position: Option<String>,
+) -> R<()> {
+    app.kura()
+        .move_container(&container, &parent, position.as_deref())
+        .map_err(wire)
+}
+
+#[tauri::command]
+async fn register(app: S<'_>, request: RegisterRequest) -> R<Registered> {
+    app.kura().register(&request).map_err(wire)
+}
+
+#[tauri::command]
+async fn thaw(app: S<'_>, specimen: String) -> R<()> {
+    app.kura().thaw(&specimen).map_err(wire)
+}
+
+#[tauri::command]
+async fn dispose(app: S<'_>, specimen: String, reason: String) -> R<()> {
+    app.kura().dispose(&specimen, &reason).map_err(wire)
+}
+
+#[tauri::command]
+async fn stocks() -> R<Vec<StockInfo>> {
+    kura_app::labels::stock_list().map_err(wire)
+}
+
+#[tauri::command]
+async fn label_preview(app: S<'_>, code: String, stock: String) -> R<LabelPreview> {
+    app.kura().label_preview(&code, &stock).map_err(wire)
+}
+
+#[tauri::command]
+async fn print_labels(
+    app: S<'_>,
+    codes: Vec<String>,
+    stock: String,
+    printer: Option<String>,
+) -> R<PrintReport> {
+    app.kura()
+        .print_labels_to(&codes, &stock, printer.as_deref())
+        .map_err(wire)
+}
+
+#[tauri::command]
+async fn printers(app: S<'_>) -> R<std::collections::BTreeMap<String, PrinterConfig>> {
+    app.kura().printers().map_err(wire)
+}
+
+#[tauri::command]
+async fn set_printer(app: S<'_>, name: String, config: Option<PrinterConfig>) -> R<()> {
+    app.kura().set_printer(&name, config).map_err(wire)
 }
 
 fn main() {
-    let path = std::env::var_os("KURA_DB").map(std::path::PathBuf::from).unwrap_or_else(kura_app::default_db_path);
-    let actor = std::env::var("KURA_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "technician".into());
+    STARTED.get_or_init(Instant::now);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("KURA_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let path = std::env::var_os("KURA_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(kura_app::default_db_path);
+    let actor = std::env::var("KURA_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "technician".into());
     let kura = match Kura::open(&path, &actor) {
         Ok(k) => k,
         Err(e) => {
@@ -48,7 +202,30 @@ fn main() {
     };
     tauri::Builder::default()
         .manage(App(Mutex::new(kura)))
-        .invoke_handler(tauri::generate_handler![show, box_map, check_in, stats])
+        .invoke_handler(tauri::generate_handler![
+            ready,
+            session,
+            stats,
+            show,
+            find,
+            history,
+            lineage,
+            box_map,
+            containers,
+            check_in,
+            check_out,
+            return_specimen,
+            move_specimen,
+            move_container,
+            register,
+            thaw,
+            dispose,
+            stocks,
+            label_preview,
+            print_labels,
+            printers,
+            set_printer
+        ])
         .run(tauri::generate_context!())
         .expect("the Kura window runs");
 }

@@ -54,7 +54,10 @@ fn file_size(p: &std::path::Path) -> u64 {
 }
 
 pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport, AppError> {
-    std::fs::create_dir_all(&opts.dir).map_err(|e| AppError::File { path: opts.dir.display().to_string(), message: e.to_string() })?;
+    std::fs::create_dir_all(&opts.dir).map_err(|e| AppError::File {
+        path: opts.dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     let db = opts.dir.join("bench.sqlite3");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -71,7 +74,10 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     let raw_rate = opts.specimens as f64 / raw_insert.as_secs_f64();
     lines.push(BenchLine {
         name: "demo generation (specimens/s, with containers and custody events)".into(),
-        kura: format!("{:.0}/s ({:.1} s)", report.specimens_per_second, report.seconds),
+        kura: format!(
+            "{:.0}/s ({:.1} s)",
+            report.specimens_per_second, report.seconds
+        ),
         raw: format!("{raw_rate:.0} rows/s batched insert"),
         ratio: report.specimens_per_second / raw_rate,
         target: "≥ 100,000/s".into(),
@@ -87,7 +93,9 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         kura: format!("{per:.0} B ({:.1} MiB total)", size as f64 / 1048576.0),
         raw: format!(
             "{:.0} B/row (raw table)",
-            (file_size(&opts.dir.join("raw.sqlite3")) + file_size(&opts.dir.join("raw.sqlite3-wal"))) as f64 / opts.specimens as f64
+            (file_size(&opts.dir.join("raw.sqlite3"))
+                + file_size(&opts.dir.join("raw.sqlite3-wal"))) as f64
+                / opts.specimens as f64
         ),
         ratio: per / 1024.0,
         target: "≤ 1 KiB".into(),
@@ -98,7 +106,9 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     say("lookups …");
     let mut rng = Rng::new(7);
     let max = report.specimens as i64;
-    let ids: Vec<i64> = (0..opts.lookups).map(|_| 1 + rng.below(max as u64) as i64).collect();
+    let ids: Vec<i64> = (0..opts.lookups)
+        .map(|_| 1 + rng.below(max as u64) as i64)
+        .collect();
     let codes = kura.store().codes_by_rowid(&ids)?;
     let mut kura_t = Vec::with_capacity(codes.len());
     for c in &codes {
@@ -110,7 +120,12 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     let mut raw_t = raw.pk_lookups(&ids)?;
     kura_t.sort();
     raw_t.sort();
-    let (kp50, kp99, rp50, rp99) = (pct(&kura_t, 0.5), pct(&kura_t, 0.99), pct(&raw_t, 0.5), pct(&raw_t, 0.99));
+    let (kp50, kp99, rp50, rp99) = (
+        pct(&kura_t, 0.5),
+        pct(&kura_t, 0.99),
+        pct(&raw_t, 0.5),
+        pct(&raw_t, 0.99),
+    );
     lines.push(BenchLine {
         name: format!("scan lookup with location path ({} scans)", codes.len()),
         kura: format!("p50 {:.1} µs, p99 {:.1} µs", us(kp50), us(kp99)),
@@ -165,7 +180,10 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     let kura_rate = single.len() as f64 / kura_time.as_secs_f64();
     let raw_rate = single.len() as f64 / raw_time.as_secs_f64();
     lines.push(BenchLine {
-        name: format!("single check-in, event + projection + outbox + hash ({} commits)", single.len()),
+        name: format!(
+            "single check-in, event + projection + outbox + hash ({} commits)",
+            single.len()
+        ),
         kura: format!("{kura_rate:.0}/s"),
         raw: format!("{raw_rate:.0}/s (update + event insert)"),
         ratio: kura_rate / raw_rate,
@@ -185,29 +203,55 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     box_t.sort();
     let worst = box_t.last().copied().unwrap_or_default();
     lines.push(BenchLine {
-        name: format!("81-position box check-in, one transaction ({} boxes)", box_t.len()),
-        kura: format!("median {:.1} ms, max {:.1} ms", us(pct(&box_t, 0.5)) / 1e3, us(worst) / 1e3),
+        name: format!(
+            "81-position box check-in, one transaction ({} boxes)",
+            box_t.len()
+        ),
+        kura: format!(
+            "median {:.1} ms, max {:.1} ms",
+            us(pct(&box_t, 0.5)) / 1e3,
+            us(worst) / 1e3
+        ),
         raw: format!("{:.1} ms for 81 raw commits", 81.0 / raw_rate * 1e3),
         ratio: us(worst) / 1e3 / 50.0,
         target: "≤ 50 ms".into(),
         met: us(worst) / 1e3 <= 50.0,
     });
-    Ok(BenchReport { specimens: report.specimens, lines })
+    Ok(BenchReport {
+        specimens: report.specimens,
+        lines,
+    })
 }
 
 /// The label benchmark: `n` labels of the cryo sheet stock to PDF (the median of 5 runs),
 /// beside `glabels-3-batch` making the same sheet from a CSV merge in the same run.
-pub fn run_labels(dir: &std::path::Path, n: usize, say: &mut dyn FnMut(&str)) -> Result<BenchReport, AppError> {
-    std::fs::create_dir_all(dir).map_err(|e| AppError::File { path: dir.display().to_string(), message: e.to_string() })?;
+pub fn run_labels(
+    dir: &std::path::Path,
+    n: usize,
+    say: &mut dyn FnMut(&str),
+) -> Result<BenchReport, AppError> {
+    std::fs::create_dir_all(dir).map_err(|e| AppError::File {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     let stock = crate::labels::stock("cryo-38x13-a4")?;
-    let studies = ["がんゲノム研究 2024", "認知症コホート研究", "Diabetes prospective cohort", "小児希少疾患研究"];
+    let studies = [
+        "がんゲノム研究 2024",
+        "認知症コホート研究",
+        "Diabetes prospective cohort",
+        "小児希少疾患研究",
+    ];
     let labels: Vec<kura_labels::LabelData> = (0..n)
         .map(|i| {
             let id = kura_domain::KuraId::from_data(&format!("NCC26{i:07}")).expect("valid");
             kura_labels::LabelData {
                 code: id.to_string(),
                 check: Some(id.check()),
-                lines: vec!["PL1 Plasma 0.5 mL".into(), studies[i % studies.len()].into(), format!("D{:07} · 2026-11-21", i / 9)],
+                lines: vec![
+                    "PL1 Plasma 0.5 mL".into(),
+                    studies[i % studies.len()].into(),
+                    format!("D{:07} · 2026-11-21", i / 9),
+                ],
             }
         })
         .collect();
@@ -216,10 +260,14 @@ pub fn run_labels(dir: &std::path::Path, n: usize, say: &mut dyn FnMut(&str)) ->
     let mut bytes = 0;
     for _ in 0..5 {
         let t = Instant::now();
-        let r = kura_labels::render_pdf(&stock, &labels).map_err(|e| AppError::input("labels", e.to_string()))?;
+        let r = kura_labels::render_pdf(&stock, &labels)
+            .map_err(|e| AppError::input("labels", e.to_string()))?;
         times.push(t.elapsed());
         bytes = r.bytes.len();
-        std::fs::write(dir.join("kura-labels.pdf"), &r.bytes).map_err(|e| AppError::File { path: "kura-labels.pdf".into(), message: e.to_string() })?;
+        std::fs::write(dir.join("kura-labels.pdf"), &r.bytes).map_err(|e| AppError::File {
+            path: "kura-labels.pdf".into(),
+            message: e.to_string(),
+        })?;
     }
     times.sort();
     let kura = times[times.len() / 2];
@@ -227,12 +275,24 @@ pub fn run_labels(dir: &std::path::Path, n: usize, say: &mut dyn FnMut(&str)) ->
     let csv = dir.join("labels.csv");
     let mut text = String::from("code,type,study,donor\n");
     for l in &labels {
-        text.push_str(&format!("{},{},{},{}\n", l.code, l.lines[0], l.lines[1], l.lines[2]));
+        text.push_str(&format!(
+            "{},{},{},{}\n",
+            l.code, l.lines[0], l.lines[1], l.lines[2]
+        ));
     }
-    std::fs::write(&csv, text).map_err(|e| AppError::File { path: csv.display().to_string(), message: e.to_string() })?;
+    std::fs::write(&csv, text).map_err(|e| AppError::File {
+        path: csv.display().to_string(),
+        message: e.to_string(),
+    })?;
     let template = dir.join("cryo.glabels");
-    std::fs::write(&template, GLABELS_TEMPLATE.replace("CSV_PATH", &csv.display().to_string()))
-        .map_err(|e| AppError::File { path: template.display().to_string(), message: e.to_string() })?;
+    std::fs::write(
+        &template,
+        GLABELS_TEMPLATE.replace("CSV_PATH", &csv.display().to_string()),
+    )
+    .map_err(|e| AppError::File {
+        path: template.display().to_string(),
+        message: e.to_string(),
+    })?;
     say("glabels-3-batch …");
     let t = Instant::now();
     let glabels = std::process::Command::new("glabels-3-batch")
@@ -244,14 +304,26 @@ pub fn run_labels(dir: &std::path::Path, n: usize, say: &mut dyn FnMut(&str)) ->
         .status();
     let g = t.elapsed();
     let (raw, ratio) = match glabels {
-        Ok(s) if s.success() => (format!("{:.3} s (glabels-3-batch, CSV merge, DataMatrix)", g.as_secs_f64()), kura.as_secs_f64() / g.as_secs_f64()),
+        Ok(s) if s.success() => (
+            format!(
+                "{:.3} s (glabels-3-batch, CSV merge, DataMatrix)",
+                g.as_secs_f64()
+            ),
+            kura.as_secs_f64() / g.as_secs_f64(),
+        ),
         Ok(s) => (format!("glabels-3-batch failed ({s})"), f64::NAN),
-        Err(e) => (format!("glabels-3-batch not available ({e}); apt-get install glabels"), f64::NAN),
+        Err(e) => (
+            format!("glabels-3-batch not available ({e}); apt-get install glabels"),
+            f64::NAN,
+        ),
     };
     Ok(BenchReport {
         specimens: n as u64,
         lines: vec![BenchLine {
-            name: format!("{n} labels, cryo sheet 38 × 13 mm, to PDF ({} KiB)", bytes / 1024),
+            name: format!(
+                "{n} labels, cryo sheet 38 × 13 mm, to PDF ({} KiB)",
+                bytes / 1024
+            ),
             kura: format!("{:.3} s (median of 5)", kura.as_secs_f64()),
             raw,
             ratio,

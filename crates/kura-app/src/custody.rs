@@ -10,6 +10,7 @@ use crate::ids::parse_pos;
 use crate::{AppError, Emit, Kura};
 
 /// Where a specimen was put.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Placed {
     pub specimen: String,
@@ -20,11 +21,18 @@ pub struct Placed {
 }
 
 /// A check-out: to whom, why, until when.
-#[derive(Debug, Clone)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct CheckOut {
     pub to: String,
+    #[cfg_attr(
+        feature = "ts",
+        ts(type = "'analysis' | 'qc' | 'distribution' | 'transfer' | 'other'")
+    )]
     pub purpose: Purpose,
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub due: Option<NaiveDate>,
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub note: Option<String>,
 }
 
@@ -38,7 +46,11 @@ fn required(field: &str, v: &str) -> Result<String, AppError> {
 
 impl Emit<'_, '_> {
     /// The position to use in `container`: the given label, or the next free one by fill order.
-    pub(crate) fn target(&mut self, container: &ContainerId, pos: Option<&str>) -> Result<(Pos, String), AppError> {
+    pub(crate) fn target(
+        &mut self,
+        container: &ContainerId,
+        pos: Option<&str>,
+    ) -> Result<(Pos, String), AppError> {
         let info = self.tx.require_container(container)?;
         let p = match pos {
             Some(label) => parse_pos(container, &info.geometry, label)?,
@@ -47,19 +59,38 @@ impl Emit<'_, '_> {
         Ok((p, info.geometry.label(p)))
     }
 
-    pub(crate) fn check_in(&mut self, code: SpecimenCode, container: &ContainerId, pos: Option<&str>) -> Result<Placed, AppError> {
+    pub(crate) fn check_in(
+        &mut self,
+        code: SpecimenCode,
+        container: &ContainerId,
+        pos: Option<&str>,
+    ) -> Result<Placed, AppError> {
         let (p, label) = self.target(container, pos)?;
         self.emit(EventBody::CheckedIn {
             specimen: code.clone(),
-            location: Location { container: container.clone(), pos: p },
+            location: Location {
+                container: container.clone(),
+                pos: p,
+            },
         })?;
-        Ok(Placed { specimen: code.to_string(), container: container.to_string(), row: p.row, col: p.col, position: label })
+        Ok(Placed {
+            specimen: code.to_string(),
+            container: container.to_string(),
+            row: p.row,
+            col: p.col,
+            position: label,
+        })
     }
 }
 
 impl Kura {
     /// Checks a specimen into `container`, at `pos` or the next free position.
-    pub fn check_in(&mut self, specimen: &str, container: &str, pos: Option<&str>) -> Result<Placed, AppError> {
+    pub fn check_in(
+        &mut self,
+        specimen: &str,
+        container: &str,
+        pos: Option<&str>,
+    ) -> Result<Placed, AppError> {
         let code = self.specimen_code(specimen)?;
         let container = self.container_code(container)?;
         self.write(|e| e.check_in(code, &container, pos))
@@ -67,23 +98,42 @@ impl Kura {
 
     /// Fills a box from a list of scans in one transaction: each goes to the next free position.
     /// If any one is refused, none is checked in.
-    pub fn check_in_box(&mut self, container: &str, specimens: &[String]) -> Result<Vec<Placed>, AppError> {
+    pub fn check_in_box(
+        &mut self,
+        container: &str,
+        specimens: &[String],
+    ) -> Result<Vec<Placed>, AppError> {
         let container = self.container_code(container)?;
-        let codes = specimens.iter().map(|s| self.specimen_code(s)).collect::<Result<Vec<_>, _>>()?;
-        self.write(|e| codes.into_iter().map(|c| e.check_in(c, &container, None)).collect())
+        let codes = specimens
+            .iter()
+            .map(|s| self.specimen_code(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write(|e| {
+            codes
+                .into_iter()
+                .map(|c| e.check_in(c, &container, None))
+                .collect()
+        })
     }
 
     /// Checks out one or many specimens in one transaction; their positions stay reserved.
     pub fn check_out(&mut self, specimens: &[String], out: &CheckOut) -> Result<usize, AppError> {
         let to = required("to", &out.to)?;
-        let codes = specimens.iter().map(|s| self.specimen_code(s)).collect::<Result<Vec<_>, _>>()?;
+        let codes = specimens
+            .iter()
+            .map(|s| self.specimen_code(s))
+            .collect::<Result<Vec<_>, _>>()?;
         if codes.is_empty() {
             return Err(AppError::input("specimens", "scan at least one specimen"));
         }
         if let Some(due) = out.due
-            && due < self.now().date() {
-                return Err(AppError::input("due", format!("the due date {due} is in the past")));
-            }
+            && due < self.now().date()
+        {
+            return Err(AppError::input(
+                "due",
+                format!("the due date {due} is in the past"),
+            ));
+        }
         let n = codes.len();
         self.write(|e| {
             for c in codes {
@@ -103,9 +153,17 @@ impl Kura {
     pub fn return_specimen(&mut self, specimen: &str, thawed: bool) -> Result<Placed, AppError> {
         let code = self.specimen_code(specimen)?;
         self.write(|e| {
-            e.emit(EventBody::Returned { specimen: code.clone(), thawed })?;
-            let s = e.tx.specimen(&code)?.ok_or_else(|| AppError::NotFound { what: "specimen", code: code.to_string() })?;
-            let loc = s.location.ok_or_else(|| AppError::input("specimen", "returned specimen has no reserved position"))?;
+            e.emit(EventBody::Returned {
+                specimen: code.clone(),
+                thawed,
+            })?;
+            let s = e.tx.specimen(&code)?.ok_or_else(|| AppError::NotFound {
+                what: "specimen",
+                code: code.to_string(),
+            })?;
+            let loc = s.location.ok_or_else(|| {
+                AppError::input("specimen", "returned specimen has no reserved position")
+            })?;
             let info = e.tx.require_container(&loc.container)?;
             Ok(Placed {
                 specimen: code.to_string(),
@@ -118,26 +176,52 @@ impl Kura {
     }
 
     /// Moves a stored specimen to another position (in the same or another container).
-    pub fn move_specimen(&mut self, specimen: &str, container: &str, pos: Option<&str>) -> Result<Placed, AppError> {
+    pub fn move_specimen(
+        &mut self,
+        specimen: &str,
+        container: &str,
+        pos: Option<&str>,
+    ) -> Result<Placed, AppError> {
         let code = self.specimen_code(specimen)?;
         let container = self.container_code(container)?;
         self.write(|e| {
-            let s = e.tx.specimen(&code)?.ok_or_else(|| AppError::Rule(kura_domain::RuleError::UnknownSpecimen { specimen: code.to_string() }))?;
+            let s = e.tx.specimen(&code)?.ok_or_else(|| {
+                AppError::Rule(kura_domain::RuleError::UnknownSpecimen {
+                    specimen: code.to_string(),
+                })
+            })?;
             let from = s.location.clone().ok_or_else(|| {
-                AppError::Rule(kura_domain::RuleError::NotInStorage { specimen: code.to_string(), status: s.status.as_str().into() })
+                AppError::Rule(kura_domain::RuleError::NotInStorage {
+                    specimen: code.to_string(),
+                    status: s.status.as_str().into(),
+                })
             })?;
             let (p, label) = e.target(&container, pos)?;
             e.emit(EventBody::Moved {
                 specimen: code.clone(),
                 from,
-                to: Location { container: container.clone(), pos: p },
+                to: Location {
+                    container: container.clone(),
+                    pos: p,
+                },
             })?;
-            Ok(Placed { specimen: code.to_string(), container: container.to_string(), row: p.row, col: p.col, position: label })
+            Ok(Placed {
+                specimen: code.to_string(),
+                container: container.to_string(),
+                row: p.row,
+                col: p.col,
+                position: label,
+            })
         })
     }
 
     /// Moves a container (box, rack …) with everything in it.
-    pub fn move_container(&mut self, container: &str, parent: &str, pos: Option<&str>) -> Result<(), AppError> {
+    pub fn move_container(
+        &mut self,
+        container: &str,
+        parent: &str,
+        pos: Option<&str>,
+    ) -> Result<(), AppError> {
         let id = self.container_code(container)?;
         let parent = self.container_code(parent)?;
         self.write(|e| {
@@ -147,17 +231,32 @@ impl Kura {
                 Some(label) => Some(parse_pos(&parent, &pinfo.geometry, label)?),
                 None if pinfo.geometry.capacity().is_some() => {
                     let taken = e.tx.occupied_slots(&parent)?;
-                    Some(pinfo.geometry.next_free(|p| taken.contains(&p)).ok_or_else(|| {
-                        AppError::Rule(kura_domain::RuleError::ContainerFull {
-                            container: parent.to_string(),
-                            capacity: pinfo.geometry.capacity().unwrap_or(0),
-                        })
-                    })?)
+                    Some(
+                        pinfo
+                            .geometry
+                            .next_free(|p| taken.contains(&p))
+                            .ok_or_else(|| {
+                                AppError::Rule(kura_domain::RuleError::ContainerFull {
+                                    container: parent.to_string(),
+                                    capacity: pinfo.geometry.capacity().unwrap_or(0),
+                                })
+                            })?,
+                    )
                 }
                 None => None,
             };
-            let from = info.parent.clone().map(|p| Placement { parent: p, pos: info.pos });
-            e.emit(EventBody::ContainerMoved { container: id.clone(), from, to: Placement { parent: parent.clone(), pos } })?;
+            let from = info.parent.clone().map(|p| Placement {
+                parent: p,
+                pos: info.pos,
+            });
+            e.emit(EventBody::ContainerMoved {
+                container: id.clone(),
+                from,
+                to: Placement {
+                    parent: parent.clone(),
+                    pos,
+                },
+            })?;
             Ok(())
         })
     }
@@ -175,8 +274,18 @@ impl Kura {
             for c in &children {
                 let id = ContainerId::from_stored(c.code.clone());
                 let info = e.tx.require_container(&id)?;
-                let from = info.parent.clone().map(|p| Placement { parent: p, pos: info.pos });
-                e.emit(EventBody::ContainerMoved { container: id, from, to: Placement { parent: backup.clone(), pos: info.pos } })?;
+                let from = info.parent.clone().map(|p| Placement {
+                    parent: p,
+                    pos: info.pos,
+                });
+                e.emit(EventBody::ContainerMoved {
+                    container: id,
+                    from,
+                    to: Placement {
+                        parent: backup.clone(),
+                        pos: info.pos,
+                    },
+                })?;
                 moved.push(c.code.clone());
             }
             Ok(moved)
@@ -189,31 +298,64 @@ impl Kura {
     }
 
     /// Records use of a specimen: an amount (in its unit), or all of it.
-    pub fn consume(&mut self, specimen: &str, amount: Option<(&str, &str)>, used_up: bool) -> Result<(), AppError> {
+    pub fn consume(
+        &mut self,
+        specimen: &str,
+        amount: Option<(&str, &str)>,
+        used_up: bool,
+    ) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
         let amount = amount.map(|(v, u)| Quantity::parse(v, u)).transpose()?;
         if amount.is_none() && !used_up {
-            return Err(AppError::input("amount", "give an amount, or say the specimen is used up"));
+            return Err(AppError::input(
+                "amount",
+                "give an amount, or say the specimen is used up",
+            ));
         }
-        self.write(|e| e.emit(EventBody::Consumed { specimen: code, amount, used_up }).map(|_| ()))
+        self.write(|e| {
+            e.emit(EventBody::Consumed {
+                specimen: code,
+                amount,
+                used_up,
+            })
+            .map(|_| ())
+        })
     }
 
     pub fn dispose(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
         let reason = required("reason", reason)?;
-        self.write(|e| e.emit(EventBody::Disposed { specimen: code, reason }).map(|_| ()))
+        self.write(|e| {
+            e.emit(EventBody::Disposed {
+                specimen: code,
+                reason,
+            })
+            .map(|_| ())
+        })
     }
 
     pub fn block(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
         let reason = required("reason", reason)?;
-        self.write(|e| e.emit(EventBody::Blocked { specimen: code, reason }).map(|_| ()))
+        self.write(|e| {
+            e.emit(EventBody::Blocked {
+                specimen: code,
+                reason,
+            })
+            .map(|_| ())
+        })
     }
 
     pub fn unblock(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
         let reason = required("reason", reason)?;
-        self.write(|e| e.emit(EventBody::Unblocked { specimen: code, reason }).map(|_| ()))
+        self.write(|e| {
+            e.emit(EventBody::Unblocked {
+                specimen: code,
+                reason,
+            })
+            .map(|_| ())
+        })
     }
 
     /// Consent withdrawal: blocks every live specimen of the donor at once, in one transaction.
@@ -224,12 +366,18 @@ impl Kura {
         self.write(|e| {
             let codes = e.tx.donor_specimens(&donor)?;
             if codes.is_empty() {
-                return Err(AppError::NotFound { what: "donor", code: donor.clone() });
+                return Err(AppError::NotFound {
+                    what: "donor",
+                    code: donor.clone(),
+                });
             }
             let mut blocked = Vec::new();
             for c in codes {
                 if e.tx.specimen(&c)?.is_some_and(|s| !s.blocked) {
-                    e.emit(EventBody::Blocked { specimen: c.clone(), reason: reason.clone() })?;
+                    e.emit(EventBody::Blocked {
+                        specimen: c.clone(),
+                        reason: reason.clone(),
+                    })?;
                     blocked.push(c.to_string());
                 }
             }
@@ -242,33 +390,57 @@ impl Kura {
     /// A scanned specimen with its full location path.
     pub fn show(&self, specimen: &str) -> Result<kura_store::SpecimenView, AppError> {
         let (code, view) = self.resolve(specimen)?;
-        view.ok_or_else(|| AppError::NotFound { what: "specimen", code: code.to_string() })
+        view.ok_or_else(|| AppError::NotFound {
+            what: "specimen",
+            code: code.to_string(),
+        })
     }
 
-    pub fn find(&self, q: &kura_store::FindQuery) -> Result<Vec<kura_store::SpecimenView>, AppError> {
+    pub fn find(
+        &self,
+        q: &kura_store::FindQuery,
+    ) -> Result<Vec<kura_store::SpecimenView>, AppError> {
         Ok(self.store().find(q)?)
     }
 
     pub fn history(&self, specimen: &str) -> Result<Vec<kura_store::EventRow>, AppError> {
         let code = self.specimen_code(specimen)?;
         if self.store().specimen(&code)?.is_none() {
-            return Err(AppError::NotFound { what: "specimen", code: code.to_string() });
+            return Err(AppError::NotFound {
+                what: "specimen",
+                code: code.to_string(),
+            });
         }
         Ok(self.store().history(&code)?)
     }
 
     pub fn lineage(&self, specimen: &str) -> Result<kura_store::LineageNode, AppError> {
         let code = self.specimen_code(specimen)?;
-        self.store().lineage(&code)?.ok_or_else(|| AppError::NotFound { what: "specimen", code: code.to_string() })
+        self.store()
+            .lineage(&code)?
+            .ok_or_else(|| AppError::NotFound {
+                what: "specimen",
+                code: code.to_string(),
+            })
     }
 
     pub fn box_map(&self, container: &str) -> Result<kura_store::BoxMap, AppError> {
         let id = self.container_code(container)?;
-        self.store().box_map(id.as_str())?.ok_or_else(|| AppError::NotFound { what: "container", code: id.to_string() })
+        self.store()
+            .box_map(id.as_str())?
+            .ok_or_else(|| AppError::NotFound {
+                what: "container",
+                code: id.to_string(),
+            })
     }
 
-    pub fn containers(&self, parent: Option<&str>) -> Result<Vec<kura_store::ContainerRow>, AppError> {
+    pub fn containers(
+        &self,
+        parent: Option<&str>,
+    ) -> Result<Vec<kura_store::ContainerRow>, AppError> {
         let parent = parent.map(|p| self.container_code(p)).transpose()?;
-        Ok(self.store().containers(parent.as_ref().map(|p| p.as_str()))?)
+        Ok(self
+            .store()
+            .containers(parent.as_ref().map(|p| p.as_str()))?)
     }
 }

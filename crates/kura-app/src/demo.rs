@@ -74,7 +74,12 @@ const STUDIES: &[&str] = &[
 ];
 const IPS_STUDY: &str = "iPS細胞バンク";
 const BRAIN_STUDY: &str = "Brain Bank 死後脳研究";
-const HOLDERS: &[&str] = &["佐藤 (Lab 3)", "Dr. Tanaka, Genomics Core", "鈴木 QC", "Proteomics Unit"];
+const HOLDERS: &[&str] = &[
+    "佐藤 (Lab 3)",
+    "Dr. Tanaka, Genomics Core",
+    "鈴木 QC",
+    "Proteomics Unit",
+];
 
 /// Fills boxes of one kind in order, creating freezers, racks and boxes as they are needed.
 struct Shelf {
@@ -97,18 +102,32 @@ struct Shelf {
 }
 
 fn grid(rows: u16, cols: u16, rs: Scheme) -> Geometry {
-    Geometry::Grid { rows, cols, row_scheme: rs, col_scheme: Scheme::Numbers, fill: FillOrder::default() }
+    Geometry::Grid {
+        rows,
+        cols,
+        row_scheme: rs,
+        col_scheme: Scheme::Numbers,
+        fill: FillOrder::default(),
+    }
 }
 
 impl Shelf {
     /// A −80 °C freezer room's shelf: freezers of 20 racks × 20 boxes of `box_type`.
-    fn minus80(prefix: &'static str, box_type: &'static str, box_kind: ContainerKind, box_geometry: Geometry) -> Shelf {
+    fn minus80(
+        prefix: &'static str,
+        box_type: &'static str,
+        box_kind: ContainerKind,
+        box_geometry: Geometry,
+    ) -> Shelf {
         use kura_domain::position::Scheme::Numbers;
         Shelf {
             prefix,
             unit_kind: ContainerKind::Freezer,
             unit_type: "freezer-20-racks",
-            unit_geometry: Geometry::Linear { slots: 20, scheme: Numbers },
+            unit_geometry: Geometry::Linear {
+                slots: 20,
+                scheme: Numbers,
+            },
             unit_temp: Temperature::Minus80,
             racks_per_unit: 20,
             rack_type: "rack-5x4",
@@ -126,14 +145,20 @@ impl Shelf {
 
     fn next_slot(&mut self, e: &mut Emit<'_, '_>, counter: &mut u64) -> Result<Location, AppError> {
         if let Some((id, seq, i)) = &mut self.current
-            && *i < seq.len() {
-                let p = seq[*i];
-                *i += 1;
-                return Ok(Location { container: id.clone(), pos: p });
-            }
+            && *i < seq.len()
+        {
+            let p = seq[*i];
+            *i += 1;
+            return Ok(Location {
+                container: id.clone(),
+                pos: p,
+            });
+        }
         // Need a new box; maybe a new rack; maybe a new freezer.
         let rack_capacity = self.rack_geometry.capacity().unwrap_or(1) as u16;
-        if self.units == 0 || (self.racks_in_unit >= self.racks_per_unit && self.boxes_in_rack >= rack_capacity) {
+        if self.units == 0
+            || (self.racks_in_unit >= self.racks_per_unit && self.boxes_in_rack >= rack_capacity)
+        {
             self.units += 1;
             self.racks_in_unit = 0;
             self.boxes_in_rack = rack_capacity;
@@ -170,7 +195,9 @@ impl Shelf {
                     geometry: self.rack_geometry.clone(),
                     temperature: None,
                     parent: Some(unit.clone()),
-                    pos: Some(self.unit_geometry.fill_sequence()[usize::from(self.racks_in_unit - 1)]),
+                    pos: Some(
+                        self.unit_geometry.fill_sequence()[usize::from(self.racks_in_unit - 1)],
+                    ),
                 },
             })?;
             *counter += 1;
@@ -194,7 +221,10 @@ impl Shelf {
         let seq = self.box_geometry.fill_sequence();
         let p = seq[0];
         self.current = Some((bx.clone(), seq, 1));
-        Ok(Location { container: bx, pos: p })
+        Ok(Location {
+            container: bx,
+            pos: p,
+        })
     }
 }
 
@@ -209,7 +239,17 @@ struct Demo {
     specimens: u64,
 }
 
-fn rec(code: SpecimenCode, ty: &str, container: &str, storage: &str, qty: Option<(i64, kura_domain::specimen::Unit)>, study: &str, donor: &str, collected: Timestamp, parent: Option<&SpecimenCode>) -> SpecimenRecord {
+fn rec(
+    code: SpecimenCode,
+    ty: &str,
+    container: &str,
+    storage: &str,
+    qty: Option<(i64, kura_domain::specimen::Unit)>,
+    study: &str,
+    donor: &str,
+    collected: Timestamp,
+    parent: Option<&SpecimenCode>,
+) -> SpecimenRecord {
     SpecimenRecord {
         code,
         sample_type: SampleType::parse(ty).expect("demo types are known"),
@@ -230,16 +270,27 @@ impl Demo {
         Demo {
             rng: Rng::new(seed),
             freezer: Shelf::minus80("F80", "box-9x9", ContainerKind::Box, grid(9, 9, Letters)),
-            tubes: Shelf::minus80("F80T", "sbs-8x12", ContainerKind::TubeRack, grid(8, 12, Letters)),
+            tubes: Shelf::minus80(
+                "F80T",
+                "sbs-8x12",
+                ContainerKind::TubeRack,
+                grid(8, 12, Letters),
+            ),
             ln2: Shelf {
                 prefix: "LN2",
                 unit_kind: ContainerKind::Dewar,
                 unit_type: "dewar-8-racks",
-                unit_geometry: Geometry::Linear { slots: 8, scheme: Numbers },
+                unit_geometry: Geometry::Linear {
+                    slots: 8,
+                    scheme: Numbers,
+                },
                 unit_temp: Temperature::LnVapour,
                 racks_per_unit: 8,
                 rack_type: "rack-13",
-                rack_geometry: Geometry::Linear { slots: 13, scheme: Numbers },
+                rack_geometry: Geometry::Linear {
+                    slots: 13,
+                    scheme: Numbers,
+                },
                 box_type: "box-10x10",
                 box_kind: ContainerKind::Box,
                 box_geometry: grid(10, 10, Letters),
@@ -273,9 +324,24 @@ impl Demo {
             k.as_str()
         }
         e.emit(mk("DEMO", ContainerKind::Site, "Kura Demo Biobank", None))?;
-        e.emit(mk("DEMO-B1-FRZ", ContainerKind::Room, "B1 フリーザー室", Some("DEMO")))?;
-        e.emit(mk("DEMO-B1-LN2", ContainerKind::Room, "B1 液体窒素室", Some("DEMO")))?;
-        e.emit(mk("DEMO-1F-LAB", ContainerKind::Room, "1F Processing lab", Some("DEMO")))?;
+        e.emit(mk(
+            "DEMO-B1-FRZ",
+            ContainerKind::Room,
+            "B1 フリーザー室",
+            Some("DEMO"),
+        ))?;
+        e.emit(mk(
+            "DEMO-B1-LN2",
+            ContainerKind::Room,
+            "B1 液体窒素室",
+            Some("DEMO"),
+        ))?;
+        e.emit(mk(
+            "DEMO-1F-LAB",
+            ContainerKind::Room,
+            "1F Processing lab",
+            Some("DEMO"),
+        ))?;
         self.containers += 4;
         Ok(())
     }
@@ -289,13 +355,25 @@ impl Demo {
         let collected = Timestamp(now.0 - 3_600_000_000 * (2 + self.rng.below(6) as i64));
         let roll = self.rng.below(100);
         let mut made = Vec::new();
-        let mut emit = |e: &mut Emit<'_, '_>, shelf: &mut Shelf, record: SpecimenRecord, derived: bool, counter: &mut u64| -> Result<(), AppError> {
+        let mut emit = |e: &mut Emit<'_, '_>,
+                        shelf: &mut Shelf,
+                        record: SpecimenRecord,
+                        derived: bool,
+                        counter: &mut u64|
+         -> Result<(), AppError> {
             let location = Some(shelf.next_slot(e, counter)?);
             made.push(record.code.clone());
             if derived {
-                e.emit(EventBody::Derived { aliquot: record.sample_type.code() != "DNA", specimen: record, location })?;
+                e.emit(EventBody::Derived {
+                    aliquot: record.sample_type.code() != "DNA",
+                    specimen: record,
+                    location,
+                })?;
             } else {
-                e.emit(EventBody::Registered { specimen: record, location })?;
+                e.emit(EventBody::Registered {
+                    specimen: record,
+                    location,
+                })?;
             }
             Ok(())
         };
@@ -303,17 +381,81 @@ impl Demo {
             // An iPS line: the parent and 5 vials in liquid nitrogen.
             let ids = e.issue_ids(6)?;
             let p = ids[0].clone();
-            emit(e, &mut self.ln2, rec(p.clone(), "IPS", "SCI", "E", Some((1_000_000, Unit::Cells)), IPS_STUDY, &donor, collected, None), false, &mut self.containers)?;
+            emit(
+                e,
+                &mut self.ln2,
+                rec(
+                    p.clone(),
+                    "IPS",
+                    "SCI",
+                    "E",
+                    Some((1_000_000, Unit::Cells)),
+                    IPS_STUDY,
+                    &donor,
+                    collected,
+                    None,
+                ),
+                false,
+                &mut self.containers,
+            )?;
             for c in &ids[1..] {
-                emit(e, &mut self.ln2, rec(c.clone(), "IPS", "SCI", "E", Some((1_000_000, Unit::Cells)), IPS_STUDY, &donor, collected, Some(&p)), true, &mut self.containers)?;
+                emit(
+                    e,
+                    &mut self.ln2,
+                    rec(
+                        c.clone(),
+                        "IPS",
+                        "SCI",
+                        "E",
+                        Some((1_000_000, Unit::Cells)),
+                        IPS_STUDY,
+                        &donor,
+                        collected,
+                        Some(&p),
+                    ),
+                    true,
+                    &mut self.containers,
+                )?;
             }
         } else if roll < 6 && budget >= 5 {
             // Post-mortem brain: the block and 4 pieces.
             let ids = e.issue_ids(5)?;
             let p = ids[0].clone();
-            emit(e, &mut self.freezer, rec(p.clone(), "PMB", "ZZZ", "A", Some((2_000, Unit::Mg)), BRAIN_STUDY, &donor, collected, None), false, &mut self.containers)?;
+            emit(
+                e,
+                &mut self.freezer,
+                rec(
+                    p.clone(),
+                    "PMB",
+                    "ZZZ",
+                    "A",
+                    Some((2_000, Unit::Mg)),
+                    BRAIN_STUDY,
+                    &donor,
+                    collected,
+                    None,
+                ),
+                false,
+                &mut self.containers,
+            )?;
             for c in &ids[1..] {
-                emit(e, &mut self.freezer, rec(c.clone(), "PMB", "ZZZ", "A", Some((200, Unit::Mg)), BRAIN_STUDY, &donor, collected, Some(&p)), true, &mut self.containers)?;
+                emit(
+                    e,
+                    &mut self.freezer,
+                    rec(
+                        c.clone(),
+                        "PMB",
+                        "ZZZ",
+                        "A",
+                        Some((200, Unit::Mg)),
+                        BRAIN_STUDY,
+                        &donor,
+                        collected,
+                        Some(&p),
+                    ),
+                    true,
+                    &mut self.containers,
+                )?;
             }
         } else {
             // Blood: whole blood, 4 plasma, 2 serum, buffy coat, and DNA in a pre-barcoded tube.
@@ -321,16 +463,65 @@ impl Demo {
             let ids = e.issue_ids(n.min(8))?;
             let study = STUDIES[self.rng.below(STUDIES.len() as u64) as usize];
             let p = ids[0].clone();
-            emit(e, &mut self.freezer, rec(p.clone(), "BLD", "PED", "A", Some((2_000, Unit::Ml)), study, &donor, collected, None), false, &mut self.containers)?;
+            emit(
+                e,
+                &mut self.freezer,
+                rec(
+                    p.clone(),
+                    "BLD",
+                    "PED",
+                    "A",
+                    Some((2_000, Unit::Ml)),
+                    study,
+                    &donor,
+                    collected,
+                    None,
+                ),
+                false,
+                &mut self.containers,
+            )?;
             let kinds = ["PL1", "PL1", "PL1", "PL1", "SER", "SER", "BUF"];
             for (c, ty) in ids[1..].iter().zip(kinds) {
                 let container = if ty == "SER" { "SST" } else { "PED" };
-                emit(e, &mut self.freezer, rec(c.clone(), ty, container, "A", Some((500, Unit::Ml)), study, &donor, collected, Some(&p)), true, &mut self.containers)?;
+                emit(
+                    e,
+                    &mut self.freezer,
+                    rec(
+                        c.clone(),
+                        ty,
+                        container,
+                        "A",
+                        Some((500, Unit::Ml)),
+                        study,
+                        &donor,
+                        collected,
+                        Some(&p),
+                    ),
+                    true,
+                    &mut self.containers,
+                )?;
             }
             if n == 9 {
                 self.tube_serial += 1;
-                let tube = SpecimenCode::external(&format!("FS{:08}", self.tube_serial)).expect("valid tube code");
-                emit(e, &mut self.tubes, rec(tube, "DNA", "SCI", "A", Some((50, Unit::Ug)), study, &donor, collected, Some(&p)), true, &mut self.containers)?;
+                let tube = SpecimenCode::external(&format!("FS{:08}", self.tube_serial))
+                    .expect("valid tube code");
+                emit(
+                    e,
+                    &mut self.tubes,
+                    rec(
+                        tube,
+                        "DNA",
+                        "SCI",
+                        "A",
+                        Some((50, Unit::Ug)),
+                        study,
+                        &donor,
+                        collected,
+                        Some(&p),
+                    ),
+                    true,
+                    &mut self.containers,
+                )?;
             }
         }
         self.specimens += made.len() as u64;
@@ -343,22 +534,35 @@ impl Demo {
                 e.emit(EventBody::CheckedOut {
                     specimen: code.clone(),
                     to: HOLDERS[self.rng.below(HOLDERS.len() as u64) as usize].into(),
-                    purpose: [Purpose::Analysis, Purpose::Qc, Purpose::Distribution][self.rng.below(3) as usize],
+                    purpose: [Purpose::Analysis, Purpose::Qc, Purpose::Distribution]
+                        [self.rng.below(3) as usize],
                     due: Some(due),
                     note: None,
                 })?;
             } else if r < 40 {
-                e.emit(EventBody::Consumed { specimen: code.clone(), amount: None, used_up: true })?;
+                e.emit(EventBody::Consumed {
+                    specimen: code.clone(),
+                    amount: None,
+                    used_up: true,
+                })?;
             } else if r < 48 {
-                e.emit(EventBody::Disposed { specimen: code.clone(), reason: "tube cracked at thaw / 融解時の破損".into() })?;
+                e.emit(EventBody::Disposed {
+                    specimen: code.clone(),
+                    reason: "tube cracked at thaw / 融解時の破損".into(),
+                })?;
             } else if r < 60 {
-                e.emit(EventBody::Thawed { specimen: code.clone() })?;
+                e.emit(EventBody::Thawed {
+                    specimen: code.clone(),
+                })?;
             }
         }
         if withdrawn {
             for code in &made {
                 if e.tx.specimen(code)?.is_some_and(|s| !s.status.is_final()) {
-                    e.emit(EventBody::Blocked { specimen: code.clone(), reason: "consent withdrawn / 同意撤回".into() })?;
+                    e.emit(EventBody::Blocked {
+                        specimen: code.clone(),
+                        reason: "consent withdrawn / 同意撤回".into(),
+                    })?;
                 }
             }
         }
@@ -369,11 +573,22 @@ impl Demo {
 impl Kura {
     /// Creates `n` synthetic specimens (and their storage) deterministically from `seed`.
     /// Refuses a database that already holds specimens.
-    pub fn demo(&mut self, n: u64, seed: u64, progress: Progress<'_>) -> Result<DemoReport, AppError> {
+    pub fn demo(
+        &mut self,
+        n: u64,
+        seed: u64,
+        progress: Progress<'_>,
+    ) -> Result<DemoReport, AppError> {
         let start = std::time::Instant::now();
         let before = self.stats()?;
         if before.specimens > 0 || before.containers > 0 {
-            return Err(AppError::input("db", format!("{} already holds data; give `--db` a new file for the demo", self.path().display())));
+            return Err(AppError::input(
+                "db",
+                format!(
+                    "{} already holds data; give `--db` a new file for the demo",
+                    self.path().display()
+                ),
+            ));
         }
         if !self.is_initialised()? {
             self.init("DEMO", 7)?;
@@ -392,7 +607,13 @@ impl Kura {
         progress(0, n);
         while demo.specimens < n {
             self.store_mut().write(|tx| -> Result<(), AppError> {
-                let mut e = Emit { tx, clock: &*clock, actor: &actor, ids: &mut ids, id_format: None };
+                let mut e = Emit {
+                    tx,
+                    clock: &*clock,
+                    actor: &actor,
+                    ids: &mut ids,
+                    id_format: None,
+                };
                 if first {
                     demo.site(&mut e)?;
                     first = false;

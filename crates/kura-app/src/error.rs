@@ -18,7 +18,10 @@ pub enum AppError {
     #[error(transparent)]
     Vocabulary(#[from] VocabularyError),
     #[error("{container}: {source}")]
-    Position { container: String, source: PositionError },
+    Position {
+        container: String,
+        source: PositionError,
+    },
     #[error(transparent)]
     IdFormat(#[from] IdFormatError),
     #[error(transparent)]
@@ -71,7 +74,10 @@ impl AppError {
     }
 
     pub fn input(field: &str, message: impl Into<String>) -> AppError {
-        AppError::Input { field: field.to_string(), message: message.into() }
+        AppError::Input {
+            field: field.to_string(),
+            message: message.into(),
+        }
     }
 
     /// The `{code, message, details}` shape errors take across IPC and in `--json` output.
@@ -82,14 +88,20 @@ impl AppError {
             AppError::Import(rows) => serde_json::to_value(rows).ok(),
             _ => None,
         };
-        WireError { code: self.code().to_string(), message: self.to_string(), details }
+        WireError {
+            code: self.code().to_string(),
+            message: self.to_string(),
+            details,
+        }
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct WireError {
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>", optional))]
     pub details: Option<serde_json::Value>,
 }

@@ -1,9 +1,9 @@
 //! Reading what the scanner typed: Kura IDs, pre-barcoded tube codes, container codes,
 //! positions.
 
+use kura_domain::Pos;
 use kura_domain::id::{ContainerId, KuraId, ScanError, SpecimenCode};
 use kura_domain::position::Geometry;
-use kura_domain::Pos;
 
 use crate::{AppError, Kura};
 
@@ -24,33 +24,40 @@ impl Kura {
     pub fn specimen_code(&self, raw: &str) -> Result<SpecimenCode, AppError> {
         match KuraId::parse(raw) {
             Ok(id) => Ok(SpecimenCode::kura(id)),
-            Err(e @ (ScanError::WrongCheckCharacter { .. } | ScanError::InvalidCharacter { .. } | ScanError::TooShort { .. })) => {
-                match SpecimenCode::parse_lookup(raw) {
-                    Ok(code) if self.store().specimen(&code)?.is_some() => Ok(code),
-                    _ => Err(e.into()),
-                }
-            }
+            Err(
+                e @ (ScanError::WrongCheckCharacter { .. }
+                | ScanError::InvalidCharacter { .. }
+                | ScanError::TooShort { .. }),
+            ) => match SpecimenCode::parse_lookup(raw) {
+                Ok(code) if self.store().specimen(&code)?.is_some() => Ok(code),
+                _ => Err(e.into()),
+            },
             Err(e) => Err(e.into()),
         }
     }
 
     /// Reads a scan and looks it up in one go (one query for either kind of code).
-    pub(crate) fn resolve(&self, raw: &str) -> Result<(SpecimenCode, Option<kura_store::SpecimenView>), AppError> {
+    pub(crate) fn resolve(
+        &self,
+        raw: &str,
+    ) -> Result<(SpecimenCode, Option<kura_store::SpecimenView>), AppError> {
         match KuraId::parse(raw) {
             Ok(id) => {
                 let code = SpecimenCode::kura(id);
                 let view = self.store().specimen(&code)?;
                 Ok((code, view))
             }
-            Err(e @ (ScanError::WrongCheckCharacter { .. } | ScanError::InvalidCharacter { .. } | ScanError::TooShort { .. })) => {
-                match SpecimenCode::parse_lookup(raw) {
-                    Ok(code) => match self.store().specimen(&code)? {
-                        Some(v) => Ok((code, Some(v))),
-                        None => Err(e.into()),
-                    },
-                    Err(_) => Err(e.into()),
-                }
-            }
+            Err(
+                e @ (ScanError::WrongCheckCharacter { .. }
+                | ScanError::InvalidCharacter { .. }
+                | ScanError::TooShort { .. }),
+            ) => match SpecimenCode::parse_lookup(raw) {
+                Ok(code) => match self.store().specimen(&code)? {
+                    Some(v) => Ok((code, Some(v))),
+                    None => Err(e.into()),
+                },
+                Err(_) => Err(e.into()),
+            },
             Err(e) => Err(e.into()),
         }
     }
@@ -62,6 +69,13 @@ impl Kura {
 }
 
 /// Parses a position label for a container's geometry.
-pub(crate) fn parse_pos(container: &ContainerId, geometry: &Geometry, label: &str) -> Result<Pos, AppError> {
-    geometry.parse(label).map_err(|source| AppError::Position { container: container.to_string(), source })
+pub(crate) fn parse_pos(
+    container: &ContainerId,
+    geometry: &Geometry,
+    label: &str,
+) -> Result<Pos, AppError> {
+    geometry.parse(label).map_err(|source| AppError::Position {
+        container: container.to_string(),
+        source,
+    })
 }

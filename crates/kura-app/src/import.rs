@@ -11,7 +11,9 @@ use std::fmt;
 use std::io::{Read, Write};
 
 use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
-use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord, parse_primary_container, parse_storage_code};
+use kura_domain::specimen::{
+    Quantity, SampleType, SpecimenRecord, parse_primary_container, parse_storage_code,
+};
 use kura_domain::{EventBody, Geometry, Location, Pos, Timestamp};
 use serde::Serialize;
 
@@ -30,7 +32,11 @@ pub struct RowError {
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, column {}: {} (value {:?})", self.line, self.column, self.reason, self.value)
+        write!(
+            f,
+            "line {}, column {}: {} (value {:?})",
+            self.line, self.column, self.reason, self.value
+        )
     }
 }
 
@@ -41,8 +47,20 @@ pub struct ImportReport {
     pub stored: u64,
 }
 
-const COLUMNS: &[&str] =
-    &["code", "type", "container", "storage", "quantity", "unit", "study", "donor", "collected_at", "parent", "box", "position"];
+const COLUMNS: &[&str] = &[
+    "code",
+    "type",
+    "container",
+    "storage",
+    "quantity",
+    "unit",
+    "study",
+    "donor",
+    "collected_at",
+    "parent",
+    "box",
+    "position",
+];
 const EXPORT_ONLY: &[&str] = &["material", "status", "blocked", "freeze_thaw", "path"];
 const REQUIRED: &[&str] = &["type", "container", "storage", "study", "donor"];
 
@@ -60,19 +78,40 @@ struct BoxState {
 impl Kura {
     /// Imports inventory from CSV. Every row is checked before anything is written; if any row
     /// is wrong, the error lists every bad row (line, column, reason) and nothing is imported.
-    pub fn import_csv(&mut self, input: impl Read, progress: Progress<'_>) -> Result<ImportReport, AppError> {
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
-        let headers = rdr.headers().map_err(|e| AppError::input("csv", format!("cannot read the header row: {e}")))?.clone();
+    pub fn import_csv(
+        &mut self,
+        input: impl Read,
+        progress: Progress<'_>,
+    ) -> Result<ImportReport, AppError> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(input);
+        let headers = rdr
+            .headers()
+            .map_err(|e| AppError::input("csv", format!("cannot read the header row: {e}")))?
+            .clone();
         let mut errors = Vec::new();
-        let err = |errors: &mut Vec<RowError>, line: u64, column: &str, value: &str, reason: String| {
-            if errors.len() < 1000 {
-                errors.push(RowError { line, column: column.to_string(), value: value.to_string(), reason });
-            }
-        };
+        let err =
+            |errors: &mut Vec<RowError>, line: u64, column: &str, value: &str, reason: String| {
+                if errors.len() < 1000 {
+                    errors.push(RowError {
+                        line,
+                        column: column.to_string(),
+                        value: value.to_string(),
+                        reason,
+                    });
+                }
+            };
         let col: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
         for h in headers.iter() {
             if !COLUMNS.contains(&h) && !EXPORT_ONLY.contains(&h) {
-                err(&mut errors, 1, h, h, format!("unknown column; the columns are {}", COLUMNS.join(", ")));
+                err(
+                    &mut errors,
+                    1,
+                    h,
+                    h,
+                    format!("unknown column; the columns are {}", COLUMNS.join(", ")),
+                );
             }
         }
         for r in REQUIRED {
@@ -95,12 +134,23 @@ impl Kura {
                 Ok(true) => {}
                 Err(e) => {
                     line += 1;
-                    err(&mut errors, e.position().map(|p| p.line()).unwrap_or(line), "*", "", format!("malformed CSV: {e}"));
+                    err(
+                        &mut errors,
+                        e.position().map(|p| p.line()).unwrap_or(line),
+                        "*",
+                        "",
+                        format!("malformed CSV: {e}"),
+                    );
                     continue;
                 }
             }
             line = record.position().map(|p| p.line()).unwrap_or(line + 1);
-            let get = |name: &str| col.get(name).and_then(|i| record.get(*i)).unwrap_or("").to_string();
+            let get = |name: &str| {
+                col.get(name)
+                    .and_then(|i| record.get(*i))
+                    .unwrap_or("")
+                    .to_string()
+            };
             let before = errors.len();
             let mut check = |column: &str, r: Result<(), String>| {
                 if let Err(reason) = r {
@@ -138,16 +188,34 @@ impl Kura {
                 }
             }
             let sample_type = SampleType::parse(&get("type")).map_err(|e| e.to_string());
-            check("type", sample_type.as_ref().map(|_| ()).map_err(Clone::clone));
+            check(
+                "type",
+                sample_type.as_ref().map(|_| ()).map_err(Clone::clone),
+            );
             let container = parse_primary_container(&get("container")).map_err(|e| e.to_string());
-            check("container", container.as_ref().map(|_| ()).map_err(Clone::clone));
+            check(
+                "container",
+                container.as_ref().map(|_| ()).map_err(Clone::clone),
+            );
             let storage = parse_storage_code(&get("storage")).map_err(|e| e.to_string());
-            check("storage", storage.as_ref().map(|_| ()).map_err(Clone::clone));
+            check(
+                "storage",
+                storage.as_ref().map(|_| ()).map_err(Clone::clone),
+            );
             let quantity = match (get("quantity").as_str(), get("unit").as_str()) {
                 ("", "") => Ok(None),
                 ("", _) => Err(("quantity", "a unit without a quantity".to_string())),
                 (_, "") => Err(("unit", "a quantity needs a unit".to_string())),
-                (v, u) => Quantity::parse(v, u).map(Some).map_err(|e| (if e.to_string().contains("unit") { "unit" } else { "quantity" }, e.to_string())),
+                (v, u) => Quantity::parse(v, u).map(Some).map_err(|e| {
+                    (
+                        if e.to_string().contains("unit") {
+                            "unit"
+                        } else {
+                            "quantity"
+                        },
+                        e.to_string(),
+                    )
+                }),
             };
             if let Err((c, reason)) = &quantity {
                 check(c, Err(reason.clone()));
@@ -158,14 +226,25 @@ impl Kura {
             check("donor", donor.as_ref().map(|_| ()).map_err(Clone::clone));
             let collected_at = match get("collected_at").as_str() {
                 "" => Ok(None),
-                s => Timestamp::parse(s).map(Some).ok_or_else(|| "not a date (YYYY-MM-DD or RFC 3339)".to_string()),
+                s => Timestamp::parse(s)
+                    .map(Some)
+                    .ok_or_else(|| "not a date (YYYY-MM-DD or RFC 3339)".to_string()),
             };
-            check("collected_at", collected_at.as_ref().map(|_| ()).map_err(Clone::clone));
+            check(
+                "collected_at",
+                collected_at.as_ref().map(|_| ()).map_err(Clone::clone),
+            );
             let parent = match get("parent").as_str() {
                 "" => Ok(None),
                 p => match SpecimenCode::parse_lookup(p) {
-                    Ok(pc) if seen.contains(pc.as_str()) || self.store().specimen(&pc)?.is_some() => Ok(Some(pc)),
-                    Ok(pc) => Err(format!("parent {pc} is neither registered nor on an earlier row")),
+                    Ok(pc)
+                        if seen.contains(pc.as_str()) || self.store().specimen(&pc)?.is_some() =>
+                    {
+                        Ok(Some(pc))
+                    }
+                    Ok(pc) => Err(format!(
+                        "parent {pc} is neither registered nor on an earlier row"
+                    )),
                     Err(e) => Err(e.to_string()),
                 },
             };
@@ -209,43 +288,84 @@ impl Kura {
             let mut ids = e.issue_ids(issued)?.into_iter();
             let mut stored = 0;
             for (i, mut r) in rows.into_iter().enumerate() {
-                r.record.code = r.code.unwrap_or_else(|| ids.next().expect("enough ids issued"));
+                r.record.code = r
+                    .code
+                    .unwrap_or_else(|| ids.next().expect("enough ids issued"));
                 stored += u64::from(r.location.is_some());
-                e.emit(EventBody::Registered { specimen: r.record, location: r.location })?;
+                e.emit(EventBody::Registered {
+                    specimen: r.record,
+                    location: r.location,
+                })?;
                 if (i + 1) % 10_000 == 0 {
                     progress(i as u64 + 1, total);
                 }
             }
             progress(total, total);
-            Ok(ImportReport { rows: total, issued, stored })
+            Ok(ImportReport {
+                rows: total,
+                issued,
+                stored,
+            })
         });
         self.store_mut().set_bulk(false)?;
         result
     }
 
-    fn place(&self, boxes: &mut HashMap<String, Option<BoxState>>, b: &str, p: &str) -> Result<Location, (&'static str, String)> {
+    fn place(
+        &self,
+        boxes: &mut HashMap<String, Option<BoxState>>,
+        b: &str,
+        p: &str,
+    ) -> Result<Location, (&'static str, String)> {
         let id = ContainerId::parse(b).map_err(|e| ("box", e.to_string()))?;
         if !boxes.contains_key(id.as_str()) {
-            let map = self.store().box_map(id.as_str()).map_err(|e| ("box", e.to_string()))?;
+            let map = self
+                .store()
+                .box_map(id.as_str())
+                .map_err(|e| ("box", e.to_string()))?;
             if let Some(m) = &map
-                && !["box", "tube_rack", "cane"].contains(&m.kind.as_str()) {
-                    return Err(("box", format!("{id} is a {}; specimens go into boxes, tube racks or canes", m.kind)));
-                }
+                && !["box", "tube_rack", "cane"].contains(&m.kind.as_str())
+            {
+                return Err((
+                    "box",
+                    format!(
+                        "{id} is a {}; specimens go into boxes, tube racks or canes",
+                        m.kind
+                    ),
+                ));
+            }
             let state = map.map(|m| BoxState {
-                taken: m.slots.iter().filter(|s| s.specimen.is_some()).map(|s| Pos::new(s.row, s.col)).collect(),
+                taken: m
+                    .slots
+                    .iter()
+                    .filter(|s| s.specimen.is_some())
+                    .map(|s| Pos::new(s.row, s.col))
+                    .collect(),
                 geometry: m.geometry,
             });
             boxes.insert(id.to_string(), state);
         }
         let Some(state) = boxes.get_mut(id.as_str()).expect("inserted").as_mut() else {
-            return Err(("box", format!("container {id} does not exist; create it first (kura storage)")));
+            return Err((
+                "box",
+                format!("container {id} does not exist; create it first (kura storage)"),
+            ));
         };
         let pos = if p.is_empty() {
-            state.geometry.next_free(|q| state.taken.contains(&q)).ok_or(("box", format!("{id} is full")))?
+            state
+                .geometry
+                .next_free(|q| state.taken.contains(&q))
+                .ok_or(("box", format!("{id} is full")))?
         } else {
-            let pos = state.geometry.parse(p).map_err(|e| ("position", e.to_string()))?;
+            let pos = state
+                .geometry
+                .parse(p)
+                .map_err(|e| ("position", e.to_string()))?;
             if state.taken.contains(&pos) {
-                return Err(("position", format!("{} of {id} is already occupied", state.geometry.label(pos))));
+                return Err((
+                    "position",
+                    format!("{} of {id} is already occupied", state.geometry.label(pos)),
+                ));
             }
             pos
         };
@@ -256,7 +376,10 @@ impl Kura {
     /// Writes every specimen as CSV (the import columns plus status columns).
     pub fn export_csv(&self, out: impl Write) -> Result<u64, AppError> {
         let mut w = csv::Writer::from_writer(out);
-        let file_err = |e: csv::Error| AppError::File { path: "export".into(), message: e.to_string() };
+        let file_err = |e: csv::Error| AppError::File {
+            path: "export".into(),
+            message: e.to_string(),
+        };
         let mut header: Vec<&str> = COLUMNS.to_vec();
         header.extend_from_slice(EXPORT_ONLY);
         w.write_record(&header).map_err(file_err)?;
@@ -264,8 +387,15 @@ impl Kura {
         let mut failure = None;
         self.store().for_each_specimen(|s| {
             let qty = s.quantity_milli.map(|m| {
-                let q = Quantity { milli: m, unit: kura_domain::specimen::Unit::Ml };
-                q.to_string().split(' ').next().unwrap_or_default().to_string()
+                let q = Quantity {
+                    milli: m,
+                    unit: kura_domain::specimen::Unit::Ml,
+                };
+                q.to_string()
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
             });
             let rec = [
                 s.code.clone(),
@@ -276,7 +406,9 @@ impl Kura {
                 s.unit.clone().unwrap_or_default(),
                 s.study.clone(),
                 s.donor.clone(),
-                s.collected_at.map(|t| Timestamp(t).to_string()).unwrap_or_default(),
+                s.collected_at
+                    .map(|t| Timestamp(t).to_string())
+                    .unwrap_or_default(),
                 s.parent.clone().unwrap_or_default(),
                 s.container.clone().unwrap_or_default(),
                 s.position.clone().unwrap_or_default(),
@@ -295,7 +427,10 @@ impl Kura {
         if let Some(e) = failure {
             return Err(file_err(e));
         }
-        w.flush().map_err(|e| AppError::File { path: "export".into(), message: e.to_string() })?;
+        w.flush().map_err(|e| AppError::File {
+            path: "export".into(),
+            message: e.to_string(),
+        })?;
         Ok(n)
     }
 }

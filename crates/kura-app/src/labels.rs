@@ -34,6 +34,7 @@ impl PrintTarget {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct PrintReport {
     pub labels: usize,
@@ -46,6 +47,7 @@ pub struct PrintReport {
     pub reprints: Vec<String>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct StockInfo {
     pub id: String,
@@ -56,7 +58,10 @@ pub struct StockInfo {
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
-    AppError::File { path: path.display().to_string(), message: e.to_string() }
+    AppError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Label stocks: the built-in ones, then any `*.toml` in the user's `label-stocks` directory
@@ -64,15 +69,28 @@ fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
 pub fn stocks() -> Result<Vec<(LabelStock, String)>, AppError> {
     let mut map: BTreeMap<String, (LabelStock, String)> = kura_labels::stock::BUILTIN
         .iter()
-        .map(|(id, _)| (id.to_string(), (kura_labels::stock::builtin(id).expect("valid"), "built-in".to_string())))
+        .map(|(id, _)| {
+            (
+                id.to_string(),
+                (
+                    kura_labels::stock::builtin(id).expect("valid"),
+                    "built-in".to_string(),
+                ),
+            )
+        })
         .collect();
     if let Some(dir) = user_stock_dir().filter(|d| d.is_dir()) {
         for entry in std::fs::read_dir(&dir).map_err(|e| file_err(&dir, e))? {
             let p = entry.map_err(|e| file_err(&dir, e))?.path();
             if p.extension().is_some_and(|x| x == "toml") {
-                let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+                let id = p
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string();
                 let text = std::fs::read_to_string(&p).map_err(|e| file_err(&p, e))?;
-                let s = LabelStock::parse(&id, &text).map_err(|e| AppError::input("stock", e.to_string()))?;
+                let s = LabelStock::parse(&id, &text)
+                    .map_err(|e| AppError::input("stock", e.to_string()))?;
                 map.insert(id, (s, p.display().to_string()));
             }
         }
@@ -83,20 +101,43 @@ pub fn stocks() -> Result<Vec<(LabelStock, String)>, AppError> {
 fn user_stock_dir() -> Option<PathBuf> {
     std::env::var_os("KURA_STOCKS")
         .map(PathBuf::from)
-        .or_else(|| directories::ProjectDirs::from("jp", "Kura", "kura").map(|d| d.data_dir().join("label-stocks")))
+        .or_else(|| {
+            directories::ProjectDirs::from("jp", "Kura", "kura")
+                .map(|d| d.data_dir().join("label-stocks"))
+        })
 }
 
 pub fn stock(id: &str) -> Result<LabelStock, AppError> {
-    stocks()?.into_iter().map(|(s, _)| s).find(|s| s.id == id).ok_or_else(|| {
-        let known = stocks().map(|v| v.iter().map(|(s, _)| s.id.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-        AppError::input("stock", format!("unknown label stock {id:?}; the stocks are {known}"))
-    })
+    stocks()?
+        .into_iter()
+        .map(|(s, _)| s)
+        .find(|s| s.id == id)
+        .ok_or_else(|| {
+            let known = stocks()
+                .map(|v| {
+                    v.iter()
+                        .map(|(s, _)| s.id.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            AppError::input(
+                "stock",
+                format!("unknown label stock {id:?}; the stocks are {known}"),
+            )
+        })
 }
 
 pub fn stock_list() -> Result<Vec<StockInfo>, AppError> {
     Ok(stocks()?
         .into_iter()
-        .map(|(s, source)| StockInfo { id: s.id.clone(), name: s.name.clone(), template: format!("{:?}", s.template), dpi: s.dpi, source })
+        .map(|(s, source)| StockInfo {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            template: format!("{:?}", s.template),
+            dpi: s.dpi,
+            source,
+        })
         .collect())
 }
 
@@ -106,14 +147,21 @@ fn label_error(e: kura_labels::LabelError) -> AppError {
 
 fn render(data: &[LabelData], stock_id: &str, zpl: bool) -> Result<Rendered, AppError> {
     let stock = stock(stock_id)?;
-    if zpl { kura_labels::render_zpl(&stock, data) } else { kura_labels::render_pdf(&stock, data) }.map_err(label_error)
+    if zpl {
+        kura_labels::render_zpl(&stock, data)
+    } else {
+        kura_labels::render_pdf(&stock, data)
+    }
+    .map_err(label_error)
 }
 
 impl Kura {
     /// What a label for `code` (a specimen or a container) says.
     pub fn label_data(&self, raw: &str) -> Result<LabelData, AppError> {
         if let Ok((code, Some(v))) = self.resolve(raw) {
-            let ty = SampleType::parse(&v.sample_type).map(|t| t.info().en).unwrap_or("");
+            let ty = SampleType::parse(&v.sample_type)
+                .map(|t| t.info().en)
+                .unwrap_or("");
             let qty = match (v.quantity_milli, &v.unit) {
                 (Some(m), Some(u)) => format!(" {} {u}", m as f64 / 1000.0),
                 _ => String::new(),
@@ -130,38 +178,77 @@ impl Kura {
             });
         }
         let id = ContainerId::parse(raw)?;
-        let m = self.store().box_map(id.as_str())?.ok_or_else(|| AppError::NotFound { what: "specimen or container", code: id.to_string() })?;
+        let m = self
+            .store()
+            .box_map(id.as_str())?
+            .ok_or_else(|| AppError::NotFound {
+                what: "specimen or container",
+                code: id.to_string(),
+            })?;
         let tail: Vec<&str> = m.path.split(" › ").collect();
         Ok(LabelData {
             code: m.code.clone(),
             check: None,
-            lines: vec![m.name.clone(), tail[tail.len().saturating_sub(3)..tail.len().saturating_sub(1)].join(" › ")],
+            lines: vec![
+                m.name.clone(),
+                tail[tail.len().saturating_sub(3)..tail.len().saturating_sub(1)].join(" › "),
+            ],
         })
     }
 
     /// Codes to print for `--box BOX`: its specimens in position order.
     pub fn codes_in_box(&self, container: &str) -> Result<Vec<String>, AppError> {
         let m = self.box_map(container)?;
-        Ok(m.slots.iter().filter_map(|s| s.specimen.clone().or(s.container.clone())).collect())
+        Ok(m.slots
+            .iter()
+            .filter_map(|s| s.specimen.clone().or(s.container.clone()))
+            .collect())
     }
 
     /// Codes to print for `--query TEXT`.
     pub fn codes_for_query(&self, text: &str) -> Result<Vec<String>, AppError> {
-        Ok(self.find(&FindQuery { text: Some(text.into()), limit: 10_000, ..Default::default() })?.into_iter().map(|s| s.code).collect())
+        Ok(self
+            .find(&FindQuery {
+                text: Some(text.into()),
+                limit: 10_000,
+                ..Default::default()
+            })?
+            .into_iter()
+            .map(|s| s.code)
+            .collect())
     }
 
     /// Renders labels without printing or logging (the preview).
-    pub fn render_labels(&self, codes: &[String], stock_id: &str, zpl: bool) -> Result<Rendered, AppError> {
-        let data = codes.iter().map(|c| self.label_data(c)).collect::<Result<Vec<_>, _>>()?;
+    pub fn render_labels(
+        &self,
+        codes: &[String],
+        stock_id: &str,
+        zpl: bool,
+    ) -> Result<Rendered, AppError> {
+        let data = codes
+            .iter()
+            .map(|c| self.label_data(c))
+            .collect::<Result<Vec<_>, _>>()?;
         render(&data, stock_id, zpl)
     }
 
     /// Prints labels and records the print (reprints marked) once the output was delivered.
-    pub fn print_labels(&mut self, codes: &[String], stock_id: &str, target: &PrintTarget) -> Result<PrintReport, AppError> {
+    pub fn print_labels(
+        &mut self,
+        codes: &[String],
+        stock_id: &str,
+        target: &PrintTarget,
+    ) -> Result<PrintReport, AppError> {
         if codes.is_empty() {
-            return Err(AppError::input("labels", "nothing to print: give IDs, --box or --query"));
+            return Err(AppError::input(
+                "labels",
+                "nothing to print: give IDs, --box or --query",
+            ));
         }
-        let data = codes.iter().map(|c| self.label_data(c)).collect::<Result<Vec<_>, _>>()?;
+        let data = codes
+            .iter()
+            .map(|c| self.label_data(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let canonical: Vec<String> = data.iter().map(|d| d.code.clone()).collect();
         let zpl = match target {
             PrintTarget::Zpl(_) => true,
@@ -170,7 +257,12 @@ impl Kura {
         };
         let rendered = render(&data, stock_id, zpl)?;
         self.deliver(target, &rendered.bytes, zpl)?;
-        let reprints: Vec<String> = self.store().label_prints(&canonical)?.into_iter().map(|(c, _)| c).collect();
+        let reprints: Vec<String> = self
+            .store()
+            .label_prints(&canonical)?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
         self.write(|e| {
             e.emit(EventBody::LabelsPrinted {
                 codes: canonical.clone(),
@@ -192,13 +284,22 @@ impl Kura {
 
     fn deliver(&self, target: &PrintTarget, bytes: &[u8], zpl: bool) -> Result<(), AppError> {
         match target {
-            PrintTarget::Pdf(p) | PrintTarget::Zpl(p) => std::fs::write(p, bytes).map_err(|e| file_err(p, e)),
+            PrintTarget::Pdf(p) | PrintTarget::Zpl(p) => {
+                std::fs::write(p, bytes).map_err(|e| file_err(p, e))
+            }
             PrintTarget::Printer(name) => {
                 let r = match self.printer(name)? {
-                    PrinterConfig::Tcp { address } => transport::send_tcp(&address, bytes, &self.print_timeouts()),
-                    PrinterConfig::Cups { queue } | PrinterConfig::CupsPdf { queue } => transport::send_cups(&queue, bytes, zpl),
+                    PrinterConfig::Tcp { address } => {
+                        transport::send_tcp(&address, bytes, &self.print_timeouts())
+                    }
+                    PrinterConfig::Cups { queue } | PrinterConfig::CupsPdf { queue } => {
+                        transport::send_cups(&queue, bytes, zpl)
+                    }
                 };
-                r.map_err(|e| AppError::Print { code: e.code(), message: e.to_string() })
+                r.map_err(|e| AppError::Print {
+                    code: e.code(),
+                    message: e.to_string(),
+                })
             }
         }
     }
@@ -207,7 +308,9 @@ impl Kura {
 
     pub fn printers(&self) -> Result<BTreeMap<String, PrinterConfig>, AppError> {
         Ok(match self.store().meta("printers")? {
-            Some(s) => serde_json::from_str(&s).map_err(|e| AppError::input("printers", e.to_string()))?,
+            Some(s) => {
+                serde_json::from_str(&s).map_err(|e| AppError::input("printers", e.to_string()))?
+            }
             None => BTreeMap::new(),
         })
     }
@@ -222,18 +325,29 @@ impl Kura {
         })
     }
 
-    pub fn set_printer(&mut self, name: &str, config: Option<PrinterConfig>) -> Result<(), AppError> {
+    pub fn set_printer(
+        &mut self,
+        name: &str,
+        config: Option<PrinterConfig>,
+    ) -> Result<(), AppError> {
         let mut all = self.printers()?;
         match config {
             Some(c) => {
                 if let PrinterConfig::Tcp { address } = &c
-                    && !address.contains(':') {
-                        return Err(AppError::input("address", format!("{address:?} is not HOST:PORT (Zebra printers listen on 9100)")));
-                    }
+                    && !address.contains(':')
+                {
+                    return Err(AppError::input(
+                        "address",
+                        format!("{address:?} is not HOST:PORT (Zebra printers listen on 9100)"),
+                    ));
+                }
                 all.insert(name.to_string(), c);
             }
             None => {
-                all.remove(name).ok_or_else(|| AppError::NotFound { what: "printer", code: name.into() })?;
+                all.remove(name).ok_or_else(|| AppError::NotFound {
+                    what: "printer",
+                    code: name.into(),
+                })?;
             }
         }
         let json = serde_json::to_string(&all).expect("serializes");
@@ -246,14 +360,30 @@ impl Kura {
     pub fn box_map_data(&self, container: &str) -> Result<BoxMapData, AppError> {
         let m = self.box_map(container)?;
         let (rows, cols, row_labels, col_labels) = match &m.geometry {
-            Geometry::Grid { rows, cols, row_scheme, col_scheme, .. } => (
+            Geometry::Grid {
+                rows,
+                cols,
+                row_scheme,
+                col_scheme,
+                ..
+            } => (
                 *rows,
                 *cols,
                 (0..*rows).map(|r| row_scheme.label(r)).collect(),
                 (0..*cols).map(|c| col_scheme.label(c)).collect(),
             ),
-            Geometry::Linear { slots, scheme } => (1, *slots, vec![String::new()], (0..*slots).map(|c| scheme.label(c)).collect()),
-            Geometry::Unpositioned => return Err(AppError::input("box", format!("{} has no positions to map", m.code))),
+            Geometry::Linear { slots, scheme } => (
+                1,
+                *slots,
+                vec![String::new()],
+                (0..*slots).map(|c| scheme.label(c)).collect(),
+            ),
+            Geometry::Unpositioned => {
+                return Err(AppError::input(
+                    "box",
+                    format!("{} has no positions to map", m.code),
+                ));
+            }
         };
         let now = self.now().to_datetime().with_timezone(&chrono::Local);
         let cells = m
@@ -272,7 +402,10 @@ impl Kura {
                     label: s.label.clone(),
                     code: s.specimen.clone().or(s.container.clone()),
                     kind,
-                    date: s.registered_at.map(|t| Timestamp(t).date().to_string()).unwrap_or_default(),
+                    date: s
+                        .registered_at
+                        .map(|t| Timestamp(t).date().to_string())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -282,13 +415,23 @@ impl Kura {
             name: m.name.clone(),
             kind: m.kind.clone(),
             path: m.path.clone(),
-            printed: format!("Printed {} by {} / 印刷", now.format("%Y-%m-%d %H:%M %:z"), self.actor()),
+            printed: format!(
+                "Printed {} by {} / 印刷",
+                now.format("%Y-%m-%d %H:%M %:z"),
+                self.actor()
+            ),
             rows,
             cols,
             row_labels,
             col_labels,
             cells,
-            summary: format!("{} of {} positions used / 使用状況 {}/{}", m.occupied, m.capacity.unwrap_or(0), m.occupied, m.capacity.unwrap_or(0)),
+            summary: format!(
+                "{} of {} positions used / 使用状況 {}/{}",
+                m.occupied,
+                m.capacity.unwrap_or(0),
+                m.occupied,
+                m.capacity.unwrap_or(0)
+            ),
         })
     }
 
@@ -299,10 +442,97 @@ impl Kura {
         let r = kura_labels::render_box_map(&stock, &data).map_err(label_error)?;
         std::fs::write(out, &r.bytes).map_err(|e| file_err(out, e))?;
         let target = PrintTarget::Pdf(out.to_path_buf());
-        let reprints: Vec<String> = self.store().label_prints(std::slice::from_ref(&data.code))?.into_iter().map(|(c, _)| c).collect();
+        let reprints: Vec<String> = self
+            .store()
+            .label_prints(std::slice::from_ref(&data.code))?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
         self.write(|e| {
-            e.emit(EventBody::LabelsPrinted { codes: vec![data.code.clone()], stock: stock.id.clone(), target: target.describe(), reprints: reprints.clone() })
+            e.emit(EventBody::LabelsPrinted {
+                codes: vec![data.code.clone()],
+                stock: stock.id.clone(),
+                target: target.describe(),
+                reprints: reprints.clone(),
+            })
         })?;
-        Ok(PrintReport { labels: 1, pages: r.pages, bytes: r.bytes.len(), stock: stock.id, target: target.describe(), warnings: r.warnings, reprints })
+        Ok(PrintReport {
+            labels: 1,
+            pages: r.pages,
+            bytes: r.bytes.len(),
+            stock: stock.id,
+            target: target.describe(),
+            warnings: r.warnings,
+            reprints,
+        })
+    }
+}
+
+/// One label drawn for the print dialog, from the same layout the printer gets.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelPreview {
+    pub code: String,
+    pub stock: String,
+    /// SVG, sized in mm.
+    pub svg: String,
+    pub warnings: Vec<String>,
+    /// How often this code's label was printed before (a print now is a reprint when > 0).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub printed_before: i64,
+}
+
+impl Kura {
+    /// The preview of `code`'s label on `stock_id`.
+    pub fn label_preview(&self, code: &str, stock_id: &str) -> Result<LabelPreview, AppError> {
+        let stock = stock(stock_id)?;
+        if stock.template == kura_labels::Template::BoxMap {
+            return Err(AppError::input(
+                "stock",
+                format!("{stock_id} prints box maps, not labels; choose a label stock"),
+            ));
+        }
+        let data = self.label_data(code)?;
+        let printed_before = self
+            .store()
+            .label_prints(std::slice::from_ref(&data.code))?
+            .first()
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        let (svg, warnings) = kura_labels::svg::label_svg(&stock, &data);
+        Ok(LabelPreview {
+            code: data.code,
+            stock: stock.id,
+            svg,
+            warnings,
+            printed_before,
+        })
+    }
+
+    /// Where the window saves label PDFs: a `labels` folder next to the database.
+    pub fn labels_dir(&self) -> PathBuf {
+        self.path()
+            .parent()
+            .map(|p| p.join("labels"))
+            .unwrap_or_else(|| PathBuf::from("labels"))
+    }
+
+    /// Prints to a configured printer, or (`printer` = None) to a new PDF in [`Kura::labels_dir`].
+    pub fn print_labels_to(
+        &mut self,
+        codes: &[String],
+        stock_id: &str,
+        printer: Option<&str>,
+    ) -> Result<PrintReport, AppError> {
+        let target = match printer.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(name) => PrintTarget::Printer(name.to_string()),
+            None => {
+                let dir = self.labels_dir();
+                std::fs::create_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
+                let stamp = self.now().to_datetime().format("%Y%m%d-%H%M%S%.3f");
+                PrintTarget::Pdf(dir.join(format!("labels-{stamp}.pdf")))
+            }
+        };
+        self.print_labels(codes, stock_id, &target)
     }
 }

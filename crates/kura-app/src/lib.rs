@@ -23,10 +23,24 @@ pub use custody::{CheckOut, Placed};
 pub use error::{AppError, WireError};
 pub use kura_domain::Purpose;
 pub use kura_store::{
-    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, SpecimenView, Stats,
-    VerifyProblem, VerifyReport,
+    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, SpecimenView,
+    Stats, VerifyProblem, VerifyReport,
 };
+pub use labels::{LabelPreview, PrintReport, StockInfo};
 pub use register::{RegisterRequest, Registered};
+pub use storage::LayoutReport;
+pub use transport::PrinterConfig;
+
+/// Who is working where: what the window's header and settings show.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionInfo {
+    pub actor: String,
+    pub workstation: String,
+    pub database: String,
+    /// The site's Kura ID prefix (None until the database is set up).
+    pub id_prefix: Option<String>,
+}
 
 /// The system clock: the only place Kura reads the time of day.
 pub struct SystemClock;
@@ -61,12 +75,24 @@ impl Kura {
         Kura::open_with_clock(path, actor, Arc::new(SystemClock))
     }
 
-    pub fn open_with_clock(path: impl AsRef<Path>, actor: &str, clock: Arc<dyn Clock>) -> Result<Kura, AppError> {
+    pub fn open_with_clock(
+        path: impl AsRef<Path>,
+        actor: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Kura, AppError> {
         let actor = actor.trim();
         if actor.is_empty() {
-            return Err(AppError::input("actor", "say who is acting (--actor NAME or KURA_USER)"));
+            return Err(AppError::input(
+                "actor",
+                "say who is acting (--actor NAME or KURA_USER)",
+            ));
         }
-        Ok(Kura { store: Store::open(path)?, clock, actor: actor.to_string(), print_timeouts: transport::Timeouts::default() })
+        Ok(Kura {
+            store: Store::open(path)?,
+            clock,
+            actor: actor.to_string(),
+            print_timeouts: transport::Timeouts::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -98,7 +124,8 @@ impl Kura {
     pub fn init(&mut self, prefix: &str, serial_width: usize) -> Result<IdFormat, AppError> {
         let f = IdFormat::new(prefix, serial_width)?;
         let json = serde_json::to_string(&f).expect("serializes");
-        self.store.write(|tx| -> Result<(), AppError> { Ok(tx.set_meta("id_format", &json)?) })?;
+        self.store
+            .write(|tx| -> Result<(), AppError> { Ok(tx.set_meta("id_format", &json)?) })?;
         Ok(f)
     }
 
@@ -107,8 +134,27 @@ impl Kura {
     }
 
     pub fn id_format(&self) -> Result<IdFormat, AppError> {
-        let s = self.store.meta("id_format")?.ok_or(AppError::NotInitialised)?;
-        serde_json::from_str(&s).map_err(|e| AppError::Store(kura_store::StoreError::Corrupt(format!("id_format: {e}"))))
+        let s = self
+            .store
+            .meta("id_format")?
+            .ok_or(AppError::NotInitialised)?;
+        serde_json::from_str(&s).map_err(|e| {
+            AppError::Store(kura_store::StoreError::Corrupt(format!("id_format: {e}")))
+        })
+    }
+
+    pub fn session_info(&self) -> Result<SessionInfo, AppError> {
+        let id_prefix = if self.is_initialised()? {
+            Some(self.id_format()?.prefix)
+        } else {
+            None
+        };
+        Ok(SessionInfo {
+            actor: self.actor.clone(),
+            workstation: self.workstation().to_string(),
+            database: self.path().display().to_string(),
+            id_prefix,
+        })
     }
 
     pub fn stats(&self) -> Result<Stats, AppError> {
@@ -133,11 +179,20 @@ impl Kura {
     }
 
     /// Runs `f` in one transaction with an [`Emit`] that appends events as this actor.
-    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&mut Emit<'_, '_>) -> Result<T, AppError>) -> Result<T, AppError> {
+    pub(crate) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut Emit<'_, '_>) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
         let clock = self.clock.clone();
         let actor = self.actor.clone();
         self.store.write(|tx| {
-            let mut e = Emit { tx, clock: &*clock, actor: &actor, ids: &mut RandomIds, id_format: None };
+            let mut e = Emit {
+                tx,
+                clock: &*clock,
+                actor: &actor,
+                ids: &mut RandomIds,
+                id_format: None,
+            };
             f(&mut e)
         })
     }

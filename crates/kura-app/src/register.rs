@@ -1,14 +1,18 @@
 //! Receive and register: a parent specimen and, in the same act, N aliquots or derivatives.
 
 use kura_domain::id::{ContainerId, SpecimenCode};
-use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord, parse_primary_container, parse_storage_code};
+use kura_domain::specimen::{
+    Quantity, SampleType, SpecimenRecord, parse_primary_container, parse_storage_code,
+};
 use kura_domain::{EventBody, Location, Timestamp};
 use serde::Serialize;
 
 use crate::{AppError, Emit, Kura, Placed};
 
 /// What the technician enters at reception.
-#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct RegisterRequest {
     /// A pre-barcoded tube's own code; when absent Kura issues an ID.
     pub code: Option<String>,
@@ -19,6 +23,7 @@ pub struct RegisterRequest {
     /// SPREC long-term storage (A, C, D, …).
     pub storage: String,
     /// (value, unit), e.g. ("10", "mL").
+    #[cfg_attr(feature = "ts", ts(type = "[string, string] | null"))]
     pub quantity: Option<(String, String)>,
     pub study: String,
     pub donor: String,
@@ -34,6 +39,7 @@ pub struct RegisterRequest {
     pub into: Option<String>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Registered {
     pub parent: String,
@@ -63,40 +69,75 @@ pub(crate) fn text(field: &str, v: &str, max: usize) -> Result<String, AppError>
         return Err(AppError::input(field, format!("{field} is required")));
     }
     if v.chars().count() > max {
-        return Err(AppError::input(field, format!("{field} is longer than {max} characters")));
+        return Err(AppError::input(
+            field,
+            format!("{field} is longer than {max} characters"),
+        ));
     }
     if v.chars().any(char::is_control) {
-        return Err(AppError::input(field, format!("{field} contains a control character")));
+        return Err(AppError::input(
+            field,
+            format!("{field} contains a control character"),
+        ));
     }
     Ok(v.to_string())
 }
 
 impl RegisterRequest {
     pub(crate) fn validate(&self) -> Result<ValidRequest, AppError> {
-        let quantity = self.quantity.as_ref().map(|(v, u)| Quantity::parse(v, u)).transpose()?;
+        let quantity = self
+            .quantity
+            .as_ref()
+            .map(|(v, u)| Quantity::parse(v, u))
+            .transpose()?;
         let aliquot_quantity = match (&self.aliquot_quantity, quantity) {
             (Some(v), Some(q)) => Some(Quantity::parse(v, q.unit.as_str())?),
-            (Some(_), None) => return Err(AppError::input("aliquot_quantity", "give the parent's quantity and unit too")),
+            (Some(_), None) => {
+                return Err(AppError::input(
+                    "aliquot_quantity",
+                    "give the parent's quantity and unit too",
+                ));
+            }
             (None, _) => None,
         };
         if let (Some(a), Some(q)) = (aliquot_quantity, quantity)
-            && self.aliquot_type.is_none() && a.milli * i64::from(self.aliquots) > q.milli {
-                return Err(AppError::input(
-                    "aliquot_quantity",
-                    format!("{} aliquots of {a} need more than the {q} registered", self.aliquots),
-                ));
-            }
+            && self.aliquot_type.is_none()
+            && a.milli * i64::from(self.aliquots) > q.milli
+        {
+            return Err(AppError::input(
+                "aliquot_quantity",
+                format!(
+                    "{} aliquots of {a} need more than the {q} registered",
+                    self.aliquots
+                ),
+            ));
+        }
         if self.aliquots > 500 {
-            return Err(AppError::input("aliquots", "at most 500 aliquots in one registration"));
+            return Err(AppError::input(
+                "aliquots",
+                "at most 500 aliquots in one registration",
+            ));
         }
         let collected_at = self
             .collected_at
             .as_deref()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| Timestamp::parse(s).ok_or_else(|| AppError::input("collected_at", format!("{s:?} is not a date (YYYY-MM-DD or RFC 3339)"))))
+            .map(|s| {
+                Timestamp::parse(s).ok_or_else(|| {
+                    AppError::input(
+                        "collected_at",
+                        format!("{s:?} is not a date (YYYY-MM-DD or RFC 3339)"),
+                    )
+                })
+            })
             .transpose()?;
         Ok(ValidRequest {
-            code: self.code.as_deref().filter(|c| !c.trim().is_empty()).map(SpecimenCode::external).transpose()?,
+            code: self
+                .code
+                .as_deref()
+                .filter(|c| !c.trim().is_empty())
+                .map(SpecimenCode::external)
+                .transpose()?,
             sample_type: SampleType::parse(&self.sample_type)?,
             container: parse_primary_container(&self.container)?,
             storage: parse_storage_code(&self.storage)?,
@@ -106,7 +147,11 @@ impl RegisterRequest {
             collected_at,
             aliquots: self.aliquots,
             aliquot_quantity,
-            aliquot_type: self.aliquot_type.as_deref().map(SampleType::parse).transpose()?,
+            aliquot_type: self
+                .aliquot_type
+                .as_deref()
+                .map(SampleType::parse)
+                .transpose()?,
             into: self.into.as_deref().map(ContainerId::parse).transpose()?,
         })
     }
@@ -120,12 +165,17 @@ impl Emit<'_, '_> {
         }
         if self.id_format.is_none() {
             let f = self.tx.meta("id_format")?.ok_or(AppError::NotInitialised)?;
-            self.id_format = Some(serde_json::from_str(&f).map_err(|e| AppError::input("id_format", e.to_string()))?);
+            self.id_format = Some(
+                serde_json::from_str(&f)
+                    .map_err(|e| AppError::input("id_format", e.to_string()))?,
+            );
         }
         let f = self.id_format.clone().expect("read above");
         let year = chrono::Datelike::year(&self.clock.now().date());
         let first = self.tx.take_serials(year, n)?;
-        (first..first + n).map(|s| Ok(SpecimenCode::kura(f.issue(year, s)?))).collect()
+        (first..first + n)
+            .map(|s| Ok(SpecimenCode::kura(f.issue(year, s)?)))
+            .collect()
     }
 
     pub(crate) fn register(&mut self, r: ValidRequest) -> Result<Registered, AppError> {
@@ -145,7 +195,10 @@ impl Emit<'_, '_> {
             parent: None,
             freeze_thaw: 0,
         };
-        self.emit(EventBody::Registered { specimen: parent, location: None })?;
+        self.emit(EventBody::Registered {
+            specimen: parent,
+            location: None,
+        })?;
         let children = self.issue_ids(u64::from(r.aliquots))?;
         let mut placed = Vec::new();
         for code in &children {
@@ -161,14 +214,27 @@ impl Emit<'_, '_> {
                 parent: Some(parent_code.clone()),
                 freeze_thaw: 0,
             };
-            self.emit(EventBody::Derived { specimen: record, aliquot: r.aliquot_type.is_none(), location: None })?;
+            self.emit(EventBody::Derived {
+                specimen: record,
+                aliquot: r.aliquot_type.is_none(),
+                location: None,
+            })?;
             if let Some(into) = &r.into {
                 let (p, label) = self.target(into, None)?;
                 self.emit(EventBody::CheckedIn {
                     specimen: code.clone(),
-                    location: Location { container: into.clone(), pos: p },
+                    location: Location {
+                        container: into.clone(),
+                        pos: p,
+                    },
                 })?;
-                placed.push(Placed { specimen: code.to_string(), container: into.to_string(), row: p.row, col: p.col, position: label });
+                placed.push(Placed {
+                    specimen: code.to_string(),
+                    container: into.to_string(),
+                    row: p.row,
+                    col: p.col,
+                    position: label,
+                });
             }
         }
         Ok(Registered {

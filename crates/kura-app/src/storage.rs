@@ -77,10 +77,14 @@ pub struct LayoutReport {
     pub existing: Vec<String>,
 }
 
-fn resolve_type(layout_types: &BTreeMap<String, TypeDef>, name: &str) -> Result<(ContainerKind, Geometry), AppError> {
+fn resolve_type(
+    layout_types: &BTreeMap<String, TypeDef>,
+    name: &str,
+) -> Result<(ContainerKind, Geometry), AppError> {
     if let Some(t) = layout_types.get(name) {
-        let kind = ContainerKind::parse(&t.kind)
-            .ok_or_else(|| AppError::input("kind", format!("type {name}: unknown kind {:?}", t.kind)))?;
+        let kind = ContainerKind::parse(&t.kind).ok_or_else(|| {
+            AppError::input("kind", format!("type {name}: unknown kind {:?}", t.kind))
+        })?;
         let geometry = match (t.rows, t.cols, t.slots) {
             (Some(rows), Some(cols), None) if rows > 0 && cols > 0 => Geometry::Grid {
                 rows,
@@ -92,22 +96,38 @@ fn resolve_type(layout_types: &BTreeMap<String, TypeDef>, name: &str) -> Result<
                         None | Some("row_major") => false,
                         Some("column_major") => true,
                         Some(other) => {
-                            return Err(AppError::input("fill", format!("type {name}: fill {other:?} is not row_major or column_major")));
+                            return Err(AppError::input(
+                                "fill",
+                                format!(
+                                    "type {name}: fill {other:?} is not row_major or column_major"
+                                ),
+                            ));
                         }
                     },
                     from: t.from.unwrap_or(Corner::TopLeft),
                 },
             },
-            (None, None, Some(slots)) if slots > 0 => Geometry::Linear { slots, scheme: t.labels.unwrap_or(Scheme::Numbers) },
+            (None, None, Some(slots)) if slots > 0 => Geometry::Linear {
+                slots,
+                scheme: t.labels.unwrap_or(Scheme::Numbers),
+            },
             (None, None, None) => Geometry::Unpositioned,
-            _ => return Err(AppError::input("rows", format!("type {name}: give rows and cols (> 0), or slots, or neither"))),
+            _ => {
+                return Err(AppError::input(
+                    "rows",
+                    format!("type {name}: give rows and cols (> 0), or slots, or neither"),
+                ));
+            }
         };
         return Ok((kind, geometry));
     }
     builtin_type(name).ok_or_else(|| {
         AppError::input(
             "type",
-            format!("unknown container type {name:?}; use one of {} or define it under [types]", kura_domain::container::BUILTIN_TYPES.join(", ")),
+            format!(
+                "unknown container type {name:?}; use one of {} or define it under [types]",
+                kura_domain::container::BUILTIN_TYPES.join(", ")
+            ),
         )
     })
 }
@@ -136,9 +156,17 @@ impl Emit<'_, '_> {
                     (Some(label), _) => Some(parse_pos(p, &pinfo.geometry, label)?),
                     (None, Some(capacity)) => {
                         let taken = self.tx.occupied_slots(p)?;
-                        Some(pinfo.geometry.next_free(|q| taken.contains(&q)).ok_or_else(|| {
-                            AppError::Rule(kura_domain::RuleError::ContainerFull { container: p.to_string(), capacity })
-                        })?)
+                        Some(
+                            pinfo
+                                .geometry
+                                .next_free(|q| taken.contains(&q))
+                                .ok_or_else(|| {
+                                    AppError::Rule(kura_domain::RuleError::ContainerFull {
+                                        container: p.to_string(),
+                                        capacity,
+                                    })
+                                })?,
+                        )
                     }
                     (None, None) => None,
                 }
@@ -148,9 +176,22 @@ impl Emit<'_, '_> {
         let temperature = temperature
             .map(|t| Temperature::parse(t).ok_or_else(|| AppError::input("temperature", format!("{t:?} is not a temperature tier (room, fridge, -20, -80, ln_vapour, ln_liquid)"))))
             .transpose()?;
-        let name = name.map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).unwrap_or_else(|| id.to_string());
+        let name = name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| id.to_string());
         self.emit(EventBody::ContainerCreated {
-            container: ContainerSpec { id, kind, name, type_name: type_name.to_string(), geometry, temperature, parent, pos },
+            container: ContainerSpec {
+                id,
+                kind,
+                name,
+                type_name: type_name.to_string(),
+                geometry,
+                temperature,
+                parent,
+                pos,
+            },
         })?;
         Ok(true)
     }
@@ -162,7 +203,9 @@ pub use kura_domain::position::Geometry;
 pub fn builtin_types() -> Vec<(String, String)> {
     kura_domain::container::BUILTIN_TYPES
         .iter()
-        .filter_map(|n| builtin_type(n).map(|(k, g)| (n.to_string(), format!("{} {}", g.shape(), k.as_str()))))
+        .filter_map(|n| {
+            builtin_type(n).map(|(k, g)| (n.to_string(), format!("{} {}", g.shape(), k.as_str())))
+        })
         .collect()
 }
 
@@ -178,23 +221,30 @@ impl Kura {
         temperature: Option<&str>,
     ) -> Result<bool, AppError> {
         let types = BTreeMap::new();
-        self.write(|e| e.create_container(&types, code, type_name, name, parent, position, temperature))
+        self.write(|e| {
+            e.create_container(&types, code, type_name, name, parent, position, temperature)
+        })
     }
 
     /// Applies a TOML layout in one transaction. Containers that already exist are left alone,
     /// so a layout file can be applied again after it grows.
     pub fn apply_layout(&mut self, toml_text: &str) -> Result<LayoutReport, AppError> {
-        let layout: Layout = toml::from_str(toml_text).map_err(|e| AppError::input("layout", e.to_string()))?;
+        let layout: Layout =
+            toml::from_str(toml_text).map_err(|e| AppError::input("layout", e.to_string()))?;
         self.write(|e| {
             let mut report = LayoutReport::default();
             for (i, c) in layout.container.iter().enumerate() {
                 let count = c.count.unwrap_or(1);
                 if count > 10_000 {
-                    return Err(AppError::input("count", format!("container[{i}]: at most 10000 at once")));
+                    return Err(AppError::input(
+                        "count",
+                        format!("container[{i}]: at most 10000 at once"),
+                    ));
                 }
                 for n in 1..=count {
                     let code = if c.count.is_some() {
-                        c.code.replace("{n}", &format!("{n:0width$}", width = c.pad.unwrap_or(0)))
+                        c.code
+                            .replace("{n}", &format!("{n:0width$}", width = c.pad.unwrap_or(0)))
                     } else {
                         c.code.clone()
                     };
@@ -205,11 +255,21 @@ impl Kura {
                             &c.type_name,
                             c.name.as_deref(),
                             c.parent.as_deref(),
-                            if count == 1 { c.position.as_deref() } else { None },
+                            if count == 1 {
+                                c.position.as_deref()
+                            } else {
+                                None
+                            },
                             c.temperature.as_deref(),
                         )
-                        .map_err(|err| AppError::input(&format!("container[{i}]"), format!("{code}: {err}")))?;
-                    if created { report.created.push(code) } else { report.existing.push(code) }
+                        .map_err(|err| {
+                            AppError::input(&format!("container[{i}]"), format!("{code}: {err}"))
+                        })?;
+                    if created {
+                        report.created.push(code)
+                    } else {
+                        report.existing.push(code)
+                    }
                 }
             }
             Ok(report)

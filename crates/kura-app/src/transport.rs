@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// How a workstation reaches one of its printers.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PrinterConfig {
@@ -56,12 +57,30 @@ impl Default for Timeouts {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrintError {
-    #[error("printer {address} did not accept the connection after {attempts} attempts ({reason}); check that it is on, online and not busy, then print again")]
-    Unreachable { address: String, attempts: u32, reason: String },
-    #[error("printer {address} stopped taking data after {sent} of {total} bytes (it may be out of labels or ribbon); check it before reprinting — nothing was resent")]
-    Stalled { address: String, sent: usize, total: usize },
-    #[error("printer {address} closed the connection during the job ({sent} of {total} bytes sent); check what it printed before reprinting — nothing was resent")]
-    Closed { address: String, sent: usize, total: usize },
+    #[error(
+        "printer {address} did not accept the connection after {attempts} attempts ({reason}); check that it is on, online and not busy, then print again"
+    )]
+    Unreachable {
+        address: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error(
+        "printer {address} stopped taking data after {sent} of {total} bytes (it may be out of labels or ribbon); check it before reprinting — nothing was resent"
+    )]
+    Stalled {
+        address: String,
+        sent: usize,
+        total: usize,
+    },
+    #[error(
+        "printer {address} closed the connection during the job ({sent} of {total} bytes sent); check what it printed before reprinting — nothing was resent"
+    )]
+    Closed {
+        address: String,
+        sent: usize,
+        total: usize,
+    },
     #[error("printer address {0:?} is not HOST:PORT")]
     BadAddress(String),
     #[error("CUPS queue {queue}: {message}")]
@@ -96,7 +115,13 @@ pub fn send_tcp(address: &str, job: &[u8], t: &Timeouts) -> Result<(), PrintErro
                 tracing::warn!(address, attempts, error = %e, "printer did not accept the connection; retrying");
                 std::thread::sleep(t.backoff * attempts);
             }
-            Err(e) => return Err(PrintError::Unreachable { address: address.into(), attempts, reason: e.to_string() }),
+            Err(e) => {
+                return Err(PrintError::Unreachable {
+                    address: address.into(),
+                    attempts,
+                    reason: e.to_string(),
+                });
+            }
         }
     };
     let _ = stream.set_write_timeout(Some(t.write));
@@ -104,13 +129,34 @@ pub fn send_tcp(address: &str, job: &[u8], t: &Timeouts) -> Result<(), PrintErro
     let mut sent = 0;
     while sent < job.len() {
         match stream.write(&job[sent..(sent + 64 * 1024).min(job.len())]) {
-            Ok(0) => return Err(PrintError::Closed { address: address.into(), sent, total: job.len() }),
+            Ok(0) => {
+                return Err(PrintError::Closed {
+                    address: address.into(),
+                    sent,
+                    total: job.len(),
+                });
+            }
             Ok(n) => sent += n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Err(PrintError::Stalled { address: address.into(), sent, total: job.len() });
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(PrintError::Stalled {
+                    address: address.into(),
+                    sent,
+                    total: job.len(),
+                });
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(PrintError::Closed { address: address.into(), sent, total: job.len() }),
+            Err(_) => {
+                return Err(PrintError::Closed {
+                    address: address.into(),
+                    sent,
+                    total: job.len(),
+                });
+            }
         }
     }
     let _ = stream.flush();
@@ -123,9 +169,22 @@ pub fn send_tcp(address: &str, job: &[u8], t: &Timeouts) -> Result<(), PrintErro
         match stream.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(());
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(PrintError::Closed { address: address.into(), sent, total: job.len() }),
+            Err(_) => {
+                return Err(PrintError::Closed {
+                    address: address.into(),
+                    sent,
+                    total: job.len(),
+                });
+            }
         }
     }
 }
@@ -142,16 +201,28 @@ pub fn send_cups(queue: &str, job: &[u8], raw: bool) -> Result<(), PrintError> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| PrintError::Cups { queue: queue.into(), message: format!("cannot run lp ({e}); install CUPS (cups-client)") })?;
+        .map_err(|e| PrintError::Cups {
+            queue: queue.into(),
+            message: format!("cannot run lp ({e}); install CUPS (cups-client)"),
+        })?;
     child
         .stdin
         .take()
         .expect("piped")
         .write_all(job)
-        .map_err(|e| PrintError::Cups { queue: queue.into(), message: e.to_string() })?;
-    let out = child.wait_with_output().map_err(|e| PrintError::Cups { queue: queue.into(), message: e.to_string() })?;
+        .map_err(|e| PrintError::Cups {
+            queue: queue.into(),
+            message: e.to_string(),
+        })?;
+    let out = child.wait_with_output().map_err(|e| PrintError::Cups {
+        queue: queue.into(),
+        message: e.to_string(),
+    })?;
     if !out.status.success() {
-        return Err(PrintError::Cups { queue: queue.into(), message: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(PrintError::Cups {
+            queue: queue.into(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(())
 }

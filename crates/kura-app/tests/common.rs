@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kura_app::Kura;
-use kura_domain::time::SteppingClock;
 use kura_domain::Timestamp;
+use kura_domain::time::SteppingClock;
 
 pub struct Bench {
     pub dir: tempfile::TempDir,
@@ -56,7 +56,10 @@ parent = "R1"
 /// A fresh database in a temp dir, initialised with prefix TST and the test layout.
 pub fn bench() -> Bench {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(SteppingClock::new(Timestamp::parse("2026-11-21T09:00:00Z").unwrap(), 1_000_000));
+    let clock = Arc::new(SteppingClock::new(
+        Timestamp::parse("2026-11-21T09:00:00Z").unwrap(),
+        1_000_000,
+    ));
     let mut kura = Kura::open_with_clock(dir.path().join("kura.sqlite3"), "tester", clock).unwrap();
     kura.init("TST", 7).unwrap();
     kura.apply_layout(LAYOUT).unwrap();
@@ -72,7 +75,11 @@ pub fn register(k: &mut Kura, aliquots: u32) -> kura_app::Registered {
         study: "研究A".into(),
         donor: "D0001".into(),
         aliquots,
-        aliquot_quantity: if aliquots > 0 { Some("0.2".into()) } else { None },
+        aliquot_quantity: if aliquots > 0 {
+            Some("0.2".into())
+        } else {
+            None
+        },
         ..Default::default()
     })
     .unwrap()

@@ -5,7 +5,9 @@ mod common;
 use common::bench;
 
 fn csv_rows(n: usize, bad_at: Option<(usize, &str, &str)>) -> String {
-    let mut s = String::from("code,type,container,storage,quantity,unit,study,donor,collected_at,parent,box,position\n");
+    let mut s = String::from(
+        "code,type,container,storage,quantity,unit,study,donor,collected_at,parent,box,position\n",
+    );
     for i in 0..n {
         let mut row = vec![
             format!("FS{:08}", 10_000_000 + i),
@@ -22,13 +24,27 @@ fn csv_rows(n: usize, bad_at: Option<(usize, &str, &str)>) -> String {
             String::new(),
         ];
         if let Some((at, col, value)) = bad_at
-            && at == i {
-                let idx = ["code", "type", "container", "storage", "quantity", "unit", "study", "donor", "collected_at", "parent", "box", "position"]
-                    .iter()
-                    .position(|c| *c == col)
-                    .unwrap();
-                row[idx] = value.to_string();
-            }
+            && at == i
+        {
+            let idx = [
+                "code",
+                "type",
+                "container",
+                "storage",
+                "quantity",
+                "unit",
+                "study",
+                "donor",
+                "collected_at",
+                "parent",
+                "box",
+                "position",
+            ]
+            .iter()
+            .position(|c| *c == col)
+            .unwrap();
+            row[idx] = value.to_string();
+        }
         s.push_str(&row.join(","));
         s.push('\n');
     }
@@ -51,11 +67,20 @@ fn one_bad_row_in_ten_thousand_writes_nothing_and_is_named() {
         let mut b = bench();
         let before = b.kura.stats().unwrap();
         let data = csv_rows(10_000, Some((row, column, value)));
-        let err = b.kura.import_csv(data.as_bytes(), &mut |_, _| {}).unwrap_err();
+        let err = b
+            .kura
+            .import_csv(data.as_bytes(), &mut |_, _| {})
+            .unwrap_err();
         assert_eq!(err.code(), "import_rejected", "{err}");
-        let kura_app::AppError::Import(rows) = &err else { panic!("{err:?}") };
+        let kura_app::AppError::Import(rows) = &err else {
+            panic!("{err:?}")
+        };
         assert_eq!(rows.len(), 1, "{rows:?}");
-        assert_eq!(rows[0].line, row as u64 + 2, "line numbers count the header as line 1");
+        assert_eq!(
+            rows[0].line,
+            row as u64 + 2,
+            "line numbers count the header as line 1"
+        );
         assert_eq!(rows[0].column, named, "{rows:?}");
         let after = b.kura.stats().unwrap();
         assert_eq!(after.events, before.events, "nothing may be written");
@@ -80,33 +105,68 @@ fn good_import_stores_and_exports_round_trip() {
         .join("\n");
     let r = b.kura.import_csv(data.as_bytes(), &mut |_, _| {}).unwrap();
     assert_eq!((r.rows, r.stored), (200, 2));
-    assert_eq!(b.kura.show("FS10000000").unwrap().position.as_deref(), Some("C3"));
-    assert_eq!(b.kura.show("FS10000001").unwrap().position.as_deref(), Some("A1"));
+    assert_eq!(
+        b.kura.show("FS10000000").unwrap().position.as_deref(),
+        Some("C3")
+    );
+    assert_eq!(
+        b.kura.show("FS10000001").unwrap().position.as_deref(),
+        Some("A1")
+    );
     let mut out = Vec::new();
     assert_eq!(b.kura.export_csv(&mut out).unwrap(), 200);
     let text = String::from_utf8(out).unwrap();
-    assert!(text.lines().nth(1).unwrap().starts_with("FS10000000,PL1,PED,A,0.5,mL,Import study 取込,D00000,"), "{text}");
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("FS10000000,PL1,PED,A,0.5,mL,Import study 取込,D00000,"),
+        "{text}"
+    );
     // The export imports into a fresh bank with the same layout.
     let mut fresh = bench();
-    let r2 = fresh.kura.import_csv(text.as_bytes(), &mut |_, _| {}).unwrap();
+    let r2 = fresh
+        .kura
+        .import_csv(text.as_bytes(), &mut |_, _| {})
+        .unwrap();
     assert_eq!(r2.rows, 200);
-    assert_eq!(fresh.kura.show("FS10000000").unwrap().path, b.kura.show("FS10000000").unwrap().path);
+    assert_eq!(
+        fresh.kura.show("FS10000000").unwrap().path,
+        b.kura.show("FS10000000").unwrap().path
+    );
     // Importing the same file again is refused row by row (already registered), nothing written.
-    let err = b.kura.import_csv(text.as_bytes(), &mut |_, _| {}).unwrap_err();
-    let kura_app::AppError::Import(rows) = err else { panic!() };
+    let err = b
+        .kura
+        .import_csv(text.as_bytes(), &mut |_, _| {})
+        .unwrap_err();
+    let kura_app::AppError::Import(rows) = err else {
+        panic!()
+    };
     let lines: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.line).collect();
     assert_eq!(lines.len(), 200, "every row is named");
-    assert_eq!(rows.iter().filter(|r| r.column == "position").count(), 2, "and both placed rows' positions are taken");
+    assert_eq!(
+        rows.iter().filter(|r| r.column == "position").count(),
+        2,
+        "and both placed rows' positions are taken"
+    );
     assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
 }
 
 #[test]
 fn bad_header_is_refused() {
     let mut b = bench();
-    let err = b.kura.import_csv("code,type,colour\nX,BLD,red\n".as_bytes(), &mut |_, _| {}).unwrap_err();
-    let kura_app::AppError::Import(rows) = err else { panic!() };
+    let err = b
+        .kura
+        .import_csv("code,type,colour\nX,BLD,red\n".as_bytes(), &mut |_, _| {})
+        .unwrap_err();
+    let kura_app::AppError::Import(rows) = err else {
+        panic!()
+    };
     assert!(rows.iter().any(|r| r.column == "colour"));
-    assert!(rows.iter().any(|r| r.column == "study" && r.reason.contains("missing")));
+    assert!(
+        rows.iter()
+            .any(|r| r.column == "study" && r.reason.contains("missing"))
+    );
 }
 
 #[test]
@@ -115,6 +175,16 @@ fn empty_codes_get_kura_ids() {
     let data = "type,container,storage,study,donor\nBLD,PED,A,S,D1\nSER,SST,A,S,D1\n";
     let r = b.kura.import_csv(data.as_bytes(), &mut |_, _| {}).unwrap();
     assert_eq!(r.issued, 2);
-    let found = b.kura.find(&kura_app::FindQuery { donor: Some("D1".into()), ..Default::default() }).unwrap();
-    assert!(found.iter().all(|s| kura_app::ids::check(&s.code).is_ok() && s.code.starts_with("TST26")));
+    let found = b
+        .kura
+        .find(&kura_app::FindQuery {
+            donor: Some("D1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        found
+            .iter()
+            .all(|s| kura_app::ids::check(&s.code).is_ok() && s.code.starts_with("TST26"))
+    );
 }

@@ -5,8 +5,8 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{bench, register};
@@ -43,7 +43,13 @@ fn zpl_is_what_a_zebra_expects_element_by_element() {
     let mut b = bench();
     let r = register(&mut b.kura, 2);
     let codes = vec![r.aliquots[0].clone(), r.aliquots[1].clone()];
-    let z = String::from_utf8(b.kura.render_labels(&codes, "thermal-1.28x0.5", true).unwrap().bytes).unwrap();
+    let z = String::from_utf8(
+        b.kura
+            .render_labels(&codes, "thermal-1.28x0.5", true)
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
     let formats: Vec<&str> = z.split("^XZ").filter(|f| !f.trim().is_empty()).collect();
     assert_eq!(formats.len(), 2, "one format per label");
     for (f, code) in formats.iter().zip(&codes) {
@@ -54,18 +60,44 @@ fn zpl_is_what_a_zebra_expects_element_by_element() {
         assert_eq!(lines[3], "^LL150", "0.5 in at 300 dpi");
         let dm: Vec<&&str> = lines.iter().filter(|l| l.contains("^BX")).collect();
         assert_eq!(dm.len(), 1);
-        assert!(dm[0].contains("^BXN,") && dm[0].contains(",200,") && dm[0].ends_with(&format!("^FD{code}^FS")), "{}", dm[0]);
+        assert!(
+            dm[0].contains("^BXN,")
+                && dm[0].contains(",200,")
+                && dm[0].ends_with(&format!("^FD{code}^FS")),
+            "{}",
+            dm[0]
+        );
         let (data, check) = code.split_at(code.len() - 1);
-        assert!(lines.iter().any(|l| l.starts_with("^FO") && l.contains("^A0N,") && l.ends_with(&format!("^FD{data}^FS"))));
-        assert!(lines.iter().any(|l| l.contains("^GB")), "the check character's frame");
+        assert!(lines.iter().any(|l| l.starts_with("^FO")
+            && l.contains("^A0N,")
+            && l.ends_with(&format!("^FD{data}^FS"))));
+        assert!(
+            lines.iter().any(|l| l.contains("^GB")),
+            "the check character's frame"
+        );
         assert!(lines.iter().any(|l| l.ends_with(&format!("^FD{check}^FS"))));
-        assert!(lines.iter().any(|l| l.contains("研究A")), "Japanese study name, UTF-8");
+        assert!(
+            lines.iter().any(|l| l.contains("研究A")),
+            "Japanese study name, UTF-8"
+        );
         assert_eq!(lines.last().unwrap().trim(), "^PQ1");
     }
     // A box label has a ^BC Code128 where it fits.
-    b.kura.create_container("BX42", "box-9x9", None, Some("R1"), Some("2-1"), None).unwrap();
-    let z = String::from_utf8(b.kura.render_labels(&["BX42".into()], "box-2x1", true).unwrap().bytes).unwrap();
-    assert!(z.lines().any(|l| l.contains("^BCN,") && l.ends_with("^FDBX42^FS")), "{z}");
+    b.kura
+        .create_container("BX42", "box-9x9", None, Some("R1"), Some("2-1"), None)
+        .unwrap();
+    let z = String::from_utf8(
+        b.kura
+            .render_labels(&["BX42".into()], "box-2x1", true)
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
+    assert!(
+        z.lines()
+            .any(|l| l.contains("^BCN,") && l.ends_with("^FDBX42^FS")),
+        "{z}"
+    );
 }
 
 #[test]
@@ -85,7 +117,11 @@ fn a_printer_that_takes_the_job_gets_it_once_and_whole() {
 #[test]
 fn a_refused_connection_is_retried_then_reported() {
     // Nothing listens on this port.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let e = transport::send_tcp(&format!("127.0.0.1:{port}"), b"^XA^XZ", &quick()).unwrap_err();
     assert_eq!(e.code(), "printer_unreachable");
     assert!(e.to_string().contains("3 attempts"), "{e}");
@@ -93,7 +129,11 @@ fn a_refused_connection_is_retried_then_reported() {
 
 #[test]
 fn a_printer_busy_at_first_gets_exactly_one_job() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let received = Arc::new(AtomicUsize::new(0));
     let r = received.clone();
     let t = std::thread::spawn(move || {
@@ -107,7 +147,10 @@ fn a_printer_busy_at_first_gets_exactly_one_job() {
         // Nobody else connects.
         l.set_nonblocking(true).unwrap();
         std::thread::sleep(Duration::from_millis(800));
-        assert!(l.accept().is_err(), "a second connection means a duplicate print");
+        assert!(
+            l.accept().is_err(),
+            "a second connection means a duplicate print"
+        );
         buf
     });
     transport::send_tcp(&format!("127.0.0.1:{port}"), b"^XA^FDonce^FS^XZ", &quick()).unwrap();
@@ -127,7 +170,11 @@ fn a_stalled_printer_is_reported_and_not_retried() {
     let e = transport::send_tcp(&addr, &job, &quick()).unwrap_err();
     assert_eq!(e.code(), "printer_stalled", "{e}");
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(count.load(Ordering::SeqCst), 1, "no retry once bytes went out");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "no retry once bytes went out"
+    );
 }
 
 #[test]
@@ -152,10 +199,24 @@ fn prints_are_logged_and_reprints_marked() {
     let r = register(&mut b.kura, 3);
     let dir = b.dir.path().to_path_buf();
     let codes = r.aliquots.clone();
-    let first = b.kura.print_labels(&codes[..2], "cryo-38x13-a4", &PrintTarget::Pdf(dir.join("a.pdf"))).unwrap();
+    let first = b
+        .kura
+        .print_labels(
+            &codes[..2],
+            "cryo-38x13-a4",
+            &PrintTarget::Pdf(dir.join("a.pdf")),
+        )
+        .unwrap();
     assert!(first.reprints.is_empty());
-    assert!(std::fs::read(dir.join("a.pdf")).unwrap().starts_with(b"%PDF"));
-    let second = b.kura.print_labels(&codes, "tube-top-9.5", &PrintTarget::Pdf(dir.join("b.pdf"))).unwrap();
+    assert!(
+        std::fs::read(dir.join("a.pdf"))
+            .unwrap()
+            .starts_with(b"%PDF")
+    );
+    let second = b
+        .kura
+        .print_labels(&codes, "tube-top-9.5", &PrintTarget::Pdf(dir.join("b.pdf")))
+        .unwrap();
     assert_eq!(second.reprints, codes[..2].to_vec());
     // To a configured loopback printer.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -164,8 +225,17 @@ fn prints_are_logged_and_reprints_marked() {
         s.read_to_end(&mut buf).unwrap();
         tx.send(buf).unwrap();
     });
-    b.kura.set_printer("zebra-1", Some(PrinterConfig::Tcp { address: addr })).unwrap();
-    let third = b.kura.print_labels(&codes[2..], "thermal-1.28x0.5", &PrintTarget::Printer("zebra-1".into())).unwrap();
+    b.kura
+        .set_printer("zebra-1", Some(PrinterConfig::Tcp { address: addr }))
+        .unwrap();
+    let third = b
+        .kura
+        .print_labels(
+            &codes[2..],
+            "thermal-1.28x0.5",
+            &PrintTarget::Printer("zebra-1".into()),
+        )
+        .unwrap();
     assert_eq!(third.reprints, codes[2..].to_vec());
     let job = String::from_utf8(rx.recv_timeout(Duration::from_secs(2)).unwrap()).unwrap();
     assert!(job.starts_with("^XA") && job.contains(&codes[2]));
@@ -175,10 +245,25 @@ fn prints_are_logged_and_reprints_marked() {
     assert_eq!(prints[1].payload["reprints"][0], codes[0].as_str());
     assert_eq!(prints[0].actor, "tester");
     // A failed delivery logs nothing.
-    b.kura.set_printer("gone", Some(PrinterConfig::Tcp { address: "127.0.0.1:9".into() })).unwrap();
+    b.kura
+        .set_printer(
+            "gone",
+            Some(PrinterConfig::Tcp {
+                address: "127.0.0.1:9".into(),
+            }),
+        )
+        .unwrap();
     let before = b.kura.stats().unwrap().events;
     b.kura.set_print_timeouts(quick());
-    assert!(b.kura.print_labels(&codes[..1], "thermal-1.28x0.5", &PrintTarget::Printer("gone".into())).is_err());
+    assert!(
+        b.kura
+            .print_labels(
+                &codes[..1],
+                "thermal-1.28x0.5",
+                &PrintTarget::Printer("gone".into())
+            )
+            .is_err()
+    );
     assert_eq!(b.kura.stats().unwrap().events, before);
     assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
 }

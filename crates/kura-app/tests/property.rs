@@ -52,19 +52,40 @@ fn cmd() -> impl Strategy<Value = Cmd> {
 }
 
 fn run(k: &mut Kura, codes: &[String], c: &Cmd) -> Result<(), kura_app::AppError> {
-    let out = CheckOut { to: "Lab 2".into(), purpose: Purpose::Qc, due: None, note: None };
+    let out = CheckOut {
+        to: "Lab 2".into(),
+        purpose: Purpose::Qc,
+        due: None,
+        note: None,
+    };
     match c {
-        Cmd::CheckIn(s, b, p) => k.check_in(&codes[*s], BOXES[*b], p.map(pos_label).as_deref()).map(|_| ()),
-        Cmd::CheckOut(v) => k.check_out(&v.iter().map(|i| codes[*i].clone()).collect::<Vec<_>>(), &out).map(|_| ()),
+        Cmd::CheckIn(s, b, p) => k
+            .check_in(&codes[*s], BOXES[*b], p.map(pos_label).as_deref())
+            .map(|_| ()),
+        Cmd::CheckOut(v) => k
+            .check_out(
+                &v.iter().map(|i| codes[*i].clone()).collect::<Vec<_>>(),
+                &out,
+            )
+            .map(|_| ()),
         Cmd::Return(s, t) => k.return_specimen(&codes[*s], *t).map(|_| ()),
-        Cmd::Move(s, b, p) => k.move_specimen(&codes[*s], BOXES[*b], p.map(pos_label).as_deref()).map(|_| ()),
+        Cmd::Move(s, b, p) => k
+            .move_specimen(&codes[*s], BOXES[*b], p.map(pos_label).as_deref())
+            .map(|_| ()),
         Cmd::Thaw(s) => k.thaw(&codes[*s]),
         Cmd::Consume(s) => k.consume(&codes[*s], Some(("0.1", "mL")), false),
         Cmd::Dispose(s) => k.dispose(&codes[*s], "test"),
         Cmd::Block(s) => k.block(&codes[*s], "test"),
         Cmd::Unblock(s) => k.unblock(&codes[*s], "test"),
-        Cmd::MoveBox(b, (r, c)) => k.move_container(BOXES[*b], "R1", Some(&format!("{}-{}", r + 1, c + 1))),
-        Cmd::FillBox(b, v) => k.check_in_box(BOXES[*b], &v.iter().map(|i| codes[*i].clone()).collect::<Vec<_>>()).map(|_| ()),
+        Cmd::MoveBox(b, (r, c)) => {
+            k.move_container(BOXES[*b], "R1", Some(&format!("{}-{}", r + 1, c + 1)))
+        }
+        Cmd::FillBox(b, v) => k
+            .check_in_box(
+                BOXES[*b],
+                &v.iter().map(|i| codes[*i].clone()).collect::<Vec<_>>(),
+            )
+            .map(|_| ()),
     }
 }
 

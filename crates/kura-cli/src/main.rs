@@ -258,7 +258,9 @@ enum PrinterCmd {
         cups_pdf: Option<String>,
     },
     List,
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -307,7 +309,10 @@ struct RegisterArgs {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KURA_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KURA_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -378,39 +383,75 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Cmd::Id(IdCmd::Check { code }) => {
             return Ok(match kura_app::ids::check(code) {
                 Ok(id) => {
-                    out(json, json!({ "valid": true, "id": id.to_string(), "data": id.data(), "check": id.check().to_string() }), || {
-                        format!("{id} is a valid Kura ID (data {}, check character {})", id.data(), id.check())
-                    });
+                    out(
+                        json,
+                        json!({ "valid": true, "id": id.to_string(), "data": id.data(), "check": id.check().to_string() }),
+                        || {
+                            format!(
+                                "{id} is a valid Kura ID (data {}, check character {})",
+                                id.data(),
+                                id.check()
+                            )
+                        },
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    out(json, json!({ "valid": false, "error": AppError::from(e.clone()).to_wire() }), || format!("not a valid Kura ID: {e}"));
+                    out(
+                        json,
+                        json!({ "valid": false, "error": AppError::from(e.clone()).to_wire() }),
+                        || format!("not a valid Kura ID: {e}"),
+                    );
                     ExitCode::from(1)
                 }
             });
         }
         Cmd::Id(IdCmd::CheckChar { data }) => {
             let id = kura_app::ids::with_check_char(data)?;
-            out(json, json!({ "id": id.to_string(), "check": id.check().to_string() }), || id.to_string());
+            out(
+                json,
+                json!({ "id": id.to_string(), "check": id.check().to_string() }),
+                || id.to_string(),
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Cmd::Stocks => {
             let list = kura_app::labels::stock_list()?;
-            out(json, json!(list), || list.iter().map(|s| format!("{:<18} {:>3} dpi  {}  ({})", s.id, s.dpi, s.name, s.source)).collect::<Vec<_>>().join("\n"));
+            out(json, json!(list), || {
+                list.iter()
+                    .map(|s| format!("{:<18} {:>3} dpi  {}  ({})", s.id, s.dpi, s.name, s.source))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             return Ok(ExitCode::SUCCESS);
         }
         Cmd::Storage(StorageCmd::Types) => {
             out(json, json!(kura_app::storage::builtin_types()), || {
-                kura_app::storage::builtin_types().iter().map(|(n, d)| format!("{n:<18} {d}")).collect::<Vec<_>>().join("\n")
+                kura_app::storage::builtin_types()
+                    .iter()
+                    .map(|(n, d)| format!("{n:<18} {d}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
             return Ok(ExitCode::SUCCESS);
         }
-        Cmd::Bench { labels: Some(n), dir, .. } => {
+        Cmd::Bench {
+            labels: Some(n),
+            dir,
+            ..
+        } => {
             let report = kura_app::bench::run_labels(dir, *n, &mut |s| eprintln!("{s}"))?;
             out(json, json!(report), || print::bench(&report));
             return Ok(ExitCode::SUCCESS);
         }
-        Cmd::Bench { specimens, dir, lookups, checkins, boxes, labels: None } => {
+        Cmd::Bench {
+            specimens,
+            dir,
+            lookups,
+            checkins,
+            boxes,
+            labels: None,
+        } => {
             let opts = kura_app::bench::BenchOptions {
                 dir: dir.clone(),
                 specimens: *specimens,
@@ -426,12 +467,30 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
     }
     let mut k = open(&cli)?;
     match cli.cmd {
-        Cmd::Init { prefix, serial_width } => {
+        Cmd::Init {
+            prefix,
+            serial_width,
+        } => {
             let f = k.init(&prefix, serial_width)?;
-            let example = f.issue(k.now().date().format("%Y").to_string().parse().unwrap_or(2026), 1)?;
-            out(json, json!({ "db": k.path(), "prefix": f.prefix, "serial_width": f.serial_width, "example": example.to_string() }), || {
-                format!("initialised {} — IDs look like {example}", k.path().display())
-            });
+            let example = f.issue(
+                k.now()
+                    .date()
+                    .format("%Y")
+                    .to_string()
+                    .parse()
+                    .unwrap_or(2026),
+                1,
+            )?;
+            out(
+                json,
+                json!({ "db": k.path(), "prefix": f.prefix, "serial_width": f.serial_width, "example": example.to_string() }),
+                || {
+                    format!(
+                        "initialised {} — IDs look like {example}",
+                        k.path().display()
+                    )
+                },
+            );
         }
         Cmd::Demo { specimens, seed } => {
             let r = k.demo(specimens, seed, &mut progress("demo"))?;
@@ -448,22 +507,59 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             });
         }
         Cmd::Storage(StorageCmd::Apply { file }) => {
-            let text = std::fs::read_to_string(&file).map_err(|e| AppError::File { path: file.display().to_string(), message: e.to_string() })?;
+            let text = std::fs::read_to_string(&file).map_err(|e| AppError::File {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?;
             let r = k.apply_layout(&text)?;
-            out(json, json!(r), || format!("created {}, already there {}", r.created.len(), r.existing.len()));
+            out(json, json!(r), || {
+                format!(
+                    "created {}, already there {}",
+                    r.created.len(),
+                    r.existing.len()
+                )
+            });
         }
-        Cmd::Storage(StorageCmd::Add { code, type_name, name, parent, position, temperature }) => {
-            let created = k.create_container(&code, &type_name, name.as_deref(), parent.as_deref(), position.as_deref(), temperature.as_deref())?;
+        Cmd::Storage(StorageCmd::Add {
+            code,
+            type_name,
+            name,
+            parent,
+            position,
+            temperature,
+        }) => {
+            let created = k.create_container(
+                &code,
+                &type_name,
+                name.as_deref(),
+                parent.as_deref(),
+                position.as_deref(),
+                temperature.as_deref(),
+            )?;
             out(json, json!({ "code": code, "created": created }), || {
-                if created { format!("created {code}") } else { format!("{code} already exists; nothing changed") }
+                if created {
+                    format!("created {code}")
+                } else {
+                    format!("{code} already exists; nothing changed")
+                }
             });
         }
         Cmd::Storage(StorageCmd::List { parent }) => {
             let rows = k.containers(parent.as_deref())?;
             out(json, json!(rows), || print::containers(&rows));
         }
-        Cmd::Storage(StorageCmd::Types) | Cmd::Id(_) | Cmd::Bench { .. } | Cmd::Stocks => unreachable!("handled above"),
-        Cmd::Labels { codes, in_box, query, stock, out: pdf, printer, zpl } => {
+        Cmd::Storage(StorageCmd::Types) | Cmd::Id(_) | Cmd::Bench { .. } | Cmd::Stocks => {
+            unreachable!("handled above")
+        }
+        Cmd::Labels {
+            codes,
+            in_box,
+            query,
+            stock,
+            out: pdf,
+            printer,
+            zpl,
+        } => {
             let mut codes = codes;
             if let Some(b) = in_box {
                 codes.extend(k.codes_in_box(&b)?);
@@ -475,41 +571,82 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 (Some(p), None, None) => PrintTarget::Pdf(p),
                 (None, Some(n), None) => PrintTarget::Printer(n),
                 (None, None, Some(z)) => PrintTarget::Zpl(z),
-                (None, None, None) => return Err(AppError::input("out", "say where to print: --out FILE.pdf, --printer NAME or --zpl FILE")),
-                _ => return Err(AppError::input("out", "give only one of --out, --printer, --zpl")),
+                (None, None, None) => {
+                    return Err(AppError::input(
+                        "out",
+                        "say where to print: --out FILE.pdf, --printer NAME or --zpl FILE",
+                    ));
+                }
+                _ => {
+                    return Err(AppError::input(
+                        "out",
+                        "give only one of --out, --printer, --zpl",
+                    ));
+                }
             };
             let r = k.print_labels(&codes, &stock, &target)?;
             for w in &r.warnings {
                 eprintln!("warning: {w}");
             }
             out(json, json!(r), || {
-                let re = if r.reprints.is_empty() { String::new() } else { format!(" ({} reprinted)", r.reprints.len()) };
-                format!("printed {} label(s) on {} → {} ({} page(s), {} bytes){re}", r.labels, r.stock, r.target, r.pages, r.bytes)
+                let re = if r.reprints.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} reprinted)", r.reprints.len())
+                };
+                format!(
+                    "printed {} label(s) on {} → {} ({} page(s), {} bytes){re}",
+                    r.labels, r.stock, r.target, r.pages, r.bytes
+                )
             });
         }
-        Cmd::Printer(PrinterCmd::Add { name, tcp, cups, cups_pdf }) => {
+        Cmd::Printer(PrinterCmd::Add {
+            name,
+            tcp,
+            cups,
+            cups_pdf,
+        }) => {
             let config = match (tcp, cups, cups_pdf) {
                 (Some(address), None, None) => PrinterConfig::Tcp { address },
                 (None, Some(queue), None) => PrinterConfig::Cups { queue },
                 (None, None, Some(queue)) => PrinterConfig::CupsPdf { queue },
-                _ => return Err(AppError::input("printer", "give one of --tcp HOST:PORT, --cups QUEUE, --cups-pdf QUEUE")),
+                _ => {
+                    return Err(AppError::input(
+                        "printer",
+                        "give one of --tcp HOST:PORT, --cups QUEUE, --cups-pdf QUEUE",
+                    ));
+                }
             };
             k.set_printer(&name, Some(config))?;
-            out(json, json!({ "added": name }), || format!("printer {name} added"));
+            out(json, json!({ "added": name }), || {
+                format!("printer {name} added")
+            });
         }
         Cmd::Printer(PrinterCmd::List) => {
             let all = k.printers()?;
-            out(json, json!(all), || all.iter().map(|(n, c)| format!("{n:<16} {c:?}")).collect::<Vec<_>>().join("\n"));
+            out(json, json!(all), || {
+                all.iter()
+                    .map(|(n, c)| format!("{n:<16} {c:?}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
         Cmd::Printer(PrinterCmd::Remove { name }) => {
             k.set_printer(&name, None)?;
-            out(json, json!({ "removed": name }), || format!("printer {name} removed"));
+            out(json, json!({ "removed": name }), || {
+                format!("printer {name} removed")
+            });
         }
         Cmd::Register(a) => {
             let quantity = match (a.quantity, a.unit) {
                 (Some(q), Some(u)) => Some((q, u)),
                 (None, None) => None,
-                _ => return Err(AppError::input("quantity", "give --quantity and --unit together")),
+                _ => {
+                    return Err(AppError::input(
+                        "quantity",
+                        "give --quantity and --unit together",
+                    ));
+                }
             };
             let r = k.register(&RegisterRequest {
                 code: a.code,
@@ -528,20 +665,36 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             out(json, json!(r), || {
                 let mut s = format!("registered {}", r.parent);
                 for (i, c) in r.aliquots.iter().enumerate() {
-                    let at = r.placed.get(i).map(|p| format!(" → {} {}", p.container, p.position)).unwrap_or_default();
+                    let at = r
+                        .placed
+                        .get(i)
+                        .map(|p| format!(" → {} {}", p.container, p.position))
+                        .unwrap_or_default();
                     s.push_str(&format!("\n  aliquot {c}{at}"));
                 }
                 s
             });
         }
-        Cmd::CheckIn { specimen, container, position } => {
+        Cmd::CheckIn {
+            specimen,
+            container,
+            position,
+        } => {
             let p = k.check_in(&specimen, &container, position.as_deref())?;
-            out(json, json!(p), || format!("{} → {} {}", p.specimen, p.container, p.position));
+            out(json, json!(p), || {
+                format!("{} → {} {}", p.specimen, p.container, p.position)
+            });
         }
-        Cmd::CheckInBox { container, mut specimens } => {
+        Cmd::CheckInBox {
+            container,
+            mut specimens,
+        } => {
             if specimens.is_empty() {
                 for line in std::io::stdin().lines() {
-                    let line = line.map_err(|e| AppError::File { path: "stdin".into(), message: e.to_string() })?;
+                    let line = line.map_err(|e| AppError::File {
+                        path: "stdin".into(),
+                        message: e.to_string(),
+                    })?;
                     let line = line.trim();
                     if line.eq_ignore_ascii_case("done") {
                         break;
@@ -552,71 +705,156 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 }
             }
             let placed = k.check_in_box(&container, &specimens)?;
-            out(json, json!(placed), || placed.iter().map(|p| format!("{} → {} {}", p.specimen, p.container, p.position)).collect::<Vec<_>>().join("\n"));
+            out(json, json!(placed), || {
+                placed
+                    .iter()
+                    .map(|p| format!("{} → {} {}", p.specimen, p.container, p.position))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
-        Cmd::CheckOut { specimens, to, purpose, due, note } => {
-            let purpose = Purpose::parse(&purpose)
-                .ok_or_else(|| AppError::input("purpose", format!("{purpose:?}: use analysis, qc, distribution, transfer or other")))?;
+        Cmd::CheckOut {
+            specimens,
+            to,
+            purpose,
+            due,
+            note,
+        } => {
+            let purpose = Purpose::parse(&purpose).ok_or_else(|| {
+                AppError::input(
+                    "purpose",
+                    format!("{purpose:?}: use analysis, qc, distribution, transfer or other"),
+                )
+            })?;
             let due = due
-                .map(|d| d.parse::<chrono::NaiveDate>().map_err(|_| AppError::input("due", format!("{d:?} is not a date (YYYY-MM-DD)"))))
+                .map(|d| {
+                    d.parse::<chrono::NaiveDate>().map_err(|_| {
+                        AppError::input("due", format!("{d:?} is not a date (YYYY-MM-DD)"))
+                    })
+                })
                 .transpose()?;
-            let n = k.check_out(&specimens, &CheckOut { to: to.clone(), purpose, due, note })?;
-            out(json, json!({ "checked_out": n, "to": to }), || format!("checked out {n} to {to}"));
+            let n = k.check_out(
+                &specimens,
+                &CheckOut {
+                    to: to.clone(),
+                    purpose,
+                    due,
+                    note,
+                },
+            )?;
+            out(json, json!({ "checked_out": n, "to": to }), || {
+                format!("checked out {n} to {to}")
+            });
         }
         Cmd::Return { specimen, thawed } => {
             let p = k.return_specimen(&specimen, thawed)?;
-            out(json, json!(p), || format!("{} returned → {} {}", p.specimen, p.container, p.position));
+            out(json, json!(p), || {
+                format!("{} returned → {} {}", p.specimen, p.container, p.position)
+            });
         }
-        Cmd::Move { specimen, container, position } => {
+        Cmd::Move {
+            specimen,
+            container,
+            position,
+        } => {
             let p = k.move_specimen(&specimen, &container, position.as_deref())?;
-            out(json, json!(p), || format!("{} moved → {} {}", p.specimen, p.container, p.position));
+            out(json, json!(p), || {
+                format!("{} moved → {} {}", p.specimen, p.container, p.position)
+            });
         }
-        Cmd::MoveContainer { container, parent, position } => {
+        Cmd::MoveContainer {
+            container,
+            parent,
+            position,
+        } => {
             k.move_container(&container, &parent, position.as_deref())?;
-            out(json, json!({ "moved": container, "to": parent }), || format!("{container} moved into {parent}"));
+            out(json, json!({ "moved": container, "to": parent }), || {
+                format!("{container} moved into {parent}")
+            });
         }
         Cmd::Evacuate { source, backup } => {
             let moved = k.evacuate(&source, &backup)?;
-            out(json, json!({ "moved": moved }), || format!("moved {} containers from {source} to {backup}", moved.len()));
+            out(json, json!({ "moved": moved }), || {
+                format!("moved {} containers from {source} to {backup}", moved.len())
+            });
         }
         Cmd::Thaw { specimen } => {
             k.thaw(&specimen)?;
-            out(json, json!({ "thawed": specimen }), || format!("thaw recorded for {specimen}"));
+            out(json, json!({ "thawed": specimen }), || {
+                format!("thaw recorded for {specimen}")
+            });
         }
-        Cmd::Consume { specimen, amount, unit, all } => {
+        Cmd::Consume {
+            specimen,
+            amount,
+            unit,
+            all,
+        } => {
             let amt = match (&amount, &unit) {
                 (Some(a), Some(u)) => Some((a.as_str(), u.as_str())),
                 (None, None) => None,
-                _ => return Err(AppError::input("amount", "give --amount and --unit together")),
+                _ => {
+                    return Err(AppError::input(
+                        "amount",
+                        "give --amount and --unit together",
+                    ));
+                }
             };
             k.consume(&specimen, amt, all)?;
-            out(json, json!({ "consumed": specimen }), || format!("consumption recorded for {specimen}"));
+            out(json, json!({ "consumed": specimen }), || {
+                format!("consumption recorded for {specimen}")
+            });
         }
         Cmd::Dispose { specimen, reason } => {
             k.dispose(&specimen, &reason)?;
-            out(json, json!({ "disposed": specimen }), || format!("{specimen} disposed"));
+            out(json, json!({ "disposed": specimen }), || {
+                format!("{specimen} disposed")
+            });
         }
-        Cmd::Block { specimen, donor, reason } => match (specimen, donor) {
+        Cmd::Block {
+            specimen,
+            donor,
+            reason,
+        } => match (specimen, donor) {
             (Some(s), None) => {
                 k.block(&s, &reason)?;
                 out(json, json!({ "blocked": [s] }), || format!("{s} blocked"));
             }
             (None, Some(d)) => {
                 let b = k.block_donor(&d, &reason)?;
-                out(json, json!({ "blocked": b }), || format!("blocked {} specimens of donor {d}", b.len()));
+                out(json, json!({ "blocked": b }), || {
+                    format!("blocked {} specimens of donor {d}", b.len())
+                });
             }
             _ => return Err(AppError::input("specimen", "give a specimen or --donor")),
         },
         Cmd::Unblock { specimen, reason } => {
             k.unblock(&specimen, &reason)?;
-            out(json, json!({ "unblocked": specimen }), || format!("{specimen} unblocked"));
+            out(json, json!({ "unblocked": specimen }), || {
+                format!("{specimen} unblocked")
+            });
         }
         Cmd::Show { specimen } => {
             let v = k.show(&specimen)?;
             out(json, json!(v), || print::specimen(&v));
         }
-        Cmd::Find { text, donor, study, sample_type, status, limit } => {
-            let rows = k.find(&FindQuery { text, donor, study, sample_type, status, limit, offset: 0 })?;
+        Cmd::Find {
+            text,
+            donor,
+            study,
+            sample_type,
+            status,
+            limit,
+        } => {
+            let rows = k.find(&FindQuery {
+                text,
+                donor,
+                study,
+                sample_type,
+                status,
+                limit,
+                offset: 0,
+            })?;
             out(json, json!(rows), || print::specimens(&rows));
         }
         Cmd::History { specimen } => {
@@ -627,49 +865,86 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let tree = k.lineage(&specimen)?;
             out(json, json!(tree), || print::lineage(&tree));
         }
-        Cmd::Boxmap { container, out: None } => {
+        Cmd::Boxmap {
+            container,
+            out: None,
+        } => {
             let m = k.box_map(&container)?;
             out(json, json!(m), || print::box_map(&m));
         }
-        Cmd::Boxmap { container, out: Some(path) } => {
+        Cmd::Boxmap {
+            container,
+            out: Some(path),
+        } => {
             let r = k.print_box_map(&container, &path)?;
             for w in &r.warnings {
                 eprintln!("warning: {w}");
             }
-            out(json, json!(r), || format!("box map of {container} → {} ({} bytes)", path.display(), r.bytes));
+            out(json, json!(r), || {
+                format!(
+                    "box map of {container} → {} ({} bytes)",
+                    path.display(),
+                    r.bytes
+                )
+            });
         }
         Cmd::Import { file } => {
-            let f = std::fs::File::open(&file).map_err(|e| AppError::File { path: file.display().to_string(), message: e.to_string() })?;
+            let f = std::fs::File::open(&file).map_err(|e| AppError::File {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?;
             let r = k.import_csv(std::io::BufReader::new(f), &mut progress("import"))?;
-            out(json, json!(r), || format!("imported {} specimens ({} new IDs issued, {} stored)", r.rows, r.issued, r.stored));
+            out(json, json!(r), || {
+                format!(
+                    "imported {} specimens ({} new IDs issued, {} stored)",
+                    r.rows, r.issued, r.stored
+                )
+            });
         }
         Cmd::Export { file } => {
             let n = match &file {
                 Some(path) => {
-                    let f = std::fs::File::create(path).map_err(|e| AppError::File { path: path.display().to_string(), message: e.to_string() })?;
+                    let f = std::fs::File::create(path).map_err(|e| AppError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
                     let mut w = std::io::BufWriter::new(f);
                     let n = k.export_csv(&mut w)?;
-                    w.flush().map_err(|e| AppError::File { path: path.display().to_string(), message: e.to_string() })?;
+                    w.flush().map_err(|e| AppError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
                     n
                 }
                 None => k.export_csv(std::io::stdout().lock())?,
             };
             if file.is_some() {
-                out(json, json!({ "exported": n }), || format!("exported {n} specimens"));
+                out(json, json!({ "exported": n }), || {
+                    format!("exported {n} specimens")
+                });
             }
         }
         Cmd::Verify => {
             let r = k.verify(&mut progress("verify"))?;
             let integrity = k.integrity_check()?;
             let ok = r.ok() && integrity == "ok";
-            out(json, json!({ "ok": ok, "integrity": integrity, "report": r }), || print::verify(&r, &integrity));
+            out(
+                json,
+                json!({ "ok": ok, "integrity": integrity, "report": r }),
+                || print::verify(&r, &integrity),
+            );
             if !ok {
                 return Ok(ExitCode::from(1));
             }
         }
         Cmd::Rebuild => {
             let r = k.rebuild(&mut progress("rebuild"))?;
-            out(json, json!(r), || format!("rebuilt from {} events: {} specimens, {} containers", r.events, r.specimens, r.containers));
+            out(json, json!(r), || {
+                format!(
+                    "rebuilt from {} events: {} specimens, {} containers",
+                    r.events, r.specimens, r.containers
+                )
+            });
         }
         Cmd::Stats => {
             let s = k.stats()?;

@@ -5,7 +5,11 @@ use kura_app::{BoxMap, ContainerRow, EventRow, LineageNode, SpecimenView, Stats,
 
 fn when(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -28,20 +32,40 @@ fn status(v: &SpecimenView) -> String {
 }
 
 pub fn specimen(v: &SpecimenView) -> String {
-    let mut s = format!("{}  {} ({})  {}  [{}]\n", v.code, v.sample_type, v.material, qty(v), status(v));
+    let mut s = format!(
+        "{}  {} ({})  {}  [{}]\n",
+        v.code,
+        v.sample_type,
+        v.material,
+        qty(v),
+        status(v)
+    );
     match (&v.path, v.status.as_str()) {
         (Some(p), "checked_out") => s.push_str(&format!("  reserved at: {p}\n")),
         (Some(p), _) => s.push_str(&format!("  location:    {p}\n")),
         (None, _) => s.push_str("  location:    —\n"),
     }
     if let Some(h) = &v.holder {
-        s.push_str(&format!("  held by:     {h}{}\n", v.due.as_ref().map(|d| format!(" (due back {d})")).unwrap_or_default()));
+        s.push_str(&format!(
+            "  held by:     {h}{}\n",
+            v.due
+                .as_ref()
+                .map(|d| format!(" (due back {d})"))
+                .unwrap_or_default()
+        ));
     }
-    s.push_str(&format!("  study:       {}\n  donor:       {}\n", v.study, v.donor));
+    s.push_str(&format!(
+        "  study:       {}\n  donor:       {}\n",
+        v.study, v.donor
+    ));
     if let Some(p) = &v.parent {
         s.push_str(&format!("  parent:      {p}\n"));
     }
-    s.push_str(&format!("  freeze–thaw: {}\n  registered:  {}", v.freeze_thaw, when(v.registered_at)));
+    s.push_str(&format!(
+        "  freeze–thaw: {}\n  registered:  {}",
+        v.freeze_thaw,
+        when(v.registered_at)
+    ));
     s
 }
 
@@ -50,7 +74,16 @@ pub fn specimens(rows: &[SpecimenView]) -> String {
         return "no specimens found".into();
     }
     rows.iter()
-        .map(|v| format!("{:<16} {:<4} {:<12} {:<24} {}", v.code, v.sample_type, status(v), v.donor, v.path.clone().unwrap_or_default()))
+        .map(|v| {
+            format!(
+                "{:<16} {:<4} {:<12} {:<24} {}",
+                v.code,
+                v.sample_type,
+                status(v),
+                v.donor,
+                v.path.clone().unwrap_or_default()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -70,7 +103,13 @@ pub fn history(rows: &[EventRow]) -> String {
 
 pub fn lineage(n: &LineageNode) -> String {
     fn walk(n: &LineageNode, depth: usize, out: &mut Vec<String>) {
-        out.push(format!("{}{} {} [{}]", "  ".repeat(depth), n.code, n.sample_type, n.status));
+        out.push(format!(
+            "{}{} {} [{}]",
+            "  ".repeat(depth),
+            n.code,
+            n.sample_type,
+            n.status
+        ));
         for c in &n.children {
             walk(c, depth + 1, out);
         }
@@ -81,7 +120,14 @@ pub fn lineage(n: &LineageNode) -> String {
 }
 
 pub fn box_map(m: &BoxMap) -> String {
-    let mut s = format!("{} — {} ({}), {} of {} positions used\n", m.code, m.path, m.kind, m.occupied, m.capacity.unwrap_or(0));
+    let mut s = format!(
+        "{} — {} ({}), {} of {} positions used\n",
+        m.code,
+        m.path,
+        m.kind,
+        m.occupied,
+        m.capacity.unwrap_or(0)
+    );
     let (rows, cols) = match &m.geometry {
         kura_app::storage::Geometry::Grid { rows, cols, .. } => (*rows, *cols),
         kura_app::storage::Geometry::Linear { slots, .. } => (1, *slots),
@@ -105,7 +151,11 @@ pub fn box_map(m: &BoxMap) -> String {
     s.push_str("  ● stored  ○ checked out (reserved)  B blocked  · free\n");
     for x in &m.slots {
         if let Some(code) = x.specimen.as_ref().or(x.container.as_ref()) {
-            s.push_str(&format!("  {:<5} {code} {}\n", x.label, x.sample_type.clone().unwrap_or_default()));
+            s.push_str(&format!(
+                "  {:<5} {code} {}\n",
+                x.label,
+                x.sample_type.clone().unwrap_or_default()
+            ));
         }
     }
     s.trim_end().to_string()
@@ -121,7 +171,14 @@ pub fn containers(rows: &[ContainerRow]) -> String {
                 Some(cap) => format!("{}/{cap}", c.specimens.max(c.children)),
                 None => format!("{} inside", c.children),
             };
-            format!("{:<22} {:<10} {:<6} {:<10} {}", c.code, c.kind, c.position.clone().unwrap_or_default(), used, c.name)
+            format!(
+                "{:<22} {:<10} {:<6} {:<10} {}",
+                c.code,
+                c.kind,
+                c.position.clone().unwrap_or_default(),
+                used,
+                c.name
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -144,11 +201,19 @@ pub fn verify(r: &VerifyReport, integrity: &str) -> String {
 }
 
 pub fn stats(s: &Stats, path: &std::path::Path) -> String {
-    let mut out = format!("database:    {}\nworkstation: {}\nspecimens:   {}\n", path.display(), s.workstation, s.specimens);
+    let mut out = format!(
+        "database:    {}\nworkstation: {}\nspecimens:   {}\n",
+        path.display(),
+        s.workstation,
+        s.specimens
+    );
     for (st, n) in &s.by_status {
         out.push_str(&format!("  {st:<12} {n}\n"));
     }
-    out.push_str(&format!("blocked:     {}\ncontainers:  {}\nevents:      {}\nto sync:     {}", s.blocked, s.containers, s.events, s.outbox));
+    out.push_str(&format!(
+        "blocked:     {}\ncontainers:  {}\nevents:      {}\nto sync:     {}",
+        s.blocked, s.containers, s.events, s.outbox
+    ));
     out
 }
 

@@ -4,11 +4,16 @@
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn manifest(krate: &str) -> toml_lite::Deps {
-    toml_lite::deps(&std::fs::read_to_string(root().join("crates").join(krate).join("Cargo.toml")).unwrap())
+    toml_lite::deps(
+        &std::fs::read_to_string(root().join("crates").join(krate).join("Cargo.toml")).unwrap(),
+    )
 }
 
 /// Just enough TOML to list a manifest's [dependencies] names.
@@ -26,12 +31,17 @@ mod toml_lite {
                 continue;
             }
             if section.ends_with("dependencies")
-                && let Some(name) = line.split(['=', '.']).next().map(str::trim).filter(|n| !n.is_empty() && !n.starts_with('#')) {
-                    all.push(name.to_string());
-                    if section == "dependencies" {
-                        normal.push(name.to_string());
-                    }
+                && let Some(name) = line
+                    .split(['=', '.'])
+                    .next()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty() && !n.starts_with('#'))
+            {
+                all.push(name.to_string());
+                if section == "dependencies" {
+                    normal.push(name.to_string());
                 }
+            }
         }
         Deps { normal, all }
     }
@@ -51,7 +61,10 @@ fn crates() -> Vec<String> {
 fn no_crate_under_crates_depends_on_tauri() {
     for c in crates() {
         let d = manifest(&c);
-        assert!(!d.all.iter().any(|n| n.starts_with("tauri")), "{c} depends on Tauri; only src-tauri may");
+        assert!(
+            !d.all.iter().any(|n| n.starts_with("tauri")),
+            "{c} depends on Tauri; only src-tauri may"
+        );
     }
 }
 
@@ -67,9 +80,15 @@ fn layering_points_down_only() {
     ];
     for c in crates() {
         let Some((_, ok)) = allowed.iter().find(|(n, _)| *n == c) else {
-            panic!("crate {c} has no place in the layering table of this test (and of ARCHITECTURE.md)");
+            panic!(
+                "crate {c} has no place in the layering table of this test (and of ARCHITECTURE.md)"
+            );
         };
-        for d in manifest(&c).normal.iter().filter(|d| d.starts_with("kura-")) {
+        for d in manifest(&c)
+            .normal
+            .iter()
+            .filter(|d| d.starts_with("kura-"))
+        {
             assert!(ok.contains(&d.as_str()), "{c} must not depend on {d}");
         }
     }
@@ -93,23 +112,51 @@ fn sources(krate: &str) -> Vec<(PathBuf, String)> {
 
 #[test]
 fn the_domain_does_no_io_and_reads_no_clock() {
-    let forbidden = ["std::fs", "std::net", "std::process", "std::env", "rusqlite", "Utc::now", "SystemTime", "Local::now", "Uuid::now_v7", "new_v4"];
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "std::env",
+        "rusqlite",
+        "Utc::now",
+        "SystemTime",
+        "Local::now",
+        "Uuid::now_v7",
+        "new_v4",
+    ];
     for (path, text) in sources("kura-domain") {
         for f in forbidden {
-            assert!(!text.contains(f), "{} uses {f}: kura-domain is pure", path.display());
+            assert!(
+                !text.contains(f),
+                "{} uses {f}: kura-domain is pure",
+                path.display()
+            );
         }
     }
     let d = manifest("kura-domain");
     for dep in ["rusqlite", "directories", "tracing-subscriber", "tokio"] {
-        assert!(!d.normal.iter().any(|n| n == dep), "kura-domain depends on {dep}");
+        assert!(
+            !d.normal.iter().any(|n| n == dep),
+            "kura-domain depends on {dep}"
+        );
     }
 }
 
 #[test]
 fn the_labels_crate_does_no_io() {
     for (path, text) in sources("kura-labels") {
-        for f in ["std::fs", "std::net", "std::process", "Utc::now", "SystemTime"] {
-            assert!(!text.contains(f), "{} uses {f}: kura-labels is data in, bytes out", path.display());
+        for f in [
+            "std::fs",
+            "std::net",
+            "std::process",
+            "Utc::now",
+            "SystemTime",
+        ] {
+            assert!(
+                !text.contains(f),
+                "{} uses {f}: kura-labels is data in, bytes out",
+                path.display()
+            );
         }
     }
 }
@@ -118,7 +165,11 @@ fn the_labels_crate_does_no_io() {
 fn only_the_app_reads_the_system_clock() {
     for c in ["kura-store", "kura-cli"] {
         for (path, text) in sources(c) {
-            assert!(!text.contains("Utc::now()"), "{} reads the clock; time comes from kura-app's Clock", path.display());
+            assert!(
+                !text.contains("Utc::now()"),
+                "{} reads the clock; time comes from kura-app's Clock",
+                path.display()
+            );
         }
     }
 }
@@ -127,7 +178,11 @@ fn only_the_app_reads_the_system_clock() {
 fn the_cli_reaches_nothing_below_kura_app() {
     for (path, text) in sources("kura-cli") {
         for below in ["kura_store", "kura_domain", "kura_labels", "rusqlite"] {
-            assert!(!text.contains(below), "{} uses {below}; faces call kura-app only", path.display());
+            assert!(
+                !text.contains(below),
+                "{} uses {below}; faces call kura-app only",
+                path.display()
+            );
         }
     }
 }
@@ -135,9 +190,15 @@ fn the_cli_reaches_nothing_below_kura_app() {
 #[test]
 fn migrations_are_append_only_and_numbered() {
     let dir = root().join("crates/kura-store/src/migrations");
-    let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     names.sort();
     for (i, n) in names.iter().enumerate() {
-        assert!(n.starts_with(&format!("{:04}_", i + 1)), "migration files must be numbered 0001_, 0002_, … without gaps: {n}");
+        assert!(
+            n.starts_with(&format!("{:04}_", i + 1)),
+            "migration files must be numbered 0001_, 0002_, … without gaps: {n}"
+        );
     }
 }

@@ -65,7 +65,10 @@ impl ContainerKind {
 
     /// Whether specimens (tubes) go directly into this kind of container.
     pub fn holds_specimens(self) -> bool {
-        matches!(self, ContainerKind::Box | ContainerKind::TubeRack | ContainerKind::Cane)
+        matches!(
+            self,
+            ContainerKind::Box | ContainerKind::TubeRack | ContainerKind::Cane
+        )
     }
 
     /// Whether a container of kind `child` may be placed in one of this kind.
@@ -158,12 +161,48 @@ pub fn builtin_type(name: &str) -> Option<(ContainerKind, Geometry)> {
         "sbs-8x12" => (ContainerKind::TubeRack, g(8, 12, Scheme::Letters)),
         "rack-5x4" => (ContainerKind::Rack, g(5, 4, Scheme::Numbers)),
         "rack-4x4" => (ContainerKind::Rack, g(4, 4, Scheme::Numbers)),
-        "rack-13" => (ContainerKind::Rack, Geometry::Linear { slots: 13, scheme: Scheme::Numbers }),
-        "canister-6" => (ContainerKind::Canister, Geometry::Linear { slots: 6, scheme: Scheme::Numbers }),
-        "cane-6" => (ContainerKind::Cane, Geometry::Linear { slots: 6, scheme: Scheme::Numbers }),
-        "freezer-5-shelves" => (ContainerKind::Freezer, Geometry::Linear { slots: 5, scheme: Scheme::Roman }),
-        "dewar-6" => (ContainerKind::Dewar, Geometry::Linear { slots: 6, scheme: Scheme::Numbers }),
-        "shelf" => (ContainerKind::Shelf, Geometry::Linear { slots: 6, scheme: Scheme::Numbers }),
+        "rack-13" => (
+            ContainerKind::Rack,
+            Geometry::Linear {
+                slots: 13,
+                scheme: Scheme::Numbers,
+            },
+        ),
+        "canister-6" => (
+            ContainerKind::Canister,
+            Geometry::Linear {
+                slots: 6,
+                scheme: Scheme::Numbers,
+            },
+        ),
+        "cane-6" => (
+            ContainerKind::Cane,
+            Geometry::Linear {
+                slots: 6,
+                scheme: Scheme::Numbers,
+            },
+        ),
+        "freezer-5-shelves" => (
+            ContainerKind::Freezer,
+            Geometry::Linear {
+                slots: 5,
+                scheme: Scheme::Roman,
+            },
+        ),
+        "dewar-6" => (
+            ContainerKind::Dewar,
+            Geometry::Linear {
+                slots: 6,
+                scheme: Scheme::Numbers,
+            },
+        ),
+        "shelf" => (
+            ContainerKind::Shelf,
+            Geometry::Linear {
+                slots: 6,
+                scheme: Scheme::Numbers,
+            },
+        ),
         "site" => (ContainerKind::Site, Geometry::Unpositioned),
         "room" => (ContainerKind::Room, Geometry::Unpositioned),
         "freezer" => (ContainerKind::Freezer, Geometry::Unpositioned),
@@ -173,8 +212,23 @@ pub fn builtin_type(name: &str) -> Option<(ContainerKind, Geometry)> {
 }
 
 pub const BUILTIN_TYPES: &[&str] = &[
-    "site", "room", "freezer", "freezer-5-shelves", "dewar", "dewar-6", "shelf", "rack-5x4", "rack-4x4",
-    "rack-13", "canister-6", "cane-6", "box-9x9", "box-9x9-skip-i", "box-10x10", "box-5x5", "sbs-8x12",
+    "site",
+    "room",
+    "freezer",
+    "freezer-5-shelves",
+    "dewar",
+    "dewar-6",
+    "shelf",
+    "rack-5x4",
+    "rack-4x4",
+    "rack-13",
+    "canister-6",
+    "cane-6",
+    "box-9x9",
+    "box-9x9-skip-i",
+    "box-10x10",
+    "box-5x5",
+    "sbs-8x12",
 ];
 
 #[cfg(test)]

@@ -183,7 +183,9 @@ impl EventBody {
     /// The specimen this event is about, if any.
     pub fn specimen(&self) -> Option<&SpecimenCode> {
         match self {
-            EventBody::Registered { specimen, .. } | EventBody::Derived { specimen, .. } => Some(&specimen.code),
+            EventBody::Registered { specimen, .. } | EventBody::Derived { specimen, .. } => {
+                Some(&specimen.code)
+            }
             EventBody::CheckedIn { specimen, .. }
             | EventBody::CheckedOut { specimen, .. }
             | EventBody::Returned { specimen, .. }
@@ -196,7 +198,9 @@ impl EventBody {
             | EventBody::Shipped { specimen, .. }
             | EventBody::Received { specimen, .. }
             | EventBody::ConflictResolved { specimen, .. } => Some(specimen),
-            EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. } | EventBody::LabelsPrinted { .. } => None,
+            EventBody::ContainerCreated { .. }
+            | EventBody::ContainerMoved { .. }
+            | EventBody::LabelsPrinted { .. } => None,
         }
     }
 

@@ -36,7 +36,11 @@ fn mod37_2_residue(s: &str) -> Option<u32> {
 /// assert_eq!(kura_domain::id::check_char("G123498654321"), Some('H'));
 /// ```
 pub fn check_char(data: &str) -> Option<char> {
-    if data.is_empty() || !data.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
+    if data.is_empty()
+        || !data
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    {
         return None;
     }
     let p = mod37_2_residue(data)?;
@@ -52,12 +56,26 @@ pub fn check_char(data: &str) -> Option<char> {
 pub enum ScanError {
     #[error("nothing was scanned: the scan was empty")]
     Empty,
-    #[error("the scan {scanned:?} contains a control character (U+{codepoint:04X}) at position {position}; scan again")]
-    ControlCharacter { scanned: String, position: usize, codepoint: u32 },
-    #[error("the scan {scanned:?} contains kana ({kana:?}): the Japanese IME is on; switch to half-width alphanumeric input and scan again")]
+    #[error(
+        "the scan {scanned:?} contains a control character (U+{codepoint:04X}) at position {position}; scan again"
+    )]
+    ControlCharacter {
+        scanned: String,
+        position: usize,
+        codepoint: u32,
+    },
+    #[error(
+        "the scan {scanned:?} contains kana ({kana:?}): the Japanese IME is on; switch to half-width alphanumeric input and scan again"
+    )]
     ImeOn { scanned: String, kana: String },
-    #[error("the scan {scanned:?} contains {character:?} at position {position}; only 0-9 and A-Z are allowed")]
-    InvalidCharacter { scanned: String, position: usize, character: char },
+    #[error(
+        "the scan {scanned:?} contains {character:?} at position {position}; only 0-9 and A-Z are allowed"
+    )]
+    InvalidCharacter {
+        scanned: String,
+        position: usize,
+        character: char,
+    },
     #[error("the code {scanned:?} is too short: at least {min} characters are needed")]
     TooShort { scanned: String, min: usize },
     #[error("the code {scanned:?} is too long: at most {max} characters")]
@@ -116,7 +134,10 @@ pub const MAX_CODE_LEN: usize = 40;
 /// the parser that follows.
 pub fn normalize_scan(raw: &str) -> Result<String, ScanError> {
     // Fast path: what a scanner usually sends is already plain ASCII letters and digits.
-    if !raw.is_empty() && raw.len() <= MAX_CODE_LEN && raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !raw.is_empty()
+        && raw.len() <= MAX_CODE_LEN
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Ok(raw.to_ascii_uppercase());
     }
     let trimmed = raw.trim_matches(|c: char| c == ' ' || c == '\u{3000}' || c == '\r' || c == '\n');
@@ -132,16 +153,28 @@ pub fn normalize_scan(raw: &str) -> Result<String, ScanError> {
     }
     let kana: String = trimmed.chars().filter(|c| is_kana(*c)).collect();
     if !kana.is_empty() {
-        return Err(ScanError::ImeOn { scanned: trimmed.to_string(), kana });
+        return Err(ScanError::ImeOn {
+            scanned: trimmed.to_string(),
+            kana,
+        });
     }
     let normalized: String = trimmed.nfkc().collect::<String>().to_ascii_uppercase();
-    if let Some((position, character)) =
-        normalized.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic())
+    if let Some((position, character)) = normalized
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_graphic())
     {
-        return Err(ScanError::InvalidCharacter { scanned: normalized.clone(), position: position + 1, character });
+        return Err(ScanError::InvalidCharacter {
+            scanned: normalized.clone(),
+            position: position + 1,
+            character,
+        });
     }
     if normalized.chars().count() > MAX_CODE_LEN {
-        return Err(ScanError::TooLong { scanned: normalized, max: MAX_CODE_LEN });
+        return Err(ScanError::TooLong {
+            scanned: normalized,
+            max: MAX_CODE_LEN,
+        });
     }
     Ok(normalized)
 }
@@ -151,7 +184,11 @@ fn only_id_alphabet(scanned: &str, allow_star: bool) -> Result<(), ScanError> {
         let last = *i + 1 == scanned.len();
         !(c.is_ascii_digit() || c.is_ascii_uppercase() || (allow_star && last && *c == '*'))
     }) {
-        return Err(ScanError::InvalidCharacter { scanned: scanned.to_string(), position: position + 1, character });
+        return Err(ScanError::InvalidCharacter {
+            scanned: scanned.to_string(),
+            position: position + 1,
+            character,
+        });
     }
     Ok(())
 }
@@ -175,7 +212,10 @@ impl KuraId {
     fn parse_normalized(s: String) -> Result<KuraId, ScanError> {
         only_id_alphabet(&s, true)?;
         if s.len() < Self::MIN_LEN {
-            return Err(ScanError::TooShort { scanned: s, min: Self::MIN_LEN });
+            return Err(ScanError::TooShort {
+                scanned: s,
+                min: Self::MIN_LEN,
+            });
         }
         if mod37_2_residue(&s) == Some(1) {
             return Ok(KuraId(s));
@@ -194,7 +234,13 @@ impl KuraId {
             // The check character may only be the last one.
             !t[..t.len() - 1].contains('*') && mod37_2_residue(&t) == Some(1)
         });
-        Err(ScanError::WrongCheckCharacter { scanned: s.clone(), data: data.to_string(), expected, found, swapped_at })
+        Err(ScanError::WrongCheckCharacter {
+            scanned: s.clone(),
+            data: data.to_string(),
+            expected,
+            found,
+            swapped_at,
+        })
     }
 
     /// Builds the ID from its data part by appending the check character.
@@ -202,10 +248,16 @@ impl KuraId {
         let d = normalize_scan(data)?;
         only_id_alphabet(&d, false)?;
         if d.len() + 1 < Self::MIN_LEN {
-            return Err(ScanError::TooShort { scanned: d, min: Self::MIN_LEN - 1 });
+            return Err(ScanError::TooShort {
+                scanned: d,
+                min: Self::MIN_LEN - 1,
+            });
         }
         if d.len() + 1 > MAX_CODE_LEN {
-            return Err(ScanError::TooLong { scanned: d, max: MAX_CODE_LEN - 1 });
+            return Err(ScanError::TooLong {
+                scanned: d,
+                max: MAX_CODE_LEN - 1,
+            });
         }
         let c = check_char(&d).expect("alphabet checked");
         Ok(KuraId(format!("{d}{c}")))
@@ -254,7 +306,9 @@ pub enum IdFormatError {
     BadPrefix(String),
     #[error("the serial width {0} must be between 3 and 12 digits")]
     BadWidth(usize),
-    #[error("serial {serial} does not fit in {width} digits; widen the serial in the site settings")]
+    #[error(
+        "serial {serial} does not fit in {width} digits; widen the serial in the site settings"
+    )]
     SerialOverflow { serial: u64, width: usize },
 }
 
@@ -267,23 +321,38 @@ impl IdFormat {
         if !(3..=12).contains(&serial_width) {
             return Err(IdFormatError::BadWidth(serial_width));
         }
-        Ok(IdFormat { prefix: p, serial_width })
+        Ok(IdFormat {
+            prefix: p,
+            serial_width,
+        })
     }
 
     /// The ID for `serial` issued in `year` (only its last two digits are used).
     pub fn issue(&self, year: i32, serial: u64) -> Result<KuraId, IdFormatError> {
         let s = serial.to_string();
         if s.len() > self.serial_width {
-            return Err(IdFormatError::SerialOverflow { serial, width: self.serial_width });
+            return Err(IdFormatError::SerialOverflow {
+                serial,
+                width: self.serial_width,
+            });
         }
-        let data = format!("{}{:02}{:0width$}", self.prefix, year.rem_euclid(100), serial, width = self.serial_width);
+        let data = format!(
+            "{}{:02}{:0width$}",
+            self.prefix,
+            year.rem_euclid(100),
+            serial,
+            width = self.serial_width
+        );
         Ok(KuraId::from_data(&data).expect("format produces a valid data part"))
     }
 }
 
 impl Default for IdFormat {
     fn default() -> Self {
-        IdFormat { prefix: "KURA".into(), serial_width: 7 }
+        IdFormat {
+            prefix: "KURA".into(),
+            serial_width: 7,
+        }
     }
 }
 
@@ -348,10 +417,16 @@ pub struct ContainerId(String);
 impl ContainerId {
     pub fn parse(raw: &str) -> Result<ContainerId, ScanError> {
         let s = normalize_scan(raw)?;
-        if let Some((position, character)) =
-            s.chars().enumerate().find(|(_, c)| !(c.is_ascii_digit() || c.is_ascii_uppercase() || *c == '-'))
+        if let Some((position, character)) = s
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !(c.is_ascii_digit() || c.is_ascii_uppercase() || *c == '-'))
         {
-            return Err(ScanError::InvalidCharacter { scanned: s, position: position + 1, character });
+            return Err(ScanError::InvalidCharacter {
+                scanned: s,
+                position: position + 1,
+                character,
+            });
         }
         if s.len() < 2 {
             return Err(ScanError::TooShort { scanned: s, min: 2 });
@@ -405,11 +480,18 @@ mod tests {
         let valid = KuraId::from_data("NCC260001234").unwrap();
         let v = valid.as_str().to_string();
         let lower = v.to_ascii_lowercase();
-        let fullwidth: String = v.chars().map(|c| char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap()).collect();
+        let fullwidth: String = v
+            .chars()
+            .map(|c| char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap())
+            .collect();
         let mut transposed = v.clone().into_bytes();
         transposed.swap(4, 5);
         let transposed = String::from_utf8(transposed).unwrap();
-        let wrong_check = format!("{}{}", valid.data(), if valid.check() == '0' { '1' } else { '0' });
+        let wrong_check = format!(
+            "{}{}",
+            valid.data(),
+            if valid.check() == '0' { '1' } else { '0' }
+        );
         let cases: Vec<(String, Result<&str, &str>)> = vec![
             (v.clone(), Ok(&v)),
             ("G123498654321H".into(), Ok("G123498654321H")),
@@ -440,7 +522,11 @@ mod tests {
         t.swap(8, 9);
         let e = KuraId::parse(std::str::from_utf8(&t).unwrap()).unwrap_err();
         match &e {
-            ScanError::WrongCheckCharacter { swapped_at, expected, .. } => {
+            ScanError::WrongCheckCharacter {
+                swapped_at,
+                expected,
+                ..
+            } => {
                 assert!(swapped_at.is_some(), "{e}");
                 assert_ne!(*expected, t[t.len() - 1] as char);
             }
@@ -486,16 +572,25 @@ mod tests {
         let id = f.issue(2026, 1234).unwrap();
         assert_eq!(id.data(), "NCC260001234");
         assert!(KuraId::parse(id.as_str()).is_ok());
-        assert!(matches!(f.issue(2026, 100_000_000), Err(IdFormatError::SerialOverflow { .. })));
+        assert!(matches!(
+            f.issue(2026, 100_000_000),
+            Err(IdFormatError::SerialOverflow { .. })
+        ));
         assert!(IdFormat::new("N1", 7).is_err());
         assert!(IdFormat::new("NCC", 2).is_err());
     }
 
     #[test]
     fn external_and_container_codes() {
-        assert_eq!(SpecimenCode::external("fs06551897").unwrap().as_str(), "FS06551897");
+        assert_eq!(
+            SpecimenCode::external("fs06551897").unwrap().as_str(),
+            "FS06551897"
+        );
         assert!(SpecimenCode::external("FS-1").is_err());
         assert_eq!(ContainerId::parse("ｂｘ-０１").unwrap().as_str(), "BX-01");
-        assert_eq!(ContainerId::parse("B").unwrap_err().code(), "scan_too_short");
+        assert_eq!(
+            ContainerId::parse("B").unwrap_err().code(),
+            "scan_too_short"
+        );
     }
 }

@@ -54,7 +54,9 @@ impl Scheme {
             Scheme::Numbers => s.parse::<u16>().ok().filter(|n| *n >= 1).map(|n| n - 1),
             Scheme::Letters => unletters(&s, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
             Scheme::LettersSkipI => unletters(&s, LETTERS_SKIP_I),
-            Scheme::Roman => (1..=3999u32).find(|n| roman(*n) == s).map(|n| (n - 1) as u16),
+            Scheme::Roman => (1..=3999u32)
+                .find(|n| roman(*n) == s)
+                .map(|n| (n - 1) as u16),
         }
     }
 
@@ -98,8 +100,19 @@ fn unletters(s: &str, alphabet: &[u8]) -> Option<u16> {
 
 fn roman(mut n: u32) -> String {
     const TABLE: &[(u32, &str)] = &[
-        (1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"),
-        (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"),
+        (1000, "M"),
+        (900, "CM"),
+        (500, "D"),
+        (400, "CD"),
+        (100, "C"),
+        (90, "XC"),
+        (50, "L"),
+        (40, "XL"),
+        (10, "X"),
+        (9, "IX"),
+        (5, "V"),
+        (4, "IV"),
+        (1, "I"),
     ];
     let mut s = String::new();
     for (v, r) in TABLE {
@@ -130,7 +143,10 @@ pub struct FillOrder {
 
 impl Default for FillOrder {
     fn default() -> Self {
-        FillOrder { column_major: false, from: Corner::TopLeft }
+        FillOrder {
+            column_major: false,
+            from: Corner::TopLeft,
+        }
     }
 }
 
@@ -138,8 +154,17 @@ impl Default for FillOrder {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "layout", rename_all = "snake_case")]
 pub enum Geometry {
-    Grid { rows: u16, cols: u16, row_scheme: Scheme, col_scheme: Scheme, fill: FillOrder },
-    Linear { slots: u16, scheme: Scheme },
+    Grid {
+        rows: u16,
+        cols: u16,
+        row_scheme: Scheme,
+        col_scheme: Scheme,
+        fill: FillOrder,
+    },
+    Linear {
+        slots: u16,
+        scheme: Scheme,
+    },
     Unpositioned,
 }
 
@@ -194,14 +219,22 @@ impl Geometry {
         match self {
             Geometry::Unpositioned => Err(PositionError::NoPositions),
             g if g.contains(p) => Ok(p),
-            g => Err(PositionError::Outside { row: p.row, col: p.col, shape: g.shape() }),
+            g => Err(PositionError::Outside {
+                row: p.row,
+                col: p.col,
+                shape: g.shape(),
+            }),
         }
     }
 
     /// The human label of a position, e.g. `A1`, `I-9`, `III-2`, `12`.
     pub fn label(&self, p: Pos) -> String {
         match self {
-            Geometry::Grid { row_scheme, col_scheme, .. } => {
+            Geometry::Grid {
+                row_scheme,
+                col_scheme,
+                ..
+            } => {
                 let r = row_scheme.label(p.row);
                 let c = col_scheme.label(p.col);
                 // Letters next to numbers read unambiguously; otherwise separate with '-'.
@@ -219,11 +252,18 @@ impl Geometry {
     /// Parses a position label (`A1`, `a01`, `3-4`, `II-3`) for this geometry.
     pub fn parse(&self, label: &str) -> Result<Pos, PositionError> {
         let s = label.trim().to_ascii_uppercase();
-        let bad = || PositionError::BadLabel { label: label.to_string(), shape: self.shape() };
+        let bad = || PositionError::BadLabel {
+            label: label.to_string(),
+            shape: self.shape(),
+        };
         let p = match self {
             Geometry::Unpositioned => return Err(PositionError::NoPositions),
             Geometry::Linear { scheme, .. } => Pos::new(0, scheme.parse(&s).ok_or_else(bad)?),
-            Geometry::Grid { row_scheme, col_scheme, .. } => {
+            Geometry::Grid {
+                row_scheme,
+                col_scheme,
+                ..
+            } => {
                 let (r, c) = if let Some((r, c)) = s.split_once(['-', ',', ' ']) {
                     (r.to_string(), c.to_string())
                 } else if adjoins(*row_scheme, *col_scheme) {
@@ -241,7 +281,10 @@ impl Geometry {
                 let c = c.trim_start_matches('0');
                 let c = if c.is_empty() { "0" } else { c };
                 let r = r.trim_start_matches(|ch| ch == '0' && row_scheme.is_numeric());
-                Pos::new(row_scheme.parse(r).ok_or_else(bad)?, col_scheme.parse(c).ok_or_else(bad)?)
+                Pos::new(
+                    row_scheme.parse(r).ok_or_else(bad)?,
+                    col_scheme.parse(c).ok_or_else(bad)?,
+                )
             }
         };
         self.check(p).map_err(|_| bad())
@@ -252,7 +295,9 @@ impl Geometry {
         match self {
             Geometry::Unpositioned => Vec::new(),
             Geometry::Linear { slots, .. } => (0..*slots).map(|c| Pos::new(0, c)).collect(),
-            Geometry::Grid { rows, cols, fill, .. } => {
+            Geometry::Grid {
+                rows, cols, fill, ..
+            } => {
                 let (rows, cols) = (*rows, *cols);
                 let mut out = Vec::with_capacity(usize::from(rows) * usize::from(cols));
                 let row_at = |i: u16| match fill.from {
@@ -298,7 +343,13 @@ mod tests {
     use super::*;
 
     fn grid(rows: u16, cols: u16, rs: Scheme, cs: Scheme) -> Geometry {
-        Geometry::Grid { rows, cols, row_scheme: rs, col_scheme: cs, fill: FillOrder::default() }
+        Geometry::Grid {
+            rows,
+            cols,
+            row_scheme: rs,
+            col_scheme: cs,
+            fill: FillOrder::default(),
+        }
     }
 
     #[test]
@@ -312,7 +363,14 @@ mod tests {
             (grid(10, 10, Numbers, Numbers), Pos::new(9, 2), "10-3"),
             (grid(5, 4, Roman, Numbers), Pos::new(3, 1), "IV-2"),
             (grid(30, 2, Letters, Letters), Pos::new(27, 1), "AB-B"),
-            (Geometry::Linear { slots: 6, scheme: Numbers }, Pos::new(0, 5), "6"),
+            (
+                Geometry::Linear {
+                    slots: 6,
+                    scheme: Numbers,
+                },
+                Pos::new(0, 5),
+                "6",
+            ),
         ];
         for (g, p, label) in cases {
             assert_eq!(g.label(p), label, "{g:?}");
@@ -327,10 +385,19 @@ mod tests {
         assert_eq!(g.parse("a01"), Ok(Pos::new(0, 0)));
         assert_eq!(g.parse("B-3"), Ok(Pos::new(1, 2)));
         for bad in ["J1", "A10", "A0", "", "11", "AA"] {
-            assert!(matches!(g.parse(bad), Err(PositionError::BadLabel { .. })), "{bad}");
+            assert!(
+                matches!(g.parse(bad), Err(PositionError::BadLabel { .. })),
+                "{bad}"
+            );
         }
-        assert_eq!(Geometry::Unpositioned.parse("A1"), Err(PositionError::NoPositions));
-        assert!(matches!(g.check(Pos::new(9, 0)), Err(PositionError::Outside { .. })));
+        assert_eq!(
+            Geometry::Unpositioned.parse("A1"),
+            Err(PositionError::NoPositions)
+        );
+        assert!(matches!(
+            g.check(Pos::new(9, 0)),
+            Err(PositionError::Outside { .. })
+        ));
     }
 
     #[test]
@@ -342,13 +409,22 @@ mod tests {
             col_scheme: Scheme::Numbers,
             fill: FillOrder { column_major, from },
         };
-        let seq = |g: Geometry| g.fill_sequence().iter().map(|p| g.label(*p)).collect::<Vec<_>>().join(" ");
+        let seq = |g: Geometry| {
+            g.fill_sequence()
+                .iter()
+                .map(|p| g.label(*p))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         assert_eq!(seq(mk(false, Corner::TopLeft)), "A1 A2 A3 B1 B2 B3");
         assert_eq!(seq(mk(true, Corner::TopLeft)), "A1 B1 A2 B2 A3 B3");
         assert_eq!(seq(mk(false, Corner::BottomRight)), "B3 B2 B1 A3 A2 A1");
         assert_eq!(seq(mk(true, Corner::TopRight)), "A3 B3 A2 B2 A1 B1");
         let g = mk(false, Corner::TopLeft);
-        assert_eq!(g.next_free(|p| p.row == 0 && p.col < 2), Some(Pos::new(0, 2)));
+        assert_eq!(
+            g.next_free(|p| p.row == 0 && p.col < 2),
+            Some(Pos::new(0, 2))
+        );
         assert_eq!(g.next_free(|_| true), None);
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::container::{ContainerKind, ContainerSpec};
 use crate::event::{EventBody, Location, Placement};
 use crate::id::{ContainerId, SpecimenCode};
-use crate::position::{Geometry, PositionError, Pos};
+use crate::position::{Geometry, Pos, PositionError};
 use crate::specimen::{Quantity, SpecimenRecord, Status};
 
 /// A specimen's current custody state (the mutable part of the projection).
@@ -45,20 +45,36 @@ pub trait View {
     fn specimen(&mut self, code: &SpecimenCode) -> Result<Option<SpecimenState>, Self::Error>;
     fn container(&mut self, id: &ContainerId) -> Result<Option<ContainerInfo>, Self::Error>;
     /// The specimen in (or reserved for) a position.
-    fn specimen_at(&mut self, container: &ContainerId, pos: Pos) -> Result<Option<SpecimenCode>, Self::Error>;
+    fn specimen_at(
+        &mut self,
+        container: &ContainerId,
+        pos: Pos,
+    ) -> Result<Option<SpecimenCode>, Self::Error>;
     /// The container in a position of a parent.
-    fn container_at(&mut self, parent: &ContainerId, pos: Pos) -> Result<Option<ContainerId>, Self::Error>;
+    fn container_at(
+        &mut self,
+        parent: &ContainerId,
+        pos: Pos,
+    ) -> Result<Option<ContainerId>, Self::Error>;
 }
 
 /// What an allowed event changes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Register { record: SpecimenRecord, state: SpecimenState },
+    Register {
+        record: SpecimenRecord,
+        state: SpecimenState,
+    },
     Update(SpecimenState),
     CreateContainer(ContainerSpec),
-    MoveContainer { id: ContainerId, to: Placement },
+    MoveContainer {
+        id: ContainerId,
+        to: Placement,
+    },
     /// Nothing in custody changes; the event is logged (labels printed).
-    Log { codes: Vec<String> },
+    Log {
+        codes: Vec<String>,
+    },
 }
 
 /// Why a custody act was refused. Nothing is written when one of these is returned.
@@ -71,15 +87,25 @@ pub enum RuleError {
     AlreadyRegistered { specimen: String },
     #[error("parent specimen {specimen} is not registered here")]
     UnknownParent { specimen: String },
-    #[error("specimen {specimen} is already in storage at {container} {pos}; use move to put it elsewhere")]
-    AlreadyInStorage { specimen: String, container: String, pos: String },
+    #[error(
+        "specimen {specimen} is already in storage at {container} {pos}; use move to put it elsewhere"
+    )]
+    AlreadyInStorage {
+        specimen: String,
+        container: String,
+        pos: String,
+    },
     #[error("specimen {specimen} is already checked out to {holder}; return it first")]
     AlreadyCheckedOut { specimen: String, holder: String },
-    #[error("specimen {specimen} is not checked out (it is {status}); only a checked-out specimen can be returned")]
+    #[error(
+        "specimen {specimen} is not checked out (it is {status}); only a checked-out specimen can be returned"
+    )]
     NotCheckedOut { specimen: String, status: String },
     #[error("specimen {specimen} is not in storage (it is {status})")]
     NotInStorage { specimen: String, status: String },
-    #[error("specimen {specimen} is blocked (consent withdrawn or quarantined); it cannot be used or distributed")]
+    #[error(
+        "specimen {specimen} is blocked (consent withdrawn or quarantined); it cannot be used or distributed"
+    )]
     Blocked { specimen: String },
     #[error("specimen {specimen} is not blocked")]
     NotBlocked { specimen: String },
@@ -90,7 +116,11 @@ pub enum RuleError {
     #[error("specimen {specimen} is not in conflict")]
     NotInConflict { specimen: String },
     #[error("position {pos} of {container} is occupied by {by}; choose a free position")]
-    PositionOccupied { container: String, pos: String, by: String },
+    PositionOccupied {
+        container: String,
+        pos: String,
+        by: String,
+    },
     #[error("{container} is full ({capacity} positions); use another box")]
     ContainerFull { container: String, capacity: usize },
     #[error("{container}: {reason}")]
@@ -98,7 +128,11 @@ pub enum RuleError {
     #[error("{container} is a {kind}; specimens go into boxes, tube racks or canes")]
     NotForSpecimens { container: String, kind: String },
     #[error("a {child} cannot be placed in {parent} (a {parent_kind})")]
-    WrongContainerKind { child: String, parent: String, parent_kind: String },
+    WrongContainerKind {
+        child: String,
+        parent: String,
+        parent_kind: String,
+    },
     #[error("container {container} does not exist; create it first (kura storage)")]
     UnknownContainer { container: String },
     #[error("container {container} already exists")]
@@ -160,20 +194,27 @@ fn rule<T, E>(e: RuleError) -> R<T, E> {
 fn existing<V: View>(view: &mut V, code: &SpecimenCode) -> R<SpecimenState, V::Error> {
     match view.specimen(code).map_err(DecideError::View)? {
         Some(s) => Ok(s),
-        None => rule(RuleError::UnknownSpecimen { specimen: code.to_string() }),
+        None => rule(RuleError::UnknownSpecimen {
+            specimen: code.to_string(),
+        }),
     }
 }
 
 fn not_final<E>(s: &SpecimenState) -> R<(), E> {
     if s.status.is_final() {
-        return rule(RuleError::Final { specimen: s.code.to_string(), status: s.status.as_str().into() });
+        return rule(RuleError::Final {
+            specimen: s.code.to_string(),
+            status: s.status.as_str().into(),
+        });
     }
     Ok(())
 }
 
 fn not_blocked<E>(s: &SpecimenState) -> R<(), E> {
     if s.blocked {
-        return rule(RuleError::Blocked { specimen: s.code.to_string() });
+        return rule(RuleError::Blocked {
+            specimen: s.code.to_string(),
+        });
     }
     Ok(())
 }
@@ -186,24 +227,44 @@ fn in_storage<E>(s: &SpecimenState) -> R<(), E> {
             specimen: s.code.to_string(),
             holder: s.holder.clone().unwrap_or_default(),
         }),
-        other => rule(RuleError::NotInStorage { specimen: s.code.to_string(), status: other.as_str().into() }),
+        other => rule(RuleError::NotInStorage {
+            specimen: s.code.to_string(),
+            status: other.as_str().into(),
+        }),
     }
 }
 
 /// Checks that `loc` can take specimen `code`: the container exists, holds specimens, has that
 /// position, and nobody else is (or is reserved) there.
-pub fn check_specimen_slot<V: View>(view: &mut V, loc: &Location, code: &SpecimenCode) -> R<(), V::Error> {
+pub fn check_specimen_slot<V: View>(
+    view: &mut V,
+    loc: &Location,
+    code: &SpecimenCode,
+) -> R<(), V::Error> {
     let c = match view.container(&loc.container).map_err(DecideError::View)? {
         Some(c) => c,
-        None => return rule(RuleError::UnknownContainer { container: loc.container.to_string() }),
+        None => {
+            return rule(RuleError::UnknownContainer {
+                container: loc.container.to_string(),
+            });
+        }
     };
     if !c.kind.holds_specimens() {
-        return rule(RuleError::NotForSpecimens { container: c.id.to_string(), kind: c.kind.as_str().into() });
+        return rule(RuleError::NotForSpecimens {
+            container: c.id.to_string(),
+            kind: c.kind.as_str().into(),
+        });
     }
     if let Err(e) = c.geometry.check(loc.pos) {
-        return rule(RuleError::BadPosition { container: c.id.to_string(), reason: e.to_string() });
+        return rule(RuleError::BadPosition {
+            container: c.id.to_string(),
+            reason: e.to_string(),
+        });
     }
-    match view.specimen_at(&loc.container, loc.pos).map_err(DecideError::View)? {
+    match view
+        .specimen_at(&loc.container, loc.pos)
+        .map_err(DecideError::View)?
+    {
         Some(other) if &other != code => rule(RuleError::PositionOccupied {
             container: c.id.to_string(),
             pos: c.geometry.label(loc.pos),
@@ -213,10 +274,19 @@ pub fn check_specimen_slot<V: View>(view: &mut V, loc: &Location, code: &Specime
     }
 }
 
-fn check_container_slot<V: View>(view: &mut V, child: &ContainerId, kind: ContainerKind, to: &Placement) -> R<(), V::Error> {
+fn check_container_slot<V: View>(
+    view: &mut V,
+    child: &ContainerId,
+    kind: ContainerKind,
+    to: &Placement,
+) -> R<(), V::Error> {
     let parent = match view.container(&to.parent).map_err(DecideError::View)? {
         Some(p) => p,
-        None => return rule(RuleError::UnknownContainer { container: to.parent.to_string() }),
+        None => {
+            return rule(RuleError::UnknownContainer {
+                container: to.parent.to_string(),
+            });
+        }
     };
     if !parent.kind.can_hold(kind) {
         return rule(RuleError::WrongContainerKind {
@@ -237,9 +307,15 @@ fn check_container_slot<V: View>(view: &mut V, child: &ContainerId, kind: Contai
         }),
         (g, Some(pos)) => {
             if let Err(e) = g.check(pos) {
-                return rule(RuleError::BadPosition { container: parent.id.to_string(), reason: e.to_string() });
+                return rule(RuleError::BadPosition {
+                    container: parent.id.to_string(),
+                    reason: e.to_string(),
+                });
             }
-            match view.container_at(&to.parent, pos).map_err(DecideError::View)? {
+            match view
+                .container_at(&to.parent, pos)
+                .map_err(DecideError::View)?
+            {
                 Some(other) if &other != child => rule(RuleError::PositionOccupied {
                     container: parent.id.to_string(),
                     pos: g.label(pos),
@@ -257,14 +333,24 @@ fn register<V: View>(
     location: Option<&Location>,
     derived: bool,
 ) -> R<Effect, V::Error> {
-    if view.specimen(&specimen.code).map_err(DecideError::View)?.is_some() {
-        return rule(RuleError::AlreadyRegistered { specimen: specimen.code.to_string() });
+    if view
+        .specimen(&specimen.code)
+        .map_err(DecideError::View)?
+        .is_some()
+    {
+        return rule(RuleError::AlreadyRegistered {
+            specimen: specimen.code.to_string(),
+        });
     }
     let mut freeze_thaw = specimen.freeze_thaw;
     if let Some(parent) = &specimen.parent {
         let p = match view.specimen(parent).map_err(DecideError::View)? {
             Some(p) => p,
-            None => return rule(RuleError::UnknownParent { specimen: parent.to_string() }),
+            None => {
+                return rule(RuleError::UnknownParent {
+                    specimen: parent.to_string(),
+                });
+            }
         };
         if derived {
             not_final(&p)?;
@@ -278,7 +364,11 @@ fn register<V: View>(
     }
     let state = SpecimenState {
         code: specimen.code.clone(),
-        status: if location.is_some() { Status::Available } else { Status::Received },
+        status: if location.is_some() {
+            Status::Available
+        } else {
+            Status::Received
+        },
         blocked: false,
         in_conflict: false,
         location: location.cloned(),
@@ -297,14 +387,19 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
     use EventBody as E;
     match body {
         E::Registered { specimen, location } => register(view, specimen, location.as_ref(), false),
-        E::Derived { specimen, location, .. } => register(view, specimen, location.as_ref(), true),
+        E::Derived {
+            specimen, location, ..
+        } => register(view, specimen, location.as_ref(), true),
         E::CheckedIn { specimen, location } => {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;
             match s.status {
                 Status::Received => {}
                 Status::Available => {
-                    let loc = s.location.clone().expect("stored specimens have a location");
+                    let loc = s
+                        .location
+                        .clone()
+                        .expect("stored specimens have a location");
                     let pos = view
                         .container(&loc.container)
                         .map_err(DecideError::View)?
@@ -323,7 +418,10 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                     });
                 }
                 other => {
-                    return rule(RuleError::NotInStorage { specimen: specimen.to_string(), status: other.as_str().into() });
+                    return rule(RuleError::NotInStorage {
+                        specimen: specimen.to_string(),
+                        status: other.as_str().into(),
+                    });
                 }
             }
             check_specimen_slot(view, location, specimen)?;
@@ -331,7 +429,9 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             s.location = Some(location.clone());
             Ok(Effect::Update(s))
         }
-        E::CheckedOut { specimen, to, due, .. } => {
+        E::CheckedOut {
+            specimen, to, due, ..
+        } => {
             let mut s = existing(view, specimen)?;
             in_storage(&s)?;
             not_blocked(&s)?;
@@ -344,7 +444,10 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;
             if s.status != Status::CheckedOut {
-                return rule(RuleError::NotCheckedOut { specimen: specimen.to_string(), status: s.status.as_str().into() });
+                return rule(RuleError::NotCheckedOut {
+                    specimen: specimen.to_string(),
+                    status: s.status.as_str().into(),
+                });
             }
             s.status = Status::Available;
             s.holder = None;
@@ -367,21 +470,37 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             s.freeze_thaw += 1;
             Ok(Effect::Update(s))
         }
-        E::Consumed { specimen, amount, used_up } => {
+        E::Consumed {
+            specimen,
+            amount,
+            used_up,
+        } => {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;
             not_blocked(&s)?;
             if !matches!(s.status, Status::Available | Status::CheckedOut) {
-                return rule(RuleError::NotInStorage { specimen: specimen.to_string(), status: s.status.as_str().into() });
+                return rule(RuleError::NotInStorage {
+                    specimen: specimen.to_string(),
+                    status: s.status.as_str().into(),
+                });
             }
             if let (Some(a), Some(left)) = (amount, s.quantity) {
                 if a.unit != left.unit {
-                    return rule(RuleError::UnitMismatch { given: a.unit.as_str().into(), unit: left.unit.as_str().into() });
+                    return rule(RuleError::UnitMismatch {
+                        given: a.unit.as_str().into(),
+                        unit: left.unit.as_str().into(),
+                    });
                 }
                 if a.milli > left.milli {
-                    return rule(RuleError::NotEnoughLeft { amount: a.to_string(), left: left.to_string() });
+                    return rule(RuleError::NotEnoughLeft {
+                        amount: a.to_string(),
+                        left: left.to_string(),
+                    });
                 }
-                s.quantity = Some(Quantity { milli: left.milli - a.milli, unit: left.unit });
+                s.quantity = Some(Quantity {
+                    milli: left.milli - a.milli,
+                    unit: left.unit,
+                });
             }
             if *used_up || s.quantity.is_some_and(|q| q.milli == 0) {
                 s.status = Status::Consumed;
@@ -410,7 +529,9 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;
             if !s.blocked {
-                return rule(RuleError::NotBlocked { specimen: specimen.to_string() });
+                return rule(RuleError::NotBlocked {
+                    specimen: specimen.to_string(),
+                });
             }
             s.blocked = false;
             Ok(Effect::Update(s))
@@ -423,10 +544,14 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             s.location = None;
             Ok(Effect::Update(s))
         }
-        E::Received { specimen, location, .. } => {
+        E::Received {
+            specimen, location, ..
+        } => {
             let mut s = existing(view, specimen)?;
             if s.status != Status::InTransit {
-                return rule(RuleError::NotInTransit { specimen: specimen.to_string() });
+                return rule(RuleError::NotInTransit {
+                    specimen: specimen.to_string(),
+                });
             }
             if let Some(loc) = location {
                 check_specimen_slot(view, loc, specimen)?;
@@ -440,21 +565,32 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
         E::ConflictResolved { specimen, .. } => {
             let mut s = existing(view, specimen)?;
             if !s.in_conflict {
-                return rule(RuleError::NotInConflict { specimen: specimen.to_string() });
+                return rule(RuleError::NotInConflict {
+                    specimen: specimen.to_string(),
+                });
             }
             s.in_conflict = false;
             Ok(Effect::Update(s))
         }
         E::ContainerCreated { container } => {
-            if view.container(&container.id).map_err(DecideError::View)?.is_some() {
-                return rule(RuleError::ContainerExists { container: container.id.to_string() });
+            if view
+                .container(&container.id)
+                .map_err(DecideError::View)?
+                .is_some()
+            {
+                return rule(RuleError::ContainerExists {
+                    container: container.id.to_string(),
+                });
             }
             match &container.parent {
                 Some(parent) => check_container_slot(
                     view,
                     &container.id,
                     container.kind,
-                    &Placement { parent: parent.clone(), pos: container.pos },
+                    &Placement {
+                        parent: parent.clone(),
+                        pos: container.pos,
+                    },
                 )?,
                 None if container.kind == ContainerKind::Site => {}
                 None => {
@@ -470,23 +606,38 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             if codes.is_empty() {
                 return rule(RuleError::NothingPrinted);
             }
-            Ok(Effect::Log { codes: codes.clone() })
+            Ok(Effect::Log {
+                codes: codes.clone(),
+            })
         }
         E::ContainerMoved { container, to, .. } => {
             let c = match view.container(container).map_err(DecideError::View)? {
                 Some(c) => c,
-                None => return rule(RuleError::UnknownContainer { container: container.to_string() }),
+                None => {
+                    return rule(RuleError::UnknownContainer {
+                        container: container.to_string(),
+                    });
+                }
             };
             // Refuse moving a container into itself or anything below it.
             let mut cursor = Some(to.parent.clone());
             while let Some(id) = cursor {
                 if &id == container {
-                    return rule(RuleError::ContainerCycle { container: container.to_string(), target: to.parent.to_string() });
+                    return rule(RuleError::ContainerCycle {
+                        container: container.to_string(),
+                        target: to.parent.to_string(),
+                    });
                 }
-                cursor = view.container(&id).map_err(DecideError::View)?.and_then(|p| p.parent);
+                cursor = view
+                    .container(&id)
+                    .map_err(DecideError::View)?
+                    .and_then(|p| p.parent);
             }
             check_container_slot(view, container, c.kind, to)?;
-            Ok(Effect::MoveContainer { id: container.clone(), to: to.clone() })
+            Ok(Effect::MoveContainer {
+                id: container.clone(),
+                to: to.clone(),
+            })
         }
     }
 }

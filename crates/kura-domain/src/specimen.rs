@@ -62,22 +62,102 @@ pub struct SampleTypeInfo {
 
 /// The SPREC fluid and solid type codes Kura knows (plus DNA/RNA/IPS as derivatives).
 pub const SAMPLE_TYPES: &[SampleTypeInfo] = &[
-    SampleTypeInfo { code: "BLD", material: MaterialType::WholeBlood, en: "Whole blood", ja: "全血" },
-    SampleTypeInfo { code: "SER", material: MaterialType::Serum, en: "Serum", ja: "血清" },
-    SampleTypeInfo { code: "PL1", material: MaterialType::Plasma, en: "Plasma, single spun", ja: "血漿" },
-    SampleTypeInfo { code: "PL2", material: MaterialType::Plasma, en: "Plasma, double spun", ja: "血漿（二重遠心）" },
-    SampleTypeInfo { code: "BUF", material: MaterialType::BuffyCoat, en: "Buffy coat", ja: "バフィーコート" },
-    SampleTypeInfo { code: "CEL", material: MaterialType::PeripheralBloodCells, en: "Viable PBMC", ja: "末梢血単核球（PBMC）" },
-    SampleTypeInfo { code: "CSF", material: MaterialType::CerebrospinalFluid, en: "Cerebrospinal fluid", ja: "脳脊髄液" },
-    SampleTypeInfo { code: "SAL", material: MaterialType::Saliva, en: "Saliva", ja: "唾液" },
-    SampleTypeInfo { code: "URN", material: MaterialType::Urine, en: "Urine", ja: "尿" },
-    SampleTypeInfo { code: "DNA", material: MaterialType::Dna, en: "DNA", ja: "DNA" },
-    SampleTypeInfo { code: "RNA", material: MaterialType::Rna, en: "RNA", ja: "RNA" },
-    SampleTypeInfo { code: "TIS", material: MaterialType::TissueFrozen, en: "Tissue", ja: "組織" },
-    SampleTypeInfo { code: "FFP", material: MaterialType::TissueParaffin, en: "Tissue, FFPE", ja: "組織（FFPE）" },
-    SampleTypeInfo { code: "CLN", material: MaterialType::CellLines, en: "Viable non-blood cells", ja: "細胞" },
-    SampleTypeInfo { code: "IPS", material: MaterialType::CellLines, en: "iPS cells", ja: "iPS細胞" },
-    SampleTypeInfo { code: "PMB", material: MaterialType::PostMortemTissue, en: "Post-mortem brain", ja: "死後脳" },
+    SampleTypeInfo {
+        code: "BLD",
+        material: MaterialType::WholeBlood,
+        en: "Whole blood",
+        ja: "全血",
+    },
+    SampleTypeInfo {
+        code: "SER",
+        material: MaterialType::Serum,
+        en: "Serum",
+        ja: "血清",
+    },
+    SampleTypeInfo {
+        code: "PL1",
+        material: MaterialType::Plasma,
+        en: "Plasma, single spun",
+        ja: "血漿",
+    },
+    SampleTypeInfo {
+        code: "PL2",
+        material: MaterialType::Plasma,
+        en: "Plasma, double spun",
+        ja: "血漿（二重遠心）",
+    },
+    SampleTypeInfo {
+        code: "BUF",
+        material: MaterialType::BuffyCoat,
+        en: "Buffy coat",
+        ja: "バフィーコート",
+    },
+    SampleTypeInfo {
+        code: "CEL",
+        material: MaterialType::PeripheralBloodCells,
+        en: "Viable PBMC",
+        ja: "末梢血単核球（PBMC）",
+    },
+    SampleTypeInfo {
+        code: "CSF",
+        material: MaterialType::CerebrospinalFluid,
+        en: "Cerebrospinal fluid",
+        ja: "脳脊髄液",
+    },
+    SampleTypeInfo {
+        code: "SAL",
+        material: MaterialType::Saliva,
+        en: "Saliva",
+        ja: "唾液",
+    },
+    SampleTypeInfo {
+        code: "URN",
+        material: MaterialType::Urine,
+        en: "Urine",
+        ja: "尿",
+    },
+    SampleTypeInfo {
+        code: "DNA",
+        material: MaterialType::Dna,
+        en: "DNA",
+        ja: "DNA",
+    },
+    SampleTypeInfo {
+        code: "RNA",
+        material: MaterialType::Rna,
+        en: "RNA",
+        ja: "RNA",
+    },
+    SampleTypeInfo {
+        code: "TIS",
+        material: MaterialType::TissueFrozen,
+        en: "Tissue",
+        ja: "組織",
+    },
+    SampleTypeInfo {
+        code: "FFP",
+        material: MaterialType::TissueParaffin,
+        en: "Tissue, FFPE",
+        ja: "組織（FFPE）",
+    },
+    SampleTypeInfo {
+        code: "CLN",
+        material: MaterialType::CellLines,
+        en: "Viable non-blood cells",
+        ja: "細胞",
+    },
+    SampleTypeInfo {
+        code: "IPS",
+        material: MaterialType::CellLines,
+        en: "iPS cells",
+        ja: "iPS細胞",
+    },
+    SampleTypeInfo {
+        code: "PMB",
+        material: MaterialType::PostMortemTissue,
+        en: "Post-mortem brain",
+        ja: "死後脳",
+    },
 ];
 
 /// SPREC primary container codes.
@@ -130,10 +210,18 @@ pub struct SampleType(&'static SampleTypeInfo);
 impl SampleType {
     pub fn parse(s: &str) -> Result<SampleType, VocabularyError> {
         let u = s.trim().to_ascii_uppercase();
-        SAMPLE_TYPES.iter().find(|t| t.code == u).map(SampleType).ok_or_else(|| VocabularyError::UnknownSampleType {
-            value: s.to_string(),
-            known: SAMPLE_TYPES.iter().map(|t| t.code).collect::<Vec<_>>().join(", "),
-        })
+        SAMPLE_TYPES
+            .iter()
+            .find(|t| t.code == u)
+            .map(SampleType)
+            .ok_or_else(|| VocabularyError::UnknownSampleType {
+                value: s.to_string(),
+                known: SAMPLE_TYPES
+                    .iter()
+                    .map(|t| t.code)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
     pub fn info(self) -> &'static SampleTypeInfo {
         self.0
@@ -165,14 +253,22 @@ fn code_in(table: &[(&'static str, &str)], s: &str) -> Option<&'static str> {
 pub fn parse_primary_container(s: &str) -> Result<&'static str, VocabularyError> {
     code_in(PRIMARY_CONTAINERS, s).ok_or_else(|| VocabularyError::UnknownContainer {
         value: s.to_string(),
-        known: PRIMARY_CONTAINERS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "),
+        known: PRIMARY_CONTAINERS
+            .iter()
+            .map(|c| c.0)
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
 pub fn parse_storage_code(s: &str) -> Result<&'static str, VocabularyError> {
     code_in(STORAGE_CODES, s).ok_or_else(|| VocabularyError::UnknownStorage {
         value: s.to_string(),
-        known: STORAGE_CODES.iter().map(|c| c.0).collect::<Vec<_>>().join(", "),
+        known: STORAGE_CODES
+            .iter()
+            .map(|c| c.0)
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -201,7 +297,11 @@ impl Unit {
             "ug" | "µg" | "μg" | "UG" => Unit::Ug,
             "cells" | "CELLS" => Unit::Cells,
             "pieces" | "pcs" | "PIECES" => Unit::Pieces,
-            _ => return Err(VocabularyError::UnknownUnit { value: s.to_string() }),
+            _ => {
+                return Err(VocabularyError::UnknownUnit {
+                    value: s.to_string(),
+                });
+            }
         })
     }
     pub fn as_str(self) -> &'static str {
@@ -231,8 +331,13 @@ impl Quantity {
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite() && *v >= 0.0 && *v < 1e15)
-            .ok_or_else(|| VocabularyError::BadQuantity { value: value.to_string() })?;
-        Ok(Quantity { milli: (v * 1000.0).round() as i64, unit: Unit::parse(unit)? })
+            .ok_or_else(|| VocabularyError::BadQuantity {
+                value: value.to_string(),
+            })?;
+        Ok(Quantity {
+            milli: (v * 1000.0).round() as i64,
+            unit: Unit::parse(unit)?,
+        })
     }
     pub fn value(&self) -> f64 {
         self.milli as f64 / 1000.0
@@ -247,7 +352,12 @@ impl fmt::Display for Quantity {
             write!(f, "{whole} {}", self.unit.as_str())
         } else {
             let s = format!("{frac:03}");
-            write!(f, "{whole}.{} {}", s.trim_end_matches('0'), self.unit.as_str())
+            write!(
+                f,
+                "{whole}.{} {}",
+                s.trim_end_matches('0'),
+                self.unit.as_str()
+            )
         }
     }
 }
@@ -330,9 +440,20 @@ mod tests {
 
     #[test]
     fn vocabulary() {
-        assert_eq!(SampleType::parse("pl1").unwrap().material(), MaterialType::Plasma);
-        assert_eq!(SampleType::parse("IPS").unwrap().material(), MaterialType::CellLines);
-        assert!(SampleType::parse("XYZ").unwrap_err().to_string().contains("BLD"));
+        assert_eq!(
+            SampleType::parse("pl1").unwrap().material(),
+            MaterialType::Plasma
+        );
+        assert_eq!(
+            SampleType::parse("IPS").unwrap().material(),
+            MaterialType::CellLines
+        );
+        assert!(
+            SampleType::parse("XYZ")
+                .unwrap_err()
+                .to_string()
+                .contains("BLD")
+        );
         assert_eq!(parse_primary_container("ped"), Ok("PED"));
         assert_eq!(parse_storage_code("a"), Ok("A"));
         assert!(parse_storage_code("Q").is_err());
@@ -340,7 +461,12 @@ mod tests {
 
     #[test]
     fn quantities() {
-        let cases = [("0.5", "mL", "0.5 mL"), ("10", "uL", "10 uL"), ("1.25", "µg", "1.25 ug"), ("3", "cells", "3 cells")];
+        let cases = [
+            ("0.5", "mL", "0.5 mL"),
+            ("10", "uL", "10 uL"),
+            ("1.25", "µg", "1.25 ug"),
+            ("3", "cells", "3 cells"),
+        ];
         for (v, u, want) in cases {
             assert_eq!(Quantity::parse(v, u).unwrap().to_string(), want);
         }

@@ -61,13 +61,19 @@ pub struct SteppingClock {
 
 impl SteppingClock {
     pub fn new(start: Timestamp, step_micros: i64) -> SteppingClock {
-        SteppingClock { next: std::sync::atomic::AtomicI64::new(start.0), step: step_micros }
+        SteppingClock {
+            next: std::sync::atomic::AtomicI64::new(start.0),
+            step: step_micros,
+        }
     }
 }
 
 impl Clock for SteppingClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.next.fetch_add(self.step, std::sync::atomic::Ordering::Relaxed))
+        Timestamp(
+            self.next
+                .fetch_add(self.step, std::sync::atomic::Ordering::Relaxed),
+        )
     }
 }
 
@@ -81,7 +87,10 @@ mod tests {
         let b = Timestamp::parse("2026-11-21T18:30:00+09:00").unwrap();
         assert_eq!(a, b);
         assert_eq!(a.to_string(), "2026-11-21T09:30:00.000000Z");
-        assert_eq!(Timestamp::parse("2026-11-21").unwrap().date().to_string(), "2026-11-21");
+        assert_eq!(
+            Timestamp::parse("2026-11-21").unwrap().date().to_string(),
+            "2026-11-21"
+        );
         assert!(Timestamp::parse("21/11/2026").is_none());
     }
 }

@@ -44,7 +44,12 @@ fn text_at(out: &mut Layout, x: f64, top: f64, w: f64, max_pt: f64, s: &str) -> 
     let h = layout::line_mm(size);
     if !t.is_empty() {
         out.elements.push(Element::Text {
-            rect: Rect { x, y: top, w: text::width_mm(&t, size), h },
+            rect: Rect {
+                x,
+                y: top,
+                w: text::width_mm(&t, size),
+                h,
+            },
             x,
             baseline: top + text::ASCENT * size * PT,
             size,
@@ -70,7 +75,12 @@ pub fn layout(stock: &LabelStock, m: &BoxMapData) -> Layout {
             let x0 = ((margin + width - total) / stock.dot()).floor() * stock.dot();
             let h = 12.0;
             out.elements.push(Element::Bars {
-                rect: Rect { x: x0, y, w: total, h },
+                rect: Rect {
+                    x: x0,
+                    y,
+                    w: total,
+                    h,
+                },
                 x: x0 + 10.0 * module,
                 y,
                 module,
@@ -81,10 +91,20 @@ pub fn layout(stock: &LabelStock, m: &BoxMapData) -> Layout {
             });
             text_w = x0 - margin - 2.0;
         } else {
-            out.warnings.push(format!("{}: the box's Code128 does not fit on the box map", m.code));
+            out.warnings.push(format!(
+                "{}: the box's Code128 does not fit on the box map",
+                m.code
+            ));
         }
     }
-    y += text_at(&mut out, margin, y, text_w, 14.0, &format!("{} — {}", m.title, m.code)) + 1.0;
+    y += text_at(
+        &mut out,
+        margin,
+        y,
+        text_w,
+        14.0,
+        &format!("{} — {}", m.title, m.code),
+    ) + 1.0;
     y += text_at(&mut out, margin, y, text_w, 8.0, &m.path) + 0.8;
     y += text_at(&mut out, margin, y, text_w, 7.0, &m.printed) + 0.8;
     y = y.max(margin + 14.0) + 3.0;
@@ -93,24 +113,47 @@ pub fn layout(stock: &LabelStock, m: &BoxMapData) -> Layout {
     let head = 7.0;
     let bottom_room = 10.0;
     let cell_w = (width - head) / cols;
-    let cell_h = ((ph - margin - bottom_room - y - head) / rows).min(cell_w * 0.9).max(6.0);
+    let cell_h = ((ph - margin - bottom_room - y - head) / rows)
+        .min(cell_w * 0.9)
+        .max(6.0);
     let gx = margin + head;
     let gy = y + head;
     let line = 0.2;
     for (c, l) in m.col_labels.iter().enumerate() {
         let x = gx + c as f64 * cell_w;
         let lw = text::width_mm(l, 8.0).min(cell_w - 1.0);
-        text_at(&mut out, x + (cell_w - lw) / 2.0, y + 1.5, cell_w - 1.0, 8.0, l);
+        text_at(
+            &mut out,
+            x + (cell_w - lw) / 2.0,
+            y + 1.5,
+            cell_w - 1.0,
+            8.0,
+            l,
+        );
     }
     for (r, l) in m.row_labels.iter().enumerate() {
         let top = gy + r as f64 * cell_h + (cell_h - layout::line_mm(8.0)) / 2.0;
         text_at(&mut out, margin + 0.5, top, head - 1.5, 8.0, l);
     }
     for r in 0..=m.rows {
-        out.elements.push(Element::Rule { rect: Rect { x: gx, y: gy + f64::from(r) * cell_h, w: cols * cell_w + line, h: line } });
+        out.elements.push(Element::Rule {
+            rect: Rect {
+                x: gx,
+                y: gy + f64::from(r) * cell_h,
+                w: cols * cell_w + line,
+                h: line,
+            },
+        });
     }
     for c in 0..=m.cols {
-        out.elements.push(Element::Rule { rect: Rect { x: gx + f64::from(c) * cell_w, y: gy, w: line, h: rows * cell_h + line } });
+        out.elements.push(Element::Rule {
+            rect: Rect {
+                x: gx + f64::from(c) * cell_w,
+                y: gy,
+                w: line,
+                h: rows * cell_h + line,
+            },
+        });
     }
     let pad = 0.8;
     for cell in &m.cells {

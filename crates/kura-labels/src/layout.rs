@@ -47,24 +47,60 @@ impl Rect {
     }
     pub fn overlaps(&self, o: &Rect) -> bool {
         const EPS: f64 = 1e-6;
-        self.x < o.right() - EPS && o.x < self.right() - EPS && self.y < o.bottom() - EPS && o.y < self.bottom() - EPS
+        self.x < o.right() - EPS
+            && o.x < self.right() - EPS
+            && self.y < o.bottom() - EPS
+            && o.y < self.bottom() - EPS
     }
     pub fn inside(&self, o: &Rect) -> bool {
         const EPS: f64 = 1e-6;
-        self.x >= o.x - EPS && self.y >= o.y - EPS && self.right() <= o.right() + EPS && self.bottom() <= o.bottom() + EPS
+        self.x >= o.x - EPS
+            && self.y >= o.y - EPS
+            && self.right() <= o.right() + EPS
+            && self.bottom() <= o.bottom() + EPS
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Element {
     /// A DataMatrix; `rect` includes the quiet zone, (`x`, `y`) is the first module.
-    Matrix { rect: Rect, x: f64, y: f64, module: f64, dots: u32, matrix: Matrix, data: String },
+    Matrix {
+        rect: Rect,
+        x: f64,
+        y: f64,
+        module: f64,
+        dots: u32,
+        matrix: Matrix,
+        data: String,
+    },
     /// A Code128; `rect` includes the quiet zones.
-    Bars { rect: Rect, x: f64, y: f64, module: f64, dots: u32, height: f64, bars: Vec<bool>, data: String },
+    Bars {
+        rect: Rect,
+        x: f64,
+        y: f64,
+        module: f64,
+        dots: u32,
+        height: f64,
+        bars: Vec<bool>,
+        data: String,
+    },
     /// A line of text at `size` pt; `rect` spans ascender to descender.
-    Text { rect: Rect, x: f64, baseline: f64, size: f64, text: String },
+    Text {
+        rect: Rect,
+        x: f64,
+        baseline: f64,
+        size: f64,
+        text: String,
+    },
     /// The check character in its frame.
-    Check { rect: Rect, x: f64, baseline: f64, size: f64, ch: char, line: f64 },
+    Check {
+        rect: Rect,
+        x: f64,
+        baseline: f64,
+        size: f64,
+        ch: char,
+        line: f64,
+    },
     /// A filled rectangle (grid lines of a box map).
     Rule { rect: Rect },
 }
@@ -113,20 +149,33 @@ pub fn line_mm(size: f64) -> f64 {
 fn text_el(x: f64, top: f64, size: f64, s: String) -> Element {
     let w = text::width_mm(&s, size);
     let h = line_mm(size);
-    Element::Text { rect: Rect { x, y: top, w, h }, x, baseline: top + ASCENT * size * PT, size, text: s }
+    Element::Text {
+        rect: Rect { x, y: top, w, h },
+        x,
+        baseline: top + ASCENT * size * PT,
+        size,
+        text: s,
+    }
 }
 
 /// The ID (data and framed check character) in `w` mm at up to `max_pt`. Never cut.
 fn id_line(out: &mut Layout, d: &LabelData, x: f64, top: f64, w: f64, max_pt: f64) {
     let data = d.data_part().to_string();
-    let check_w = |size: f64| d.check.map(|c| text::width_mm(&c.to_string(), size) + 0.9 * size * PT).unwrap_or(0.0);
+    let check_w = |size: f64| {
+        d.check
+            .map(|c| text::width_mm(&c.to_string(), size) + 0.9 * size * PT)
+            .unwrap_or(0.0)
+    };
     let total = |size: f64| text::width_mm(&data, size) + check_w(size);
     let mut size = max_pt;
     if total(size) > w {
         size = max_pt * w / total(max_pt) * 0.999;
     }
     if size < MIN_PT {
-        out.warnings.push(format!("{}: the ID is printed at {size:.1} pt, below the legible {MIN_PT} pt", d.code));
+        out.warnings.push(format!(
+            "{}: the ID is printed at {size:.1} pt, below the legible {MIN_PT} pt",
+            d.code
+        ));
     }
     out.elements.push(text_el(x, top, size, data.clone()));
     if let Some(c) = d.check {
@@ -135,7 +184,12 @@ fn id_line(out: &mut Layout, d: &LabelData, x: f64, top: f64, w: f64, max_pt: f6
         let cw = check_w(size) - gap;
         let h = line_mm(size);
         out.elements.push(Element::Check {
-            rect: Rect { x: cx, y: top, w: cw, h },
+            rect: Rect {
+                x: cx,
+                y: top,
+                w: cw,
+                h,
+            },
             x: cx + (cw - text::width_mm(&c.to_string(), size)) / 2.0,
             baseline: top + ASCENT * size * PT,
             size,
@@ -150,7 +204,8 @@ fn lines(out: &mut Layout, ls: &[String], x: f64, mut top: f64, w: f64, line_h: 
     for l in ls {
         let (t, size) = text::fit(l, w, max_pt, MIN_PT);
         if t != *l {
-            out.warnings.push(format!("text {l:?} was cut to {t:?} to fit"));
+            out.warnings
+                .push(format!("text {l:?} was cut to {t:?} to fit"));
         }
         if !t.is_empty() {
             out.elements.push(text_el(x, top, size, t));
@@ -159,12 +214,25 @@ fn lines(out: &mut Layout, ls: &[String], x: f64, mut top: f64, w: f64, line_h: 
     }
 }
 
-fn matrix_el(stock: &LabelStock, m: Matrix, data: &str, x: f64, y: f64, module: f64, dots: u32) -> Element {
+fn matrix_el(
+    stock: &LabelStock,
+    m: Matrix,
+    data: &str,
+    x: f64,
+    y: f64,
+    module: f64,
+    dots: u32,
+) -> Element {
     let q = module; // 1-module quiet zone
     let x = snap_up(x + q, stock.dot());
     let y = snap_up(y + q, stock.dot());
     Element::Matrix {
-        rect: Rect { x: x - q, y: y - q, w: (m.width + 2) as f64 * module, h: (m.height + 2) as f64 * module },
+        rect: Rect {
+            x: x - q,
+            y: y - q,
+            w: (m.width + 2) as f64 * module,
+            h: (m.height + 2) as f64 * module,
+        },
         x,
         y,
         module,
@@ -180,7 +248,10 @@ pub fn layout(stock: &LabelStock, d: &LabelData) -> Layout {
         Template::Vial => vial(stock, d),
         Template::Box => box_label(stock, d),
         Template::Dot => dot(stock, d),
-        Template::BoxMap => Layout { warnings: vec!["box-map stocks print box maps, not labels".into()], ..Default::default() },
+        Template::BoxMap => Layout {
+            warnings: vec!["box-map stocks print box maps, not labels".into()],
+            ..Default::default()
+        },
     }
 }
 
@@ -202,7 +273,8 @@ fn vial(stock: &LabelStock, d: &LabelData) -> Layout {
                 let need = text::width_mm(d.data_part(), MIN_PT + 1.0) + 1.5;
                 if w - m - tx >= need || module_for(stock, modules, side - stock.dot()).is_none() {
                     let y = m + (inner_h - side) / 2.0;
-                    out.elements.push(matrix_el(stock, mx.clone(), &d.code, m, y, module, dots));
+                    out.elements
+                        .push(matrix_el(stock, mx.clone(), &d.code, m, y, module, dots));
                     text_x = out.elements.last().map(|e| e.rect().right()).unwrap_or(m) + 0.6;
                     placed = true;
                     break;
@@ -210,7 +282,10 @@ fn vial(stock: &LabelStock, d: &LabelData) -> Layout {
                 avail = side - stock.dot();
             }
             if !placed {
-                out.warnings.push(format!("{}: the DataMatrix does not fit at a scannable size on {}; it was left off", d.code, stock.id));
+                out.warnings.push(format!(
+                    "{}: the DataMatrix does not fit at a scannable size on {}; it was left off",
+                    d.code, stock.id
+                ));
             }
         }
         Err(e) => out.warnings.push(e.to_string()),
@@ -221,7 +296,15 @@ fn vial(stock: &LabelStock, d: &LabelData) -> Layout {
     // 85 % of the line pitch: a little leading between lines.
     let max_pt = (0.85 * line_h / (ASCENT + DESCENT) / PT).min(9.0);
     id_line(&mut out, d, text_x, m, tw, max_pt);
-    lines(&mut out, &d.lines[..d.lines.len().min(3)], text_x, m + line_h, tw, line_h, max_pt * 0.9);
+    lines(
+        &mut out,
+        &d.lines[..d.lines.len().min(3)],
+        text_x,
+        m + line_h,
+        tw,
+        line_h,
+        max_pt * 0.9,
+    );
     out
 }
 
@@ -232,8 +315,18 @@ fn box_label(stock: &LabelStock, d: &LabelData) -> Layout {
     let inner_w = w - 2.0 * m;
     let mut top = m;
     // A GS1 string goes into the GS1 DataMatrix only (a GS1-128 would need FNC1 handling).
-    let linear = if symbol::gs1_element_string(&d.code).is_some() { None } else { Some(symbol::code128(&d.code)) };
-    match linear.unwrap_or_else(|| Err(symbol::SymbolError::Encode { data: d.code.clone(), symbology: "Code128", reason: "GS1 data is carried by the GS1 DataMatrix".into() })) {
+    let linear = if symbol::gs1_element_string(&d.code).is_some() {
+        None
+    } else {
+        Some(symbol::code128(&d.code))
+    };
+    match linear.unwrap_or_else(|| {
+        Err(symbol::SymbolError::Encode {
+            data: d.code.clone(),
+            symbology: "Code128",
+            reason: "GS1 data is carried by the GS1 DataMatrix".into(),
+        })
+    }) {
         Ok(bars) => {
             let modules = bars.len() + 20;
             match module_for(stock, modules, inner_w) {
@@ -269,10 +362,14 @@ fn box_label(stock: &LabelStock, d: &LabelData) -> Layout {
         let modules = mx.width + 2;
         match module_for(stock, modules, rest_h.min(inner_w * 0.4)) {
             Some((module, dots)) => {
-                out.elements.push(matrix_el(stock, mx, &d.code, m, top, module, dots));
+                out.elements
+                    .push(matrix_el(stock, mx, &d.code, m, top, module, dots));
                 text_x = out.elements.last().map(|e| e.rect().right()).unwrap_or(m) + 1.0;
             }
-            None => out.warnings.push(format!("{}: the DataMatrix does not fit at a scannable size on {}; it was left off", d.code, stock.id)),
+            None => out.warnings.push(format!(
+                "{}: the DataMatrix does not fit at a scannable size on {}; it was left off",
+                d.code, stock.id
+            )),
         }
     }
     let tw = w - m - text_x;
@@ -280,7 +377,15 @@ fn box_label(stock: &LabelStock, d: &LabelData) -> Layout {
     let line_h = rest_h / n as f64;
     let max_pt = (0.85 * line_h / (ASCENT + DESCENT) / PT).min(12.0);
     id_line(&mut out, d, text_x, top, tw, max_pt);
-    lines(&mut out, &d.lines[..d.lines.len().min(2)], text_x, top + line_h, tw, line_h, max_pt * 0.8);
+    lines(
+        &mut out,
+        &d.lines[..d.lines.len().min(2)],
+        text_x,
+        top + line_h,
+        tw,
+        line_h,
+        max_pt * 0.8,
+    );
     out
 }
 
@@ -306,18 +411,29 @@ fn dot(stock: &LabelStock, d: &LabelData) -> Layout {
         let top = cy - (side + 0.2 + th) / 2.0;
         let (x0, x1, y1) = (cx - side / 2.0, cx + side / 2.0, top + side + 0.2 + th);
         let tw = text::width_mm(&short, text_pt);
-        if inside(x0, top) && inside(x1, top) && inside(x0, top + side) && inside(x1, top + side) && inside(cx - tw / 2.0, y1) && inside(cx + tw / 2.0, y1) {
+        if inside(x0, top)
+            && inside(x1, top)
+            && inside(x0, top + side)
+            && inside(x1, top + side)
+            && inside(cx - tw / 2.0, y1)
+            && inside(cx + tw / 2.0, y1)
+        {
             let el = matrix_el(stock, mx.clone(), &d.code, x0, top, module, dots);
             let bottom = el.rect().bottom();
             out.elements.push(el);
-            out.elements.push(text_el(cx - tw / 2.0, bottom + 0.2, text_pt, short));
+            out.elements
+                .push(text_el(cx - tw / 2.0, bottom + 0.2, text_pt, short));
             return out;
         }
         avail = side - stock.dot();
     }
-    out.warnings.push(format!("{}: the DataMatrix does not fit at a scannable size on {}; it was left off", d.code, stock.id));
+    out.warnings.push(format!(
+        "{}: the DataMatrix does not fit at a scannable size on {}; it was left off",
+        d.code, stock.id
+    ));
     let tw = text::width_mm(&short, text_pt);
-    out.elements.push(text_el(cx - tw / 2.0, cy - th / 2.0, text_pt, short));
+    out.elements
+        .push(text_el(cx - tw / 2.0, cy - th / 2.0, text_pt, short));
     out
 }
 
@@ -325,15 +441,29 @@ fn dot(stock: &LabelStock, d: &LabelData) -> Layout {
 /// no two elements overlapping. Returns what is wrong.
 pub fn check(stock: &LabelStock, l: &Layout) -> Vec<String> {
     let mut problems = Vec::new();
-    let label = Rect { x: 0.0, y: 0.0, w: stock.label.width, h: stock.label.height };
-    let (cx, cy, r) = (stock.label.width / 2.0, stock.label.height / 2.0, stock.label.width / 2.0);
+    let label = Rect {
+        x: 0.0,
+        y: 0.0,
+        w: stock.label.width,
+        h: stock.label.height,
+    };
+    let (cx, cy, r) = (
+        stock.label.width / 2.0,
+        stock.label.height / 2.0,
+        stock.label.width / 2.0,
+    );
     for (i, e) in l.elements.iter().enumerate() {
         let rc = e.rect();
         if !rc.inside(&label) {
             problems.push(format!("element {i} {rc:?} crosses the label edge"));
         }
         if stock.label.shape == Shape::Round {
-            for (x, y) in [(rc.x, rc.y), (rc.right(), rc.y), (rc.x, rc.bottom()), (rc.right(), rc.bottom())] {
+            for (x, y) in [
+                (rc.x, rc.y),
+                (rc.right(), rc.y),
+                (rc.x, rc.bottom()),
+                (rc.right(), rc.bottom()),
+            ] {
                 if ((x - cx).powi(2) + (y - cy).powi(2)).sqrt() > r + 1e-6 {
                     problems.push(format!("element {i} {rc:?} crosses the round edge"));
                     break;
@@ -341,14 +471,23 @@ pub fn check(stock: &LabelStock, l: &Layout) -> Vec<String> {
             }
         }
         for (j, o) in l.elements.iter().enumerate().skip(i + 1) {
-            if rc.overlaps(o.rect()) && !matches!((e, o), (Element::Rule { .. }, _) | (_, Element::Rule { .. })) {
-                problems.push(format!("elements {i} and {j} overlap: {rc:?} / {:?}", o.rect()));
+            if rc.overlaps(o.rect())
+                && !matches!(
+                    (e, o),
+                    (Element::Rule { .. }, _) | (_, Element::Rule { .. })
+                )
+            {
+                problems.push(format!(
+                    "elements {i} and {j} overlap: {rc:?} / {:?}",
+                    o.rect()
+                ));
             }
         }
         if let Element::Matrix { dots, .. } | Element::Bars { dots, .. } = e
-            && *dots < 2 {
-                problems.push(format!("element {i} has modules of {dots} dot(s)"));
-            }
+            && *dots < 2
+        {
+            problems.push(format!("element {i} has modules of {dots} dot(s)"));
+        }
     }
     problems
 }

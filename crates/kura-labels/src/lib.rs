@@ -6,6 +6,7 @@ pub mod boxmap;
 pub mod layout;
 mod pdf;
 pub mod stock;
+pub mod svg;
 pub mod symbol;
 pub mod text;
 pub mod zpl;
@@ -25,7 +26,11 @@ pub struct Rendered {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {
     #[error("label stock {stock} prints {template:?}, not {wanted}")]
-    WrongTemplate { stock: String, template: Template, wanted: &'static str },
+    WrongTemplate {
+        stock: String,
+        template: Template,
+        wanted: &'static str,
+    },
     #[error("nothing to print")]
     Empty,
 }
@@ -49,7 +54,11 @@ fn snapped_origin(stock: &LabelStock, i: usize) -> (f64, f64) {
 /// Labels to a PDF: sheets fill row by row; rolls get one label per page.
 pub fn render_pdf(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, LabelError> {
     if stock.template == Template::BoxMap {
-        return Err(LabelError::WrongTemplate { stock: stock.id.clone(), template: stock.template, wanted: "labels" });
+        return Err(LabelError::WrongTemplate {
+            stock: stock.id.clone(),
+            template: stock.template,
+            wanted: "labels",
+        });
     }
     if labels.is_empty() {
         return Err(LabelError::Empty);
@@ -69,13 +78,21 @@ pub fn render_pdf(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, 
         pages.push(page.finish());
     }
     let n = pages.len();
-    Ok(Rendered { bytes: pdf::document("Kura labels", pages, glyphs), pages: n, warnings })
+    Ok(Rendered {
+        bytes: pdf::document("Kura labels", pages, glyphs),
+        pages: n,
+        warnings,
+    })
 }
 
 /// Labels to ZPL, one `^XA … ^XZ` format per label.
 pub fn render_zpl(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, LabelError> {
     if stock.template == Template::BoxMap {
-        return Err(LabelError::WrongTemplate { stock: stock.id.clone(), template: stock.template, wanted: "labels" });
+        return Err(LabelError::WrongTemplate {
+            stock: stock.id.clone(),
+            template: stock.template,
+            wanted: "labels",
+        });
     }
     if labels.is_empty() {
         return Err(LabelError::Empty);
@@ -87,18 +104,30 @@ pub fn render_zpl(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, 
         out.push_str(&zpl::label(stock, &l));
         warnings.extend(l.warnings);
     }
-    Ok(Rendered { bytes: out.into_bytes(), pages: labels.len(), warnings })
+    Ok(Rendered {
+        bytes: out.into_bytes(),
+        pages: labels.len(),
+        warnings,
+    })
 }
 
 /// A box map to a one-page A4 PDF.
 pub fn render_box_map(stock: &LabelStock, map: &BoxMapData) -> Result<Rendered, LabelError> {
     if stock.template != Template::BoxMap {
-        return Err(LabelError::WrongTemplate { stock: stock.id.clone(), template: stock.template, wanted: "box maps" });
+        return Err(LabelError::WrongTemplate {
+            stock: stock.id.clone(),
+            template: stock.template,
+            wanted: "box maps",
+        });
     }
     let l = boxmap::layout(stock, map);
     let mut glyphs = pdf::Glyphs::default();
     let mut page = pdf::PageBuilder::new(stock.page.width, stock.page.height, &mut glyphs);
     page.draw(&l, 0.0, 0.0);
     let page = page.finish();
-    Ok(Rendered { bytes: pdf::document("Kura box map", vec![page], glyphs), pages: 1, warnings: l.warnings })
+    Ok(Rendered {
+        bytes: pdf::document("Kura box map", vec![page], glyphs),
+        pages: 1,
+        warnings: l.warnings,
+    })
 }

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use printpdf::{
-    BuiltinFont, Color, DictItem, ExternalStream, ExternalXObject, LinePoint, Mm, Op, PaintMode, PdfDocument,
-    PdfFontHandle, PdfPage, PdfSaveOptions, Point, Polygon, PolygonRing, Pt, Rgb, TextItem, WindingOrder, XObject,
-    XObjectId, XObjectTransform,
+    BuiltinFont, Color, DictItem, ExternalStream, ExternalXObject, LinePoint, Mm, Op, PaintMode,
+    PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Polygon, PolygonRing, Pt, Rgb,
+    TextItem, WindingOrder, XObject, XObjectId, XObjectTransform,
 };
 
 use crate::layout::{Element, Layout};
@@ -63,11 +63,20 @@ impl Glyphs {
             dict.insert("Subtype".to_string(), DictItem::Name(b"Form".to_vec()));
             dict.insert(
                 "BBox".to_string(),
-                DictItem::Array(vec![DictItem::Int(-300), DictItem::Int(-400), DictItem::Int(1300), DictItem::Int(1200)]),
+                DictItem::Array(vec![
+                    DictItem::Int(-300),
+                    DictItem::Int(-400),
+                    DictItem::Int(1300),
+                    DictItem::Int(1200),
+                ]),
             );
             let id = XObjectId(format!("G{:X}", c as u32));
             let x = ExternalXObject {
-                stream: ExternalStream { dict, content: content.into_bytes(), compress: true },
+                stream: ExternalStream {
+                    dict,
+                    content: content.into_bytes(),
+                    compress: true,
+                },
                 width: None,
                 height: None,
                 dpi: None,
@@ -94,7 +103,14 @@ impl<'g> PageBuilder<'g> {
         PageBuilder {
             page_w,
             page_h,
-            ops: vec![Op::SetFillColor { col: Color::Rgb(Rgb { r: 0.0, g: 0.0, b: 0.0, icc_profile: None }) }],
+            ops: vec![Op::SetFillColor {
+                col: Color::Rgb(Rgb {
+                    r: 0.0,
+                    g: 0.0,
+                    b: 0.0,
+                    icc_profile: None,
+                }),
+            }],
             rings: Vec::new(),
             glyphs,
         }
@@ -104,19 +120,31 @@ impl<'g> PageBuilder<'g> {
     /// streams small and quick to compress.
     fn pt(&self, x: f64, y: f64) -> Point {
         let r = |v: f64| ((v * 1000.0).round() / 1000.0) as f32;
-        Point { x: Pt(r(x * MM)), y: Pt(r((self.page_h - y) * MM)) }
+        Point {
+            x: Pt(r(x * MM)),
+            y: Pt(r((self.page_h - y) * MM)),
+        }
     }
 
     /// A filled rectangle, top-left (x, y), in mm.
     fn rect(&mut self, x: f64, y: f64, w: f64, h: f64) {
-        let p = |a: f64, b: f64| LinePoint { p: self.pt(a, b), bezier: false };
-        self.rings.push(PolygonRing { points: vec![p(x, y), p(x + w, y), p(x + w, y + h), p(x, y + h)] });
+        let p = |a: f64, b: f64| LinePoint {
+            p: self.pt(a, b),
+            bezier: false,
+        };
+        self.rings.push(PolygonRing {
+            points: vec![p(x, y), p(x + w, y), p(x + w, y + h), p(x, y + h)],
+        });
     }
 
     fn flush(&mut self) {
         if !self.rings.is_empty() {
             self.ops.push(Op::DrawPolygon {
-                polygon: Polygon { rings: std::mem::take(&mut self.rings), mode: PaintMode::Fill, winding_order: WindingOrder::NonZero },
+                polygon: Polygon {
+                    rings: std::mem::take(&mut self.rings),
+                    mode: PaintMode::Fill,
+                    winding_order: WindingOrder::NonZero,
+                },
             });
         }
     }
@@ -130,9 +158,19 @@ impl<'g> PageBuilder<'g> {
                 return;
             }
             ops.push(Op::StartTextSection);
-            ops.push(Op::SetFont { font: PdfFontHandle::Builtin(BuiltinFont::Helvetica), size: Pt(size as f32) });
-            ops.push(Op::SetTextCursor { pos: Point { x: Pt((rx * MM) as f32), y: Pt(((page_h - baseline) * MM) as f32) } });
-            ops.push(Op::ShowText { items: vec![TextItem::Text(std::mem::take(run))] });
+            ops.push(Op::SetFont {
+                font: PdfFontHandle::Builtin(BuiltinFont::Helvetica),
+                size: Pt(size as f32),
+            });
+            ops.push(Op::SetTextCursor {
+                pos: Point {
+                    x: Pt((rx * MM) as f32),
+                    y: Pt(((page_h - baseline) * MM) as f32),
+                },
+            });
+            ops.push(Op::ShowText {
+                items: vec![TextItem::Text(std::mem::take(run))],
+            });
             ops.push(Op::EndTextSection);
         };
         for c in s.chars() {
@@ -168,7 +206,13 @@ impl<'g> PageBuilder<'g> {
     pub fn draw(&mut self, l: &Layout, ox: f64, oy: f64) {
         for e in &l.elements {
             match e {
-                Element::Matrix { x, y, module, matrix, .. } => {
+                Element::Matrix {
+                    x,
+                    y,
+                    module,
+                    matrix,
+                    ..
+                } => {
                     // One 1-bit image mask per symbol (a module per sample, no interpolation):
                     // a few dozen bytes instead of a rectangle per run.
                     let row_bytes = matrix.width.div_ceil(8);
@@ -192,7 +236,11 @@ impl<'g> PageBuilder<'g> {
                     self.glyphs.objects.push((
                         id.clone(),
                         XObject::External(ExternalXObject {
-                            stream: ExternalStream { dict, content: bits, compress: false },
+                            stream: ExternalStream {
+                                dict,
+                                content: bits,
+                                compress: false,
+                            },
                             width: None,
                             height: None,
                             dpi: None,
@@ -212,7 +260,15 @@ impl<'g> PageBuilder<'g> {
                         },
                     });
                 }
-                Element::Bars { x, y, module, dots, height, bars, .. } => {
+                Element::Bars {
+                    x,
+                    y,
+                    module,
+                    dots,
+                    height,
+                    bars,
+                    ..
+                } => {
                     // Bar width reduction: a tenth of a printer dot off each edge, so that a
                     // rasteriser painting every touched pixel does not widen the bars.
                     let bwr = 0.1 * module / f64::from(*dots);
@@ -223,18 +279,36 @@ impl<'g> PageBuilder<'g> {
                             while i < bars.len() && bars[i] {
                                 i += 1;
                             }
-                            self.rect(ox + x + start as f64 * module + bwr, oy + y, (i - start) as f64 * module - 2.0 * bwr, *height);
+                            self.rect(
+                                ox + x + start as f64 * module + bwr,
+                                oy + y,
+                                (i - start) as f64 * module - 2.0 * bwr,
+                                *height,
+                            );
                         } else {
                             i += 1;
                         }
                     }
                     self.flush();
                 }
-                Element::Text { x, baseline, size, text, .. } => {
+                Element::Text {
+                    x,
+                    baseline,
+                    size,
+                    text,
+                    ..
+                } => {
                     self.text(ox + x, oy + baseline, *size, text);
                     self.flush();
                 }
-                Element::Check { rect, x, baseline, size, ch, line } => {
+                Element::Check {
+                    rect,
+                    x,
+                    baseline,
+                    size,
+                    ch,
+                    line,
+                } => {
                     self.text(ox + x, oy + baseline, *size, &ch.to_string());
                     let (rx, ry, rw, rh) = (ox + rect.x, oy + rect.y, rect.w, rect.h);
                     self.rect(rx, ry, rw, *line);
@@ -264,5 +338,6 @@ pub fn document(title: &str, pages: Vec<PdfPage>, glyphs: Glyphs) -> Vec<u8> {
         doc.resources.xobjects.map.insert(id, x);
     }
     let mut warnings = Vec::new();
-    doc.with_pages(pages).save(&PdfSaveOptions::default(), &mut warnings)
+    doc.with_pages(pages)
+        .save(&PdfSaveOptions::default(), &mut warnings)
 }

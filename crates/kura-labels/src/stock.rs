@@ -99,20 +99,35 @@ pub enum StockError {
 
 impl LabelStock {
     pub fn parse(id: &str, toml_text: &str) -> Result<LabelStock, StockError> {
-        let mut s: LabelStock =
-            toml::from_str(toml_text).map_err(|e| StockError::Invalid { id: id.into(), message: e.to_string() })?;
+        let mut s: LabelStock = toml::from_str(toml_text).map_err(|e| StockError::Invalid {
+            id: id.into(),
+            message: e.to_string(),
+        })?;
         s.id = id.to_string();
-        let bad = |m: &str| Err(StockError::Invalid { id: id.into(), message: m.into() });
+        let bad = |m: &str| {
+            Err(StockError::Invalid {
+                id: id.into(),
+                message: m.into(),
+            })
+        };
         if ![203, 300, 600].contains(&s.dpi) {
             return bad("dpi must be 203, 300 or 600");
         }
-        if s.label.width <= 0.0 || s.label.height <= 0.0 || s.label.width > s.page.width || s.label.height > s.page.height {
+        if s.label.width <= 0.0
+            || s.label.height <= 0.0
+            || s.label.width > s.page.width
+            || s.label.height > s.page.height
+        {
             return bad("the label must be positive and fit on the page");
         }
         if let Some(g) = &s.grid {
             let right = g.left + g.pitch_x * f64::from(g.columns - 1) + s.label.width;
             let bottom = g.top + g.pitch_y * f64::from(g.rows - 1) + s.label.height;
-            if g.columns == 0 || g.rows == 0 || right > s.page.width + 1e-6 || bottom > s.page.height + 1e-6 {
+            if g.columns == 0
+                || g.rows == 0
+                || right > s.page.width + 1e-6
+                || bottom > s.page.height + 1e-6
+            {
                 return bad("the grid of labels does not fit on the page");
             }
             if g.pitch_x + 1e-9 < s.label.width || g.pitch_y + 1e-9 < s.label.height {
@@ -128,7 +143,10 @@ impl LabelStock {
     }
 
     pub fn per_page(&self) -> usize {
-        self.grid.as_ref().map(|g| (g.columns * g.rows) as usize).unwrap_or(1)
+        self.grid
+            .as_ref()
+            .map(|g| (g.columns * g.rows) as usize)
+            .unwrap_or(1)
     }
 
     /// The top-left corner of label `i` on its page, mm from the page's top-left.
@@ -136,25 +154,49 @@ impl LabelStock {
         match &self.grid {
             Some(g) => {
                 let i = i % self.per_page();
-                let (c, r) = ((i % g.columns as usize) as f64, (i / g.columns as usize) as f64);
+                let (c, r) = (
+                    (i % g.columns as usize) as f64,
+                    (i / g.columns as usize) as f64,
+                );
                 (g.left + c * g.pitch_x, g.top + r * g.pitch_y)
             }
-            None => ((self.page.width - self.label.width) / 2.0, (self.page.height - self.label.height) / 2.0),
+            None => (
+                (self.page.width - self.label.width) / 2.0,
+                (self.page.height - self.label.height) / 2.0,
+            ),
         }
     }
 }
 
 /// The stocks that ship with Kura (the `assets/label-stocks/` files, compiled in).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("cryo-38x13-a4", include_str!("../../../assets/label-stocks/cryo-38x13-a4.toml")),
-    ("thermal-1.28x0.5", include_str!("../../../assets/label-stocks/thermal-1.28x0.5.toml")),
-    ("box-2x1", include_str!("../../../assets/label-stocks/box-2x1.toml")),
-    ("tube-top-9.5", include_str!("../../../assets/label-stocks/tube-top-9.5.toml")),
-    ("boxmap-a4", include_str!("../../../assets/label-stocks/boxmap-a4.toml")),
+    (
+        "cryo-38x13-a4",
+        include_str!("../../../assets/label-stocks/cryo-38x13-a4.toml"),
+    ),
+    (
+        "thermal-1.28x0.5",
+        include_str!("../../../assets/label-stocks/thermal-1.28x0.5.toml"),
+    ),
+    (
+        "box-2x1",
+        include_str!("../../../assets/label-stocks/box-2x1.toml"),
+    ),
+    (
+        "tube-top-9.5",
+        include_str!("../../../assets/label-stocks/tube-top-9.5.toml"),
+    ),
+    (
+        "boxmap-a4",
+        include_str!("../../../assets/label-stocks/boxmap-a4.toml"),
+    ),
 ];
 
 pub fn builtin(id: &str) -> Option<LabelStock> {
-    BUILTIN.iter().find(|(n, _)| *n == id).map(|(n, t)| LabelStock::parse(n, t).expect("built-in stocks are valid"))
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == id)
+        .map(|(n, t)| LabelStock::parse(n, t).expect("built-in stocks are valid"))
 }
 
 #[cfg(test)]

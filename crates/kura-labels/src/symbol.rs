@@ -15,7 +15,11 @@ pub struct Matrix {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SymbolError {
     #[error("{data:?} cannot be encoded as {symbology}: {reason}")]
-    Encode { data: String, symbology: &'static str, reason: String },
+    Encode {
+        data: String,
+        symbology: &'static str,
+        reason: String,
+    },
 }
 
 fn matrix_of(dm: DataMatrix) -> Matrix {
@@ -25,32 +29,61 @@ fn matrix_of(dm: DataMatrix) -> Matrix {
     for (x, y) in bm.pixels() {
         dark[y * w + x] = true;
     }
-    Matrix { width: w, height: h, dark }
+    Matrix {
+        width: w,
+        height: h,
+        dark,
+    }
 }
 
 /// DataMatrix ECC 200 of `data` (smallest square symbol that holds it).
 pub fn datamatrix(data: &str) -> Result<Matrix, SymbolError> {
     DataMatrix::encode_str(data, SymbolList::default().enforce_square())
         .map(matrix_of)
-        .map_err(|e| SymbolError::Encode { data: data.into(), symbology: "DataMatrix", reason: format!("{e:?}") })
+        .map_err(|e| SymbolError::Encode {
+            data: data.into(),
+            symbology: "DataMatrix",
+            reason: format!("{e:?}"),
+        })
 }
 
 /// GS1 DataMatrix (FNC1 first): `data` is the element string with GS (0x1D) between variable
 /// length fields, e.g. `b"01095011010209171719050810ABCD1234\x1d2110"`.
 pub fn datamatrix_gs1(data: &[u8]) -> Result<Matrix, SymbolError> {
-    DataMatrix::encode_gs1(data, SymbolList::default().enforce_square()).map(matrix_of).map_err(|e| SymbolError::Encode {
-        data: String::from_utf8_lossy(data).into(),
-        symbology: "GS1 DataMatrix",
-        reason: format!("{e:?}"),
-    })
+    DataMatrix::encode_gs1(data, SymbolList::default().enforce_square())
+        .map(matrix_of)
+        .map_err(|e| SymbolError::Encode {
+            data: String::from_utf8_lossy(data).into(),
+            symbology: "GS1 DataMatrix",
+            reason: format!("{e:?}"),
+        })
 }
 
 /// GS1 Application Identifiers with a fixed data length (the rest are variable and end with GS
 /// unless they come last).
 const GS1_FIXED: &[(&str, usize)] = &[
-    ("00", 18), ("01", 14), ("02", 14), ("03", 14), ("04", 16), ("11", 6), ("12", 6), ("13", 6), ("14", 6),
-    ("15", 6), ("16", 6), ("17", 6), ("18", 6), ("19", 6), ("20", 2), ("31", 6), ("32", 6), ("33", 6),
-    ("34", 6), ("35", 6), ("36", 6), ("41", 13),
+    ("00", 18),
+    ("01", 14),
+    ("02", 14),
+    ("03", 14),
+    ("04", 16),
+    ("11", 6),
+    ("12", 6),
+    ("13", 6),
+    ("14", 6),
+    ("15", 6),
+    ("16", 6),
+    ("17", 6),
+    ("18", 6),
+    ("19", 6),
+    ("20", 2),
+    ("31", 6),
+    ("32", 6),
+    ("33", 6),
+    ("34", 6),
+    ("35", 6),
+    ("36", 6),
+    ("41", 13),
 ];
 
 /// A GS1 human-readable string, `(01)09501101020917(10)ABC(21)10`, as the element string a
@@ -76,7 +109,10 @@ pub fn gs1_element_string(hri: &str) -> Option<Vec<u8>> {
         }
         out.extend_from_slice(ai.as_bytes());
         out.extend_from_slice(data.as_bytes());
-        let fixed = GS1_FIXED.iter().find(|(p, _)| ai.starts_with(p)).map(|(_, n)| *n);
+        let fixed = GS1_FIXED
+            .iter()
+            .find(|(p, _)| ai.starts_with(p))
+            .map(|(_, n)| *n);
         rest = &after[end..];
         match fixed {
             Some(n) if data.len() != n => return None,
@@ -102,7 +138,11 @@ pub fn label_matrix(code: &str) -> Result<Matrix, SymbolError> {
 pub fn code128_plan(data: &str) -> Result<String, SymbolError> {
     let b = data.as_bytes();
     if b.is_empty() || !b.iter().all(|c| (32..=126).contains(c)) {
-        return Err(SymbolError::Encode { data: data.into(), symbology: "Code128", reason: "only printable ASCII".into() });
+        return Err(SymbolError::Encode {
+            data: data.into(),
+            symbology: "Code128",
+            reason: "only printable ASCII".into(),
+        });
     }
     let n = b.len();
     const INF: usize = usize::MAX / 4;
@@ -113,7 +153,11 @@ pub fn code128_plan(data: &str) -> Result<String, SymbolError> {
     for i in (0..n).rev() {
         // In B: one character, or switch to C.
         let stay_b = 1 + cost[i + 1][0];
-        let to_c = if digits2(i) { 1 + 1 + cost[i + 2][1] } else { INF };
+        let to_c = if digits2(i) {
+            1 + 1 + cost[i + 2][1]
+        } else {
+            INF
+        };
         // In C: a digit pair, or switch to B.
         let stay_c = if digits2(i) { 1 + cost[i + 2][1] } else { INF };
         let to_b = 1 + stay_b;
@@ -148,8 +192,11 @@ pub fn code128_plan(data: &str) -> Result<String, SymbolError> {
 /// Code128 modules (true = bar), start to stop, no quiet zone.
 pub fn code128(data: &str) -> Result<Vec<bool>, SymbolError> {
     let plan = code128_plan(data)?;
-    let c = barcoders::sym::code128::Code128::new(&plan)
-        .map_err(|e| SymbolError::Encode { data: data.into(), symbology: "Code128", reason: format!("{e:?}") })?;
+    let c = barcoders::sym::code128::Code128::new(&plan).map_err(|e| SymbolError::Encode {
+        data: data.into(),
+        symbology: "Code128",
+        reason: format!("{e:?}"),
+    })?;
     Ok(c.encode().into_iter().map(|m| m == 1).collect())
 }
 
@@ -187,7 +234,10 @@ mod tests {
     #[test]
     fn gs1_element_strings() {
         let cases: &[(&str, Option<&[u8]>)] = &[
-            ("(01)09501101020917(17)190508(10)ABCD1234(21)10", Some(b"010950110102091717190508" as &[u8])),
+            (
+                "(01)09501101020917(17)190508(10)ABCD1234(21)10",
+                Some(b"010950110102091717190508" as &[u8]),
+            ),
             ("(00)123456789012345675", Some(b"00123456789012345675")),
             ("(01)123", None),
             ("NCC2600012343", None),
@@ -195,19 +245,29 @@ mod tests {
         for (hri, want) in cases {
             let got = gs1_element_string(hri);
             match want {
-                Some(prefix) => assert!(got.as_ref().unwrap().starts_with(prefix), "{hri}: {got:?}"),
+                Some(prefix) => {
+                    assert!(got.as_ref().unwrap().starts_with(prefix), "{hri}: {got:?}")
+                }
                 None => assert_eq!(got, None, "{hri}"),
             }
         }
         assert_eq!(
             gs1_element_string("(01)09501101020917(10)AB(21)10").unwrap(),
-            b"0109501101020917" .iter().chain(b"10AB\x1d2110").copied().collect::<Vec<u8>>()
+            b"0109501101020917"
+                .iter()
+                .chain(b"10AB\x1d2110")
+                .copied()
+                .collect::<Vec<u8>>()
         );
     }
 
     #[test]
     fn datamatrix_sizes() {
-        assert_eq!(datamatrix("NCC260001234X").unwrap().width, 16, "14 chars → 16 × 16");
+        assert_eq!(
+            datamatrix("NCC260001234X").unwrap().width,
+            16,
+            "14 chars → 16 × 16"
+        );
         assert!(datamatrix_gs1(b"0104912345678904\x1d10ABC").is_ok());
     }
 }

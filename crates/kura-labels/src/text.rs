@@ -7,14 +7,15 @@ use std::sync::OnceLock;
 
 /// Helvetica advance widths (1/1000 em) for ASCII 32..=126, from the standard AFM metrics.
 const HELVETICA: [u16; 95] = [
-    278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, // space … /
+    278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278,
+    278, // space … /
     556, 556, 556, 556, 556, 556, 556, 556, 556, 556, // 0-9
     278, 278, 584, 584, 584, 556, 1015, // : ; < = > ? @
-    667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778, 667, 778, 722, 667, 611, 722, 667,
-    944, 667, 667, 611, // A-Z
+    667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778, 667, 778, 722, 667,
+    611, 722, 667, 944, 667, 667, 611, // A-Z
     278, 278, 278, 469, 556, 333, // [ \ ] ^ _ `
-    556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556, 556, 556, 333, 500, 278, 556, 500,
-    722, 500, 500, 500, // a-z
+    556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556, 556, 556, 333, 500,
+    278, 556, 500, 722, 500, 500, 500, // a-z
     334, 260, 334, 584, // { | } ~
 ];
 
@@ -101,8 +102,14 @@ impl ttf_parser::OutlineBuilder for Builder {
         self.last = p;
     }
     fn quad_to(&mut self, x1: f32, y1: f32, x: f32, y: f32) {
-        let (q, p) = ((f64::from(x1) * self.scale, f64::from(y1) * self.scale), (f64::from(x) * self.scale, f64::from(y) * self.scale));
-        let c1 = (self.last.0 + 2.0 / 3.0 * (q.0 - self.last.0), self.last.1 + 2.0 / 3.0 * (q.1 - self.last.1));
+        let (q, p) = (
+            (f64::from(x1) * self.scale, f64::from(y1) * self.scale),
+            (f64::from(x) * self.scale, f64::from(y) * self.scale),
+        );
+        let c1 = (
+            self.last.0 + 2.0 / 3.0 * (q.0 - self.last.0),
+            self.last.1 + 2.0 / 3.0 * (q.1 - self.last.1),
+        );
         let c2 = (p.0 + 2.0 / 3.0 * (q.0 - p.0), p.1 + 2.0 / 3.0 * (q.1 - p.1));
         self.cur.push((c1.0, c1.1, true));
         self.cur.push((c2.0, c2.1, true));
@@ -128,7 +135,12 @@ impl ttf_parser::OutlineBuilder for Builder {
 pub fn outline(c: char) -> Option<Outline> {
     let f = face();
     let g = f.glyph_index(c)?;
-    let mut b = Builder { rings: Vec::new(), cur: Vec::new(), last: (0.0, 0.0), scale: 1.0 / f64::from(f.units_per_em()) };
+    let mut b = Builder {
+        rings: Vec::new(),
+        cur: Vec::new(),
+        last: (0.0, 0.0),
+        scale: 1.0 / f64::from(f.units_per_em()),
+    };
     f.outline_glyph(g, &mut b)?;
     if !b.cur.is_empty() {
         b.rings.push(b.cur);
@@ -147,7 +159,13 @@ mod tests {
         let cases = [
             ("short", 20.0, 8.0, "short", 8.0),
             ("a rather long study name", 20.0, 8.0, "", 0.0),
-            ("がんゲノム研究 2024 前向きコホート 多施設共同", 15.0, 7.0, "...", 4.0),
+            (
+                "がんゲノム研究 2024 前向きコホート 多施設共同",
+                15.0,
+                7.0,
+                "...",
+                4.0,
+            ),
         ];
         for (s, w, max, want, size) in cases {
             let (t, got) = fit(s, w, max, 4.0);

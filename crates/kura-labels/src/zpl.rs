@@ -32,7 +32,14 @@ pub fn label(stock: &LabelStock, l: &Layout) -> String {
     );
     for e in &l.elements {
         match e {
-            Element::Matrix { x, y, dots: k, matrix, data, .. } => {
+            Element::Matrix {
+                x,
+                y,
+                dots: k,
+                matrix,
+                data,
+                ..
+            } => {
                 z.push_str(&format!(
                     "^FO{},{}^BXN,{k},200,{},{}^FH^FD{}^FS\n",
                     dots(*x, dot),
@@ -42,14 +49,40 @@ pub fn label(stock: &LabelStock, l: &Layout) -> String {
                     field(data)
                 ));
             }
-            Element::Bars { x, y, dots: k, height, data, .. } => {
-                z.push_str(&format!("^FO{},{}^BY{k}^BCN,{},N,N,N,A^FH^FD{}^FS\n", dots(*x, dot), dots(*y, dot), dots(*height, dot), field(data)));
+            Element::Bars {
+                x,
+                y,
+                dots: k,
+                height,
+                data,
+                ..
+            } => {
+                z.push_str(&format!(
+                    "^FO{},{}^BY{k}^BCN,{},N,N,N,A^FH^FD{}^FS\n",
+                    dots(*x, dot),
+                    dots(*y, dot),
+                    dots(*height, dot),
+                    field(data)
+                ));
             }
-            Element::Text { rect, size, text, .. } => {
+            Element::Text {
+                rect, size, text, ..
+            } => {
                 let h = dots(size * 25.4 / 72.0, dot).max(8);
-                z.push_str(&format!("^FO{},{}^A0N,{h},{h}^FH^FD{}^FS\n", dots(rect.x, dot), dots(rect.y, dot), field(text)));
+                z.push_str(&format!(
+                    "^FO{},{}^A0N,{h},{h}^FH^FD{}^FS\n",
+                    dots(rect.x, dot),
+                    dots(rect.y, dot),
+                    field(text)
+                ));
             }
-            Element::Check { rect, size, ch, line, .. } => {
+            Element::Check {
+                rect,
+                size,
+                ch,
+                line,
+                ..
+            } => {
                 let h = dots(size * 25.4 / 72.0, dot).max(8);
                 let t = dots(*line, dot).max(1);
                 z.push_str(&format!(
@@ -65,7 +98,14 @@ pub fn label(stock: &LabelStock, l: &Layout) -> String {
                 ));
             }
             Element::Rule { rect } => {
-                z.push_str(&format!("^FO{},{}^GB{},{},{}^FS\n", dots(rect.x, dot), dots(rect.y, dot), dots(rect.w, dot), dots(rect.h, dot), dots(rect.w.min(rect.h), dot).max(1)));
+                z.push_str(&format!(
+                    "^FO{},{}^GB{},{},{}^FS\n",
+                    dots(rect.x, dot),
+                    dots(rect.y, dot),
+                    dots(rect.w, dot),
+                    dots(rect.h, dot),
+                    dots(rect.w.min(rect.h), dot).max(1)
+                ));
             }
         }
     }

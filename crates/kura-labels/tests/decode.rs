@@ -18,36 +18,62 @@ fn kura_id(data: &str) -> String {
     };
     let p = data.bytes().fold(0u32, |p, c| (2 * p + v(c)) % 37);
     let c = (1 + 74 - 2 * p) % 37;
-    format!("{data}{}", b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"[c as usize] as char)
+    format!(
+        "{data}{}",
+        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"[c as usize] as char
+    )
 }
 
 fn varied() -> Vec<LabelData> {
-    let star = (0..10_000).map(|n| kura_id(&format!("NCC26{n:07}"))).find(|id| id.ends_with('*')).unwrap();
+    let star = (0..10_000)
+        .map(|n| kura_id(&format!("NCC26{n:07}")))
+        .find(|id| id.ends_with('*'))
+        .unwrap();
     let ids = [
-        kura_id("AB1"),                               // short
-        kura_id("NCC260001234"),                      // typical
-        kura_id("2600012345678901234567"),            // all digits, long
-        kura_id("KYOTOBIOBANK26000000000123"),        // long
-        star,                                         // the * check character
+        kura_id("AB1"),                        // short
+        kura_id("NCC260001234"),               // typical
+        kura_id("2600012345678901234567"),     // all digits, long
+        kura_id("KYOTOBIOBANK26000000000123"), // long
+        star,                                  // the * check character
     ];
     let mut out: Vec<LabelData> = ids
         .iter()
         .map(|c| LabelData {
             code: c.clone(),
             check: c.chars().last(),
-            lines: vec!["PL2 Plasma, double spun 0.25 mL".into(), "認知症コホート研究（多施設共同）".into(), "D0009876 · 2026-11-21".into()],
+            lines: vec![
+                "PL2 Plasma, double spun 0.25 mL".into(),
+                "認知症コホート研究（多施設共同）".into(),
+                "D0009876 · 2026-11-21".into(),
+            ],
         })
         .collect();
     for tube in ["FS06551897", "0012345678"] {
-        out.push(LabelData { code: tube.into(), check: None, lines: vec!["DNA 50 ug".into(), "がんゲノム研究".into(), "D1 · 2026-01-02".into()] });
+        out.push(LabelData {
+            code: tube.into(),
+            check: None,
+            lines: vec![
+                "DNA 50 ug".into(),
+                "がんゲノム研究".into(),
+                "D1 · 2026-01-02".into(),
+            ],
+        });
     }
-    out.push(LabelData { code: "F80-01-R01-B01".into(), check: None, lines: vec!["Box 1".into(), "F80-01 › Rack 1".into()] });
+    out.push(LabelData {
+        code: "F80-01-R01-B01".into(),
+        check: None,
+        lines: vec!["Box 1".into(), "F80-01 › Rack 1".into()],
+    });
     out
 }
 
 fn tools() {
-    for (tool, hint) in [("pdftoppm", "apt-get install poppler-utils"), ("python3", "install Python 3")] {
-        let ok = Command::new(tool).arg("-v").output().is_ok() || Command::new(tool).arg("--version").output().is_ok();
+    for (tool, hint) in [
+        ("pdftoppm", "apt-get install poppler-utils"),
+        ("python3", "install Python 3"),
+    ] {
+        let ok = Command::new(tool).arg("-v").output().is_ok()
+            || Command::new(tool).arg("--version").output().is_ok();
         assert!(ok, "{tool} is missing ({hint}); scripts/setup installs it");
     }
 }
@@ -62,16 +88,35 @@ fn decode(pdf: &Path, dpi: u32) -> Vec<(usize, String, String)> {
         .arg(dir.join(&stem))
         .output()
         .unwrap();
-    assert!(o.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "pdftoppm: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let mut pngs: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&format!("{stem}-")) && p.extension().is_some_and(|x| x == "png"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&format!("{stem}-"))
+                && p.extension().is_some_and(|x| x == "png")
+        })
         .collect();
     pngs.sort();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/decode.py");
-    let o = Command::new("python3").arg(&script).args(&pngs).output().unwrap();
-    assert!(o.status.success(), "zxing-cpp decode failed (pip install zxing-cpp pillow): {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("python3")
+        .arg(&script)
+        .args(&pngs)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "zxing-cpp decode failed (pip install zxing-cpp pillow): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let mut out = Vec::new();
     for (page, line) in String::from_utf8(o.stdout).unwrap().lines().enumerate() {
         let v: serde_like::Decoded = serde_like::parse(line);
@@ -153,10 +198,18 @@ fn every_stock_decodes_exactly_at_its_dpi_and_at_600() {
         let pdf = dir.join(format!("{id}.pdf"));
         std::fs::write(&pdf, &r.bytes).unwrap();
         let want = expected(&stock, &labels);
-        assert!(want.len() >= labels.len(), "{id}: every label carries at least one symbol");
+        assert!(
+            want.len() >= labels.len(),
+            "{id}: every label carries at least one symbol"
+        );
         for dpi in [stock.dpi, 600] {
             let got = decode(&pdf, dpi);
-            assert_eq!(counts(&got), counts(&want), "{id} at {dpi} dpi: decoded symbols differ from those drawn\nwarnings: {:?}", r.warnings);
+            assert_eq!(
+                counts(&got),
+                counts(&want),
+                "{id} at {dpi} dpi: decoded symbols differ from those drawn\nwarnings: {:?}",
+                r.warnings
+            );
         }
     }
 }
@@ -194,9 +247,19 @@ fn a_box_map_carries_its_box_barcode() {
     let pdf = dir.join("boxmap.pdf");
     std::fs::write(&pdf, &r.bytes).unwrap();
     let got = decode(&pdf, 300);
-    assert_eq!(got, vec![(0, "Code128".to_string(), "F80-01-R01-B01".to_string())]);
+    assert_eq!(
+        got,
+        vec![(0, "Code128".to_string(), "F80-01-R01-B01".to_string())]
+    );
     let l = kura_labels::boxmap::layout(&stock, &map);
-    let page = LabelStock { label: kura_labels::stock::LabelSize { width: 210.0, height: 297.0, shape: Default::default() }, ..stock };
+    let page = LabelStock {
+        label: kura_labels::stock::LabelSize {
+            width: 210.0,
+            height: 297.0,
+            shape: Default::default(),
+        },
+        ..stock
+    };
     assert_eq!(layout::check(&page, &l), Vec::<String>::new());
 }
 
@@ -207,7 +270,11 @@ fn a_sheet_of_thirty_with_japanese_text_stays_small() {
         .map(|i| LabelData {
             code: kura_id(&format!("NCC26{i:07}")),
             check: None,
-            lines: vec!["CEL 末梢血単核球（PBMC）1e6 cells".into(), "小児希少疾患研究・iPS細胞バンク".into(), format!("提供者 P-{i:04} · 2026-11-21")],
+            lines: vec![
+                "CEL 末梢血単核球（PBMC）1e6 cells".into(),
+                "小児希少疾患研究・iPS細胞バンク".into(),
+                format!("提供者 P-{i:04} · 2026-11-21"),
+            ],
         })
         .collect();
     let r = kura_labels::render_pdf(&stock, &labels).unwrap();
@@ -216,7 +283,14 @@ fn a_sheet_of_thirty_with_japanese_text_stays_small() {
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("kura-labels-{}-{}", std::process::id(), std::thread::current().name().unwrap_or("t").replace("::", "-")));
+    let d = std::env::temp_dir().join(format!(
+        "kura-labels-{}-{}",
+        std::process::id(),
+        std::thread::current()
+            .name()
+            .unwrap_or("t")
+            .replace("::", "-")
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -228,7 +302,11 @@ fn a_shipment_label_carries_a_gs1_datamatrix() {
     let dir = tempfile_dir();
     let stock = stock::builtin("box-2x1").unwrap();
     let hri = "(00)123456789012345675(400)SHIP-2026-0042";
-    let labels = vec![LabelData { code: hri.into(), check: None, lines: vec!["Shipment to Kyoto / 送付先 京都".into(), "12 boxes".into()] }];
+    let labels = vec![LabelData {
+        code: hri.into(),
+        check: None,
+        lines: vec!["Shipment to Kyoto / 送付先 京都".into(), "12 boxes".into()],
+    }];
     let r = kura_labels::render_pdf(&stock, &labels).unwrap();
     let pdf = dir.join("gs1.pdf");
     std::fs::write(&pdf, &r.bytes).unwrap();

@@ -6,15 +6,52 @@ use kura_labels::layout::{self, Element};
 use kura_labels::{LabelData, Template, stock};
 
 fn inputs() -> Vec<LabelData> {
-    let long_study = "多施設共同前向きコホート研究（がんゲノム医療・認知症・小児希少疾患）第三期 2024–2030".to_string();
+    let long_study =
+        "多施設共同前向きコホート研究（がんゲノム医療・認知症・小児希少疾患）第三期 2024–2030"
+            .to_string();
     let long_type = "CEL Viable PBMC, cryopreserved in 10 % DMSO, 1.0e7 cells/vial".to_string();
     vec![
-        LabelData { code: "AB1N".into(), check: Some('N'), lines: vec!["BLD".into()] },
-        LabelData { code: "NCC2600012343".into(), check: Some('3'), lines: vec![long_type.clone(), long_study.clone(), "P-0001 · 2026-11-21".into()] },
-        LabelData { code: "KYOTOBIOBANK26000000000123E".into(), check: Some('E'), lines: vec![long_type, long_study.clone(), "提供者 仮名ID 000123456789 · 2026-11-21".into()] },
-        LabelData { code: "FS06551897".into(), check: None, lines: vec!["DNA".into(), long_study, String::new()] },
-        LabelData { code: "F80-01-R01-B01".into(), check: None, lines: vec!["Box 1".into(), "Kura Demo Biobank › B1 フリーザー室 › −80 °C freezer F80-01 › Rack 1".into()] },
-        LabelData { code: "12345678901234567890123456789012345".into(), check: None, lines: vec![] },
+        LabelData {
+            code: "AB1N".into(),
+            check: Some('N'),
+            lines: vec!["BLD".into()],
+        },
+        LabelData {
+            code: "NCC2600012343".into(),
+            check: Some('3'),
+            lines: vec![
+                long_type.clone(),
+                long_study.clone(),
+                "P-0001 · 2026-11-21".into(),
+            ],
+        },
+        LabelData {
+            code: "KYOTOBIOBANK26000000000123E".into(),
+            check: Some('E'),
+            lines: vec![
+                long_type,
+                long_study.clone(),
+                "提供者 仮名ID 000123456789 · 2026-11-21".into(),
+            ],
+        },
+        LabelData {
+            code: "FS06551897".into(),
+            check: None,
+            lines: vec!["DNA".into(), long_study, String::new()],
+        },
+        LabelData {
+            code: "F80-01-R01-B01".into(),
+            check: None,
+            lines: vec![
+                "Box 1".into(),
+                "Kura Demo Biobank › B1 フリーザー室 › −80 °C freezer F80-01 › Rack 1".into(),
+            ],
+        },
+        LabelData {
+            code: "12345678901234567890123456789012345".into(),
+            check: None,
+            lines: vec![],
+        },
     ]
 }
 
@@ -27,26 +64,53 @@ fn no_element_crosses_an_edge_or_another() {
         }
         for d in inputs() {
             let l = layout::layout(&stock, &d);
-            assert_eq!(layout::check(&stock, &l), Vec::<String>::new(), "{id} / {}", d.code);
+            assert_eq!(
+                layout::check(&stock, &l),
+                Vec::<String>::new(),
+                "{id} / {}",
+                d.code
+            );
             let dot = stock.dot();
             let mut symbols = 0;
             for e in &l.elements {
                 match e {
-                    Element::Matrix { x, y, module, dots, .. } | Element::Bars { x, y, module, dots, .. } => {
+                    Element::Matrix {
+                        x, y, module, dots, ..
+                    }
+                    | Element::Bars {
+                        x, y, module, dots, ..
+                    } => {
                         symbols += 1;
                         assert!(*dots >= 2, "{id}: {dots} dots per module");
-                        assert!((module / dot - f64::from(*dots)).abs() < 1e-9, "{id}: module is not whole dots");
-                        assert!(*module + 1e-9 >= stock.min_module.max(2.0 * dot), "{id}: module below the stock's minimum");
+                        assert!(
+                            (module / dot - f64::from(*dots)).abs() < 1e-9,
+                            "{id}: module is not whole dots"
+                        );
+                        assert!(
+                            *module + 1e-9 >= stock.min_module.max(2.0 * dot),
+                            "{id}: module below the stock's minimum"
+                        );
                         for v in [x, y] {
-                            assert!(((v / dot) - (v / dot).round()).abs() < 1e-6, "{id}: symbol off the dot grid at {v}");
+                            assert!(
+                                ((v / dot) - (v / dot).round()).abs() < 1e-6,
+                                "{id}: symbol off the dot grid at {v}"
+                            );
                         }
                     }
                     _ => {}
                 }
             }
-            let expected_symbols = if stock.template == Template::Box { 2 } else { 1 };
+            let expected_symbols = if stock.template == Template::Box {
+                2
+            } else {
+                1
+            };
             if symbols < expected_symbols {
-                assert!(l.warnings.iter().any(|w| w.contains("left off")), "{id} / {}: a dropped symbol must be reported", d.code);
+                assert!(
+                    l.warnings.iter().any(|w| w.contains("left off")),
+                    "{id} / {}: a dropped symbol must be reported",
+                    d.code
+                );
             }
             // The ID is always printed whole.
             let printed: String = l
@@ -60,9 +124,18 @@ fn no_element_crosses_an_edge_or_another() {
                 .collect::<Vec<_>>()
                 .join("");
             let tail = &d.data_part()[d.data_part().len().saturating_sub(7)..];
-            assert!(printed.contains(tail), "{id} / {}: the ID is not printed whole: {printed}", d.code);
+            assert!(
+                printed.contains(tail),
+                "{id} / {}: the ID is not printed whole: {printed}",
+                d.code
+            );
             if stock.template == Template::Vial && d.check.is_some() {
-                assert!(l.elements.iter().any(|e| matches!(e, Element::Check { .. })), "{id}: check character not set apart");
+                assert!(
+                    l.elements
+                        .iter()
+                        .any(|e| matches!(e, Element::Check { .. })),
+                    "{id}: check character not set apart"
+                );
             }
         }
     }
@@ -73,6 +146,14 @@ fn cut_text_is_reported_and_ends_in_an_ellipsis() {
     let stock = stock::builtin("thermal-1.28x0.5").unwrap();
     let d = &inputs()[2];
     let l = layout::layout(&stock, d);
-    assert!(l.warnings.iter().any(|w| w.contains("was cut")), "{:?}", l.warnings);
-    assert!(l.elements.iter().any(|e| matches!(e, Element::Text { text, .. } if text.ends_with("..."))));
+    assert!(
+        l.warnings.iter().any(|w| w.contains("was cut")),
+        "{:?}",
+        l.warnings
+    );
+    assert!(
+        l.elements
+            .iter()
+            .any(|e| matches!(e, Element::Text { text, .. } if text.ends_with("...")))
+    );
 }

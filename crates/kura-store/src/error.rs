@@ -10,11 +10,19 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("migration {version} failed: {source}")]
-    Migration { version: i64, source: rusqlite::Error },
-    #[error("this database was made by a newer Kura (schema {found}, this build knows up to {known}); update Kura")]
+    Migration {
+        version: i64,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "this database was made by a newer Kura (schema {found}, this build knows up to {known}); update Kura"
+    )]
     NewerSchema { found: i64, known: i64 },
     #[error("cannot use {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the store is inconsistent: {0}")]
     Corrupt(String),
     #[error("{what} {code:?} is not in this store")]
@@ -38,7 +46,10 @@ impl StoreError {
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 fn is_full(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))

@@ -6,7 +6,16 @@ use uuid::Uuid;
 
 pub const GENESIS: [u8; 32] = [0; 32];
 
-pub fn event_hash(prev: &[u8; 32], event_id: Uuid, workstation: Uuid, seq: i64, actor: &str, at: i64, kind: &str, payload: &str) -> [u8; 32] {
+pub fn event_hash(
+    prev: &[u8; 32],
+    event_id: Uuid,
+    workstation: Uuid,
+    seq: i64,
+    actor: &str,
+    at: i64,
+    kind: &str,
+    payload: &str,
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"kura-event-v1\0");
     h.update(prev);

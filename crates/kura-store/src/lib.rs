@@ -72,12 +72,18 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { path: dir.to_path_buf(), source: e })?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
         }
         let mut conn = Connection::open(&path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt(format!("could not switch {} to WAL (got {mode})", path.display())));
+            return Err(StoreError::Corrupt(format!(
+                "could not switch {} to WAL (got {mode})",
+                path.display()
+            )));
         }
         conn.execute_batch(PRAGMAS)?;
         // Every hot statement stays prepared (the default cache holds 16).
@@ -85,13 +91,22 @@ impl Store {
         migrations::migrate(&mut conn)?;
         let workstation = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let ws: Option<String> =
-                tx.query_row("SELECT value FROM meta WHERE key = 'workstation'", [], |r| r.get(0)).optional()?;
+            let ws: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'workstation'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
             let ws = match ws {
-                Some(s) => Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("workstation id {s:?}: {e}")))?,
+                Some(s) => Uuid::parse_str(&s)
+                    .map_err(|e| StoreError::Corrupt(format!("workstation id {s:?}: {e}")))?,
                 None => {
                     let id = Uuid::now_v7();
-                    tx.execute("INSERT INTO meta(key, value) VALUES ('workstation', ?1)", [id.to_string()])?;
+                    tx.execute(
+                        "INSERT INTO meta(key, value) VALUES ('workstation', ?1)",
+                        [id.to_string()],
+                    )?;
                     id
                 }
             };
@@ -151,12 +166,16 @@ impl Store {
 
     /// A setting from the `meta` table.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
     }
 
     /// Makes the next bulk write cheaper to check: a larger page cache for the session.
     pub fn set_cache_mib(&self, mib: u32) -> Result<(), StoreError> {
-        self.conn.execute_batch(&format!("PRAGMA cache_size = -{}", u64::from(mib) * 1024))?;
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{}", u64::from(mib) * 1024))?;
         Ok(())
     }
 
@@ -164,7 +183,10 @@ impl Store {
     /// instead of one every 1,000 pages). `false` restores the default.
     pub fn set_bulk(&self, bulk: bool) -> Result<(), StoreError> {
         let pages = if bulk { 0 } else { 1000 };
-        self.conn.query_row(&format!("PRAGMA wal_autocheckpoint = {pages}"), [], |_| Ok(()))?;
+        self.conn
+            .query_row(&format!("PRAGMA wal_autocheckpoint = {pages}"), [], |_| {
+                Ok(())
+            })?;
         if !bulk {
             self.checkpoint()?;
         }
@@ -173,21 +195,27 @@ impl Store {
 
     /// Writes the WAL back into the main file (used before measuring the file size).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 
     /// `PRAGMA integrity_check`: "ok" or the problems SQLite found.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
-        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         Ok(rows.join("\n"))
     }
 
     /// Whether another connection committed since we last looked; if so, the read cache is
     /// dropped (the caller drops the rule cache).
     fn external_change(&self) -> Result<bool, StoreError> {
-        let v: i64 = self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
+        let v: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
         if v != self.data_version.get() {
             self.data_version.set(v);
             self.containers.borrow_mut().clear();
@@ -196,7 +224,10 @@ impl Store {
         Ok(false)
     }
 
-    pub(crate) fn container_meta(&self, rowid: i64) -> Result<Option<Arc<ContainerMeta>>, StoreError> {
+    pub(crate) fn container_meta(
+        &self,
+        rowid: i64,
+    ) -> Result<Option<Arc<ContainerMeta>>, StoreError> {
         self.external_change()?;
         if let Some(m) = self.containers.borrow().get(&rowid) {
             return Ok(Some(m.clone()));
@@ -204,11 +235,24 @@ impl Store {
         let row = self
             .conn
             .prepare_cached("SELECT code, geometry, path FROM containers WHERE id = ?1")?
-            .query_row([rowid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .query_row([rowid], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
             .optional()?;
-        let Some((code, geometry, path)) = row else { return Ok(None) };
-        let geometry = serde_json::from_str(&geometry).map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
-        let m = Arc::new(ContainerMeta { code, geometry, path });
+        let Some((code, geometry, path)) = row else {
+            return Ok(None);
+        };
+        let geometry = serde_json::from_str(&geometry)
+            .map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
+        let m = Arc::new(ContainerMeta {
+            code,
+            geometry,
+            path,
+        });
         self.containers.borrow_mut().insert(rowid, m.clone());
         Ok(Some(m))
     }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use kura_domain::rules::{self, DecideError, Effect, View};
 use kura_domain::{
-    ContainerId, ContainerInfo, EventBody, Geometry, Location, Pos, Quantity, SpecimenCode, SpecimenState,
-    Status,
+    ContainerId, ContainerInfo, EventBody, Geometry, Location, Pos, Quantity, SpecimenCode,
+    SpecimenState, Status,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -32,7 +32,10 @@ fn unit_of(s: Option<String>) -> Option<kura_domain::specimen::Unit> {
 }
 
 impl Projector<'_> {
-    pub fn container_cached(&mut self, id: &ContainerId) -> Result<Option<CachedContainer>, rusqlite::Error> {
+    pub fn container_cached(
+        &mut self,
+        id: &ContainerId,
+    ) -> Result<Option<CachedContainer>, rusqlite::Error> {
         if let Some(c) = self.cache.get(id) {
             return Ok(Some(c.clone()));
         }
@@ -54,11 +57,15 @@ impl Projector<'_> {
                 ))
             })
             .optional()?;
-        let Some((rowid, kind, geometry, parent, prow, pcol, path)) = row else { return Ok(None) };
-        let kind = kura_domain::ContainerKind::parse(&kind)
-            .ok_or_else(|| rusqlite::Error::InvalidColumnType(1, kind.clone(), rusqlite::types::Type::Text))?;
-        let geometry: Geometry = serde_json::from_str(&geometry)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+        let Some((rowid, kind, geometry, parent, prow, pcol, path)) = row else {
+            return Ok(None);
+        };
+        let kind = kura_domain::ContainerKind::parse(&kind).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(1, kind.clone(), rusqlite::types::Type::Text)
+        })?;
+        let geometry: Geometry = serde_json::from_str(&geometry).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?;
         let info = ContainerInfo {
             id: id.clone(),
             kind,
@@ -74,7 +81,10 @@ impl Projector<'_> {
     fn container_rowid(&mut self, id: &ContainerId) -> Result<i64, StoreError> {
         self.container_cached(id)?
             .map(|c| c.rowid)
-            .ok_or_else(|| StoreError::NotFound { what: "container", code: id.to_string() })
+            .ok_or_else(|| StoreError::NotFound {
+                what: "container",
+                code: id.to_string(),
+            })
     }
 
     fn specimen_rowid(&self, code: &SpecimenCode) -> Result<i64, StoreError> {
@@ -82,7 +92,10 @@ impl Projector<'_> {
             .prepare_cached("SELECT id FROM specimens WHERE code = ?1")?
             .query_row([code.as_str()], |r| r.get(0))
             .optional()?
-            .ok_or_else(|| StoreError::NotFound { what: "specimen", code: code.to_string() })
+            .ok_or_else(|| StoreError::NotFound {
+                what: "specimen",
+                code: code.to_string(),
+            })
     }
 
     /// Checks `body` against the rules and writes its effect. `event` is the event's row id.
@@ -160,10 +173,12 @@ impl Projector<'_> {
             Effect::CreateContainer(spec) => {
                 let (parent, path) = match &spec.parent {
                     Some(p) => {
-                        let pc = self.container_cached(p)?.ok_or_else(|| StoreError::NotFound {
-                            what: "container",
-                            code: p.to_string(),
-                        })?;
+                        let pc = self
+                            .container_cached(p)?
+                            .ok_or_else(|| StoreError::NotFound {
+                                what: "container",
+                                code: p.to_string(),
+                            })?;
                         (Some(pc.rowid), format!("{} › {}", pc.path, spec.name))
                     }
                     None => (None, spec.name.clone()),
@@ -209,8 +224,15 @@ impl Projector<'_> {
                 let rowid = self.container_rowid(&id)?;
                 let parent = self.container_rowid(&to.parent)?;
                 self.conn
-                    .prepare_cached("UPDATE containers SET parent = ?2, prow = ?3, pcol = ?4 WHERE id = ?1")?
-                    .execute(params![rowid, parent, to.pos.map(|p| p.row), to.pos.map(|p| p.col)])?;
+                    .prepare_cached(
+                        "UPDATE containers SET parent = ?2, prow = ?3, pcol = ?4 WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        rowid,
+                        parent,
+                        to.pos.map(|p| p.row),
+                        to.pos.map(|p| p.col)
+                    ])?;
                 // Re-derive the paths of the moved subtree, top down.
                 self.conn
                     .prepare_cached(
@@ -236,23 +258,36 @@ impl Projector<'_> {
         Ok(())
     }
 
-    fn location_cols(&mut self, loc: Option<&Location>) -> Result<(Option<i64>, Option<u16>, Option<u16>), StoreError> {
+    fn location_cols(
+        &mut self,
+        loc: Option<&Location>,
+    ) -> Result<(Option<i64>, Option<u16>, Option<u16>), StoreError> {
         Ok(match loc {
-            Some(l) => (Some(self.container_rowid(&l.container)?), Some(l.pos.row), Some(l.pos.col)),
+            Some(l) => (
+                Some(self.container_rowid(&l.container)?),
+                Some(l.pos.row),
+                Some(l.pos.col),
+            ),
             None => (None, None, None),
         })
     }
 
     fn subject(&self, specimen: i64, event: i64) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached("INSERT OR IGNORE INTO event_subjects (specimen, event) VALUES (?1, ?2)")?
+            .prepare_cached(
+                "INSERT OR IGNORE INTO event_subjects (specimen, event) VALUES (?1, ?2)",
+            )?
             .execute(params![specimen, event])?;
         Ok(())
     }
 }
 
 pub(crate) fn material_str(m: kura_domain::specimen::MaterialType) -> String {
-    serde_json::to_value(m).expect("ok").as_str().unwrap_or_default().to_string()
+    serde_json::to_value(m)
+        .expect("ok")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl View for Projector<'_> {
@@ -266,26 +301,49 @@ impl View for Projector<'_> {
         Ok(self.container_cached(id)?.map(|c| c.info))
     }
 
-    fn specimen_at(&mut self, container: &ContainerId, pos: Pos) -> Result<Option<SpecimenCode>, rusqlite::Error> {
-        let Some(c) = self.container_cached(container)? else { return Ok(None) };
+    fn specimen_at(
+        &mut self,
+        container: &ContainerId,
+        pos: Pos,
+    ) -> Result<Option<SpecimenCode>, rusqlite::Error> {
+        let Some(c) = self.container_cached(container)? else {
+            return Ok(None);
+        };
         self.conn
-            .prepare_cached("SELECT code FROM specimens WHERE container = ?1 AND row = ?2 AND col = ?3")?
-            .query_row(params![c.rowid, pos.row, pos.col], |r| r.get::<_, String>(0))
+            .prepare_cached(
+                "SELECT code FROM specimens WHERE container = ?1 AND row = ?2 AND col = ?3",
+            )?
+            .query_row(params![c.rowid, pos.row, pos.col], |r| {
+                r.get::<_, String>(0)
+            })
             .optional()
             .map(|o| o.map(SpecimenCode::from_stored))
     }
 
-    fn container_at(&mut self, parent: &ContainerId, pos: Pos) -> Result<Option<ContainerId>, rusqlite::Error> {
-        let Some(p) = self.container_cached(parent)? else { return Ok(None) };
+    fn container_at(
+        &mut self,
+        parent: &ContainerId,
+        pos: Pos,
+    ) -> Result<Option<ContainerId>, rusqlite::Error> {
+        let Some(p) = self.container_cached(parent)? else {
+            return Ok(None);
+        };
         self.conn
-            .prepare_cached("SELECT code FROM containers WHERE parent = ?1 AND prow = ?2 AND pcol = ?3")?
-            .query_row(params![p.rowid, pos.row, pos.col], |r| r.get::<_, String>(0))
+            .prepare_cached(
+                "SELECT code FROM containers WHERE parent = ?1 AND prow = ?2 AND pcol = ?3",
+            )?
+            .query_row(params![p.rowid, pos.row, pos.col], |r| {
+                r.get::<_, String>(0)
+            })
             .optional()
             .map(|o| o.map(ContainerId::from_stored))
     }
 }
 
-pub(crate) fn read_state(conn: &Connection, code: &SpecimenCode) -> Result<Option<SpecimenState>, rusqlite::Error> {
+pub(crate) fn read_state(
+    conn: &Connection,
+    code: &SpecimenCode,
+) -> Result<Option<SpecimenState>, rusqlite::Error> {
     conn.prepare_cached(
         // No joins: with a join, SQLite re-prepares this statement on every run (STAT4 builds).
         "SELECT s.status, s.blocked, s.in_conflict, (SELECT c.code FROM containers c WHERE c.id = s.container), s.row, s.col,

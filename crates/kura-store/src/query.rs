@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::{Store, StoreError};
 
 /// One specimen with its full location, as the find screen and `kura show` present it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SpecimenView {
     pub code: String,
@@ -15,11 +16,14 @@ pub struct SpecimenView {
     pub material: String,
     pub primary_container: String,
     pub storage_code: String,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub quantity_milli: Option<i64>,
     pub unit: Option<String>,
     pub study: String,
     pub donor: String,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub collected_at: Option<i64>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub registered_at: i64,
     pub parent: Option<String>,
     pub freeze_thaw: u32,
@@ -40,7 +44,8 @@ pub struct SpecimenView {
 
 // No joins (see ARCHITECTURE.md): the container's code, geometry and path come from the
 // store's container cache.
-const SPECIMEN_COLS: &str = "s.code, s.sample_type, s.material, s.primary_container, s.storage_code, s.qty_milli, s.unit,
+const SPECIMEN_COLS: &str =
+    "s.code, s.sample_type, s.material, s.primary_container, s.storage_code, s.qty_milli, s.unit,
     s.study, s.donor, s.collected_at, s.registered_at, s.parent,
     s.freeze_thaw, s.status, s.blocked, s.in_conflict, s.container, s.row, s.col, s.holder, s.due";
 const SPECIMEN_FROM: &str = "specimens s";
@@ -78,7 +83,9 @@ fn specimen_row(r: &Row<'_>) -> rusqlite::Result<(SpecimenView, Option<i64>)> {
 }
 
 /// What to search for. Empty fields do not filter.
-#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct FindQuery {
     /// A specimen code (exact, or a prefix), a donor or a study.
     pub text: Option<String>,
@@ -91,17 +98,22 @@ pub struct FindQuery {
 }
 
 /// One custody event as history shows it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventRow {
     pub event_id: Uuid,
     pub workstation: Uuid,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: i64,
     pub actor: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub at: i64,
     pub kind: String,
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
     pub payload: serde_json::Value,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LineageNode {
     pub code: String,
@@ -110,6 +122,7 @@ pub struct LineageNode {
     pub children: Vec<LineageNode>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BoxSlot {
     pub row: u16,
@@ -119,17 +132,20 @@ pub struct BoxSlot {
     pub sample_type: Option<String>,
     pub status: Option<String>,
     pub blocked: bool,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub registered_at: Option<i64>,
     /// A container in this slot (racks hold boxes).
     pub container: Option<String>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BoxMap {
     pub code: String,
     pub name: String,
     pub kind: String,
     pub path: String,
+    #[cfg_attr(feature = "ts", ts(type = "Geometry"))]
     pub geometry: Geometry,
     pub capacity: Option<usize>,
     pub occupied: usize,
@@ -137,6 +153,7 @@ pub struct BoxMap {
     pub slots: Vec<BoxSlot>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContainerRow {
     pub code: String,
@@ -147,18 +164,27 @@ pub struct ContainerRow {
     pub position: Option<String>,
     pub path: String,
     pub temperature: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub children: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub specimens: i64,
     pub capacity: Option<usize>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub specimens: i64,
+    #[cfg_attr(feature = "ts", ts(type = "Array<[string, number]>"))]
     pub by_status: Vec<(String, i64)>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub blocked: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub containers: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub events: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub outbox: i64,
     pub workstation: Uuid,
 }
@@ -167,12 +193,19 @@ impl Store {
     /// Looks up a scanned code with its full location path.
     pub fn specimen(&self, code: &SpecimenCode) -> Result<Option<SpecimenView>, StoreError> {
         let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} WHERE s.code = ?1");
-        let row = self.conn().prepare_cached(&sql)?.query_row([code.as_str()], specimen_row).optional()?;
+        let row = self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([code.as_str()], specimen_row)
+            .optional()?;
         row.map(|r| self.located(r)).transpose()
     }
 
     /// Fills in a specimen's container code, position label and location path.
-    fn located(&self, (mut v, container): (SpecimenView, Option<i64>)) -> Result<SpecimenView, StoreError> {
+    fn located(
+        &self,
+        (mut v, container): (SpecimenView, Option<i64>),
+    ) -> Result<SpecimenView, StoreError> {
         if let Some(c) = container {
             let meta = self.container_meta(c)?;
             if let (Some(m), Some(row), Some(col)) = (meta, v.row, v.col) {
@@ -196,24 +229,43 @@ impl Store {
             let b = args.len();
             args.push(t.to_string());
             let c = args.len();
-            wheres.push(format!("(s.code >= ?{a} AND s.code < ?{b}) OR s.donor = ?{c} OR s.study = ?{c}"));
+            wheres.push(format!(
+                "(s.code >= ?{a} AND s.code < ?{b}) OR s.donor = ?{c} OR s.study = ?{c}"
+            ));
         }
-        for (col, v) in [("s.donor", &q.donor), ("s.study", &q.study), ("s.sample_type", &q.sample_type), ("s.status", &q.status)] {
+        for (col, v) in [
+            ("s.donor", &q.donor),
+            ("s.study", &q.study),
+            ("s.sample_type", &q.sample_type),
+            ("s.status", &q.status),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 args.push(v.to_string());
                 wheres.push(format!("{col} = ?{}", args.len()));
             }
         }
-        let w = if wheres.is_empty() { String::new() } else { format!("WHERE ({})", wheres.join(") AND (")) };
+        let w = if wheres.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE ({})", wheres.join(") AND ("))
+        };
         let limit = if q.limit == 0 { 100 } else { q.limit };
-        let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} {w} ORDER BY s.code LIMIT {limit} OFFSET {}", q.offset);
+        let sql = format!(
+            "SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} {w} ORDER BY s.code LIMIT {limit} OFFSET {}",
+            q.offset
+        );
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), specimen_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), specimen_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(|r| self.located(r)).collect()
     }
 
     /// Every specimen, in code order, for export.
-    pub fn for_each_specimen(&self, mut f: impl FnMut(SpecimenView) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    pub fn for_each_specimen(
+        &self,
+        mut f: impl FnMut(SpecimenView) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} ORDER BY s.id");
         let mut stmt = self.conn().prepare(&sql)?;
         let mut rows = stmt.query([])?;
@@ -257,13 +309,27 @@ impl Store {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
-                    LineageNode { code: r.get(2)?, sample_type: r.get(3)?, status: r.get(4)?, children: Vec::new() },
+                    LineageNode {
+                        code: r.get(2)?,
+                        sample_type: r.get(3)?,
+                        status: r.get(4)?,
+                        children: Vec::new(),
+                    },
                 ))
             })?
             .collect::<Result<_, _>>()?;
         fn build(code: &str, rows: &[(String, Option<String>, LineageNode)]) -> LineageNode {
-            let mut node = rows.iter().find(|r| r.0 == code).expect("root present").2.clone();
-            node.children = rows.iter().filter(|r| r.1.as_deref() == Some(code)).map(|r| build(&r.0, rows)).collect();
+            let mut node = rows
+                .iter()
+                .find(|r| r.0 == code)
+                .expect("root present")
+                .2
+                .clone();
+            node.children = rows
+                .iter()
+                .filter(|r| r.1.as_deref() == Some(code))
+                .map(|r| build(&r.0, rows))
+                .collect();
             node
         }
         Ok(Some(build(&root, &rows)))
@@ -273,14 +339,25 @@ impl Store {
     pub fn box_map(&self, code: &str) -> Result<Option<BoxMap>, StoreError> {
         let c = self
             .conn()
-            .prepare_cached("SELECT id, code, name, kind, path, geometry FROM containers WHERE code = ?1")?
+            .prepare_cached(
+                "SELECT id, code, name, kind, path, geometry FROM containers WHERE code = ?1",
+            )?
             .query_row([code], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
             })
             .optional()?;
-        let Some((id, code, name, kind, path, geometry)) = c else { return Ok(None) };
-        let geometry: Geometry =
-            serde_json::from_str(&geometry).map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
+        let Some((id, code, name, kind, path, geometry)) = c else {
+            return Ok(None);
+        };
+        let geometry: Geometry = serde_json::from_str(&geometry)
+            .map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
         let mut slots: Vec<BoxSlot> = geometry
             .fill_sequence()
             .into_iter()
@@ -297,7 +374,11 @@ impl Store {
             })
             .collect();
         slots.sort_by_key(|s| (s.row, s.col));
-        let index = |slots: &Vec<BoxSlot>, row: u16, col: u16| slots.binary_search_by_key(&(row, col), |s| (s.row, s.col)).ok();
+        let index = |slots: &Vec<BoxSlot>, row: u16, col: u16| {
+            slots
+                .binary_search_by_key(&(row, col), |s| (s.row, s.col))
+                .ok()
+        };
         let mut occupied = 0;
         {
             let mut stmt = self.conn().prepare_cached(
@@ -317,7 +398,9 @@ impl Store {
             }
         }
         {
-            let mut stmt = self.conn().prepare_cached("SELECT prow, pcol, code FROM containers WHERE parent = ?1 AND prow IS NOT NULL")?;
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT prow, pcol, code FROM containers WHERE parent = ?1 AND prow IS NOT NULL",
+            )?;
             let mut rows = stmt.query([id])?;
             while let Some(r) = rows.next()? {
                 occupied += 1;
@@ -326,7 +409,16 @@ impl Store {
                 }
             }
         }
-        Ok(Some(BoxMap { code, name, kind, path, capacity: geometry.capacity(), geometry, occupied, slots }))
+        Ok(Some(BoxMap {
+            code,
+            name,
+            kind,
+            path,
+            capacity: geometry.capacity(),
+            geometry,
+            occupied,
+            slots,
+        }))
     }
 
     /// Containers under `parent` (or the sites, for `None`), with occupancy counts.
@@ -343,7 +435,9 @@ impl Store {
             let pgeom: Option<String> = r.get(7)?;
             let geom: String = r.get(12)?;
             let position = match (prow, pcol, pgeom) {
-                (Some(a), Some(b), Some(g)) => serde_json::from_str::<Geometry>(&g).ok().map(|g| g.label(Pos::new(a, b))),
+                (Some(a), Some(b), Some(g)) => serde_json::from_str::<Geometry>(&g)
+                    .ok()
+                    .map(|g| g.label(Pos::new(a, b))),
                 _ => None,
             };
             Ok(ContainerRow {
@@ -357,7 +451,9 @@ impl Store {
                 temperature: r.get(9)?,
                 children: r.get(10)?,
                 specimens: r.get(11)?,
-                capacity: serde_json::from_str::<Geometry>(&geom).ok().and_then(|g| g.capacity()),
+                capacity: serde_json::from_str::<Geometry>(&geom)
+                    .ok()
+                    .and_then(|g| g.capacity()),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -365,9 +461,13 @@ impl Store {
 
     pub fn stats(&self) -> Result<Stats, StoreError> {
         let c = self.conn();
-        let one = |sql: &str| -> Result<i64, StoreError> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
-        let mut stmt = c.prepare("SELECT status, count(*) FROM specimens GROUP BY status ORDER BY status")?;
-        let by_status = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let one =
+            |sql: &str| -> Result<i64, StoreError> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+        let mut stmt =
+            c.prepare("SELECT status, count(*) FROM specimens GROUP BY status ORDER BY status")?;
+        let by_status = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         Ok(Stats {
             specimens: one("SELECT count(*) FROM specimens")?,
             by_status,
@@ -381,7 +481,9 @@ impl Store {
 
     /// How many times each code's label has been printed (absent: never).
     pub fn label_prints(&self, codes: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut stmt = self.conn().prepare_cached("SELECT prints FROM label_prints WHERE code = ?1")?;
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT prints FROM label_prints WHERE code = ?1")?;
         let mut out = Vec::new();
         for c in codes {
             if let Some(n) = stmt.query_row([c], |r| r.get::<_, i64>(0)).optional()? {
@@ -393,7 +495,9 @@ impl Store {
 
     /// Codes of the specimens with the given row ids (ids that do not exist are skipped).
     pub fn codes_by_rowid(&self, ids: &[i64]) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn().prepare_cached("SELECT code FROM specimens WHERE id = ?1")?;
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT code FROM specimens WHERE id = ?1")?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(c) = stmt.query_row([id], |r| r.get(0)).optional()? {

@@ -30,7 +30,11 @@ impl RawBaseline {
              CREATE TABLE raw (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, box INTEGER, pos INTEGER, data TEXT NOT NULL);
              CREATE TABLE raw_events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, payload TEXT NOT NULL);",
         )?;
-        Ok(RawBaseline { conn, rows: 0, updates: 0 })
+        Ok(RawBaseline {
+            conn,
+            rows: 0,
+            updates: 0,
+        })
     }
 
     /// Inserts `n` rows in transactions of 50,000 and returns the elapsed time.
@@ -40,9 +44,16 @@ impl RawBaseline {
         while i < n {
             let tx = self.conn.transaction()?;
             {
-                let mut stmt = tx.prepare_cached("INSERT INTO raw (code, box, pos, data) VALUES (?1, ?2, ?3, ?4)")?;
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO raw (code, box, pos, data) VALUES (?1, ?2, ?3, ?4)",
+                )?;
                 for _ in 0..50_000.min(n - i) {
-                    stmt.execute(params![format!("RAW{:010}", self.rows + i), i / 81, i % 81, ROW_DATA])?;
+                    stmt.execute(params![
+                        format!("RAW{:010}", self.rows + i),
+                        i / 81,
+                        i % 81,
+                        ROW_DATA
+                    ])?;
                     i += 1;
                 }
             }
@@ -55,11 +66,15 @@ impl RawBaseline {
     /// Looks up `samples` codes by their unique key, one at a time, reading the whole row.
     pub fn pk_lookups(&self, samples: &[i64]) -> Result<Vec<Duration>, StoreError> {
         let mut out = Vec::with_capacity(samples.len());
-        let mut stmt = self.conn.prepare_cached("SELECT id, box, pos, data FROM raw WHERE code = ?1")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, box, pos, data FROM raw WHERE code = ?1")?;
         for s in samples {
             let code = format!("RAW{:010}", s.rem_euclid(self.rows.max(1)));
             let t = Instant::now();
-            let r: (i64, i64, i64, String) = stmt.query_row([&code], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            let r: (i64, i64, i64, String) = stmt.query_row([&code], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
             out.push(t.elapsed());
             std::hint::black_box(r);
         }
@@ -73,7 +88,8 @@ impl RawBaseline {
             self.updates += 1;
             let i = self.updates;
             let tx = self.conn.transaction()?;
-            tx.prepare_cached("UPDATE raw SET box = ?2, pos = ?3 WHERE id = ?1")?.execute(params![i, -1, i])?;
+            tx.prepare_cached("UPDATE raw SET box = ?2, pos = ?3 WHERE id = ?1")?
+                .execute(params![i, -1, i])?;
             tx.prepare_cached("INSERT INTO raw_events (at, payload) VALUES (?1, ?2)")?
                 .execute(params![i, r#"{"kind":"checked_in","specimen":"RAW0000000001","location":{"container":"BX1","pos":{"row":0,"col":0}}}"#])?;
             tx.commit()?;

@@ -1,7 +1,10 @@
 //! One write transaction: events appended with their projection and outbox rows, atomically.
 
 use kura_domain::rules::Effect;
-use kura_domain::{ContainerId, ContainerInfo, Event, EventBody, Pos, RuleError, SpecimenCode, SpecimenState, Timestamp};
+use kura_domain::{
+    ContainerId, ContainerInfo, Event, EventBody, Pos, RuleError, SpecimenCode, SpecimenState,
+    Timestamp,
+};
 use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
@@ -24,20 +27,37 @@ pub struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    pub(crate) fn begin(tx: Transaction<'a>, workstation: Uuid, cache: &'a mut ContainerCache) -> Result<Tx<'a>, StoreError> {
+    pub(crate) fn begin(
+        tx: Transaction<'a>,
+        workstation: Uuid,
+        cache: &'a mut ContainerCache,
+    ) -> Result<Tx<'a>, StoreError> {
         let last: Option<(i64, Vec<u8>)> = tx
-            .prepare_cached("SELECT seq, hash FROM events WHERE workstation = ?1 ORDER BY seq DESC LIMIT 1")?
-            .query_row([&workstation.as_bytes()[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(
+                "SELECT seq, hash FROM events WHERE workstation = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([&workstation.as_bytes()[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let (next_seq, prev_hash) = match last {
             Some((seq, hash)) => (
                 seq + 1,
-                <[u8; 32]>::try_from(hash.as_slice())
-                    .map_err(|_| StoreError::Corrupt(format!("event seq {seq} has a malformed hash")))?,
+                <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| {
+                    StoreError::Corrupt(format!("event seq {seq} has a malformed hash"))
+                })?,
             ),
             None => (1, GENESIS),
         };
-        Ok(Tx { tx, workstation, next_seq, prev_hash, cache, poisoned: false, containers_changed: false })
+        Ok(Tx {
+            tx,
+            workstation,
+            next_seq,
+            prev_hash,
+            cache,
+            poisoned: false,
+            containers_changed: false,
+        })
     }
 
     pub(crate) fn containers_changed(&self) -> bool {
@@ -46,25 +66,41 @@ impl<'a> Tx<'a> {
 
     pub(crate) fn commit(self) -> Result<(), StoreError> {
         if self.poisoned {
-            return Err(StoreError::Corrupt("a write failed part-way; the transaction was rolled back".into()));
+            return Err(StoreError::Corrupt(
+                "a write failed part-way; the transaction was rolled back".into(),
+            ));
         }
         self.tx.commit()?;
         Ok(())
     }
 
     fn projector(&mut self) -> Projector<'_> {
-        Projector { conn: &self.tx, cache: &mut *self.cache }
+        Projector {
+            conn: &self.tx,
+            cache: &mut *self.cache,
+        }
     }
 
     /// Checks `body` against the rules; on success records it: projection, event row (next
     /// sequence number, hash chained to the previous event) and outbox row. On a rule error
     /// nothing is written and the transaction stays usable.
-    pub fn append(&mut self, id: Uuid, actor: &str, at: Timestamp, body: EventBody) -> Result<Event, StoreError> {
+    pub fn append(
+        &mut self,
+        id: Uuid,
+        actor: &str,
+        at: Timestamp,
+        body: EventBody,
+    ) -> Result<Event, StoreError> {
         if self.poisoned {
-            return Err(StoreError::Corrupt("an earlier write in this transaction failed".into()));
+            return Err(StoreError::Corrupt(
+                "an earlier write in this transaction failed".into(),
+            ));
         }
         let effect: Effect = self.projector().decide(&body)?;
-        if matches!(effect, Effect::CreateContainer(_) | Effect::MoveContainer { .. }) {
+        if matches!(
+            effect,
+            Effect::CreateContainer(_) | Effect::MoveContainer { .. }
+        ) {
             self.containers_changed = true;
         }
         match self.record(id, actor, at, body, effect) {
@@ -76,24 +112,58 @@ impl<'a> Tx<'a> {
         }
     }
 
-    fn record(&mut self, id: Uuid, actor: &str, at: Timestamp, body: EventBody, effect: Effect) -> Result<Event, StoreError> {
+    fn record(
+        &mut self,
+        id: Uuid,
+        actor: &str,
+        at: Timestamp,
+        body: EventBody,
+        effect: Effect,
+    ) -> Result<Event, StoreError> {
         let seq = self.next_seq;
         let kind = body.kind();
         let payload = body.canonical();
-        let hash = event_hash(&self.prev_hash, id, self.workstation, seq, actor, at.0, kind, &payload);
+        let hash = event_hash(
+            &self.prev_hash,
+            id,
+            self.workstation,
+            seq,
+            actor,
+            at.0,
+            kind,
+            &payload,
+        );
         // (No RETURNING here: SQLite re-prepares RETURNING statements on every run.)
         self.tx
             .prepare_cached(
                 "INSERT INTO events (event_id, workstation, seq, actor, at, kind, payload, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![&id.as_bytes()[..], &self.workstation.as_bytes()[..], seq, actor, at.0, kind, payload, &hash[..]])?;
+            .execute(params![
+                &id.as_bytes()[..],
+                &self.workstation.as_bytes()[..],
+                seq,
+                actor,
+                at.0,
+                kind,
+                payload,
+                &hash[..]
+            ])?;
         let rowid = self.tx.last_insert_rowid();
         self.projector().write(rowid, at.0, effect)?;
-        self.tx.prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?.execute([rowid])?;
+        self.tx
+            .prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?
+            .execute([rowid])?;
         self.next_seq += 1;
         self.prev_hash = hash;
-        Ok(Event { id, workstation: self.workstation, seq: seq as u64, actor: actor.to_string(), at, body })
+        Ok(Event {
+            id,
+            workstation: self.workstation,
+            seq: seq as u64,
+            actor: actor.to_string(),
+            at,
+            body,
+        })
     }
 
     /// The current state of a specimen, as of this transaction.
@@ -108,21 +178,34 @@ impl<'a> Tx<'a> {
 
     /// A container, or the "does not exist" rule error.
     pub fn require_container(&mut self, id: &ContainerId) -> Result<ContainerInfo, StoreError> {
-        self.container(id)?.ok_or_else(|| RuleError::UnknownContainer { container: id.to_string() }.into())
+        self.container(id)?.ok_or_else(|| {
+            RuleError::UnknownContainer {
+                container: id.to_string(),
+            }
+            .into()
+        })
     }
 
     /// The positions of `container` taken by specimens (including those held for checked-out ones).
     pub fn occupied(&mut self, container: &ContainerId) -> Result<Vec<Pos>, StoreError> {
-        let Some(c) = self.projector().container_cached(container)? else { return Ok(Vec::new()) };
-        let mut stmt = self.tx.prepare_cached("SELECT row, col FROM specimens WHERE container = ?1")?;
+        let Some(c) = self.projector().container_cached(container)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT row, col FROM specimens WHERE container = ?1")?;
         let rows = stmt.query_map([c.rowid], |r| Ok(Pos::new(r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The positions of `parent` taken by containers.
     pub fn occupied_slots(&mut self, parent: &ContainerId) -> Result<Vec<Pos>, StoreError> {
-        let Some(c) = self.projector().container_cached(parent)? else { return Ok(Vec::new()) };
-        let mut stmt = self.tx.prepare_cached("SELECT prow, pcol FROM containers WHERE parent = ?1 AND prow IS NOT NULL")?;
+        let Some(c) = self.projector().container_cached(parent)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT prow, pcol FROM containers WHERE parent = ?1 AND prow IS NOT NULL",
+        )?;
         let rows = stmt.query_map([c.rowid], |r| Ok(Pos::new(r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -131,13 +214,22 @@ impl<'a> Tx<'a> {
     pub fn next_free(&mut self, container: &ContainerId) -> Result<Pos, StoreError> {
         let info = self.require_container(container)?;
         if !info.kind.holds_specimens() {
-            return Err(RuleError::NotForSpecimens { container: container.to_string(), kind: info.kind.as_str().into() }.into());
+            return Err(RuleError::NotForSpecimens {
+                container: container.to_string(),
+                kind: info.kind.as_str().into(),
+            }
+            .into());
         }
         let taken: std::collections::HashSet<Pos> = self.occupied(container)?.into_iter().collect();
-        info.geometry.next_free(|p| taken.contains(&p)).ok_or_else(|| {
-            RuleError::ContainerFull { container: container.to_string(), capacity: info.geometry.capacity().unwrap_or(0) }
+        info.geometry
+            .next_free(|p| taken.contains(&p))
+            .ok_or_else(|| {
+                RuleError::ContainerFull {
+                    container: container.to_string(),
+                    capacity: info.geometry.capacity().unwrap_or(0),
+                }
                 .into()
-        })
+            })
     }
 
     /// Specimens of a donor that are not disposed or consumed.
@@ -146,7 +238,9 @@ impl<'a> Tx<'a> {
             "SELECT code FROM specimens WHERE donor = ?1 AND status NOT IN ('disposed', 'consumed') ORDER BY id",
         )?;
         let rows = stmt.query_map([donor], |r| r.get::<_, String>(0))?;
-        Ok(rows.map(|r| r.map(SpecimenCode::from_stored)).collect::<Result<_, _>>()?)
+        Ok(rows
+            .map(|r| r.map(SpecimenCode::from_stored))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Takes the next serial number for Kura IDs issued in `year`.
@@ -157,7 +251,10 @@ impl<'a> Tx<'a> {
             .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
             .query_row([&key], |r| r.get::<_, String>(0))
             .optional()?
-            .map(|v| v.parse().map_err(|_| StoreError::Corrupt(format!("meta {key} = {v:?}"))))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("meta {key} = {v:?}")))
+            })
             .transpose()?
             .unwrap_or(1);
         self.tx
@@ -167,7 +264,11 @@ impl<'a> Tx<'a> {
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.tx.prepare_cached("SELECT value FROM meta WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
+        Ok(self
+            .tx
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {

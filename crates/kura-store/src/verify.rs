@@ -45,8 +45,20 @@ pub struct RebuildReport {
 
 const MAX_PROBLEMS: usize = 100;
 
-fn problem(code: &'static str, event_id: Option<Uuid>, ws: Option<Uuid>, seq: Option<i64>, message: String) -> VerifyProblem {
-    VerifyProblem { code, event_id, workstation: ws, seq, message }
+fn problem(
+    code: &'static str,
+    event_id: Option<Uuid>,
+    ws: Option<Uuid>,
+    seq: Option<i64>,
+    message: String,
+) -> VerifyProblem {
+    VerifyProblem {
+        code,
+        event_id,
+        workstation: ws,
+        seq,
+        message,
+    }
 }
 
 /// Re-applies every event, in log order, to an emptied projection.
@@ -57,7 +69,8 @@ fn replay(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, 
     )?;
     let total: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
     let mut cache = ContainerCache::new();
-    let mut stmt = conn.prepare("SELECT id, event_id, workstation, seq, at, payload FROM events ORDER BY id")?;
+    let mut stmt =
+        conn.prepare("SELECT id, event_id, workstation, seq, at, payload FROM events ORDER BY id")?;
     let mut rows = stmt.query([])?;
     let mut n = 0u64;
     while let Some(r) = rows.next()? {
@@ -67,11 +80,18 @@ fn replay(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, 
         let describe = |r: &rusqlite::Row<'_>| -> String {
             let eid: Vec<u8> = r.get(1).unwrap_or_default();
             let seq: i64 = r.get(3).unwrap_or_default();
-            format!("event {} (seq {seq})", Uuid::from_slice(&eid).unwrap_or_default())
+            format!(
+                "event {} (seq {seq})",
+                Uuid::from_slice(&eid).unwrap_or_default()
+            )
         };
-        let body: EventBody = serde_json::from_str(&payload)
-            .map_err(|e| StoreError::Corrupt(format!("{}: payload does not parse: {e}", describe(r))))?;
-        let mut p = Projector { conn, cache: &mut cache };
+        let body: EventBody = serde_json::from_str(&payload).map_err(|e| {
+            StoreError::Corrupt(format!("{}: payload does not parse: {e}", describe(r)))
+        })?;
+        let mut p = Projector {
+            conn,
+            cache: &mut cache,
+        };
         p.apply(id, at, &body)
             .map_err(|e| StoreError::Corrupt(format!("{} no longer applies: {e}", describe(r))))?;
         n += 1;
@@ -85,25 +105,42 @@ fn replay(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, 
 
 impl Store {
     /// Recomputes the projection from the log in one transaction.
-    pub fn rebuild(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<RebuildReport, StoreError> {
+    pub fn rebuild(
+        &mut self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RebuildReport, StoreError> {
         self.forget_containers();
         self.rule_cache.clear();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let events = replay(&tx, progress)?;
         let specimens: i64 = tx.query_row("SELECT count(*) FROM specimens", [], |r| r.get(0))?;
         let containers: i64 = tx.query_row("SELECT count(*) FROM containers", [], |r| r.get(0))?;
         tx.commit()?;
-        Ok(RebuildReport { events, specimens: specimens as u64, containers: containers as u64 })
+        Ok(RebuildReport {
+            events,
+            specimens: specimens as u64,
+            containers: containers as u64,
+        })
     }
 
     /// Checks the hash chain of every workstation's stream and that the projection equals a
     /// rebuild from the log. Changes nothing.
-    pub fn verify(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, StoreError> {
+    pub fn verify(
+        &mut self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<VerifyReport, StoreError> {
         let mut problems = Vec::new();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for trigger in ["events_append_only_update", "events_append_only_delete"] {
-            let n: i64 =
-                tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1", [trigger], |r| r.get(0))?;
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+                [trigger],
+                |r| r.get(0),
+            )?;
             if n == 0 {
                 problems.push(problem(
                     "append_only_guard_missing",
@@ -166,7 +203,10 @@ impl Store {
                         Some(eid),
                         Some(ws),
                         Some(seq),
-                        format!("event {eid}: kind column says {kind}, payload says {}", b.kind()),
+                        format!(
+                            "event {eid}: kind column says {kind}, payload says {}",
+                            b.kind()
+                        ),
                     )),
                     Err(e) if problems.len() < MAX_PROBLEMS => problems.push(problem(
                         "bad_payload",
@@ -212,7 +252,10 @@ impl Store {
                             None,
                             None,
                             None,
-                            format!("table {table} differs from a rebuild from the log at {}", diffs.join(", ")),
+                            format!(
+                                "table {table} differs from a rebuild from the log at {}",
+                                diffs.join(", ")
+                            ),
                         ));
                     }
                 }
@@ -220,6 +263,11 @@ impl Store {
             Err(e) => problems.push(problem("replay_failed", None, None, None, e.to_string())),
         }
         tx.rollback()?;
-        Ok(VerifyReport { events, workstations, specimens: specimens as u64, problems })
+        Ok(VerifyReport {
+            events,
+            workstations,
+            specimens: specimens as u64,
+            problems,
+        })
     }
 }

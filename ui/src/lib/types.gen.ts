@@ -1,0 +1,124 @@
+// Generated from the Rust DTOs (src-tauri/src/types.rs). Do not edit: run
+// `KURA_UPDATE_TYPES=1 cargo test -p kura-desktop types` after changing a DTO.
+
+export type Scheme = 'numbers' | 'letters' | 'letters_skip_i' | 'roman';
+export type Geometry =
+  | { layout: 'grid'; rows: number; cols: number; row_scheme: Scheme; col_scheme: Scheme; fill: { column_major: boolean; from: string } }
+  | { layout: 'linear'; slots: number; scheme: Scheme }
+  | { layout: 'unpositioned' };
+
+export type SessionInfo = { actor: string, workstation: string, database: string, 
+/**
+ * The site's Kura ID prefix (None until the database is set up).
+ */
+id_prefix: string | null, };
+
+export type SpecimenView = { code: string, sample_type: string, material: string, primary_container: string, storage_code: string, quantity_milli: number | null, unit: string | null, study: string, donor: string, collected_at: number | null, registered_at: number, parent: string | null, freeze_thaw: number, status: string, blocked: boolean, in_conflict: boolean, 
+/**
+ * The container's code (box, tube rack, cane), when stored or reserved.
+ */
+container: string | null, row: number | null, col: number | null, 
+/**
+ * The position label, e.g. `A1`.
+ */
+position: string | null, 
+/**
+ * site › room › freezer › rack › box › A1
+ */
+path: string | null, holder: string | null, due: string | null, };
+
+export type FindQuery = { 
+/**
+ * A specimen code (exact, or a prefix), a donor or a study.
+ */
+text: string | null, donor: string | null, study: string | null, sample_type: string | null, status: string | null, limit: number, offset: number, };
+
+export type EventRow = { event_id: string, workstation: string, seq: number, actor: string, at: number, kind: string, payload: Record<string, unknown>, };
+
+export type LineageNode = { code: string, sample_type: string, status: string, children: Array<LineageNode>, };
+
+export type BoxSlot = { row: number, col: number, label: string, specimen: string | null, sample_type: string | null, status: string | null, blocked: boolean, registered_at: number | null, 
+/**
+ * A container in this slot (racks hold boxes).
+ */
+container: string | null, };
+
+export type BoxMap = { code: string, name: string, kind: string, path: string, geometry: Geometry, capacity: number | null, occupied: number, 
+/**
+ * Every position in row-major order (empty ones included).
+ */
+slots: Array<BoxSlot>, };
+
+export type ContainerRow = { code: string, name: string, kind: string, type_name: string, parent: string | null, position: string | null, path: string, temperature: string | null, children: number, specimens: number, capacity: number | null, };
+
+export type Stats = { specimens: number, by_status: Array<[string, number]>, blocked: number, containers: number, events: number, outbox: number, workstation: string, };
+
+export type Placed = { specimen: string, container: string, row: number, col: number, position: string, };
+
+export type CheckOut = { to: string, purpose: 'analysis' | 'qc' | 'distribution' | 'transfer' | 'other', due: string | null, note: string | null, };
+
+export type RegisterRequest = { 
+/**
+ * A pre-barcoded tube's own code; when absent Kura issues an ID.
+ */
+code: string | null, 
+/**
+ * SPREC sample type (BLD, PL1, …).
+ */
+sample_type: string, 
+/**
+ * SPREC primary container (PED, SST, …).
+ */
+container: string, 
+/**
+ * SPREC long-term storage (A, C, D, …).
+ */
+storage: string, 
+/**
+ * (value, unit), e.g. ("10", "mL").
+ */
+quantity: [string, string] | null, study: string, donor: string, 
+/**
+ * RFC 3339 or YYYY-MM-DD.
+ */
+collected_at: string | null, 
+/**
+ * How many aliquots to split off in the same act.
+ */
+aliquots: number, 
+/**
+ * Each aliquot's quantity (same unit as the parent).
+ */
+aliquot_quantity: string | null, 
+/**
+ * A different SPREC type makes the children derivatives (DNA from blood …).
+ */
+aliquot_type: string | null, 
+/**
+ * Store the aliquots in this box, each at the next free position.
+ */
+into: string | null, };
+
+export type Registered = { parent: string, aliquots: Array<string>, placed: Array<Placed>, };
+
+export type StockInfo = { id: string, name: string, template: string, dpi: number, source: string, };
+
+export type LabelPreview = { code: string, stock: string, 
+/**
+ * SVG, sized in mm.
+ */
+svg: string, warnings: Array<string>, 
+/**
+ * How often this code's label was printed before (a print now is a reprint when > 0).
+ */
+printed_before: number, };
+
+export type PrintReport = { labels: number, pages: number, bytes: number, stock: string, target: string, warnings: Array<string>, 
+/**
+ * Codes printed before: this print is marked as their reprint.
+ */
+reprints: Array<string>, };
+
+export type PrinterConfig = { "kind": "tcp", address: string, } | { "kind": "cups", queue: string, } | { "kind": "cups_pdf", queue: string, };
+
+export type WireError = { code: string, message: string, details?: Record<string, unknown>, };
