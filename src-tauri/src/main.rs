@@ -140,6 +140,11 @@ async fn register(app: S<'_>, request: RegisterRequest) -> R<Registered> {
 }
 
 #[tauri::command]
+async fn vocabulary() -> R<kura_app::Vocabulary> {
+    Ok(kura_app::register::vocabulary())
+}
+
+#[tauri::command]
 async fn thaw(app: S<'_>, specimen: String) -> R<()> {
     app.kura().thaw(&specimen).map_err(wire)
 }
@@ -218,6 +223,7 @@ fn main() {
             move_specimen,
             move_container,
             register,
+            vocabulary,
             thaw,
             dispose,
             stocks,

@@ -30,6 +30,8 @@ fn generate() -> String {
         CheckOut::decl(),
         RegisterRequest::decl(),
         Registered::decl(),
+        Choice::decl(),
+        Vocabulary::decl(),
         StockInfo::decl(),
         LabelPreview::decl(),
         PrintReport::decl(),

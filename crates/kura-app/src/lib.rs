@@ -8,7 +8,7 @@ mod error;
 pub mod ids;
 pub mod import;
 pub mod labels;
-mod register;
+pub mod register;
 pub mod storage;
 pub mod transport;
 
@@ -27,7 +27,7 @@ pub use kura_store::{
     Stats, VerifyProblem, VerifyReport,
 };
 pub use labels::{LabelPreview, PrintReport, StockInfo};
-pub use register::{RegisterRequest, Registered};
+pub use register::{Choice, RegisterRequest, Registered, Vocabulary};
 pub use storage::LayoutReport;
 pub use transport::PrinterConfig;
 

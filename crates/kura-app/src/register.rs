@@ -252,3 +252,31 @@ impl Kura {
         self.write(|e| e.register(r))
     }
 }
+
+/// One choice of a SPREC vocabulary, named in both languages where the domain has both.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Choice {
+    pub code: String,
+    pub en: String,
+    pub ja: String,
+}
+
+/// The choices the register form offers: sample types, primary containers, storage codes.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vocabulary {
+    pub sample_types: Vec<Choice>,
+    pub primary_containers: Vec<Choice>,
+    pub storage: Vec<Choice>,
+}
+
+pub fn vocabulary() -> Vocabulary {
+    use kura_domain::specimen::{PRIMARY_CONTAINERS, SAMPLE_TYPES, STORAGE_CODES};
+    let pairs = |t: &[(&str, &str, &str)]| t.iter().map(|(c, en, ja)| Choice { code: c.to_string(), en: en.to_string(), ja: ja.to_string() }).collect();
+    Vocabulary {
+        sample_types: SAMPLE_TYPES.iter().map(|t| Choice { code: t.code.into(), en: t.en.into(), ja: t.ja.into() }).collect(),
+        primary_containers: pairs(PRIMARY_CONTAINERS),
+        storage: pairs(STORAGE_CODES),
+    }
+}

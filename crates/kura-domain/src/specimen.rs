@@ -161,30 +161,32 @@ pub const SAMPLE_TYPES: &[SampleTypeInfo] = &[
 ];
 
 /// SPREC primary container codes.
-pub const PRIMARY_CONTAINERS: &[(&str, &str)] = &[
-    ("SST", "Serum separator tube"),
-    ("PED", "K2/K3 EDTA"),
-    ("HEP", "Lithium heparin"),
-    ("ACD", "Acid citrate dextrose"),
-    ("CIT", "Sodium citrate"),
-    ("PAX", "PAXgene blood RNA"),
-    ("SCI", "Screw-cap cryotube"),
-    ("PPS", "Polypropylene tube, sterile"),
-    ("ZZZ", "Other"),
-    ("XXX", "Not applicable / unknown"),
+/// (code, English, Japanese)
+pub const PRIMARY_CONTAINERS: &[(&str, &str, &str)] = &[
+    ("SST", "Serum separator tube", "血清分離管"),
+    ("PED", "K2/K3 EDTA", "EDTA-2K/3K 採血管"),
+    ("HEP", "Lithium heparin", "ヘパリンリチウム採血管"),
+    ("ACD", "Acid citrate dextrose", "ACD 採血管"),
+    ("CIT", "Sodium citrate", "クエン酸ナトリウム採血管"),
+    ("PAX", "PAXgene blood RNA", "PAXgene 血液 RNA 採血管"),
+    ("SCI", "Screw-cap cryotube", "スクリューキャップ凍結保存チューブ"),
+    ("PPS", "Polypropylene tube, sterile", "滅菌ポリプロピレンチューブ"),
+    ("ZZZ", "Other", "その他"),
+    ("XXX", "Not applicable / unknown", "該当なし・不明"),
 ];
 
 /// SPREC long-term storage codes.
-pub const STORAGE_CODES: &[(&str, &str)] = &[
-    ("A", "PP tube ≥ 1 mL, −60…−85 °C"),
-    ("B", "PP tube ≥ 1 mL, −35…−50 °C"),
-    ("C", "Cryotube 1–2 mL in liquid nitrogen"),
-    ("D", "Cryotube 1–2 mL, −60…−85 °C"),
-    ("E", "Cryotube 1–2 mL, LN2 vapour"),
-    ("F", "Plastic tube < 0.5 mL, −60…−85 °C"),
-    ("V", "< −135 °C"),
-    ("Z", "Other"),
-    ("X", "Unknown"),
+/// (code, English, Japanese)
+pub const STORAGE_CODES: &[(&str, &str, &str)] = &[
+    ("A", "PP tube ≥ 1 mL, −60…−85 °C", "PP チューブ 1 mL 以上、−60〜−85 ℃"),
+    ("B", "PP tube ≥ 1 mL, −35…−50 °C", "PP チューブ 1 mL 以上、−35〜−50 ℃"),
+    ("C", "Cryotube 1–2 mL in liquid nitrogen", "凍結保存チューブ 1〜2 mL、液体窒素"),
+    ("D", "Cryotube 1–2 mL, −60…−85 °C", "凍結保存チューブ 1〜2 mL、−60〜−85 ℃"),
+    ("E", "Cryotube 1–2 mL, LN2 vapour", "凍結保存チューブ 1〜2 mL、液体窒素気相"),
+    ("F", "Plastic tube < 0.5 mL, −60…−85 °C", "プラスチックチューブ 0.5 mL 未満、−60〜−85 ℃"),
+    ("V", "< −135 °C", "−135 ℃ 以下"),
+    ("Z", "Other", "その他"),
+    ("X", "Unknown", "不明"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
@@ -245,9 +247,9 @@ impl From<SampleType> for String {
     }
 }
 
-fn code_in(table: &[(&'static str, &str)], s: &str) -> Option<&'static str> {
+fn code_in(table: &[(&'static str, &str, &str)], s: &str) -> Option<&'static str> {
     let u = s.trim().to_ascii_uppercase();
-    table.iter().find(|(c, _)| *c == u).map(|(c, _)| *c)
+    table.iter().find(|(c, _, _)| *c == u).map(|(c, _, _)| *c)
 }
 
 pub fn parse_primary_container(s: &str) -> Result<&'static str, VocabularyError> {

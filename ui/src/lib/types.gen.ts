@@ -101,6 +101,10 @@ into: string | null, };
 
 export type Registered = { parent: string, aliquots: Array<string>, placed: Array<Placed>, };
 
+export type Choice = { code: string, en: string, ja: string, };
+
+export type Vocabulary = { sample_types: Array<Choice>, primary_containers: Array<Choice>, storage: Array<Choice>, };
+
 export type StockInfo = { id: string, name: string, template: string, dpi: number, source: string, };
 
 export type LabelPreview = { code: string, stock: string, 

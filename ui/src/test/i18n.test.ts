@@ -23,7 +23,56 @@ function rustErrorCodes(): string[] {
   return [...codes].sort();
 }
 
+/** Every `tr('key'` the screens call, and the prefixes they build keys from (`tr('status.' + …`). */
+function uiKeys(): { literal: string[]; prefixes: string[] } {
+  const literal = new Set<string>();
+  const prefixes = new Set<string>();
+  const walk = (dir: string) => {
+    for (const f of readdirSync(dir)) {
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (p.endsWith('.svelte') || p.endsWith('.svelte.ts')) {
+        const s = readFileSync(p, 'utf8');
+        for (const m of s.matchAll(/tr\('([a-z_.]+)'(\s*\+)?/g)) (m[2] ? prefixes : literal).add(m[1]);
+      }
+    }
+  };
+  walk(join(__dirname, '..'));
+  return { literal: [...literal].sort(), prefixes: [...prefixes].sort() };
+}
+
+/** The `=> "name"` strings of one Rust fn, e.g. every event kind. */
+function rustNames(file: string, fnHead: string): string[] {
+  const s = readFileSync(join(__dirname, '../../../crates', file), 'utf8');
+  const start = s.indexOf(fnHead);
+  const body = s.slice(start, s.indexOf('\n    }', start));
+  return [...body.matchAll(/=> "([a-z_0-9]+)"/g)].map((m) => m[1]);
+}
+
 describe('catalogue', () => {
+  it('has every key the screens use, in both languages', () => {
+    const { literal, prefixes } = uiKeys();
+    expect(literal.length).toBeGreaterThan(100);
+    for (const l of ['en', 'ja'] as const) expect(literal.filter((k) => !(k in catalogues[l])), l).toEqual([]);
+    // Keys built at run time: every value the backend can send has its key.
+    const built: Record<string, string[]> = {
+      'event.': rustNames('kura-domain/src/event.rs', 'pub fn kind(&self)'),
+      'kind.': rustNames('kura-domain/src/container.rs', 'pub fn as_str(self)'),
+      'status.': [...rustNames('kura-domain/src/specimen.rs', 'impl Status {'), 'blocked'],
+      'temp.': ['room', 'fridge', 'minus20', 'minus80', 'ln_vapour', 'ln_liquid'],
+      'purpose.': ['analysis', 'qc', 'distribution', 'transfer', 'other'],
+      'settings.kind.': ['tcp', 'cups', 'cups_pdf'],
+      'grid.legend.': ['empty', 'available', 'checked_out', 'blocked', 'holds'],
+      'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings'],
+      'field.': ['to', 'purpose', 'due', 'reason', 'thawed'],
+    };
+    expect(prefixes.filter((p) => !(p in built))).toEqual([]);
+    for (const [p, names] of Object.entries(built)) {
+      expect(names.length, p).toBeGreaterThan(1);
+      for (const l of ['en', 'ja'] as const) expect(names.filter((n) => !(p + n in catalogues[l])), `${l} ${p}`).toEqual([]);
+    }
+  });
+
   it('has every key in both languages', () => expect(missingKeys()).toEqual({ en: [], ja: [] }));
   it('translates every error code the backend sends', () => {
     const codes = rustErrorCodes();

@@ -1,0 +1,109 @@
+// The window's shared state: the current screen, language, the big feedback banner, the
+// confirmation dialog and the scan-to-feedback timings. Screens import `app`, `tr`, `say`.
+import { tick } from 'svelte';
+import { backend, type BackendError } from './backend';
+import { errorText, lang as initialLang, setLang, t, type Lang } from './i18n';
+import { tone } from './tones';
+
+export const api = backend();
+
+export type ScreenId = 'checkin' | 'checkout' | 'return' | 'move' | 'find' | 'detail' | 'register' | 'storage' | 'print' | 'settings';
+export const SCREENS: ScreenId[] = ['checkin', 'checkout', 'return', 'move', 'find', 'register', 'storage', 'print', 'settings'];
+
+const LANG_KEY = 'kura.lang';
+const saved = typeof localStorage !== 'undefined' ? (localStorage.getItem(LANG_KEY) as Lang | null) : null;
+if (saved === 'en' || saved === 'ja') setLang(saved);
+
+class AppState {
+  screen = $state<ScreenId>('checkin');
+  lang = $state<Lang>(initialLang());
+  feedback = $state<{ ok: boolean; text: string; seq: number } | null>(null);
+  busy = $state<string | null>(null);
+  confirm = $state<{ text: string; detail?: string; reason?: boolean; resolve: (v: string | false) => void } | null>(null);
+  detailCode = $state<string | null>(null);
+  printCodes = $state<string[]>([]);
+  idPrefixes = $state<string[]>([]);
+  actor = $state('');
+}
+
+export const app = new AppState();
+
+/** Translates in the current language; reading `app.lang` makes templates follow a switch. */
+export function tr(key: string, params: Record<string, unknown> = {}): string {
+  return t(key, params, app.lang);
+}
+
+export function switchLang(l: Lang): void {
+  app.lang = l;
+  setLang(l);
+  try {
+    localStorage.setItem(LANG_KEY, l);
+  } catch {
+    /* no storage: the choice lasts this session */
+  }
+}
+
+let seq = 0;
+/** The big banner and the tone. */
+export function say(ok: boolean, text: string, sound = true): void {
+  app.feedback = { ok, text, seq: ++seq };
+  if (sound) tone(ok ? 'ok' : 'error');
+}
+
+export function fail(err: unknown): void {
+  const e = err as BackendError;
+  say(false, errorText(e && e.code ? e : { code: 'ipc_error', message: String(err) }));
+}
+
+export function go(screen: ScreenId): void {
+  app.screen = screen;
+}
+
+export function showDetail(code: string): void {
+  app.detailCode = code;
+  app.screen = 'detail';
+}
+
+export function printCodes(codes: string[]): void {
+  app.printCodes = codes;
+  app.screen = 'print';
+}
+
+/** Asks before a destructive act; with `reason`, the answer is the reason typed (false: cancelled). */
+export function ask(text: string, opts: { detail?: string; reason?: boolean } = {}): Promise<string | false> {
+  return new Promise((resolve) => {
+    app.confirm = { text, ...opts, resolve };
+  });
+}
+
+/** Runs long work with the progress bar showing `text`. */
+export async function busy<T>(text: string, f: () => Promise<T>): Promise<T> {
+  app.busy = text;
+  try {
+    return await f();
+  } finally {
+    app.busy = null;
+  }
+}
+
+// ---- measurement: scan-to-feedback (Enter → the DOM updated and painted) ----
+
+export interface Perf {
+  launchMs: number | null;
+  scans: number[];
+}
+declare global {
+  interface Window {
+    __kura: Perf;
+  }
+}
+export const perf: Perf = { launchMs: null, scans: [] };
+if (typeof window !== 'undefined') window.__kura = perf;
+
+/** Records the time from `t0` (the Enter key) to the next painted frame after the DOM update. */
+export async function recordScan(t0: number): Promise<void> {
+  await tick();
+  await new Promise((r) => requestAnimationFrame(() => r(null)));
+  perf.scans.push(performance.now() - t0);
+  if (perf.scans.length > 10_000) perf.scans.shift();
+}
