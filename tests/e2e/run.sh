@@ -7,6 +7,7 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 export KURA_APP="$target/debug/kura-desktop"
 export KURA_CLI="$target/debug/kura"
 export KURA_E2E_OUT="$PWD/target/e2e"
+rm -rf "$KURA_E2E_OUT"
 work="$(mktemp -d)"
 export KURA_DB="$work/kura.sqlite3" KURA_USER=e2e
 export DISPLAY=:97
