@@ -187,6 +187,37 @@ fn the_cli_reaches_nothing_below_kura_app() {
     }
 }
 
+/// The window's shell: no SQL, nothing below kura-app, and only `backend.ts` calls `invoke`.
+#[test]
+fn the_window_is_a_thin_shell() {
+    let dir = root().join("src-tauri/src");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        for below in ["kura_store", "kura_domain", "kura_labels", "rusqlite", "SELECT ", "INSERT ", "UPDATE "] {
+            assert!(!text.contains(below), "{} uses {below}; the shell calls kura-app only", p.display());
+        }
+    }
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "ts" || x == "svelte") {
+                out.push(p);
+            }
+        }
+    }
+    let mut ui = Vec::new();
+    walk(&root().join("ui/src"), &mut ui);
+    assert!(ui.len() > 10, "the ui sources are there");
+    for p in ui {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let calls = text.contains("@tauri-apps/api") || text.contains("invoke(") || text.contains("invoke<");
+        assert!(!calls || p.ends_with("lib/backend.ts") || p.to_string_lossy().contains("/test/"), "{} calls Tauri; only src/lib/backend.ts may", p.display());
+    }
+}
+
 #[test]
 fn migrations_are_append_only_and_numbered() {
     let dir = root().join("crates/kura-store/src/migrations");

@@ -43,7 +43,13 @@ export function errorText(err: { code: string; message?: string; details?: Recor
   return key in catalogues[current] ? t(key, err.details ?? {}) : (err.message ?? err.code);
 }
 
-/** Local-time rendering of a UTC microsecond timestamp. */
+/** Local-time rendering of a UTC microsecond timestamp (one formatter per language: making one is slow). */
+const formatters = new Map<Lang, Intl.DateTimeFormat>();
 export function localTime(micros: number, l: Lang = current): string {
-  return new Date(micros / 1000).toLocaleString(l === 'ja' ? 'ja-JP' : 'en-GB', { dateStyle: 'medium', timeStyle: 'short' });
+  let f = formatters.get(l);
+  if (!f) {
+    f = new Intl.DateTimeFormat(l === 'ja' ? 'ja-JP' : 'en-GB', { dateStyle: 'medium', timeStyle: 'short' });
+    formatters.set(l, f);
+  }
+  return f.format(new Date(micros / 1000));
 }

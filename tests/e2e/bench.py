@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Measures the desktop window on a large database (run by tests/e2e/bench.sh; not a test):
+
+- launch to an interactive scan bar (in-process: from main() to the page's ready call; and
+  from the WebDriver session request, which includes starting WebKit);
+- memory: total PSS of the app and its WebKit processes at idle;
+- scan-to-feedback: from the scanner's Enter to the next painted frame after the grid shows the
+  result (performance.now() in the page), over N check-in scans and N find scans;
+- a 10,000-row search result scrolled top to bottom, one step per frame: frame gaps.
+
+Prints a table and writes JSON to $KURA_BENCH_OUT.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+DRIVER = "http://127.0.0.1:4444"
+APP = os.environ["KURA_APP"]
+KURA = os.environ["KURA_CLI"]
+DB = os.environ["KURA_DB"]
+N = int(os.environ.get("KURA_BENCH_SCANS", "200"))
+OUT = os.environ.get("KURA_BENCH_OUT", "target/bench/desktop.json")
+
+
+def http(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(DRIVER + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return json.loads(r.read() or b"{}").get("value")
+
+
+def kura(*args):
+    out = subprocess.run([KURA, "--db", DB, "--json", *args], capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(out.stdout)
+
+
+def xdo(*args):
+    subprocess.run(["xdotool", *args], check=True, stderr=subprocess.DEVNULL)
+
+
+def scan(code):
+    xdo("type", "--delay", "5", code)
+    xdo("key", "Return")
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def pss_tree(root):
+    """PSS (kB) of `root` and all its descendants, from /proc/*/smaps_rollup."""
+    kids = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(pid))
+            except OSError:
+                pass
+    total, names, todo = 0, [], [root]
+    while todo:
+        p = todo.pop()
+        todo.extend(kids.get(p, []))
+        try:
+            fields = {}
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                k, _, v = line.partition(":")
+                if k in ("Pss", "Pss_File"):
+                    fields[k] = int(v.split()[0])
+            total += fields["Pss"]
+            # Pss_File: mapped files, mostly the database (SQLite mmap) — page cache the kernel
+            # can drop, unlike the rest.
+            names.append((open(f"/proc/{p}/comm").read().strip(), fields["Pss"], fields.get("Pss_File", 0)))
+        except (OSError, KeyError):
+            pass
+    return total, names
+
+
+def main():
+    stats = kura("stats")
+    print(f"database: {DB} ({stats['specimens']:,} specimens, {stats['containers']:,} containers)")
+    # What the check-in scans put away: N new tubes and enough empty boxes.
+    boxes = []
+    stamp = time.strftime("%H%M%S")
+    kura("storage", "add", f"BENCH-{stamp}", "--type", "freezer", "--parent", "DEMO-B1-FRZ", "--temperature=-80")
+    kura("storage", "add", f"BENCH-{stamp}-R", "--type", "rack-4x4", "--parent", f"BENCH-{stamp}")
+    for i in range((N + 80) // 81):
+        code = f"BENCH-{stamp}-R-B{i}"
+        kura("storage", "add", code, "--type", "box-9x9", "--parent", f"BENCH-{stamp}-R")
+        boxes.append(code)
+    tubes = kura("register", "--type", "PL1", "--container", "SCI", "--storage", "D", "--study", "bench", "--donor", "BENCH",
+                 "--quantity", "100", "--unit", "mL", "--aliquots", str(N), "--aliquot-quantity", "0.5")["aliquots"]
+    sample = [v["code"] for v in kura("find", "--status", "available", "--limit", str(N * 50))][:: 50][:N]
+
+    t0 = time.time()
+    session = http("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": {"application": APP}}}})["sessionId"]
+    s = f"/session/{session}"
+
+    def js(script, *args):
+        return http("POST", f"{s}/execute/sync", {"script": script, "args": list(args)})
+
+    try:
+        launch_in = None
+        while time.time() - t0 < 60:
+            launch_in = js("return document.body.dataset.ready === '1' && document.activeElement.id === 'scan' ? window.__kura.launchMs : null")
+            if launch_in:
+                break
+            time.sleep(0.01)
+        launch_wall = (time.time() - t0) * 1000
+        app_pid = int(subprocess.run(["pgrep", "-n", "-f", APP], capture_output=True, text=True).stdout.split()[0])
+        time.sleep(5)
+        pss_idle, procs = pss_tree(app_pid)
+        subprocess.run(["timeout", "10", "xdotool", "search", "--sync", "--name", "Kura", "windowfocus", "--sync"], stderr=subprocess.DEVNULL)
+
+        # Check-in: box, then its tubes; box after box.
+        xdo("key", "F1")
+        time.sleep(0.3)
+        js("window.__kura.scans.length = 0")
+        done = 0
+        for b in boxes:
+            scan(b)
+            time.sleep(0.15)
+            for code in tubes[done:done + 81]:
+                scan(code)
+                time.sleep(0.05)
+            done += len(tubes[done:done + 81])
+        time.sleep(0.5)
+        checkin = js("return window.__kura.scans.slice()")
+        placed = sum(1 for c in tubes if kura("show", c)["container"])
+        # Find: random stored specimens, each shown with its box grid.
+        xdo("key", "F5")
+        time.sleep(0.3)
+        js("window.__kura.scans.length = 0")
+        for code in sample:
+            scan(code)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        finds = js("return window.__kura.scans.slice()")
+        # 10,000 rows, scrolled.
+        js("document.querySelector('#find-text').value = 'DEMO'; document.querySelector('#find-text').dispatchEvent(new Event('input'))")
+        js("document.querySelector('#find-go').click()")
+        rows = None
+        for _ in range(600):
+            rows = js("return document.querySelector('[data-testid=find-count]')?.textContent")
+            if rows:
+                break
+            time.sleep(0.05)
+        scroll = http("POST", f"{s}/execute/async", {"script": "window.__kuraScrollBench(300).then(arguments[0])", "args": []})
+        pss_after, procs_after = pss_tree(app_pid)
+    finally:
+        http("DELETE", s)
+
+    gaps = scroll["gaps"][1:]
+    frame = statistics.median(gaps)
+    result = {
+        "specimens": stats["specimens"],
+        "launch_ms_in_process": launch_in,
+        "launch_ms_from_session_request": launch_wall,
+        "pss_idle_mb": pss_idle / 1024,
+        "pss_after_mb": pss_after / 1024,
+        "processes": procs,
+        "processes_after": procs_after,
+        "checkin_scans": len(checkin),
+        "checkin_placed": placed,
+        "checkin_ms": {"p50": pct(checkin, 50), "p95": pct(checkin, 95), "max": max(checkin)},
+        "find_scans": len(finds),
+        "find_ms": {"p50": pct(finds, 50), "p95": pct(finds, 95), "max": max(finds)},
+        "scroll": {"rows": scroll["rows"], "frames": len(gaps), "median_frame_ms": frame, "p95_frame_ms": pct(gaps, 95),
+                   "max_frame_ms": max(gaps), "frames_over_25ms": sum(1 for g in gaps if g > 25.0)},
+    }
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    json.dump(result, open(OUT, "w"), indent=2)
+    print(f"launch to interactive scan bar: {launch_in:.0f} ms in-process, {launch_wall:.0f} ms from the session request")
+    print(f"PSS at idle: {pss_idle / 1024:.0f} MB ({', '.join(f'{n} {kb // 1024} MB (files {f // 1024})' for n, kb, f in procs)}); after the run {pss_after / 1024:.0f} MB ({', '.join(f'{n} {kb // 1024} MB (files {f // 1024})' for n, kb, f in procs_after)})")
+    print(f"scan-to-feedback, check-in ({len(checkin)} scans, {placed} tubes stored): p50 {pct(checkin, 50):.1f} ms, p95 {pct(checkin, 95):.1f} ms, max {max(checkin):.1f} ms")
+    print(f"scan-to-feedback, find ({len(finds)} scans): p50 {pct(finds, 50):.1f} ms, p95 {pct(finds, 95):.1f} ms, max {max(finds):.1f} ms")
+    print(f"scroll of {scroll['rows']:,} rows: {len(gaps)} frames, median {frame:.1f} ms, p95 {pct(gaps, 95):.1f} ms, max {max(gaps):.1f} ms, {result['scroll']['frames_over_25ms']} over 25 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

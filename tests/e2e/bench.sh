@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Measures the release build of the desktop window on a large demo database (default 1,000,000
+# specimens, made once and kept in target/bench/). Not part of the test command: run it by hand.
+#   tests/e2e/bench.sh [SPECIMENS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n="${1:-1000000}"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+(cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+cargo build --release -q -p kura-desktop -p kura-cli
+export KURA_APP="$target/release/kura-desktop" KURA_CLI="$target/release/kura" KURA_USER=bench
+mkdir -p target/bench
+base="target/bench/kura-$n.sqlite3"
+if [[ ! -f "$base" ]]; then
+  echo "creating a $n-specimen demo database (once) …" >&2
+  "$KURA_CLI" --db "$base.tmp" demo --specimens "$n" >/dev/null
+  mv "$base.tmp" "$base"
+fi
+work="$(mktemp -d)"
+export KURA_DB="$work/kura.sqlite3" DISPLAY=:96 KURA_BENCH_OUT="$PWD/target/bench/desktop.json"
+cp "$base" "$KURA_DB"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pkill -f "WebKitWebDriver --port=4445" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+Xvfb "$DISPLAY" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+pids+=($!)
+sleep 1
+PATH="$HOME/.cargo/bin:$PATH" tauri-driver --port 4444 >"$work/driver.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do
+  curl -s http://127.0.0.1:4444/status >/dev/null 2>&1 && break
+  sleep 0.2
+done
+python3 tests/e2e/bench.py
