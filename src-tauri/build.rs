@@ -8,7 +8,11 @@ fn npm(ui: &Path, args: &[&str]) {
     let status = Command::new("npm").args(args).current_dir(ui).status().unwrap_or_else(|e| {
         panic!("cannot run npm ({e}); install Node.js 20+, or build the front end first: (cd ui && npm ci && npm run build)")
     });
-    assert!(status.success(), "`npm {}` failed in ui/; see its output above", args.join(" "));
+    assert!(
+        status.success(),
+        "`npm {}` failed in ui/; see its output above",
+        args.join(" ")
+    );
 }
 
 fn main() {

@@ -16,35 +16,21 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
-DRIVER = "http://127.0.0.1:4444"
+from webdriver import Window, focus_window, kura as kura_cli, scan
+
 APP = os.environ["KURA_APP"]
-KURA = os.environ["KURA_CLI"]
 DB = os.environ["KURA_DB"]
 N = int(os.environ.get("KURA_BENCH_SCANS", "200"))
 OUT = os.environ.get("KURA_BENCH_OUT", "target/bench/desktop.json")
 
 
-def http(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(DRIVER + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=300) as r:
-        return json.loads(r.read() or b"{}").get("value")
-
-
 def kura(*args):
-    out = subprocess.run([KURA, "--db", DB, "--json", *args], capture_output=True, text=True, timeout=600, check=True)
-    return json.loads(out.stdout)
+    return kura_cli(*args, check=True)
 
 
 def xdo(*args):
     subprocess.run(["xdotool", *args], check=True, stderr=subprocess.DEVNULL)
-
-
-def scan(code):
-    xdo("type", "--delay", "5", code)
-    xdo("key", "Return")
 
 
 def pct(xs, p):
@@ -98,11 +84,8 @@ def main():
     sample = [v["code"] for v in kura("find", "--status", "available", "--limit", str(N * 50))][:: 50][:N]
 
     t0 = time.time()
-    session = http("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": {"application": APP}}}})["sessionId"]
-    s = f"/session/{session}"
-
-    def js(script, *args):
-        return http("POST", f"{s}/execute/sync", {"script": script, "args": list(args)})
+    w = Window(APP)
+    js = w.js
 
     try:
         launch_in = None
@@ -115,7 +98,7 @@ def main():
         app_pid = int(subprocess.run(["pgrep", "-n", "-f", APP], capture_output=True, text=True).stdout.split()[0])
         time.sleep(5)
         pss_idle, procs = pss_tree(app_pid)
-        subprocess.run(["timeout", "10", "xdotool", "search", "--sync", "--name", "Kura", "windowfocus", "--sync"], stderr=subprocess.DEVNULL)
+        focus_window()
 
         # Check-in: box, then its tubes; box after box.
         xdo("key", "F1")
@@ -123,10 +106,10 @@ def main():
         js("window.__kura.scans.length = 0")
         done = 0
         for b in boxes:
-            scan(b)
+            scan(b, focus=False)
             time.sleep(0.15)
             for code in tubes[done:done + 81]:
-                scan(code)
+                scan(code, focus=False)
                 time.sleep(0.05)
             done += len(tubes[done:done + 81])
         time.sleep(0.5)
@@ -137,7 +120,7 @@ def main():
         time.sleep(0.3)
         js("window.__kura.scans.length = 0")
         for code in sample:
-            scan(code)
+            scan(code, focus=False)
             time.sleep(0.05)
         time.sleep(0.5)
         finds = js("return window.__kura.scans.slice()")
@@ -150,10 +133,10 @@ def main():
             if rows:
                 break
             time.sleep(0.05)
-        scroll = http("POST", f"{s}/execute/async", {"script": "window.__kuraScrollBench(300).then(arguments[0])", "args": []})
+        scroll = w.js_async("window.__kuraScrollBench(300).then(arguments[0])")
         pss_after, procs_after = pss_tree(app_pid)
     finally:
-        http("DELETE", s)
+        w.close()
 
     gaps = scroll["gaps"][1:]
     frame = statistics.median(gaps)

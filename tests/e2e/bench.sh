@@ -17,22 +17,7 @@ if [[ ! -f "$base" ]]; then
   mv "$base.tmp" "$base"
 fi
 work="$(mktemp -d)"
-export KURA_DB="$work/kura.sqlite3" DISPLAY=:96 KURA_BENCH_OUT="$PWD/target/bench/desktop.json"
+trap 'rm -rf "$work"' EXIT
+export KURA_DB="$work/kura.sqlite3" KURA_BENCH_OUT="$PWD/target/bench/desktop.json"
 cp "$base" "$KURA_DB"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pkill -f "WebKitWebDriver --port=4445" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-Xvfb "$DISPLAY" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-pids+=($!)
-sleep 1
-PATH="$HOME/.cargo/bin:$PATH" tauri-driver --port 4444 >"$work/driver.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do
-  curl -s http://127.0.0.1:4444/status >/dev/null 2>&1 && break
-  sleep 0.2
-done
-python3 tests/e2e/bench.py
+tests/e2e/display.sh :96 4454 python3 tests/e2e/bench.py

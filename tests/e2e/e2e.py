@@ -6,51 +6,17 @@ CLI, not only what the page shows. Screenshots of every screen go to $KURA_E2E_O
 
 Run by tests/e2e/run.sh (which starts and stops Xvfb and tauri-driver).
 """
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 
-DRIVER = "http://127.0.0.1:4444"
-ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+from webdriver import Window, key, kura, scan, wait_for
+
 APP = os.environ["KURA_APP"]
-KURA = os.environ["KURA_CLI"]
 DB = os.environ["KURA_DB"]
 OUT = os.environ.get("KURA_E2E_OUT", "target/e2e")
 results = []
-
-
-def http(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(DRIVER + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read() or b"{}").get("value")
-
-
-def kura(*args):
-    out = subprocess.run([KURA, "--db", DB, "--json", *args], capture_output=True, text=True, timeout=60)
-    if out.returncode not in (0, 1):
-        raise RuntimeError(f"kura {args}: {out.stderr}")
-    return json.loads(out.stdout) if out.stdout.strip() else None
-
-
-def focus_window():
-    subprocess.run(["timeout", "10", "xdotool", "search", "--sync", "--name", "Kura", "windowfocus", "--sync"], check=False,
-                   stderr=subprocess.DEVNULL)  # BadMatch noise: Xvfb runs no window manager
-
-
-def scan(code):
-    """Types like a keyboard-wedge scanner: fast keys, then Enter."""
-    focus_window()
-    subprocess.run(["xdotool", "type", "--delay", "5", code], check=True)
-    subprocess.run(["xdotool", "key", "Return"], check=True)
-
-
-def key(name):
-    focus_window()
-    subprocess.run(["xdotool", "key", name], check=True)
 
 
 def check(name, cond, detail=""):
@@ -66,39 +32,8 @@ def main():
                "--quantity", "4", "--unit", "mL", "--aliquots", "6", "--aliquot-quantity", "0.5")
     tubes = reg["aliquots"]
 
-    session = http("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": {"application": APP}}}})["sessionId"]
-    s = f"/session/{session}"
-
-    def find(css):
-        return http("POST", f"{s}/element", {"using": "css selector", "value": css})[ELEMENT]
-
-    def text(css):
-        return http("GET", f"{s}/element/{find(css)}/text")
-
-    def click(css):
-        http("POST", f"{s}/element/{find(css)}/click", {})
-
-    def type_into(css, value):
-        el = find(css)
-        http("POST", f"{s}/element/{el}/clear", {})
-        http("POST", f"{s}/element/{el}/value", {"text": value})
-
-    def js(script, *args):
-        return http("POST", f"{s}/execute/sync", {"script": script, "args": list(args)})
-
-    def wait_for(f, timeout=8.0):
-        end = time.time() + timeout
-        last = None
-        while time.time() < end:
-            try:
-                last = f()
-                if last:
-                    return last
-            except Exception as e:  # noqa: BLE001 - not there yet
-                last = None
-                err = e
-            time.sleep(0.05)
-        return last
+    w = Window(APP)
+    find, text, click, type_into, js = w.find, w.text, w.click, w.type_into, w.js
 
     def feedback(pred, timeout=8.0):
         got = {"t": None}
@@ -286,7 +221,7 @@ def main():
         # ---- the store is whole ----
         check("verify passes afterwards", kura("verify")["ok"] is True, "")
     finally:
-        http("DELETE", s)
+        w.close()
     failed = sum(1 for _, ok in results if not ok)
     print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0

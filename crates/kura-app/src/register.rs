@@ -273,9 +273,24 @@ pub struct Vocabulary {
 
 pub fn vocabulary() -> Vocabulary {
     use kura_domain::specimen::{PRIMARY_CONTAINERS, SAMPLE_TYPES, STORAGE_CODES};
-    let pairs = |t: &[(&str, &str, &str)]| t.iter().map(|(c, en, ja)| Choice { code: c.to_string(), en: en.to_string(), ja: ja.to_string() }).collect();
+    let pairs = |t: &[(&str, &str, &str)]| {
+        t.iter()
+            .map(|(c, en, ja)| Choice {
+                code: c.to_string(),
+                en: en.to_string(),
+                ja: ja.to_string(),
+            })
+            .collect()
+    };
     Vocabulary {
-        sample_types: SAMPLE_TYPES.iter().map(|t| Choice { code: t.code.into(), en: t.en.into(), ja: t.ja.into() }).collect(),
+        sample_types: SAMPLE_TYPES
+            .iter()
+            .map(|t| Choice {
+                code: t.code.into(),
+                en: t.en.into(),
+                ja: t.ja.into(),
+            })
+            .collect(),
         primary_containers: pairs(PRIMARY_CONTAINERS),
         storage: pairs(STORAGE_CODES),
     }

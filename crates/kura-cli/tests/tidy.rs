@@ -194,8 +194,20 @@ fn the_window_is_a_thin_shell() {
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
         let text = std::fs::read_to_string(&p).unwrap();
-        for below in ["kura_store", "kura_domain", "kura_labels", "rusqlite", "SELECT ", "INSERT ", "UPDATE "] {
-            assert!(!text.contains(below), "{} uses {below}; the shell calls kura-app only", p.display());
+        for below in [
+            "kura_store",
+            "kura_domain",
+            "kura_labels",
+            "rusqlite",
+            "SELECT ",
+            "INSERT ",
+            "UPDATE ",
+        ] {
+            assert!(
+                !text.contains(below),
+                "{} uses {below}; the shell calls kura-app only",
+                p.display()
+            );
         }
     }
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -213,8 +225,14 @@ fn the_window_is_a_thin_shell() {
     assert!(ui.len() > 10, "the ui sources are there");
     for p in ui {
         let text = std::fs::read_to_string(&p).unwrap();
-        let calls = text.contains("@tauri-apps/api") || text.contains("invoke(") || text.contains("invoke<");
-        assert!(!calls || p.ends_with("lib/backend.ts") || p.to_string_lossy().contains("/test/"), "{} calls Tauri; only src/lib/backend.ts may", p.display());
+        let calls = text.contains("@tauri-apps/api")
+            || text.contains("invoke(")
+            || text.contains("invoke<");
+        assert!(
+            !calls || p.ends_with("lib/backend.ts") || p.to_string_lossy().contains("/test/"),
+            "{} calls Tauri; only src/lib/backend.ts may",
+            p.display()
+        );
     }
 }
 

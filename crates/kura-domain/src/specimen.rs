@@ -169,8 +169,16 @@ pub const PRIMARY_CONTAINERS: &[(&str, &str, &str)] = &[
     ("ACD", "Acid citrate dextrose", "ACD 採血管"),
     ("CIT", "Sodium citrate", "クエン酸ナトリウム採血管"),
     ("PAX", "PAXgene blood RNA", "PAXgene 血液 RNA 採血管"),
-    ("SCI", "Screw-cap cryotube", "スクリューキャップ凍結保存チューブ"),
-    ("PPS", "Polypropylene tube, sterile", "滅菌ポリプロピレンチューブ"),
+    (
+        "SCI",
+        "Screw-cap cryotube",
+        "スクリューキャップ凍結保存チューブ",
+    ),
+    (
+        "PPS",
+        "Polypropylene tube, sterile",
+        "滅菌ポリプロピレンチューブ",
+    ),
     ("ZZZ", "Other", "その他"),
     ("XXX", "Not applicable / unknown", "該当なし・不明"),
 ];
@@ -178,12 +186,36 @@ pub const PRIMARY_CONTAINERS: &[(&str, &str, &str)] = &[
 /// SPREC long-term storage codes.
 /// (code, English, Japanese)
 pub const STORAGE_CODES: &[(&str, &str, &str)] = &[
-    ("A", "PP tube ≥ 1 mL, −60…−85 °C", "PP チューブ 1 mL 以上、−60〜−85 ℃"),
-    ("B", "PP tube ≥ 1 mL, −35…−50 °C", "PP チューブ 1 mL 以上、−35〜−50 ℃"),
-    ("C", "Cryotube 1–2 mL in liquid nitrogen", "凍結保存チューブ 1〜2 mL、液体窒素"),
-    ("D", "Cryotube 1–2 mL, −60…−85 °C", "凍結保存チューブ 1〜2 mL、−60〜−85 ℃"),
-    ("E", "Cryotube 1–2 mL, LN2 vapour", "凍結保存チューブ 1〜2 mL、液体窒素気相"),
-    ("F", "Plastic tube < 0.5 mL, −60…−85 °C", "プラスチックチューブ 0.5 mL 未満、−60〜−85 ℃"),
+    (
+        "A",
+        "PP tube ≥ 1 mL, −60…−85 °C",
+        "PP チューブ 1 mL 以上、−60〜−85 ℃",
+    ),
+    (
+        "B",
+        "PP tube ≥ 1 mL, −35…−50 °C",
+        "PP チューブ 1 mL 以上、−35〜−50 ℃",
+    ),
+    (
+        "C",
+        "Cryotube 1–2 mL in liquid nitrogen",
+        "凍結保存チューブ 1〜2 mL、液体窒素",
+    ),
+    (
+        "D",
+        "Cryotube 1–2 mL, −60…−85 °C",
+        "凍結保存チューブ 1〜2 mL、−60〜−85 ℃",
+    ),
+    (
+        "E",
+        "Cryotube 1–2 mL, LN2 vapour",
+        "凍結保存チューブ 1〜2 mL、液体窒素気相",
+    ),
+    (
+        "F",
+        "Plastic tube < 0.5 mL, −60…−85 °C",
+        "プラスチックチューブ 0.5 mL 未満、−60〜−85 ℃",
+    ),
     ("V", "< −135 °C", "−135 ℃ 以下"),
     ("Z", "Other", "その他"),
     ("X", "Unknown", "不明"),

@@ -272,22 +272,13 @@ impl<'g> PageBuilder<'g> {
                     // Bar width reduction: a tenth of a printer dot off each edge, so that a
                     // rasteriser painting every touched pixel does not widen the bars.
                     let bwr = 0.1 * module / f64::from(*dots);
-                    let mut i = 0;
-                    while i < bars.len() {
-                        if bars[i] {
-                            let start = i;
-                            while i < bars.len() && bars[i] {
-                                i += 1;
-                            }
-                            self.rect(
-                                ox + x + start as f64 * module + bwr,
-                                oy + y,
-                                (i - start) as f64 * module - 2.0 * bwr,
-                                *height,
-                            );
-                        } else {
-                            i += 1;
-                        }
+                    for (start, n) in crate::symbol::bar_runs(bars) {
+                        self.rect(
+                            ox + x + start as f64 * module + bwr,
+                            oy + y,
+                            n as f64 * module - 2.0 * bwr,
+                            *height,
+                        );
                     }
                     self.flush();
                 }

@@ -74,22 +74,13 @@ pub fn label_svg(stock: &LabelStock, d: &LabelData) -> (String, Vec<String>) {
                 ..
             } => {
                 s.push_str(r#"<path shape-rendering="crispEdges" d=""#);
-                let mut i = 0;
-                while i < bars.len() {
-                    if bars[i] {
-                        let start = i;
-                        while i < bars.len() && bars[i] {
-                            i += 1;
-                        }
-                        let bw = (i - start) as f64 * module;
-                        let _ = write!(
-                            s,
-                            "M{:.3} {y:.3}h{bw:.3}v{height:.3}h-{bw:.3}z",
-                            x + start as f64 * module
-                        );
-                    } else {
-                        i += 1;
-                    }
+                for (start, n) in crate::symbol::bar_runs(bars) {
+                    let bw = n as f64 * module;
+                    let _ = write!(
+                        s,
+                        "M{:.3} {y:.3}h{bw:.3}v{height:.3}h-{bw:.3}z",
+                        x + start as f64 * module
+                    );
                 }
                 s.push_str(r#""/>"#);
             }

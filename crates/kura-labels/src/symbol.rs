@@ -22,6 +22,21 @@ pub enum SymbolError {
     },
 }
 
+/// The bars of a Code128 as (first module, width in modules), left to right.
+pub fn bar_runs(bars: &[bool]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bars.len() && !bars[i] {
+            i += 1;
+        }
+        let start = i;
+        while i < bars.len() && bars[i] {
+            i += 1;
+        }
+        (i > start).then_some((start, i - start))
+    })
+}
+
 fn matrix_of(dm: DataMatrix) -> Matrix {
     let bm = dm.bitmap();
     let (w, h) = (bm.width(), bm.height());
@@ -269,5 +284,21 @@ mod tests {
             "14 chars → 16 × 16"
         );
         assert!(datamatrix_gs1(b"0104912345678904\x1d10ABC").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod bar_run_tests {
+    #[test]
+    fn bar_runs_are_the_dark_stretches() {
+        let check = |bars: &str, want: &[(usize, usize)]| {
+            let b: Vec<bool> = bars.chars().map(|c| c == '1').collect();
+            assert_eq!(super::bar_runs(&b).collect::<Vec<_>>(), want, "{bars}");
+        };
+        check("", &[]);
+        check("000", &[]);
+        check("1", &[(0, 1)]);
+        check("11011100", &[(0, 2), (3, 3)]);
+        check("0101", &[(1, 1), (3, 1)]);
     }
 }
