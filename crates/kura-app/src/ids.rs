@@ -17,23 +17,40 @@ pub fn with_check_char(data: &str) -> Result<KuraId, ScanError> {
     KuraId::from_data(data)
 }
 
+/// What a scan names: a valid Kura ID (not looked up yet), or a pre-barcoded tube's code that
+/// is registered here (found, with its row).
+enum Scanned {
+    Kura(SpecimenCode),
+    Tube(SpecimenCode, kura_store::SpecimenView),
+}
+
 impl Kura {
-    /// Reads a scanned specimen code. A valid Kura ID is accepted; a code that fails the check
-    /// character is accepted only if a pre-barcoded tube with exactly that code is registered
-    /// (tube codes have no check character). Otherwise the scan error says what was wrong.
-    pub fn specimen_code(&self, raw: &str) -> Result<SpecimenCode, AppError> {
+    /// A valid Kura ID is accepted as it is; a code that fails the check character is accepted
+    /// only if a pre-barcoded tube with exactly that code is registered (tube codes have no check
+    /// character). Otherwise the scan error says what was wrong.
+    fn scanned(&self, raw: &str) -> Result<Scanned, AppError> {
         match KuraId::parse(raw) {
-            Ok(id) => Ok(SpecimenCode::kura(id)),
+            Ok(id) => Ok(Scanned::Kura(SpecimenCode::kura(id))),
             Err(
                 e @ (ScanError::WrongCheckCharacter { .. }
                 | ScanError::InvalidCharacter { .. }
                 | ScanError::TooShort { .. }),
             ) => match SpecimenCode::parse_lookup(raw) {
-                Ok(code) if self.store().specimen(&code)?.is_some() => Ok(code),
-                _ => Err(e.into()),
+                Ok(code) => match self.store().specimen(&code)? {
+                    Some(v) => Ok(Scanned::Tube(code, v)),
+                    None => Err(e.into()),
+                },
+                Err(_) => Err(e.into()),
             },
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Reads a scanned specimen code (a Kura ID is not looked up: the hot check-in path).
+    pub fn specimen_code(&self, raw: &str) -> Result<SpecimenCode, AppError> {
+        Ok(match self.scanned(raw)? {
+            Scanned::Kura(code) | Scanned::Tube(code, _) => code,
+        })
     }
 
     /// Reads a scan and looks it up in one go (one query for either kind of code).
@@ -41,24 +58,12 @@ impl Kura {
         &self,
         raw: &str,
     ) -> Result<(SpecimenCode, Option<kura_store::SpecimenView>), AppError> {
-        match KuraId::parse(raw) {
-            Ok(id) => {
-                let code = SpecimenCode::kura(id);
+        match self.scanned(raw)? {
+            Scanned::Kura(code) => {
                 let view = self.store().specimen(&code)?;
                 Ok((code, view))
             }
-            Err(
-                e @ (ScanError::WrongCheckCharacter { .. }
-                | ScanError::InvalidCharacter { .. }
-                | ScanError::TooShort { .. }),
-            ) => match SpecimenCode::parse_lookup(raw) {
-                Ok(code) => match self.store().specimen(&code)? {
-                    Some(v) => Ok((code, Some(v))),
-                    None => Err(e.into()),
-                },
-                Err(_) => Err(e.into()),
-            },
-            Err(e) => Err(e.into()),
+            Scanned::Tube(code, view) => Ok((code, Some(view))),
         }
     }
 
