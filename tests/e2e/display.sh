@@ -12,6 +12,8 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   pkill -f "WebKitWebDriver --port=$native" 2>/dev/null || true
+  # A window whose session was never closed (the command crashed) goes too.
+  if [[ -n "${KURA_APP:-}" ]]; then pkill -f "$KURA_APP" 2>/dev/null || true; fi
   rm -f "$log"
 }
 trap cleanup EXIT
