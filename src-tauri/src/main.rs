@@ -165,6 +165,11 @@ async fn label_preview(app: S<'_>, code: String, stock: String) -> R<LabelPrevie
 }
 
 #[tauri::command]
+async fn codes_in_box(app: S<'_>, container: String) -> R<Vec<String>> {
+    app.kura().codes_in_box(&container).map_err(wire)
+}
+
+#[tauri::command]
 async fn print_labels(
     app: S<'_>,
     codes: Vec<String>,
@@ -251,6 +256,7 @@ fn main() {
             dispose,
             stocks,
             label_preview,
+            codes_in_box,
             print_labels,
             printers,
             set_printer

@@ -193,6 +193,16 @@ def main():
         # Printing again is marked as a reprint.
         wait_for(lambda: js("return document.querySelector('[data-testid=reprint]') ? 1 : 0"))
         check("a label printed before is marked as a reprint", js("return document.querySelector('[data-testid=reprint]') !== null"), "")
+        # A box scanned in the print dialog: its own label, then (one click) its tubes' labels.
+        listed = set(c["code"] for c in new)
+        scan("E2E-BX1")
+        feedback(lambda t: "E2E-BX1" in t)
+        click("#print-box-contents")
+        feedback(lambda t: "E2E-BX1" in t and "added" in t)
+        in_box = [sl["specimen"] for sl in kura("boxmap", "E2E-BX1")["slots"] if sl["specimen"]]
+        want = len(listed | {"E2E-BX1"} | set(in_box))
+        got = js("return document.querySelector('#print-go').textContent")
+        check("a box's contents join the print list once each", got == f"Print {want}", (got, want))
 
         # ---- storage browser ----
         screen("storage")

@@ -73,6 +73,7 @@ export function backend(t: Transport = tauri) {
     dispose: (specimen: string, reason: string) => call<null>('dispose', { specimen, reason }),
     stocks: () => call<StockInfo[]>('stocks'),
     labelPreview: (code: string, stock: string) => call<LabelPreview>('label_preview', { code, stock }),
+    codesInBox: (container: string) => call<string[]>('codes_in_box', { container }),
     printLabels: (codes: string[], stock: string, printer: string | null) =>
       call<PrintReport>('print_labels', { codes, stock, printer }),
     printers: () => call<Record<string, PrinterConfig>>('printers'),
