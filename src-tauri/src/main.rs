@@ -150,6 +150,22 @@ async fn thaw(app: S<'_>, specimen: String) -> R<()> {
 }
 
 #[tauri::command]
+async fn consume(app: S<'_>, specimen: String, amount: Option<String>, unit: Option<String>, used_up: bool) -> R<()> {
+    let amount = amount.as_deref().map(|a| (a, unit.as_deref().unwrap_or("")));
+    app.kura().consume(&specimen, amount, used_up).map_err(wire)
+}
+
+#[tauri::command]
+async fn block(app: S<'_>, specimen: String, reason: String) -> R<()> {
+    app.kura().block(&specimen, &reason).map_err(wire)
+}
+
+#[tauri::command]
+async fn unblock(app: S<'_>, specimen: String, reason: String) -> R<()> {
+    app.kura().unblock(&specimen, &reason).map_err(wire)
+}
+
+#[tauri::command]
 async fn dispose(app: S<'_>, specimen: String, reason: String) -> R<()> {
     app.kura().dispose(&specimen, &reason).map_err(wire)
 }
@@ -253,6 +269,9 @@ fn main() {
             register,
             vocabulary,
             thaw,
+            consume,
+            block,
+            unblock,
             dispose,
             stocks,
             label_preview,

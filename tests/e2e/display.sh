@@ -7,14 +7,14 @@ set -euo pipefail
 export DISPLAY="$1" KURA_DRIVER="http://127.0.0.1:$2"
 port="$2" native=$(($2 + 1))
 shift 2
-log="$(mktemp)"
+log="${KURA_DRIVER_LOG:-$(mktemp)}"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   pkill -f "WebKitWebDriver --port=$native" 2>/dev/null || true
   # A window whose session was never closed (the command crashed) goes too.
   if [[ -n "${KURA_APP:-}" ]]; then pkill -f "$KURA_APP" 2>/dev/null || true; fi
-  rm -f "$log"
+  [[ -n "${KURA_DRIVER_LOG:-}" ]] || rm -f "$log"
 }
 trap cleanup EXIT
 Xvfb "$DISPLAY" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &

@@ -165,6 +165,21 @@ def main():
         n_hist = js("return document.querySelectorAll('[data-testid=history] .row').length")
         check("the detail screen shows the history and lineage", n_hist == len(kura("history", tubes[3])) and js("return document.querySelectorAll('.tree li').length") == 7, n_hist)
         screenshot("08-detail")
+        # Record a use, then block it (the dialog asks for a reason).
+        click("#use-amount")
+        type_into("#use-amount", "0.1")
+        click("#use-go")
+        feedback(lambda t: tubes[3] in t)
+        check("a recorded use lowers the quantity in the store", show(tubes[3])["quantity_milli"] == 400, show(tubes[3]))
+        click("#detail-block")
+        wait_for(lambda: js("return document.querySelector('#confirm-reason') ? 1 : 0"))
+        check("blocking waits for a reason", js("return document.querySelector('#confirm-yes').disabled") is True, "")
+        type_into("#confirm-reason", "quarantine: label unreadable")
+        click("#confirm-yes")
+        feedback(lambda t: tubes[3] in t and "blocked" in t)
+        blocked = show(tubes[3])
+        check("the store has the tube blocked, with the reason in its history",
+              blocked["blocked"] is True and any(e["kind"] == "blocked" and "quarantine" in e["payload"].get("reason", "") for e in kura("history", tubes[3])), blocked)
 
         # ---- register with aliquots into a box, then print their labels to PDF ----
         screen("register")

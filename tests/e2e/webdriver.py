@@ -1,6 +1,7 @@
 """What the window's E2E suite and benchmark share: plain W3C WebDriver over HTTP (tauri-driver
 in front of WebKitWebDriver), the `kura` CLI to look at the store, and xdotool to type scans the
 way a USB scanner does."""
+import http.client as http_client
 import json
 import os
 import subprocess
@@ -13,9 +14,20 @@ DRIVER = os.environ.get("KURA_DRIVER", "http://127.0.0.1:4444")
 
 def http(method, path, body=None, timeout=300):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(DRIVER + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read() or b"{}").get("value")
+    for attempt in range(3):
+        req = urllib.request.Request(DRIVER + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"{}").get("value")
+        except (http_client.RemoteDisconnected, ConnectionResetError) as e:
+            # tauri-driver forwards each request to WebKitWebDriver over a pooled keep-alive
+            # connection; when WebKitWebDriver has just closed that connection, tauri-driver
+            # fails to send ("client error (SendRequest)") and hangs up on us without a
+            # response. The command never reached the browser, so sending it again is safe.
+            if attempt == 2:
+                raise
+            print(f"driver dropped {method} {path} ({e!r}); sending it again", flush=True)
+            time.sleep(0.2)
 
 
 class Window:

@@ -70,6 +70,10 @@ export function backend(t: Transport = tauri) {
     register: (request: RegisterRequest) => call<Registered>('register', { request }),
     vocabulary: () => call<Vocabulary>('vocabulary'),
     thaw: (specimen: string) => call<null>('thaw', { specimen }),
+    consume: (specimen: string, amount: string | null, unit: string | null, usedUp: boolean) =>
+      call<null>('consume', { specimen, amount, unit, usedUp }),
+    block: (specimen: string, reason: string) => call<null>('block', { specimen, reason }),
+    unblock: (specimen: string, reason: string) => call<null>('unblock', { specimen, reason }),
     dispose: (specimen: string, reason: string) => call<null>('dispose', { specimen, reason }),
     stocks: () => call<StockInfo[]>('stocks'),
     labelPreview: (code: string, stock: string) => call<LabelPreview>('label_preview', { code, stock }),
