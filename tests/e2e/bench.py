@@ -133,13 +133,18 @@ def main():
             if rows:
                 break
             time.sleep(0.05)
+        # Scrolled as soon as the results are there, then once more.
         scroll = w.js_async("window.__kuraScrollBench(300).then(arguments[0])")
+        again = w.js_async("window.__kuraScrollBench(300).then(arguments[0])")
         pss_after, procs_after = pss_tree(app_pid)
     finally:
         w.close()
 
     gaps = scroll["gaps"][1:]
     frame = statistics.median(gaps)
+    gaps2 = again["gaps"][1:]
+    slow = [(i + 1, round(g)) for i, g in enumerate(gaps) if g > 25.0]
+    slow2 = [(i + 1, round(g)) for i, g in enumerate(gaps2) if g > 25.0]
     result = {
         "specimens": stats["specimens"],
         "launch_ms_in_process": launch_in,
@@ -154,7 +159,8 @@ def main():
         "find_scans": len(finds),
         "find_ms": {"p50": pct(finds, 50), "p95": pct(finds, 95), "max": max(finds)},
         "scroll": {"rows": scroll["rows"], "frames": len(gaps), "median_frame_ms": frame, "p95_frame_ms": pct(gaps, 95),
-                   "max_frame_ms": max(gaps), "frames_over_25ms": sum(1 for g in gaps if g > 25.0)},
+                   "max_frame_ms": max(gaps), "frames_over_25ms": len(slow), "slow_frames": slow,
+                   "again": {"median_frame_ms": statistics.median(gaps2), "max_frame_ms": max(gaps2), "slow_frames": slow2}},
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     json.dump(result, open(OUT, "w"), indent=2)
@@ -162,7 +168,7 @@ def main():
     print(f"PSS at idle: {pss_idle / 1024:.0f} MB ({', '.join(f'{n} {kb // 1024} MB (files {f // 1024})' for n, kb, f in procs)}); after the run {pss_after / 1024:.0f} MB ({', '.join(f'{n} {kb // 1024} MB (files {f // 1024})' for n, kb, f in procs_after)})")
     print(f"scan-to-feedback, check-in ({len(checkin)} scans, {placed} tubes stored): p50 {pct(checkin, 50):.1f} ms, p95 {pct(checkin, 95):.1f} ms, max {max(checkin):.1f} ms")
     print(f"scan-to-feedback, find ({len(finds)} scans): p50 {pct(finds, 50):.1f} ms, p95 {pct(finds, 95):.1f} ms, max {max(finds):.1f} ms")
-    print(f"scroll of {scroll['rows']:,} rows: {len(gaps)} frames, median {frame:.1f} ms, p95 {pct(gaps, 95):.1f} ms, max {max(gaps):.1f} ms, {result['scroll']['frames_over_25ms']} over 25 ms")
+    print(f"scroll of {scroll['rows']:,} rows: {len(gaps)} frames, median {frame:.1f} ms, p95 {pct(gaps, 95):.1f} ms, max {max(gaps):.1f} ms, {len(slow)} over 25 ms {slow}; scrolled again: median {statistics.median(gaps2):.1f} ms, max {max(gaps2):.1f} ms, {len(slow2)} over 25 ms {slow2}")
     return 0
 
 
