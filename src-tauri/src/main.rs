@@ -150,8 +150,16 @@ async fn thaw(app: S<'_>, specimen: String) -> R<()> {
 }
 
 #[tauri::command]
-async fn consume(app: S<'_>, specimen: String, amount: Option<String>, unit: Option<String>, used_up: bool) -> R<()> {
-    let amount = amount.as_deref().map(|a| (a, unit.as_deref().unwrap_or("")));
+async fn consume(
+    app: S<'_>,
+    specimen: String,
+    amount: Option<String>,
+    unit: Option<String>,
+    used_up: bool,
+) -> R<()> {
+    let amount = amount
+        .as_deref()
+        .map(|a| (a, unit.as_deref().unwrap_or("")));
     app.kura().consume(&specimen, amount, used_up).map_err(wire)
 }
 

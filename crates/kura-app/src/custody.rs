@@ -20,6 +20,18 @@ pub struct Placed {
     pub position: String,
 }
 
+impl Placed {
+    fn new(specimen: &SpecimenCode, container: &ContainerId, pos: Pos, position: String) -> Placed {
+        Placed {
+            specimen: specimen.to_string(),
+            container: container.to_string(),
+            row: pos.row,
+            col: pos.col,
+            position,
+        }
+    }
+}
+
 /// A check-out: to whom, why, until when.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -73,13 +85,7 @@ impl Emit<'_, '_> {
                 pos: p,
             },
         })?;
-        Ok(Placed {
-            specimen: code.to_string(),
-            container: container.to_string(),
-            row: p.row,
-            col: p.col,
-            position: label,
-        })
+        Ok(Placed::new(&code, container, p, label))
     }
 }
 
@@ -165,13 +171,12 @@ impl Kura {
                 AppError::input("specimen", "returned specimen has no reserved position")
             })?;
             let info = e.tx.require_container(&loc.container)?;
-            Ok(Placed {
-                specimen: code.to_string(),
-                container: loc.container.to_string(),
-                row: loc.pos.row,
-                col: loc.pos.col,
-                position: info.geometry.label(loc.pos),
-            })
+            Ok(Placed::new(
+                &code,
+                &loc.container,
+                loc.pos,
+                info.geometry.label(loc.pos),
+            ))
         })
     }
 
@@ -205,13 +210,7 @@ impl Kura {
                     pos: p,
                 },
             })?;
-            Ok(Placed {
-                specimen: code.to_string(),
-                container: container.to_string(),
-                row: p.row,
-                col: p.col,
-                position: label,
-            })
+            Ok(Placed::new(&code, &container, p, label))
         })
     }
 
@@ -226,25 +225,7 @@ impl Kura {
         let parent = self.container_code(parent)?;
         self.write(|e| {
             let info = e.tx.require_container(&id)?;
-            let pinfo = e.tx.require_container(&parent)?;
-            let pos = match pos {
-                Some(label) => Some(parse_pos(&parent, &pinfo.geometry, label)?),
-                None if pinfo.geometry.capacity().is_some() => {
-                    let taken = e.tx.occupied_slots(&parent)?;
-                    Some(
-                        pinfo
-                            .geometry
-                            .next_free(|p| taken.contains(&p))
-                            .ok_or_else(|| {
-                                AppError::Rule(kura_domain::RuleError::ContainerFull {
-                                    container: parent.to_string(),
-                                    capacity: pinfo.geometry.capacity().unwrap_or(0),
-                                })
-                            })?,
-                    )
-                }
-                None => None,
-            };
+            let pos = e.slot_in(&parent, pos)?;
             let from = info.parent.clone().map(|p| Placement {
                 parent: p,
                 pos: info.pos,

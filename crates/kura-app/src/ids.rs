@@ -21,7 +21,7 @@ pub fn with_check_char(data: &str) -> Result<KuraId, ScanError> {
 /// is registered here (found, with its row).
 enum Scanned {
     Kura(SpecimenCode),
-    Tube(SpecimenCode, kura_store::SpecimenView),
+    Tube(SpecimenCode, Box<kura_store::SpecimenView>),
 }
 
 impl Kura {
@@ -37,7 +37,7 @@ impl Kura {
                 | ScanError::TooShort { .. }),
             ) => match SpecimenCode::parse_lookup(raw) {
                 Ok(code) => match self.store().specimen(&code)? {
-                    Some(v) => Ok(Scanned::Tube(code, v)),
+                    Some(v) => Ok(Scanned::Tube(code, Box::new(v))),
                     None => Err(e.into()),
                 },
                 Err(_) => Err(e.into()),
@@ -63,7 +63,7 @@ impl Kura {
                 let view = self.store().specimen(&code)?;
                 Ok((code, view))
             }
-            Scanned::Tube(code, view) => Ok((code, Some(view))),
+            Scanned::Tube(code, view) => Ok((code, Some(*view))),
         }
     }
 

@@ -4,7 +4,7 @@ use kura_domain::id::{ContainerId, SpecimenCode};
 use kura_domain::specimen::{
     Quantity, SampleType, SpecimenRecord, parse_primary_container, parse_storage_code,
 };
-use kura_domain::{EventBody, Location, Timestamp};
+use kura_domain::{EventBody, Timestamp};
 use serde::Serialize;
 
 use crate::{AppError, Emit, Kura, Placed};
@@ -220,21 +220,7 @@ impl Emit<'_, '_> {
                 location: None,
             })?;
             if let Some(into) = &r.into {
-                let (p, label) = self.target(into, None)?;
-                self.emit(EventBody::CheckedIn {
-                    specimen: code.clone(),
-                    location: Location {
-                        container: into.clone(),
-                        pos: p,
-                    },
-                })?;
-                placed.push(Placed {
-                    specimen: code.to_string(),
-                    container: into.to_string(),
-                    row: p.row,
-                    col: p.col,
-                    position: label,
-                });
+                placed.push(self.check_in(code.clone(), into, None)?);
             }
         }
         Ok(Registered {

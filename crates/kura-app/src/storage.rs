@@ -133,6 +133,33 @@ fn resolve_type(
 }
 
 impl Emit<'_, '_> {
+    /// Where a container goes in `parent`: the position labelled `label`, else the next free
+    /// slot when the parent has positions, else none (rooms, freezers without shelves).
+    pub(crate) fn slot_in(
+        &mut self,
+        parent: &ContainerId,
+        label: Option<&str>,
+    ) -> Result<Option<Pos>, AppError> {
+        let pinfo = self.tx.require_container(parent)?;
+        match (label, pinfo.geometry.capacity()) {
+            (Some(label), _) => Ok(Some(parse_pos(parent, &pinfo.geometry, label)?)),
+            (None, Some(capacity)) => {
+                let taken = self.tx.occupied_slots(parent)?;
+                let free = pinfo
+                    .geometry
+                    .next_free(|q| taken.contains(&q))
+                    .ok_or_else(|| {
+                        AppError::Rule(kura_domain::RuleError::ContainerFull {
+                            container: parent.to_string(),
+                            capacity,
+                        })
+                    })?;
+                Ok(Some(free))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     pub(crate) fn create_container(
         &mut self,
         types: &BTreeMap<String, TypeDef>,
@@ -149,28 +176,8 @@ impl Emit<'_, '_> {
         }
         let (kind, geometry) = resolve_type(types, type_name)?;
         let parent = parent.map(ContainerId::parse).transpose()?;
-        let pos: Option<Pos> = match &parent {
-            Some(p) => {
-                let pinfo = self.tx.require_container(p)?;
-                match (position, pinfo.geometry.capacity()) {
-                    (Some(label), _) => Some(parse_pos(p, &pinfo.geometry, label)?),
-                    (None, Some(capacity)) => {
-                        let taken = self.tx.occupied_slots(p)?;
-                        Some(
-                            pinfo
-                                .geometry
-                                .next_free(|q| taken.contains(&q))
-                                .ok_or_else(|| {
-                                    AppError::Rule(kura_domain::RuleError::ContainerFull {
-                                        container: p.to_string(),
-                                        capacity,
-                                    })
-                                })?,
-                        )
-                    }
-                    (None, None) => None,
-                }
-            }
+        let pos = match &parent {
+            Some(p) => self.slot_in(p, position)?,
             None => None,
         };
         let temperature = temperature
