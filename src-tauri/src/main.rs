@@ -17,6 +17,8 @@ use kura_app::{
 use tauri::State;
 
 #[cfg(test)]
+mod parity;
+#[cfg(test)]
 mod types;
 
 struct App(Mutex<Kura>);
@@ -46,6 +48,16 @@ async fn ready() -> R<f64> {
         .unwrap_or(0.0);
     tracing::info!(ms, "scan bar interactive");
     Ok(ms)
+}
+
+/// The language the window starts in until the user picks one: the system locale's.
+#[tauri::command]
+async fn system_language() -> R<String> {
+    Ok(kura_app::input::language(locale().iter().map(|v| v.as_deref())).to_string())
+}
+
+fn locale() -> [Option<String>; 3] {
+    ["LC_ALL", "LC_MESSAGES", "LANG"].map(|v| std::env::var(v).ok())
 }
 
 #[tauri::command]
@@ -157,10 +169,9 @@ async fn consume(
     unit: Option<String>,
     used_up: bool,
 ) -> R<()> {
-    let amount = amount
-        .as_deref()
-        .map(|a| (a, unit.as_deref().unwrap_or("")));
-    app.kura().consume(&specimen, amount, used_up).map_err(wire)
+    app.kura()
+        .consume(&specimen, amount.as_deref(), unit.as_deref(), used_up)
+        .map_err(wire)
 }
 
 #[tauri::command]
@@ -234,6 +245,46 @@ fn software_rendering(app: &tauri::App) {
     }
 }
 
+/// Who is acting: `KURA_USER`, then `USER`, picked by kura-app exactly as the CLI does.
+fn actor(kura_user: Option<String>, user: Option<String>) -> Result<String, kura_app::AppError> {
+    kura_app::input::actor([kura_user.as_deref(), user.as_deref()])
+}
+
+/// Every command the page may invoke (the parity tests drive the same list).
+fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Send + Sync + 'static
+{
+    tauri::generate_handler![
+        ready,
+        session,
+        stats,
+        show,
+        find,
+        history,
+        lineage,
+        box_map,
+        containers,
+        check_in,
+        check_out,
+        return_specimen,
+        move_specimen,
+        move_container,
+        register,
+        vocabulary,
+        thaw,
+        consume,
+        block,
+        unblock,
+        dispose,
+        stocks,
+        label_preview,
+        codes_in_box,
+        print_labels,
+        printers,
+        set_printer,
+        system_language
+    ]
+}
+
 fn main() {
     STARTED.get_or_init(Instant::now);
     tracing_subscriber::fmt()
@@ -243,10 +294,9 @@ fn main() {
     let path = std::env::var_os("KURA_DB")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(kura_app::default_db_path);
-    let actor = std::env::var("KURA_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "technician".into());
-    let kura = match Kura::open(&path, &actor) {
+    let kura = match actor(std::env::var("KURA_USER").ok(), std::env::var("USER").ok())
+        .and_then(|actor| Kura::open(&path, &actor))
+    {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error[{}]: {e}", e.code());
@@ -259,35 +309,7 @@ fn main() {
             Ok(())
         })
         .manage(App(Mutex::new(kura)))
-        .invoke_handler(tauri::generate_handler![
-            ready,
-            session,
-            stats,
-            show,
-            find,
-            history,
-            lineage,
-            box_map,
-            containers,
-            check_in,
-            check_out,
-            return_specimen,
-            move_specimen,
-            move_container,
-            register,
-            vocabulary,
-            thaw,
-            consume,
-            block,
-            unblock,
-            dispose,
-            stocks,
-            label_preview,
-            codes_in_box,
-            print_labels,
-            printers,
-            set_printer
-        ])
+        .invoke_handler(handler())
         .run(tauri::generate_context!())
         .expect("the Kura window runs");
 }

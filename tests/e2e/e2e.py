@@ -63,6 +63,10 @@ def main():
         ready = wait_for(lambda: js("return document.body.dataset.ready === '1' && document.activeElement.id === 'scan' ? window.__kura.launchMs : null"), 20)
         check("the scan bar is interactive and focused", ready, ready)
         print(f"launch to interactive scan bar: {ready:.0f} ms (in-process)" if ready else "not ready")
+        # LANG=ja_JP.UTF-8 and no language picked yet (run.sh): the window starts in Japanese;
+        # the #lang button names the other language.
+        first = wait_for(lambda: text("#lang") == "English" and text("#lang"), 5)
+        check("the first language follows the system locale (ja_JP → Japanese)", first == "English", text("#lang"))
         js("document.querySelector('#lang').textContent.trim() === '日本語' || document.querySelector('#lang').click()")
         wait_for(lambda: text("#lang") == "日本語")  # the window speaks English for the first flows
         screenshot("01-check-in-empty")

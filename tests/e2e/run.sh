@@ -10,5 +10,8 @@ rm -rf "$KURA_E2E_OUT"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export KURA_DB="$work/kura.sqlite3"
+# A Japanese system and a fresh webview profile (no language chosen yet): the window must start
+# in Japanese. XDG_DATA_HOME keeps the profile (localStorage) inside $work.
+export LANG=ja_JP.UTF-8 XDG_DATA_HOME="$work/data"
 "$KURA_CLI" --db "$KURA_DB" demo --specimens 2000 >/dev/null 2>&1
 tests/e2e/display.sh :97 4444 python3 tests/e2e/e2e.py

@@ -2,12 +2,11 @@
 
 use chrono::NaiveDate;
 use kura_domain::id::{ContainerId, SpecimenCode};
-use kura_domain::specimen::Quantity;
 use kura_domain::{EventBody, Location, Placement, Pos, Purpose};
 use serde::Serialize;
 
 use crate::ids::parse_pos;
-use crate::{AppError, Emit, Kura};
+use crate::{AppError, Emit, Kura, input};
 
 /// Where a specimen was put.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -32,28 +31,49 @@ impl Placed {
     }
 }
 
-/// A check-out: to whom, why, until when.
+/// A check-out as the technician typed it: to whom, why, until when. Parsed by
+/// [`Kura::check_out`], the same for every face.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct CheckOut {
     pub to: String,
-    #[cfg_attr(
-        feature = "ts",
-        ts(type = "'analysis' | 'qc' | 'distribution' | 'transfer' | 'other'")
-    )]
-    pub purpose: Purpose,
-    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
-    pub due: Option<NaiveDate>,
-    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    /// analysis, qc, distribution, transfer or other.
+    pub purpose: String,
+    /// YYYY-MM-DD; blank or absent: open-ended.
+    pub due: Option<String>,
     pub note: Option<String>,
 }
 
-fn required(field: &str, v: &str) -> Result<String, AppError> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(AppError::input(field, format!("{field} is required")));
+/// A check-out, parsed.
+struct CheckOutRequest {
+    to: String,
+    purpose: Purpose,
+    due: Option<NaiveDate>,
+    note: Option<String>,
+}
+
+impl CheckOut {
+    fn parse(&self, today: NaiveDate) -> Result<CheckOutRequest, AppError> {
+        let to = input::text("to", &self.to, 100)?;
+        let purpose = input::purpose(&self.purpose)?;
+        let due = input::date("due", self.due.as_deref())?;
+        if let Some(due) = due
+            && due < today
+        {
+            return Err(AppError::input(
+                "due",
+                format!("the due date {due} is in the past"),
+            ));
+        }
+        let note = input::optional_text("note", self.note.as_deref(), 500)?;
+        Ok(CheckOutRequest {
+            to,
+            purpose,
+            due,
+            note,
+        })
     }
-    Ok(v.to_string())
 }
 
 impl Emit<'_, '_> {
@@ -124,7 +144,7 @@ impl Kura {
 
     /// Checks out one or many specimens in one transaction; their positions stay reserved.
     pub fn check_out(&mut self, specimens: &[String], out: &CheckOut) -> Result<usize, AppError> {
-        let to = required("to", &out.to)?;
+        let out = out.parse(self.now().date())?;
         let codes = specimens
             .iter()
             .map(|s| self.specimen_code(s))
@@ -132,23 +152,15 @@ impl Kura {
         if codes.is_empty() {
             return Err(AppError::input("specimens", "scan at least one specimen"));
         }
-        if let Some(due) = out.due
-            && due < self.now().date()
-        {
-            return Err(AppError::input(
-                "due",
-                format!("the due date {due} is in the past"),
-            ));
-        }
         let n = codes.len();
         self.write(|e| {
             for c in codes {
                 e.emit(EventBody::CheckedOut {
                     specimen: c,
-                    to: to.clone(),
+                    to: out.to.clone(),
                     purpose: out.purpose,
                     due: out.due,
-                    note: out.note.clone().filter(|n| !n.trim().is_empty()),
+                    note: out.note.clone(),
                 })?;
             }
             Ok(n)
@@ -167,7 +179,7 @@ impl Kura {
                 what: "specimen",
                 code: code.to_string(),
             })?;
-            let loc = s.location.ok_or_else(|| {
+            let loc = s.location().cloned().ok_or_else(|| {
                 AppError::input("specimen", "returned specimen has no reserved position")
             })?;
             let info = e.tx.require_container(&loc.container)?;
@@ -195,10 +207,10 @@ impl Kura {
                     specimen: code.to_string(),
                 })
             })?;
-            let from = s.location.clone().ok_or_else(|| {
+            let from = s.location().cloned().ok_or_else(|| {
                 AppError::Rule(kura_domain::RuleError::NotInStorage {
                     specimen: code.to_string(),
-                    status: s.status.as_str().into(),
+                    status: s.status().as_str().into(),
                 })
             })?;
             let (p, label) = e.target(&container, pos)?;
@@ -278,22 +290,28 @@ impl Kura {
         self.write(|e| e.emit(EventBody::Thawed { specimen: code }).map(|_| ()))
     }
 
-    /// Records use of a specimen: an amount (in its unit), or all of it.
+    /// Records use of a specimen: an amount (in the unit given, or the specimen's own when
+    /// none is), or all of it.
     pub fn consume(
         &mut self,
         specimen: &str,
-        amount: Option<(&str, &str)>,
+        amount: Option<&str>,
+        unit: Option<&str>,
         used_up: bool,
     ) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
-        let amount = amount.map(|(v, u)| Quantity::parse(v, u)).transpose()?;
-        if amount.is_none() && !used_up {
-            return Err(AppError::input(
-                "amount",
-                "give an amount, or say the specimen is used up",
-            ));
-        }
         self.write(|e| {
+            let own_unit =
+                e.tx.specimen(&code)?
+                    .and_then(|s| s.quantity)
+                    .map(|q| q.unit);
+            let amount = input::amount(amount, unit, own_unit)?;
+            if amount.is_none() && !used_up {
+                return Err(AppError::input(
+                    "amount",
+                    "give an amount, or say the specimen is used up",
+                ));
+            }
             e.emit(EventBody::Consumed {
                 specimen: code,
                 amount,
@@ -305,7 +323,7 @@ impl Kura {
 
     pub fn dispose(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
-        let reason = required("reason", reason)?;
+        let reason = input::reason(reason)?;
         self.write(|e| {
             e.emit(EventBody::Disposed {
                 specimen: code,
@@ -317,7 +335,7 @@ impl Kura {
 
     pub fn block(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
-        let reason = required("reason", reason)?;
+        let reason = input::reason(reason)?;
         self.write(|e| {
             e.emit(EventBody::Blocked {
                 specimen: code,
@@ -329,7 +347,7 @@ impl Kura {
 
     pub fn unblock(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
-        let reason = required("reason", reason)?;
+        let reason = input::reason(reason)?;
         self.write(|e| {
             e.emit(EventBody::Unblocked {
                 specimen: code,
@@ -342,8 +360,8 @@ impl Kura {
     /// Consent withdrawal: blocks every live specimen of the donor at once, in one transaction.
     /// Returns the specimens blocked (already-blocked ones are left as they are).
     pub fn block_donor(&mut self, donor: &str, reason: &str) -> Result<Vec<String>, AppError> {
-        let donor = required("donor", donor)?;
-        let reason = required("reason", reason)?;
+        let donor = input::text("donor", donor, 64)?;
+        let reason = input::reason(reason)?;
         self.write(|e| {
             let codes = e.tx.donor_specimens(&donor)?;
             if codes.is_empty() {

@@ -558,7 +558,7 @@ impl Demo {
         }
         if withdrawn {
             for code in &made {
-                if e.tx.specimen(code)?.is_some_and(|s| !s.status.is_final()) {
+                if e.tx.specimen(code)?.is_some_and(|s| !s.status().is_final()) {
                     e.emit(EventBody::Blocked {
                         specimen: code.clone(),
                         reason: "consent withdrawn / 同意撤回".into(),

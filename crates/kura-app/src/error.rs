@@ -26,8 +26,8 @@ pub enum AppError {
     IdFormat(#[from] IdFormatError),
     #[error(transparent)]
     Store(StoreError),
-    #[error("{} row(s) of the import are wrong; nothing was imported. First: {}", .0.len(), .0.first().map(|e| e.to_string()).unwrap_or_default())]
-    Import(Vec<RowError>),
+    #[error("{total} problem(s) in the import file; nothing was imported. First: {}", .rows.first().map(|e| e.to_string()).unwrap_or_default())]
+    Import { total: u64, rows: Vec<RowError> },
     #[error("{field}: {message}")]
     Input { field: String, message: String },
     #[error("{what} {code} was not found")]
@@ -64,7 +64,7 @@ impl AppError {
             AppError::Position { .. } => "bad_position",
             AppError::IdFormat(_) => "bad_id_format",
             AppError::Store(e) => e.code(),
-            AppError::Import(_) => "import_rejected",
+            AppError::Import { .. } => "import_rejected",
             AppError::Input { .. } => "bad_input",
             AppError::NotFound { .. } => "not_found",
             AppError::NotInitialised => "not_initialised",
@@ -85,7 +85,7 @@ impl AppError {
         let details = match self {
             AppError::Scan(e) => serde_json::to_value(e).ok(),
             AppError::Rule(e) => serde_json::to_value(e).ok(),
-            AppError::Import(rows) => serde_json::to_value(rows).ok(),
+            AppError::Import { rows, .. } => serde_json::to_value(rows).ok(),
             _ => None,
         };
         WireError {

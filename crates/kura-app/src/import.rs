@@ -40,6 +40,54 @@ impl fmt::Display for RowError {
     }
 }
 
+/// The problems found in a file: every one is counted, the first [`MAX_LISTED`] are kept.
+#[derive(Default)]
+struct Errors {
+    listed: Vec<RowError>,
+    total: u64,
+}
+
+/// How many row problems an import error lists (all are counted).
+pub const MAX_LISTED: usize = 1000;
+
+impl Errors {
+    fn push(&mut self, e: RowError) {
+        self.total += 1;
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(e);
+        }
+    }
+    fn into_error(self) -> AppError {
+        AppError::Import {
+            total: self.total,
+            rows: self.listed,
+        }
+    }
+}
+
+/// The file's text: UTF-8 (a byte-order mark is dropped), or Shift_JIS as Excel saves CSV on
+/// Japanese Windows. Anything else is refused before a row is read.
+pub fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, AppError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Ok(std::borrow::Cow::Borrowed(s));
+    }
+    let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
+    if had_errors {
+        let at = std::str::from_utf8(bytes)
+            .err()
+            .map(|e| e.valid_up_to())
+            .unwrap_or(0);
+        return Err(AppError::input(
+            "csv",
+            format!(
+                "the file is neither UTF-8 nor Shift_JIS text (first bad byte at offset {at}); save it as \"CSV UTF-8\" and import it again"
+            ),
+        ));
+    }
+    Ok(text)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
     pub rows: u64,
@@ -80,47 +128,46 @@ impl Kura {
     /// is wrong, the error lists every bad row (line, column, reason) and nothing is imported.
     pub fn import_csv(
         &mut self,
-        input: impl Read,
+        mut input: impl Read,
         progress: Progress<'_>,
     ) -> Result<ImportReport, AppError> {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes).map_err(|e| AppError::File {
+            path: "import".into(),
+            message: e.to_string(),
+        })?;
+        let content = decode(&bytes)?;
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_reader(input);
+            .from_reader(content.as_bytes());
         let headers = rdr
             .headers()
             .map_err(|e| AppError::input("csv", format!("cannot read the header row: {e}")))?
             .clone();
-        let mut errors = Vec::new();
-        let err =
-            |errors: &mut Vec<RowError>, line: u64, column: &str, value: &str, reason: String| {
-                if errors.len() < 1000 {
-                    errors.push(RowError {
-                        line,
-                        column: column.to_string(),
-                        value: value.to_string(),
-                        reason,
-                    });
-                }
-            };
+        let mut errors = Errors::default();
         let col: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
         for h in headers.iter() {
             if !COLUMNS.contains(&h) && !EXPORT_ONLY.contains(&h) {
-                err(
-                    &mut errors,
-                    1,
-                    h,
-                    h,
-                    format!("unknown column; the columns are {}", COLUMNS.join(", ")),
-                );
+                errors.push(RowError {
+                    line: 1,
+                    column: h.to_string(),
+                    value: h.to_string(),
+                    reason: format!("unknown column; the columns are {}", COLUMNS.join(", ")),
+                });
             }
         }
         for r in REQUIRED {
             if !col.contains_key(r) {
-                err(&mut errors, 1, r, "", "required column is missing".into());
+                errors.push(RowError {
+                    line: 1,
+                    column: r.to_string(),
+                    value: String::new(),
+                    reason: "required column is missing".into(),
+                });
             }
         }
-        if !errors.is_empty() {
-            return Err(AppError::Import(errors));
+        if errors.total > 0 {
+            return Err(errors.into_error());
         }
 
         let mut rows: Vec<Row> = Vec::new();
@@ -134,13 +181,12 @@ impl Kura {
                 Ok(true) => {}
                 Err(e) => {
                     line += 1;
-                    err(
-                        &mut errors,
-                        e.position().map(|p| p.line()).unwrap_or(line),
-                        "*",
-                        "",
-                        format!("malformed CSV: {e}"),
-                    );
+                    errors.push(RowError {
+                        line: e.position().map(|p| p.line()).unwrap_or(line),
+                        column: "*".into(),
+                        value: String::new(),
+                        reason: format!("malformed CSV: {e}"),
+                    });
                     continue;
                 }
             }
@@ -151,10 +197,16 @@ impl Kura {
                     .unwrap_or("")
                     .to_string()
             };
-            let before = errors.len();
+            // This row's problems; the row is kept only when it has none.
+            let mut wrong: Vec<RowError> = Vec::new();
             let mut check = |column: &str, r: Result<(), String>| {
                 if let Err(reason) = r {
-                    err(&mut errors, line, column, &get(column), reason);
+                    wrong.push(RowError {
+                        line,
+                        column: column.to_string(),
+                        value: get(column),
+                        reason,
+                    });
                 }
             };
 
@@ -257,27 +309,48 @@ impl Kura {
             if let Err((c, reason)) = &location {
                 check(c, Err(reason.clone()));
             }
-            if errors.len() == before {
-                rows.push(Row {
+            match (
+                sample_type,
+                container,
+                storage,
+                quantity,
+                study,
+                donor,
+                collected_at,
+                parent,
+                location,
+            ) {
+                (
+                    Ok(sample_type),
+                    Ok(container),
+                    Ok(storage),
+                    Ok(quantity),
+                    Ok(study),
+                    Ok(donor),
+                    Ok(collected_at),
+                    Ok(parent),
+                    Ok(location),
+                ) if wrong.is_empty() => rows.push(Row {
                     code,
                     record: SpecimenRecord {
                         code: SpecimenCode::from_stored(String::new()),
-                        sample_type: sample_type.expect("checked"),
-                        container: container.expect("checked").to_string(),
-                        storage: storage.expect("checked").to_string(),
-                        quantity: quantity.expect("checked"),
-                        study: study.expect("checked"),
-                        donor: donor.expect("checked"),
-                        collected_at: collected_at.expect("checked"),
-                        parent: parent.expect("checked"),
+                        sample_type,
+                        container: container.to_string(),
+                        storage: storage.to_string(),
+                        quantity,
+                        study,
+                        donor,
+                        collected_at,
+                        parent,
                         freeze_thaw: 0,
                     },
-                    location: location.expect("checked"),
-                });
+                    location,
+                }),
+                _ => wrong.into_iter().for_each(|e| errors.push(e)),
             }
         }
-        if !errors.is_empty() {
-            return Err(AppError::Import(errors));
+        if errors.total > 0 {
+            return Err(errors.into_error());
         }
         let total = rows.len() as u64;
         progress(0, total);
@@ -288,9 +361,15 @@ impl Kura {
             let mut ids = e.issue_ids(issued)?.into_iter();
             let mut stored = 0;
             for (i, mut r) in rows.into_iter().enumerate() {
-                r.record.code = r
-                    .code
-                    .unwrap_or_else(|| ids.next().expect("enough ids issued"));
+                r.record.code = match r.code.or_else(|| ids.next()) {
+                    Some(code) => code,
+                    None => {
+                        return Err(AppError::input(
+                            "code",
+                            "fewer IDs were issued than rows need one",
+                        ));
+                    }
+                };
                 stored += u64::from(r.location.is_some());
                 e.emit(EventBody::Registered {
                     specimen: r.record,
@@ -345,7 +424,7 @@ impl Kura {
             });
             boxes.insert(id.to_string(), state);
         }
-        let Some(state) = boxes.get_mut(id.as_str()).expect("inserted").as_mut() else {
+        let Some(state) = boxes.get_mut(id.as_str()).and_then(Option::as_mut) else {
             return Err((
                 "box",
                 format!("container {id} does not exist; create it first (kura storage)"),

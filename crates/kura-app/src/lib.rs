@@ -7,6 +7,7 @@ pub mod demo;
 mod error;
 pub mod ids;
 pub mod import;
+pub mod input;
 pub mod labels;
 pub mod register;
 pub mod storage;
@@ -80,17 +81,11 @@ impl Kura {
         actor: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Kura, AppError> {
-        let actor = actor.trim();
-        if actor.is_empty() {
-            return Err(AppError::input(
-                "actor",
-                "say who is acting (--actor NAME or KURA_USER)",
-            ));
-        }
+        let actor = input::text("actor", actor, 64)?;
         Ok(Kura {
             store: Store::open(path)?,
             clock,
-            actor: actor.to_string(),
+            actor,
             print_timeouts: transport::Timeouts::default(),
         })
     }

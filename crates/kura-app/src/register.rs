@@ -22,9 +22,10 @@ pub struct RegisterRequest {
     pub container: String,
     /// SPREC long-term storage (A, C, D, …).
     pub storage: String,
-    /// (value, unit), e.g. ("10", "mL").
-    #[cfg_attr(feature = "ts", ts(type = "[string, string] | null"))]
-    pub quantity: Option<(String, String)>,
+    /// The amount, e.g. "10" (with `unit`).
+    pub quantity: Option<String>,
+    /// The amount's unit, e.g. "mL".
+    pub unit: Option<String>,
     pub study: String,
     pub donor: String,
     /// RFC 3339 or YYYY-MM-DD.
@@ -63,34 +64,26 @@ pub(crate) struct ValidRequest {
     pub into: Option<ContainerId>,
 }
 
-pub(crate) fn text(field: &str, v: &str, max: usize) -> Result<String, AppError> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(AppError::input(field, format!("{field} is required")));
-    }
-    if v.chars().count() > max {
-        return Err(AppError::input(
-            field,
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(AppError::input(
-            field,
-            format!("{field} contains a control character"),
-        ));
-    }
-    Ok(v.to_string())
-}
+pub(crate) use crate::input::text;
 
 impl RegisterRequest {
     pub(crate) fn validate(&self) -> Result<ValidRequest, AppError> {
-        let quantity = self
-            .quantity
-            .as_ref()
-            .map(|(v, u)| Quantity::parse(v, u))
-            .transpose()?;
-        let aliquot_quantity = match (&self.aliquot_quantity, quantity) {
+        let quantity =
+            match crate::input::amount(self.quantity.as_deref(), self.unit.as_deref(), None) {
+                Err(e) if e.code() == "bad_input" => {
+                    return Err(AppError::input(
+                        "quantity",
+                        "give the quantity and its unit together",
+                    ));
+                }
+                other => other?,
+            };
+        let aliquot_quantity = match (
+            self.aliquot_quantity
+                .as_deref()
+                .filter(|v| !v.trim().is_empty()),
+            quantity,
+        ) {
             (Some(v), Some(q)) => Some(Quantity::parse(v, q.unit.as_str())?),
             (Some(_), None) => {
                 return Err(AppError::input(
@@ -102,7 +95,7 @@ impl RegisterRequest {
         };
         if let (Some(a), Some(q)) = (aliquot_quantity, quantity)
             && self.aliquot_type.is_none()
-            && a.milli * i64::from(self.aliquots) > q.milli
+            && a.milli.saturating_mul(i64::from(self.aliquots)) > q.milli
         {
             return Err(AppError::input(
                 "aliquot_quantity",

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{bench, register};
-use kura_app::{AppError, CheckOut, FindQuery, Kura, Purpose};
+use kura_app::{AppError, CheckOut, FindQuery, Kura};
 
 fn events(k: &Kura) -> i64 {
     k.stats().unwrap().events
@@ -21,7 +21,7 @@ fn refused(k: &mut Kura, code: &str, f: impl FnOnce(&mut Kura) -> Result<(), App
 fn out() -> CheckOut {
     CheckOut {
         to: "Dr. Sato".into(),
-        purpose: Purpose::Analysis,
+        purpose: "analysis".into(),
         due: None,
         note: None,
     }

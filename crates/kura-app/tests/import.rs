@@ -72,7 +72,7 @@ fn one_bad_row_in_ten_thousand_writes_nothing_and_is_named() {
             .import_csv(data.as_bytes(), &mut |_, _| {})
             .unwrap_err();
         assert_eq!(err.code(), "import_rejected", "{err}");
-        let kura_app::AppError::Import(rows) = &err else {
+        let kura_app::AppError::Import { rows, .. } = &err else {
             panic!("{err:?}")
         };
         assert_eq!(rows.len(), 1, "{rows:?}");
@@ -139,7 +139,7 @@ fn good_import_stores_and_exports_round_trip() {
         .kura
         .import_csv(text.as_bytes(), &mut |_, _| {})
         .unwrap_err();
-    let kura_app::AppError::Import(rows) = err else {
+    let kura_app::AppError::Import { rows, .. } = err else {
         panic!()
     };
     let lines: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.line).collect();
@@ -159,7 +159,7 @@ fn bad_header_is_refused() {
         .kura
         .import_csv("code,type,colour\nX,BLD,red\n".as_bytes(), &mut |_, _| {})
         .unwrap_err();
-    let kura_app::AppError::Import(rows) = err else {
+    let kura_app::AppError::Import { rows, .. } = err else {
         panic!()
     };
     assert!(rows.iter().any(|r| r.column == "colour"));

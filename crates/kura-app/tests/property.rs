@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::{bench, register};
-use kura_app::{CheckOut, FindQuery, Kura, Purpose};
+use kura_app::{CheckOut, FindQuery, Kura};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ fn cmd() -> impl Strategy<Value = Cmd> {
 fn run(k: &mut Kura, codes: &[String], c: &Cmd) -> Result<(), kura_app::AppError> {
     let out = CheckOut {
         to: "Lab 2".into(),
-        purpose: Purpose::Qc,
+        purpose: "qc".into(),
         due: None,
         note: None,
     };
@@ -73,7 +73,7 @@ fn run(k: &mut Kura, codes: &[String], c: &Cmd) -> Result<(), kura_app::AppError
             .move_specimen(&codes[*s], BOXES[*b], p.map(pos_label).as_deref())
             .map(|_| ()),
         Cmd::Thaw(s) => k.thaw(&codes[*s]),
-        Cmd::Consume(s) => k.consume(&codes[*s], Some(("0.1", "mL")), false),
+        Cmd::Consume(s) => k.consume(&codes[*s], Some("0.1"), Some("mL"), false),
         Cmd::Dispose(s) => k.dispose(&codes[*s], "test"),
         Cmd::Block(s) => k.block(&codes[*s], "test"),
         Cmd::Unblock(s) => k.unblock(&codes[*s], "test"),

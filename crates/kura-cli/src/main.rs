@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use kura_app::labels::PrintTarget;
 use kura_app::transport::PrinterConfig;
-use kura_app::{AppError, CheckOut, FindQuery, Kura, Purpose, RegisterRequest};
+use kura_app::{AppError, CheckOut, FindQuery, Kura, RegisterRequest};
 use serde_json::json;
 
 mod print;
@@ -324,12 +324,12 @@ fn main() -> ExitCode {
                 println!("{}", json!({ "error": e.to_wire() }));
             } else {
                 eprintln!("error[{}]: {e}", e.code());
-                if let AppError::Import(rows) = &e {
+                if let AppError::Import { total, rows } = &e {
                     for r in rows.iter().take(50) {
                         eprintln!("  {r}");
                     }
-                    if rows.len() > 50 {
-                        eprintln!("  … and {} more", rows.len() - 50);
+                    if *total > 50 {
+                        eprintln!("  … and {} more", total - 50);
                     }
                 }
             }
@@ -352,17 +352,12 @@ fn progress(label: &'static str) -> impl FnMut(u64, u64) {
     }
 }
 
-fn actor(cli: &Cli) -> String {
-    cli.actor
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "technician".into())
-}
-
 fn open(cli: &Cli) -> Result<Kura, AppError> {
     let path = cli.db.clone().unwrap_or_else(kura_app::default_db_path);
-    Kura::open(path, &actor(cli))
+    // `--actor` (or KURA_USER, through clap), then USER: kura-app picks, as for the window.
+    let user = std::env::var("USER").ok();
+    let actor = kura_app::input::actor([cli.actor.as_deref(), user.as_deref()])?;
+    Kura::open(path, &actor)
 }
 
 fn out(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
@@ -638,22 +633,13 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             });
         }
         Cmd::Register(a) => {
-            let quantity = match (a.quantity, a.unit) {
-                (Some(q), Some(u)) => Some((q, u)),
-                (None, None) => None,
-                _ => {
-                    return Err(AppError::input(
-                        "quantity",
-                        "give --quantity and --unit together",
-                    ));
-                }
-            };
             let r = k.register(&RegisterRequest {
                 code: a.code,
                 sample_type: a.sample_type,
                 container: a.container,
                 storage: a.storage,
-                quantity,
+                quantity: a.quantity,
+                unit: a.unit,
                 study: a.study,
                 donor: a.donor,
                 collected_at: a.collected,
@@ -720,19 +706,6 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             due,
             note,
         } => {
-            let purpose = Purpose::parse(&purpose).ok_or_else(|| {
-                AppError::input(
-                    "purpose",
-                    format!("{purpose:?}: use analysis, qc, distribution, transfer or other"),
-                )
-            })?;
-            let due = due
-                .map(|d| {
-                    d.parse::<chrono::NaiveDate>().map_err(|_| {
-                        AppError::input("due", format!("{d:?} is not a date (YYYY-MM-DD)"))
-                    })
-                })
-                .transpose()?;
             let n = k.check_out(
                 &specimens,
                 &CheckOut {
@@ -790,17 +763,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             unit,
             all,
         } => {
-            let amt = match (&amount, &unit) {
-                (Some(a), Some(u)) => Some((a.as_str(), u.as_str())),
-                (None, None) => None,
-                _ => {
-                    return Err(AppError::input(
-                        "amount",
-                        "give --amount and --unit together",
-                    ));
-                }
-            };
-            k.consume(&specimen, amt, all)?;
+            k.consume(&specimen, amount.as_deref(), unit.as_deref(), all)?;
             out(json, json!({ "consumed": specimen }), || {
                 format!("consumption recorded for {specimen}")
             });

@@ -13,20 +13,111 @@ use crate::id::{ContainerId, SpecimenCode};
 use crate::position::{Geometry, Pos, PositionError};
 use crate::specimen::{Quantity, SpecimenRecord, Status};
 
+/// Where a specimen is in its custody, with exactly the facts that state has: a stored specimen
+/// always has a position, a checked-out one always has a holder and the position held for its
+/// return, and a consumed or disposed one has neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Custody {
+    /// Registered, not yet stored.
+    Received,
+    /// In storage.
+    Stored { at: Location },
+    /// Out with a person; `held` is kept for its return.
+    CheckedOut {
+        held: Location,
+        holder: String,
+        due: Option<NaiveDate>,
+    },
+    /// Shipped, not yet received.
+    InTransit,
+    /// Fully used up.
+    Consumed,
+    /// Destroyed.
+    Disposed,
+}
+
+impl Custody {
+    pub fn status(&self) -> Status {
+        match self {
+            Custody::Received => Status::Received,
+            Custody::Stored { .. } => Status::Available,
+            Custody::CheckedOut { .. } => Status::CheckedOut,
+            Custody::InTransit => Status::InTransit,
+            Custody::Consumed => Status::Consumed,
+            Custody::Disposed => Status::Disposed,
+        }
+    }
+
+    /// The position it occupies: where it is stored, or the one held while it is checked out.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Custody::Stored { at } => Some(at),
+            Custody::CheckedOut { held, .. } => Some(held),
+            _ => None,
+        }
+    }
+
+    /// Who holds it, while checked out.
+    pub fn holder(&self) -> Option<&str> {
+        match self {
+            Custody::CheckedOut { holder, .. } => Some(holder),
+            _ => None,
+        }
+    }
+
+    pub fn due(&self) -> Option<NaiveDate> {
+        match self {
+            Custody::CheckedOut { due, .. } => *due,
+            _ => None,
+        }
+    }
+
+    /// Builds the state from its stored columns; `None` when they describe no possible state
+    /// (a stored specimen without a position, a checked-out one without a holder …).
+    pub fn from_parts(
+        status: Status,
+        location: Option<Location>,
+        holder: Option<String>,
+        due: Option<NaiveDate>,
+    ) -> Option<Custody> {
+        let plain =
+            |c: Custody| (location.is_none() && holder.is_none() && due.is_none()).then_some(c);
+        match status {
+            Status::Received => plain(Custody::Received),
+            Status::InTransit => plain(Custody::InTransit),
+            Status::Consumed => plain(Custody::Consumed),
+            Status::Disposed => plain(Custody::Disposed),
+            Status::Available => match (location, holder, due) {
+                (Some(at), None, None) => Some(Custody::Stored { at }),
+                _ => None,
+            },
+            Status::CheckedOut => match (location, holder) {
+                (Some(held), Some(holder)) => Some(Custody::CheckedOut { held, holder, due }),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// A specimen's current custody state (the mutable part of the projection).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SpecimenState {
     pub code: SpecimenCode,
-    pub status: Status,
+    pub custody: Custody,
     pub blocked: bool,
     pub in_conflict: bool,
-    /// Where it is, or (checked out) the position held for its return.
-    pub location: Option<Location>,
     pub freeze_thaw: u32,
     pub quantity: Option<Quantity>,
-    /// Who holds it while checked out.
-    pub holder: Option<String>,
-    pub due: Option<NaiveDate>,
+}
+
+impl SpecimenState {
+    pub fn status(&self) -> Status {
+        self.custody.status()
+    }
+    pub fn location(&self) -> Option<&Location> {
+        self.custody.location()
+    }
 }
 
 /// What the rules need to know about a container.
@@ -201,10 +292,10 @@ fn existing<V: View>(view: &mut V, code: &SpecimenCode) -> R<SpecimenState, V::E
 }
 
 fn not_final<E>(s: &SpecimenState) -> R<(), E> {
-    if s.status.is_final() {
+    if s.status().is_final() {
         return rule(RuleError::Final {
             specimen: s.code.to_string(),
-            status: s.status.as_str().into(),
+            status: s.status().as_str().into(),
         });
     }
     Ok(())
@@ -219,17 +310,18 @@ fn not_blocked<E>(s: &SpecimenState) -> R<(), E> {
     Ok(())
 }
 
-fn in_storage<E>(s: &SpecimenState) -> R<(), E> {
+/// Where a specimen is stored; refused unless it is in storage now.
+fn stored<E>(s: &SpecimenState) -> R<Location, E> {
     not_final(s)?;
-    match s.status {
-        Status::Available => Ok(()),
-        Status::CheckedOut => rule(RuleError::AlreadyCheckedOut {
+    match &s.custody {
+        Custody::Stored { at } => Ok(at.clone()),
+        Custody::CheckedOut { holder, .. } => rule(RuleError::AlreadyCheckedOut {
             specimen: s.code.to_string(),
-            holder: s.holder.clone().unwrap_or_default(),
+            holder: holder.clone(),
         }),
         other => rule(RuleError::NotInStorage {
             specimen: s.code.to_string(),
-            status: other.as_str().into(),
+            status: other.status().as_str().into(),
         }),
     }
 }
@@ -364,18 +456,14 @@ fn register<V: View>(
     }
     let state = SpecimenState {
         code: specimen.code.clone(),
-        status: if location.is_some() {
-            Status::Available
-        } else {
-            Status::Received
+        custody: match location {
+            Some(at) => Custody::Stored { at: at.clone() },
+            None => Custody::Received,
         },
         blocked: false,
         in_conflict: false,
-        location: location.cloned(),
         freeze_thaw,
         quantity: specimen.quantity,
-        holder: None,
-        due: None,
     };
     let mut record = specimen.clone();
     record.freeze_thaw = freeze_thaw;
@@ -393,65 +481,62 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
         E::CheckedIn { specimen, location } => {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;
-            match s.status {
-                Status::Received => {}
-                Status::Available => {
-                    let loc = s
-                        .location
-                        .clone()
-                        .expect("stored specimens have a location");
+            match &s.custody {
+                Custody::Received => {}
+                Custody::Stored { at } => {
                     let pos = view
-                        .container(&loc.container)
+                        .container(&at.container)
                         .map_err(DecideError::View)?
-                        .map(|c| c.geometry.label(loc.pos))
+                        .map(|c| c.geometry.label(at.pos))
                         .unwrap_or_default();
                     return rule(RuleError::AlreadyInStorage {
                         specimen: specimen.to_string(),
-                        container: loc.container.to_string(),
+                        container: at.container.to_string(),
                         pos,
                     });
                 }
-                Status::CheckedOut => {
+                Custody::CheckedOut { holder, .. } => {
                     return rule(RuleError::AlreadyCheckedOut {
                         specimen: specimen.to_string(),
-                        holder: s.holder.clone().unwrap_or_default(),
+                        holder: holder.clone(),
                     });
                 }
                 other => {
                     return rule(RuleError::NotInStorage {
                         specimen: specimen.to_string(),
-                        status: other.as_str().into(),
+                        status: other.status().as_str().into(),
                     });
                 }
             }
             check_specimen_slot(view, location, specimen)?;
-            s.status = Status::Available;
-            s.location = Some(location.clone());
+            s.custody = Custody::Stored {
+                at: location.clone(),
+            };
             Ok(Effect::Update(s))
         }
         E::CheckedOut {
             specimen, to, due, ..
         } => {
             let mut s = existing(view, specimen)?;
-            in_storage(&s)?;
+            let held = stored(&s)?;
             not_blocked(&s)?;
-            s.status = Status::CheckedOut;
-            s.holder = Some(to.clone());
-            s.due = *due;
+            s.custody = Custody::CheckedOut {
+                held,
+                holder: to.clone(),
+                due: *due,
+            };
             Ok(Effect::Update(s))
         }
         E::Returned { specimen, thawed } => {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;
-            if s.status != Status::CheckedOut {
+            let Custody::CheckedOut { held, .. } = &s.custody else {
                 return rule(RuleError::NotCheckedOut {
                     specimen: specimen.to_string(),
-                    status: s.status.as_str().into(),
+                    status: s.status().as_str().into(),
                 });
-            }
-            s.status = Status::Available;
-            s.holder = None;
-            s.due = None;
+            };
+            s.custody = Custody::Stored { at: held.clone() };
             if *thawed {
                 s.freeze_thaw += 1;
             }
@@ -459,9 +544,9 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
         }
         E::Moved { specimen, to, .. } => {
             let mut s = existing(view, specimen)?;
-            in_storage(&s)?;
+            stored(&s)?;
             check_specimen_slot(view, to, specimen)?;
-            s.location = Some(to.clone());
+            s.custody = Custody::Stored { at: to.clone() };
             Ok(Effect::Update(s))
         }
         E::Thawed { specimen } => {
@@ -478,10 +563,13 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;
             not_blocked(&s)?;
-            if !matches!(s.status, Status::Available | Status::CheckedOut) {
+            if !matches!(
+                s.custody,
+                Custody::Stored { .. } | Custody::CheckedOut { .. }
+            ) {
                 return rule(RuleError::NotInStorage {
                     specimen: specimen.to_string(),
-                    status: s.status.as_str().into(),
+                    status: s.status().as_str().into(),
                 });
             }
             if let (Some(a), Some(left)) = (amount, s.quantity) {
@@ -503,20 +591,14 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                 });
             }
             if *used_up || s.quantity.is_some_and(|q| q.milli == 0) {
-                s.status = Status::Consumed;
-                s.location = None;
-                s.holder = None;
-                s.due = None;
+                s.custody = Custody::Consumed;
             }
             Ok(Effect::Update(s))
         }
         E::Disposed { specimen, .. } => {
             let mut s = existing(view, specimen)?;
             not_final(&s)?;
-            s.status = Status::Disposed;
-            s.location = None;
-            s.holder = None;
-            s.due = None;
+            s.custody = Custody::Disposed;
             Ok(Effect::Update(s))
         }
         E::Blocked { specimen, .. } => {
@@ -538,28 +620,27 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
         }
         E::Shipped { specimen, .. } => {
             let mut s = existing(view, specimen)?;
-            in_storage(&s)?;
+            stored(&s)?;
             not_blocked(&s)?;
-            s.status = Status::InTransit;
-            s.location = None;
+            s.custody = Custody::InTransit;
             Ok(Effect::Update(s))
         }
         E::Received {
             specimen, location, ..
         } => {
             let mut s = existing(view, specimen)?;
-            if s.status != Status::InTransit {
+            if s.custody != Custody::InTransit {
                 return rule(RuleError::NotInTransit {
                     specimen: specimen.to_string(),
                 });
             }
-            if let Some(loc) = location {
-                check_specimen_slot(view, loc, specimen)?;
-                s.status = Status::Available;
-            } else {
-                s.status = Status::Received;
-            }
-            s.location = location.clone();
+            s.custody = match location {
+                Some(at) => {
+                    check_specimen_slot(view, at, specimen)?;
+                    Custody::Stored { at: at.clone() }
+                }
+                None => Custody::Received,
+            };
             Ok(Effect::Update(s))
         }
         E::ConflictResolved { specimen, .. } => {

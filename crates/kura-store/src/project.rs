@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use kura_domain::rules::{self, DecideError, Effect, View};
 use kura_domain::{
-    ContainerId, ContainerInfo, EventBody, Geometry, Location, Pos, Quantity, SpecimenCode,
-    SpecimenState, Status,
+    ContainerId, ContainerInfo, Custody, EventBody, Geometry, Location, Pos, Quantity,
+    SpecimenCode, SpecimenState, Status,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -115,7 +115,7 @@ impl Projector<'_> {
         match effect {
             Effect::Register { record, state } => {
                 let parent = record.parent.as_ref().map(|p| p.as_str());
-                let (container, row, col) = self.location_cols(state.location.as_ref())?;
+                let (container, row, col) = self.location_cols(state.location())?;
                 self.conn
                     .prepare_cached(
                         "INSERT INTO specimens (code, sample_type, primary_container, storage_code, material,
@@ -137,7 +137,7 @@ impl Projector<'_> {
                             at,
                             parent,
                             state.freeze_thaw,
-                            state.status.as_str(),
+                            state.status().as_str(),
                             container,
                             row,
                             col,
@@ -146,7 +146,7 @@ impl Projector<'_> {
                 self.subject(id, event)?;
             }
             Effect::Update(state) => {
-                let (container, row, col) = self.location_cols(state.location.as_ref())?;
+                let (container, row, col) = self.location_cols(state.location())?;
                 let id = self.specimen_rowid(&state.code)?;
                 self.conn
                     .prepare_cached(
@@ -156,7 +156,7 @@ impl Projector<'_> {
                     )?
                     .execute(params![
                             id,
-                            state.status.as_str(),
+                            state.status().as_str(),
                             state.blocked,
                             state.in_conflict,
                             container,
@@ -164,8 +164,8 @@ impl Projector<'_> {
                             col,
                             state.freeze_thaw,
                             state.quantity.map(|q| q.milli),
-                            state.holder,
-                            state.due.map(|d| d.to_string()),
+                            state.custody.holder(),
+                            state.custody.due().map(|d| d.to_string()),
                             at,
                         ])?;
                 self.subject(id, event)?;
@@ -357,22 +357,46 @@ pub(crate) fn read_state(
         let col: Option<u16> = r.get(5)?;
         let milli: Option<i64> = r.get(7)?;
         let due: Option<String> = r.get(10)?;
+        let location = match (container, row, col) {
+            (Some(c), Some(row), Some(col)) => Some(Location {
+                container: ContainerId::from_stored(c),
+                pos: Pos::new(row, col),
+            }),
+            _ => None,
+        };
+        let due = match due {
+            Some(d) => Some(d.parse().map_err(|_| impossible(code, format!("due date {d:?}")))?),
+            None => None,
+        };
+        let status = Status::parse(&status)
+            .ok_or_else(|| impossible(code, format!("status {status:?}")))?;
+        let custody = Custody::from_parts(status, location, r.get(9)?, due).ok_or_else(|| {
+            impossible(
+                code,
+                format!("{} with the wrong position, holder or due date", status.as_str()),
+            )
+        })?;
         Ok(SpecimenState {
             code: code.clone(),
-            status: Status::parse(&status).unwrap_or(Status::Received),
+            custody,
             blocked: r.get(1)?,
             in_conflict: r.get(2)?,
-            location: match (container, row, col) {
-                (Some(c), Some(row), Some(col)) => {
-                    Some(Location { container: ContainerId::from_stored(c), pos: Pos::new(row, col) })
-                }
-                _ => None,
-            },
             freeze_thaw: r.get(6)?,
             quantity: milli.zip(unit_of(r.get(8)?)).map(|(milli, unit)| Quantity { milli, unit }),
-            holder: r.get(9)?,
-            due: due.and_then(|d| d.parse().ok()),
         })
     })
     .optional()
+}
+
+/// A projection row that describes no possible custody state (edited behind Kura's back):
+/// reported as a conversion failure, which `verify` and `rebuild` name.
+fn impossible(code: &SpecimenCode, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!(
+            "specimen {code}: the projection holds an impossible state ({what}); run `kura rebuild`"
+        )
+        .into(),
+    )
 }

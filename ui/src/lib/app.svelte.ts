@@ -28,6 +28,21 @@ class AppState {
 
 export const app = new AppState();
 
+// Until the user picks a language, the window follows the system locale (ja* → Japanese).
+if (saved !== 'en' && saved !== 'ja') {
+  api
+    .systemLanguage()
+    .then((l) => {
+      if (l === 'en' || l === 'ja') {
+        app.lang = l;
+        setLang(l);
+      }
+    })
+    .catch(() => {
+      /* outside the window (tests): keep the default */
+    });
+}
+
 /** Translates in the current language; reading `app.lang` makes templates follow a switch. */
 export function tr(key: string, params: Record<string, unknown> = {}): string {
   return t(key, params, app.lang);

@@ -52,6 +52,7 @@ export function backend(t: Transport = tauri) {
   return {
     ready: () => call<number>('ready'),
     session: () => call<SessionInfo>('session'),
+    systemLanguage: () => call<string>('system_language'),
     stats: () => call<Stats>('stats'),
     show: (scan: string) => call<SpecimenView>('show', { scan }),
     find: (query: FindQuery) => call<SpecimenView[]>('find', { query }),

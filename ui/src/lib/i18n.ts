@@ -6,7 +6,7 @@ import ja from '../i18n/ja.json';
 export type Lang = 'en' | 'ja';
 export const catalogues: Record<Lang, Record<string, string>> = { en, ja };
 
-let current: Lang = 'ja';
+let current: Lang = 'en';
 const listeners = new Set<(l: Lang) => void>();
 
 export function lang(): Lang {

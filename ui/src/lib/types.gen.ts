@@ -55,7 +55,15 @@ export type Stats = { specimens: number, by_status: Array<[string, number]>, blo
 
 export type Placed = { specimen: string, container: string, row: number, col: number, position: string, };
 
-export type CheckOut = { to: string, purpose: 'analysis' | 'qc' | 'distribution' | 'transfer' | 'other', due: string | null, note: string | null, };
+export type CheckOut = { to: string, 
+/**
+ * analysis, qc, distribution, transfer or other.
+ */
+purpose: string, 
+/**
+ * YYYY-MM-DD; blank or absent: open-ended.
+ */
+due: string | null, note: string | null, };
 
 export type RegisterRequest = { 
 /**
@@ -75,9 +83,13 @@ container: string,
  */
 storage: string, 
 /**
- * (value, unit), e.g. ("10", "mL").
+ * The amount, e.g. "10" (with `unit`).
  */
-quantity: [string, string] | null, study: string, donor: string, 
+quantity: string | null, 
+/**
+ * The amount's unit, e.g. "mL".
+ */
+unit: string | null, study: string, donor: string, 
 /**
  * RFC 3339 or YYYY-MM-DD.
  */

@@ -33,8 +33,7 @@ impl View for Mem {
             .specimens
             .values()
             .find(|s| {
-                s.location
-                    .as_ref()
+                s.location()
                     .is_some_and(|l| &l.container == c && l.pos == pos)
             })
             .map(|s| s.code.clone()))
@@ -392,9 +391,9 @@ fn consumption() {
         (check_in(1, "BX1", 0, 0), ""),
         (consume("1", false), ""),
     ]);
-    assert_eq!(m.specimens[&sid(1)].status, Status::Consumed);
+    assert_eq!(m.specimens[&sid(1)].status(), Status::Consumed);
     assert_eq!(
-        m.specimens[&sid(1)].location,
+        m.specimens[&sid(1)].location(),
         None,
         "a used-up specimen frees its position"
     );
