@@ -188,3 +188,58 @@ fn empty_codes_get_kura_ids() {
             .all(|s| kura_app::ids::check(&s.code).is_ok() && s.code.starts_with("TST26"))
     );
 }
+
+/// Once a file with more than 1,000 wrong rows panicked (`expect("checked")` after the error
+/// list stopped growing at 1,000): now every problem is counted, the first 1,000 listed.
+#[test]
+fn regression_import_with_more_than_1000_bad_rows_reports_instead_of_panicking() {
+    let mut b = bench();
+    let before = b.kura.stats().unwrap().specimens;
+    let mut text = csv_rows(1_500, None);
+    text = text.replace(",PL1,", ",XYZ,");
+    // Good rows after the bad ones: they must not be imported either.
+    text.push_str(
+        &csv_rows(3, None)
+            .lines()
+            .skip(1)
+            .map(|l| l.replace("FS1000000", "FS2000000") + "\n")
+            .collect::<String>(),
+    );
+    let err = b
+        .kura
+        .import_csv(text.as_bytes(), &mut |_, _| {})
+        .unwrap_err();
+    assert_eq!(err.code(), "import_rejected");
+    let kura_app::AppError::Import { total, rows } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*total, 1_500);
+    assert_eq!(rows.len(), kura_app::import::MAX_LISTED);
+    assert!(err.to_string().starts_with("1500 problem(s)"), "{err}");
+    assert_eq!(b.kura.stats().unwrap().specimens, before, "nothing written");
+}
+
+/// Excel on Japanese Windows saves CSV as Shift_JIS, others add a UTF-8 byte-order mark: both
+/// import; bytes that are neither are refused before any row is read.
+#[test]
+fn encodings_utf8_bom_and_shift_jis() {
+    let text = csv_rows(3, None);
+    let (sjis, _, lossy) = encoding_rs::SHIFT_JIS.encode(&text);
+    assert!(!lossy);
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(text.as_bytes());
+    for (what, bytes) in [("shift_jis", sjis.to_vec()), ("bom", bom)] {
+        let mut b = bench();
+        let r = b.kura.import_csv(&bytes[..], &mut |_, _| {}).unwrap();
+        assert_eq!(r.rows, 3, "{what}");
+        let s = b.kura.show("FS10000001").unwrap();
+        assert_eq!(s.study, "Import study 取込", "{what}");
+    }
+    let mut b = bench();
+    let err = b
+        .kura
+        .import_csv(&b"code,type\n\xFF\xFE\x00\x81\n"[..], &mut |_, _| {})
+        .unwrap_err();
+    assert_eq!(err.code(), "bad_input");
+    assert!(err.to_string().contains("UTF-8"), "{err}");
+}
