@@ -180,16 +180,23 @@ impl Kura {
     ) -> Result<T, AppError> {
         let clock = self.clock.clone();
         let actor = self.actor.clone();
-        self.store.write(|tx| {
-            let mut e = Emit {
-                tx,
-                clock: &*clock,
-                actor: &actor,
-                ids: &mut RandomIds,
-                id_format: None,
-            };
-            f(&mut e)
-        })
+        let path = self.store.path().to_path_buf();
+        self.store
+            .write(|tx| {
+                let mut e = Emit {
+                    tx,
+                    clock: &*clock,
+                    actor: &actor,
+                    ids: &mut RandomIds,
+                    id_format: None,
+                };
+                f(&mut e)
+            })
+            // A full disk, a lock held too long, read-only media: say which file.
+            .map_err(|e| match e {
+                AppError::Store(s) => AppError::Store(s.at(&path)),
+                other => other,
+            })
     }
 
     pub(crate) fn store(&self) -> &Store {

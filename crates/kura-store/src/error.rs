@@ -15,9 +15,23 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
-        "this database was made by a newer Kura (schema {found}, this build knows up to {known}); update Kura"
+        "{} was written by a newer Kura (schema {found}, this build knows up to {known}); update Kura to open it. The file was not changed", path.display()
     )]
-    NewerSchema { found: i64, known: i64 },
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("{} is not a SQLite database (is it the right file?); Kura did not change it", path.display())]
+    NotSqlite { path: PathBuf },
+    #[error("{} is a SQLite database but not a Kura database; Kura did not change it. Give another file with --db or KURA_DB", path.display())]
+    NotKura { path: PathBuf },
+    #[error("{} is in use by another Kura window or command, which has held it for more than {seconds} s; finish or close it and try again. Nothing was recorded", path.display())]
+    Busy { path: PathBuf, seconds: u64 },
+    #[error("the disk holding {} is full (or the file reached its size limit); free some space and try again. Nothing of this action was recorded; everything recorded before is intact", path.display())]
+    DiskFull { path: PathBuf },
+    #[error("{} is read-only (read-only media or no write permission): Kura can show what is in it but cannot record anything. Copy it to a writable disk, or fix its permissions", path.display())]
+    ReadOnly { path: PathBuf },
     #[error("cannot use {path}: {source}")]
     Io {
         path: PathBuf,
@@ -38,6 +52,11 @@ impl StoreError {
             StoreError::Sqlite(_) => "store_error",
             StoreError::Migration { .. } => "store_migration",
             StoreError::NewerSchema { .. } => "store_newer_schema",
+            StoreError::NotSqlite { .. } => "store_not_sqlite",
+            StoreError::NotKura { .. } => "store_not_kura",
+            StoreError::Busy { .. } => "store_busy",
+            StoreError::DiskFull { .. } => "disk_full",
+            StoreError::ReadOnly { .. } => "store_read_only",
             StoreError::Io { .. } => "store_io",
             StoreError::Corrupt(_) => "store_corrupt",
             StoreError::NotFound { .. } => "not_found",
@@ -52,5 +71,53 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 fn is_full(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
+    match e {
+        // A file-size limit (EFBIG) comes back as a write I/O error.
+        rusqlite::Error::SqliteFailure(f, _) => {
+            f.code == rusqlite::ErrorCode::DiskFull
+                || f.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE
+        }
+        _ => false,
+    }
+}
+
+impl StoreError {
+    /// Names the file in the errors a person can act on: busy, disk full, read-only, not a
+    /// database. Other errors are returned as they are.
+    pub fn at(self, path: &std::path::Path) -> StoreError {
+        let path = path.to_path_buf();
+        match self {
+            StoreError::Sqlite(e) | StoreError::Migration { source: e, .. } if is_busy(&e) => {
+                StoreError::Busy {
+                    path,
+                    seconds: BUSY_TIMEOUT_MS / 1000,
+                }
+            }
+            StoreError::Sqlite(e) | StoreError::Migration { source: e, .. } if is_full(&e) => {
+                StoreError::DiskFull { path }
+            }
+            StoreError::Sqlite(e) | StoreError::Migration { source: e, .. } if is_read_only(&e) => {
+                StoreError::ReadOnly { path }
+            }
+            StoreError::Sqlite(e) | StoreError::Migration { source: e, .. }
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::NotADatabase)
+                ) =>
+            {
+                StoreError::NotSqlite { path }
+            }
+            other => other,
+        }
+    }
+}
+
+/// How long a write waits for another connection's write to finish.
+pub const BUSY_TIMEOUT_MS: u64 = 5000;
+
+fn is_read_only(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+    )
 }

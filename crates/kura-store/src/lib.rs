@@ -56,11 +56,81 @@ pub(crate) struct ContainerMeta {
     pub path: String,
 }
 
+/// Opens for reading and writing: WAL, pragmas, migrations. Errors name the file.
+fn open_rw(path: &Path) -> Result<Connection, StoreError> {
+    let at = |e: rusqlite::Error| StoreError::from(e).at(path);
+    let mut conn = Connection::open(path).map_err(at)?;
+    conn.busy_timeout(std::time::Duration::from_millis(error::BUSY_TIMEOUT_MS))
+        .map_err(at)?;
+    // The first read: a file that is not SQLite, or not Kura's, or newer, stops here unchanged.
+    migrations::current(&conn, path).map_err(|e| e.at(path))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(at)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!(
+            "could not switch {} to WAL (got {mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch(PRAGMAS).map_err(at)?;
+    // Every hot statement stays prepared (the default cache holds 16).
+    conn.set_prepared_statement_cache_capacity(128);
+    migrations::migrate(&mut conn, path).map_err(|e| e.at(path))?;
+    Ok(conn)
+}
+
+/// Opens a database Kura may not write (read-only media, no permission): `mode=ro`, or, when
+/// the WAL index cannot be created there either, as immutable.
+fn open_ro(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let at = |e: rusqlite::Error| StoreError::from(e).at(path);
+    let enc: String = path
+        .to_string_lossy()
+        .chars()
+        .map(|c| match c {
+            '%' => "%25".to_string(),
+            '?' => "%3f".to_string(),
+            '#' => "%23".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    let mut last = None;
+    for uri in [
+        format!("file:{enc}?mode=ro"),
+        format!("file:{enc}?immutable=1"),
+    ] {
+        match Connection::open_with_flags(&uri, flags)
+            .map_err(at)
+            .and_then(|c| {
+                let v = migrations::current(&c, path).map_err(|e| e.at(path))?;
+                Ok((c, v))
+            }) {
+            Ok((c, v)) if v == migrations::known() => {
+                c.execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
+                    .map_err(at)?;
+                return Ok(c);
+            }
+            // An older schema would need a migration, which is a write.
+            Ok(_) => {
+                return Err(StoreError::ReadOnly {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e @ (StoreError::NotKura { .. } | StoreError::NotSqlite { .. })) => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(StoreError::ReadOnly {
+        path: path.to_path_buf(),
+    }))
+}
+
 /// How hard the store works to keep each commit (the bulk paths may lower the cache pressure).
 const PRAGMAS: &str = "
     PRAGMA foreign_keys = ON;
     PRAGMA synchronous = FULL;
-    PRAGMA busy_timeout = 5000;
     PRAGMA cache_size = -65536;
     PRAGMA temp_store = MEMORY;
     PRAGMA mmap_size = 4294967296;
@@ -77,41 +147,44 @@ impl Store {
                 source: e,
             })?;
         }
-        let mut conn = Connection::open(&path)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt(format!(
-                "could not switch {} to WAL (got {mode})",
-                path.display()
-            )));
-        }
-        conn.execute_batch(PRAGMAS)?;
-        // Every hot statement stays prepared (the default cache holds 16).
-        conn.set_prepared_statement_cache_capacity(128);
-        migrations::migrate(&mut conn)?;
-        let workstation = {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let ws: Option<String> = tx
-                .query_row(
-                    "SELECT value FROM meta WHERE key = 'workstation'",
-                    [],
-                    |r| r.get(0),
+        let conn = match open_rw(&path) {
+            Ok(c) => c,
+            // Read-only media or no write permission: reads still work, writes say why.
+            Err(e) if matches!(e.code(), "store_read_only") && path.exists() => {
+                tracing::warn!(path = %path.display(), "opening read-only");
+                open_ro(&path)?
+            }
+            Err(e) => return Err(e),
+        };
+        let workstation = match conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'workstation'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(|e| StoreError::from(e).at(&path))?
+        {
+            Some(s) => Uuid::parse_str(&s)
+                .map_err(|e| StoreError::Corrupt(format!("workstation id {s:?}: {e}")))?,
+            None => {
+                let id = Uuid::now_v7();
+                // Only a new database writes here (opening never waits on another writer).
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('workstation', ?1)",
+                    [id.to_string()],
                 )
-                .optional()?;
-            let ws = match ws {
-                Some(s) => Uuid::parse_str(&s)
-                    .map_err(|e| StoreError::Corrupt(format!("workstation id {s:?}: {e}")))?,
-                None => {
-                    let id = Uuid::now_v7();
-                    tx.execute(
-                        "INSERT INTO meta(key, value) VALUES ('workstation', ?1)",
-                        [id.to_string()],
-                    )?;
-                    id
-                }
-            };
-            tx.commit()?;
-            ws
+                .map_err(|e| StoreError::from(e).at(&path))?;
+                let stored: String = conn
+                    .query_row(
+                        "SELECT value FROM meta WHERE key = 'workstation'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| StoreError::from(e).at(&path))?;
+                Uuid::parse_str(&stored)
+                    .map_err(|e| StoreError::Corrupt(format!("workstation id {stored:?}: {e}")))?
+            }
         };
         let data_version = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         Ok(Store {
@@ -144,12 +217,12 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
+            .map_err(|e| StoreError::from(e).at(&self.path))?;
         let mut t = Tx::begin(tx, self.workstation, &mut self.rule_cache)?;
         let out = f(&mut t);
         let changed = t.containers_changed();
         let result = match out {
-            Ok(v) => t.commit().map(|_| v).map_err(E::from),
+            Ok(v) => t.commit().map(|_| v).map_err(|e| E::from(e.at(&self.path))),
             Err(e) => {
                 drop(t); // rolls back
                 Err(e)

@@ -15,7 +15,63 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
+/// Refuses a file that is SQLite but not Kura's: it has tables, and no `schema_migrations`.
+fn check_is_kura(conn: &Connection, path: &std::path::Path) -> Result<(), StoreError> {
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?;
+    let ours: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables > 0 && ours == 0 {
+        return Err(StoreError::NotKura {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// The newest migration this build knows.
+pub fn known() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// The schema version of the open database (0: new), refusing foreign and newer files.
+pub fn current(conn: &Connection, path: &std::path::Path) -> Result<i64, StoreError> {
+    check_is_kura(conn, path)?;
+    let has: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    let current: i64 = if has == 0 {
+        0
+    } else {
+        conn.query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )?
+    };
+    if current > known() {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: current,
+            known: known(),
+        });
+    }
+    Ok(current)
+}
+
+pub fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<usize, StoreError> {
+    let current = current(conn, path)?;
+    if current == known() {
+        return Ok(0);
+    }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    INTEGER PRIMARY KEY,
@@ -23,18 +79,6 @@ pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
         )",
     )?;
-    let current: i64 = conn.query_row(
-        "SELECT coalesce(max(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
-    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-    if current > known {
-        return Err(StoreError::NewerSchema {
-            found: current,
-            known,
-        });
-    }
     let mut applied = 0;
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
