@@ -1,0 +1,334 @@
+//! The store's own net, as tables: `Tx::append` (what is written, what a refusal leaves),
+//! the projector (the custody state each step leaves), `verify` (each kind of tampering found)
+//! and `rebuild` (the projection restored). Real SQLite files.
+
+use std::path::Path;
+
+use kura_domain::container::builtin_type;
+use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord};
+use kura_domain::{
+    ContainerId, ContainerSpec, Custody, EventBody, KuraId, Location, Pos, Purpose, SpecimenCode,
+    Timestamp,
+};
+use kura_store::{Store, StoreError};
+use uuid::Uuid;
+
+fn cid(s: &str) -> ContainerId {
+    ContainerId::parse(s).unwrap()
+}
+fn sid(n: u32) -> SpecimenCode {
+    SpecimenCode::kura(KuraId::from_data(&format!("TST26{n:07}")).unwrap())
+}
+fn create(id: &str, ty: &str, parent: Option<&str>, pos: Option<(u16, u16)>) -> EventBody {
+    let (kind, geometry) = builtin_type(ty).unwrap();
+    EventBody::ContainerCreated {
+        container: ContainerSpec {
+            id: cid(id),
+            kind,
+            name: id.into(),
+            type_name: ty.into(),
+            geometry,
+            temperature: None,
+            parent: parent.map(cid),
+            pos: pos.map(|(r, c)| Pos::new(r, c)),
+        },
+    }
+}
+fn register(n: u32) -> EventBody {
+    EventBody::Registered {
+        specimen: SpecimenRecord {
+            code: sid(n),
+            sample_type: SampleType::parse("PL1").unwrap(),
+            container: "PED".into(),
+            storage: "A".into(),
+            quantity: Some(Quantity::parse("1", "mL").unwrap()),
+            study: "S1".into(),
+            donor: "D1".into(),
+            collected_at: None,
+            parent: None,
+            freeze_thaw: 0,
+        },
+        location: None,
+    }
+}
+fn at(c: &str, r: u16, col: u16) -> Location {
+    Location {
+        container: cid(c),
+        pos: Pos::new(r, col),
+    }
+}
+fn check_in(n: u32, c: &str, r: u16, col: u16) -> EventBody {
+    EventBody::CheckedIn {
+        specimen: sid(n),
+        location: at(c, r, col),
+    }
+}
+fn check_out(n: u32) -> EventBody {
+    EventBody::CheckedOut {
+        specimen: sid(n),
+        to: "Dr. Sato".into(),
+        purpose: Purpose::Qc,
+        due: None,
+        note: None,
+    }
+}
+
+const WORLD: fn() -> Vec<EventBody> = || {
+    vec![
+        create("SITE", "site", None, None),
+        create("ROOM1", "room", Some("SITE"), None),
+        create("F1", "freezer-5-shelves", Some("ROOM1"), None),
+        create("R1", "rack-5x4", Some("F1"), Some((0, 0))),
+        create("BX1", "box-9x9", Some("R1"), Some((0, 0))),
+    ]
+};
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir.join("kura.sqlite3")).unwrap()
+}
+
+fn count(store_path: &Path, sql: &str) -> i64 {
+    let c = rusqlite::Connection::open(store_path).unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Appends each event in its own transaction: "" for accepted, else the refusal's code.
+fn steps(store: &mut Store, steps: &[(EventBody, &str)]) {
+    let mut t = 0i64;
+    for (i, (body, want)) in steps.iter().enumerate() {
+        t += 1;
+        let got = store.write(|tx| -> Result<(), StoreError> {
+            tx.append(Uuid::now_v7(), "tester", Timestamp(t), body.clone())?;
+            Ok(())
+        });
+        let code = got.err().map(|e| e.code()).unwrap_or("");
+        assert_eq!(code, *want, "step {i}: {body:?}");
+    }
+}
+
+#[test]
+fn append_writes_event_projection_and_outbox_or_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = open(d.path());
+    let db = d.path().join("kura.sqlite3");
+    let mut table: Vec<(EventBody, &str)> = WORLD().into_iter().map(|e| (e, "")).collect();
+    table.extend([
+        (register(1), ""),
+        (register(1), "already_registered"),
+        (check_in(1, "BX1", 0, 0), ""),
+        (register(2), ""),
+        (check_in(2, "BX1", 0, 0), "position_occupied"),
+        (check_in(2, "NOPE", 0, 0), "unknown_container"),
+        (check_in(2, "BX1", 20, 0), "bad_position"),
+        (check_in(2, "R1", 0, 1), "not_for_specimens"),
+        (check_out(2), "not_in_storage"),
+        (check_out(1), ""),
+        (check_in(2, "BX1", 0, 0), "position_occupied"),
+        (check_out(1), "already_checked_out"),
+        (
+            EventBody::Returned {
+                specimen: sid(1),
+                thawed: true,
+            },
+            "",
+        ),
+        (EventBody::Thawed { specimen: sid(9) }, "unknown_specimen"),
+    ]);
+    steps(&mut s, &table);
+    let accepted = table.iter().filter(|(_, w)| w.is_empty()).count() as i64;
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), accepted);
+    assert_eq!(count(&db, "SELECT count(*) FROM outbox"), accepted);
+    assert_eq!(
+        count(&db, "SELECT max(seq) FROM events"),
+        accepted,
+        "seq is gapless: refusals take no number"
+    );
+    // A refusal inside a transaction leaves it usable: the next append still commits.
+    s.write(|tx| -> Result<(), StoreError> {
+        let refused = tx.append(Uuid::now_v7(), "t", Timestamp(99), register(1));
+        assert_eq!(refused.err().map(|e| e.code()), Some("already_registered"));
+        tx.append(Uuid::now_v7(), "t", Timestamp(99), register(3))?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), accepted + 1);
+}
+
+#[test]
+fn the_projector_leaves_exactly_the_state_of_each_step() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = open(d.path());
+    let mut world: Vec<(EventBody, &str)> = WORLD().into_iter().map(|e| (e, "")).collect();
+    world.push((register(1), ""));
+    steps(&mut s, &world);
+    let table: Vec<(EventBody, Custody)> = vec![
+        (
+            check_in(1, "BX1", 2, 3),
+            Custody::Stored {
+                at: at("BX1", 2, 3),
+            },
+        ),
+        (
+            EventBody::Moved {
+                specimen: sid(1),
+                from: at("BX1", 2, 3),
+                to: at("BX1", 0, 1),
+            },
+            Custody::Stored {
+                at: at("BX1", 0, 1),
+            },
+        ),
+        (
+            check_out(1),
+            Custody::CheckedOut {
+                held: at("BX1", 0, 1),
+                holder: "Dr. Sato".into(),
+                due: None,
+            },
+        ),
+        (
+            EventBody::Returned {
+                specimen: sid(1),
+                thawed: false,
+            },
+            Custody::Stored {
+                at: at("BX1", 0, 1),
+            },
+        ),
+        (
+            EventBody::Shipped {
+                specimen: sid(1),
+                shipment: "SH1".into(),
+                destination: "NCC".into(),
+            },
+            Custody::InTransit,
+        ),
+        (
+            EventBody::Received {
+                specimen: sid(1),
+                shipment: "SH1".into(),
+                location: None,
+            },
+            Custody::Received,
+        ),
+        (
+            EventBody::Disposed {
+                specimen: sid(1),
+                reason: "end of study".into(),
+            },
+            Custody::Disposed,
+        ),
+    ];
+    for (i, (body, want)) in table.into_iter().enumerate() {
+        steps(&mut s, &[(body.clone(), "")]);
+        let got = s
+            .write(|tx| -> Result<_, StoreError> { tx.specimen(&sid(1)) })
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.custody, want, "step {i}: {body:?}");
+    }
+    assert!(s.verify(&mut |_, _| {}).unwrap().ok());
+}
+
+/// A store with some history, closed; returns its path.
+fn history(dir: &Path) -> std::path::PathBuf {
+    let mut s = open(dir);
+    let mut t: Vec<(EventBody, &str)> = WORLD().into_iter().map(|e| (e, "")).collect();
+    t.extend([
+        (register(1), ""),
+        (check_in(1, "BX1", 0, 0), ""),
+        (register(2), ""),
+        (check_in(2, "BX1", 0, 1), ""),
+        (check_out(2), ""),
+    ]);
+    steps(&mut s, &t);
+    assert!(s.verify(&mut |_, _| {}).unwrap().ok());
+    dir.join("kura.sqlite3")
+}
+
+#[test]
+fn verify_finds_each_kind_of_tampering_and_rebuild_repairs_the_projection() {
+    // (what was done behind Kura's back, the problem verify must report, rebuild repairs it)
+    let cases: &[(&str, &str, bool)] = &[
+        (
+            "DROP TRIGGER events_append_only_update",
+            "append_only_guard_missing",
+            false,
+        ),
+        (
+            "DROP TRIGGER events_append_only_update; UPDATE events SET actor = 'mallory' WHERE seq = 3",
+            "hash_mismatch",
+            false,
+        ),
+        (
+            "DROP TRIGGER events_append_only_delete; DELETE FROM outbox WHERE event = (SELECT id FROM events WHERE seq = 9); DELETE FROM events WHERE seq = 9",
+            "sequence_gap",
+            false,
+        ),
+        (
+            "UPDATE specimens SET freeze_thaw = 7 WHERE id = 1",
+            "projection_differs",
+            true,
+        ),
+        ("DELETE FROM event_subjects", "projection_differs", true),
+        (
+            // An impossible state: checked out, with nobody holding it.
+            "UPDATE specimens SET holder = NULL WHERE status = 'checked_out'",
+            "projection_differs",
+            true,
+        ),
+    ];
+    for (sql, want, repairable) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let db = history(d.path());
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let mut s = Store::open(&db).unwrap();
+        let report = s.verify(&mut |_, _| {}).unwrap();
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        assert!(codes.contains(want), "{sql}: {codes:?}");
+        if *repairable {
+            s.rebuild(&mut |_, _| {}).unwrap();
+            let after = s.verify(&mut |_, _| {}).unwrap();
+            assert!(after.ok(), "{sql}: after rebuild {:?}", after.problems);
+        }
+    }
+}
+
+#[test]
+fn rebuild_reproduces_the_projection_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let db = history(d.path());
+    let dump = |db: &Path| -> Vec<String> {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let mut out = Vec::new();
+        for t in ["specimens", "containers", "event_subjects", "label_prints"] {
+            let mut st = c
+                .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
+                .unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            r.get::<_, rusqlite::types::Value>(i)
+                                .map(|v| format!("{v:?}"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .unwrap();
+            for r in rows {
+                out.push(format!("{t}: {}", r.unwrap().join("|")));
+            }
+        }
+        out
+    };
+    let before = dump(&db);
+    let mut s = Store::open(&db).unwrap();
+    let r = s.rebuild(&mut |_, _| {}).unwrap();
+    assert_eq!(r.specimens, 2);
+    drop(s);
+    assert_eq!(dump(&db), before);
+}
