@@ -244,6 +244,8 @@ pub fn run_labels(
     ];
     let labels: Vec<kura_labels::LabelData> = (0..n)
         .map(|i| {
+            // Cannot fail: letters and digits of a valid length.
+            #[allow(clippy::expect_used)]
             let id = kura_domain::KuraId::from_data(&format!("NCC26{i:07}")).expect("valid");
             kura_labels::LabelData {
                 code: id.to_string(),

@@ -252,6 +252,8 @@ fn rec(
 ) -> SpecimenRecord {
     SpecimenRecord {
         code,
+        // Cannot fail: the demo's types are constants from the SPREC table.
+        #[allow(clippy::expect_used)]
         sample_type: SampleType::parse(ty).expect("demo types are known"),
         container: container.into(),
         storage: storage.into(),
@@ -503,6 +505,8 @@ impl Demo {
             }
             if n == 9 {
                 self.tube_serial += 1;
+                // Cannot fail: "FS" and eight digits is a valid tube code.
+                #[allow(clippy::expect_used)]
                 let tube = SpecimenCode::external(&format!("FS{:08}", self.tube_serial))
                     .expect("valid tube code");
                 emit(
@@ -596,6 +600,8 @@ impl Kura {
         self.store_mut().set_cache_mib(256)?;
         self.store_mut().set_bulk(true)?;
         // Demo time runs from 2024-04-01 across about 900 days, the same on every run.
+        // Cannot fail: a constant RFC 3339 time.
+        #[allow(clippy::expect_used)]
         let t0 = Timestamp::parse("2024-04-01T00:00:00Z").expect("valid");
         let step = (900 * 86_400_000_000i64 / (n.max(1) as i64 * 2)).max(1);
         let clock: Arc<dyn Clock> = Arc::new(SteppingClock::new(t0, step));

@@ -73,6 +73,8 @@ pub fn stocks() -> Result<Vec<(LabelStock, String)>, AppError> {
             (
                 id.to_string(),
                 (
+                    // Cannot fail: `id` comes from the built-in list itself.
+                    #[allow(clippy::expect_used)]
                     kura_labels::stock::builtin(id).expect("valid"),
                     "built-in".to_string(),
                 ),
@@ -350,7 +352,8 @@ impl Kura {
                 })?;
             }
         }
-        let json = serde_json::to_string(&all).expect("serializes");
+        let json =
+            serde_json::to_string(&all).map_err(|e| AppError::input("printer", e.to_string()))?;
         self.write(|e| Ok(e.tx.set_meta("printers", &json)?))
     }
 

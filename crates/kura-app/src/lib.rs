@@ -1,6 +1,12 @@
 //! Kura's use cases. The `kura` CLI, the desktop window and the sync engine call this crate and
 //! nothing below it: it composes the store (`kura-store`) and the rules (`kura-domain`).
 
+// No panic on input: outside tests, no unwrap/expect/panic; the few that cannot fail say why.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod bench;
 mod custody;
 pub mod demo;
@@ -118,7 +124,8 @@ impl Kura {
     /// Sets how this site issues Kura IDs. Run once on a new database.
     pub fn init(&mut self, prefix: &str, serial_width: usize) -> Result<IdFormat, AppError> {
         let f = IdFormat::new(prefix, serial_width)?;
-        let json = serde_json::to_string(&f).expect("serializes");
+        let json =
+            serde_json::to_string(&f).map_err(|e| AppError::input("prefix", e.to_string()))?;
         self.store
             .write(|tx| -> Result<(), AppError> { Ok(tx.set_meta("id_format", &json)?) })?;
         Ok(f)

@@ -163,7 +163,9 @@ impl Emit<'_, '_> {
                     .map_err(|e| AppError::input("id_format", e.to_string()))?,
             );
         }
-        let f = self.id_format.clone().expect("read above");
+        let Some(f) = self.id_format.clone() else {
+            return Err(AppError::NotInitialised);
+        };
         let year = chrono::Datelike::year(&self.clock.now().date());
         let first = self.tx.take_serials(year, n)?;
         (first..first + n)

@@ -208,8 +208,8 @@ pub fn send_cups(queue: &str, job: &[u8], raw: bool) -> Result<(), PrintError> {
     child
         .stdin
         .take()
-        .expect("piped")
-        .write_all(job)
+        .ok_or_else(|| std::io::Error::other("lp has no standard input"))
+        .and_then(|mut stdin| stdin.write_all(job))
         .map_err(|e| PrintError::Cups {
             queue: queue.into(),
             message: e.to_string(),

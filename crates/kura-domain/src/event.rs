@@ -205,6 +205,9 @@ impl EventBody {
     }
 
     /// The canonical payload bytes: compact JSON in declaration order. This is what is hashed.
+    // Cannot fail: an event body is plain structs, strings and numbers (no map with non-string
+    // keys, no custom serializer that errs).
+    #[allow(clippy::expect_used)]
     pub fn canonical(&self) -> String {
         serde_json::to_string(self).expect("event bodies always serialize")
     }

@@ -221,8 +221,13 @@ impl KuraId {
             return Ok(KuraId(s));
         }
         let (data, found) = s.split_at(s.len() - 1);
-        let expected = check_char(data).expect("alphabet checked above");
-        let found = found.chars().next().expect("non-empty");
+        let (Some(expected), Some(found)) = (check_char(data), found.chars().next()) else {
+            return Err(ScanError::InvalidCharacter {
+                scanned: s.clone(),
+                position: 0,
+                character: '?',
+            });
+        };
         let bytes = s.as_bytes();
         let swapped_at = (0..bytes.len() - 1).find(|&i| {
             if bytes[i] == bytes[i + 1] {
@@ -230,7 +235,7 @@ impl KuraId {
             }
             let mut b = bytes.to_vec();
             b.swap(i, i + 1);
-            let t = String::from_utf8(b).expect("ascii");
+            let t: String = b.into_iter().map(char::from).collect();
             // The check character may only be the last one.
             !t[..t.len() - 1].contains('*') && mod37_2_residue(&t) == Some(1)
         });
@@ -259,7 +264,11 @@ impl KuraId {
                 max: MAX_CODE_LEN - 1,
             });
         }
-        let c = check_char(&d).expect("alphabet checked");
+        let c = check_char(&d).ok_or_else(|| ScanError::InvalidCharacter {
+            scanned: d.clone(),
+            position: 0,
+            character: '?',
+        })?;
         Ok(KuraId(format!("{d}{c}")))
     }
 
@@ -310,6 +319,10 @@ pub enum IdFormatError {
         "serial {serial} does not fit in {width} digits; widen the serial in the site settings"
     )]
     SerialOverflow { serial: u64, width: usize },
+    #[error(
+        "the site's ID format gives an invalid ID ({0}); check the prefix in the site settings"
+    )]
+    Invalid(String),
 }
 
 impl IdFormat {
@@ -343,7 +356,7 @@ impl IdFormat {
             serial,
             width = self.serial_width
         );
-        Ok(KuraId::from_data(&data).expect("format produces a valid data part"))
+        KuraId::from_data(&data).map_err(|e| IdFormatError::Invalid(e.to_string()))
     }
 }
 

@@ -1,6 +1,12 @@
 //! Kura's domain: identifiers, positions, containers, specimens, custody events and the rules
 //! between them. This crate does no IO: no files, no database, no clock reads, no network.
 
+// No panic on input: outside tests, no unwrap/expect/panic; the few that cannot fail say why.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod container;
 pub mod event;
 pub mod id;

@@ -82,7 +82,7 @@ fn letters(mut i: usize, alphabet: &[u8]) -> String {
         i = i / n - 1;
     }
     out.reverse();
-    String::from_utf8(out).expect("ascii")
+    out.into_iter().map(char::from).collect()
 }
 
 fn unletters(s: &str, alphabet: &[u8]) -> Option<u16> {

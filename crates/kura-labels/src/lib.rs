@@ -2,6 +2,12 @@
 //! sheets and rolls, ZPL for Zebra printers, and A4 box maps. Data in, bytes out: this crate
 //! does no IO (printing transports live in `kura-app`).
 
+// No panic on input: outside tests, no unwrap/expect/panic; the few that cannot fail say why.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod boxmap;
 pub mod layout;
 mod pdf;

@@ -192,6 +192,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+// Cannot fail: the built-in stocks are compiled in, and the layout tests parse every one.
+#[allow(clippy::expect_used)]
 pub fn builtin(id: &str) -> Option<LabelStock> {
     BUILTIN
         .iter()

@@ -25,6 +25,8 @@ pub const DESCENT: f64 = 0.207;
 
 pub const FONT_BYTES: &[u8] = include_bytes!("../../../assets/fonts/BIZUDPGothic-Regular.ttf");
 
+// Cannot fail: the font is compiled in (`assets/fonts/`), and every label test measures with it.
+#[allow(clippy::expect_used)]
 pub fn face() -> &'static ttf_parser::Face<'static> {
     static FACE: OnceLock<ttf_parser::Face<'static>> = OnceLock::new();
     FACE.get_or_init(|| ttf_parser::Face::parse(FONT_BYTES, 0).expect("the bundled font parses"))

@@ -7,6 +7,12 @@
 //! event with its sequence number and hash, and queues it in the outbox. The transaction commits
 //! all of that or none of it.
 
+// No panic on input: outside tests, no unwrap/expect/panic; the few that cannot fail say why.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod error;
 mod hash;
 mod migrations;

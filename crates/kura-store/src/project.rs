@@ -22,6 +22,9 @@ pub(crate) struct CachedContainer {
 
 pub(crate) type ContainerCache = HashMap<ContainerId, CachedContainer>;
 
+/// A location as the projection's columns: container row id, row, col.
+type LocationCols = (Option<i64>, Option<u16>, Option<u16>);
+
 pub(crate) struct Projector<'c> {
     pub conn: &'c Connection,
     pub cache: &'c mut ContainerCache,
@@ -193,8 +196,8 @@ impl Projector<'_> {
                         spec.kind.as_str(),
                         spec.name,
                         spec.type_name,
-                        serde_json::to_string(&spec.geometry).expect("geometry serializes"),
-                        spec.temperature.map(|t| serde_json::to_value(t).expect("ok").as_str().unwrap_or_default().to_string()),
+                        serde_json::to_string(&spec.geometry).map_err(|e| StoreError::Corrupt(format!("geometry of {}: {e}", spec.id)))?,
+                        spec.temperature.map(serde_name),
                         parent,
                         spec.pos.map(|p| p.row),
                         spec.pos.map(|p| p.col),
@@ -261,7 +264,7 @@ impl Projector<'_> {
     fn location_cols(
         &mut self,
         loc: Option<&Location>,
-    ) -> Result<(Option<i64>, Option<u16>, Option<u16>), StoreError> {
+    ) -> Result<LocationCols, StoreError> {
         Ok(match loc {
             Some(l) => (
                 Some(self.container_rowid(&l.container)?),
@@ -282,12 +285,16 @@ impl Projector<'_> {
     }
 }
 
-pub(crate) fn material_str(m: kura_domain::specimen::MaterialType) -> String {
-    serde_json::to_value(m)
-        .expect("ok")
-        .as_str()
+/// A unit-like enum's serde name (material types, temperatures): what the projection stores.
+pub(crate) fn serde_name<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
-        .to_string()
+}
+
+pub(crate) fn material_str(m: kura_domain::specimen::MaterialType) -> String {
+    serde_name(m)
 }
 
 impl View for Projector<'_> {

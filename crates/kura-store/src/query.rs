@@ -114,7 +114,7 @@ pub struct EventRow {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LineageNode {
     pub code: String,
     pub sample_type: String,
@@ -319,12 +319,13 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         fn build(code: &str, rows: &[(String, Option<String>, LineageNode)]) -> LineageNode {
-            let mut node = rows
-                .iter()
-                .find(|r| r.0 == code)
-                .expect("root present")
-                .2
-                .clone();
+            let mut node = match rows.iter().find(|r| r.0 == code) {
+                Some(r) => r.2.clone(),
+                None => LineageNode {
+                    code: code.to_string(),
+                    ..Default::default()
+                },
+            };
             node.children = rows
                 .iter()
                 .filter(|r| r.1.as_deref() == Some(code))
