@@ -241,3 +241,34 @@ fn regression_actor_with_empty_user_is_the_same_for_cli_and_window() {
         assert_eq!(by_window, *want, "window with {kura_user:?}/{user:?}");
     }
 }
+
+/// The window sent an empty unit with an amount (`unit: ""`) while the CLI refused an amount
+/// without `--unit`: now both take the amount in the specimen's own unit, and agree.
+#[test]
+fn regression_amount_with_empty_unit_is_the_same_for_cli_and_window() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = template(dir.path());
+    let cli_db = dir.path().join("cli.sqlite3");
+    let window_db = dir.path().join("window.sqlite3");
+    std::fs::copy(&template, &cli_db).expect("copy");
+    std::fs::copy(&template, &window_db).expect("copy");
+    let window = Window::open(&window_db);
+    for db_args in [["check-in", "FS00000004", "BOX-0002"]] {
+        ok(&cli_db, &db_args);
+        ok(&window_db, &db_args);
+    }
+    let by_cli = cli(&cli_db, &[], &["consume", "FS00000004", "--amount", "0.4"]);
+    let by_window = window.call(
+        "consume",
+        json!({"specimen": "FS00000004", "amount": "0.4", "unit": "", "usedUp": false}),
+    );
+    assert!(by_cli.is_ok(), "CLI: {by_cli:?}");
+    assert!(by_window.is_ok(), "window: {by_window:?}");
+    let left_cli = ok(&cli_db, &["show", "FS00000004"])["quantity_milli"].clone();
+    let left_window = window
+        .call("show", json!({"scan": "FS00000004"}))
+        .expect("show")["quantity_milli"]
+        .clone();
+    assert_eq!(left_cli, json!(600));
+    assert_eq!(left_window, json!(600));
+}

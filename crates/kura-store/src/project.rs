@@ -261,10 +261,7 @@ impl Projector<'_> {
         Ok(())
     }
 
-    fn location_cols(
-        &mut self,
-        loc: Option<&Location>,
-    ) -> Result<LocationCols, StoreError> {
+    fn location_cols(&mut self, loc: Option<&Location>) -> Result<LocationCols, StoreError> {
         Ok(match loc {
             Some(l) => (
                 Some(self.container_rowid(&l.container)?),
