@@ -9,6 +9,7 @@
 
 pub mod container;
 pub mod event;
+pub mod hash;
 pub mod id;
 pub mod position;
 pub mod rules;

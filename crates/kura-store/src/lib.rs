@@ -14,7 +14,6 @@
 )]
 
 mod error;
-mod hash;
 mod migrations;
 mod project;
 mod query;

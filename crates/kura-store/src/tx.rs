@@ -9,8 +9,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::hash::{GENESIS, event_hash};
 use crate::project::{ContainerCache, Projector, read_state};
+use kura_domain::hash::{GENESIS, event_hash};
 
 /// An open write transaction. Dropping it without [`Store::write`](crate::Store::write)
 /// committing rolls everything back.

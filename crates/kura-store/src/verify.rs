@@ -6,9 +6,9 @@ use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::hash::{GENESIS, event_hash};
 use crate::project::{ContainerCache, Projector};
 use crate::{Store, StoreError};
+use kura_domain::hash::{GENESIS, event_hash};
 
 /// One thing `verify` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
