@@ -127,6 +127,16 @@ fn template(dir: &Path) -> PathBuf {
     db
 }
 
+/// Two copies of the template: one for the CLI, one for the window.
+fn two_copies(dir: &Path) -> (PathBuf, PathBuf) {
+    let template = template(dir);
+    let cli_db = dir.join("cli.sqlite3");
+    let window_db = dir.join("window.sqlite3");
+    std::fs::copy(&template, &cli_db).expect("copy");
+    std::fs::copy(&template, &window_db).expect("copy");
+    (cli_db, window_db)
+}
+
 /// One input, as each face takes it.
 struct Case {
     what: &'static str,
@@ -189,11 +199,7 @@ const CASES: &[Case] = &[
 #[test]
 fn same_input_same_outcome_through_cli_and_window() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let template = template(dir.path());
-    let cli_db = dir.path().join("cli.sqlite3");
-    let window_db = dir.path().join("window.sqlite3");
-    std::fs::copy(&template, &cli_db).expect("copy");
-    std::fs::copy(&template, &window_db).expect("copy");
+    let (cli_db, window_db) = two_copies(dir.path());
     let window = Window::open(&window_db);
     for c in CASES {
         let by_cli = cli(&cli_db, &[], c.cli).map(|_| ());
@@ -247,16 +253,10 @@ fn regression_actor_with_empty_user_is_the_same_for_cli_and_window() {
 #[test]
 fn regression_amount_with_empty_unit_is_the_same_for_cli_and_window() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let template = template(dir.path());
-    let cli_db = dir.path().join("cli.sqlite3");
-    let window_db = dir.path().join("window.sqlite3");
-    std::fs::copy(&template, &cli_db).expect("copy");
-    std::fs::copy(&template, &window_db).expect("copy");
+    let (cli_db, window_db) = two_copies(dir.path());
     let window = Window::open(&window_db);
-    for db_args in [["check-in", "FS00000004", "BOX-0002"]] {
-        ok(&cli_db, &db_args);
-        ok(&window_db, &db_args);
-    }
+    ok(&cli_db, &["check-in", "FS00000004", "BOX-0002"]);
+    ok(&window_db, &["check-in", "FS00000004", "BOX-0002"]);
     let by_cli = cli(&cli_db, &[], &["consume", "FS00000004", "--amount", "0.4"]);
     let by_window = window.call(
         "consume",

@@ -68,7 +68,7 @@ fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(std::time::Duration::from_millis(error::BUSY_TIMEOUT_MS))
         .map_err(at)?;
     // The first read: a file that is not SQLite, or not Kura's, or newer, stops here unchanged.
-    migrations::current(&conn, path).map_err(|e| e.at(path))?;
+    let current = migrations::current(&conn, path).map_err(|e| e.at(path))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(at)?;
@@ -81,7 +81,7 @@ fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch(PRAGMAS).map_err(at)?;
     // Every hot statement stays prepared (the default cache holds 16).
     conn.set_prepared_statement_cache_capacity(128);
-    migrations::migrate(&mut conn, path).map_err(|e| e.at(path))?;
+    migrations::migrate(&mut conn, current).map_err(|e| e.at(path))?;
     Ok(conn)
 }
 

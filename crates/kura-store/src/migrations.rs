@@ -15,39 +15,25 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// Refuses a file that is SQLite but not Kura's: it has tables, and no `schema_migrations`.
-fn check_is_kura(conn: &Connection, path: &std::path::Path) -> Result<(), StoreError> {
-    let tables: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-        [],
-        |r| r.get(0),
-    )?;
-    let ours: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
-        [],
-        |r| r.get(0),
-    )?;
-    if tables > 0 && ours == 0 {
-        return Err(StoreError::NotKura {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(())
-}
-
 /// The newest migration this build knows.
 pub fn known() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
 }
 
-/// The schema version of the open database (0: new), refusing foreign and newer files.
+/// The schema version of the open database (0: new), refusing foreign and newer files: a file
+/// with tables but no `schema_migrations` is SQLite but not Kura's.
 pub fn current(conn: &Connection, path: &std::path::Path) -> Result<i64, StoreError> {
-    check_is_kura(conn, path)?;
-    let has: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    let (tables, has): (i64, i64) = conn.query_row(
+        "SELECT count(*), count(*) FILTER (WHERE name = 'schema_migrations')
+         FROM sqlite_master WHERE type = 'table'",
         [],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    if tables > 0 && has == 0 {
+        return Err(StoreError::NotKura {
+            path: path.to_path_buf(),
+        });
+    }
     let current: i64 = if has == 0 {
         0
     } else {
@@ -67,8 +53,8 @@ pub fn current(conn: &Connection, path: &std::path::Path) -> Result<i64, StoreEr
     Ok(current)
 }
 
-pub fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<usize, StoreError> {
-    let current = current(conn, path)?;
+/// Applies the migrations after `current` (as [`current`] read it).
+pub fn migrate(conn: &mut Connection, current: i64) -> Result<usize, StoreError> {
     if current == known() {
         return Ok(0);
     }
