@@ -16,7 +16,10 @@ fn npm(ui: &Path, args: &[&str]) {
 }
 
 fn main() {
-    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui");
+    // Read at run time: a build script compiled for one checkout may be reused by another that
+    // shares the target directory.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let ui = Path::new(&manifest).join("../ui");
     if !ui.join("dist/index.html").exists() {
         if !ui.join("node_modules").exists() {
             npm(&ui, &["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
