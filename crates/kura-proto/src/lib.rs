@@ -1,0 +1,312 @@
+//! The sync protocol, version 1: what a bench and the central registry say to each other over
+//! HTTP (`/api/v1/...`). Types only, no IO. Every type here is a compatibility promise: a field
+//! is never renamed or removed within a version; the golden fixtures in `tests/fixtures/` pin the
+//! bytes. An event's payload travels as the exact canonical string that was hashed.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The protocol version every request and answer carries in `v`.
+pub const VERSION: u32 = 1;
+/// A push carries at most this many events …
+pub const MAX_BATCH_EVENTS: usize = 500;
+/// … and at most this many bytes of JSON once decompressed.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Pull pages hold at most this many events.
+pub const MAX_PAGE: u32 = 1000;
+/// The serial block a lease grants when the request names no size.
+pub const DEFAULT_LEASE: u64 = 1000;
+/// The largest serial block one request may ask for.
+pub const MAX_LEASE: u64 = 100_000;
+
+pub mod path {
+    pub const CAPABILITIES: &str = "/api/v1";
+    pub const ENROLL: &str = "/api/v1/enroll";
+    pub const EVENTS: &str = "/api/v1/events";
+    pub const STATUS: &str = "/api/v1/status";
+    pub const CONFLICTS: &str = "/api/v1/conflicts";
+    pub const SERIALS: &str = "/api/v1/serials";
+    pub const OPENAPI: &str = "/api/v1/openapi.json";
+    pub const HEALTH: &str = "/health";
+    pub const READY: &str = "/ready";
+}
+
+/// What this registry speaks (`GET /api/v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Capabilities {
+    pub versions: Vec<u32>,
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+    pub max_page: u32,
+    /// `Content-Encoding`s a push may use besides none.
+    pub encodings: Vec<String>,
+}
+
+impl Capabilities {
+    pub fn current() -> Capabilities {
+        Capabilities {
+            versions: vec![VERSION],
+            max_batch_events: MAX_BATCH_EVENTS,
+            max_batch_bytes: MAX_BATCH_BYTES,
+            max_page: MAX_PAGE,
+            encodings: vec!["gzip".into(), "zstd".into()],
+        }
+    }
+}
+
+/// Every refusal: a stable code a program or a translation can act on, and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// A custody event as a bench stored it. `payload` is the canonical JSON that was hashed;
+/// `hash` is `kura_domain::hash::event_hash` over the previous event of the workstation and
+/// every other field, in lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WireEvent {
+    pub id: Uuid,
+    pub workstation: Uuid,
+    pub seq: u64,
+    pub actor: String,
+    /// The bench's clock, µs since the Unix epoch (UTC). Never used for ordering.
+    pub at: i64,
+    pub kind: String,
+    pub payload: String,
+    pub hash: String,
+}
+
+/// A site: the benches of one biobank that share an ID prefix and their freezers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Site {
+    pub code: String,
+    pub name: String,
+    /// The letters that start every Kura ID of the site.
+    pub prefix: String,
+    pub serial_width: u32,
+}
+
+/// A block of serials, `first..=last`, for Kura IDs of `year` with the site's prefix; no other
+/// workstation ever gets any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Lease {
+    pub year: i32,
+    pub first: u64,
+    pub last: u64,
+}
+
+/// `POST /api/v1/enroll` (no token: the one-time code is the credential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EnrollRequest {
+    pub v: u32,
+    pub code: String,
+    /// The bench's own workstation id: the stream its events already carry.
+    pub workstation: Uuid,
+    /// A name people recognise (host name, bench label).
+    pub name: String,
+    /// The year of the first lease (the bench's calendar year).
+    pub year: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EnrollResponse {
+    pub v: u32,
+    pub workstation: Uuid,
+    pub site: Site,
+    /// The bearer token for every later request. Shown once; the registry keeps only its hash.
+    pub token: String,
+    pub lease: Lease,
+}
+
+/// `POST /api/v1/events`: one workstation's events in `seq` order, without holes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PushRequest {
+    pub v: u32,
+    pub workstation: Uuid,
+    /// The bench's clock when it sent the batch (µs): the registry reports the skew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<i64>,
+    pub events: Vec<WireEvent>,
+}
+
+/// Why the registry refused one event. The codes are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// The registry holds another event under this `(workstation, seq)`: the bench's history
+    /// went backwards (restored from an old backup, or truncated and rebuilt).
+    SequenceFork,
+    /// The hash does not match the content and the previous event, or an earlier event of the
+    /// batch was not stored.
+    ChainBroken,
+    /// The event names another site's prefix.
+    WrongSite,
+    /// The payload is not a custody event this registry knows (malformed, or a newer kind).
+    BadPayload,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::SequenceFork => "sequence_fork",
+            RejectCode::ChainBroken => "chain_broken",
+            RejectCode::WrongSite => "wrong_site",
+            RejectCode::BadPayload => "bad_payload",
+        }
+    }
+}
+
+/// The registry's answer for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Stored now, as `server_seq` of the site.
+    Accepted { seq: u64, id: Uuid, server_seq: u64 },
+    /// Already stored with the same hash; nothing changed.
+    Duplicate { seq: u64, id: Uuid },
+    /// Not stored as a custody event; kept by the registry and to be shown to the user.
+    Rejected {
+        seq: u64,
+        id: Uuid,
+        code: RejectCode,
+        message: String,
+    },
+}
+
+impl Verdict {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Verdict::Accepted { seq, .. }
+            | Verdict::Duplicate { seq, .. }
+            | Verdict::Rejected { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Where the registry's copy of one workstation's stream ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Head {
+    /// 0 when the registry holds nothing of this workstation.
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PushResponse {
+    pub v: u32,
+    pub verdicts: Vec<Verdict>,
+    pub head: Head,
+}
+
+/// `GET /api/v1/status`: what the registry really holds of the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatusResponse {
+    pub v: u32,
+    pub workstation: Uuid,
+    pub site: Site,
+    pub head: Head,
+    pub leases: Vec<Lease>,
+    /// The registry's clock (µs).
+    pub server_time: i64,
+    /// The bench's clock minus the registry's at the last push that said (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_us: Option<i64>,
+    /// The site's newest `server_seq`: the pull cursor can catch up to here.
+    pub site_seq: u64,
+}
+
+/// An event as the registry ordered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PulledEvent {
+    pub server_seq: u64,
+    /// The registry's clock when it stored the event (µs).
+    pub received_at: i64,
+    pub event: WireEvent,
+}
+
+/// Two (or more) benches recorded custody that cannot both be true; both events are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Conflict {
+    /// The `server_seq` of the event that raised it.
+    pub server_seq: u64,
+    /// The specimen (or container) concerned.
+    pub subject: String,
+    /// The rule that refused the later event (`already_checked_out`, `position_occupied`, …).
+    pub code: String,
+    pub message: String,
+    /// The events that disagree: the earlier one (when known) and the refused one.
+    pub events: Vec<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<Uuid>,
+}
+
+/// `GET /api/v1/events?after=CURSOR&limit=N`: the site's events from other workstations, and
+/// the conflicts raised, in `server_seq` order. Store `next` with what was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PullResponse {
+    pub v: u32,
+    pub events: Vec<PulledEvent>,
+    pub conflicts: Vec<Conflict>,
+    pub next: u64,
+    /// More pages wait after `next`.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConflictsResponse {
+    pub v: u32,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// `POST /api/v1/serials`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SerialsRequest {
+    pub v: u32,
+    pub year: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+/// Lower-case hex of a hash.
+pub fn hex(bytes: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(D[(b >> 4) as usize] as char);
+        s.push(D[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Parses a 64-digit hex hash.
+pub fn parse_hash(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in b.chunks(2).enumerate() {
+        let d = |c: u8| (c as char).to_digit(16);
+        out[i] = (d(pair[0])? * 16 + d(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+impl WireEvent {
+    /// The hash this event should carry after `prev`.
+    pub fn expected_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
+        kura_domain::hash::event_hash(
+            prev,
+            self.id,
+            self.workstation,
+            self.seq as i64,
+            &self.actor,
+            self.at,
+            &self.kind,
+            &self.payload,
+        )
+    }
+}
