@@ -5,7 +5,7 @@
 //! The same function runs for a new command and for a rebuild from the log.
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::container::{ContainerKind, ContainerSpec};
 use crate::event::{EventBody, Location, Placement};
@@ -16,7 +16,7 @@ use crate::specimen::{Quantity, SpecimenRecord, Status};
 /// Where a specimen is in its custody, with exactly the facts that state has: a stored specimen
 /// always has a position, a checked-out one always has a holder and the position held for its
 /// return, and a consumed or disposed one has neither.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Custody {
     /// Registered, not yet stored.
@@ -101,7 +101,7 @@ impl Custody {
 }
 
 /// A specimen's current custody state (the mutable part of the projection).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecimenState {
     pub code: SpecimenCode,
     pub custody: Custody,

@@ -1,0 +1,407 @@
+//! The conformance suite: what every [`RegistryDb`] backend must do, run by each backend's
+//! tests against a real database (`run(|| fresh_database())`). Each case gets an empty database.
+// Test support: assertions panic by design.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+
+use kura_proto::{RejectCode, Verdict, WireEvent};
+use uuid::Uuid;
+
+use crate::testkit::{self, Bench};
+use crate::{Batch, Caller, DbError, EnrollRefusal, Enrollment, RegistryDb, secret_hash};
+
+const NOW: i64 = 1_764_000_000_000_000;
+
+/// Runs every case, each on a database `fresh()` makes.
+pub async fn run<D, F, Fut>(fresh: F)
+where
+    D: RegistryDb,
+    F: Fn() -> Fut,
+    Fut: Future<Output = D>,
+{
+    macro_rules! case {
+        ($name:ident) => {
+            eprintln!("conformance: {}", stringify!($name));
+            $name(fresh().await).await;
+        };
+    }
+    case!(sites);
+    case!(enrollment);
+    case!(verdicts);
+    case!(resend_stores_once);
+    case!(gap_and_restore);
+    case!(rejection_does_not_block);
+    case!(pull_pages);
+    case!(conflicts);
+    case!(leases);
+    case!(status);
+}
+
+/// Enrolls a new workstation at `site` (the site is created when missing).
+pub async fn enroll<D: RegistryDb>(db: &D, site: &str, prefix: &str) -> (Caller, String) {
+    if !db.sites().await.unwrap().iter().any(|s| s.code == site) {
+        db.add_site(testkit::site(site, prefix)).await.unwrap();
+    }
+    let ws = Uuid::now_v7();
+    let code = format!("code-{ws}");
+    let token = format!("token-{ws}");
+    db.add_enrollment(site, secret_hash(&code), NOW + 3_600_000_000)
+        .await
+        .unwrap();
+    db.enroll(Enrollment {
+        code_hash: secret_hash(&code),
+        workstation: ws,
+        name: format!("bench {ws}"),
+        token_hash: secret_hash(&token),
+        now: NOW,
+        year: 2026,
+        lease: 100,
+    })
+    .await
+    .unwrap();
+    let caller = db.authenticate(secret_hash(&token)).await.unwrap().unwrap();
+    assert_eq!(caller.workstation, ws);
+    (caller, token)
+}
+
+pub fn batch(events: Vec<WireEvent>) -> Batch {
+    Batch {
+        events,
+        sent_at: None,
+        received_at: NOW,
+    }
+}
+
+/// The verdicts as short words, for tables.
+pub fn words(vs: &[Verdict]) -> Vec<String> {
+    vs.iter()
+        .map(|v| match v {
+            Verdict::Accepted { .. } => "accepted".to_string(),
+            Verdict::Duplicate { .. } => "duplicate".to_string(),
+            Verdict::Rejected { code, .. } => code.as_str().to_string(),
+        })
+        .collect()
+}
+
+async fn sites<D: RegistryDb>(db: D) {
+    db.ready().await.unwrap();
+    db.add_site(testkit::site("NCGM", "G")).await.unwrap();
+    let again = db.add_site(testkit::site("NCGM", "G")).await.unwrap_err();
+    assert_eq!(again.code(), "exists", "{again}");
+    db.add_site(testkit::site("NCNP", "N")).await.unwrap();
+    let codes: Vec<String> = db.sites().await.unwrap().into_iter().map(|s| s.code).collect();
+    assert_eq!(codes, ["NCGM", "NCNP"]);
+    assert_eq!(
+        db.add_enrollment("NOPE", [1; 32], NOW).await.unwrap_err().code(),
+        "not_found"
+    );
+}
+
+async fn enrollment<D: RegistryDb>(db: D) {
+    db.add_site(testkit::site("NCGM", "G")).await.unwrap();
+    db.add_site(testkit::site("NCNP", "N")).await.unwrap();
+    db.add_enrollment("NCGM", secret_hash("good"), NOW + 10).await.unwrap();
+    db.add_enrollment("NCGM", secret_hash("old"), NOW - 10).await.unwrap();
+    db.add_enrollment("NCNP", secret_hash("other"), NOW + 10).await.unwrap();
+    let ws = Uuid::now_v7();
+    let e = |code: &str, token: &str| Enrollment {
+        code_hash: secret_hash(code),
+        workstation: ws,
+        name: "bench 1".into(),
+        token_hash: secret_hash(token),
+        now: NOW,
+        year: 2026,
+        lease: 50,
+    };
+    let (site, lease) = db.enroll(e("good", "t1")).await.unwrap();
+    assert_eq!(site.code, "NCGM");
+    assert_eq!((lease.year, lease.first, lease.last), (2026, 1, 50));
+    let refusal = |r: Result<_, DbError>| match r {
+        Err(DbError::Enroll(x)) => x,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(refusal(db.enroll(e("good", "t2")).await), EnrollRefusal::UsedCode);
+    assert_eq!(refusal(db.enroll(e("nope", "t2")).await), EnrollRefusal::UnknownCode);
+    assert_eq!(refusal(db.enroll(e("old", "t2")).await), EnrollRefusal::ExpiredCode);
+    assert_eq!(refusal(db.enroll(e("other", "t2")).await), EnrollRefusal::OtherSite);
+    let me = db.authenticate(secret_hash("t1")).await.unwrap().unwrap();
+    assert_eq!((me.workstation, me.site.code.as_str()), (ws, "NCGM"));
+    assert_eq!(db.authenticate(secret_hash("t2")).await.unwrap(), None);
+    assert_eq!(db.authenticate(secret_hash("nope")).await.unwrap(), None);
+    let list = db.workstations().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].id, list[0].revoked_at), (ws, None));
+    db.revoke(ws, NOW + 5).await.unwrap();
+    assert_eq!(db.authenticate(secret_hash("t1")).await.unwrap(), None, "revoked");
+    assert_eq!(db.workstations().await.unwrap()[0].revoked_at, Some(NOW + 5));
+    assert_eq!(db.revoke(Uuid::now_v7(), NOW).await.unwrap_err().code(), "not_found");
+    db.add_enrollment("NCGM", secret_hash("again"), NOW + 10).await.unwrap();
+    assert_eq!(refusal(db.enroll(e("again", "t3")).await), EnrollRefusal::Revoked);
+    assert_eq!(db.lease(&me, 2026, 10, NOW).await.unwrap_err().code(), "workstation_revoked");
+}
+
+async fn verdicts<D: RegistryDb>(db: D) {
+    let (me, _) = enroll(&db, "NCGM", "G").await;
+    let mut bench = Bench::new(me.workstation);
+    let g1 = testkit::specimen("G", 1);
+    let mut events = bench.events(&testkit::storage("1", &["BX1"]));
+    events.push(bench.event(&testkit::register(&g1, Some(testkit::at("BX1", 0, 0)))));
+    let n = events.len();
+    let r = db.push(&me, batch(events.clone())).await.unwrap();
+    assert_eq!(words(&r.verdicts), vec!["accepted"; n]);
+    assert_eq!(r.head.seq, n as u64);
+    let server: Vec<u64> = r
+        .verdicts
+        .iter()
+        .map(|v| match v {
+            Verdict::Accepted { server_seq, .. } => *server_seq,
+            _ => 0,
+        })
+        .collect();
+    assert_eq!(server, (1..=n as u64).collect::<Vec<_>>(), "server_seq from 1, gapless");
+
+    // A table of what can come next: (what, batch, verdicts).
+    let mut forked = events[n - 1].clone();
+    forked.payload = forked.payload.replace("PL1", "SER");
+    forked.hash = kura_proto::hex(&[7; 32]);
+    let mut next = bench.clone();
+    let good = next.event(&testkit::thawed(&g1));
+    let mut tampered = good.clone();
+    tampered.actor = "someone else".into();
+    let mut after = next.clone();
+    let follows = after.event(&testkit::thawed(&g1));
+    let cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = vec![
+        ("the last one again", vec![events[n - 1].clone()], vec!["duplicate"]),
+        ("same seq, other hash", vec![forked], vec!["sequence_fork"]),
+        (
+            "changed after hashing, and what follows it",
+            vec![tampered, follows.clone()],
+            vec!["chain_broken", "chain_broken"],
+        ),
+        (
+            "an old one, then new ones",
+            vec![events[n - 1].clone(), good.clone(), follows.clone()],
+            vec!["duplicate", "accepted", "accepted"],
+        ),
+        ("all of it again", vec![good, follows], vec!["duplicate", "duplicate"]),
+    ];
+    for (what, b, want) in cases {
+        let r = db.push(&me, batch(b)).await.unwrap();
+        assert_eq!(words(&r.verdicts), want, "{what}");
+    }
+    assert_eq!(db.event_count().await.unwrap(), n as u64 + 2);
+
+    // Another workstation's event in my batch: refused whole, nothing stored.
+    let mut other = Bench::new(Uuid::now_v7());
+    let e = db
+        .push(&me, batch(vec![other.event(&testkit::thawed(&g1))]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "not_your_stream");
+    // Out of order.
+    let mut b2 = after.clone();
+    let x = b2.event(&testkit::thawed(&g1));
+    let y = b2.event(&testkit::thawed(&g1));
+    let e = db.push(&me, batch(vec![y, x])).await.unwrap_err();
+    assert_eq!(e.code(), "bad_batch");
+    assert_eq!(db.event_count().await.unwrap(), n as u64 + 2);
+}
+
+async fn resend_stores_once<D: RegistryDb>(db: D) {
+    let (me, _) = enroll(&db, "NCGM", "G").await;
+    let mut bench = Bench::new(me.workstation);
+    let mut events = bench.events(&testkit::storage("1", &["BX1"]));
+    for i in 0..20 {
+        let g = testkit::specimen("G", i + 1);
+        events.push(bench.event(&testkit::register(&g, Some(testkit::at("BX1", 0, i as u16 % 9)))));
+    }
+    // Positions collide after 9: those become conflicts, still stored.
+    let first = db.push(&me, batch(events.clone())).await.unwrap();
+    for _ in 0..3 {
+        let r = db.push(&me, batch(events.clone())).await.unwrap();
+        assert!(words(&r.verdicts).iter().all(|w| w == "duplicate"));
+        assert_eq!(r.head, first.head);
+    }
+    assert_eq!(db.event_count().await.unwrap(), events.len() as u64);
+    let open = db.conflicts("NCGM", true).await.unwrap();
+    assert_eq!(open.len(), 11, "registrations into occupied positions are conflicts");
+    assert!(open.iter().all(|c| c.code == "position_occupied" && c.events.len() == 2));
+}
+
+async fn gap_and_restore<D: RegistryDb>(db: D) {
+    let (me, _) = enroll(&db, "NCGM", "G").await;
+    let mut bench = Bench::new(me.workstation);
+    let events = bench.events(&testkit::storage("1", &["BX1", "BX2"]));
+    let e = db.push(&me, batch(events[2..].to_vec())).await.unwrap_err();
+    assert_eq!(e, DbError::Gap { holds: 0, first: 3 });
+    assert_eq!(db.event_count().await.unwrap(), 0);
+    db.push(&me, batch(events[..2].to_vec())).await.unwrap();
+    // The status says where to go on; the rest is taken.
+    assert_eq!(db.status(&me).await.unwrap().head.seq, 2);
+    let r = db.push(&me, batch(events[2..].to_vec())).await.unwrap();
+    assert!(words(&r.verdicts).iter().all(|w| w == "accepted"));
+    // An empty batch answers the head.
+    let r = db.push(&me, batch(vec![])).await.unwrap();
+    assert_eq!(r.head.seq, events.len() as u64);
+    assert_eq!(r.head.hash.as_deref(), Some(events.last().unwrap().hash.as_str()));
+}
+
+async fn rejection_does_not_block<D: RegistryDb>(db: D) {
+    let (me, _) = enroll(&db, "NCGM", "G").await;
+    let mut bench = Bench::new(me.workstation);
+    let mut events = bench.events(&testkit::storage("1", &["BX1"]));
+    events.push(bench.raw("teleported", r#"{"kind":"teleported"}"#));
+    events.push(bench.raw("thawed", r#"{"kind":"checked_in"}"#));
+    events.push(bench.event(&testkit::register(&testkit::specimen("Q", 1), None)));
+    events.push(bench.event(&testkit::register(&testkit::specimen("G", 1), None)));
+    let r = db.push(&me, batch(events.clone())).await.unwrap();
+    let w = words(&r.verdicts);
+    let k = w.len();
+    assert_eq!(
+        &w[k - 4..],
+        ["bad_payload", "bad_payload", "wrong_site", "accepted"],
+        "a rejection never blocks the stream"
+    );
+    assert_eq!(r.head.seq, events.len() as u64);
+    // Re-sent, a rejection is answered the same way, and nothing is stored twice.
+    let again = db.push(&me, batch(events.clone())).await.unwrap();
+    let w2 = words(&again.verdicts);
+    assert_eq!(&w2[k - 4..], ["bad_payload", "bad_payload", "wrong_site", "duplicate"]);
+    assert_eq!(db.event_count().await.unwrap(), (events.len() - 3) as u64);
+    match &r.verdicts[k - 4] {
+        Verdict::Rejected { code, message, .. } => {
+            assert_eq!(*code, RejectCode::BadPayload);
+            assert!(message.contains("teleported"), "{message}");
+        }
+        v => panic!("{v:?}"),
+    }
+}
+
+async fn pull_pages<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let (x, _) = enroll(&db, "NCNP", "N").await;
+    let mut ba = Bench::new(a.workstation);
+    let mut bb = Bench::new(b.workstation);
+    let mut bx = Bench::new(x.workstation);
+    let ea = ba.events(&testkit::storage("A", &["BXA"]));
+    let eb = bb.events(&testkit::storage("B", &["BXB"]));
+    let ex = bx.events(&testkit::storage("X", &["BXX"]));
+    db.push(&a, batch(ea[..2].to_vec())).await.unwrap();
+    db.push(&x, batch(ex.clone())).await.unwrap();
+    db.push(&b, batch(eb.clone())).await.unwrap();
+    db.push(&a, batch(ea[2..].to_vec())).await.unwrap();
+    // B pages through the site: A's events in server_seq order, none of its own, none of X's.
+    let mut cursor = 0;
+    let mut got = vec![];
+    let mut pages = 0;
+    loop {
+        let p = db.pull(&b, cursor, 2).await.unwrap();
+        pages += 1;
+        assert!(p.next >= cursor);
+        got.extend(p.events.iter().map(|e| (e.server_seq, e.event.id)));
+        cursor = p.next;
+        if !p.more {
+            break;
+        }
+    }
+    let ids: Vec<Uuid> = got.iter().map(|g| g.1).collect();
+    assert_eq!(ids, ea.iter().map(|e| e.id).collect::<Vec<_>>());
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(cursor, (ea.len() + eb.len()) as u64, "the cursor passes B's own events");
+    assert!(pages >= 3);
+    let done = db.pull(&b, cursor, 100).await.unwrap();
+    assert!(done.events.is_empty() && !done.more && done.next == cursor);
+    let xs = db.pull(&x, 0, 100).await.unwrap();
+    assert!(xs.events.is_empty(), "another site sees nothing of NCGM");
+}
+
+async fn conflicts<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let mut ba = Bench::new(a.workstation);
+    let mut bb = Bench::new(b.workstation);
+    let g1 = testkit::specimen("G", 1);
+    let mut setup = ba.events(&testkit::storage("1", &["BX1"]));
+    setup.push(ba.event(&testkit::register(&g1, Some(testkit::at("BX1", 0, 0)))));
+    db.push(&a, batch(setup)).await.unwrap();
+    // B learns it by pull (its stream stays its own), then both check it out offline.
+    let out_a = ba.event(&testkit::check_out(&g1, "Dr. Sato"));
+    let out_b = bb.event(&testkit::check_out(&g1, "Dr. Tanaka"));
+    let ra = db.push(&a, batch(vec![out_a.clone()])).await.unwrap();
+    let rb = db.push(&b, batch(vec![out_b.clone()])).await.unwrap();
+    assert_eq!(words(&ra.verdicts), ["accepted"]);
+    assert_eq!(words(&rb.verdicts), ["accepted"], "a conflict is stored, not rejected");
+    let open = db.conflicts("NCGM", true).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].subject, g1.to_string());
+    assert_eq!(open[0].code, "already_checked_out");
+    assert_eq!(open[0].events, vec![out_a.id, out_b.id]);
+    // It travels to the site's benches on pull.
+    let p = db.pull(&a, 0, 100).await.unwrap();
+    assert_eq!(p.conflicts, open);
+    // A resolution referencing both clears it.
+    let fix = ba.event(&testkit::resolve(&g1, vec![out_a.id, out_b.id]));
+    let r = db.push(&a, batch(vec![fix.clone()])).await.unwrap();
+    assert_eq!(words(&r.verdicts), ["accepted"]);
+    assert!(db.conflicts("NCGM", true).await.unwrap().is_empty());
+    let all = db.conflicts("NCGM", false).await.unwrap();
+    assert_eq!(all[0].resolved_by, Some(fix.id));
+    // A second resolution of the same conflict (from the other bench) adds none.
+    let fix_b = bb.event(&testkit::resolve(&g1, vec![out_a.id, out_b.id]));
+    db.push(&b, batch(vec![fix_b])).await.unwrap();
+    assert_eq!(db.conflicts("NCGM", false).await.unwrap().len(), 1);
+    // Two specimens registered into one position by two benches.
+    let g2 = testkit::specimen("G", 2);
+    let g3 = testkit::specimen("G", 3);
+    let ra = ba.event(&testkit::register(&g2, Some(testkit::at("BX1", 4, 4))));
+    let rb = bb.event(&testkit::register(&g3, Some(testkit::at("BX1", 4, 4))));
+    db.push(&a, batch(vec![ra.clone()])).await.unwrap();
+    db.push(&b, batch(vec![rb.clone()])).await.unwrap();
+    let open = db.conflicts("NCGM", true).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].code.as_str(), open[0].events.clone()), ("position_occupied", vec![ra.id, rb.id]));
+}
+
+async fn leases<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let (x, _) = enroll(&db, "NCNP", "N").await;
+    let la = db.lease(&a, 2026, 1000, NOW).await.unwrap();
+    let lb = db.lease(&b, 2026, 1000, NOW).await.unwrap();
+    let lx = db.lease(&x, 2026, 1000, NOW).await.unwrap();
+    let mut blocks: Vec<(u64, u64)> = vec![(1, 100), (101, 200), (la.first, la.last), (lb.first, lb.last)];
+    blocks.sort();
+    for w in blocks.windows(2) {
+        assert!(w[0].1 < w[1].0, "blocks of one site never overlap: {blocks:?}");
+    }
+    assert_eq!((lx.first, lx.last), (101, 1100), "another site counts on its own");
+    let next_year = db.lease(&a, 2027, 10, NOW).await.unwrap();
+    assert_eq!((next_year.first, next_year.last), (1, 10), "serials restart each year");
+    let status = db.status(&a).await.unwrap();
+    assert_eq!(status.leases.len(), 3);
+    // The 7-digit space runs out: the last block is cut short, then nothing.
+    let big = db.lease(&a, 2028, 9_999_999, NOW).await.unwrap();
+    assert_eq!((big.first, big.last), (1, 9_999_999));
+    assert_eq!(db.lease(&b, 2028, 1, NOW).await.unwrap_err().code(), "serials_exhausted");
+}
+
+async fn status<D: RegistryDb>(db: D) {
+    let (me, _) = enroll(&db, "NCGM", "G").await;
+    let s = db.status(&me).await.unwrap();
+    assert_eq!((s.head.seq, s.head.hash.clone(), s.site_seq), (0, None, 0));
+    assert_eq!(s.leases.len(), 1);
+    let mut bench = Bench::new(me.workstation);
+    let events = bench.events(&testkit::storage("1", &[]));
+    let mut b = batch(events.clone());
+    b.sent_at = Some(NOW - 90_000_000);
+    db.push(&me, b).await.unwrap();
+    let s = db.status(&me).await.unwrap();
+    assert_eq!(s.head.seq, events.len() as u64);
+    assert_eq!(s.head.hash.as_deref(), Some(events.last().unwrap().hash.as_str()));
+    assert_eq!(s.clock_skew_us, Some(-90_000_000), "the bench runs 90 s slow");
+    assert_eq!(s.site_seq, events.len() as u64);
+    let w = db.workstations().await.unwrap();
+    assert_eq!((w[0].head, w[0].clock_skew_us), (events.len() as u64, Some(-90_000_000)));
+}

@@ -1,0 +1,684 @@
+//! What every backend does the same way, as pure functions a backend calls inside its push
+//! transaction:
+//!
+//! 1. [`check_shape`] — before any IO: size, the caller's own stream, `seq` in order.
+//! 2. [`classify`] — given the workstation's head and the hashes already stored for the batch's
+//!    `seq`s: a verdict per event (duplicate, fork, chain, payload, site), the events to store.
+//! 3. [`assign`] — `server_seq`s from the site's counter, which the backend holds locked until
+//!    commit: a site's events commit in `server_seq` order, so a pull never skips one.
+//! 4. [`fold`] — the accepted events through `kura-domain`'s rules into the registry's own
+//!    projection. It reads through what the backend [`Loaded`]; when it needed a row that was not
+//!    loaded it answers the [`Keys`] to load, and the backend runs it again. Refusals by the rules
+//!    become conflicts; the event stays stored.
+
+use std::collections::{BTreeSet, HashMap};
+use std::convert::Infallible;
+
+use kura_domain::container::ContainerSpec;
+use kura_domain::event::{EventBody, Location, Placement};
+use kura_domain::hash::GENESIS;
+use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
+use kura_domain::position::Pos;
+use kura_domain::rules::{self, ContainerInfo, DecideError, Effect, RuleError, SpecimenState, View};
+use kura_proto::{Conflict, Head, RejectCode, Site, Verdict, WireEvent, hex, parse_hash};
+use uuid::Uuid;
+
+use crate::{Caller, DbError, DbResult};
+
+/// Refuses what no database is needed to refuse. An empty batch is allowed (it answers the head).
+pub fn check_shape(caller: &Caller, events: &[WireEvent]) -> DbResult<()> {
+    if events.len() > kura_proto::MAX_BATCH_EVENTS {
+        return Err(DbError::BadBatch(format!(
+            "a batch holds at most {} events; this one has {}",
+            kura_proto::MAX_BATCH_EVENTS,
+            events.len()
+        )));
+    }
+    for (i, e) in events.iter().enumerate() {
+        if e.workstation != caller.workstation {
+            return Err(DbError::NotYourStream {
+                seq: e.seq,
+                claimed: e.workstation,
+            });
+        }
+        if e.seq == 0 {
+            return Err(DbError::BadBatch("seq starts at 1".into()));
+        }
+        if i > 0 && e.seq != events[i - 1].seq + 1 {
+            return Err(DbError::BadBatch(format!(
+                "events must be in seq order without holes: seq {} follows seq {}",
+                e.seq,
+                events[i - 1].seq
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What the registry already holds under one `(workstation, seq)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub hash: [u8; 32],
+    /// Set when the event was kept as a rejection rather than a custody event.
+    pub rejection: Option<(RejectCode, String)>,
+}
+
+/// An event to store as custody.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub wire: WireEvent,
+    pub hash: [u8; 32],
+    pub body: EventBody,
+    pub server_seq: u64,
+    verdict: usize,
+}
+
+/// An event to keep as a rejection: it links into the chain (so the stream goes on after it) but
+/// is not custody.
+#[derive(Debug, Clone)]
+pub struct NewRejection {
+    pub wire: WireEvent,
+    pub hash: [u8; 32],
+    pub code: RejectCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Classified {
+    pub verdicts: Vec<Verdict>,
+    pub accept: Vec<NewEvent>,
+    pub reject: Vec<NewRejection>,
+    /// The workstation's head after this batch.
+    pub head_seq: u64,
+    pub head_hash: [u8; 32],
+}
+
+impl Classified {
+    pub fn head(&self) -> Head {
+        head(self.head_seq, self.head_hash)
+    }
+}
+
+pub fn head(seq: u64, hash: [u8; 32]) -> Head {
+    Head {
+        seq,
+        hash: (seq > 0).then(|| hex(&hash)),
+    }
+}
+
+/// The verdict of every event. `head_seq`/`head_hash` is what the registry holds of the
+/// workstation (0 and anything for none); `stored` has the events it holds among the batch's
+/// `seq`s. A batch that starts past `head_seq + 1` is a gap: the bench must ask the status and
+/// re-send what the registry lacks.
+pub fn classify(
+    site: &Site,
+    head_seq: u64,
+    head_hash: [u8; 32],
+    stored: &HashMap<u64, Stored>,
+    events: Vec<WireEvent>,
+) -> DbResult<Classified> {
+    if let Some(first) = events.first()
+        && first.seq > head_seq + 1
+    {
+        return Err(DbError::Gap {
+            holds: head_seq,
+            first: first.seq,
+        });
+    }
+    let mut out = Classified {
+        verdicts: Vec::with_capacity(events.len()),
+        accept: Vec::new(),
+        reject: Vec::new(),
+        head_seq,
+        head_hash: if head_seq == 0 { GENESIS } else { head_hash },
+    };
+    let mut broken: Option<u64> = None;
+    for e in events {
+        let (seq, id) = (e.seq, e.id);
+        let sent = parse_hash(&e.hash);
+        if seq <= head_seq {
+            let verdict = match (stored.get(&seq), sent) {
+                (Some(s), Some(h)) if s.hash == h => match &s.rejection {
+                    None => Verdict::Duplicate { seq, id },
+                    Some((code, message)) => Verdict::Rejected {
+                        seq,
+                        id,
+                        code: *code,
+                        message: message.clone(),
+                    },
+                },
+                _ => Verdict::Rejected {
+                    seq,
+                    id,
+                    code: RejectCode::SequenceFork,
+                    message: format!(
+                        "the registry already holds a different event as seq {seq} of this workstation: its history went backwards (restored from an old backup, or rebuilt). Nothing more is taken from it until an administrator looks"
+                    ),
+                },
+            };
+            out.verdicts.push(verdict);
+            continue;
+        }
+        let chain = |message: String| Verdict::Rejected {
+            seq,
+            id,
+            code: RejectCode::ChainBroken,
+            message,
+        };
+        if let Some(at) = broken {
+            out.verdicts.push(chain(format!(
+                "not stored: it follows seq {at}, which was not stored; send again from there"
+            )));
+            continue;
+        }
+        let expected = e.expected_hash(&out.head_hash);
+        let Some(hash) = sent.filter(|h| *h == expected) else {
+            broken = Some(seq);
+            out.verdicts.push(chain(format!(
+                "the hash of seq {seq} does not match its content and the previous event the registry holds (seq {}): the event was changed after it was written, or an earlier one is missing",
+                out.head_seq
+            )));
+            continue;
+        };
+        out.head_seq = seq;
+        out.head_hash = hash;
+        match parse_body(site, &e) {
+            Ok(body) => {
+                out.accept.push(NewEvent {
+                    wire: e,
+                    hash,
+                    body,
+                    server_seq: 0,
+                    verdict: out.verdicts.len(),
+                });
+                out.verdicts.push(Verdict::Accepted {
+                    seq,
+                    id,
+                    server_seq: 0,
+                });
+            }
+            Err((code, message)) => {
+                out.verdicts.push(Verdict::Rejected {
+                    seq,
+                    id,
+                    code,
+                    message: message.clone(),
+                });
+                out.reject.push(NewRejection {
+                    wire: e,
+                    hash,
+                    code,
+                    message,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_body(site: &Site, e: &WireEvent) -> Result<EventBody, (RejectCode, String)> {
+    let body: EventBody = serde_json::from_str(&e.payload).map_err(|err| {
+        (
+            RejectCode::BadPayload,
+            format!(
+                "the payload of a {:?} event is not a custody event this registry knows ({err}); update the registry or the bench",
+                e.kind
+            ),
+        )
+    })?;
+    if body.kind() != e.kind {
+        return Err((
+            RejectCode::BadPayload,
+            format!(
+                "the event says kind {:?} but its payload is a {:?}",
+                e.kind,
+                body.kind()
+            ),
+        ));
+    }
+    if let EventBody::Registered { specimen, .. } | EventBody::Derived { specimen, .. } = &body
+        && let Some(prefix) = foreign_prefix(site, &specimen.code)
+    {
+        return Err((
+            RejectCode::WrongSite,
+            format!(
+                "specimen {} carries the prefix {prefix}, but this workstation belongs to site {} (prefix {}); IDs are issued only from the site's own leases",
+                specimen.code, site.code, site.prefix
+            ),
+        ));
+    }
+    Ok(body)
+}
+
+/// The prefix of a Kura ID issued by another site's format (letters, two year digits, a serial of
+/// the site's width, a check character), or `None` (own prefix, or a tube's external code).
+fn foreign_prefix(site: &Site, code: &SpecimenCode) -> Option<String> {
+    let id = KuraId::parse(&code.to_string()).ok()?;
+    let data = id.data();
+    let letters = data.bytes().take_while(|b| b.is_ascii_uppercase()).count();
+    let rest = &data[letters..];
+    let shaped = (1..=6).contains(&letters)
+        && rest.len() == 2 + site.serial_width as usize
+        && rest.bytes().all(|b| b.is_ascii_digit());
+    (shaped && data[..letters] != *site.prefix).then(|| data[..letters].to_string())
+}
+
+/// Gives the accepted events the site's next `server_seq`s (the site's counter is locked by the
+/// caller until commit) and returns the new counter.
+pub fn assign(c: &mut Classified, site_seq: u64) -> u64 {
+    let mut next = site_seq;
+    for e in &mut c.accept {
+        next += 1;
+        e.server_seq = next;
+        if let Some(Verdict::Accepted { server_seq, .. }) = c.verdicts.get_mut(e.verdict) {
+            *server_seq = next;
+        }
+    }
+    next
+}
+
+/// A position in a container, as a key.
+pub type Slot = (String, u16, u16);
+
+fn slot(container: &ContainerId, pos: Pos) -> Slot {
+    (container.to_string(), pos.row, pos.col)
+}
+
+/// Rows the fold needs that were not loaded yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub specimens: BTreeSet<String>,
+    pub containers: BTreeSet<String>,
+    /// Which specimen is in (or held for) a position.
+    pub specimen_slots: BTreeSet<Slot>,
+    /// Which container is in a position of a parent.
+    pub container_slots: BTreeSet<Slot>,
+}
+
+impl Keys {
+    pub fn is_empty(&self) -> bool {
+        self.specimens.is_empty()
+            && self.containers.is_empty()
+            && self.specimen_slots.is_empty()
+            && self.container_slots.is_empty()
+    }
+
+    /// What a batch will obviously read: its specimens, parents, containers and positions.
+    pub fn of(events: &[NewEvent]) -> Keys {
+        let mut k = Keys::default();
+        let loc = |k: &mut Keys, l: &Location| {
+            k.containers.insert(l.container.to_string());
+            k.specimen_slots.insert(slot(&l.container, l.pos));
+        };
+        for e in events {
+            if let Some(s) = e.body.specimen() {
+                k.specimens.insert(s.to_string());
+            }
+            match &e.body {
+                EventBody::Registered { specimen, location }
+                | EventBody::Derived {
+                    specimen, location, ..
+                } => {
+                    if let Some(p) = &specimen.parent {
+                        k.specimens.insert(p.to_string());
+                    }
+                    if let Some(l) = location {
+                        loc(&mut k, l);
+                    }
+                }
+                EventBody::CheckedIn { location, .. } => loc(&mut k, location),
+                EventBody::Moved { to, .. } => loc(&mut k, to),
+                EventBody::Received {
+                    location: Some(l), ..
+                } => loc(&mut k, l),
+                EventBody::ContainerCreated { container } => {
+                    k.containers.insert(container.id.to_string());
+                    if let Some(p) = &container.parent {
+                        k.containers.insert(p.to_string());
+                        if let Some(pos) = container.pos {
+                            k.container_slots.insert(slot(p, pos));
+                        }
+                    }
+                }
+                EventBody::ContainerMoved { container, to, .. } => {
+                    k.containers.insert(container.to_string());
+                    k.containers.insert(to.parent.to_string());
+                    if let Some(pos) = to.pos {
+                        k.container_slots.insert(slot(&to.parent, pos));
+                    }
+                }
+                _ => {}
+            }
+        }
+        k
+    }
+
+    fn merge(&mut self, other: Keys) {
+        self.specimens.extend(other.specimens);
+        self.containers.extend(other.containers);
+        self.specimen_slots.extend(other.specimen_slots);
+        self.container_slots.extend(other.container_slots);
+    }
+}
+
+/// A specimen in the registry's projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecimenRow {
+    pub state: SpecimenState,
+    /// The last event that changed it or was refused on it: the other half of a conflict.
+    pub last_event: Uuid,
+}
+
+/// A container in the registry's projection (its spec, with where it is now).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerRow {
+    pub spec: ContainerSpec,
+    pub last_event: Uuid,
+}
+
+/// The rows a backend has read for the fold; a key present with `None` was looked for and is
+/// not there.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub specimens: HashMap<String, Option<SpecimenRow>>,
+    pub containers: HashMap<String, Option<ContainerRow>>,
+    pub specimen_slots: HashMap<Slot, Option<String>>,
+    pub container_slots: HashMap<Slot, Option<String>>,
+}
+
+impl Loaded {
+    /// Records what a backend found for `keys`: every key asked for becomes known.
+    pub fn absorb(
+        &mut self,
+        keys: &Keys,
+        specimens: Vec<SpecimenRow>,
+        containers: Vec<ContainerRow>,
+        specimen_slots: Vec<(Slot, String)>,
+        container_slots: Vec<(Slot, String)>,
+    ) {
+        for k in &keys.specimens {
+            self.specimens.entry(k.clone()).or_insert(None);
+        }
+        for r in specimens {
+            self.specimens.insert(r.state.code.to_string(), Some(r));
+        }
+        for k in &keys.containers {
+            self.containers.entry(k.clone()).or_insert(None);
+        }
+        for r in containers {
+            self.containers.insert(r.spec.id.to_string(), Some(r));
+        }
+        for k in &keys.specimen_slots {
+            self.specimen_slots.entry(k.clone()).or_insert(None);
+        }
+        for (k, v) in specimen_slots {
+            self.specimen_slots.insert(k, Some(v));
+        }
+        for k in &keys.container_slots {
+            self.container_slots.entry(k.clone()).or_insert(None);
+        }
+        for (k, v) in container_slots {
+            self.container_slots.insert(k, Some(v));
+        }
+    }
+}
+
+/// What the fold writes.
+#[derive(Debug, Clone, Default)]
+pub struct FoldOut {
+    pub specimens: Vec<SpecimenRow>,
+    pub containers: Vec<ContainerRow>,
+    pub conflicts: Vec<Conflict>,
+    /// Open conflicts of these subjects are resolved by the event (subject, resolving event).
+    pub resolved: Vec<(String, Uuid)>,
+}
+
+struct Work<'a> {
+    w: &'a mut Loaded,
+    misses: Keys,
+}
+
+impl Work<'_> {
+    fn row(&mut self, code: &str) -> Option<SpecimenRow> {
+        match self.w.specimens.get(code) {
+            Some(r) => r.clone(),
+            None => {
+                self.misses.specimens.insert(code.to_string());
+                None
+            }
+        }
+    }
+    fn crow(&mut self, id: &str) -> Option<ContainerRow> {
+        match self.w.containers.get(id) {
+            Some(r) => r.clone(),
+            None => {
+                self.misses.containers.insert(id.to_string());
+                None
+            }
+        }
+    }
+}
+
+impl View for Work<'_> {
+    type Error = Infallible;
+    fn specimen(&mut self, code: &SpecimenCode) -> Result<Option<SpecimenState>, Infallible> {
+        Ok(self.row(&code.to_string()).map(|r| r.state))
+    }
+    fn container(&mut self, id: &ContainerId) -> Result<Option<ContainerInfo>, Infallible> {
+        Ok(self.crow(&id.to_string()).map(|r| ContainerInfo {
+            id: r.spec.id,
+            kind: r.spec.kind,
+            geometry: r.spec.geometry,
+            parent: r.spec.parent,
+            pos: r.spec.pos,
+        }))
+    }
+    fn specimen_at(
+        &mut self,
+        container: &ContainerId,
+        pos: Pos,
+    ) -> Result<Option<SpecimenCode>, Infallible> {
+        let k = slot(container, pos);
+        Ok(match self.w.specimen_slots.get(&k) {
+            Some(v) => v.clone().map(SpecimenCode::from_stored),
+            None => {
+                self.misses.specimen_slots.insert(k);
+                None
+            }
+        })
+    }
+    fn container_at(
+        &mut self,
+        parent: &ContainerId,
+        pos: Pos,
+    ) -> Result<Option<ContainerId>, Infallible> {
+        let k = slot(parent, pos);
+        Ok(match self.w.container_slots.get(&k) {
+            Some(v) => v.clone().map(ContainerId::from_stored),
+            None => {
+                self.misses.container_slots.insert(k);
+                None
+            }
+        })
+    }
+}
+
+fn subject(body: &EventBody) -> String {
+    match body {
+        EventBody::ContainerCreated { container } => container.id.to_string(),
+        EventBody::ContainerMoved { container, .. } => container.to_string(),
+        b => b.specimen().map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+/// Folds `events` (in `server_seq` order) over what was loaded. `Err(keys)`: load those and call
+/// again with the same events (the fold starts over; nothing was written).
+pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
+    let mut w = loaded.clone();
+    let mut work = Work {
+        w: &mut w,
+        misses: Keys::default(),
+    };
+    let mut out = FoldOut::default();
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    let mut ctouched: BTreeSet<String> = BTreeSet::new();
+    for e in events {
+        let id = e.wire.id;
+        let subj = subject(&e.body);
+        let decision = rules::decide(&mut work, &e.body);
+        match decision {
+            Ok(Effect::Register { state, .. }) | Ok(Effect::Update(state)) => {
+                let code = state.code.to_string();
+                let before = work.row(&code).and_then(|r| r.state.location().cloned());
+                let after = state.location().cloned();
+                if before != after {
+                    if let Some(l) = before {
+                        work.w.specimen_slots.insert(slot(&l.container, l.pos), None);
+                    }
+                    if let Some(l) = after {
+                        work.w
+                            .specimen_slots
+                            .insert(slot(&l.container, l.pos), Some(code.clone()));
+                    }
+                }
+                if let EventBody::ConflictResolved { .. } = e.body {
+                    out.resolved.push((code.clone(), id));
+                    for c in out.conflicts.iter_mut() {
+                        if c.subject == code && c.resolved_by.is_none() {
+                            c.resolved_by = Some(id);
+                        }
+                    }
+                }
+                work.w.specimens.insert(
+                    code.clone(),
+                    Some(SpecimenRow {
+                        state,
+                        last_event: id,
+                    }),
+                );
+                touched.insert(code);
+            }
+            Ok(Effect::CreateContainer(spec)) => {
+                let cid = spec.id.to_string();
+                if let (Some(p), Some(pos)) = (&spec.parent, spec.pos) {
+                    work.w
+                        .container_slots
+                        .insert(slot(p, pos), Some(cid.clone()));
+                }
+                work.w.containers.insert(
+                    cid.clone(),
+                    Some(ContainerRow {
+                        spec,
+                        last_event: id,
+                    }),
+                );
+                ctouched.insert(cid);
+            }
+            Ok(Effect::MoveContainer { id: cid, to }) => {
+                let key = cid.to_string();
+                if let Some(mut row) = work.crow(&key) {
+                    if let (Some(p), Some(pos)) = (&row.spec.parent, row.spec.pos) {
+                        work.w.container_slots.insert(slot(p, pos), None);
+                    }
+                    let Placement { parent, pos } = to;
+                    if let Some(pos) = pos {
+                        work.w
+                            .container_slots
+                            .insert(slot(&parent, pos), Some(key.clone()));
+                    }
+                    row.spec.parent = Some(parent);
+                    row.spec.pos = pos;
+                    row.last_event = id;
+                    work.w.containers.insert(key.clone(), Some(row));
+                    ctouched.insert(key);
+                }
+            }
+            Ok(Effect::Log { .. }) => {}
+            Err(DecideError::Rule(RuleError::NotInConflict { .. }))
+                if matches!(e.body, EventBody::ConflictResolved { .. }) =>
+            {
+                // Already resolved (by another bench, or twice): nothing to add.
+            }
+            Err(DecideError::Rule(err)) => {
+                let container_event = matches!(
+                    e.body,
+                    EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
+                );
+                let other = match &err {
+                    RuleError::PositionOccupied { by, .. } if container_event => {
+                        work.crow(by).map(|r| r.last_event)
+                    }
+                    RuleError::PositionOccupied { by, .. } => work.row(by).map(|r| r.last_event),
+                    _ if container_event => work.crow(&subj).map(|r| r.last_event),
+                    _ => work.row(&subj).map(|r| r.last_event),
+                };
+                out.conflicts.push(Conflict {
+                    server_seq: e.server_seq,
+                    subject: subj.clone(),
+                    code: err.code().to_string(),
+                    message: err.to_string(),
+                    events: other.into_iter().chain([id]).collect(),
+                    resolved_by: None,
+                });
+                if !container_event && let Some(mut row) = work.row(&subj) {
+                    row.state.in_conflict = true;
+                    row.last_event = id;
+                    work.w.specimens.insert(subj.clone(), Some(row));
+                    touched.insert(subj);
+                }
+            }
+            Err(DecideError::View(never)) => match never {},
+        }
+    }
+    if !work.misses.is_empty() {
+        return Err(work.misses);
+    }
+    out.specimens = touched
+        .into_iter()
+        .filter_map(|k| w.specimens.get(&k).cloned().flatten())
+        .collect();
+    out.containers = ctouched
+        .into_iter()
+        .filter_map(|k| w.containers.get(&k).cloned().flatten())
+        .collect();
+    Ok(out)
+}
+
+/// Runs [`fold`] to completion with a loader that reads rows for keys (inside the backend's
+/// transaction), for backends whose reads are blocking.
+pub fn fold_with<E>(
+    events: &[NewEvent],
+    mut load: impl FnMut(&Keys, &mut Loaded) -> Result<(), E>,
+) -> Result<FoldOut, FoldError<E>> {
+    let mut loaded = Loaded::default();
+    let mut keys = Keys::of(events);
+    for _ in 0..MAX_ROUNDS {
+        load(&keys, &mut loaded).map_err(FoldError::Load)?;
+        match fold(events, &loaded) {
+            Ok(out) => return Ok(out),
+            Err(more) => keys = more,
+        }
+    }
+    Err(FoldError::Rounds)
+}
+
+/// More rounds than any batch needs (each round loads every key the last one missed).
+pub const MAX_ROUNDS: usize = 64;
+
+#[derive(Debug)]
+pub enum FoldError<E> {
+    Load(E),
+    Rounds,
+}
+
+impl Keys {
+    /// Adds `other` (used by async backends that drive the rounds themselves).
+    pub fn extend(&mut self, other: Keys) {
+        self.merge(other)
+    }
+}
+
+/// The location a specimen row occupies, as columns: `(container, row, col)`.
+pub fn occupied(state: &SpecimenState) -> Option<Slot> {
+    state.location().map(|l| slot(&l.container, l.pos))
+}

@@ -1,0 +1,229 @@
+//! The central registry's storage, shaped like a database trait with one crate per backend.
+//!
+//! [`RegistryDb`] is what the HTTP layer needs; `kura-registry-sqlite` and
+//! `kura-registry-postgres` implement it. What must be the same on every backend — which verdict
+//! an event gets, how the chain is checked, how accepted events fold into the registry's own
+//! projection and raise conflicts — is pure code in [`ingest`], which a backend calls between
+//! its reads and writes inside one transaction. [`conformance`] is the suite every backend runs.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::future::Future;
+
+use kura_proto::{Conflict, Head, Lease, PullResponse, PushResponse, Site, WireEvent};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub mod conformance;
+pub mod ingest;
+pub mod testkit;
+
+/// What went wrong in the registry's store. `code()` is stable and reaches the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DbError {
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error(
+        "the registry holds this workstation's events up to seq {holds}; the batch starts at seq {first}. Ask /api/v1/status and send from seq {}",
+        holds + 1
+    )]
+    Gap { holds: u64, first: u64 },
+    #[error("{0}")]
+    Enroll(EnrollRefusal),
+    #[error("{0}")]
+    BadBatch(String),
+    #[error(
+        "event seq {seq} claims workstation {claimed}; a workstation pushes only its own events"
+    )]
+    NotYourStream { seq: u64, claimed: Uuid },
+    #[error(
+        "no serials left for prefix {prefix} in {year}: the {width}-digit serial space is used up"
+    )]
+    SerialsExhausted { prefix: String, year: i32, width: u32 },
+    #[error("the database is not reachable: {0}")]
+    Unavailable(String),
+    #[error("the database has no schema yet or an older one: {0}")]
+    NotMigrated(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl DbError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            DbError::NotFound(_) => "not_found",
+            DbError::Exists(_) => "exists",
+            DbError::Gap { .. } => "gap",
+            DbError::Enroll(r) => r.code(),
+            DbError::BadBatch(_) => "bad_batch",
+            DbError::NotYourStream { .. } => "not_your_stream",
+            DbError::SerialsExhausted { .. } => "serials_exhausted",
+            DbError::Unavailable(_) => "database_unavailable",
+            DbError::NotMigrated(_) => "database_not_migrated",
+            DbError::Backend(_) => "database_error",
+        }
+    }
+}
+
+/// Why an enrollment code was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollRefusal {
+    #[error("this enrollment code is not known; check it, or ask the registry administrator for a new one")]
+    UnknownCode,
+    #[error("this enrollment code was already used; ask the registry administrator for a new one")]
+    UsedCode,
+    #[error("this enrollment code has expired; ask the registry administrator for a new one")]
+    ExpiredCode,
+    #[error("this workstation is enrolled at another site; its events cannot move to this one")]
+    OtherSite,
+    #[error("this workstation was revoked; ask the registry administrator")]
+    Revoked,
+}
+
+impl EnrollRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            EnrollRefusal::UnknownCode => "enroll_code_unknown",
+            EnrollRefusal::UsedCode => "enroll_code_used",
+            EnrollRefusal::ExpiredCode => "enroll_code_expired",
+            EnrollRefusal::OtherSite => "enroll_other_site",
+            EnrollRefusal::Revoked => "workstation_revoked",
+        }
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A secret's stored form: SHA-256. Tokens and codes are long random strings, so a fast hash is
+/// enough; the registry never stores or logs the secret itself.
+pub fn secret_hash(secret: &str) -> [u8; 32] {
+    Sha256::new_with_prefix(b"kura-secret-v1\0")
+        .chain_update(secret.trim().as_bytes())
+        .finalize()
+        .into()
+}
+
+/// An authenticated workstation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub workstation: Uuid,
+    pub site: Site,
+}
+
+/// A workstation as the administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkstationInfo {
+    pub id: Uuid,
+    pub site: String,
+    pub name: String,
+    pub enrolled_at: i64,
+    pub revoked_at: Option<i64>,
+    pub head: u64,
+    pub clock_skew_us: Option<i64>,
+    pub last_seen: Option<i64>,
+}
+
+/// An enrollment to perform: the code's hash, the workstation, its token's hash.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    pub code_hash: [u8; 32],
+    pub workstation: Uuid,
+    pub name: String,
+    pub token_hash: [u8; 32],
+    pub now: i64,
+    pub year: i32,
+    pub lease: u64,
+}
+
+/// Where a workstation's stream stands in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsStatus {
+    pub head: Head,
+    pub leases: Vec<Lease>,
+    pub clock_skew_us: Option<i64>,
+    pub site_seq: u64,
+}
+
+/// A push that passed the checks that need no database (size, order, own stream).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub events: Vec<WireEvent>,
+    pub sent_at: Option<i64>,
+    pub received_at: i64,
+}
+
+/// The registry's store. Every method is one transaction; the registry keeps no state between
+/// requests, so several processes may share one database.
+pub trait RegistryDb: Clone + Send + Sync + 'static {
+    /// The database answers and its schema is current.
+    fn ready(&self) -> impl Future<Output = DbResult<()>> + Send;
+    fn add_site(&self, site: Site) -> impl Future<Output = DbResult<()>> + Send;
+    fn sites(&self) -> impl Future<Output = DbResult<Vec<Site>>> + Send;
+    /// Stores a one-time enrollment code (its hash) for `site`, valid until `expires_at` (µs).
+    fn add_enrollment(
+        &self,
+        site: &str,
+        code_hash: [u8; 32],
+        expires_at: i64,
+    ) -> impl Future<Output = DbResult<()>> + Send;
+    /// Uses the code once: binds the workstation to the code's site, stores its token's hash
+    /// (replacing an earlier token of the same workstation) and grants its first lease.
+    fn enroll(&self, e: Enrollment) -> impl Future<Output = DbResult<(Site, Lease)>> + Send;
+    /// The workstation holding this token, unless revoked.
+    fn authenticate(
+        &self,
+        token_hash: [u8; 32],
+    ) -> impl Future<Output = DbResult<Option<Caller>>> + Send;
+    fn workstations(&self) -> impl Future<Output = DbResult<Vec<WorkstationInfo>>> + Send;
+    /// Revokes a workstation: its token stops working and it gets no more leases.
+    fn revoke(&self, workstation: Uuid, now: i64) -> impl Future<Output = DbResult<()>> + Send;
+    fn status(&self, caller: &Caller) -> impl Future<Output = DbResult<WsStatus>> + Send;
+    /// Stores a batch of the caller's events in one transaction and answers each.
+    fn push(
+        &self,
+        caller: &Caller,
+        batch: Batch,
+    ) -> impl Future<Output = DbResult<PushResponse>> + Send;
+    /// The site's events after `after` from other workstations, and the conflicts raised.
+    fn pull(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = DbResult<PullResponse>> + Send;
+    fn conflicts(
+        &self,
+        site: &str,
+        open_only: bool,
+    ) -> impl Future<Output = DbResult<Vec<Conflict>>> + Send;
+    /// A new block of `count` serials for the caller's prefix and `year`.
+    fn lease(
+        &self,
+        caller: &Caller,
+        year: i32,
+        count: u64,
+        now: i64,
+    ) -> impl Future<Output = DbResult<Lease>> + Send;
+    /// How many custody events the registry holds (for operators and tests).
+    fn event_count(&self) -> impl Future<Output = DbResult<u64>> + Send;
+}
+
+/// The next lease after the highest serial already leased (`last_leased`, 0 for none).
+pub fn next_lease(site: &Site, year: i32, last_leased: u64, count: u64) -> DbResult<Lease> {
+    let max = 10u64.saturating_pow(site.serial_width).saturating_sub(1);
+    let first = last_leased + 1;
+    if first > max || count == 0 {
+        return Err(DbError::SerialsExhausted {
+            prefix: site.prefix.clone(),
+            year,
+            width: site.serial_width,
+        });
+    }
+    Ok(Lease {
+        year,
+        first,
+        last: (first + count - 1).min(max),
+    })
+}

@@ -1,0 +1,178 @@
+//! Test support shared by the conformance suite, the HTTP tests and the benchmark: a bench that
+//! writes correctly chained events, and the custody bodies they carry.
+// Test support: a failure here is a broken test fixture, and a panic is the right report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use kura_domain::container::{ContainerSpec, builtin_type};
+use kura_domain::event::{EventBody, Location, Purpose};
+use kura_domain::hash::GENESIS;
+use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
+use kura_domain::position::Pos;
+use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord};
+use kura_proto::{Site, WireEvent, hex};
+use uuid::Uuid;
+
+/// One workstation's stream, as a bench writes it.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    pub workstation: Uuid,
+    pub seq: u64,
+    pub prev: [u8; 32],
+    pub at: i64,
+}
+
+impl Bench {
+    pub fn new(workstation: Uuid) -> Bench {
+        Bench {
+            workstation,
+            seq: 0,
+            prev: GENESIS,
+            at: 1_764_000_000_000_000,
+        }
+    }
+
+    /// The next event of the stream with any kind and payload (for malformed payloads).
+    pub fn raw(&mut self, kind: &str, payload: &str) -> WireEvent {
+        self.seq += 1;
+        self.at += 1_000;
+        let mut e = WireEvent {
+            id: Uuid::now_v7(),
+            workstation: self.workstation,
+            seq: self.seq,
+            actor: "technician".into(),
+            at: self.at,
+            kind: kind.into(),
+            payload: payload.into(),
+            hash: String::new(),
+        };
+        let h = e.expected_hash(&self.prev);
+        e.hash = hex(&h);
+        self.prev = h;
+        e
+    }
+
+    pub fn event(&mut self, body: &EventBody) -> WireEvent {
+        self.raw(body.kind(), &body.canonical())
+    }
+
+    pub fn events(&mut self, bodies: &[EventBody]) -> Vec<WireEvent> {
+        bodies.iter().map(|b| self.event(b)).collect()
+    }
+}
+
+pub fn site(code: &str, prefix: &str) -> Site {
+    Site {
+        code: code.into(),
+        name: format!("Biobank {code}"),
+        prefix: prefix.into(),
+        serial_width: 7,
+    }
+}
+
+/// The Kura ID `serial` of a prefix in 2026.
+pub fn specimen(prefix: &str, serial: u64) -> SpecimenCode {
+    SpecimenCode::kura(KuraId::from_data(&format!("{prefix}26{serial:07}")).unwrap())
+}
+
+pub fn cid(s: &str) -> ContainerId {
+    ContainerId::parse(s).unwrap()
+}
+
+pub fn create(id: &str, ty: &str, parent: Option<&str>, pos: Option<(u16, u16)>) -> EventBody {
+    let (kind, geometry) = builtin_type(ty).unwrap();
+    EventBody::ContainerCreated {
+        container: ContainerSpec {
+            id: cid(id),
+            kind,
+            name: id.into(),
+            type_name: ty.into(),
+            geometry,
+            temperature: None,
+            parent: parent.map(cid),
+            pos: pos.map(|(r, c)| Pos::new(r, c)),
+        },
+    }
+}
+
+/// A site, a room, a freezer, a rack and the 9×9 boxes `boxes` in it.
+pub fn storage(tag: &str, boxes: &[&str]) -> Vec<EventBody> {
+    let (s, room, f, r) = (
+        format!("S{tag}"),
+        format!("ROOM{tag}"),
+        format!("F{tag}"),
+        format!("R{tag}"),
+    );
+    let mut v = vec![
+        create(&s, "site", None, None),
+        create(&room, "room", Some(&s), None),
+        create(&f, "freezer-5-shelves", Some(&room), None),
+        create(&r, "rack-5x4", Some(&f), Some((0, 0))),
+    ];
+    for (i, b) in boxes.iter().enumerate() {
+        v.push(create(b, "box-9x9", Some(&r), Some(((i / 4) as u16, (i % 4) as u16))));
+    }
+    v
+}
+
+pub fn at(container: &str, row: u16, col: u16) -> Location {
+    Location {
+        container: cid(container),
+        pos: Pos::new(row, col),
+    }
+}
+
+pub fn register(code: &SpecimenCode, location: Option<Location>) -> EventBody {
+    EventBody::Registered {
+        specimen: SpecimenRecord {
+            code: code.clone(),
+            sample_type: SampleType::parse("PL1").unwrap(),
+            container: "PED".into(),
+            storage: "A".into(),
+            quantity: Some(Quantity::parse("1", "mL").unwrap()),
+            study: "がんゲノム研究".into(),
+            donor: "D0001".into(),
+            collected_at: None,
+            parent: None,
+            freeze_thaw: 0,
+        },
+        location,
+    }
+}
+
+pub fn check_in(code: &SpecimenCode, location: Location) -> EventBody {
+    EventBody::CheckedIn {
+        specimen: code.clone(),
+        location,
+    }
+}
+
+pub fn check_out(code: &SpecimenCode, to: &str) -> EventBody {
+    EventBody::CheckedOut {
+        specimen: code.clone(),
+        to: to.into(),
+        purpose: Purpose::Analysis,
+        due: None,
+        note: None,
+    }
+}
+
+pub fn returned(code: &SpecimenCode) -> EventBody {
+    EventBody::Returned {
+        specimen: code.clone(),
+        thawed: false,
+    }
+}
+
+pub fn resolve(code: &SpecimenCode, events: Vec<Uuid>) -> EventBody {
+    EventBody::ConflictResolved {
+        specimen: code.clone(),
+        events,
+        resolution: "the check-out at bench 1 is the real one".into(),
+    }
+}
+
+pub fn thawed(code: &SpecimenCode) -> EventBody {
+    EventBody::Thawed {
+        specimen: code.clone(),
+    }
+}

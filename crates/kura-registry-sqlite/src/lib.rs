@@ -1,0 +1,898 @@
+//! The registry on one SQLite file: the default, so that `kura-registry serve` runs with nothing
+//! else installed. One writer connection (SQLite has one writer anyway; a push's transaction is
+//! the site lock), a few reader connections, all work on tokio's blocking pool.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use kura_domain::container::ContainerSpec;
+use kura_domain::rules::SpecimenState;
+use kura_proto::{Conflict, Lease, PullResponse, PulledEvent, PushResponse, Site, WireEvent, hex};
+use kura_registry_db::ingest::{self, ContainerRow, FoldError, Keys, Loaded, SpecimenRow, Stored};
+use kura_registry_db::{
+    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, RegistryDb, WorkstationInfo,
+    WsStatus, next_lease,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use uuid::Uuid;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_registry.sql"))];
+
+#[derive(Clone)]
+pub struct SqliteDb {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn backend(e: rusqlite::Error) -> DbError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            DbError::Unavailable(e.to_string())
+        }
+        e => DbError::Backend(e.to_string()),
+    }
+}
+
+fn json_err(e: serde_json::Error) -> DbError {
+    DbError::Backend(format!("a stored row does not read back: {e}"))
+}
+
+fn connect(path: &Path, flags: OpenFlags) -> DbResult<Connection> {
+    let c = Connection::open_with_flags(path, flags).map_err(backend)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+        .map_err(backend)?;
+    Ok(c)
+}
+
+impl SqliteDb {
+    /// Opens (creating when missing) the registry file and brings its schema up to date.
+    pub fn open(path: &Path) -> DbResult<SqliteDb> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut w = connect(path, OpenFlags::default())?;
+        w.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        migrate(&mut w)?;
+        Ok(SqliteDb {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(w),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> DbResult<T> + Send + 'static,
+    ) -> DbResult<T> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut c = inner
+                .writer
+                .lock()
+                .map_err(|_| DbError::Backend("the writer connection was poisoned".into()))?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> DbResult<T> + Send + 'static,
+    ) -> DbResult<T> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut r| r.pop());
+            let mut c = match pooled {
+                Some(c) => c,
+                None => connect(&inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+            };
+            let out = {
+                let tx = c.transaction().map_err(backend)?;
+                f(&tx)
+            };
+            if let Ok(mut r) = inner.readers.lock()
+                && r.len() < 8
+            {
+                r.push(c);
+            }
+            out
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> DbResult<T> + Send + 'static,
+) -> DbResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DbError::Backend(format!("a database task failed: {e}")))?
+}
+
+fn migrate(c: &mut Connection) -> DbResult<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL DEFAULT (unixepoch()))",
+    )
+    .map_err(backend)?;
+    let have: i64 = c
+        .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .map_err(backend)?;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+    if have > latest {
+        return Err(DbError::NotMigrated(format!(
+            "the registry database has schema version {have}, newer than this kura-registry ({latest}); run a newer kura-registry"
+        )));
+    }
+    for (v, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
+        let tx = c.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [v])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(version = v, "registry migration applied");
+    }
+    Ok(())
+}
+
+fn uuid_of(b: Vec<u8>) -> DbResult<Uuid> {
+    Uuid::from_slice(&b).map_err(|e| DbError::Backend(format!("a stored id is not a UUID: {e}")))
+}
+
+fn hash_of(b: Vec<u8>) -> DbResult<[u8; 32]> {
+    b.try_into()
+        .map_err(|_| DbError::Backend("a stored hash is not 32 bytes".into()))
+}
+
+fn site_row(tx: &rusqlite::Transaction<'_>, code: &str) -> DbResult<(Site, u64)> {
+    tx.query_row(
+        "SELECT code, name, prefix, serial_width, last_seq FROM sites WHERE code = ?1",
+        [code],
+        |r| {
+            Ok((
+                Site {
+                    code: r.get(0)?,
+                    name: r.get(1)?,
+                    prefix: r.get(2)?,
+                    serial_width: r.get(3)?,
+                },
+                r.get::<_, i64>(4)? as u64,
+            ))
+        },
+    )
+    .optional()
+    .map_err(backend)?
+    .ok_or_else(|| DbError::NotFound(format!("site {code}")))
+}
+
+fn grant(
+    tx: &rusqlite::Transaction<'_>,
+    site: &Site,
+    ws: Uuid,
+    year: i32,
+    count: u64,
+    now: i64,
+) -> DbResult<Lease> {
+    let last: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(last), 0) FROM leases WHERE site = ?1 AND year = ?2",
+            params![site.code, year],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    let lease = next_lease(site, year, last as u64, count)?;
+    tx.execute(
+        "INSERT INTO leases (site, year, first, last, workstation, granted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![site.code, year, lease.first as i64, lease.last as i64, ws.as_bytes(), now],
+    )
+    .map_err(backend)?;
+    Ok(lease)
+}
+
+fn leases_of(tx: &rusqlite::Transaction<'_>, ws: Uuid) -> DbResult<Vec<Lease>> {
+    let mut st = tx
+        .prepare_cached(
+            "SELECT year, first, last FROM leases WHERE workstation = ?1 ORDER BY year, first",
+        )
+        .map_err(backend)?;
+    let rows = st
+        .query_map([ws.as_bytes()], |r| {
+            Ok(Lease {
+                year: r.get(0)?,
+                first: r.get::<_, i64>(1)? as u64,
+                last: r.get::<_, i64>(2)? as u64,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<Result<_, _>>().map_err(backend)
+}
+
+fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Conflict, String, Option<Vec<u8>>)> {
+    Ok((
+        Conflict {
+            server_seq: r.get::<_, i64>(0)? as u64,
+            subject: r.get(1)?,
+            code: r.get(2)?,
+            message: r.get(3)?,
+            events: vec![],
+            resolved_by: None,
+        },
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn finish_conflict(row: (Conflict, String, Option<Vec<u8>>)) -> DbResult<Conflict> {
+    let (mut c, events, resolved) = row;
+    c.events = serde_json::from_str(&events).map_err(json_err)?;
+    c.resolved_by = resolved.map(uuid_of).transpose()?;
+    Ok(c)
+}
+
+/// Reads the rows the fold asked for.
+fn load(
+    tx: &rusqlite::Transaction<'_>,
+    site: &str,
+    keys: &Keys,
+    loaded: &mut Loaded,
+) -> DbResult<()> {
+    let mut specimens = Vec::new();
+    {
+        let mut st = tx
+            .prepare_cached("SELECT state, last_event FROM specimens WHERE site = ?1 AND code = ?2")
+            .map_err(backend)?;
+        for code in &keys.specimens {
+            if let Some((state, last)) = st
+                .query_row(params![site, code], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .optional()
+                .map_err(backend)?
+            {
+                let state: SpecimenState = serde_json::from_str(&state).map_err(json_err)?;
+                specimens.push(SpecimenRow {
+                    state,
+                    last_event: uuid_of(last)?,
+                });
+            }
+        }
+    }
+    let mut containers = Vec::new();
+    {
+        let mut st = tx
+            .prepare_cached("SELECT spec, last_event FROM containers WHERE site = ?1 AND id = ?2")
+            .map_err(backend)?;
+        for id in &keys.containers {
+            if let Some((spec, last)) = st
+                .query_row(params![site, id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .optional()
+                .map_err(backend)?
+            {
+                let spec: ContainerSpec = serde_json::from_str(&spec).map_err(json_err)?;
+                containers.push(ContainerRow {
+                    spec,
+                    last_event: uuid_of(last)?,
+                });
+            }
+        }
+    }
+    let slots = |sql: &str, keys: &std::collections::BTreeSet<ingest::Slot>| -> DbResult<Vec<(ingest::Slot, String)>> {
+        let mut st = tx.prepare_cached(sql).map_err(backend)?;
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(code) = st
+                .query_row(params![site, k.0, k.1, k.2], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(backend)?
+            {
+                out.push((k.clone(), code));
+            }
+        }
+        Ok(out)
+    };
+    let sslots = slots(
+        "SELECT code FROM specimens WHERE site = ?1 AND container = ?2 AND pos_row = ?3 AND pos_col = ?4",
+        &keys.specimen_slots,
+    )?;
+    let cslots = slots(
+        "SELECT id FROM containers WHERE site = ?1 AND parent = ?2 AND pos_row = ?3 AND pos_col = ?4",
+        &keys.container_slots,
+    )?;
+    loaded.absorb(keys, specimens, containers, sslots, cslots);
+    Ok(())
+}
+
+fn push_tx(tx: &rusqlite::Transaction<'_>, caller: &Caller, batch: Batch) -> DbResult<PushResponse> {
+    let (site, site_seq) = site_row(tx, &caller.site.code)?;
+    let ws = caller.workstation;
+    let (head_seq, head_hash): (i64, Option<Vec<u8>>) = tx
+        .query_row(
+            "SELECT head_seq, head_hash FROM workstations WHERE id = ?1 AND revoked_at IS NULL",
+            [ws.as_bytes()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?
+        .ok_or(DbError::Enroll(EnrollRefusal::Revoked))?;
+    let head_seq = head_seq as u64;
+    let head_hash = head_hash.map(hash_of).transpose()?.unwrap_or([0; 32]);
+    let mut stored = HashMap::new();
+    if let (Some(first), Some(last)) = (batch.events.first(), batch.events.last())
+        && first.seq <= head_seq
+    {
+        let hi = last.seq.min(head_seq) as i64;
+        let mut st = tx
+            .prepare_cached(
+                "SELECT seq, hash, NULL, NULL FROM events WHERE workstation = ?1 AND seq BETWEEN ?2 AND ?3
+                 UNION ALL SELECT seq, hash, code, message FROM rejections WHERE workstation = ?1 AND seq BETWEEN ?2 AND ?3",
+            )
+            .map_err(backend)?;
+        let rows = st
+            .query_map(params![ws.as_bytes(), first.seq as i64, hi], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            let (seq, hash, code, message) = row.map_err(backend)?;
+            let rejection = match code {
+                Some(c) => Some((
+                    serde_json::from_value(serde_json::Value::String(c)).map_err(json_err)?,
+                    message.unwrap_or_default(),
+                )),
+                None => None,
+            };
+            stored.insert(
+                seq,
+                Stored {
+                    hash: hash_of(hash)?,
+                    rejection,
+                },
+            );
+        }
+    }
+    let mut c = ingest::classify(&site, head_seq, head_hash, &stored, batch.events)?;
+    let new_site_seq = ingest::assign(&mut c, site_seq);
+    {
+        let mut st = tx
+            .prepare_cached(
+                "INSERT INTO events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .map_err(backend)?;
+        for e in &c.accept {
+            let w = &e.wire;
+            st.execute(params![
+                site.code,
+                e.server_seq as i64,
+                w.id.as_bytes(),
+                ws.as_bytes(),
+                w.seq as i64,
+                w.actor,
+                w.at,
+                w.kind,
+                w.payload,
+                e.hash.as_slice(),
+                batch.received_at
+            ])
+            .map_err(backend)?;
+        }
+        let mut st = tx
+            .prepare_cached(
+                "INSERT INTO rejections (workstation, seq, id, hash, code, message, kind, payload, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(backend)?;
+        for r in &c.reject {
+            st.execute(params![
+                ws.as_bytes(),
+                r.wire.seq as i64,
+                r.wire.id.as_bytes(),
+                r.hash.as_slice(),
+                r.code.as_str(),
+                r.message,
+                r.wire.kind,
+                r.wire.payload,
+                batch.received_at
+            ])
+            .map_err(backend)?;
+        }
+    }
+    if !c.accept.is_empty() {
+        let out = ingest::fold_with(&c.accept, |keys, loaded| load(tx, &site.code, keys, loaded))
+            .map_err(|e| match e {
+                FoldError::Load(e) => e,
+                FoldError::Rounds => DbError::Backend("the fold did not settle".into()),
+            })?;
+        let mut st = tx
+            .prepare_cached(
+                "INSERT INTO specimens (site, code, state, container, pos_row, pos_col, last_event)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (site, code) DO UPDATE SET state = excluded.state, container = excluded.container,
+                   pos_row = excluded.pos_row, pos_col = excluded.pos_col, last_event = excluded.last_event",
+            )
+            .map_err(backend)?;
+        for s in &out.specimens {
+            let slot = ingest::occupied(&s.state);
+            let state = serde_json::to_string(&s.state).map_err(json_err)?;
+            st.execute(params![
+                site.code,
+                s.state.code.to_string(),
+                state,
+                slot.as_ref().map(|s| s.0.clone()),
+                slot.as_ref().map(|s| s.1),
+                slot.as_ref().map(|s| s.2),
+                s.last_event.as_bytes()
+            ])
+            .map_err(backend)?;
+        }
+        let mut st = tx
+            .prepare_cached(
+                "INSERT INTO containers (site, id, spec, parent, pos_row, pos_col, last_event)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (site, id) DO UPDATE SET spec = excluded.spec, parent = excluded.parent,
+                   pos_row = excluded.pos_row, pos_col = excluded.pos_col, last_event = excluded.last_event",
+            )
+            .map_err(backend)?;
+        for k in &out.containers {
+            let spec = serde_json::to_string(&k.spec).map_err(json_err)?;
+            st.execute(params![
+                site.code,
+                k.spec.id.to_string(),
+                spec,
+                k.spec.parent.as_ref().map(|p| p.to_string()),
+                k.spec.pos.map(|p| p.row),
+                k.spec.pos.map(|p| p.col),
+                k.last_event.as_bytes()
+            ])
+            .map_err(backend)?;
+        }
+        // Resolutions reach the conflicts stored before this batch; the batch's own were marked
+        // by the fold in order.
+        for (subject, by) in &out.resolved {
+            tx.execute(
+                "UPDATE conflicts SET resolved_by = ?3 WHERE site = ?1 AND subject = ?2 AND resolved_by IS NULL",
+                params![site.code, subject, by.as_bytes()],
+            )
+            .map_err(backend)?;
+        }
+        for k in &out.conflicts {
+            let events = serde_json::to_string(&k.events).map_err(json_err)?;
+            tx.execute(
+                "INSERT INTO conflicts (site, server_seq, subject, code, message, events, resolved_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    site.code,
+                    k.server_seq as i64,
+                    k.subject,
+                    k.code,
+                    k.message,
+                    events,
+                    k.resolved_by.as_ref().map(|u| u.as_bytes().to_vec())
+                ],
+            )
+            .map_err(backend)?;
+        }
+    }
+    tx.execute(
+        "UPDATE workstations SET head_seq = ?2, head_hash = ?3, last_seen = ?4,
+           clock_skew_us = coalesce(?5, clock_skew_us) WHERE id = ?1",
+        params![
+            ws.as_bytes(),
+            c.head_seq as i64,
+            (c.head_seq > 0).then_some(c.head_hash.as_slice()),
+            batch.received_at,
+            batch.sent_at.map(|s| s - batch.received_at)
+        ],
+    )
+    .map_err(backend)?;
+    if new_site_seq != site_seq {
+        tx.execute(
+            "UPDATE sites SET last_seq = ?2 WHERE code = ?1",
+            params![site.code, new_site_seq as i64],
+        )
+        .map_err(backend)?;
+    }
+    Ok(PushResponse {
+        v: kura_proto::VERSION,
+        head: c.head(),
+        verdicts: c.verdicts,
+    })
+}
+
+impl RegistryDb for SqliteDb {
+    async fn ready(&self) -> DbResult<()> {
+        self.read(|tx| {
+            let v: i64 = tx
+                .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
+                .map_err(backend)?;
+            let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+            if v != latest {
+                return Err(DbError::NotMigrated(format!("schema {v}, expected {latest}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_site(&self, site: Site) -> DbResult<()> {
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO sites (code, name, prefix, serial_width) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![site.code, site.name, site.prefix, site.serial_width],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(DbError::Exists(format!("site {}", site.code)));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sites(&self) -> DbResult<Vec<Site>> {
+        self.read(|tx| {
+            let mut st = tx
+                .prepare("SELECT code, name, prefix, serial_width FROM sites ORDER BY code")
+                .map_err(backend)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(Site {
+                        code: r.get(0)?,
+                        name: r.get(1)?,
+                        prefix: r.get(2)?,
+                        serial_width: r.get(3)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_enrollment(&self, site: &str, code_hash: [u8; 32], expires_at: i64) -> DbResult<()> {
+        let site = site.to_string();
+        self.write(move |tx| {
+            site_row(tx, &site)?;
+            tx.execute(
+                "INSERT INTO enrollments (code_hash, site, expires_at) VALUES (?1, ?2, ?3)",
+                params![code_hash.as_slice(), site, expires_at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enroll(&self, e: Enrollment) -> DbResult<(Site, Lease)> {
+        self.write(move |tx| {
+            let code: Option<(String, i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT site, expires_at, used_at FROM enrollments WHERE code_hash = ?1",
+                    [e.code_hash.as_slice()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let refuse = |r| Err(DbError::Enroll(r));
+            let site_code = match code {
+                None => return refuse(EnrollRefusal::UnknownCode),
+                Some((_, _, Some(_))) => return refuse(EnrollRefusal::UsedCode),
+                Some((_, exp, None)) if exp < e.now => return refuse(EnrollRefusal::ExpiredCode),
+                Some((s, _, None)) => s,
+            };
+            let known: Option<(String, Option<i64>)> = tx
+                .query_row(
+                    "SELECT site, revoked_at FROM workstations WHERE id = ?1",
+                    [e.workstation.as_bytes()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            match known {
+                Some((_, Some(_))) => return refuse(EnrollRefusal::Revoked),
+                Some((s, None)) if s != site_code => return refuse(EnrollRefusal::OtherSite),
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE workstations SET token_hash = ?2, name = ?3 WHERE id = ?1",
+                        params![e.workstation.as_bytes(), e.token_hash.as_slice(), e.name],
+                    )
+                    .map_err(backend)?;
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO workstations (id, site, name, token_hash, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![e.workstation.as_bytes(), site_code, e.name, e.token_hash.as_slice(), e.now],
+                    )
+                    .map_err(backend)?;
+                }
+            }
+            tx.execute(
+                "UPDATE enrollments SET used_at = ?2, used_by = ?3 WHERE code_hash = ?1",
+                params![e.code_hash.as_slice(), e.now, e.workstation.as_bytes()],
+            )
+            .map_err(backend)?;
+            let (site, _) = site_row(tx, &site_code)?;
+            let lease = grant(tx, &site, e.workstation, e.year, e.lease, e.now)?;
+            Ok((site, lease))
+        })
+        .await
+    }
+
+    async fn authenticate(&self, token_hash: [u8; 32]) -> DbResult<Option<Caller>> {
+        self.read(move |tx| {
+            let row = tx
+                .prepare_cached(
+                    "SELECT w.id, s.code, s.name, s.prefix, s.serial_width FROM workstations w
+                     JOIN sites s ON s.code = w.site WHERE w.token_hash = ?1 AND w.revoked_at IS NULL",
+                )
+                .map_err(backend)?
+                .query_row([token_hash.as_slice()], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        Site {
+                            code: r.get(1)?,
+                            name: r.get(2)?,
+                            prefix: r.get(3)?,
+                            serial_width: r.get(4)?,
+                        },
+                    ))
+                })
+                .optional()
+                .map_err(backend)?;
+            row.map(|(id, site)| {
+                Ok(Caller {
+                    workstation: uuid_of(id)?,
+                    site,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn workstations(&self) -> DbResult<Vec<WorkstationInfo>> {
+        self.read(|tx| {
+            let mut st = tx
+                .prepare(
+                    "SELECT id, site, name, enrolled_at, revoked_at, head_seq, clock_skew_us, last_seen
+                     FROM workstations ORDER BY site, enrolled_at, id",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                        r.get::<_, Option<i64>>(7)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, site, name, enrolled_at, revoked_at, head, skew, seen) =
+                    row.map_err(backend)?;
+                out.push(WorkstationInfo {
+                    id: uuid_of(id)?,
+                    site,
+                    name,
+                    enrolled_at,
+                    revoked_at,
+                    head: head as u64,
+                    clock_skew_us: skew,
+                    last_seen: seen,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn revoke(&self, workstation: Uuid, now: i64) -> DbResult<()> {
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE workstations SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+                    params![workstation.as_bytes(), now],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(DbError::NotFound(format!("workstation {workstation}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn status(&self, caller: &Caller) -> DbResult<WsStatus> {
+        let caller = caller.clone();
+        self.read(move |tx| {
+            let (seq, hash, skew): (i64, Option<Vec<u8>>, Option<i64>) = tx
+                .query_row(
+                    "SELECT head_seq, head_hash, clock_skew_us FROM workstations WHERE id = ?1",
+                    [caller.workstation.as_bytes()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(backend)?;
+            let (_, site_seq) = site_row(tx, &caller.site.code)?;
+            Ok(WsStatus {
+                head: ingest::head(seq as u64, hash.map(hash_of).transpose()?.unwrap_or([0; 32])),
+                leases: leases_of(tx, caller.workstation)?,
+                clock_skew_us: skew,
+                site_seq,
+            })
+        })
+        .await
+    }
+
+    async fn push(&self, caller: &Caller, batch: Batch) -> DbResult<PushResponse> {
+        ingest::check_shape(caller, &batch.events)?;
+        let caller = caller.clone();
+        self.write(move |tx| push_tx(tx, &caller, batch)).await
+    }
+
+    async fn pull(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<PullResponse> {
+        let caller = caller.clone();
+        let limit = limit.clamp(1, kura_proto::MAX_PAGE);
+        self.read(move |tx| {
+            let (_, site_seq) = site_row(tx, &caller.site.code)?;
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT server_seq, received_at, id, workstation, seq, actor, at, kind, payload, hash
+                     FROM events WHERE site = ?1 AND server_seq > ?2 AND server_seq <= ?3
+                     ORDER BY server_seq LIMIT ?4",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(
+                    params![caller.site.code, after as i64, site_seq as i64, limit],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, String>(5)?,
+                            r.get::<_, i64>(6)?,
+                            r.get::<_, String>(7)?,
+                            r.get::<_, String>(8)?,
+                            r.get::<_, Vec<u8>>(9)?,
+                        ))
+                    },
+                )
+                .map_err(backend)?;
+            let mut next = after;
+            let mut events = Vec::new();
+            for row in rows {
+                let (ss, received_at, id, ws, seq, actor, at, kind, payload, hash) =
+                    row.map_err(backend)?;
+                next = ss as u64;
+                let ws = uuid_of(ws)?;
+                if ws == caller.workstation {
+                    continue;
+                }
+                events.push(PulledEvent {
+                    server_seq: ss as u64,
+                    received_at,
+                    event: WireEvent {
+                        id: uuid_of(id)?,
+                        workstation: ws,
+                        seq: seq as u64,
+                        actor,
+                        at,
+                        kind,
+                        payload,
+                        hash: hex(&hash),
+                    },
+                });
+            }
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT server_seq, subject, code, message, events, resolved_by FROM conflicts
+                     WHERE site = ?1 AND server_seq > ?2 AND server_seq <= ?3 ORDER BY server_seq",
+                )
+                .map_err(backend)?;
+            let conflicts = st
+                .query_map(params![caller.site.code, after as i64, next as i64], conflict_row)
+                .map_err(backend)?
+                .map(|r| r.map_err(backend).and_then(finish_conflict))
+                .collect::<DbResult<Vec<_>>>()?;
+            Ok(PullResponse {
+                v: kura_proto::VERSION,
+                events,
+                conflicts,
+                next,
+                more: next < site_seq,
+            })
+        })
+        .await
+    }
+
+    async fn conflicts(&self, site: &str, open_only: bool) -> DbResult<Vec<Conflict>> {
+        let site = site.to_string();
+        self.read(move |tx| {
+            let mut st = tx
+                .prepare_cached(
+                    "SELECT server_seq, subject, code, message, events, resolved_by FROM conflicts
+                     WHERE site = ?1 AND (?2 = 0 OR resolved_by IS NULL) ORDER BY server_seq",
+                )
+                .map_err(backend)?;
+            st.query_map(params![site, open_only as i64], conflict_row)
+                .map_err(backend)?
+                .map(|r| r.map_err(backend).and_then(finish_conflict))
+                .collect()
+        })
+        .await
+    }
+
+    async fn lease(&self, caller: &Caller, year: i32, count: u64, now: i64) -> DbResult<Lease> {
+        let caller = caller.clone();
+        self.write(move |tx| {
+            let live: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT revoked_at FROM workstations WHERE id = ?1",
+                    [caller.workstation.as_bytes()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if !matches!(live, Some(None)) {
+                return Err(DbError::Enroll(EnrollRefusal::Revoked));
+            }
+            let (site, _) = site_row(tx, &caller.site.code)?;
+            grant(tx, &site, caller.workstation, year, count, now)
+        })
+        .await
+    }
+
+    async fn event_count(&self) -> DbResult<u64> {
+        self.read(|tx| {
+            tx.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+}
