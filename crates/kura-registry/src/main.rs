@@ -1,0 +1,203 @@
+//! `kura-registry`: the central registry's command line. Argument parsing and printing only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use kura_proto::Site;
+use kura_registry::{api::now_us, db, secret};
+use kura_registry_db::{RegistryDb, secret_hash};
+
+#[derive(Parser)]
+#[command(name = "kura-registry", version, about = "Kura's central registry of custody events")]
+struct Cli {
+    /// The database: sqlite:///path/registry.sqlite3 (default: in the data directory) or
+    /// postgres://user@host:port/dbname.
+    #[arg(long, global = true, env = "KURA_REGISTRY_DB")]
+    db: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the API until SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8470", env = "KURA_REGISTRY_LISTEN")]
+        listen: SocketAddr,
+        /// PEM certificate chain; with --tls-key, serve HTTPS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Sites: the benches of one biobank, sharing an ID prefix.
+    Site {
+        #[command(subcommand)]
+        cmd: SiteCmd,
+    },
+    /// Print a one-time code that enrolls one workstation at a site.
+    Enroll {
+        #[arg(long)]
+        site: String,
+        /// How long the code stays valid: 30m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        expires: String,
+    },
+    /// List workstations, or revoke one.
+    Workstations {
+        #[arg(long, value_name = "WORKSTATION_ID")]
+        revoke: Option<uuid::Uuid>,
+    },
+    /// List a site's conflicts.
+    Conflicts {
+        #[arg(long)]
+        site: String,
+        /// Include resolved ones.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteCmd {
+    Add {
+        /// A short code, e.g. NCGM.
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// The letters that start the site's Kura IDs (default: the code, if it is 1–6 letters).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Digits in a serial.
+        #[arg(long, default_value_t = 7)]
+        serial_width: u32,
+    },
+    List,
+}
+
+fn parse_duration(s: &str) -> Result<i64> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n.parse().with_context(|| format!("{s:?} is not a duration like 30m, 24h or 7d"))?;
+    let secs = match unit {
+        "m" => 60,
+        "h" | "" => 3600,
+        "d" => 86_400,
+        _ => bail!("{s:?} is not a duration like 30m, 24h or 7d"),
+    };
+    Ok(n * secs * 1_000_000)
+}
+
+fn time(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| us.to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let url = cli.db.unwrap_or_else(db::default_url);
+    let db = db::open(&url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    match cli.cmd {
+        Cmd::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let scheme = if tls_cert.is_some() { "https" } else { "http" };
+            match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => {
+                    let l = std::net::TcpListener::bind(listen)
+                        .with_context(|| format!("cannot listen on {listen}"))?;
+                    eprintln!("kura-registry: serving {scheme}://{}", l.local_addr()?);
+                    kura_registry::serve_tls(l, db, &cert, &key, kura_registry::terminated())
+                        .await?;
+                }
+                _ => {
+                    let l = tokio::net::TcpListener::bind(listen)
+                        .await
+                        .with_context(|| format!("cannot listen on {listen}"))?;
+                    eprintln!("kura-registry: serving {scheme}://{}", l.local_addr()?);
+                    kura_registry::serve(l, db, kura_registry::terminated()).await?;
+                }
+            }
+        }
+        Cmd::Site { cmd: SiteCmd::Add { code, name, prefix, serial_width } } => {
+            let code = code.trim().to_ascii_uppercase();
+            let prefix = prefix.unwrap_or_else(|| code.clone());
+            let f = kura_domain::id::IdFormat::new(&prefix, serial_width as usize)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            db.add_site(Site { code: code.clone(), name, prefix: f.prefix.clone(), serial_width })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("site {code} added (Kura IDs {}YY + {serial_width} digits)", f.prefix);
+        }
+        Cmd::Site { cmd: SiteCmd::List } => {
+            for s in db.sites().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("{}\t{}\tprefix {}\t{} digits", s.code, s.name, s.prefix, s.serial_width);
+            }
+        }
+        Cmd::Enroll { site, expires } => {
+            let valid = parse_duration(&expires)?;
+            let code = secret::new_enroll_code()?;
+            let site = site.trim().to_ascii_uppercase();
+            db.add_enrollment(&site, secret_hash(&secret::normalize_code(&code)), now_us() + valid)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{code}");
+            eprintln!(
+                "one-time enrollment code for site {site}, valid until {}; on the bench: kura enroll CODE --registry URL",
+                time(now_us() + valid)
+            );
+        }
+        Cmd::Workstations { revoke: Some(id) } => {
+            db.revoke(id, now_us()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("workstation {id} revoked: its token no longer works and it gets no serials");
+        }
+        Cmd::Workstations { revoke: None } => {
+            println!("ID\tSITE\tNAME\tENROLLED\tHEAD\tCLOCK SKEW\tLAST SEEN\tREVOKED");
+            for w in db.workstations().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    w.id,
+                    w.site,
+                    w.name,
+                    time(w.enrolled_at),
+                    w.head,
+                    w.clock_skew_us.map_or("-".into(), |s| format!("{:+.1}s", s as f64 / 1e6)),
+                    w.last_seen.map_or("-".into(), time),
+                    w.revoked_at.map_or("-".into(), time),
+                );
+            }
+        }
+        Cmd::Conflicts { site, all } => {
+            for c in db
+                .conflicts(&site.to_ascii_uppercase(), !all)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                let events: Vec<String> = c.events.iter().map(|e| e.to_string()).collect();
+                println!(
+                    "#{}\t{}\t{}\t{}\t{}{}",
+                    c.server_seq,
+                    c.subject,
+                    c.code,
+                    events.join(" "),
+                    c.message,
+                    c.resolved_by.map_or(String::new(), |r| format!("\tresolved by {r}"))
+                );
+            }
+        }
+    }
+    Ok(())
+}
