@@ -49,7 +49,7 @@ mod tests {
         assert_ne!(c, new_enroll_code().unwrap());
         for (typed, want) in [
             ("abcd-efgh", "ABCDEFGH"),
-            (" 0O1I-lL ", "000111"),
+            (" 0O1I-lL ", "001111"),
             ("KQ7M 2XPA", "KQ7M2XPA"),
         ] {
             assert_eq!(normalize_code(typed), want, "{typed:?}");
