@@ -7,6 +7,7 @@ use kura_proto::{Conflict, Lease, PullResponse, PushResponse, Site};
 use kura_registry_db::{
     Batch, Caller, DbError, DbResult, Enrollment, RegistryDb, WorkstationInfo, WsStatus,
 };
+use kura_registry_postgres::PgDb;
 use kura_registry_sqlite::SqliteDb;
 use uuid::Uuid;
 
@@ -14,6 +15,13 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub enum AnyDb {
     Sqlite(SqliteDb),
+    Postgres(PgDb),
+}
+
+impl From<PgDb> for AnyDb {
+    fn from(d: PgDb) -> AnyDb {
+        AnyDb::Postgres(d)
+    }
 }
 
 impl From<SqliteDb> for AnyDb {
@@ -39,6 +47,9 @@ pub async fn open(url: &str) -> DbResult<AnyDb> {
             .map_err(|e| DbError::Backend(e.to_string()))?
             .map(AnyDb::Sqlite);
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return PgDb::open(url).await.map(AnyDb::Postgres);
+    }
     Err(DbError::Unavailable(format!(
         "the database URL must start with sqlite:// or postgres:// (got {:?})",
         url.split("://").next().unwrap_or(url)
@@ -49,6 +60,7 @@ macro_rules! each {
     ($self:ident, $d:ident => $e:expr) => {
         match $self {
             AnyDb::Sqlite($d) => $e,
+            AnyDb::Postgres($d) => $e,
         }
     };
 }

@@ -1,0 +1,800 @@
+//! The registry on PostgreSQL: tokio-postgres with a deadpool pool (async end to end, no
+//! compile-time database, and the bundled SQLite of the other backend stays the only SQLite in
+//! the build). A push is one transaction that holds the site's row (`FOR UPDATE`) from assigning
+//! `server_seq` to commit, and writes in sets (`UNNEST`), not row by row.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::collections::HashMap;
+
+use deadpool_postgres::{GenericClient, Pool, Runtime};
+use kura_domain::container::ContainerSpec;
+use kura_domain::rules::SpecimenState;
+use kura_proto::{Conflict, Lease, PullResponse, PulledEvent, PushResponse, Site, WireEvent, hex};
+use kura_registry_db::ingest::{self, ContainerRow, Keys, Loaded, SpecimenRow, Stored};
+use kura_registry_db::{
+    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, RegistryDb, WorkstationInfo,
+    WsStatus, next_lease,
+};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+pub mod throwaway;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_registry.sql"))];
+
+#[derive(Clone)]
+pub struct PgDb {
+    pool: Pool,
+}
+
+fn pg(e: tokio_postgres::Error) -> DbError {
+    if e.is_closed() || e.as_db_error().is_none() {
+        DbError::Unavailable(e.to_string())
+    } else {
+        DbError::Backend(e.to_string())
+    }
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> DbError {
+    DbError::Unavailable(e.to_string())
+}
+
+fn json_err(e: serde_json::Error) -> DbError {
+    DbError::Backend(format!("a stored row does not read back: {e}"))
+}
+
+fn hash_of(b: Vec<u8>) -> DbResult<[u8; 32]> {
+    b.try_into()
+        .map_err(|_| DbError::Backend("a stored hash is not 32 bytes".into()))
+}
+
+impl PgDb {
+    /// Connects a pool to `url` (`postgres://…`) and brings the schema up to date (several
+    /// processes starting at once migrate once: an advisory lock orders them).
+    pub async fn open(url: &str) -> DbResult<PgDb> {
+        let mut cfg = deadpool_postgres::Config::new();
+        cfg.url = Some(url.to_string());
+        cfg.pool = Some(deadpool_postgres::PoolConfig::new(16));
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(|e| DbError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let db = PgDb { pool };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> DbResult<()> {
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock(8470)", &[]).await.map_err(pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(pg)?;
+        let have: i64 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
+            .await
+            .map_err(pg)?
+            .get(0);
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if have > latest {
+            return Err(DbError::NotMigrated(format!(
+                "the registry database has schema version {have}, newer than this kura-registry ({latest}); run a newer kura-registry"
+            )));
+        }
+        for (v, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
+            tx.batch_execute(sql).await.map_err(pg)?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[v])
+                .await
+                .map_err(pg)?;
+            tracing::info!(version = v, "registry migration applied");
+        }
+        tx.commit().await.map_err(pg)
+    }
+}
+
+async fn site_row(c: &impl GenericClient, code: &str, lock: bool) -> DbResult<(Site, u64)> {
+    let sql = if lock {
+        "SELECT code, name, prefix, serial_width, last_seq FROM sites WHERE code = $1 FOR UPDATE"
+    } else {
+        "SELECT code, name, prefix, serial_width, last_seq FROM sites WHERE code = $1"
+    };
+    let st = c.prepare_cached(sql).await.map_err(pg)?;
+    let row = c
+        .query_opt(&st, &[&code])
+        .await
+        .map_err(pg)?
+        .ok_or_else(|| DbError::NotFound(format!("site {code}")))?;
+    Ok((
+        Site {
+            code: row.get(0),
+            name: row.get(1),
+            prefix: row.get(2),
+            serial_width: row.get::<_, i32>(3) as u32,
+        },
+        row.get::<_, i64>(4) as u64,
+    ))
+}
+
+async fn grant(
+    c: &impl GenericClient,
+    site: &Site,
+    ws: Uuid,
+    year: i32,
+    count: u64,
+    now: i64,
+) -> DbResult<Lease> {
+    let last: i64 = c
+        .query_one(
+            "SELECT coalesce(max(last), 0) FROM leases WHERE site = $1 AND year = $2",
+            &[&site.code, &year],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    let lease = next_lease(site, year, last as u64, count)?;
+    c.execute(
+        "INSERT INTO leases (site, year, first, last, workstation, granted_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&site.code, &year, &(lease.first as i64), &(lease.last as i64), &ws, &now],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(lease)
+}
+
+fn conflict_of(r: &tokio_postgres::Row) -> Conflict {
+    Conflict {
+        server_seq: r.get::<_, i64>(0) as u64,
+        subject: r.get(1),
+        code: r.get(2),
+        message: r.get(3),
+        events: r.get(4),
+        resolved_by: r.get(5),
+    }
+}
+
+async fn load(c: &impl GenericClient, site: &str, keys: &Keys, loaded: &mut Loaded) -> DbResult<()> {
+    let codes: Vec<&str> = keys.specimens.iter().map(String::as_str).collect();
+    let mut specimens = Vec::new();
+    if !codes.is_empty() {
+        let st = c
+            .prepare_cached("SELECT state, last_event FROM specimens WHERE site = $1 AND code = ANY($2)")
+            .await
+            .map_err(pg)?;
+        for r in c.query(&st, &[&site, &codes]).await.map_err(pg)? {
+            let state: SpecimenState = serde_json::from_str(r.get(0)).map_err(json_err)?;
+            specimens.push(SpecimenRow {
+                state,
+                last_event: r.get(1),
+            });
+        }
+    }
+    let ids: Vec<&str> = keys.containers.iter().map(String::as_str).collect();
+    let mut containers = Vec::new();
+    if !ids.is_empty() {
+        let st = c
+            .prepare_cached("SELECT spec, last_event FROM containers WHERE site = $1 AND id = ANY($2)")
+            .await
+            .map_err(pg)?;
+        for r in c.query(&st, &[&site, &ids]).await.map_err(pg)? {
+            let spec: ContainerSpec = serde_json::from_str(r.get(0)).map_err(json_err)?;
+            containers.push(ContainerRow {
+                spec,
+                last_event: r.get(1),
+            });
+        }
+    }
+    async fn slots(
+        c: &impl GenericClient,
+        sql: &str,
+        site: &str,
+        keys: &std::collections::BTreeSet<ingest::Slot>,
+    ) -> DbResult<Vec<(ingest::Slot, String)>> {
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        let cs: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let rs: Vec<i32> = keys.iter().map(|k| k.1 as i32).collect();
+        let ks: Vec<i32> = keys.iter().map(|k| k.2 as i32).collect();
+        let st = c.prepare_cached(sql).await.map_err(pg)?;
+        Ok(c.query(&st, &[&site, &cs, &rs, &ks])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| {
+                (
+                    (r.get::<_, String>(0), r.get::<_, i32>(1) as u16, r.get::<_, i32>(2) as u16),
+                    r.get::<_, String>(3),
+                )
+            })
+            .collect())
+    }
+    let sslots = slots(
+        c,
+        "SELECT s.container, s.pos_row, s.pos_col, s.code FROM specimens s
+         JOIN UNNEST($2::text[], $3::int[], $4::int[]) AS k(c, r, col)
+           ON s.container = k.c AND s.pos_row = k.r AND s.pos_col = k.col
+         WHERE s.site = $1",
+        site,
+        &keys.specimen_slots,
+    )
+    .await?;
+    let cslots = slots(
+        c,
+        "SELECT x.parent, x.pos_row, x.pos_col, x.id FROM containers x
+         JOIN UNNEST($2::text[], $3::int[], $4::int[]) AS k(c, r, col)
+           ON x.parent = k.c AND x.pos_row = k.r AND x.pos_col = k.col
+         WHERE x.site = $1",
+        site,
+        &keys.container_slots,
+    )
+    .await?;
+    loaded.absorb(keys, specimens, containers, sslots, cslots);
+    Ok(())
+}
+
+async fn push_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    caller: &Caller,
+    batch: Batch,
+) -> DbResult<PushResponse> {
+    let (site, site_seq) = site_row(tx, &caller.site.code, true).await?;
+    let ws = caller.workstation;
+    let head = tx
+        .query_opt(
+            "SELECT head_seq, head_hash FROM workstations WHERE id = $1 AND revoked_at IS NULL",
+            &[&ws],
+        )
+        .await
+        .map_err(pg)?
+        .ok_or(DbError::Enroll(EnrollRefusal::Revoked))?;
+    let head_seq = head.get::<_, i64>(0) as u64;
+    let head_hash = head
+        .get::<_, Option<Vec<u8>>>(1)
+        .map(hash_of)
+        .transpose()?
+        .unwrap_or([0; 32]);
+    let mut stored = HashMap::new();
+    if let (Some(first), Some(last)) = (batch.events.first(), batch.events.last())
+        && first.seq <= head_seq
+    {
+        let (lo, hi) = (first.seq as i64, last.seq.min(head_seq) as i64);
+        let rows = tx
+            .query(
+                "SELECT seq, hash, NULL::text, NULL::text FROM events WHERE workstation = $1 AND seq BETWEEN $2 AND $3
+                 UNION ALL SELECT seq, hash, code, message FROM rejections WHERE workstation = $1 AND seq BETWEEN $2 AND $3",
+                &[&ws, &lo, &hi],
+            )
+            .await
+            .map_err(pg)?;
+        for r in rows {
+            let rejection = match r.get::<_, Option<String>>(2) {
+                Some(code) => Some((
+                    serde_json::from_value(serde_json::Value::String(code)).map_err(json_err)?,
+                    r.get::<_, Option<String>>(3).unwrap_or_default(),
+                )),
+                None => None,
+            };
+            stored.insert(
+                r.get::<_, i64>(0) as u64,
+                Stored {
+                    hash: hash_of(r.get(1))?,
+                    rejection,
+                },
+            );
+        }
+    }
+    let mut c = ingest::classify(&site, head_seq, head_hash, &stored, batch.events)?;
+    let new_site_seq = ingest::assign(&mut c, site_seq);
+    if !c.accept.is_empty() {
+        let n = c.accept.len();
+        let mut server_seq = Vec::with_capacity(n);
+        let mut id = Vec::with_capacity(n);
+        let mut seq = Vec::with_capacity(n);
+        let mut actor = Vec::with_capacity(n);
+        let mut at = Vec::with_capacity(n);
+        let mut kind = Vec::with_capacity(n);
+        let mut payload = Vec::with_capacity(n);
+        let mut hash = Vec::with_capacity(n);
+        for e in &c.accept {
+            server_seq.push(e.server_seq as i64);
+            id.push(e.wire.id);
+            seq.push(e.wire.seq as i64);
+            actor.push(e.wire.actor.as_str());
+            at.push(e.wire.at);
+            kind.push(e.wire.kind.as_str());
+            payload.push(e.wire.payload.as_str());
+            hash.push(e.hash.as_slice());
+        }
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at)
+                 SELECT $1, s, i, $2, q, a, t, k, p, h, $3
+                 FROM UNNEST($4::bigint[], $5::uuid[], $6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bytea[])
+                   AS u(s, i, q, a, t, k, p, h)",
+            )
+            .await
+            .map_err(pg)?;
+        let params: [&(dyn ToSql + Sync); 11] = [
+            &site.code,
+            &ws,
+            &batch.received_at,
+            &server_seq,
+            &id,
+            &seq,
+            &actor,
+            &at,
+            &kind,
+            &payload,
+            &hash,
+        ];
+        tx.execute(&st, &params).await.map_err(pg)?;
+    }
+    for r in &c.reject {
+        tx.execute(
+            "INSERT INTO rejections (workstation, seq, id, hash, code, message, kind, payload, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &ws,
+                &(r.wire.seq as i64),
+                &r.wire.id,
+                &r.hash.as_slice(),
+                &r.code.as_str(),
+                &r.message,
+                &r.wire.kind,
+                &r.wire.payload,
+                &batch.received_at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    if !c.accept.is_empty() {
+        let mut loaded = Loaded::default();
+        let mut keys = Keys::of(&c.accept);
+        let mut out = None;
+        for _ in 0..ingest::MAX_ROUNDS {
+            load(tx, &site.code, &keys, &mut loaded).await?;
+            match ingest::fold(&c.accept, &loaded) {
+                Ok(o) => {
+                    out = Some(o);
+                    break;
+                }
+                Err(more) => keys = more,
+            }
+        }
+        let out = out.ok_or_else(|| DbError::Backend("the fold did not settle".into()))?;
+        if !out.specimens.is_empty() {
+            let mut code = Vec::new();
+            let mut state = Vec::new();
+            let mut container: Vec<Option<String>> = Vec::new();
+            let mut row: Vec<Option<i32>> = Vec::new();
+            let mut col: Vec<Option<i32>> = Vec::new();
+            let mut last = Vec::new();
+            for s in &out.specimens {
+                let slot = ingest::occupied(&s.state);
+                code.push(s.state.code.to_string());
+                state.push(serde_json::to_string(&s.state).map_err(json_err)?);
+                container.push(slot.as_ref().map(|s| s.0.clone()));
+                row.push(slot.as_ref().map(|s| s.1 as i32));
+                col.push(slot.as_ref().map(|s| s.2 as i32));
+                last.push(s.last_event);
+            }
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO specimens (site, code, state, container, pos_row, pos_col, last_event)
+                     SELECT $1, c, s, k, r, l, e FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::uuid[])
+                       AS u(c, s, k, r, l, e)
+                     ON CONFLICT (site, code) DO UPDATE SET state = excluded.state, container = excluded.container,
+                       pos_row = excluded.pos_row, pos_col = excluded.pos_col, last_event = excluded.last_event",
+                )
+                .await
+                .map_err(pg)?;
+            tx.execute(&st, &[&site.code, &code, &state, &container, &row, &col, &last])
+                .await
+                .map_err(pg)?;
+        }
+        for k in &out.containers {
+            let spec = serde_json::to_string(&k.spec).map_err(json_err)?;
+            tx.execute(
+                "INSERT INTO containers (site, id, spec, parent, pos_row, pos_col, last_event)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (site, id) DO UPDATE SET spec = excluded.spec, parent = excluded.parent,
+                   pos_row = excluded.pos_row, pos_col = excluded.pos_col, last_event = excluded.last_event",
+                &[
+                    &site.code,
+                    &k.spec.id.to_string(),
+                    &spec,
+                    &k.spec.parent.as_ref().map(|p| p.to_string()),
+                    &k.spec.pos.map(|p| p.row as i32),
+                    &k.spec.pos.map(|p| p.col as i32),
+                    &k.last_event,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        // Resolutions reach the conflicts stored before this batch; the fold marked the batch's own.
+        for (subject, by) in &out.resolved {
+            tx.execute(
+                "UPDATE conflicts SET resolved_by = $3 WHERE site = $1 AND subject = $2 AND resolved_by IS NULL",
+                &[&site.code, subject, by],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        for k in &out.conflicts {
+            tx.execute(
+                "INSERT INTO conflicts (site, server_seq, subject, code, message, events, resolved_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &site.code,
+                    &(k.server_seq as i64),
+                    &k.subject,
+                    &k.code,
+                    &k.message,
+                    &k.events,
+                    &k.resolved_by,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+    }
+    let head_hash = (c.head_seq > 0).then(|| c.head_hash.to_vec());
+    tx.execute(
+        "UPDATE workstations SET head_seq = $2, head_hash = $3, last_seen = $4,
+           clock_skew_us = coalesce($5, clock_skew_us) WHERE id = $1",
+        &[
+            &ws,
+            &(c.head_seq as i64),
+            &head_hash,
+            &batch.received_at,
+            &batch.sent_at.map(|s| s - batch.received_at),
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    if new_site_seq != site_seq {
+        tx.execute(
+            "UPDATE sites SET last_seq = $2 WHERE code = $1",
+            &[&site.code, &(new_site_seq as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(PushResponse {
+        v: kura_proto::VERSION,
+        head: c.head(),
+        verdicts: c.verdicts,
+    })
+}
+
+impl RegistryDb for PgDb {
+    async fn ready(&self) -> DbResult<()> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let v: i64 = c
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
+            .await
+            .map_err(pg)?
+            .get(0);
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if v != latest {
+            return Err(DbError::NotMigrated(format!("schema {v}, expected {latest}")));
+        }
+        Ok(())
+    }
+
+    async fn add_site(&self, site: Site) -> DbResult<()> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let n = c
+            .execute(
+                "INSERT INTO sites (code, name, prefix, serial_width) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&site.code, &site.name, &site.prefix, &(site.serial_width as i32)],
+            )
+            .await
+            .map_err(pg)?;
+        if n == 0 {
+            return Err(DbError::Exists(format!("site {}", site.code)));
+        }
+        Ok(())
+    }
+
+    async fn sites(&self) -> DbResult<Vec<Site>> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        Ok(c.query("SELECT code, name, prefix, serial_width FROM sites ORDER BY code", &[])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| Site {
+                code: r.get(0),
+                name: r.get(1),
+                prefix: r.get(2),
+                serial_width: r.get::<_, i32>(3) as u32,
+            })
+            .collect())
+    }
+
+    async fn add_enrollment(&self, site: &str, code_hash: [u8; 32], expires_at: i64) -> DbResult<()> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        site_row(&c, site, false).await?;
+        c.execute(
+            "INSERT INTO enrollments (code_hash, site, expires_at) VALUES ($1, $2, $3)",
+            &[&code_hash.as_slice(), &site, &expires_at],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn enroll(&self, e: Enrollment) -> DbResult<(Site, Lease)> {
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let code = tx
+            .query_opt(
+                "SELECT site, expires_at, used_at FROM enrollments WHERE code_hash = $1 FOR UPDATE",
+                &[&e.code_hash.as_slice()],
+            )
+            .await
+            .map_err(pg)?;
+        let refuse = |r| Err(DbError::Enroll(r));
+        let site_code: String = match code {
+            None => return refuse(EnrollRefusal::UnknownCode),
+            Some(r) if r.get::<_, Option<i64>>(2).is_some() => return refuse(EnrollRefusal::UsedCode),
+            Some(r) if r.get::<_, i64>(1) < e.now => return refuse(EnrollRefusal::ExpiredCode),
+            Some(r) => r.get(0),
+        };
+        let known = tx
+            .query_opt(
+                "SELECT site, revoked_at FROM workstations WHERE id = $1 FOR UPDATE",
+                &[&e.workstation],
+            )
+            .await
+            .map_err(pg)?;
+        match known {
+            Some(r) if r.get::<_, Option<i64>>(1).is_some() => return refuse(EnrollRefusal::Revoked),
+            Some(r) if r.get::<_, String>(0) != site_code => return refuse(EnrollRefusal::OtherSite),
+            Some(_) => {
+                tx.execute(
+                    "UPDATE workstations SET token_hash = $2, name = $3 WHERE id = $1",
+                    &[&e.workstation, &e.token_hash.as_slice(), &e.name],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO workstations (id, site, name, token_hash, enrolled_at) VALUES ($1, $2, $3, $4, $5)",
+                    &[&e.workstation, &site_code, &e.name, &e.token_hash.as_slice(), &e.now],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+        tx.execute(
+            "UPDATE enrollments SET used_at = $2, used_by = $3 WHERE code_hash = $1",
+            &[&e.code_hash.as_slice(), &e.now, &e.workstation],
+        )
+        .await
+        .map_err(pg)?;
+        let (site, _) = site_row(&tx, &site_code, true).await?;
+        let lease = grant(&tx, &site, e.workstation, e.year, e.lease, e.now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok((site, lease))
+    }
+
+    async fn authenticate(&self, token_hash: [u8; 32]) -> DbResult<Option<Caller>> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let st = c
+            .prepare_cached(
+                "SELECT w.id, s.code, s.name, s.prefix, s.serial_width FROM workstations w
+                 JOIN sites s ON s.code = w.site WHERE w.token_hash = $1 AND w.revoked_at IS NULL",
+            )
+            .await
+            .map_err(pg)?;
+        Ok(c.query_opt(&st, &[&token_hash.as_slice()])
+            .await
+            .map_err(pg)?
+            .map(|r| Caller {
+                workstation: r.get(0),
+                site: Site {
+                    code: r.get(1),
+                    name: r.get(2),
+                    prefix: r.get(3),
+                    serial_width: r.get::<_, i32>(4) as u32,
+                },
+            }))
+    }
+
+    async fn workstations(&self) -> DbResult<Vec<WorkstationInfo>> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        Ok(c.query(
+            "SELECT id, site, name, enrolled_at, revoked_at, head_seq, clock_skew_us, last_seen
+             FROM workstations ORDER BY site, enrolled_at, id",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| WorkstationInfo {
+            id: r.get(0),
+            site: r.get(1),
+            name: r.get(2),
+            enrolled_at: r.get(3),
+            revoked_at: r.get(4),
+            head: r.get::<_, i64>(5) as u64,
+            clock_skew_us: r.get(6),
+            last_seen: r.get(7),
+        })
+        .collect())
+    }
+
+    async fn revoke(&self, workstation: Uuid, now: i64) -> DbResult<()> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let n = c
+            .execute(
+                "UPDATE workstations SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1",
+                &[&workstation, &now],
+            )
+            .await
+            .map_err(pg)?;
+        if n == 0 {
+            return Err(DbError::NotFound(format!("workstation {workstation}")));
+        }
+        Ok(())
+    }
+
+    async fn status(&self, caller: &Caller) -> DbResult<WsStatus> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let r = c
+            .query_one(
+                "SELECT w.head_seq, w.head_hash, w.clock_skew_us, s.last_seq FROM workstations w
+                 JOIN sites s ON s.code = w.site WHERE w.id = $1",
+                &[&caller.workstation],
+            )
+            .await
+            .map_err(pg)?;
+        let leases = c
+            .query(
+                "SELECT year, first, last FROM leases WHERE workstation = $1 ORDER BY year, first",
+                &[&caller.workstation],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|l| Lease {
+                year: l.get(0),
+                first: l.get::<_, i64>(1) as u64,
+                last: l.get::<_, i64>(2) as u64,
+            })
+            .collect();
+        Ok(WsStatus {
+            head: ingest::head(
+                r.get::<_, i64>(0) as u64,
+                r.get::<_, Option<Vec<u8>>>(1).map(hash_of).transpose()?.unwrap_or([0; 32]),
+            ),
+            leases,
+            clock_skew_us: r.get(2),
+            site_seq: r.get::<_, i64>(3) as u64,
+        })
+    }
+
+    async fn push(&self, caller: &Caller, batch: Batch) -> DbResult<PushResponse> {
+        ingest::check_shape(caller, &batch.events)?;
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let out = push_tx(&tx, caller, batch).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(out)
+    }
+
+    async fn pull(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<PullResponse> {
+        let limit = limit.clamp(1, kura_proto::MAX_PAGE) as i64;
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        // One snapshot for the site's counter, the events and the conflicts.
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        let (_, site_seq) = site_row(&tx, &caller.site.code, false).await?;
+        let st = tx
+            .prepare_cached(
+                "SELECT server_seq, received_at, id, workstation, seq, actor, at, kind, payload, hash
+                 FROM events WHERE site = $1 AND server_seq > $2 AND server_seq <= $3
+                 ORDER BY server_seq LIMIT $4",
+            )
+            .await
+            .map_err(pg)?;
+        let rows = tx
+            .query(&st, &[&caller.site.code, &(after as i64), &(site_seq as i64), &limit])
+            .await
+            .map_err(pg)?;
+        let mut next = after;
+        let mut events = Vec::new();
+        for r in rows {
+            let ss = r.get::<_, i64>(0) as u64;
+            next = ss;
+            let ws: Uuid = r.get(3);
+            if ws == caller.workstation {
+                continue;
+            }
+            events.push(PulledEvent {
+                server_seq: ss,
+                received_at: r.get(1),
+                event: WireEvent {
+                    id: r.get(2),
+                    workstation: ws,
+                    seq: r.get::<_, i64>(4) as u64,
+                    actor: r.get(5),
+                    at: r.get(6),
+                    kind: r.get(7),
+                    payload: r.get(8),
+                    hash: hex(r.get::<_, &[u8]>(9)),
+                },
+            });
+        }
+        let conflicts = tx
+            .query(
+                "SELECT server_seq, subject, code, message, events, resolved_by FROM conflicts
+                 WHERE site = $1 AND server_seq > $2 AND server_seq <= $3 ORDER BY server_seq",
+                &[&caller.site.code, &(after as i64), &(next as i64)],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(conflict_of)
+            .collect();
+        tx.commit().await.map_err(pg)?;
+        Ok(PullResponse {
+            v: kura_proto::VERSION,
+            events,
+            conflicts,
+            next,
+            more: next < site_seq,
+        })
+    }
+
+    async fn conflicts(&self, site: &str, open_only: bool) -> DbResult<Vec<Conflict>> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        Ok(c.query(
+            "SELECT server_seq, subject, code, message, events, resolved_by FROM conflicts
+             WHERE site = $1 AND (NOT $2 OR resolved_by IS NULL) ORDER BY server_seq",
+            &[&site, &open_only],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(conflict_of)
+        .collect())
+    }
+
+    async fn lease(&self, caller: &Caller, year: i32, count: u64, now: i64) -> DbResult<Lease> {
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let live = tx
+            .query_opt("SELECT revoked_at FROM workstations WHERE id = $1", &[&caller.workstation])
+            .await
+            .map_err(pg)?;
+        if !matches!(live.map(|r| r.get::<_, Option<i64>>(0)), Some(None)) {
+            return Err(DbError::Enroll(EnrollRefusal::Revoked));
+        }
+        let (site, _) = site_row(&tx, &caller.site.code, true).await?;
+        let lease = grant(&tx, &site, caller.workstation, year, count, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(lease)
+    }
+
+    async fn event_count(&self) -> DbResult<u64> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        Ok(c.query_one("SELECT count(*) FROM events", &[])
+            .await
+            .map_err(pg)?
+            .get::<_, i64>(0) as u64)
+    }
+}
