@@ -36,6 +36,7 @@ where
     case!(conflicts);
     case!(leases);
     case!(status);
+    case!(workload_is_clean);
 }
 
 /// Enrolls a new workstation at `site` (the site is created when missing).
@@ -404,4 +405,18 @@ async fn status<D: RegistryDb>(db: D) {
     assert_eq!(s.site_seq, events.len() as u64);
     let w = db.workstations().await.unwrap();
     assert_eq!((w[0].head, w[0].clock_skew_us), (events.len() as u64, Some(-90_000_000)));
+}
+
+/// The workload the benchmark pushes folds without a single conflict (a check of the generator).
+pub async fn workload_is_clean<D: RegistryDb>(db: D) {
+    let (me, _) = enroll(&db, "NCGM", "G").await;
+    let mut bench = Bench::new(me.workstation);
+    let events = testkit::workload(&mut bench, "W", "G", 1, 2000);
+    for chunk in events.chunks(500) {
+        let r = db.push(&me, batch(chunk.to_vec())).await.unwrap();
+        assert!(words(&r.verdicts).iter().all(|w| w == "accepted"));
+    }
+    assert!(db.conflicts("NCGM", true).await.unwrap().is_empty());
+    let avg = events.iter().map(|e| e.payload.len()).sum::<usize>() / events.len();
+    assert!((250..=350).contains(&avg), "payloads average {avg} bytes");
 }

@@ -176,3 +176,51 @@ pub fn thawed(code: &SpecimenCode) -> EventBody {
         specimen: code.clone(),
     }
 }
+
+/// A realistic stream of `n` events for one workstation: freezers, racks and boxes as needed, and
+/// specimens (prefix `prefix`, serials from `first_serial`) registered straight into the next free
+/// position. Registrations are ~300-byte payloads, like an inventory import.
+pub fn workload(bench: &mut Bench, tag: &str, prefix: &str, first_serial: u64, n: usize) -> Vec<WireEvent> {
+    let site = format!("S{tag}");
+    let room = format!("ROOM{tag}");
+    let mut out = vec![
+        bench.event(&create(&site, "site", None, None)),
+        bench.event(&create(&room, "room", Some(&site), None)),
+    ];
+    let mut k = 0u64;
+    while out.len() < n {
+        let b = k / 81;
+        if k % 81 == 0 {
+            let (f, r) = (b / 100, (b / 20) % 5);
+            if b % 100 == 0 {
+                out.push(bench.event(&create(&format!("F{tag}-{f}"), "freezer-5-shelves", Some(&room), None)));
+            }
+            if b % 20 == 0 {
+                out.push(bench.event(&create(
+                    &format!("R{tag}-{f}-{r}"),
+                    "rack-5x4",
+                    Some(&format!("F{tag}-{f}")),
+                    Some((0, r as u16)),
+                )));
+            }
+            let slot = b % 20;
+            out.push(bench.event(&create(
+                &format!("B{tag}-{b}"),
+                "box-9x9",
+                Some(&format!("R{tag}-{f}-{r}")),
+                Some(((slot / 4) as u16, (slot % 4) as u16)),
+            )));
+        }
+        let code = specimen(prefix, first_serial + k);
+        let pos = k % 81;
+        let mut body = register(&code, Some(at(&format!("B{tag}-{b}"), (pos / 9) as u16, (pos % 9) as u16)));
+        if let EventBody::Registered { specimen, .. } = &mut body {
+            specimen.donor = format!("D{:06}", k / 3);
+            specimen.collected_at = Some(kura_domain::time::Timestamp(1_764_000_000_000_000 + k as i64));
+        }
+        out.push(bench.event(&body));
+        k += 1;
+    }
+    out.truncate(n);
+    out
+}

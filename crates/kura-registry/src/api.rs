@@ -89,6 +89,33 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// A request body of at most [`crate::MAX_BODY`] bytes; a longer one is refused with 413 and
+/// `{code, message}` before it is read to the end.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Body, ApiError> {
+        axum::body::to_bytes(req.into_body(), crate::MAX_BODY)
+            .await
+            .map(Body)
+            .map_err(|_| too_large())
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!(
+            "a batch is at most {} bytes of JSON and {} events; send smaller batches",
+            kura_proto::MAX_BATCH_BYTES,
+            kura_proto::MAX_BATCH_EVENTS
+        ),
+    )
+}
+
 /// The workstation behind `Authorization: Bearer <token>`.
 pub struct Auth(pub Caller);
 
@@ -151,17 +178,6 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// decompressed (a small compressed body cannot grow without bound).
 fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let limit = kura_proto::MAX_BATCH_BYTES as u64;
-    let too_big = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "a batch is at most {} bytes of JSON and {} events; send smaller batches",
-                limit,
-                kura_proto::MAX_BATCH_EVENTS
-            ),
-        )
-    };
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -200,7 +216,7 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         }
     }
     if out.len() as u64 > limit {
-        return Err(too_big());
+        return Err(too_large());
     }
     Ok(out)
 }
@@ -226,7 +242,7 @@ pub async fn capabilities() -> Json<Capabilities> {
 #[utoipa::path(post, path = "/api/v1/enroll", request_body = EnrollRequest, responses(
     (status = 200, body = EnrollResponse),
     (status = 403, body = ErrorBody, description = "Unknown, used or expired code; another site; revoked")))]
-pub async fn enroll(State(s): Shared, body: Bytes) -> ApiResult<EnrollResponse> {
+pub async fn enroll(State(s): Shared, Body(body): Body) -> ApiResult<EnrollResponse> {
     let req: EnrollRequest = parse(&body)?;
     let token = secret::new_token().map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no_randomness", e.to_string())
@@ -265,7 +281,7 @@ pub async fn push(
     State(s): Shared,
     Auth(caller): Auth,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<PushResponse> {
     let received_at = now_us();
     let json = decode(&headers, &body)?;
@@ -278,6 +294,9 @@ pub async fn push(
         .into());
     }
     let n = req.events.len();
+    if n > kura_proto::MAX_BATCH_EVENTS {
+        return Err(too_large());
+    }
     let r = s
         .db
         .push(
@@ -355,7 +374,7 @@ pub async fn conflicts(
 #[utoipa::path(post, path = "/api/v1/serials", request_body = SerialsRequest, security(("token" = [])),
     responses((status = 200, body = Lease), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The serial space of the year is used up")))]
-pub async fn serials(State(s): Shared, Auth(caller): Auth, body: Bytes) -> ApiResult<Lease> {
+pub async fn serials(State(s): Shared, Auth(caller): Auth, Body(body): Body) -> ApiResult<Lease> {
     let req: SerialsRequest = parse(&body)?;
     let count = req.count.unwrap_or(kura_proto::DEFAULT_LEASE);
     if !(1..=kura_proto::MAX_LEASE).contains(&count) {

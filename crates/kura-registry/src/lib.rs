@@ -40,7 +40,8 @@ pub fn router(db: impl Into<AnyDb>) -> Router {
         .route(path::STATUS, get(api::status))
         .route(path::CONFLICTS, get(api::conflicts))
         .route(path::SERIALS, post(api::serials))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // The body limit is `api::Body`'s, which answers in `{code, message}`.
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn(log))
         .with_state(state)
 }
