@@ -77,6 +77,20 @@ fn layering_points_down_only() {
         ("kura-labels", &[]),
         ("kura-app", &["kura-domain", "kura-store", "kura-labels"]),
         ("kura-cli", &["kura-app"]),
+        ("kura-proto", &["kura-domain"]),
+        ("kura-registry-db", &["kura-domain", "kura-proto"]),
+        ("kura-registry-sqlite", &["kura-domain", "kura-proto", "kura-registry-db"]),
+        ("kura-registry-postgres", &["kura-domain", "kura-proto", "kura-registry-db"]),
+        (
+            "kura-registry",
+            &[
+                "kura-domain",
+                "kura-proto",
+                "kura-registry-db",
+                "kura-registry-sqlite",
+                "kura-registry-postgres",
+            ],
+        ),
     ];
     for c in crates() {
         let Some((_, ok)) = allowed.iter().find(|(n, _)| *n == c) else {
@@ -139,6 +153,55 @@ fn the_domain_does_no_io_and_reads_no_clock() {
             !d.normal.iter().any(|n| n == dep),
             "kura-domain depends on {dep}"
         );
+    }
+}
+
+/// The registry is its own program: it shares the domain (rules, event hash) and the protocol
+/// with the bench, never the bench's store or use cases, not even in its tests.
+#[test]
+fn the_registry_never_uses_the_bench_store() {
+    for c in crates().iter().filter(|c| c.starts_with("kura-registry")) {
+        for dep in manifest(c).all {
+            assert!(
+                !["kura-store", "kura-app", "kura-labels", "kura-cli"].contains(&dep.as_str()),
+                "{c} depends on {dep}; the registry uses kura-proto and kura-domain only"
+            );
+        }
+        for (path, text) in sources(c) {
+            assert!(!text.contains("kura_store"), "{} uses kura_store", path.display());
+        }
+    }
+    // Nor the other way round: no bench crate knows a registry backend.
+    for c in ["kura-domain", "kura-store", "kura-app", "kura-labels", "kura-cli", "kura-proto"] {
+        for dep in manifest(c).all {
+            assert!(!dep.starts_with("kura-registry"), "{c} depends on {dep}");
+        }
+    }
+}
+
+/// The wire types are types only: no IO, no clock, no database, no HTTP.
+#[test]
+fn the_protocol_does_no_io() {
+    for (path, text) in sources("kura-proto") {
+        for f in ["std::fs", "std::net", "std::process", "SystemTime", "Utc::now", "reqwest", "axum", "tokio"] {
+            assert!(!text.contains(f), "{} uses {f}: kura-proto is types only", path.display());
+        }
+    }
+    for dep in manifest("kura-proto").normal {
+        assert!(
+            ["kura-domain", "serde", "serde_json", "uuid", "utoipa"].contains(&dep.as_str()),
+            "kura-proto depends on {dep}"
+        );
+    }
+}
+
+/// Every backend runs the one conformance suite.
+#[test]
+fn every_registry_backend_runs_the_conformance_suite() {
+    for c in ["kura-registry-sqlite", "kura-registry-postgres"] {
+        let t = std::fs::read_to_string(root().join("crates").join(c).join("tests/conformance.rs"))
+            .unwrap_or_default();
+        assert!(t.contains("kura_registry_db::conformance::run("), "{c} does not run the conformance suite");
     }
 }
 

@@ -190,12 +190,12 @@ pub fn workload(bench: &mut Bench, tag: &str, prefix: &str, first_serial: u64, n
     let mut k = 0u64;
     while out.len() < n {
         let b = k / 81;
-        if k % 81 == 0 {
+        if k.is_multiple_of(81) {
             let (f, r) = (b / 100, (b / 20) % 5);
-            if b % 100 == 0 {
+            if b.is_multiple_of(100) {
                 out.push(bench.event(&create(&format!("F{tag}-{f}"), "freezer-5-shelves", Some(&room), None)));
             }
-            if b % 20 == 0 {
+            if b.is_multiple_of(20) {
                 out.push(bench.event(&create(
                     &format!("R{tag}-{f}-{r}"),
                     "rack-5x4",
