@@ -798,3 +798,66 @@ impl RegistryDb for PgDb {
             .get::<_, i64>(0) as u64)
     }
 }
+
+/// The database's own limit, for the benchmark: the same event rows sent with binary `COPY`
+/// straight into the registry's `events` table (same indexes) of the database at `url`, after
+/// `warm` rows of warm-up. Returns the time of the measured part.
+pub async fn baseline_copy(url: &str, warm: &[WireEvent], rows: &[WireEvent]) -> DbResult<std::time::Duration> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    let db = PgDb::open(url).await?;
+    let c = db.pool.get().await.map_err(pool_err)?;
+    let mut n = 0i64;
+    let types = [
+        Type::TEXT,
+        Type::INT8,
+        Type::UUID,
+        Type::UUID,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::BYTEA,
+        Type::INT8,
+    ];
+    let mut copy = async |events: &[WireEvent]| -> DbResult<()> {
+        let sink = c
+            .copy_in(
+                "COPY events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at) FROM STDIN BINARY",
+            )
+            .await
+            .map_err(pg)?;
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        let mut writer = std::pin::pin!(writer);
+        for e in events {
+            n += 1;
+            let hash = kura_proto::parse_hash(&e.hash).unwrap_or([0; 32]);
+            let seq = e.seq as i64;
+            let zero = 0i64;
+            writer
+                .as_mut()
+                .write(&[
+                    &"BASE",
+                    &n,
+                    &e.id,
+                    &e.workstation,
+                    &seq,
+                    &e.actor,
+                    &e.at,
+                    &e.kind,
+                    &e.payload,
+                    &hash.as_slice(),
+                    &zero,
+                ])
+                .await
+                .map_err(pg)?;
+        }
+        writer.finish().await.map_err(pg)?;
+        Ok(())
+    };
+    copy(warm).await?;
+    let t = std::time::Instant::now();
+    copy(rows).await?;
+    Ok(t.elapsed())
+}

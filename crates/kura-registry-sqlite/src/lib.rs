@@ -896,3 +896,52 @@ impl RegistryDb for SqliteDb {
         .await
     }
 }
+
+/// The database's own limit, for the benchmark: the same event rows inserted straight into the
+/// registry's `events` table (same indexes, same pragmas), `batch` rows per transaction, after
+/// `warm` rows of warm-up. Returns the time of the measured part.
+pub fn baseline_insert(
+    path: &Path,
+    warm: &[WireEvent],
+    rows: &[WireEvent],
+    batch: usize,
+) -> DbResult<std::time::Duration> {
+    drop(SqliteDb::open(path)?);
+    let mut c = connect(path, OpenFlags::default())?;
+    let mut n = 0i64;
+    let mut insert = |c: &mut Connection, events: &[WireEvent]| -> DbResult<()> {
+        for chunk in events.chunks(batch.max(1)) {
+            let tx = c.transaction().map_err(backend)?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT INTO events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at)
+                         VALUES ('BASE', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
+                    )
+                    .map_err(backend)?;
+                for e in chunk {
+                    n += 1;
+                    let hash = kura_proto::parse_hash(&e.hash).unwrap_or([0; 32]);
+                    st.execute(params![
+                        n,
+                        e.id.as_bytes(),
+                        e.workstation.as_bytes(),
+                        e.seq as i64,
+                        e.actor,
+                        e.at,
+                        e.kind,
+                        e.payload,
+                        hash.as_slice()
+                    ])
+                    .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)?;
+        }
+        Ok(())
+    };
+    insert(&mut c, warm)?;
+    let t = std::time::Instant::now();
+    insert(&mut c, rows)?;
+    Ok(t.elapsed())
+}

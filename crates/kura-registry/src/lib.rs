@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use kura_proto::path;
 
 pub mod api;
+pub mod bench;
 pub mod db;
 pub mod secret;
 

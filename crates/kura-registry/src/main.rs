@@ -50,6 +50,25 @@ enum Cmd {
         #[arg(long, value_name = "WORKSTATION_ID")]
         revoke: Option<uuid::Uuid>,
     },
+    /// Measure ingest over HTTP on each backend beside the database's own limit (build with
+    /// --release for figures).
+    Bench {
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        #[arg(long, default_value_t = 4)]
+        workstations: usize,
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Warm-up events pushed (and inserted into the baseline) before measuring.
+        #[arg(long, default_value_t = 8_000)]
+        warm: usize,
+        /// sqlite, postgres or both.
+        #[arg(long, default_value = "both")]
+        backend: String,
+        /// An empty PostgreSQL database to use instead of a throwaway server.
+        #[arg(long)]
+        postgres_url: Option<String>,
+    },
     /// List a site's conflicts.
     Conflicts {
         #[arg(long)]
@@ -107,9 +126,29 @@ async fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if let Cmd::Bench { events, workstations, batch, warm, backend, postgres_url } = cli.cmd {
+        let (sqlite, postgres) = match backend.as_str() {
+            "both" => (true, true),
+            "sqlite" => (true, false),
+            "postgres" => (false, true),
+            other => bail!("--backend is sqlite, postgres or both, not {other:?}"),
+        };
+        let batch = batch.clamp(1, kura_proto::MAX_BATCH_EVENTS);
+        return kura_registry::bench::run(kura_registry::bench::Options {
+            events,
+            workstations: workstations.max(1),
+            batch,
+            warm,
+            sqlite,
+            postgres: postgres.then_some(postgres_url),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"));
+    }
     let url = cli.db.unwrap_or_else(db::default_url);
     let db = db::open(&url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     match cli.cmd {
+        Cmd::Bench { .. } => unreachable!("handled above"),
         Cmd::Serve {
             listen,
             tls_cert,
