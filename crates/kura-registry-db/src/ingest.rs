@@ -2,6 +2,8 @@
 //! transaction:
 //!
 //! 1. [`check_shape`] — before any IO: size, the caller's own stream, `seq` in order.
+//!    [`prepare`] — also before the lock: each event's hash against the one before it in the
+//!    batch, and its payload parsed.
 //! 2. [`classify`] — given the workstation's head and the hashes already stored for the batch's
 //!    `seq`s: a verdict per event (duplicate, fork, chain, payload, site), the events to store.
 //! 3. [`assign`] — `server_seq`s from the site's counter, which the backend holds locked until
@@ -106,23 +108,62 @@ pub fn head(seq: u64, hash: [u8; 32]) -> Head {
     }
 }
 
+/// An event checked as far as it can be without the database: its sent hash, whether it links
+/// to the event before it in the batch, its payload parsed. Done before the site is locked.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    wire: WireEvent,
+    sent: Option<[u8; 32]>,
+    /// `sent` equals the hash computed over the previous event's `sent` hash.
+    linked_to_previous: bool,
+    body: Result<EventBody, (RejectCode, String)>,
+}
+
+impl Prepared {
+    pub fn seq(&self) -> u64 {
+        self.wire.seq
+    }
+}
+
+/// Hashes and parses a batch (the expensive, lock-free part of a push).
+pub fn prepare(site: &Site, events: Vec<WireEvent>) -> Vec<Prepared> {
+    let mut prev: Option<[u8; 32]> = None;
+    events
+        .into_iter()
+        .map(|e| {
+            let sent = parse_hash(&e.hash);
+            let linked_to_previous = match (prev, sent) {
+                (Some(p), Some(s)) => e.expected_hash(&p) == s,
+                _ => false,
+            };
+            prev = sent;
+            let body = parse_body(site, &e);
+            Prepared {
+                wire: e,
+                sent,
+                linked_to_previous,
+                body,
+            }
+        })
+        .collect()
+}
+
 /// The verdict of every event. `head_seq`/`head_hash` is what the registry holds of the
 /// workstation (0 and anything for none); `stored` has the events it holds among the batch's
 /// `seq`s. A batch that starts past `head_seq + 1` is a gap: the bench must ask the status and
 /// re-send what the registry lacks.
 pub fn classify(
-    site: &Site,
     head_seq: u64,
     head_hash: [u8; 32],
     stored: &HashMap<u64, Stored>,
-    events: Vec<WireEvent>,
+    events: Vec<Prepared>,
 ) -> DbResult<Classified> {
     if let Some(first) = events.first()
-        && first.seq > head_seq + 1
+        && first.wire.seq > head_seq + 1
     {
         return Err(DbError::Gap {
             holds: head_seq,
-            first: first.seq,
+            first: first.wire.seq,
         });
     }
     let mut out = Classified {
@@ -133,9 +174,16 @@ pub fn classify(
         head_hash: if head_seq == 0 { GENESIS } else { head_hash },
     };
     let mut broken: Option<u64> = None;
-    for e in events {
+    let mut prev_sent: Option<[u8; 32]> = None;
+    for p in events {
+        let Prepared {
+            wire: e,
+            sent,
+            linked_to_previous,
+            body,
+        } = p;
         let (seq, id) = (e.seq, e.id);
-        let sent = parse_hash(&e.hash);
+        let before = std::mem::replace(&mut prev_sent, sent);
         if seq <= head_seq {
             let verdict = match (stored.get(&seq), sent) {
                 (Some(s), Some(h)) if s.hash == h => match &s.rejection {
@@ -171,8 +219,15 @@ pub fn classify(
             )));
             continue;
         }
-        let expected = e.expected_hash(&out.head_hash);
-        let Some(hash) = sent.filter(|h| *h == expected) else {
+        // The link to the previous event was computed before the lock when that event is the
+        // one the registry now holds as head; otherwise (the batch's first new event) it is
+        // computed here.
+        let links = match (before, sent) {
+            (Some(b), Some(_)) if b == out.head_hash => linked_to_previous,
+            (_, Some(s)) => e.expected_hash(&out.head_hash) == s,
+            (_, None) => false,
+        };
+        let Some(hash) = sent.filter(|_| links) else {
             broken = Some(seq);
             out.verdicts.push(chain(format!(
                 "the hash of seq {seq} does not match its content and the previous event the registry holds (seq {}): the event was changed after it was written, or an earlier one is missing",
@@ -182,7 +237,7 @@ pub fn classify(
         };
         out.head_seq = seq;
         out.head_hash = hash;
-        match parse_body(site, &e) {
+        match body {
             Ok(body) => {
                 out.accept.push(NewEvent {
                     wire: e,

@@ -157,36 +157,43 @@ fn conflict_of(r: &tokio_postgres::Row) -> Conflict {
 }
 
 async fn load(c: &impl GenericClient, site: &str, keys: &Keys, loaded: &mut Loaded) -> DbResult<()> {
-    let codes: Vec<&str> = keys.specimens.iter().map(String::as_str).collect();
-    let mut specimens = Vec::new();
-    if !codes.is_empty() {
-        let st = c
-            .prepare_cached("SELECT state, last_event FROM specimens WHERE site = $1 AND code = ANY($2)")
-            .await
-            .map_err(pg)?;
-        for r in c.query(&st, &[&site, &codes]).await.map_err(pg)? {
-            let state: SpecimenState = serde_json::from_str(r.get(0)).map_err(json_err)?;
-            specimens.push(SpecimenRow {
-                state,
-                last_event: r.get(1),
-            });
+    // The four reads are independent: sent together, they cost one round trip.
+    let specimens = async {
+        let codes: Vec<&str> = keys.specimens.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        if !codes.is_empty() {
+            let st = c
+                .prepare_cached("SELECT state, last_event FROM specimens WHERE site = $1 AND code = ANY($2)")
+                .await
+                .map_err(pg)?;
+            for r in c.query(&st, &[&site, &codes]).await.map_err(pg)? {
+                let state: SpecimenState = serde_json::from_str(r.get(0)).map_err(json_err)?;
+                out.push(SpecimenRow {
+                    state,
+                    last_event: r.get(1),
+                });
+            }
         }
-    }
-    let ids: Vec<&str> = keys.containers.iter().map(String::as_str).collect();
-    let mut containers = Vec::new();
-    if !ids.is_empty() {
-        let st = c
-            .prepare_cached("SELECT spec, last_event FROM containers WHERE site = $1 AND id = ANY($2)")
-            .await
-            .map_err(pg)?;
-        for r in c.query(&st, &[&site, &ids]).await.map_err(pg)? {
-            let spec: ContainerSpec = serde_json::from_str(r.get(0)).map_err(json_err)?;
-            containers.push(ContainerRow {
-                spec,
-                last_event: r.get(1),
-            });
+        Ok::<_, DbError>(out)
+    };
+    let containers = async {
+        let ids: Vec<&str> = keys.containers.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        if !ids.is_empty() {
+            let st = c
+                .prepare_cached("SELECT spec, last_event FROM containers WHERE site = $1 AND id = ANY($2)")
+                .await
+                .map_err(pg)?;
+            for r in c.query(&st, &[&site, &ids]).await.map_err(pg)? {
+                let spec: ContainerSpec = serde_json::from_str(r.get(0)).map_err(json_err)?;
+                out.push(ContainerRow {
+                    spec,
+                    last_event: r.get(1),
+                });
+            }
         }
-    }
+        Ok::<_, DbError>(out)
+    };
     async fn slots(
         c: &impl GenericClient,
         sql: &str,
@@ -212,45 +219,188 @@ async fn load(c: &impl GenericClient, site: &str, keys: &Keys, loaded: &mut Load
             })
             .collect())
     }
+    // Correlated subqueries, one index probe per key: a join against the unnested keys may be
+    // planned as a scan of every specimen of the site.
     let sslots = slots(
         c,
-        "SELECT s.container, s.pos_row, s.pos_col, s.code FROM specimens s
-         JOIN UNNEST($2::text[], $3::int[], $4::int[]) AS k(c, r, col)
-           ON s.container = k.c AND s.pos_row = k.r AND s.pos_col = k.col
-         WHERE s.site = $1",
+        "SELECT * FROM (SELECT k.c, k.r, k.col,
+           (SELECT s.code FROM specimens s WHERE s.site = $1 AND s.container = k.c
+              AND s.pos_row = k.r AND s.pos_col = k.col LIMIT 1) AS code
+         FROM UNNEST($2::text[], $3::int[], $4::int[]) AS k(c, r, col)) x WHERE code IS NOT NULL",
         site,
         &keys.specimen_slots,
-    )
-    .await?;
+    );
     let cslots = slots(
         c,
-        "SELECT x.parent, x.pos_row, x.pos_col, x.id FROM containers x
-         JOIN UNNEST($2::text[], $3::int[], $4::int[]) AS k(c, r, col)
-           ON x.parent = k.c AND x.pos_row = k.r AND x.pos_col = k.col
-         WHERE x.site = $1",
+        "SELECT * FROM (SELECT k.c, k.r, k.col,
+           (SELECT x.id FROM containers x WHERE x.site = $1 AND x.parent = k.c
+              AND x.pos_row = k.r AND x.pos_col = k.col LIMIT 1) AS id
+         FROM UNNEST($2::text[], $3::int[], $4::int[]) AS k(c, r, col)) y WHERE id IS NOT NULL",
         site,
         &keys.container_slots,
-    )
-    .await?;
+    );
+    let (specimens, containers, sslots, cslots) = tokio::try_join!(specimens, containers, sslots, cslots)?;
     loaded.absorb(keys, specimens, containers, sslots, cslots);
     Ok(())
 }
 
+async fn insert_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    site: &str,
+    ws: Uuid,
+    received_at: i64,
+    accept: &[ingest::NewEvent],
+) -> DbResult<()> {
+    if accept.is_empty() {
+        return Ok(());
+    }
+    let n = accept.len();
+    let mut server_seq = Vec::with_capacity(n);
+    let mut id = Vec::with_capacity(n);
+    let mut seq = Vec::with_capacity(n);
+    let mut actor = Vec::with_capacity(n);
+    let mut at = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut payload = Vec::with_capacity(n);
+    let mut hash = Vec::with_capacity(n);
+    for e in accept {
+        server_seq.push(e.server_seq as i64);
+        id.push(e.wire.id);
+        seq.push(e.wire.seq as i64);
+        actor.push(e.wire.actor.as_str());
+        at.push(e.wire.at);
+        kind.push(e.wire.kind.as_str());
+        payload.push(e.wire.payload.as_str());
+        hash.push(e.hash.as_slice());
+    }
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at)
+             SELECT $1, s, i, $2, q, a, t, k, p, h, $3
+             FROM UNNEST($4::bigint[], $5::uuid[], $6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bytea[])
+               AS u(s, i, q, a, t, k, p, h)",
+        )
+        .await
+        .map_err(pg)?;
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &site, &ws, &received_at, &server_seq, &id, &seq, &actor, &at, &kind, &payload, &hash,
+    ];
+    tx.execute(&st, &params).await.map_err(pg)?;
+    Ok(())
+}
+
+async fn upsert_specimens(
+    tx: &deadpool_postgres::Transaction<'_>,
+    site: &str,
+    rows: &[SpecimenRow],
+) -> DbResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut code = Vec::new();
+    let mut state = Vec::new();
+    let mut container: Vec<Option<String>> = Vec::new();
+    let mut row: Vec<Option<i32>> = Vec::new();
+    let mut col: Vec<Option<i32>> = Vec::new();
+    let mut last = Vec::new();
+    for s in rows {
+        let slot = ingest::occupied(&s.state);
+        code.push(s.state.code.to_string());
+        state.push(serde_json::to_string(&s.state).map_err(json_err)?);
+        container.push(slot.as_ref().map(|s| s.0.clone()));
+        row.push(slot.as_ref().map(|s| s.1 as i32));
+        col.push(slot.as_ref().map(|s| s.2 as i32));
+        last.push(s.last_event);
+    }
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO specimens (site, code, state, container, pos_row, pos_col, last_event)
+             SELECT $1, c, s, k, r, l, e FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::uuid[])
+               AS u(c, s, k, r, l, e)
+             ON CONFLICT (site, code) DO UPDATE SET state = excluded.state, container = excluded.container,
+               pos_row = excluded.pos_row, pos_col = excluded.pos_col, last_event = excluded.last_event",
+        )
+        .await
+        .map_err(pg)?;
+    tx.execute(&st, &[&site, &code, &state, &container, &row, &col, &last])
+        .await
+        .map_err(pg)?;
+    Ok(())
+}
+
+async fn upsert_containers(
+    tx: &deadpool_postgres::Transaction<'_>,
+    site: &str,
+    rows: &[ContainerRow],
+) -> DbResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut id = Vec::new();
+    let mut spec = Vec::new();
+    let mut parent: Vec<Option<String>> = Vec::new();
+    let mut row: Vec<Option<i32>> = Vec::new();
+    let mut col: Vec<Option<i32>> = Vec::new();
+    let mut last = Vec::new();
+    for k in rows {
+        id.push(k.spec.id.to_string());
+        spec.push(serde_json::to_string(&k.spec).map_err(json_err)?);
+        parent.push(k.spec.parent.as_ref().map(|p| p.to_string()));
+        row.push(k.spec.pos.map(|p| p.row as i32));
+        col.push(k.spec.pos.map(|p| p.col as i32));
+        last.push(k.last_event);
+    }
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO containers (site, id, spec, parent, pos_row, pos_col, last_event)
+             SELECT $1, i, s, p, r, c, e FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::uuid[])
+               AS u(i, s, p, r, c, e)
+             ON CONFLICT (site, id) DO UPDATE SET spec = excluded.spec, parent = excluded.parent,
+               pos_row = excluded.pos_row, pos_col = excluded.pos_col, last_event = excluded.last_event",
+        )
+        .await
+        .map_err(pg)?;
+    tx.execute(&st, &[&site, &id, &spec, &parent, &row, &col, &last])
+        .await
+        .map_err(pg)?;
+    Ok(())
+}
+
+/// One push inside its transaction. Statements that do not depend on each other are sent
+/// together (tokio-postgres pipelines them on the connection), so the site lock is held for as
+/// few round trips as possible.
 async fn push_tx(
     tx: &deadpool_postgres::Transaction<'_>,
     caller: &Caller,
+    events: Vec<ingest::Prepared>,
     batch: Batch,
 ) -> DbResult<PushResponse> {
-    let (site, site_seq) = site_row(tx, &caller.site.code, true).await?;
     let ws = caller.workstation;
-    let head = tx
-        .query_opt(
+    let (lo, hi) = match (events.first(), events.last()) {
+        (Some(f), Some(l)) => (f.seq() as i64, l.seq() as i64),
+        _ => (0, -1),
+    };
+    // The site lock first; the reads run once it is held.
+    let (site, site_seq) = site_row(tx, &caller.site.code, true).await?;
+    let head = async {
+        tx.query_opt(
             "SELECT head_seq, head_hash FROM workstations WHERE id = $1 AND revoked_at IS NULL",
             &[&ws],
         )
         .await
-        .map_err(pg)?
-        .ok_or(DbError::Enroll(EnrollRefusal::Revoked))?;
+        .map_err(pg)
+    };
+    let stored_rows = async {
+        tx.query(
+            "SELECT seq, hash, NULL::text, NULL::text FROM events WHERE workstation = $1 AND seq BETWEEN $2 AND $3
+             UNION ALL SELECT seq, hash, code, message FROM rejections WHERE workstation = $1 AND seq BETWEEN $2 AND $3",
+            &[&ws, &lo, &hi],
+        )
+        .await
+        .map_err(pg)
+    };
+    let (head, rows) = tokio::try_join!(head, stored_rows)?;
+    let head = head.ok_or(DbError::Enroll(EnrollRefusal::Revoked))?;
     let head_seq = head.get::<_, i64>(0) as u64;
     let head_hash = head
         .get::<_, Option<Vec<u8>>>(1)
@@ -258,165 +408,109 @@ async fn push_tx(
         .transpose()?
         .unwrap_or([0; 32]);
     let mut stored = HashMap::new();
-    if let (Some(first), Some(last)) = (batch.events.first(), batch.events.last())
-        && first.seq <= head_seq
-    {
-        let (lo, hi) = (first.seq as i64, last.seq.min(head_seq) as i64);
-        let rows = tx
-            .query(
-                "SELECT seq, hash, NULL::text, NULL::text FROM events WHERE workstation = $1 AND seq BETWEEN $2 AND $3
-                 UNION ALL SELECT seq, hash, code, message FROM rejections WHERE workstation = $1 AND seq BETWEEN $2 AND $3",
-                &[&ws, &lo, &hi],
-            )
-            .await
-            .map_err(pg)?;
-        for r in rows {
-            let rejection = match r.get::<_, Option<String>>(2) {
-                Some(code) => Some((
-                    serde_json::from_value(serde_json::Value::String(code)).map_err(json_err)?,
-                    r.get::<_, Option<String>>(3).unwrap_or_default(),
-                )),
-                None => None,
-            };
-            stored.insert(
-                r.get::<_, i64>(0) as u64,
-                Stored {
-                    hash: hash_of(r.get(1))?,
-                    rejection,
-                },
-            );
-        }
+    for r in rows {
+        let rejection = match r.get::<_, Option<String>>(2) {
+            Some(code) => Some((
+                serde_json::from_value(serde_json::Value::String(code)).map_err(json_err)?,
+                r.get::<_, Option<String>>(3).unwrap_or_default(),
+            )),
+            None => None,
+        };
+        stored.insert(
+            r.get::<_, i64>(0) as u64,
+            Stored {
+                hash: hash_of(r.get(1))?,
+                rejection,
+            },
+        );
     }
-    let mut c = ingest::classify(&site, head_seq, head_hash, &stored, batch.events)?;
+    let mut c = ingest::classify(head_seq, head_hash, &stored, events)?;
     let new_site_seq = ingest::assign(&mut c, site_seq);
-    if !c.accept.is_empty() {
-        let n = c.accept.len();
-        let mut server_seq = Vec::with_capacity(n);
-        let mut id = Vec::with_capacity(n);
-        let mut seq = Vec::with_capacity(n);
-        let mut actor = Vec::with_capacity(n);
-        let mut at = Vec::with_capacity(n);
-        let mut kind = Vec::with_capacity(n);
-        let mut payload = Vec::with_capacity(n);
-        let mut hash = Vec::with_capacity(n);
-        for e in &c.accept {
-            server_seq.push(e.server_seq as i64);
-            id.push(e.wire.id);
-            seq.push(e.wire.seq as i64);
-            actor.push(e.wire.actor.as_str());
-            at.push(e.wire.at);
-            kind.push(e.wire.kind.as_str());
-            payload.push(e.wire.payload.as_str());
-            hash.push(e.hash.as_slice());
+    let mut loaded = Loaded::default();
+    let mut keys = Keys::of(&c.accept);
+    let first_load = async {
+        if c.accept.is_empty() {
+            return Ok(());
         }
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at)
-                 SELECT $1, s, i, $2, q, a, t, k, p, h, $3
-                 FROM UNNEST($4::bigint[], $5::uuid[], $6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bytea[])
-                   AS u(s, i, q, a, t, k, p, h)",
-            )
-            .await
-            .map_err(pg)?;
-        let params: [&(dyn ToSql + Sync); 11] = [
-            &site.code,
-            &ws,
-            &batch.received_at,
-            &server_seq,
-            &id,
-            &seq,
-            &actor,
-            &at,
-            &kind,
-            &payload,
-            &hash,
-        ];
-        tx.execute(&st, &params).await.map_err(pg)?;
-    }
-    for r in &c.reject {
-        tx.execute(
-            "INSERT INTO rejections (workstation, seq, id, hash, code, message, kind, payload, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &ws,
-                &(r.wire.seq as i64),
-                &r.wire.id,
-                &r.hash.as_slice(),
-                &r.code.as_str(),
-                &r.message,
-                &r.wire.kind,
-                &r.wire.payload,
-                &batch.received_at,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    if !c.accept.is_empty() {
-        let mut loaded = Loaded::default();
-        let mut keys = Keys::of(&c.accept);
-        let mut out = None;
-        for _ in 0..ingest::MAX_ROUNDS {
-            load(tx, &site.code, &keys, &mut loaded).await?;
-            match ingest::fold(&c.accept, &loaded) {
-                Ok(o) => {
-                    out = Some(o);
-                    break;
-                }
-                Err(more) => keys = more,
-            }
-        }
-        let out = out.ok_or_else(|| DbError::Backend("the fold did not settle".into()))?;
-        if !out.specimens.is_empty() {
-            let mut code = Vec::new();
-            let mut state = Vec::new();
-            let mut container: Vec<Option<String>> = Vec::new();
-            let mut row: Vec<Option<i32>> = Vec::new();
-            let mut col: Vec<Option<i32>> = Vec::new();
-            let mut last = Vec::new();
-            for s in &out.specimens {
-                let slot = ingest::occupied(&s.state);
-                code.push(s.state.code.to_string());
-                state.push(serde_json::to_string(&s.state).map_err(json_err)?);
-                container.push(slot.as_ref().map(|s| s.0.clone()));
-                row.push(slot.as_ref().map(|s| s.1 as i32));
-                col.push(slot.as_ref().map(|s| s.2 as i32));
-                last.push(s.last_event);
-            }
-            let st = tx
-                .prepare_cached(
-                    "INSERT INTO specimens (site, code, state, container, pos_row, pos_col, last_event)
-                     SELECT $1, c, s, k, r, l, e FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::uuid[])
-                       AS u(c, s, k, r, l, e)
-                     ON CONFLICT (site, code) DO UPDATE SET state = excluded.state, container = excluded.container,
-                       pos_row = excluded.pos_row, pos_col = excluded.pos_col, last_event = excluded.last_event",
-                )
-                .await
-                .map_err(pg)?;
-            tx.execute(&st, &[&site.code, &code, &state, &container, &row, &col, &last])
-                .await
-                .map_err(pg)?;
-        }
-        for k in &out.containers {
-            let spec = serde_json::to_string(&k.spec).map_err(json_err)?;
+        load(tx, &site.code, &keys, &mut loaded).await
+    };
+    let rejections = async {
+        for r in &c.reject {
             tx.execute(
-                "INSERT INTO containers (site, id, spec, parent, pos_row, pos_col, last_event)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (site, id) DO UPDATE SET spec = excluded.spec, parent = excluded.parent,
-                   pos_row = excluded.pos_row, pos_col = excluded.pos_col, last_event = excluded.last_event",
+                "INSERT INTO rejections (workstation, seq, id, hash, code, message, kind, payload, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
-                    &site.code,
-                    &k.spec.id.to_string(),
-                    &spec,
-                    &k.spec.parent.as_ref().map(|p| p.to_string()),
-                    &k.spec.pos.map(|p| p.row as i32),
-                    &k.spec.pos.map(|p| p.col as i32),
-                    &k.last_event,
+                    &ws,
+                    &(r.wire.seq as i64),
+                    &r.wire.id,
+                    &r.hash.as_slice(),
+                    &r.code.as_str(),
+                    &r.message,
+                    &r.wire.kind,
+                    &r.wire.payload,
+                    &batch.received_at,
                 ],
             )
             .await
             .map_err(pg)?;
         }
+        Ok(())
+    };
+    tokio::try_join!(
+        insert_events(tx, &site.code, ws, batch.received_at, &c.accept),
+        rejections,
+        first_load
+    )?;
+    let head_hash = (c.head_seq > 0).then(|| c.head_hash.to_vec());
+    let ws_update = async {
+        tx.execute(
+            "UPDATE workstations SET head_seq = $2, head_hash = $3, last_seen = $4,
+               clock_skew_us = coalesce($5, clock_skew_us) WHERE id = $1",
+            &[
+                &ws,
+                &(c.head_seq as i64),
+                &head_hash,
+                &batch.received_at,
+                &batch.sent_at.map(|s| s - batch.received_at),
+            ],
+        )
+        .await
+        .map_err(pg)
+    };
+    let site_update = async {
+        if new_site_seq != site_seq {
+            tx.execute(
+                "UPDATE sites SET last_seq = $2 WHERE code = $1",
+                &[&site.code, &(new_site_seq as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        Ok(0)
+    };
+    if c.accept.is_empty() {
+        tokio::try_join!(ws_update, site_update)?;
+    } else {
+        let mut out = None;
+        for _ in 0..ingest::MAX_ROUNDS {
+            match ingest::fold(&c.accept, &loaded) {
+                Ok(o) => {
+                    out = Some(o);
+                    break;
+                }
+                Err(more) => {
+                    keys = more;
+                    load(tx, &site.code, &keys, &mut loaded).await?;
+                }
+            }
+        }
+        let out = out.ok_or_else(|| DbError::Backend("the fold did not settle".into()))?;
+        tokio::try_join!(
+            upsert_specimens(tx, &site.code, &out.specimens),
+            upsert_containers(tx, &site.code, &out.containers),
+            ws_update,
+            site_update
+        )?;
         // Resolutions reach the conflicts stored before this batch; the fold marked the batch's own.
         for (subject, by) in &out.resolved {
             tx.execute(
@@ -443,28 +537,6 @@ async fn push_tx(
             .await
             .map_err(pg)?;
         }
-    }
-    let head_hash = (c.head_seq > 0).then(|| c.head_hash.to_vec());
-    tx.execute(
-        "UPDATE workstations SET head_seq = $2, head_hash = $3, last_seen = $4,
-           clock_skew_us = coalesce($5, clock_skew_us) WHERE id = $1",
-        &[
-            &ws,
-            &(c.head_seq as i64),
-            &head_hash,
-            &batch.received_at,
-            &batch.sent_at.map(|s| s - batch.received_at),
-        ],
-    )
-    .await
-    .map_err(pg)?;
-    if new_site_seq != site_seq {
-        tx.execute(
-            "UPDATE sites SET last_seq = $2 WHERE code = $1",
-            &[&site.code, &(new_site_seq as i64)],
-        )
-        .await
-        .map_err(pg)?;
     }
     Ok(PushResponse {
         v: kura_proto::VERSION,
@@ -682,11 +754,16 @@ impl RegistryDb for PgDb {
         })
     }
 
-    async fn push(&self, caller: &Caller, batch: Batch) -> DbResult<PushResponse> {
+    async fn push(&self, caller: &Caller, mut batch: Batch) -> DbResult<PushResponse> {
         ingest::check_shape(caller, &batch.events)?;
+        let (site, events) = (caller.site.clone(), std::mem::take(&mut batch.events));
+        // Hashing and parsing happen before the site is locked.
+        let events = tokio::task::spawn_blocking(move || ingest::prepare(&site, events))
+            .await
+            .map_err(|e| DbError::Backend(e.to_string()))?;
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(pg)?;
-        let out = push_tx(&tx, caller, batch).await?;
+        let out = push_tx(&tx, caller, events, batch).await?;
         tx.commit().await.map_err(pg)?;
         Ok(out)
     }

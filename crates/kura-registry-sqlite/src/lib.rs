@@ -333,7 +333,12 @@ fn load(
     Ok(())
 }
 
-fn push_tx(tx: &rusqlite::Transaction<'_>, caller: &Caller, batch: Batch) -> DbResult<PushResponse> {
+fn push_tx(
+    tx: &rusqlite::Transaction<'_>,
+    caller: &Caller,
+    events: Vec<ingest::Prepared>,
+    batch: Batch,
+) -> DbResult<PushResponse> {
     let (site, site_seq) = site_row(tx, &caller.site.code)?;
     let ws = caller.workstation;
     let (head_seq, head_hash): (i64, Option<Vec<u8>>) = tx
@@ -348,10 +353,10 @@ fn push_tx(tx: &rusqlite::Transaction<'_>, caller: &Caller, batch: Batch) -> DbR
     let head_seq = head_seq as u64;
     let head_hash = head_hash.map(hash_of).transpose()?.unwrap_or([0; 32]);
     let mut stored = HashMap::new();
-    if let (Some(first), Some(last)) = (batch.events.first(), batch.events.last())
-        && first.seq <= head_seq
+    if let (Some(first), Some(last)) = (events.first(), events.last())
+        && first.seq() <= head_seq
     {
-        let hi = last.seq.min(head_seq) as i64;
+        let hi = last.seq().min(head_seq) as i64;
         let mut st = tx
             .prepare_cached(
                 "SELECT seq, hash, NULL, NULL FROM events WHERE workstation = ?1 AND seq BETWEEN ?2 AND ?3
@@ -359,7 +364,7 @@ fn push_tx(tx: &rusqlite::Transaction<'_>, caller: &Caller, batch: Batch) -> DbR
             )
             .map_err(backend)?;
         let rows = st
-            .query_map(params![ws.as_bytes(), first.seq as i64, hi], |r| {
+            .query_map(params![ws.as_bytes(), first.seq() as i64, hi], |r| {
                 Ok((
                     r.get::<_, i64>(0)? as u64,
                     r.get::<_, Vec<u8>>(1)?,
@@ -386,7 +391,7 @@ fn push_tx(tx: &rusqlite::Transaction<'_>, caller: &Caller, batch: Batch) -> DbR
             );
         }
     }
-    let mut c = ingest::classify(&site, head_seq, head_hash, &stored, batch.events)?;
+    let mut c = ingest::classify(head_seq, head_hash, &stored, events)?;
     let new_site_seq = ingest::assign(&mut c, site_seq);
     {
         let mut st = tx
@@ -766,10 +771,13 @@ impl RegistryDb for SqliteDb {
         .await
     }
 
-    async fn push(&self, caller: &Caller, batch: Batch) -> DbResult<PushResponse> {
+    async fn push(&self, caller: &Caller, mut batch: Batch) -> DbResult<PushResponse> {
         ingest::check_shape(caller, &batch.events)?;
         let caller = caller.clone();
-        self.write(move |tx| push_tx(tx, &caller, batch)).await
+        let (site, events) = (caller.site.clone(), std::mem::take(&mut batch.events));
+        // Hashing and parsing happen before the writer is taken.
+        let events = blocking(move || Ok(ingest::prepare(&site, events))).await?;
+        self.write(move |tx| push_tx(tx, &caller, events, batch)).await
     }
 
     async fn pull(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<PullResponse> {

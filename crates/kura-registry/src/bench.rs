@@ -12,6 +12,9 @@ use crate::{AnyDb, api::now_us, secret};
 pub struct Options {
     pub events: usize,
     pub workstations: usize,
+    /// The workstations are spread over this many sites (pushes of one site are serialized by
+    /// the site lock; sites proceed in parallel).
+    pub sites: usize,
     pub batch: usize,
     pub warm: usize,
     pub sqlite: bool,
@@ -113,7 +116,14 @@ async fn one(name: &str, db: AnyDb, o: &Options, baseline: impl AsyncFnOnce(&[Wi
     }));
     let per = o.events / o.workstations;
     let warm = workstations(&base, &db, "WARM", "W", o.workstations, o.warm / o.workstations, o.batch).await?;
-    let measured = workstations(&base, &db, "NCGM", "G", o.workstations, per, o.batch).await?;
+    let mut measured = vec![];
+    let sites = o.sites.clamp(1, o.workstations);
+    for s in 0..sites {
+        let n = o.workstations / sites + usize::from(s < o.workstations % sites);
+        let (code, prefix) = (format!("SITE{s}"), ["G", "N", "C", "V", "H", "J", "K", "M"][s % 8]);
+        let mut w = workstations(&base, &db, &code, prefix, n, per, o.batch).await?;
+        measured.append(&mut w);
+    }
     push_all(&base, &warm).await?;
     let d = push_all(&base, &measured).await?;
     let _ = stop.send(());
@@ -128,7 +138,7 @@ async fn one(name: &str, db: AnyDb, o: &Options, baseline: impl AsyncFnOnce(&[Wi
     let b = baseline(&warm_rows, &rows).await?;
     let reg = total as f64 / d.as_secs_f64();
     let raw = total as f64 / b.as_secs_f64();
-    println!("{name}: registry ingest over HTTP  {}  — {} workstations at once, batches of {} (zstd), payloads {payload} B on average; hash, chain, rules and conflicts checked; events + projection written", rate(total, d), o.workstations, o.batch);
+    println!("{name}: registry ingest over HTTP  {}  — {} workstations at once in {} site(s), batches of {} (zstd), payloads {payload} B on average; hash, chain, rules and conflicts checked; events + projection written", rate(total, d), o.workstations, sites, o.batch);
     println!("{name}: the database's own limit  {}  — the same rows into the same events table only", rate(total, b));
     println!("{name}: registry / database limit = {:.2} (both after {} warm-up rows, same server settings)", reg / raw, warm_rows.len());
     Ok(())

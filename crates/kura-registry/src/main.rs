@@ -57,6 +57,9 @@ enum Cmd {
         events: usize,
         #[arg(long, default_value_t = 4)]
         workstations: usize,
+        /// Sites the workstations belong to (one site's pushes are serialized by its lock).
+        #[arg(long, default_value_t = 1)]
+        sites: usize,
         #[arg(long, default_value_t = 500)]
         batch: usize,
         /// Warm-up events pushed (and inserted into the baseline) before measuring.
@@ -126,7 +129,7 @@ async fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    if let Cmd::Bench { events, workstations, batch, warm, backend, postgres_url } = cli.cmd {
+    if let Cmd::Bench { events, workstations, sites, batch, warm, backend, postgres_url } = cli.cmd {
         let (sqlite, postgres) = match backend.as_str() {
             "both" => (true, true),
             "sqlite" => (true, false),
@@ -137,6 +140,7 @@ async fn main() -> Result<()> {
         return kura_registry::bench::run(kura_registry::bench::Options {
             events,
             workstations: workstations.max(1),
+            sites,
             batch,
             warm,
             sqlite,
