@@ -17,7 +17,6 @@ use kura_registry_db::{
     WsStatus, next_lease,
 };
 use tokio_postgres::NoTls;
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 pub mod throwaway;
