@@ -116,6 +116,21 @@ fn too_large() -> ApiError {
     )
 }
 
+/// Where the authenticated workstation is noted for the request log.
+#[derive(Clone, Default)]
+pub struct Who(Arc<std::sync::Mutex<Option<uuid::Uuid>>>);
+
+impl Who {
+    pub fn get(&self) -> Option<uuid::Uuid> {
+        self.0.lock().ok().and_then(|g| *g)
+    }
+    fn set(&self, id: uuid::Uuid) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(id);
+        }
+    }
+}
+
 /// The workstation behind `Authorization: Bearer <token>`.
 pub struct Auth(pub Caller);
 
@@ -137,7 +152,9 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             })?;
         match state.db.authenticate(secret_hash(token)).await? {
             Some(c) => {
-                parts.extensions.insert(c.workstation);
+                if let Some(who) = parts.extensions.get::<Who>() {
+                    who.set(c.workstation);
+                }
                 Ok(Auth(c))
             }
             None => Err(unauthorized(
@@ -145,6 +162,18 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             )),
         }
     }
+}
+
+/// Kura IDs carry two digits of the year: leases are for 2000–2099.
+fn check_year(year: i32) -> Result<(), ApiError> {
+    if !(2000..=2099).contains(&year) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_year",
+            format!("serials are leased for the years 2000 to 2099, not {year}; check the workstation's clock"),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a JSON body of protocol version 1; an unknown version is refused before its shape is.
@@ -244,6 +273,7 @@ pub async fn capabilities() -> Json<Capabilities> {
     (status = 403, body = ErrorBody, description = "Unknown, used or expired code; another site; revoked")))]
 pub async fn enroll(State(s): Shared, Body(body): Body) -> ApiResult<EnrollResponse> {
     let req: EnrollRequest = parse(&body)?;
+    check_year(req.year)?;
     let token = secret::new_token().map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no_randomness", e.to_string())
     })?;
@@ -376,6 +406,7 @@ pub async fn conflicts(
         (status = 409, body = ErrorBody, description = "The serial space of the year is used up")))]
 pub async fn serials(State(s): Shared, Auth(caller): Auth, Body(body): Body) -> ApiResult<Lease> {
     let req: SerialsRequest = parse(&body)?;
+    check_year(req.year)?;
     let count = req.count.unwrap_or(kura_proto::DEFAULT_LEASE);
     if !(1..=kura_proto::MAX_LEASE).contains(&count) {
         return Err(ApiError::new(

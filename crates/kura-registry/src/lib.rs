@@ -49,12 +49,14 @@ pub fn router(db: impl Into<AnyDb>) -> Router {
 
 /// One line per request: method, path, status, time, and the workstation when authenticated.
 /// Never headers or bodies (tokens and enrollment codes travel there).
-async fn log(req: Request, next: Next) -> Response {
+async fn log(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let who = api::Who::default();
+    req.extensions_mut().insert(who.clone());
     let res = next.run(req).await;
-    let ws = res.extensions().get::<uuid::Uuid>().map(|u| u.to_string());
+    let ws = who.get().map(|u| u.to_string());
     tracing::info!(
         %method,
         path,

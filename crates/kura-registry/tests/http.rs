@@ -241,6 +241,7 @@ async fn security(reg: &Reg) {
         ("malformed JSON", "/api/v1/events", Some(&a.token), b"{\"v\": 1, \"events\": [".to_vec(), none, StatusCode::BAD_REQUEST, "malformed_json"),
         ("a payload of an unknown version", "/api/v1/events", Some(&a.token), future.to_string().into_bytes(), none, StatusCode::BAD_REQUEST, "unsupported_version"),
         ("no version at all", "/api/v1/events", Some(&a.token), json!({"workstation": a.id, "events": []}).to_string().into_bytes(), none, StatusCode::BAD_REQUEST, "unsupported_version"),
+        ("a lease for the year 1999", "/api/v1/serials", Some(&a.token), json!({"v": 1, "year": 1999}).to_string().into_bytes(), none, StatusCode::BAD_REQUEST, "bad_year"),
         ("serials for a revoked workstation", "/api/v1/serials", Some(&revoked.token), json!({"v": 1, "year": 2026}).to_string().into_bytes(), none, StatusCode::UNAUTHORIZED, "unauthorized"),
     ];
     let workstations = reg.db.workstations().await.unwrap().len();
@@ -427,6 +428,7 @@ async fn crash(url: &str, db: &AnyDb, count: impl AsyncFn() -> (i64, i64), dir: 
     assert!(log.contains("shutting down"));
     assert!(log.contains("path=\"/api/v1/events\""), "one line per request");
     assert!(!log.contains(&a.token), "the request log never holds a token");
+    assert!(log.contains(&format!("workstation={}", a.id)), "the log names the workstation");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
