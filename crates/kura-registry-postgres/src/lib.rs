@@ -302,7 +302,7 @@ async fn insert_events(
     Ok(())
 }
 
-/// Writes the fold's specimen rows: plain `INSERT` for specimens the database did not hold (most
+/// Writes the fold's specimen rows: binary `COPY` for specimens the database did not hold (most
 /// of an inventory import), `UPDATE … FROM UNNEST` for the others: both in sets, neither with the
 /// speculative insertion of an upsert.
 async fn write_specimens(
@@ -335,22 +335,36 @@ async fn write_specimens(
         c.col.push(slot.as_ref().map(|s| s.2 as i32));
         c.last.push(s.last_event);
     }
-    let insert = async {
-        if new.code.is_empty() {
-            return Ok(0);
-        }
-        let st = tx
-            .prepare_cached(
-                "INSERT INTO specimens (site, code, state, container, pos_row, pos_col, last_event)
-                 SELECT $1, c, s, k, r, l, e FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::uuid[])
-                   AS u(c, s, k, r, l, e)",
+    // New rows by binary COPY (it holds the connection, so before the update is sent).
+    if !new.code.is_empty() {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::Type;
+        let sink = tx
+            .copy_in(
+                "COPY specimens (site, code, state, container, pos_row, pos_col, last_event) FROM STDIN BINARY",
             )
             .await
             .map_err(pg)?;
-        tx.execute(&st, &[&site, &new.code, &new.state, &new.container, &new.row, &new.col, &new.last])
-            .await
-            .map_err(pg)
-    };
+        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT4, Type::INT4, Type::UUID];
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        let mut writer = std::pin::pin!(writer);
+        for i in 0..new.code.len() {
+            writer
+                .as_mut()
+                .write(&[
+                    &site,
+                    &new.code[i],
+                    &new.state[i],
+                    &new.container[i],
+                    &new.row[i],
+                    &new.col[i],
+                    &new.last[i],
+                ])
+                .await
+                .map_err(pg)?;
+        }
+        writer.finish().await.map_err(pg)?;
+    }
     let update = async {
         if known.code.is_empty() {
             return Ok(0);
@@ -367,7 +381,7 @@ async fn write_specimens(
             .await
             .map_err(pg)
     };
-    tokio::try_join!(insert, update)?;
+    update.await?;
     Ok(())
 }
 
@@ -546,8 +560,9 @@ async fn push_tx(
             }
         }
         let out = out.ok_or_else(|| DbError::Backend("the fold did not settle".into()))?;
+        // COPY holds the connection: the specimens first, then the rest together.
+        write_specimens(tx, &site.code, &out.specimens, &loaded).await?;
         tokio::try_join!(
-            write_specimens(tx, &site.code, &out.specimens, &loaded),
             upsert_containers(tx, &site.code, &out.containers),
             ws_update,
             site_update
