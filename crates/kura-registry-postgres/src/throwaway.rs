@@ -97,18 +97,7 @@ impl Throwaway {
     /// Creates a new empty database and returns its URL.
     pub async fn fresh(&self) -> std::io::Result<String> {
         let n = self.next_db.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let name = format!("kura_{}_{n}", std::process::id());
-        let (client, conn) = tokio_postgres::connect(&self.admin_url(), tokio_postgres::NoTls)
-            .await
-            .map_err(std::io::Error::other)?;
-        let task = tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .map_err(std::io::Error::other)?;
-        drop(client);
-        let _ = task.await;
-        Ok(format!("postgres://postgres@127.0.0.1:{}/{name}", self.port))
+        create_database(&self.admin_url(), &format!("kura_{}_{n}", std::process::id())).await
     }
 
     pub fn dir(&self) -> &Path {
@@ -140,4 +129,29 @@ impl Drop for Throwaway {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Creates database `name` on the server of `admin_url` (any database of it the user may connect
+/// to) and returns the URL of the new one.
+pub async fn create_database(admin_url: &str, name: &str) -> std::io::Result<String> {
+    let (client, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .map_err(std::io::Error::other)?;
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .map_err(std::io::Error::other)?;
+    drop(client);
+    let _ = task.await;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url, String::new()),
+    };
+    let server = base
+        .rsplit_once('/')
+        .map(|(s, _)| s)
+        .filter(|s| !s.ends_with('/'))
+        .unwrap_or(base);
+    Ok(format!("{server}/{name}{query}"))
 }

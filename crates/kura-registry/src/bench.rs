@@ -18,8 +18,8 @@ pub struct Options {
     pub batch: usize,
     pub warm: usize,
     pub sqlite: bool,
-    /// `None`: a throwaway PostgreSQL started for the run (fsync on); `Some(url)`: an empty
-    /// database of yours.
+    /// `None`: a throwaway PostgreSQL started for the run (fsync on); `Some(url)`: a server of
+    /// yours (the URL of any database on it), where the run creates two new databases.
     pub postgres: Option<Option<String>>,
 }
 
@@ -168,7 +168,13 @@ pub async fn run(o: Options) -> Result<(), Error> {
     if let Some(url) = &o.postgres {
         let server;
         let (reg_url, base_url) = match url {
-            Some(u) => (u.clone(), u.clone()),
+            Some(u) => {
+                let tag = std::process::id();
+                (
+                    kura_registry_postgres::throwaway::create_database(u, &format!("kura_bench_{tag}_registry")).await?,
+                    kura_registry_postgres::throwaway::create_database(u, &format!("kura_bench_{tag}_baseline")).await?,
+                )
+            }
             None => {
                 server = kura_registry_postgres::throwaway::Throwaway::start(true)?;
                 (server.fresh().await?, server.fresh().await?)

@@ -68,7 +68,8 @@ enum Cmd {
         /// sqlite, postgres or both.
         #[arg(long, default_value = "both")]
         backend: String,
-        /// An empty PostgreSQL database to use instead of a throwaway server.
+        /// A PostgreSQL server of yours instead of a throwaway one: the URL of any database on
+        /// it; the run creates two new databases there (and leaves them for you to inspect).
         #[arg(long)]
         postgres_url: Option<String>,
     },
