@@ -453,6 +453,11 @@ async fn sqlite() {
         dir.path(),
     )
     .await;
+    // Concurrent pushers on one file: pushes that queue for the writer share a commit.
+    eprintln!("http: holes");
+    let path = dir.path().join("holes.sqlite3");
+    let db = AnyDb::from(SqliteDb::open(&path).unwrap());
+    holes(&format!("sqlite://{}", path.display()), db, dir.path()).await;
 }
 
 async fn pg_count(url: &str) -> (i64, i64) {
@@ -474,13 +479,14 @@ async fn postgres() {
     crash(&url, &db, async || pg_count(&url).await, server.dir()).await;
     eprintln!("http: holes");
     let url = server.fresh().await.unwrap();
-    holes(&url, server.dir()).await;
+    let db = AnyDb::from(PgDb::open(&url).await.unwrap());
+    holes(&url, db, server.dir()).await;
 }
 
 /// Two registry processes on one database, four benches pushing at once, a fifth pulling all the
-/// while: it ends with every event exactly once, no workstation's `seq` skipped.
-async fn holes(url: &str, dir: &std::path::Path) {
-    let db = AnyDb::from(PgDb::open(url).await.unwrap());
+/// while: it ends with every event exactly once, no workstation's `seq` skipped. (On SQLite the
+/// two processes share the file's write lock.)
+async fn holes(url: &str, db: AnyDb, dir: &std::path::Path) {
     let procs = [Proc::start(url, &[], dir), Proc::start(url, &[], dir)];
     let regs: Vec<Reg> = procs.iter().map(|p| p.reg(&db)).collect();
     let per = 3000;
