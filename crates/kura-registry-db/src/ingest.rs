@@ -407,13 +407,6 @@ impl Keys {
         }
         k
     }
-
-    fn merge(&mut self, other: Keys) {
-        self.specimens.extend(other.specimens);
-        self.containers.extend(other.containers);
-        self.specimen_slots.extend(other.specimen_slots);
-        self.container_slots.extend(other.container_slots);
-    }
 }
 
 /// A specimen in the registry's projection.
@@ -724,13 +717,6 @@ pub const MAX_ROUNDS: usize = 64;
 pub enum FoldError<E> {
     Load(E),
     Rounds,
-}
-
-impl Keys {
-    /// Adds `other` (used by async backends that drive the rounds themselves).
-    pub fn extend(&mut self, other: Keys) {
-        self.merge(other)
-    }
 }
 
 /// The location a specimen row occupies, as columns: `(container, row, col)`.
