@@ -217,6 +217,16 @@ async fn print_labels(
 }
 
 #[tauri::command]
+async fn overdue(app: S<'_>) -> R<Vec<SpecimenView>> {
+    app.kura().overdue(100).map_err(wire)
+}
+
+#[tauri::command]
+async fn set_time_zone(app: S<'_>, name: Option<String>) -> R<String> {
+    app.kura().set_time_zone(name.as_deref()).map_err(wire)
+}
+
+#[tauri::command]
 async fn printers(app: S<'_>) -> R<std::collections::BTreeMap<String, PrinterConfig>> {
     app.kura().printers().map_err(wire)
 }
@@ -255,6 +265,8 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
 {
     tauri::generate_handler![
         ready,
+        overdue,
+        set_time_zone,
         session,
         stats,
         show,

@@ -144,7 +144,7 @@ impl Kura {
 
     /// Checks out one or many specimens in one transaction; their positions stay reserved.
     pub fn check_out(&mut self, specimens: &[String], out: &CheckOut) -> Result<usize, AppError> {
-        let out = out.parse(self.now().date())?;
+        let out = out.parse(self.today())?;
         let codes = specimens
             .iter()
             .map(|s| self.specimen_code(s))
@@ -393,6 +393,12 @@ impl Kura {
             what: "specimen",
             code: code.to_string(),
         })
+    }
+
+    /// Check-outs whose due date has passed at the site, the longest overdue first.
+    pub fn overdue(&self, limit: usize) -> Result<Vec<kura_store::SpecimenView>, AppError> {
+        let limit = if limit == 0 { 100 } else { limit };
+        Ok(self.store().overdue(&self.today().to_string(), limit)?)
     }
 
     pub fn find(

@@ -606,6 +606,8 @@ impl Kura {
         let step = (900 * 86_400_000_000i64 / (n.max(1) as i64 * 2)).max(1);
         let clock: Arc<dyn Clock> = Arc::new(SteppingClock::new(t0, step));
         let actor = "demo".to_string();
+        // Demo dates are UTC dates, so that a seed makes the same database in every zone.
+        let calendar = crate::Calendar::utc();
         let mut ids = DemoIds(Rng::new(seed.wrapping_add(1)));
         let mut demo = Demo::new(seed);
         let events_before = before.events as u64;
@@ -616,6 +618,7 @@ impl Kura {
                 let mut e = Emit {
                     tx,
                     clock: &*clock,
+                    calendar: &calendar,
                     actor: &actor,
                     ids: &mut ids,
                     id_format: None,

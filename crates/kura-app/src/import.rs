@@ -65,27 +65,76 @@ impl Errors {
     }
 }
 
-/// The file's text: UTF-8 (a byte-order mark is dropped), or Shift_JIS as Excel saves CSV on
-/// Japanese Windows. Anything else is refused before a row is read.
-pub fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, AppError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        return Ok(std::borrow::Cow::Borrowed(s));
+/// How a CSV file's bytes are read: detected (the default), or as the user says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CsvEncoding {
+    /// UTF-8 (with or without a byte-order mark) when the bytes are UTF-8, else CP932.
+    #[default]
+    Auto,
+    Utf8,
+    /// Shift_JIS as Windows writes it (CP932, Windows-31J): Excel's "CSV" on Japanese Windows.
+    Cp932,
+}
+
+impl std::str::FromStr for CsvEncoding {
+    type Err = AppError;
+    fn from_str(s: &str) -> Result<CsvEncoding, AppError> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "auto" => Ok(CsvEncoding::Auto),
+            "utf-8" | "utf8" | "utf-8-bom" => Ok(CsvEncoding::Utf8),
+            "cp932" | "shift-jis" | "sjis" | "windows-31j" | "ms932" => Ok(CsvEncoding::Cp932),
+            other => Err(AppError::input(
+                "encoding",
+                format!("{other:?} is not an encoding Kura reads; use auto, utf-8 or cp932"),
+            )),
+        }
     }
-    let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
-    if had_errors {
-        let at = std::str::from_utf8(bytes)
-            .err()
-            .map(|e| e.valid_up_to())
-            .unwrap_or(0);
-        return Err(AppError::input(
+}
+
+/// The file's text: UTF-8 (a byte-order mark is dropped), or CP932 as Excel saves CSV on
+/// Japanese Windows; detected unless `encoding` says which. Anything else is refused before a
+/// row is read.
+pub fn decode(bytes: &[u8], encoding: CsvEncoding) -> Result<std::borrow::Cow<'_, str>, AppError> {
+    match encoding {
+        CsvEncoding::Auto => utf8(bytes).ok().or_else(|| cp932(bytes)).ok_or_else(|| {
+            let at = utf8(bytes).err().map(|e| e.valid_up_to()).unwrap_or(0);
+            AppError::input(
+                "csv",
+                format!(
+                    "the file is neither UTF-8 nor CP932 (Shift_JIS) text (first bad byte at offset {at}); save it as \"CSV UTF-8\" and import it again"
+                ),
+            )
+        }),
+        CsvEncoding::Utf8 => utf8(bytes).map_err(|e| {
+            AppError::input(
+                "csv",
+                format!(
+                    "the file is not UTF-8 text (first bad byte at offset {}); import it with --encoding cp932 if Excel saved it as plain \"CSV\"",
+                    e.valid_up_to()
+                ),
+            )
+        }),
+        CsvEncoding::Cp932 if bytes.starts_with(b"\xEF\xBB\xBF") => Err(AppError::input(
             "csv",
-            format!(
-                "the file is neither UTF-8 nor Shift_JIS text (first bad byte at offset {at}); save it as \"CSV UTF-8\" and import it again"
-            ),
-        ));
+            "the file starts with a UTF-8 byte-order mark, so it is UTF-8, not CP932; import it with --encoding utf-8 (or auto)",
+        )),
+        CsvEncoding::Cp932 => cp932(bytes).ok_or_else(|| {
+            AppError::input(
+                "csv",
+                "the file is not CP932 (Shift_JIS) text; import it with --encoding utf-8 if it was saved as \"CSV UTF-8\"",
+            )
+        }),
     }
-    Ok(text)
+}
+
+fn utf8(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, std::str::Utf8Error> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map(std::borrow::Cow::Borrowed)
+}
+
+fn cp932(bytes: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
+    (!had_errors).then_some(text)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -128,15 +177,26 @@ impl Kura {
     /// is wrong, the error lists every bad row (line, column, reason) and nothing is imported.
     pub fn import_csv(
         &mut self,
-        mut input: impl Read,
+        input: impl Read,
         progress: Progress<'_>,
     ) -> Result<ImportReport, AppError> {
+        self.import_csv_as(input, CsvEncoding::Auto, progress)
+    }
+
+    /// The same, reading the bytes as `encoding` says.
+    pub fn import_csv_as(
+        &mut self,
+        mut input: impl Read,
+        encoding: CsvEncoding,
+        progress: Progress<'_>,
+    ) -> Result<ImportReport, AppError> {
+        let calendar = self.calendar().clone();
         let mut bytes = Vec::new();
         input.read_to_end(&mut bytes).map_err(|e| AppError::File {
             path: "import".into(),
             message: e.to_string(),
         })?;
-        let content = decode(&bytes)?;
+        let content = decode(&bytes, encoding)?;
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .from_reader(content.as_bytes());
@@ -278,7 +338,8 @@ impl Kura {
             check("donor", donor.as_ref().map(|_| ()).map_err(Clone::clone));
             let collected_at = match get("collected_at").as_str() {
                 "" => Ok(None),
-                s => Timestamp::parse(s)
+                s => calendar
+                    .parse(s)
                     .map(Some)
                     .ok_or_else(|| "not a date (YYYY-MM-DD or RFC 3339)".to_string()),
             };
@@ -452,13 +513,19 @@ impl Kura {
         Ok(Location { container: id, pos })
     }
 
-    /// Writes every specimen as CSV (the import columns plus status columns).
-    pub fn export_csv(&self, out: impl Write) -> Result<u64, AppError> {
-        let mut w = csv::Writer::from_writer(out);
+    /// Writes every specimen as CSV (the import columns plus status columns), in UTF-8; with
+    /// `bom`, behind a byte-order mark, which is how Excel on Japanese Windows knows it is UTF-8
+    /// (without one it reads the file as CP932 and the Japanese comes out garbled).
+    pub fn export_csv(&self, mut out: impl Write, bom: bool) -> Result<u64, AppError> {
         let file_err = |e: csv::Error| AppError::File {
             path: "export".into(),
             message: e.to_string(),
         };
+        if bom {
+            out.write_all(b"\xEF\xBB\xBF")
+                .map_err(|e| file_err(e.into()))?;
+        }
+        let mut w = csv::Writer::from_writer(out);
         let mut header: Vec<&str> = COLUMNS.to_vec();
         header.extend_from_slice(EXPORT_ONLY);
         w.write_record(&header).map_err(file_err)?;

@@ -175,7 +175,7 @@ impl Kura {
                 lines: vec![
                     format!("{} {ty}{qty}", v.sample_type),
                     v.study.clone(),
-                    format!("{} · {}", v.donor, Timestamp(date).date()),
+                    format!("{} · {}", v.donor, self.calendar().date(Timestamp(date))),
                 ],
             });
         }
@@ -388,7 +388,7 @@ impl Kura {
                 ));
             }
         };
-        let now = self.now().to_datetime().with_timezone(&chrono::Local);
+        let now = self.calendar().wall_with_offset(self.now());
         let cells = m
             .slots
             .iter()
@@ -407,7 +407,7 @@ impl Kura {
                     kind,
                     date: s
                         .registered_at
-                        .map(|t| Timestamp(t).date().to_string())
+                        .map(|t| self.calendar().date(Timestamp(t)).to_string())
                         .unwrap_or_default(),
                 }
             })
@@ -418,11 +418,7 @@ impl Kura {
             name: m.name.clone(),
             kind: m.kind.clone(),
             path: m.path.clone(),
-            printed: format!(
-                "Printed {} by {} / 印刷",
-                now.format("%Y-%m-%d %H:%M %:z"),
-                self.actor()
-            ),
+            printed: format!("Printed {} by {} / 印刷", now, self.actor()),
             rows,
             cols,
             row_labels,

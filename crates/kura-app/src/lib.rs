@@ -8,6 +8,7 @@
 )]
 
 pub mod bench;
+pub mod calendar;
 mod custody;
 pub mod demo;
 mod error;
@@ -22,13 +23,14 @@ pub mod transport;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kura_domain::{Clock, EventBody, IdFormat, Timestamp};
+use kura_domain::{Clock, EventBody, IdFormat};
 use kura_store::{Store, Tx};
 use uuid::Uuid;
 
+pub use calendar::Calendar;
 pub use custody::{CheckOut, Placed};
 pub use error::{AppError, WireError};
-pub use kura_domain::Purpose;
+pub use kura_domain::{Purpose, Timestamp};
 pub use kura_store::{
     BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, SpecimenView,
     Stats, VerifyProblem, VerifyReport,
@@ -47,6 +49,12 @@ pub struct SessionInfo {
     pub database: String,
     /// The site's Kura ID prefix (None until the database is set up).
     pub id_prefix: Option<String>,
+    /// The site's time zone (an IANA name), in which due dates and "today" are dates.
+    pub time_zone: String,
+    /// Whether that zone was chosen for the site (false: it follows this computer's).
+    pub time_zone_set: bool,
+    /// Today's date at the site, `YYYY-MM-DD`.
+    pub today: String,
 }
 
 /// The system clock: the only place Kura reads the time of day.
@@ -72,6 +80,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 pub struct Kura {
     store: Store,
     clock: Arc<dyn Clock>,
+    calendar: Calendar,
     actor: String,
     print_timeouts: transport::Timeouts,
 }
@@ -88,9 +97,20 @@ impl Kura {
         clock: Arc<dyn Clock>,
     ) -> Result<Kura, AppError> {
         let actor = input::text("actor", actor, 64)?;
+        let store = Store::open(path)?;
+        let calendar = match store.meta(calendar::META_KEY)? {
+            Some(name) => Calendar::named(&name).unwrap_or_else(|e| {
+                tracing::warn!(
+                    "the site's time zone setting is unusable ({e}); using the system's"
+                );
+                Calendar::system()
+            }),
+            None => Calendar::system(),
+        };
         Ok(Kura {
-            store: Store::open(path)?,
+            store,
             clock,
+            calendar,
             actor,
             print_timeouts: transport::Timeouts::default(),
         })
@@ -115,6 +135,34 @@ impl Kura {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The site's calendar: what dates instants fall on, and how typed times are read.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// Today's date at the site.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.calendar.date(self.now())
+    }
+
+    /// Sets the site's time zone (`None`: follow this computer's). Returns the zone now in use.
+    pub fn set_time_zone(&mut self, name: Option<&str>) -> Result<String, AppError> {
+        let calendar = match name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => Calendar::named(n)?,
+            None => Calendar::system(),
+        };
+        let stored = name.is_some().then(|| calendar.name().to_string());
+        self.store.write(|tx| -> Result<(), AppError> {
+            match &stored {
+                Some(n) => tx.set_meta(calendar::META_KEY, n)?,
+                None => tx.delete_meta(calendar::META_KEY)?,
+            }
+            Ok(())
+        })?;
+        self.calendar = calendar;
+        Ok(self.calendar.name().to_string())
     }
 
     pub fn workstation(&self) -> Uuid {
@@ -156,6 +204,9 @@ impl Kura {
             workstation: self.workstation().to_string(),
             database: self.path().display().to_string(),
             id_prefix,
+            time_zone: self.calendar.name().to_string(),
+            time_zone_set: self.store.meta(calendar::META_KEY)?.is_some(),
+            today: self.today().to_string(),
         })
     }
 
@@ -186,6 +237,7 @@ impl Kura {
         f: impl FnOnce(&mut Emit<'_, '_>) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
         let clock = self.clock.clone();
+        let calendar = self.calendar.clone();
         let actor = self.actor.clone();
         let path = self.store.path().to_path_buf();
         self.store
@@ -193,6 +245,7 @@ impl Kura {
                 let mut e = Emit {
                     tx,
                     clock: &*clock,
+                    calendar: &calendar,
                     actor: &actor,
                     ids: &mut RandomIds,
                     id_format: None,
@@ -235,6 +288,7 @@ impl EventIds for RandomIds {
 pub(crate) struct Emit<'t, 'c> {
     pub tx: &'t mut Tx<'c>,
     pub clock: &'t dyn Clock,
+    pub calendar: &'t Calendar,
     pub actor: &'t str,
     pub ids: &'t mut dyn EventIds,
     /// The site's ID format, read once per transaction.

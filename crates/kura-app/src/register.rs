@@ -67,7 +67,7 @@ pub(crate) struct ValidRequest {
 pub(crate) use crate::input::text;
 
 impl RegisterRequest {
-    pub(crate) fn validate(&self) -> Result<ValidRequest, AppError> {
+    pub(crate) fn validate(&self, calendar: &crate::Calendar) -> Result<ValidRequest, AppError> {
         let quantity =
             match crate::input::amount(self.quantity.as_deref(), self.unit.as_deref(), None) {
                 Err(e) if e.code() == "bad_input" => {
@@ -116,7 +116,7 @@ impl RegisterRequest {
             .as_deref()
             .filter(|s| !s.trim().is_empty())
             .map(|s| {
-                Timestamp::parse(s).ok_or_else(|| {
+                calendar.parse(s).ok_or_else(|| {
                     AppError::input(
                         "collected_at",
                         format!("{s:?} is not a date (YYYY-MM-DD or RFC 3339)"),
@@ -166,7 +166,8 @@ impl Emit<'_, '_> {
         let Some(f) = self.id_format.clone() else {
             return Err(AppError::NotInitialised);
         };
-        let year = chrono::Datelike::year(&self.clock.now().date());
+        // The year at the site: IDs issued on New Year's morning in Japan carry the new year.
+        let year = chrono::Datelike::year(&self.calendar.date(self.clock.now()));
         let first = self.tx.take_serials(year, n)?;
         (first..first + n)
             .map(|s| Ok(SpecimenCode::kura(f.issue(year, s)?)))
@@ -229,7 +230,7 @@ impl Emit<'_, '_> {
 impl Kura {
     /// Registers a specimen and its aliquots (and stores them, with `into`) in one transaction.
     pub fn register(&mut self, req: &RegisterRequest) -> Result<Registered, AppError> {
-        let r = req.validate()?;
+        let r = req.validate(&self.calendar)?;
         self.write(|e| e.register(r))
     }
 }

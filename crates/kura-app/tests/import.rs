@@ -114,7 +114,7 @@ fn good_import_stores_and_exports_round_trip() {
         Some("A1")
     );
     let mut out = Vec::new();
-    assert_eq!(b.kura.export_csv(&mut out).unwrap(), 200);
+    assert_eq!(b.kura.export_csv(&mut out, false).unwrap(), 200);
     let text = String::from_utf8(out).unwrap();
     assert!(
         text.lines()
@@ -242,4 +242,103 @@ fn encodings_utf8_bom_and_shift_jis() {
         .unwrap_err();
     assert_eq!(err.code(), "bad_input");
     assert!(err.to_string().contains("UTF-8"), "{err}");
+}
+
+/// Files as Excel in Japan saves them (tests/fixtures, written by Python's `cp932` codec, not by
+/// the decoder under test): plain "CSV" in CP932 and "CSV UTF-8" with a byte-order mark, CRLF
+/// line ends, quoted fields, dates as `2026/10/01`, and characters only CP932 has (①, 髙, ㈱,
+/// the full-width tilde, half-width katakana).
+#[test]
+fn excel_files_from_japanese_windows_import_with_their_japanese_intact() {
+    use kura_app::import::CsvEncoding;
+    let cp932: &[u8] = include_bytes!("fixtures/excel-cp932.csv");
+    let utf8: &[u8] = include_bytes!("fixtures/excel-utf8-bom.csv");
+    let want = [
+        (
+            "FS20000000",
+            "がんゲノム研究～第①期",
+            "髙橋-001",
+            Some("2026-09-30T15:00:00.000000Z"),
+        ),
+        (
+            "FS20000001",
+            "認知症コホート, 追跡",
+            "㈱協力-002",
+            Some("2026-10-01T15:00:00.000000Z"),
+        ),
+        ("FS20000002", "ﾊﾝｶｸ 試料 \"特記\"", "D-003", None),
+    ];
+    // (file, encoding asked for)
+    let cases = [
+        ("cp932", cp932, CsvEncoding::Auto),
+        ("cp932", cp932, CsvEncoding::Cp932),
+        ("utf8-bom", utf8, CsvEncoding::Auto),
+        ("utf8-bom", utf8, CsvEncoding::Utf8),
+    ];
+    for (what, bytes, encoding) in cases {
+        let mut b = bench();
+        b.kura.set_time_zone(Some("Asia/Tokyo")).unwrap();
+        let r = b
+            .kura
+            .import_csv_as(bytes, encoding, &mut |_, _| {})
+            .unwrap_or_else(|e| panic!("{what} as {encoding:?}: {e}"));
+        assert_eq!(r.rows, 3, "{what}");
+        for (code, study, donor, collected) in want {
+            let s = b.kura.show(code).unwrap();
+            assert_eq!(
+                (s.study.as_str(), s.donor.as_str()),
+                (study, donor),
+                "{what}"
+            );
+            let at = s.collected_at.map(|t| kura_app::Timestamp(t).to_string());
+            assert_eq!(at.as_deref(), collected, "{what} {code}");
+        }
+    }
+    // The wrong encoding, said explicitly, is refused with what to do instead; nothing is stored.
+    let refusals = [
+        (cp932, CsvEncoding::Utf8, "--encoding cp932"),
+        (utf8, CsvEncoding::Cp932, "--encoding utf-8"),
+    ];
+    for (bytes, encoding, hint) in refusals {
+        let mut b = bench();
+        let before = b.kura.stats().unwrap();
+        let e = b
+            .kura
+            .import_csv_as(bytes, encoding, &mut |_, _| {})
+            .unwrap_err();
+        assert_eq!(e.code(), "bad_input");
+        assert!(e.to_string().contains(hint), "{e}");
+        assert_eq!(b.kura.stats().unwrap().specimens, before.specimens);
+    }
+    assert!("shift_jis".parse::<CsvEncoding>().unwrap() == CsvEncoding::Cp932);
+    assert!("latin1".parse::<CsvEncoding>().is_err());
+}
+
+/// Export with a byte-order mark: what Excel in Japan needs to read UTF-8 as UTF-8. The file
+/// imports back, the Japanese intact.
+#[test]
+fn export_with_a_bom_opens_in_excel_and_imports_back() {
+    let mut b = bench();
+    b.kura
+        .import_csv(
+            &include_bytes!("fixtures/excel-cp932.csv")[..],
+            &mut |_, _| {},
+        )
+        .unwrap();
+    let mut plain = Vec::new();
+    b.kura.export_csv(&mut plain, false).unwrap();
+    assert!(!plain.starts_with(b"\xEF\xBB\xBF"));
+    let mut bom = Vec::new();
+    assert_eq!(b.kura.export_csv(&mut bom, true).unwrap(), 3);
+    assert_eq!(&bom[..3], b"\xEF\xBB\xBF");
+    assert_eq!(&bom[3..], &plain[..], "the mark is the only difference");
+    let text = std::str::from_utf8(&bom[3..]).unwrap();
+    assert!(text.contains("がんゲノム研究～第①期"), "{text}");
+    assert!(text.contains("\"認知症コホート, 追跡\""), "{text}");
+    let mut again = bench();
+    again
+        .kura
+        .import_csv(&bom[..], &mut |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.kura.show("FS20000000").unwrap().donor, "髙橋-001");
 }

@@ -191,9 +191,33 @@ enum Cmd {
     #[command(subcommand)]
     Printer(PrinterCmd),
     /// Import inventory from CSV (all rows or none).
-    Import { file: PathBuf },
-    /// Export inventory to CSV (stdout without a file).
-    Export { file: Option<PathBuf> },
+    Import {
+        file: PathBuf,
+        /// auto (UTF-8 with or without BOM, else CP932), utf-8, or cp932 (Excel's plain "CSV" on
+        /// Japanese Windows).
+        #[arg(long, default_value = "auto")]
+        encoding: String,
+    },
+    /// Export inventory to CSV in UTF-8 (stdout without a file).
+    Export {
+        file: Option<PathBuf>,
+        /// Start with a byte-order mark, so that Excel on Japanese Windows shows the Japanese.
+        #[arg(long)]
+        bom: bool,
+    },
+    /// Check-outs past their due date at the site.
+    Overdue {
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// The site's time zone, in which due dates and "today" are dates: shows it, or sets it.
+    TimeZone {
+        /// An IANA name such as Asia/Tokyo.
+        name: Option<String>,
+        /// Follow this computer's zone again.
+        #[arg(long, conflicts_with = "name")]
+        system: bool,
+    },
     /// Check the hash chain and that the projection equals a rebuild.
     Verify,
     /// Recompute the projection from the log.
@@ -467,15 +491,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             serial_width,
         } => {
             let f = k.init(&prefix, serial_width)?;
-            let example = f.issue(
-                k.now()
-                    .date()
-                    .format("%Y")
-                    .to_string()
-                    .parse()
-                    .unwrap_or(2026),
-                1,
-            )?;
+            let example = f.issue(chrono::Datelike::year(&k.today()), 1)?;
             out(
                 json,
                 json!({ "db": k.path(), "prefix": f.prefix, "serial_width": f.serial_width, "example": example.to_string() }),
@@ -799,7 +815,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Cmd::Show { specimen } => {
             let v = k.show(&specimen)?;
-            out(json, json!(v), || print::specimen(&v));
+            out(json, json!(v), || print::specimen(&v, k.calendar()));
         }
         Cmd::Find {
             text,
@@ -822,7 +838,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Cmd::History { specimen } => {
             let rows = k.history(&specimen)?;
-            out(json, json!(rows), || print::history(&rows));
+            out(json, json!(rows), || print::history(&rows, k.calendar()));
         }
         Cmd::Lineage { specimen } => {
             let tree = k.lineage(&specimen)?;
@@ -851,12 +867,17 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 )
             });
         }
-        Cmd::Import { file } => {
+        Cmd::Import { file, encoding } => {
+            let encoding: kura_app::import::CsvEncoding = encoding.parse()?;
             let f = std::fs::File::open(&file).map_err(|e| AppError::File {
                 path: file.display().to_string(),
                 message: e.to_string(),
             })?;
-            let r = k.import_csv(std::io::BufReader::new(f), &mut progress("import"))?;
+            let r = k.import_csv_as(
+                std::io::BufReader::new(f),
+                encoding,
+                &mut progress("import"),
+            )?;
             out(json, json!(r), || {
                 format!(
                     "imported {} specimens ({} new IDs issued, {} stored)",
@@ -864,7 +885,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 )
             });
         }
-        Cmd::Export { file } => {
+        Cmd::Export { file, bom } => {
             let n = match &file {
                 Some(path) => {
                     let f = std::fs::File::create(path).map_err(|e| AppError::File {
@@ -872,20 +893,51 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                         message: e.to_string(),
                     })?;
                     let mut w = std::io::BufWriter::new(f);
-                    let n = k.export_csv(&mut w)?;
+                    let n = k.export_csv(&mut w, bom)?;
                     w.flush().map_err(|e| AppError::File {
                         path: path.display().to_string(),
                         message: e.to_string(),
                     })?;
                     n
                 }
-                None => k.export_csv(std::io::stdout().lock())?,
+                None => k.export_csv(std::io::stdout().lock(), bom)?,
             };
             if file.is_some() {
                 out(json, json!({ "exported": n }), || {
                     format!("exported {n} specimens")
                 });
             }
+        }
+        Cmd::Overdue { limit } => {
+            let rows = k.overdue(limit)?;
+            let today = k.today().to_string();
+            out(
+                json,
+                json!({ "today": today, "time_zone": k.calendar().name(), "overdue": rows }),
+                || print::overdue(&rows, &today),
+            );
+        }
+        Cmd::TimeZone { name, system } => {
+            if name.is_some() || system {
+                k.set_time_zone(name.as_deref())?;
+            }
+            let i = k.session_info()?;
+            out(
+                json,
+                json!({ "time_zone": i.time_zone, "chosen": i.time_zone_set, "today": i.today }),
+                || {
+                    format!(
+                        "{} ({}); today at the site is {}",
+                        i.time_zone,
+                        if i.time_zone_set {
+                            "set for this database"
+                        } else {
+                            "this computer's"
+                        },
+                        i.today
+                    )
+                },
+            );
         }
         Cmd::Verify => {
             let r = k.verify(&mut progress("verify"))?;

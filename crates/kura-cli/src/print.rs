@@ -1,16 +1,13 @@
 //! Human-readable output.
 
 use kura_app::bench::BenchReport;
-use kura_app::{BoxMap, ContainerRow, EventRow, LineageNode, SpecimenView, Stats, VerifyReport};
+use kura_app::{
+    BoxMap, Calendar, ContainerRow, EventRow, LineageNode, SpecimenView, Stats, VerifyReport,
+};
 
-fn when(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
+/// An instant as the site's wall clock shows it.
+fn when(cal: &Calendar, micros: i64) -> String {
+    cal.wall(kura_app::Timestamp(micros))
 }
 
 fn qty(v: &SpecimenView) -> String {
@@ -31,7 +28,7 @@ fn status(v: &SpecimenView) -> String {
     s
 }
 
-pub fn specimen(v: &SpecimenView) -> String {
+pub fn specimen(v: &SpecimenView, cal: &Calendar) -> String {
     let mut s = format!(
         "{}  {} ({})  {}  [{}]\n",
         v.code,
@@ -64,7 +61,7 @@ pub fn specimen(v: &SpecimenView) -> String {
     s.push_str(&format!(
         "  freeze–thaw: {}\n  registered:  {}",
         v.freeze_thaw,
-        when(v.registered_at)
+        when(cal, v.registered_at)
     ));
     s
 }
@@ -88,14 +85,33 @@ pub fn specimens(rows: &[SpecimenView]) -> String {
         .join("\n")
 }
 
-pub fn history(rows: &[EventRow]) -> String {
+/// Overdue check-outs: who has them and since when they were due.
+pub fn overdue(rows: &[SpecimenView], today: &str) -> String {
+    if rows.is_empty() {
+        return format!("nothing is overdue (today is {today})");
+    }
+    rows.iter()
+        .map(|v| {
+            format!(
+                "{:<16} due {}  {:<24} {}",
+                v.code,
+                v.due.clone().unwrap_or_default(),
+                v.holder.clone().unwrap_or_default(),
+                v.path.clone().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn history(rows: &[EventRow], cal: &Calendar) -> String {
     rows.iter()
         .map(|e| {
             let mut p = e.payload.clone();
             if let Some(o) = p.as_object_mut() {
                 o.remove("kind");
             }
-            format!("{}  {:<18} {:<12} {}", when(e.at), e.kind, e.actor, p)
+            format!("{}  {:<18} {:<12} {}", when(cal, e.at), e.kind, e.actor, p)
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -316,3 +316,32 @@ fn the_cli_covers_a_technicians_day() {
     assert_eq!(std::fs::read_to_string(&export).unwrap().lines().count(), 5);
     assert!(ok(&db, &["verify"]).contains("OK"));
 }
+
+#[test]
+fn excel_csv_through_the_cli_encoding_and_bom() {
+    let (d, db) = temp();
+    ok(&db, &["init", "--prefix", "NCC"]);
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../kura-app/tests/fixtures/excel-cp932.csv");
+    // Said to be UTF-8, a CP932 file is refused with the flag that reads it.
+    let o = kura(
+        &db,
+        &["import", "--encoding", "utf-8", file.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--encoding cp932"));
+    let o = kura(
+        &db,
+        &["import", "--encoding", "ebcdic", file.to_str().unwrap()],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("auto, utf-8 or cp932"));
+    ok(
+        &db,
+        &["import", "--encoding", "cp932", file.to_str().unwrap()],
+    );
+    let out = d.path().join("out.csv");
+    ok(&db, &["export", "--bom", out.to_str().unwrap()]);
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF");
+    assert!(String::from_utf8_lossy(&bytes).contains("㈱協力-002"));
+}

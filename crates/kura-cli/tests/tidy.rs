@@ -79,8 +79,14 @@ fn layering_points_down_only() {
         ("kura-cli", &["kura-app"]),
         ("kura-proto", &["kura-domain"]),
         ("kura-registry-db", &["kura-domain", "kura-proto"]),
-        ("kura-registry-sqlite", &["kura-domain", "kura-proto", "kura-registry-db"]),
-        ("kura-registry-postgres", &["kura-domain", "kura-proto", "kura-registry-db"]),
+        (
+            "kura-registry-sqlite",
+            &["kura-domain", "kura-proto", "kura-registry-db"],
+        ),
+        (
+            "kura-registry-postgres",
+            &["kura-domain", "kura-proto", "kura-registry-db"],
+        ),
         (
             "kura-registry",
             &[
@@ -168,11 +174,22 @@ fn the_registry_never_uses_the_bench_store() {
             );
         }
         for (path, text) in sources(c) {
-            assert!(!text.contains("kura_store"), "{} uses kura_store", path.display());
+            assert!(
+                !text.contains("kura_store"),
+                "{} uses kura_store",
+                path.display()
+            );
         }
     }
     // Nor the other way round: no bench crate knows a registry backend.
-    for c in ["kura-domain", "kura-store", "kura-app", "kura-labels", "kura-cli", "kura-proto"] {
+    for c in [
+        "kura-domain",
+        "kura-store",
+        "kura-app",
+        "kura-labels",
+        "kura-cli",
+        "kura-proto",
+    ] {
         for dep in manifest(c).all {
             assert!(!dep.starts_with("kura-registry"), "{c} depends on {dep}");
         }
@@ -183,8 +200,21 @@ fn the_registry_never_uses_the_bench_store() {
 #[test]
 fn the_protocol_does_no_io() {
     for (path, text) in sources("kura-proto") {
-        for f in ["std::fs", "std::net", "std::process", "SystemTime", "Utc::now", "reqwest", "axum", "tokio"] {
-            assert!(!text.contains(f), "{} uses {f}: kura-proto is types only", path.display());
+        for f in [
+            "std::fs",
+            "std::net",
+            "std::process",
+            "SystemTime",
+            "Utc::now",
+            "reqwest",
+            "axum",
+            "tokio",
+        ] {
+            assert!(
+                !text.contains(f),
+                "{} uses {f}: kura-proto is types only",
+                path.display()
+            );
         }
     }
     for dep in manifest("kura-proto").normal {
@@ -201,7 +231,10 @@ fn every_registry_backend_runs_the_conformance_suite() {
     for c in ["kura-registry-sqlite", "kura-registry-postgres"] {
         let t = std::fs::read_to_string(root().join("crates").join(c).join("tests/conformance.rs"))
             .unwrap_or_default();
-        assert!(t.contains("kura_registry_db::conformance::run("), "{c} does not run the conformance suite");
+        assert!(
+            t.contains("kura_registry_db::conformance::run("),
+            "{c} does not run the conformance suite"
+        );
     }
 }
 

@@ -103,7 +103,10 @@ fn fixtures() {
                     id: id(0x57),
                     server_seq: 41,
                 },
-                Verdict::Duplicate { seq: 2, id: id(0x59) },
+                Verdict::Duplicate {
+                    seq: 2,
+                    id: id(0x59),
+                },
                 Verdict::Rejected {
                     seq: 3,
                     id: id(0x5a),
@@ -177,7 +180,10 @@ fn event_hash_is_the_domains() {
         event().hash,
         "4e5c95de2730ec5c8240bf68c4577bfdad1876ad2f2d23509ed17ebb4cbfef1e"
     );
-    assert_eq!(parse_hash(&event().hash).map(|h| hex(&h)), Some(event().hash));
+    assert_eq!(
+        parse_hash(&event().hash).map(|h| hex(&h)),
+        Some(event().hash)
+    );
     for bad in ["", "zz", &"0".repeat(63), &"g".repeat(64)] {
         assert_eq!(parse_hash(bad), None, "{bad:?}");
     }

@@ -91,10 +91,19 @@ async fn sites<D: RegistryDb>(db: D) {
     let again = db.add_site(testkit::site("NCGM", "G")).await.unwrap_err();
     assert_eq!(again.code(), "exists", "{again}");
     db.add_site(testkit::site("NCNP", "N")).await.unwrap();
-    let codes: Vec<String> = db.sites().await.unwrap().into_iter().map(|s| s.code).collect();
+    let codes: Vec<String> = db
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.code)
+        .collect();
     assert_eq!(codes, ["NCGM", "NCNP"]);
     assert_eq!(
-        db.add_enrollment("NOPE", [1; 32], NOW).await.unwrap_err().code(),
+        db.add_enrollment("NOPE", [1; 32], NOW)
+            .await
+            .unwrap_err()
+            .code(),
         "not_found"
     );
 }
@@ -102,9 +111,15 @@ async fn sites<D: RegistryDb>(db: D) {
 async fn enrollment<D: RegistryDb>(db: D) {
     db.add_site(testkit::site("NCGM", "G")).await.unwrap();
     db.add_site(testkit::site("NCNP", "N")).await.unwrap();
-    db.add_enrollment("NCGM", secret_hash("good"), NOW + 10).await.unwrap();
-    db.add_enrollment("NCGM", secret_hash("old"), NOW - 10).await.unwrap();
-    db.add_enrollment("NCNP", secret_hash("other"), NOW + 10).await.unwrap();
+    db.add_enrollment("NCGM", secret_hash("good"), NOW + 10)
+        .await
+        .unwrap();
+    db.add_enrollment("NCGM", secret_hash("old"), NOW - 10)
+        .await
+        .unwrap();
+    db.add_enrollment("NCNP", secret_hash("other"), NOW + 10)
+        .await
+        .unwrap();
     let ws = Uuid::now_v7();
     let e = |code: &str, token: &str| Enrollment {
         code_hash: secret_hash(code),
@@ -122,10 +137,22 @@ async fn enrollment<D: RegistryDb>(db: D) {
         Err(DbError::Enroll(x)) => x,
         other => panic!("expected a refusal, got {other:?}"),
     };
-    assert_eq!(refusal(db.enroll(e("good", "t2")).await), EnrollRefusal::UsedCode);
-    assert_eq!(refusal(db.enroll(e("nope", "t2")).await), EnrollRefusal::UnknownCode);
-    assert_eq!(refusal(db.enroll(e("old", "t2")).await), EnrollRefusal::ExpiredCode);
-    assert_eq!(refusal(db.enroll(e("other", "t2")).await), EnrollRefusal::OtherSite);
+    assert_eq!(
+        refusal(db.enroll(e("good", "t2")).await),
+        EnrollRefusal::UsedCode
+    );
+    assert_eq!(
+        refusal(db.enroll(e("nope", "t2")).await),
+        EnrollRefusal::UnknownCode
+    );
+    assert_eq!(
+        refusal(db.enroll(e("old", "t2")).await),
+        EnrollRefusal::ExpiredCode
+    );
+    assert_eq!(
+        refusal(db.enroll(e("other", "t2")).await),
+        EnrollRefusal::OtherSite
+    );
     let me = db.authenticate(secret_hash("t1")).await.unwrap().unwrap();
     assert_eq!((me.workstation, me.site.code.as_str()), (ws, "NCGM"));
     assert_eq!(db.authenticate(secret_hash("t2")).await.unwrap(), None);
@@ -134,12 +161,30 @@ async fn enrollment<D: RegistryDb>(db: D) {
     assert_eq!(list.len(), 1);
     assert_eq!((list[0].id, list[0].revoked_at), (ws, None));
     db.revoke(ws, NOW + 5).await.unwrap();
-    assert_eq!(db.authenticate(secret_hash("t1")).await.unwrap(), None, "revoked");
-    assert_eq!(db.workstations().await.unwrap()[0].revoked_at, Some(NOW + 5));
-    assert_eq!(db.revoke(Uuid::now_v7(), NOW).await.unwrap_err().code(), "not_found");
-    db.add_enrollment("NCGM", secret_hash("again"), NOW + 10).await.unwrap();
-    assert_eq!(refusal(db.enroll(e("again", "t3")).await), EnrollRefusal::Revoked);
-    assert_eq!(db.lease(&me, 2026, 10, NOW).await.unwrap_err().code(), "workstation_revoked");
+    assert_eq!(
+        db.authenticate(secret_hash("t1")).await.unwrap(),
+        None,
+        "revoked"
+    );
+    assert_eq!(
+        db.workstations().await.unwrap()[0].revoked_at,
+        Some(NOW + 5)
+    );
+    assert_eq!(
+        db.revoke(Uuid::now_v7(), NOW).await.unwrap_err().code(),
+        "not_found"
+    );
+    db.add_enrollment("NCGM", secret_hash("again"), NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(db.enroll(e("again", "t3")).await),
+        EnrollRefusal::Revoked
+    );
+    assert_eq!(
+        db.lease(&me, 2026, 10, NOW).await.unwrap_err().code(),
+        "workstation_revoked"
+    );
 }
 
 async fn verdicts<D: RegistryDb>(db: D) {
@@ -160,7 +205,11 @@ async fn verdicts<D: RegistryDb>(db: D) {
             _ => 0,
         })
         .collect();
-    assert_eq!(server, (1..=n as u64).collect::<Vec<_>>(), "server_seq from 1, gapless");
+    assert_eq!(
+        server,
+        (1..=n as u64).collect::<Vec<_>>(),
+        "server_seq from 1, gapless"
+    );
 
     // A table of what can come next: (what, batch, verdicts).
     let mut forked = events[n - 1].clone();
@@ -173,7 +222,11 @@ async fn verdicts<D: RegistryDb>(db: D) {
     let mut after = next.clone();
     let follows = after.event(&testkit::thawed(&g1));
     let cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = vec![
-        ("the last one again", vec![events[n - 1].clone()], vec!["duplicate"]),
+        (
+            "the last one again",
+            vec![events[n - 1].clone()],
+            vec!["duplicate"],
+        ),
         ("same seq, other hash", vec![forked], vec!["sequence_fork"]),
         (
             "changed after hashing, and what follows it",
@@ -185,7 +238,11 @@ async fn verdicts<D: RegistryDb>(db: D) {
             vec![events[n - 1].clone(), good.clone(), follows.clone()],
             vec!["duplicate", "accepted", "accepted"],
         ),
-        ("all of it again", vec![good, follows], vec!["duplicate", "duplicate"]),
+        (
+            "all of it again",
+            vec![good, follows],
+            vec!["duplicate", "duplicate"],
+        ),
     ];
     for (what, b, want) in cases {
         let r = db.push(&me, batch(b)).await.unwrap();
@@ -215,7 +272,10 @@ async fn resend_stores_once<D: RegistryDb>(db: D) {
     let mut events = bench.events(&testkit::storage("1", &["BX1"]));
     for i in 0..20 {
         let g = testkit::specimen("G", i + 1);
-        events.push(bench.event(&testkit::register(&g, Some(testkit::at("BX1", 0, i as u16 % 9)))));
+        events.push(bench.event(&testkit::register(
+            &g,
+            Some(testkit::at("BX1", 0, i as u16 % 9)),
+        )));
     }
     // Positions collide after 9: those become conflicts, still stored.
     let first = db.push(&me, batch(events.clone())).await.unwrap();
@@ -226,8 +286,15 @@ async fn resend_stores_once<D: RegistryDb>(db: D) {
     }
     assert_eq!(db.event_count().await.unwrap(), events.len() as u64);
     let open = db.conflicts("NCGM", true).await.unwrap();
-    assert_eq!(open.len(), 11, "registrations into occupied positions are conflicts");
-    assert!(open.iter().all(|c| c.code == "position_occupied" && c.events.len() == 2));
+    assert_eq!(
+        open.len(),
+        11,
+        "registrations into occupied positions are conflicts"
+    );
+    assert!(
+        open.iter()
+            .all(|c| c.code == "position_occupied" && c.events.len() == 2)
+    );
 }
 
 async fn gap_and_restore<D: RegistryDb>(db: D) {
@@ -245,7 +312,10 @@ async fn gap_and_restore<D: RegistryDb>(db: D) {
     // An empty batch answers the head.
     let r = db.push(&me, batch(vec![])).await.unwrap();
     assert_eq!(r.head.seq, events.len() as u64);
-    assert_eq!(r.head.hash.as_deref(), Some(events.last().unwrap().hash.as_str()));
+    assert_eq!(
+        r.head.hash.as_deref(),
+        Some(events.last().unwrap().hash.as_str())
+    );
 }
 
 async fn rejection_does_not_block<D: RegistryDb>(db: D) {
@@ -268,7 +338,10 @@ async fn rejection_does_not_block<D: RegistryDb>(db: D) {
     // Re-sent, a rejection is answered the same way, and nothing is stored twice.
     let again = db.push(&me, batch(events.clone())).await.unwrap();
     let w2 = words(&again.verdicts);
-    assert_eq!(&w2[k - 4..], ["bad_payload", "bad_payload", "wrong_site", "duplicate"]);
+    assert_eq!(
+        &w2[k - 4..],
+        ["bad_payload", "bad_payload", "wrong_site", "duplicate"]
+    );
     assert_eq!(db.event_count().await.unwrap(), (events.len() - 3) as u64);
     match &r.verdicts[k - 4] {
         Verdict::Rejected { code, message, .. } => {
@@ -310,7 +383,11 @@ async fn pull_pages<D: RegistryDb>(db: D) {
     let ids: Vec<Uuid> = got.iter().map(|g| g.1).collect();
     assert_eq!(ids, ea.iter().map(|e| e.id).collect::<Vec<_>>());
     assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
-    assert_eq!(cursor, (ea.len() + eb.len()) as u64, "the cursor passes B's own events");
+    assert_eq!(
+        cursor,
+        (ea.len() + eb.len()) as u64,
+        "the cursor passes B's own events"
+    );
     assert!(pages >= 3);
     let done = db.pull(&b, cursor, 100).await.unwrap();
     assert!(done.events.is_empty() && !done.more && done.next == cursor);
@@ -333,7 +410,11 @@ async fn conflicts<D: RegistryDb>(db: D) {
     let ra = db.push(&a, batch(vec![out_a.clone()])).await.unwrap();
     let rb = db.push(&b, batch(vec![out_b.clone()])).await.unwrap();
     assert_eq!(words(&ra.verdicts), ["accepted"]);
-    assert_eq!(words(&rb.verdicts), ["accepted"], "a conflict is stored, not rejected");
+    assert_eq!(
+        words(&rb.verdicts),
+        ["accepted"],
+        "a conflict is stored, not rejected"
+    );
     let open = db.conflicts("NCGM", true).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].subject, g1.to_string());
@@ -362,7 +443,10 @@ async fn conflicts<D: RegistryDb>(db: D) {
     db.push(&b, batch(vec![rb.clone()])).await.unwrap();
     let open = db.conflicts("NCGM", true).await.unwrap();
     assert_eq!(open.len(), 1);
-    assert_eq!((open[0].code.as_str(), open[0].events.clone()), ("position_occupied", vec![ra.id, rb.id]));
+    assert_eq!(
+        (open[0].code.as_str(), open[0].events.clone()),
+        ("position_occupied", vec![ra.id, rb.id])
+    );
 }
 
 async fn leases<D: RegistryDb>(db: D) {
@@ -372,20 +456,39 @@ async fn leases<D: RegistryDb>(db: D) {
     let la = db.lease(&a, 2026, 1000, NOW).await.unwrap();
     let lb = db.lease(&b, 2026, 1000, NOW).await.unwrap();
     let lx = db.lease(&x, 2026, 1000, NOW).await.unwrap();
-    let mut blocks: Vec<(u64, u64)> = vec![(1, 100), (101, 200), (la.first, la.last), (lb.first, lb.last)];
+    let mut blocks: Vec<(u64, u64)> = vec![
+        (1, 100),
+        (101, 200),
+        (la.first, la.last),
+        (lb.first, lb.last),
+    ];
     blocks.sort();
     for w in blocks.windows(2) {
-        assert!(w[0].1 < w[1].0, "blocks of one site never overlap: {blocks:?}");
+        assert!(
+            w[0].1 < w[1].0,
+            "blocks of one site never overlap: {blocks:?}"
+        );
     }
-    assert_eq!((lx.first, lx.last), (101, 1100), "another site counts on its own");
+    assert_eq!(
+        (lx.first, lx.last),
+        (101, 1100),
+        "another site counts on its own"
+    );
     let next_year = db.lease(&a, 2027, 10, NOW).await.unwrap();
-    assert_eq!((next_year.first, next_year.last), (1, 10), "serials restart each year");
+    assert_eq!(
+        (next_year.first, next_year.last),
+        (1, 10),
+        "serials restart each year"
+    );
     let status = db.status(&a).await.unwrap();
     assert_eq!(status.leases.len(), 3);
     // The 7-digit space runs out: the last block is cut short, then nothing.
     let big = db.lease(&a, 2028, 9_999_999, NOW).await.unwrap();
     assert_eq!((big.first, big.last), (1, 9_999_999));
-    assert_eq!(db.lease(&b, 2028, 1, NOW).await.unwrap_err().code(), "serials_exhausted");
+    assert_eq!(
+        db.lease(&b, 2028, 1, NOW).await.unwrap_err().code(),
+        "serials_exhausted"
+    );
 }
 
 async fn status<D: RegistryDb>(db: D) {
@@ -400,11 +503,21 @@ async fn status<D: RegistryDb>(db: D) {
     db.push(&me, b).await.unwrap();
     let s = db.status(&me).await.unwrap();
     assert_eq!(s.head.seq, events.len() as u64);
-    assert_eq!(s.head.hash.as_deref(), Some(events.last().unwrap().hash.as_str()));
-    assert_eq!(s.clock_skew_us, Some(-90_000_000), "the bench runs 90 s slow");
+    assert_eq!(
+        s.head.hash.as_deref(),
+        Some(events.last().unwrap().hash.as_str())
+    );
+    assert_eq!(
+        s.clock_skew_us,
+        Some(-90_000_000),
+        "the bench runs 90 s slow"
+    );
     assert_eq!(s.site_seq, events.len() as u64);
     let w = db.workstations().await.unwrap();
-    assert_eq!((w[0].head, w[0].clock_skew_us), (events.len() as u64, Some(-90_000_000)));
+    assert_eq!(
+        (w[0].head, w[0].clock_skew_us),
+        (events.len() as u64, Some(-90_000_000))
+    );
 }
 
 /// The workload the benchmark pushes folds without a single conflict (a check of the generator).

@@ -21,7 +21,9 @@ use kura_domain::event::{EventBody, Location, Placement};
 use kura_domain::hash::GENESIS;
 use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
 use kura_domain::position::Pos;
-use kura_domain::rules::{self, ContainerInfo, DecideError, Effect, RuleError, SpecimenState, View};
+use kura_domain::rules::{
+    self, ContainerInfo, DecideError, Effect, RuleError, SpecimenState, View,
+};
 use kura_proto::{Conflict, Head, RejectCode, Site, Verdict, WireEvent, hex, parse_hash};
 use uuid::Uuid;
 
@@ -581,7 +583,9 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
                 let after = state.location().cloned();
                 if before != after {
                     if let Some(l) = before {
-                        work.w.specimen_slots.insert(slot(&l.container, l.pos), None);
+                        work.w
+                            .specimen_slots
+                            .insert(slot(&l.container, l.pos), None);
                     }
                     if let Some(l) = after {
                         work.w

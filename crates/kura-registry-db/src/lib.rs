@@ -6,7 +6,10 @@
 //! projection and raise conflicts — is pure code in [`ingest`], which a backend calls between
 //! its reads and writes inside one transaction. [`conformance`] is the suite every backend runs.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::future::Future;
 
@@ -41,7 +44,11 @@ pub enum DbError {
     #[error(
         "no serials left for prefix {prefix} in {year}: the {width}-digit serial space is used up"
     )]
-    SerialsExhausted { prefix: String, year: i32, width: u32 },
+    SerialsExhausted {
+        prefix: String,
+        year: i32,
+        width: u32,
+    },
     #[error("the database is not reachable: {0}")]
     Unavailable(String),
     #[error("the database has no schema yet or an older one: {0}")]
@@ -70,7 +77,9 @@ impl DbError {
 /// Why an enrollment code was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EnrollRefusal {
-    #[error("this enrollment code is not known; check it, or ask the registry administrator for a new one")]
+    #[error(
+        "this enrollment code is not known; check it, or ask the registry administrator for a new one"
+    )]
     UnknownCode,
     #[error("this enrollment code was already used; ask the registry administrator for a new one")]
     UsedCode,

@@ -109,7 +109,12 @@ pub fn storage(tag: &str, boxes: &[&str]) -> Vec<EventBody> {
         create(&r, "rack-5x4", Some(&f), Some((0, 0))),
     ];
     for (i, b) in boxes.iter().enumerate() {
-        v.push(create(b, "box-9x9", Some(&r), Some(((i / 4) as u16, (i % 4) as u16))));
+        v.push(create(
+            b,
+            "box-9x9",
+            Some(&r),
+            Some(((i / 4) as u16, (i % 4) as u16)),
+        ));
     }
     v
 }
@@ -180,7 +185,13 @@ pub fn thawed(code: &SpecimenCode) -> EventBody {
 /// A realistic stream of `n` events for one workstation: freezers, racks and boxes as needed, and
 /// specimens (prefix `prefix`, serials from `first_serial`) registered straight into the next free
 /// position. Registrations are ~300-byte payloads, like an inventory import.
-pub fn workload(bench: &mut Bench, tag: &str, prefix: &str, first_serial: u64, n: usize) -> Vec<WireEvent> {
+pub fn workload(
+    bench: &mut Bench,
+    tag: &str,
+    prefix: &str,
+    first_serial: u64,
+    n: usize,
+) -> Vec<WireEvent> {
     let site = format!("S{tag}");
     let room = format!("ROOM{tag}");
     let mut out = vec![
@@ -193,7 +204,12 @@ pub fn workload(bench: &mut Bench, tag: &str, prefix: &str, first_serial: u64, n
         if k.is_multiple_of(81) {
             let (f, r) = (b / 100, (b / 20) % 5);
             if b.is_multiple_of(100) {
-                out.push(bench.event(&create(&format!("F{tag}-{f}"), "freezer-5-shelves", Some(&room), None)));
+                out.push(bench.event(&create(
+                    &format!("F{tag}-{f}"),
+                    "freezer-5-shelves",
+                    Some(&room),
+                    None,
+                )));
             }
             if b.is_multiple_of(20) {
                 out.push(bench.event(&create(
@@ -213,10 +229,19 @@ pub fn workload(bench: &mut Bench, tag: &str, prefix: &str, first_serial: u64, n
         }
         let code = specimen(prefix, first_serial + k);
         let pos = k % 81;
-        let mut body = register(&code, Some(at(&format!("B{tag}-{b}"), (pos / 9) as u16, (pos % 9) as u16)));
+        let mut body = register(
+            &code,
+            Some(at(
+                &format!("B{tag}-{b}"),
+                (pos / 9) as u16,
+                (pos % 9) as u16,
+            )),
+        );
         if let EventBody::Registered { specimen, .. } = &mut body {
             specimen.donor = format!("D{:06}", k / 3);
-            specimen.collected_at = Some(kura_domain::time::Timestamp(1_764_000_000_000_000 + k as i64));
+            specimen.collected_at = Some(kura_domain::time::Timestamp(
+                1_764_000_000_000_000 + k as i64,
+            ));
         }
         out.push(bench.event(&body));
         k += 1;

@@ -3,7 +3,10 @@
 //! the build). A push is one transaction that holds the site's row (`FOR UPDATE`) from assigning
 //! `server_seq` to commit, and writes in sets (binary `COPY` for the events, `UNNEST` for the projection), not row by row.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::collections::HashMap;
 
@@ -67,14 +70,19 @@ impl PgDb {
     async fn migrate(&self) -> DbResult<()> {
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(pg)?;
-        tx.execute("SELECT pg_advisory_xact_lock(8470)", &[]).await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock(8470)", &[])
+            .await
+            .map_err(pg)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
         )
         .await
         .map_err(pg)?;
         let have: i64 = tx
-            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                &[],
+            )
             .await
             .map_err(pg)?
             .get(0);
@@ -155,14 +163,21 @@ fn conflict_of(r: &tokio_postgres::Row) -> Conflict {
     }
 }
 
-async fn load(c: &impl GenericClient, site: &str, keys: &Keys, loaded: &mut Loaded) -> DbResult<()> {
+async fn load(
+    c: &impl GenericClient,
+    site: &str,
+    keys: &Keys,
+    loaded: &mut Loaded,
+) -> DbResult<()> {
     // The four reads are independent: sent together, they cost one round trip.
     let specimens = async {
         let codes: Vec<&str> = keys.specimens.iter().map(String::as_str).collect();
         let mut out = Vec::new();
         if !codes.is_empty() {
             let st = c
-                .prepare_cached("SELECT state, last_event FROM specimens WHERE site = $1 AND code = ANY($2)")
+                .prepare_cached(
+                    "SELECT state, last_event FROM specimens WHERE site = $1 AND code = ANY($2)",
+                )
                 .await
                 .map_err(pg)?;
             for r in c.query(&st, &[&site, &codes]).await.map_err(pg)? {
@@ -180,7 +195,9 @@ async fn load(c: &impl GenericClient, site: &str, keys: &Keys, loaded: &mut Load
         let mut out = Vec::new();
         if !ids.is_empty() {
             let st = c
-                .prepare_cached("SELECT spec, last_event FROM containers WHERE site = $1 AND id = ANY($2)")
+                .prepare_cached(
+                    "SELECT spec, last_event FROM containers WHERE site = $1 AND id = ANY($2)",
+                )
                 .await
                 .map_err(pg)?;
             for r in c.query(&st, &[&site, &ids]).await.map_err(pg)? {
@@ -212,7 +229,11 @@ async fn load(c: &impl GenericClient, site: &str, keys: &Keys, loaded: &mut Load
             .iter()
             .map(|r| {
                 (
-                    (r.get::<_, String>(0), r.get::<_, i32>(1) as u16, r.get::<_, i32>(2) as u16),
+                    (
+                        r.get::<_, String>(0),
+                        r.get::<_, i32>(1) as u16,
+                        r.get::<_, i32>(2) as u16,
+                    ),
                     r.get::<_, String>(3),
                 )
             })
@@ -238,7 +259,8 @@ async fn load(c: &impl GenericClient, site: &str, keys: &Keys, loaded: &mut Load
         site,
         &keys.container_slots,
     );
-    let (specimens, containers, sslots, cslots) = tokio::try_join!(specimens, containers, sslots, cslots)?;
+    let (specimens, containers, sslots, cslots) =
+        tokio::try_join!(specimens, containers, sslots, cslots)?;
     loaded.absorb(keys, specimens, containers, sslots, cslots);
     Ok(())
 }
@@ -328,7 +350,8 @@ async fn write_specimens(
             _ => &mut new,
         };
         let slot = ingest::occupied(&s.state);
-        c.state.push(serde_json::to_string(&s.state).map_err(json_err)?);
+        c.state
+            .push(serde_json::to_string(&s.state).map_err(json_err)?);
         c.code.push(code);
         c.container.push(slot.as_ref().map(|s| s.0.clone()));
         c.row.push(slot.as_ref().map(|s| s.1 as i32));
@@ -345,7 +368,15 @@ async fn write_specimens(
             )
             .await
             .map_err(pg)?;
-        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT4, Type::INT4, Type::UUID];
+        let types = [
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT4,
+            Type::INT4,
+            Type::UUID,
+        ];
         let writer = BinaryCopyInWriter::new(sink, &types);
         let mut writer = std::pin::pin!(writer);
         for i in 0..new.code.len() {
@@ -377,9 +408,20 @@ async fn write_specimens(
             )
             .await
             .map_err(pg)?;
-        tx.execute(&st, &[&site, &known.code, &known.state, &known.container, &known.row, &known.col, &known.last])
-            .await
-            .map_err(pg)
+        tx.execute(
+            &st,
+            &[
+                &site,
+                &known.code,
+                &known.state,
+                &known.container,
+                &known.row,
+                &known.col,
+                &known.last,
+            ],
+        )
+        .await
+        .map_err(pg)
     };
     update.await?;
     Ok(())
@@ -605,13 +647,18 @@ impl RegistryDb for PgDb {
     async fn ready(&self) -> DbResult<()> {
         let c = self.pool.get().await.map_err(pool_err)?;
         let v: i64 = c
-            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                &[],
+            )
             .await
             .map_err(pg)?
             .get(0);
         let latest = MIGRATIONS.last().map_or(0, |m| m.0);
         if v != latest {
-            return Err(DbError::NotMigrated(format!("schema {v}, expected {latest}")));
+            return Err(DbError::NotMigrated(format!(
+                "schema {v}, expected {latest}"
+            )));
         }
         Ok(())
     }
@@ -633,20 +680,28 @@ impl RegistryDb for PgDb {
 
     async fn sites(&self) -> DbResult<Vec<Site>> {
         let c = self.pool.get().await.map_err(pool_err)?;
-        Ok(c.query("SELECT code, name, prefix, serial_width FROM sites ORDER BY code", &[])
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| Site {
-                code: r.get(0),
-                name: r.get(1),
-                prefix: r.get(2),
-                serial_width: r.get::<_, i32>(3) as u32,
-            })
-            .collect())
+        Ok(c.query(
+            "SELECT code, name, prefix, serial_width FROM sites ORDER BY code",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| Site {
+            code: r.get(0),
+            name: r.get(1),
+            prefix: r.get(2),
+            serial_width: r.get::<_, i32>(3) as u32,
+        })
+        .collect())
     }
 
-    async fn add_enrollment(&self, site: &str, code_hash: [u8; 32], expires_at: i64) -> DbResult<()> {
+    async fn add_enrollment(
+        &self,
+        site: &str,
+        code_hash: [u8; 32],
+        expires_at: i64,
+    ) -> DbResult<()> {
         let c = self.pool.get().await.map_err(pool_err)?;
         site_row(&c, site, false).await?;
         c.execute(
@@ -671,7 +726,9 @@ impl RegistryDb for PgDb {
         let refuse = |r| Err(DbError::Enroll(r));
         let site_code: String = match code {
             None => return refuse(EnrollRefusal::UnknownCode),
-            Some(r) if r.get::<_, Option<i64>>(2).is_some() => return refuse(EnrollRefusal::UsedCode),
+            Some(r) if r.get::<_, Option<i64>>(2).is_some() => {
+                return refuse(EnrollRefusal::UsedCode);
+            }
             Some(r) if r.get::<_, i64>(1) < e.now => return refuse(EnrollRefusal::ExpiredCode),
             Some(r) => r.get(0),
         };
@@ -683,8 +740,12 @@ impl RegistryDb for PgDb {
             .await
             .map_err(pg)?;
         match known {
-            Some(r) if r.get::<_, Option<i64>>(1).is_some() => return refuse(EnrollRefusal::Revoked),
-            Some(r) if r.get::<_, String>(0) != site_code => return refuse(EnrollRefusal::OtherSite),
+            Some(r) if r.get::<_, Option<i64>>(1).is_some() => {
+                return refuse(EnrollRefusal::Revoked);
+            }
+            Some(r) if r.get::<_, String>(0) != site_code => {
+                return refuse(EnrollRefusal::OtherSite);
+            }
             Some(_) => {
                 tx.execute(
                     "UPDATE workstations SET token_hash = $2, name = $3 WHERE id = $1",
@@ -802,7 +863,10 @@ impl RegistryDb for PgDb {
         Ok(WsStatus {
             head: ingest::head(
                 r.get::<_, i64>(0) as u64,
-                r.get::<_, Option<Vec<u8>>>(1).map(hash_of).transpose()?.unwrap_or([0; 32]),
+                r.get::<_, Option<Vec<u8>>>(1)
+                    .map(hash_of)
+                    .transpose()?
+                    .unwrap_or([0; 32]),
             ),
             leases,
             clock_skew_us: r.get(2),
@@ -845,7 +909,15 @@ impl RegistryDb for PgDb {
             .await
             .map_err(pg)?;
         let rows = tx
-            .query(&st, &[&caller.site.code, &(after as i64), &(site_seq as i64), &limit])
+            .query(
+                &st,
+                &[
+                    &caller.site.code,
+                    &(after as i64),
+                    &(site_seq as i64),
+                    &limit,
+                ],
+            )
             .await
             .map_err(pg)?;
         let mut next = after;
@@ -911,7 +983,10 @@ impl RegistryDb for PgDb {
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(pg)?;
         let live = tx
-            .query_opt("SELECT revoked_at FROM workstations WHERE id = $1", &[&caller.workstation])
+            .query_opt(
+                "SELECT revoked_at FROM workstations WHERE id = $1",
+                &[&caller.workstation],
+            )
             .await
             .map_err(pg)?;
         if !matches!(live.map(|r| r.get::<_, Option<i64>>(0)), Some(None)) {
@@ -935,7 +1010,11 @@ impl RegistryDb for PgDb {
 /// The database's own limit, for the benchmark: the same event rows sent with binary `COPY`
 /// straight into the registry's `events` table (same indexes) of the database at `url`, after
 /// `warm` rows of warm-up. Returns the time of the measured part.
-pub async fn baseline_copy(url: &str, warm: &[WireEvent], rows: &[WireEvent]) -> DbResult<std::time::Duration> {
+pub async fn baseline_copy(
+    url: &str,
+    warm: &[WireEvent],
+    rows: &[WireEvent],
+) -> DbResult<std::time::Duration> {
     use tokio_postgres::binary_copy::BinaryCopyInWriter;
     use tokio_postgres::types::Type;
     let db = PgDb::open(url).await?;

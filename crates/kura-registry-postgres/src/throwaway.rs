@@ -18,7 +18,11 @@ fn bin_dir() -> std::io::Result<PathBuf> {
         return Ok(PathBuf::from(dir));
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     found.retain(|p| p.join("initdb").exists());
     found.sort();
@@ -38,7 +42,9 @@ fn is_root() -> bool {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Throwaway {
@@ -49,7 +55,9 @@ impl Throwaway {
         let as_postgres = is_root();
         let data = dir.path().join("data");
         if as_postgres {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()))?;
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()))?;
         }
         let t = Throwaway {
             port: free_port()?,
@@ -60,7 +68,16 @@ impl Throwaway {
         };
         run(t
             .cmd("initdb")
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "-D",
+            ])
             .arg(&data))?;
         let fsync = if durable { "on" } else { "off" };
         let opts = format!(
@@ -96,8 +113,14 @@ impl Throwaway {
 
     /// Creates a new empty database and returns its URL.
     pub async fn fresh(&self) -> std::io::Result<String> {
-        let n = self.next_db.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        create_database(&self.admin_url(), &format!("kura_{}_{n}", std::process::id())).await
+        let n = self
+            .next_db
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        create_database(
+            &self.admin_url(),
+            &format!("kura_{}_{n}", std::process::id()),
+        )
+        .await
     }
 
     pub fn dir(&self) -> &Path {

@@ -2,7 +2,10 @@
 //! else installed. One writer connection (SQLite has one writer anyway; a push's transaction is
 //! the site lock), a few reader connections, all work on tokio's blocking pool.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -70,7 +73,8 @@ impl SqliteDb {
             })?;
         }
         let mut w = connect(path, OpenFlags::default())?;
-        w.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        w.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
         migrate(&mut w)?;
         Ok(SqliteDb {
             inner: Arc::new(Inner {
@@ -145,7 +149,11 @@ fn migrate(c: &mut Connection) -> DbResult<()> {
     )
     .map_err(backend)?;
     let have: i64 = c
-        .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(backend)?;
     let latest = MIGRATIONS.last().map_or(0, |m| m.0);
     if have > latest {
@@ -307,7 +315,9 @@ fn load(
             }
         }
     }
-    let slots = |sql: &str, keys: &std::collections::BTreeSet<ingest::Slot>| -> DbResult<Vec<(ingest::Slot, String)>> {
+    let slots = |sql: &str,
+                 keys: &std::collections::BTreeSet<ingest::Slot>|
+     -> DbResult<Vec<(ingest::Slot, String)>> {
         let mut st = tx.prepare_cached(sql).map_err(backend)?;
         let mut out = Vec::new();
         for k in keys {
@@ -441,9 +451,9 @@ fn push_tx(
     if !c.accept.is_empty() {
         let out = ingest::fold_with(&c.accept, |keys, loaded| load(tx, &site.code, keys, loaded))
             .map_err(|e| match e {
-                FoldError::Load(e) => e,
-                FoldError::Rounds => DbError::Backend("the fold did not settle".into()),
-            })?;
+            FoldError::Load(e) => e,
+            FoldError::Rounds => DbError::Backend("the fold did not settle".into()),
+        })?;
         let mut st = tx
             .prepare_cached(
                 "INSERT INTO specimens (site, code, state, container, pos_row, pos_col, last_event)
@@ -544,11 +554,17 @@ impl RegistryDb for SqliteDb {
     async fn ready(&self) -> DbResult<()> {
         self.read(|tx| {
             let v: i64 = tx
-                .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))
+                .query_row(
+                    "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(backend)?;
             let latest = MIGRATIONS.last().map_or(0, |m| m.0);
             if v != latest {
-                return Err(DbError::NotMigrated(format!("schema {v}, expected {latest}")));
+                return Err(DbError::NotMigrated(format!(
+                    "schema {v}, expected {latest}"
+                )));
             }
             Ok(())
         })
@@ -591,7 +607,12 @@ impl RegistryDb for SqliteDb {
         .await
     }
 
-    async fn add_enrollment(&self, site: &str, code_hash: [u8; 32], expires_at: i64) -> DbResult<()> {
+    async fn add_enrollment(
+        &self,
+        site: &str,
+        code_hash: [u8; 32],
+        expires_at: i64,
+    ) -> DbResult<()> {
         let site = site.to_string();
         self.write(move |tx| {
             site_row(tx, &site)?;
@@ -762,7 +783,10 @@ impl RegistryDb for SqliteDb {
                 .map_err(backend)?;
             let (_, site_seq) = site_row(tx, &caller.site.code)?;
             Ok(WsStatus {
-                head: ingest::head(seq as u64, hash.map(hash_of).transpose()?.unwrap_or([0; 32])),
+                head: ingest::head(
+                    seq as u64,
+                    hash.map(hash_of).transpose()?.unwrap_or([0; 32]),
+                ),
                 leases: leases_of(tx, caller.workstation)?,
                 clock_skew_us: skew,
                 site_seq,
@@ -777,7 +801,8 @@ impl RegistryDb for SqliteDb {
         let (site, events) = (caller.site.clone(), std::mem::take(&mut batch.events));
         // Hashing and parsing happen before the writer is taken.
         let events = blocking(move || Ok(ingest::prepare(&site, events))).await?;
-        self.write(move |tx| push_tx(tx, &caller, events, batch)).await
+        self.write(move |tx| push_tx(tx, &caller, events, batch))
+            .await
     }
 
     async fn pull(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<PullResponse> {

@@ -12,8 +12,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kura_proto::{
-    Capabilities, ConflictsResponse, EnrollRequest, EnrollResponse, ErrorBody, Lease,
-    PullResponse, PushRequest, PushResponse, SerialsRequest, StatusResponse, VERSION,
+    Capabilities, ConflictsResponse, EnrollRequest, EnrollResponse, ErrorBody, Lease, PullResponse,
+    PushRequest, PushResponse, SerialsRequest, StatusResponse, VERSION,
 };
 use kura_registry_db::{Batch, Caller, DbError, Enrollment, RegistryDb, secret_hash};
 use serde::Deserialize;
@@ -170,7 +170,9 @@ fn check_year(year: i32) -> Result<(), ApiError> {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_year",
-            format!("serials are leased for the years 2000 to 2099, not {year}; check the workstation's clock"),
+            format!(
+                "serials are leased for the years 2000 to 2099, not {year}; check the workstation's clock"
+            ),
         ));
     }
     Ok(())
@@ -275,11 +277,14 @@ pub async fn enroll(State(s): Shared, Body(body): Body) -> ApiResult<EnrollRespo
     let req: EnrollRequest = parse(&body)?;
     check_year(req.year)?;
     let token = secret::new_token().map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no_randomness", e.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_randomness",
+            e.to_string(),
+        )
     })?;
-    let (site, lease) = s
-        .db
-        .enroll(Enrollment {
+    let (site, lease) =
+        s.db.enroll(Enrollment {
             code_hash: secret_hash(&secret::normalize_code(&req.code)),
             workstation: req.workstation,
             name: req.name.chars().take(200).collect(),
@@ -327,9 +332,8 @@ pub async fn push(
     if n > kura_proto::MAX_BATCH_EVENTS {
         return Err(too_large());
     }
-    let r = s
-        .db
-        .push(
+    let r =
+        s.db.push(
             &caller,
             Batch {
                 events: req.events,
@@ -391,10 +395,9 @@ pub async fn conflicts(
     Auth(caller): Auth,
     Query(q): Query<ConflictsQuery>,
 ) -> ApiResult<ConflictsResponse> {
-    let conflicts = s
-        .db
-        .conflicts(&caller.site.code, q.open.unwrap_or(true))
-        .await?;
+    let conflicts =
+        s.db.conflicts(&caller.site.code, q.open.unwrap_or(true))
+            .await?;
     Ok(Json(ConflictsResponse {
         v: VERSION,
         conflicts,

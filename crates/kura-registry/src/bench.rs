@@ -47,8 +47,12 @@ async fn workstations(
     let mut out = vec![];
     for i in 0..n {
         let code = secret::new_enroll_code()?;
-        db.add_enrollment(site, secret_hash(&secret::normalize_code(&code)), now_us() + 3_600_000_000)
-            .await?;
+        db.add_enrollment(
+            site,
+            secret_hash(&secret::normalize_code(&code)),
+            now_us() + 3_600_000_000,
+        )
+        .await?;
         let id = uuid::Uuid::now_v7();
         let req = serde_json::json!({"v": 1, "code": code, "workstation": id, "name": format!("bench {i}"), "year": 2026});
         let r: EnrollResponse = http
@@ -60,13 +64,23 @@ async fn workstations(
             .json()
             .await?;
         let mut bench = Bench::new(id);
-        let events = testkit::workload(&mut bench, &format!("{site}{i}"), prefix, 1 + (i * per) as u64, per);
+        let events = testkit::workload(
+            &mut bench,
+            &format!("{site}{i}"),
+            prefix,
+            1 + (i * per) as u64,
+            per,
+        );
         let mut bodies = vec![];
         for chunk in events.chunks(batch) {
             let json = serde_json::json!({"v": 1, "workstation": id, "events": chunk}).to_string();
             bodies.push(zstd::encode_all(json.as_bytes(), 1)?);
         }
-        out.push(Ws { token: r.token, bodies, events });
+        out.push(Ws {
+            token: r.token,
+            bodies,
+            events,
+        });
     }
     Ok(out)
 }
@@ -90,7 +104,11 @@ async fn push_all(base: &str, ws: &[Ws]) -> Result<Duration, Error> {
                     .error_for_status()?
                     .json()
                     .await?;
-                if !r.verdicts.iter().all(|v| matches!(v, kura_proto::Verdict::Accepted { .. })) {
+                if !r
+                    .verdicts
+                    .iter()
+                    .all(|v| matches!(v, kura_proto::Verdict::Accepted { .. }))
+                {
                     return Err::<(), Error>("an event of the benchmark was not accepted".into());
                 }
             }
@@ -104,10 +122,19 @@ async fn push_all(base: &str, ws: &[Ws]) -> Result<Duration, Error> {
 }
 
 fn rate(n: usize, d: Duration) -> String {
-    format!("{:>9.0}/s ({n} in {:.2} s)", n as f64 / d.as_secs_f64(), d.as_secs_f64())
+    format!(
+        "{:>9.0}/s ({n} in {:.2} s)",
+        n as f64 / d.as_secs_f64(),
+        d.as_secs_f64()
+    )
 }
 
-async fn one(name: &str, db: AnyDb, o: &Options, baseline: impl AsyncFnOnce(&[WireEvent], &[WireEvent]) -> Result<Duration, Error>) -> Result<(), Error> {
+async fn one(
+    name: &str,
+    db: AnyDb,
+    o: &Options,
+    baseline: impl AsyncFnOnce(&[WireEvent], &[WireEvent]) -> Result<Duration, Error>,
+) -> Result<(), Error> {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", l.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -115,12 +142,24 @@ async fn one(name: &str, db: AnyDb, o: &Options, baseline: impl AsyncFnOnce(&[Wi
         let _ = stopped.await;
     }));
     let per = o.events / o.workstations;
-    let warm = workstations(&base, &db, "WARM", "W", o.workstations, o.warm / o.workstations, o.batch).await?;
+    let warm = workstations(
+        &base,
+        &db,
+        "WARM",
+        "W",
+        o.workstations,
+        o.warm / o.workstations,
+        o.batch,
+    )
+    .await?;
     let mut measured = vec![];
     let sites = o.sites.clamp(1, o.workstations);
     for s in 0..sites {
         let n = o.workstations / sites + usize::from(s < o.workstations % sites);
-        let (code, prefix) = (format!("SITE{s}"), ["G", "N", "C", "V", "H", "J", "K", "M"][s % 8]);
+        let (code, prefix) = (
+            format!("SITE{s}"),
+            ["G", "N", "C", "V", "H", "J", "K", "M"][s % 8],
+        );
         let mut w = workstations(&base, &db, &code, prefix, n, per, o.batch).await?;
         measured.append(&mut w);
     }
@@ -129,18 +168,36 @@ async fn one(name: &str, db: AnyDb, o: &Options, baseline: impl AsyncFnOnce(&[Wi
     let _ = stop.send(());
     let _ = server.await;
     let total = per * o.workstations;
-    if db.event_count().await? as usize != total + warm.iter().map(|w| w.events.len()).sum::<usize>() {
+    if db.event_count().await? as usize
+        != total + warm.iter().map(|w| w.events.len()).sum::<usize>()
+    {
         return Err("the registry does not hold every event exactly once".into());
     }
-    let rows: Vec<WireEvent> = measured.iter().flat_map(|w| w.events.iter().cloned()).collect();
+    let rows: Vec<WireEvent> = measured
+        .iter()
+        .flat_map(|w| w.events.iter().cloned())
+        .collect();
     let warm_rows: Vec<WireEvent> = warm.iter().flat_map(|w| w.events.iter().cloned()).collect();
     let payload = rows.iter().map(|e| e.payload.len()).sum::<usize>() / rows.len().max(1);
     let b = baseline(&warm_rows, &rows).await?;
     let reg = total as f64 / d.as_secs_f64();
     let raw = total as f64 / b.as_secs_f64();
-    println!("{name}: registry ingest over HTTP  {}  — {} workstations at once in {} site(s), batches of {} (zstd), payloads {payload} B on average; hash, chain, rules and conflicts checked; events + projection written", rate(total, d), o.workstations, sites, o.batch);
-    println!("{name}: the database's own limit  {}  — the same rows into the same events table only", rate(total, b));
-    println!("{name}: registry / database limit = {:.2} (both after {} warm-up rows, same server settings)", reg / raw, warm_rows.len());
+    println!(
+        "{name}: registry ingest over HTTP  {}  — {} workstations at once in {} site(s), batches of {} (zstd), payloads {payload} B on average; hash, chain, rules and conflicts checked; events + projection written",
+        rate(total, d),
+        o.workstations,
+        sites,
+        o.batch
+    );
+    println!(
+        "{name}: the database's own limit  {}  — the same rows into the same events table only",
+        rate(total, b)
+    );
+    println!(
+        "{name}: registry / database limit = {:.2} (both after {} warm-up rows, same server settings)",
+        reg / raw,
+        warm_rows.len()
+    );
     Ok(())
 }
 
@@ -149,8 +206,13 @@ pub async fn run(o: Options) -> Result<(), Error> {
     println!(
         "kura-registry bench: {} events, {} cores, load average {}",
         o.events,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let dir = tempfile::tempdir()?;
     if o.sqlite {
@@ -160,10 +222,16 @@ pub async fn run(o: Options) -> Result<(), Error> {
         let batch = o.batch;
         one("sqlite  ", db, &o, async |warm, rows| {
             let (w, r) = (warm.to_vec(), rows.to_vec());
-            Ok(tokio::task::spawn_blocking(move || kura_registry_sqlite::baseline_insert(&base_path, &w, &r, batch)).await??)
+            Ok(tokio::task::spawn_blocking(move || {
+                kura_registry_sqlite::baseline_insert(&base_path, &w, &r, batch)
+            })
+            .await??)
         })
         .await?;
-        println!("sqlite  : (the baseline inserts {} rows per transaction, WAL, synchronous=FULL, like the registry)", o.batch);
+        println!(
+            "sqlite  : (the baseline inserts {} rows per transaction, WAL, synchronous=FULL, like the registry)",
+            o.batch
+        );
     }
     if let Some(url) = &o.postgres {
         let server;
@@ -171,8 +239,16 @@ pub async fn run(o: Options) -> Result<(), Error> {
             Some(u) => {
                 let tag = std::process::id();
                 (
-                    kura_registry_postgres::throwaway::create_database(u, &format!("kura_bench_{tag}_registry")).await?,
-                    kura_registry_postgres::throwaway::create_database(u, &format!("kura_bench_{tag}_baseline")).await?,
+                    kura_registry_postgres::throwaway::create_database(
+                        u,
+                        &format!("kura_bench_{tag}_registry"),
+                    )
+                    .await?,
+                    kura_registry_postgres::throwaway::create_database(
+                        u,
+                        &format!("kura_bench_{tag}_baseline"),
+                    )
+                    .await?,
                 )
             }
             None => {
@@ -185,7 +261,9 @@ pub async fn run(o: Options) -> Result<(), Error> {
             Ok(kura_registry_postgres::baseline_copy(&base_url, warm, rows).await?)
         })
         .await?;
-        println!("postgres: (the baseline is one binary COPY; the server runs with fsync and synchronous_commit on)");
+        println!(
+            "postgres: (the baseline is one binary COPY; the server runs with fsync and synchronous_commit on)"
+        );
     }
     Ok(())
 }

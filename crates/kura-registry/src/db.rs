@@ -75,7 +75,12 @@ impl RegistryDb for AnyDb {
     async fn sites(&self) -> DbResult<Vec<Site>> {
         each!(self, d => d.sites().await)
     }
-    async fn add_enrollment(&self, site: &str, code_hash: [u8; 32], expires_at: i64) -> DbResult<()> {
+    async fn add_enrollment(
+        &self,
+        site: &str,
+        code_hash: [u8; 32],
+        expires_at: i64,
+    ) -> DbResult<()> {
         each!(self, d => d.add_enrollment(site, code_hash, expires_at).await)
     }
     async fn enroll(&self, e: Enrollment) -> DbResult<(Site, Lease)> {

@@ -4,7 +4,10 @@
 //! The registry keeps no state between requests: everything is in the database, so several
 //! processes can serve one PostgreSQL database behind a load balancer.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::future::Future;
 use std::net::SocketAddr;

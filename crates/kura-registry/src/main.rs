@@ -10,7 +10,11 @@ use kura_registry::{api::now_us, db, secret};
 use kura_registry_db::{RegistryDb, secret_hash};
 
 #[derive(Parser)]
-#[command(name = "kura-registry", version, about = "Kura's central registry of custody events")]
+#[command(
+    name = "kura-registry",
+    version,
+    about = "Kura's central registry of custody events"
+)]
 struct Cli {
     /// The database: sqlite:///path/registry.sqlite3 (default: in the data directory) or
     /// postgres://user@host:port/dbname.
@@ -103,7 +107,9 @@ enum SiteCmd {
 fn parse_duration(s: &str) -> Result<i64> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = n.parse().with_context(|| format!("{s:?} is not a duration like 30m, 24h or 7d"))?;
+    let n: i64 = n
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration like 30m, 24h or 7d"))?;
     let secs = match unit {
         "m" => 60,
         "h" | "" => 3600,
@@ -123,14 +129,22 @@ fn time(us: i64) -> String {
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    if let Cmd::Bench { events, workstations, sites, batch, warm, backend, postgres_url } = cli.cmd {
+    if let Cmd::Bench {
+        events,
+        workstations,
+        sites,
+        batch,
+        warm,
+        backend,
+        postgres_url,
+    } = cli.cmd
+    {
         let (sqlite, postgres) = match backend.as_str() {
             "both" => (true, true),
             "sqlite" => (true, false),
@@ -177,28 +191,51 @@ async fn main() -> Result<()> {
                 }
             }
         }
-        Cmd::Site { cmd: SiteCmd::Add { code, name, prefix, serial_width } } => {
+        Cmd::Site {
+            cmd:
+                SiteCmd::Add {
+                    code,
+                    name,
+                    prefix,
+                    serial_width,
+                },
+        } => {
             let code = code.trim().to_ascii_uppercase();
             let prefix = prefix.unwrap_or_else(|| code.clone());
             let f = kura_domain::id::IdFormat::new(&prefix, serial_width as usize)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            db.add_site(Site { code: code.clone(), name, prefix: f.prefix.clone(), serial_width })
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("site {code} added (Kura IDs {}YY + {serial_width} digits)", f.prefix);
+            db.add_site(Site {
+                code: code.clone(),
+                name,
+                prefix: f.prefix.clone(),
+                serial_width,
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "site {code} added (Kura IDs {}YY + {serial_width} digits)",
+                f.prefix
+            );
         }
         Cmd::Site { cmd: SiteCmd::List } => {
             for s in db.sites().await.map_err(|e| anyhow::anyhow!("{e}"))? {
-                println!("{}\t{}\tprefix {}\t{} digits", s.code, s.name, s.prefix, s.serial_width);
+                println!(
+                    "{}\t{}\tprefix {}\t{} digits",
+                    s.code, s.name, s.prefix, s.serial_width
+                );
             }
         }
         Cmd::Enroll { site, expires } => {
             let valid = parse_duration(&expires)?;
             let code = secret::new_enroll_code()?;
             let site = site.trim().to_ascii_uppercase();
-            db.add_enrollment(&site, secret_hash(&secret::normalize_code(&code)), now_us() + valid)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            db.add_enrollment(
+                &site,
+                secret_hash(&secret::normalize_code(&code)),
+                now_us() + valid,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{code}");
             eprintln!(
                 "one-time enrollment code for site {site}, valid until {}; on the bench: kura enroll CODE --registry URL",
@@ -206,12 +243,18 @@ async fn main() -> Result<()> {
             );
         }
         Cmd::Workstations { revoke: Some(id) } => {
-            db.revoke(id, now_us()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            db.revoke(id, now_us())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("workstation {id} revoked: its token no longer works and it gets no serials");
         }
         Cmd::Workstations { revoke: None } => {
             println!("ID\tSITE\tNAME\tENROLLED\tHEAD\tCLOCK SKEW\tLAST SEEN\tREVOKED");
-            for w in db.workstations().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+            for w in db
+                .workstations()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     w.id,
@@ -219,7 +262,8 @@ async fn main() -> Result<()> {
                     w.name,
                     time(w.enrolled_at),
                     w.head,
-                    w.clock_skew_us.map_or("-".into(), |s| format!("{:+.1}s", s as f64 / 1e6)),
+                    w.clock_skew_us
+                        .map_or("-".into(), |s| format!("{:+.1}s", s as f64 / 1e6)),
                     w.last_seen.map_or("-".into(), time),
                     w.revoked_at.map_or("-".into(), time),
                 );
@@ -239,7 +283,8 @@ async fn main() -> Result<()> {
                     c.code,
                     events.join(" "),
                     c.message,
-                    c.resolved_by.map_or(String::new(), |r| format!("\tresolved by {r}"))
+                    c.resolved_by
+                        .map_or(String::new(), |r| format!("\tresolved by {r}"))
                 );
             }
         }

@@ -18,7 +18,10 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// A one-time enrollment code: 20 characters (100 random bits) in groups of four.
 pub fn new_enroll_code() -> std::io::Result<String> {
     let bytes = random::<20>()?;
-    let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[(b & 31) as usize] as char)
+        .collect();
     Ok(chars
         .chunks(4)
         .map(|c| c.iter().collect::<String>())

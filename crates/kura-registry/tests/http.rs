@@ -66,11 +66,19 @@ async fn new_code(db: &AnyDb, site: &str, prefix: &str, valid_us: i64) -> String
     }
     let code = secret::new_enroll_code().unwrap();
     let h = secret_hash(&secret::normalize_code(&code));
-    db.add_enrollment(site, h, kura_registry::api::now_us() + valid_us).await.unwrap();
+    db.add_enrollment(site, h, kura_registry::api::now_us() + valid_us)
+        .await
+        .unwrap();
     code
 }
 
-async fn post(reg: &Reg, path: &str, token: Option<&str>, body: Vec<u8>, encoding: Option<&str>) -> (StatusCode, Value) {
+async fn post(
+    reg: &Reg,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+    encoding: Option<&str>,
+) -> (StatusCode, Value) {
     let mut r = reg.http.post(format!("{}{path}", reg.base)).body(body);
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -91,7 +99,10 @@ async fn get(reg: &Reg, path: &str, token: Option<&str>) -> (StatusCode, Value) 
     let res = r.send().await.unwrap();
     let status = res.status();
     let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn enroll(reg: &Reg, site: &str, prefix: &str) -> Ws {
@@ -100,7 +111,14 @@ async fn enroll(reg: &Reg, site: &str, prefix: &str) -> Ws {
     // Typed by a person: lower case, spaces instead of dashes.
     let typed = code.to_lowercase().replace('-', " ");
     let body = json!({"v": 1, "code": typed, "workstation": id, "name": "bench", "year": 2026});
-    let (s, v) = post(reg, "/api/v1/enroll", None, body.to_string().into_bytes(), None).await;
+    let (s, v) = post(
+        reg,
+        "/api/v1/enroll",
+        None,
+        body.to_string().into_bytes(),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let enrolled: EnrollResponse = serde_json::from_value(v).unwrap();
     Ws {
@@ -124,7 +142,14 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 }
 
 async fn push(reg: &Reg, ws: &Ws, events: &[WireEvent]) -> PushResponse {
-    let (s, v) = post(reg, "/api/v1/events", Some(&ws.token), zstd::encode_all(&body(ws.id, events)[..], 1).unwrap(), Some("zstd")).await;
+    let (s, v) = post(
+        reg,
+        "/api/v1/events",
+        Some(&ws.token),
+        zstd::encode_all(&body(ws.id, events)[..], 1).unwrap(),
+        Some("zstd"),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     serde_json::from_value(v).unwrap()
 }
@@ -159,7 +184,11 @@ async fn protocol(reg: &Reg) {
     assert_eq!(words(&first), vec!["accepted"; 100]);
     for _ in 0..3 {
         let again = push(reg, &a, &events[..100]).await;
-        assert_eq!(words(&again), vec!["duplicate"; 100], "a re-sent batch changes nothing");
+        assert_eq!(
+            words(&again),
+            vec!["duplicate"; 100],
+            "a re-sent batch changes nothing"
+        );
     }
     let mut forked = events[99].clone();
     forked.payload = forked.payload.replace("D0000", "D9999");
@@ -168,28 +197,62 @@ async fn protocol(reg: &Reg) {
     tampered.payload = tampered.payload.replace("PL1", "SER");
     let cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = vec![
         ("a fork", vec![forked], vec!["sequence_fork"]),
-        ("changed after it was hashed", vec![tampered, events[101].clone()], vec!["chain_broken", "chain_broken"]),
-        ("overlap and new", events[98..110].to_vec(), [vec!["duplicate"; 2], vec!["accepted"; 10]].concat()),
+        (
+            "changed after it was hashed",
+            vec![tampered, events[101].clone()],
+            vec!["chain_broken", "chain_broken"],
+        ),
+        (
+            "overlap and new",
+            events[98..110].to_vec(),
+            [vec!["duplicate"; 2], vec!["accepted"; 10]].concat(),
+        ),
     ];
     for (what, batch, want) in cases {
         assert_eq!(words(&push(reg, &a, &batch).await), want, "{what}");
     }
     // A gap: 409 with a message that says where to go on.
-    let (s, v) = post(reg, "/api/v1/events", Some(&a.token), body(a.id, &events[115..]), None).await;
-    assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("gap")), "{v}");
-    assert!(v["message"].as_str().unwrap().contains("send from seq 111"), "{v}");
+    let (s, v) = post(
+        reg,
+        "/api/v1/events",
+        Some(&a.token),
+        body(a.id, &events[115..]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("gap")),
+        "{v}"
+    );
+    assert!(
+        v["message"].as_str().unwrap().contains("send from seq 111"),
+        "{v}"
+    );
     // The status says what the registry holds; gzip works too.
     let (_, st) = get(reg, "/api/v1/status", Some(&a.token)).await;
     let st: StatusResponse = serde_json::from_value(st).unwrap();
     assert_eq!(st.head.seq, 110);
-    let (s, v) = post(reg, "/api/v1/events", Some(&a.token), gzip(&body(a.id, &events[110..])), Some("gzip")).await;
+    let (s, v) = post(
+        reg,
+        "/api/v1/events",
+        Some(&a.token),
+        gzip(&body(a.id, &events[110..])),
+        Some("gzip"),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(reg.db.event_count().await.unwrap(), 120, "every event once");
     // Another bench of the site pulls them all, in order, in pages.
     let b = enroll(reg, "NCGM", "G").await;
     let (mut after, mut got) = (0u64, vec![]);
     loop {
-        let (s, v) = get(reg, &format!("/api/v1/events?after={after}&limit=50"), Some(&b.token)).await;
+        let (s, v) = get(
+            reg,
+            &format!("/api/v1/events?after={after}&limit=50"),
+            Some(&b.token),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK);
         let p: PullResponse = serde_json::from_value(v).unwrap();
         got.extend(p.events.into_iter().map(|e| e.event));
@@ -206,13 +269,18 @@ async fn security(reg: &Reg) {
     let mut b = enroll(reg, "NCGM", "G").await;
     let mut x = enroll(reg, "NCNP", "N").await;
     let revoked = enroll(reg, "NCGM", "G").await;
-    reg.db.revoke(revoked.id, kura_registry::api::now_us()).await.unwrap();
+    reg.db
+        .revoke(revoked.id, kura_registry::api::now_us())
+        .await
+        .unwrap();
     let ea = testkit::workload(&mut a.bench, "A", "G", 1, 5);
     let eb = testkit::workload(&mut b.bench, "B", "G", 1000, 5);
     let _ = testkit::workload(&mut x.bench, "X", "N", 1, 5);
     let used = new_code(&reg.db, "NCGM", "G", 3_600_000_000).await;
     let enroll_body = |code: &str| {
-        json!({"v": 1, "code": code, "workstation": Uuid::now_v7(), "name": "n", "year": 2026}).to_string().into_bytes()
+        json!({"v": 1, "code": code, "workstation": Uuid::now_v7(), "name": "n", "year": 2026})
+            .to_string()
+            .into_bytes()
     };
     let (s, _) = post(reg, "/api/v1/enroll", None, enroll_body(&used), None).await;
     assert_eq!(s, StatusCode::OK);
@@ -223,36 +291,205 @@ async fn security(reg: &Reg) {
     let too_many: Vec<WireEvent> = (0..501).map(|_| ea[0].clone()).collect();
     future["events"] = json!(ea);
     let none: Option<&str> = None;
-    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Vec<u8>, Option<&'a str>, StatusCode, &'a str);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Vec<u8>,
+        Option<&'a str>,
+        StatusCode,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
-        ("no token", "/api/v1/events", None, body(a.id, &ea), none, StatusCode::UNAUTHORIZED, "unauthorized"),
-        ("a wrong token", "/api/v1/events", Some("kura_0000"), body(a.id, &ea), none, StatusCode::UNAUTHORIZED, "unauthorized"),
-        ("a revoked token", "/api/v1/events", Some(&revoked.token), body(revoked.id, &[]), none, StatusCode::UNAUTHORIZED, "unauthorized"),
-        ("another site's workstation pushing A's stream", "/api/v1/events", Some(&x.token), body(a.id, &ea), none, StatusCode::FORBIDDEN, "not_your_stream"),
-        ("events claiming another workstation", "/api/v1/events", Some(&a.token), body(a.id, &eb), none, StatusCode::FORBIDDEN, "not_your_stream"),
-        ("a replayed enrollment code", "/api/v1/enroll", None, enroll_body(&used), none, StatusCode::FORBIDDEN, "enroll_code_used"),
-        ("an expired enrollment code", "/api/v1/enroll", None, enroll_body(&expired), none, StatusCode::FORBIDDEN, "enroll_code_expired"),
-        ("an unknown enrollment code", "/api/v1/enroll", None, enroll_body("AAAA-BBBB"), none, StatusCode::FORBIDDEN, "enroll_code_unknown"),
-        ("an oversized body", "/api/v1/events", Some(&a.token), big, none, StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        ("a small body that decompresses past the limit", "/api/v1/events", Some(&a.token), bomb, Some("zstd"), StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        ("501 events", "/api/v1/events", Some(&a.token), body(a.id, &too_many), none, StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        ("an unknown encoding", "/api/v1/events", Some(&a.token), body(a.id, &ea), Some("br"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding"),
-        ("not gzip at all", "/api/v1/events", Some(&a.token), body(a.id, &ea), Some("gzip"), StatusCode::BAD_REQUEST, "bad_encoding"),
-        ("malformed JSON", "/api/v1/events", Some(&a.token), b"{\"v\": 1, \"events\": [".to_vec(), none, StatusCode::BAD_REQUEST, "malformed_json"),
-        ("a payload of an unknown version", "/api/v1/events", Some(&a.token), future.to_string().into_bytes(), none, StatusCode::BAD_REQUEST, "unsupported_version"),
-        ("no version at all", "/api/v1/events", Some(&a.token), json!({"workstation": a.id, "events": []}).to_string().into_bytes(), none, StatusCode::BAD_REQUEST, "unsupported_version"),
-        ("a lease for the year 1999", "/api/v1/serials", Some(&a.token), json!({"v": 1, "year": 1999}).to_string().into_bytes(), none, StatusCode::BAD_REQUEST, "bad_year"),
-        ("serials for a revoked workstation", "/api/v1/serials", Some(&revoked.token), json!({"v": 1, "year": 2026}).to_string().into_bytes(), none, StatusCode::UNAUTHORIZED, "unauthorized"),
+        (
+            "no token",
+            "/api/v1/events",
+            None,
+            body(a.id, &ea),
+            none,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "a wrong token",
+            "/api/v1/events",
+            Some("kura_0000"),
+            body(a.id, &ea),
+            none,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "a revoked token",
+            "/api/v1/events",
+            Some(&revoked.token),
+            body(revoked.id, &[]),
+            none,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "another site's workstation pushing A's stream",
+            "/api/v1/events",
+            Some(&x.token),
+            body(a.id, &ea),
+            none,
+            StatusCode::FORBIDDEN,
+            "not_your_stream",
+        ),
+        (
+            "events claiming another workstation",
+            "/api/v1/events",
+            Some(&a.token),
+            body(a.id, &eb),
+            none,
+            StatusCode::FORBIDDEN,
+            "not_your_stream",
+        ),
+        (
+            "a replayed enrollment code",
+            "/api/v1/enroll",
+            None,
+            enroll_body(&used),
+            none,
+            StatusCode::FORBIDDEN,
+            "enroll_code_used",
+        ),
+        (
+            "an expired enrollment code",
+            "/api/v1/enroll",
+            None,
+            enroll_body(&expired),
+            none,
+            StatusCode::FORBIDDEN,
+            "enroll_code_expired",
+        ),
+        (
+            "an unknown enrollment code",
+            "/api/v1/enroll",
+            None,
+            enroll_body("AAAA-BBBB"),
+            none,
+            StatusCode::FORBIDDEN,
+            "enroll_code_unknown",
+        ),
+        (
+            "an oversized body",
+            "/api/v1/events",
+            Some(&a.token),
+            big,
+            none,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            "a small body that decompresses past the limit",
+            "/api/v1/events",
+            Some(&a.token),
+            bomb,
+            Some("zstd"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            "501 events",
+            "/api/v1/events",
+            Some(&a.token),
+            body(a.id, &too_many),
+            none,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            "an unknown encoding",
+            "/api/v1/events",
+            Some(&a.token),
+            body(a.id, &ea),
+            Some("br"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+        ),
+        (
+            "not gzip at all",
+            "/api/v1/events",
+            Some(&a.token),
+            body(a.id, &ea),
+            Some("gzip"),
+            StatusCode::BAD_REQUEST,
+            "bad_encoding",
+        ),
+        (
+            "malformed JSON",
+            "/api/v1/events",
+            Some(&a.token),
+            b"{\"v\": 1, \"events\": [".to_vec(),
+            none,
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "a payload of an unknown version",
+            "/api/v1/events",
+            Some(&a.token),
+            future.to_string().into_bytes(),
+            none,
+            StatusCode::BAD_REQUEST,
+            "unsupported_version",
+        ),
+        (
+            "no version at all",
+            "/api/v1/events",
+            Some(&a.token),
+            json!({"workstation": a.id, "events": []})
+                .to_string()
+                .into_bytes(),
+            none,
+            StatusCode::BAD_REQUEST,
+            "unsupported_version",
+        ),
+        (
+            "a lease for the year 1999",
+            "/api/v1/serials",
+            Some(&a.token),
+            json!({"v": 1, "year": 1999}).to_string().into_bytes(),
+            none,
+            StatusCode::BAD_REQUEST,
+            "bad_year",
+        ),
+        (
+            "serials for a revoked workstation",
+            "/api/v1/serials",
+            Some(&revoked.token),
+            json!({"v": 1, "year": 2026}).to_string().into_bytes(),
+            none,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
     ];
     let workstations = reg.db.workstations().await.unwrap().len();
     for (what, path, token, payload, enc, status, code) in cases {
         let (s, v) = post(reg, path, token, payload, enc).await;
         assert_eq!((s, v["code"].as_str()), (status, Some(code)), "{what}: {v}");
-        assert!(!v["message"].as_str().unwrap_or("").is_empty(), "{what}: a sentence for people");
-        assert_eq!(reg.db.event_count().await.unwrap(), 0, "{what}: nothing stored");
+        assert!(
+            !v["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: a sentence for people"
+        );
+        assert_eq!(
+            reg.db.event_count().await.unwrap(),
+            0,
+            "{what}: nothing stored"
+        );
     }
-    assert_eq!(reg.db.workstations().await.unwrap().len(), workstations, "no workstation was enrolled by a refused code");
-    for path in ["/api/v1/status", "/api/v1/events?after=0", "/api/v1/conflicts"] {
+    assert_eq!(
+        reg.db.workstations().await.unwrap().len(),
+        workstations,
+        "no workstation was enrolled by a refused code"
+    );
+    for path in [
+        "/api/v1/status",
+        "/api/v1/events?after=0",
+        "/api/v1/conflicts",
+    ] {
         let (s, _) = get(reg, path, None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} without a token");
     }
@@ -265,12 +502,21 @@ async fn conflicts_and_leases(reg: &Reg) {
     let mut b = enroll(reg, "NCGM", "G").await;
     let g1 = testkit::specimen("G", 1);
     let mut setup = a.bench.events(&testkit::storage("1", &["BX1"]));
-    setup.push(a.bench.event(&testkit::register(&g1, Some(testkit::at("BX1", 0, 0)))));
+    setup.push(
+        a.bench
+            .event(&testkit::register(&g1, Some(testkit::at("BX1", 0, 0)))),
+    );
     push(reg, &a, &setup).await;
     let out_a = a.bench.event(&testkit::check_out(&g1, "Dr. Sato"));
     let out_b = b.bench.event(&testkit::check_out(&g1, "Dr. Tanaka"));
-    assert_eq!(words(&push(reg, &a, std::slice::from_ref(&out_a)).await), ["accepted"]);
-    assert_eq!(words(&push(reg, &b, std::slice::from_ref(&out_b)).await), ["accepted"]);
+    assert_eq!(
+        words(&push(reg, &a, std::slice::from_ref(&out_a)).await),
+        ["accepted"]
+    );
+    assert_eq!(
+        words(&push(reg, &b, std::slice::from_ref(&out_b)).await),
+        ["accepted"]
+    );
     let (_, v) = get(reg, "/api/v1/conflicts", Some(&b.token)).await;
     let c = &v["conflicts"];
     assert_eq!(c.as_array().unwrap().len(), 1, "{v}");
@@ -279,7 +525,9 @@ async fn conflicts_and_leases(reg: &Reg) {
     // Pulled by the other bench with the events.
     let (_, p) = get(reg, "/api/v1/events?after=0", Some(&b.token)).await;
     assert_eq!(p["conflicts"][0]["events"], json!([out_a.id, out_b.id]));
-    let fix = a.bench.event(&testkit::resolve(&g1, vec![out_a.id, out_b.id]));
+    let fix = a
+        .bench
+        .event(&testkit::resolve(&g1, vec![out_a.id, out_b.id]));
     push(reg, &a, &[fix]).await;
     let (_, v) = get(reg, "/api/v1/conflicts", Some(&b.token)).await;
     assert_eq!(v["conflicts"], json!([]), "resolved");
@@ -292,29 +540,71 @@ async fn conflicts_and_leases(reg: &Reg) {
         (b.enrolled.lease.first, b.enrolled.lease.last),
     ];
     for ws in [&a, &b, &a] {
-        let (s, v) = post(reg, "/api/v1/serials", Some(&ws.token), json!({"v": 1, "year": 2026, "count": 500}).to_string().into_bytes(), None).await;
+        let (s, v) = post(
+            reg,
+            "/api/v1/serials",
+            Some(&ws.token),
+            json!({"v": 1, "year": 2026, "count": 500})
+                .to_string()
+                .into_bytes(),
+            None,
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         blocks.push((v["first"].as_u64().unwrap(), v["last"].as_u64().unwrap()));
     }
     blocks.sort();
     assert!(blocks.windows(2).all(|w| w[0].1 < w[1].0), "{blocks:?}");
-    let (s, v) = post(reg, "/api/v1/serials", Some(&a.token), json!({"v": 1, "year": 2026, "count": 0}).to_string().into_bytes(), None).await;
-    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_count")));
+    let (s, v) = post(
+        reg,
+        "/api/v1/serials",
+        Some(&a.token),
+        json!({"v": 1, "year": 2026, "count": 0})
+            .to_string()
+            .into_bytes(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_count"))
+    );
     let (_, st) = get(reg, "/api/v1/status", Some(&a.token)).await;
     assert_eq!(st["leases"].as_array().unwrap().len(), 3);
     reg.db.revoke(b.id, 0).await.unwrap();
-    let (s, _) = post(reg, "/api/v1/serials", Some(&b.token), json!({"v": 1, "year": 2026}).to_string().into_bytes(), None).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked workstation gets no serials");
+    let (s, _) = post(
+        reg,
+        "/api/v1/serials",
+        Some(&b.token),
+        json!({"v": 1, "year": 2026}).to_string().into_bytes(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a revoked workstation gets no serials"
+    );
 }
 
 async fn operations(reg: &Reg) {
-    assert_eq!(get(reg, "/health", None).await, (StatusCode::OK, Value::String("ok".into())));
+    assert_eq!(
+        get(reg, "/health", None).await,
+        (StatusCode::OK, Value::String("ok".into()))
+    );
     assert_eq!(get(reg, "/ready", None).await.0, StatusCode::OK);
     let (_, caps) = get(reg, "/api/v1", None).await;
     assert_eq!(caps["versions"], json!([1]));
     let (s, doc) = get(reg, "/api/v1/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
-    for p in ["/api/v1/events", "/api/v1/enroll", "/api/v1/status", "/api/v1/serials", "/api/v1/conflicts", "/ready"] {
+    for p in [
+        "/api/v1/events",
+        "/api/v1/enroll",
+        "/api/v1/status",
+        "/api/v1/serials",
+        "/api/v1/conflicts",
+        "/ready",
+    ] {
         assert!(doc["paths"][p].is_object(), "{p} in the OpenAPI document");
     }
     assert!(doc["components"]["schemas"]["PushRequest"].is_object());
@@ -322,7 +612,11 @@ async fn operations(reg: &Reg) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The `kura-registry` binary serving `url`; stopped (SIGKILL) on drop if still running.
@@ -337,7 +631,13 @@ impl Proc {
         let port = free_port();
         let log = dir.join(format!("registry-{port}.log"));
         let child = Command::new(BIN)
-            .args(["--db", url, "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--db",
+                url,
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -345,19 +645,35 @@ impl Proc {
             .spawn()
             .unwrap();
         let scheme = if extra.is_empty() { "http" } else { "https" };
-        let p = Proc { child, base: format!("{scheme}://127.0.0.1:{port}"), log };
+        let p = Proc {
+            child,
+            base: format!("{scheme}://127.0.0.1:{port}"),
+            log,
+        };
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "the registry did not start: {}", std::fs::read_to_string(&p.log).unwrap_or_default());
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the registry did not start: {}",
+                std::fs::read_to_string(&p.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         p
     }
     fn reg(&self, db: &AnyDb) -> Reg {
-        Reg { base: self.base.clone(), http: reqwest::Client::new(), db: db.clone(), stop: None }
+        Reg {
+            base: self.base.clone(),
+            http: reqwest::Client::new(),
+            db: db.clone(),
+            stop: None,
+        }
     }
     fn signal(&self, sig: &str) {
-        Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
     }
 }
 
@@ -380,7 +696,12 @@ async fn crash(url: &str, db: &AnyDb, count: impl AsyncFn() -> (i64, i64), dir: 
         tokio::spawn(async move {
             let http = reqwest::Client::new();
             for chunk in events.chunks(200) {
-                let r = http.post(format!("{base}/api/v1/events")).bearer_auth(&token).body(body(id, chunk)).send().await;
+                let r = http
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(&token)
+                    .body(body(id, chunk))
+                    .send()
+                    .await;
                 if r.is_err() {
                     return; // the server died under us, as planned
                 }
@@ -398,7 +719,10 @@ async fn crash(url: &str, db: &AnyDb, count: impl AsyncFn() -> (i64, i64), dir: 
     p.child.wait().unwrap();
     let _ = pusher.await;
     let before = count().await.0;
-    assert!(before < events.len() as i64, "killed mid-way ({before} stored)");
+    assert!(
+        before < events.len() as i64,
+        "killed mid-way ({before} stored)"
+    );
     drop(p);
     let p = Proc::start(url, &[], dir);
     let reg = p.reg(db);
@@ -409,9 +733,20 @@ async fn crash(url: &str, db: &AnyDb, count: impl AsyncFn() -> (i64, i64), dir: 
             *verdicts.entry(w).or_insert(0) += 1;
         }
     }
-    assert_eq!(verdicts.get("duplicate").copied().unwrap_or(0), before, "{verdicts:?}");
-    assert_eq!(verdicts.get("accepted").copied().unwrap_or(0) + before, events.len() as i64);
-    assert_eq!(count().await, (events.len() as i64, events.len() as i64), "rows and distinct ids");
+    assert_eq!(
+        verdicts.get("duplicate").copied().unwrap_or(0),
+        before,
+        "{verdicts:?}"
+    );
+    assert_eq!(
+        verdicts.get("accepted").copied().unwrap_or(0) + before,
+        events.len() as i64
+    );
+    assert_eq!(
+        count().await,
+        (events.len() as i64, events.len() as i64),
+        "rows and distinct ids"
+    );
     // SIGTERM: graceful.
     let mut p = p;
     p.signal("-TERM");
@@ -420,15 +755,27 @@ async fn crash(url: &str, db: &AnyDb, count: impl AsyncFn() -> (i64, i64), dir: 
         if let Some(s) = p.child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(15), "no exit after SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
     let log = std::fs::read_to_string(&p.log).unwrap();
     assert!(log.contains("shutting down"));
-    assert!(log.contains("path=\"/api/v1/events\""), "one line per request");
-    assert!(!log.contains(&a.token), "the request log never holds a token");
-    assert!(log.contains(&format!("workstation={}", a.id)), "the log names the workstation");
+    assert!(
+        log.contains("path=\"/api/v1/events\""),
+        "one line per request"
+    );
+    assert!(
+        !log.contains(&a.token),
+        "the request log never holds a token"
+    );
+    assert!(
+        log.contains(&format!("workstation={}", a.id)),
+        "the log names the workstation"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -436,7 +783,10 @@ async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let n = std::sync::atomic::AtomicU32::new(0);
     scenarios(async || {
-        let p = dir.path().join(format!("r{}.sqlite3", n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+        let p = dir.path().join(format!(
+            "r{}.sqlite3",
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
         AnyDb::from(SqliteDb::open(&p).unwrap())
     })
     .await;
@@ -448,7 +798,10 @@ async fn sqlite() {
         &db,
         async || {
             let c = rusqlite::Connection::open(&path).unwrap();
-            c.query_row("SELECT count(*), count(DISTINCT id) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+            c.query_row("SELECT count(*), count(DISTINCT id) FROM events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
         },
         dir.path(),
     )
@@ -461,9 +814,14 @@ async fn sqlite() {
 }
 
 async fn pg_count(url: &str) -> (i64, i64) {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     let t = tokio::spawn(conn);
-    let r = c.query_one("SELECT count(*), count(DISTINCT id) FROM events", &[]).await.unwrap();
+    let r = c
+        .query_one("SELECT count(*), count(DISTINCT id) FROM events", &[])
+        .await
+        .unwrap();
     drop(c);
     let _ = t.await;
     (r.get(0), r.get(1))
@@ -472,7 +830,8 @@ async fn pg_count(url: &str) -> (i64, i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres() {
     let server = Throwaway::start(false).expect("a throwaway PostgreSQL");
-    scenarios(async || AnyDb::from(PgDb::open(&server.fresh().await.unwrap()).await.unwrap())).await;
+    scenarios(async || AnyDb::from(PgDb::open(&server.fresh().await.unwrap()).await.unwrap()))
+        .await;
     eprintln!("http: crash");
     let url = server.fresh().await.unwrap();
     let db = AnyDb::from(PgDb::open(&url).await.unwrap());
@@ -494,7 +853,13 @@ async fn holes(url: &str, db: AnyDb, dir: &std::path::Path) {
     let mut ids = vec![];
     for i in 0..4 {
         let mut ws = enroll(&regs[i % 2], "NCGM", "G").await;
-        let events = testkit::workload(&mut ws.bench, &format!("W{i}"), "G", 1 + 100_000 * i as u64, per);
+        let events = testkit::workload(
+            &mut ws.bench,
+            &format!("W{i}"),
+            "G",
+            1 + 100_000 * i as u64,
+            per,
+        );
         ids.push(ws.id);
         let bases = [regs[0].base.clone(), regs[1].base.clone()];
         pushers.push(tokio::spawn(async move {
@@ -518,7 +883,10 @@ async fn holes(url: &str, db: AnyDb, dir: &std::path::Path) {
         let (mut after, mut got, mut k) = (0u64, Vec::<(u64, Uuid, u64, Uuid)>::new(), 0usize);
         while got.len() < 4 * per {
             let p: PullResponse = http
-                .get(format!("{}/api/v1/events?after={after}&limit=137", bases[k % 2]))
+                .get(format!(
+                    "{}/api/v1/events?after={after}&limit=137",
+                    bases[k % 2]
+                ))
                 .bearer_auth(&puller.token)
                 .send()
                 .await
@@ -527,7 +895,11 @@ async fn holes(url: &str, db: AnyDb, dir: &std::path::Path) {
                 .await
                 .unwrap();
             k += 1;
-            got.extend(p.events.iter().map(|e| (e.server_seq, e.event.workstation, e.event.seq, e.event.id)));
+            got.extend(
+                p.events
+                    .iter()
+                    .map(|e| (e.server_seq, e.event.workstation, e.event.seq, e.event.id)),
+            );
             after = p.next;
             if !p.more {
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -538,15 +910,28 @@ async fn holes(url: &str, db: AnyDb, dir: &std::path::Path) {
     for p in pushers {
         p.await.unwrap();
     }
-    let (got, pages) = tokio::time::timeout(Duration::from_secs(120), pull).await.unwrap().unwrap();
-    eprintln!("http: holes: {} events pulled in {pages} pages while 4 benches pushed", got.len());
+    let (got, pages) = tokio::time::timeout(Duration::from_secs(120), pull)
+        .await
+        .unwrap()
+        .unwrap();
+    eprintln!(
+        "http: holes: {} events pulled in {pages} pages while 4 benches pushed",
+        got.len()
+    );
     assert_eq!(got.len(), 4 * per);
-    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "server_seq strictly rising");
+    assert!(
+        got.windows(2).all(|w| w[0].0 < w[1].0),
+        "server_seq strictly rising"
+    );
     let distinct: std::collections::HashSet<Uuid> = got.iter().map(|g| g.3).collect();
     assert_eq!(distinct.len(), got.len(), "no duplicate");
     for ws in ids {
         let seqs: Vec<u64> = got.iter().filter(|g| g.1 == ws).map(|g| g.2).collect();
-        assert_eq!(seqs, (1..=per as u64).collect::<Vec<_>>(), "no gap in {ws}'s seq");
+        assert_eq!(
+            seqs,
+            (1..=per as u64).collect::<Vec<_>>(),
+            "no gap in {ws}'s seq"
+        );
     }
 }
 
@@ -556,20 +941,62 @@ async fn tls() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout").arg(&key).arg("-out").arg(&cert)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
         .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(ok.success());
     let url = format!("sqlite://{}", dir.path().join("r.sqlite3").display());
-    let p = Proc::start(&url, &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()], dir.path());
-    let out = Command::new("curl").args(["-sS", "--cacert"]).arg(&cert).arg(format!("{}/health", p.base)).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok", "{}", String::from_utf8_lossy(&out.stderr));
+    let p = Proc::start(
+        &url,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .arg(format!("{}/health", p.base))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Plain HTTP to the TLS port is not answered as HTTP.
-    let plain = Command::new("curl").args(["-sS", "--max-time", "5"]).arg(p.base.replace("https", "http") + "/health").output().unwrap();
+    let plain = Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(p.base.replace("https", "http") + "/health")
+        .output()
+        .unwrap();
     assert_ne!(String::from_utf8_lossy(&plain.stdout), "ok");
     // Without trusting the certificate, the client refuses.
-    let untrusted = Command::new("curl").args(["-sS"]).arg(format!("{}/health", p.base)).output().unwrap();
+    let untrusted = Command::new("curl")
+        .args(["-sS"])
+        .arg(format!("{}/health", p.base))
+        .output()
+        .unwrap();
     assert!(!untrusted.status.success());
 }

@@ -13,6 +13,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "print_log",
         include_str!("migrations/0002_print_log.sql"),
     ),
+    (
+        3,
+        "due_index",
+        include_str!("migrations/0003_due_index.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

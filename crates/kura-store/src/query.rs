@@ -261,6 +261,20 @@ impl Store {
         rows.into_iter().map(|r| self.located(r)).collect()
     }
 
+    /// Checked-out specimens due back before `today` (a site date), the longest overdue first.
+    pub fn overdue(&self, today: &str, limit: usize) -> Result<Vec<SpecimenView>, StoreError> {
+        let sql = format!(
+            "SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM}
+             WHERE s.due IS NOT NULL AND s.due < ?1 AND s.status = 'checked_out'
+             ORDER BY s.due, s.code LIMIT ?2"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params![today, limit as i64], specimen_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|r| self.located(r)).collect()
+    }
+
     /// Every specimen, in code order, for export.
     pub fn for_each_specimen(
         &self,

@@ -278,4 +278,9 @@ impl<'a> Tx<'a> {
         )?;
         Ok(())
     }
+
+    pub fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
+        self.tx.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        Ok(())
+    }
 }

@@ -81,6 +81,8 @@ export function backend(t: Transport = tauri) {
     codesInBox: (container: string) => call<string[]>('codes_in_box', { container }),
     printLabels: (codes: string[], stock: string, printer: string | null) =>
       call<PrintReport>('print_labels', { codes, stock, printer }),
+    overdue: () => call<SpecimenView[]>('overdue'),
+    setTimeZone: (name: string | null) => call<string>('set_time_zone', { name }),
     printers: () => call<Record<string, PrinterConfig>>('printers'),
     setPrinter: (name: string, config: PrinterConfig | null) => call<null>('set_printer', { name, config }),
   };

@@ -11,7 +11,19 @@ export type SessionInfo = { actor: string, workstation: string, database: string
 /**
  * The site's Kura ID prefix (None until the database is set up).
  */
-id_prefix: string | null, };
+id_prefix: string | null, 
+/**
+ * The site's time zone (an IANA name), in which due dates and "today" are dates.
+ */
+time_zone: string, 
+/**
+ * Whether that zone was chosen for the site (false: it follows this computer's).
+ */
+time_zone_set: boolean, 
+/**
+ * Today's date at the site, `YYYY-MM-DD`.
+ */
+today: string, };
 
 export type SpecimenView = { code: string, sample_type: string, material: string, primary_container: string, storage_code: string, quantity_milli: number | null, unit: string | null, study: string, donor: string, collected_at: number | null, registered_at: number, parent: string | null, freeze_thaw: number, status: string, blocked: boolean, in_conflict: boolean, 
 /**
