@@ -6,6 +6,7 @@ CLI, not only what the page shows. Screenshots of every screen go to $KURA_E2E_O
 
 Run by tests/e2e/run.sh (which starts and stops Xvfb and tauri-driver).
 """
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,31 @@ results = []
 def check(name, cond, detail=""):
     results.append((name, bool(cond)))
     print(("PASS " if cond else "FAIL ") + name + ("" if cond else f": {detail}"), flush=True)
+
+
+DECODER = os.path.join(os.path.dirname(__file__), "../../crates/kura-labels/tests/decode.py")
+
+
+def decoded_pngs(pngs):
+    """Every symbol zxing-cpp reads in these PNGs: [[format, text], ...]."""
+    out = subprocess.run(["python3", DECODER, *pngs], capture_output=True, text=True, check=True)
+    return [sym for line in out.stdout.splitlines() for sym in json.loads(line)["symbols"]]
+
+
+def decode_svg(svg):
+    path = os.path.join(OUT, "preview.svg")
+    with open(path, "w") as f:
+        f.write(svg)
+    png = os.path.join(OUT, "preview.png")
+    # librsvg: a real SVG renderer (ImageMagick's own draws every path with a 1 mm stroke).
+    subprocess.run(["rsvg-convert", "-d", "600", "-p", "600", "-b", "white", path, "-o", png], check=True, timeout=60)
+    return decoded_pngs([png])
+
+
+def decode_pdf(pdf):
+    stem = os.path.join(OUT, "printed")
+    subprocess.run(["pdftoppm", "-r", "600", "-png", pdf, stem], check=True, timeout=120)
+    return decoded_pngs(sorted(os.path.join(OUT, f) for f in os.listdir(OUT) if f.startswith("printed") and f.endswith(".png")))
 
 
 def main():
@@ -104,10 +130,20 @@ def main():
         feedback(lambda t: tubes[5] in t and "A6" in t)
         check("the right scan then lands at the next free position", show(tubes[5])["position"] == "A6", show(tubes[5]))
         scan("CMD-DONE")
-        feedback(lambda t: "E2E-BX1" in t and "6" in t)
+        got = feedback(lambda t: "E2E-BX1" in t and "Finished" in t)
+        placed = sum(1 for sl in kura("boxmap", "E2E-BX1")["slots"] if sl["specimen"])
+        check("the DONE command scan closes the box and says how many went in",
+              got == f"Finished box E2E-BX1: {placed} checked in." and placed == 6 and
+              js("return document.querySelector('[data-testid=current-box]').textContent === '—' && document.querySelectorAll('.slot').length === 0"),
+              (got, placed))
 
         # ---- check-out of three ----
         screen("checkout")
+        # The overdue list is the store's, by the site's calendar.
+        late = wait_for(lambda: js("return [...document.querySelectorAll('[data-testid=overdue-list] tr.late td:first-child')].map(e => e.textContent)") or None)
+        want = kura("overdue")
+        check("the check-out screen lists the overdue check-outs the CLI lists",
+              late == [v["code"] for v in want["overdue"]] and len(late) > 0, (late and late[:3], want["today"]))
         click("#co-to")
         type_into("#co-to", "Dr. Sato")
         time.sleep(0.3)  # a person's hand moves from the keyboard to the scanner
@@ -159,8 +195,10 @@ def main():
         type_into("#find-text", "E2E-1")
         click("#find-go")
         count = wait_for(lambda: text("[data-testid=find-count]"))
-        want = len(kura("find", "--donor", "E2E-1", "--limit", "10000"))
-        check("the search finds what the store has", count and count.startswith(str(want)), (count, want))
+        shown = js("return [...document.querySelectorAll('[data-testid=find-results] .r')].map(r => r.dataset.code)")
+        want = [v["code"] for v in kura("find", "E2E-1", "--limit", "10000")]
+        check("the window's search finds exactly what the CLI finds for the same query",
+              count and count.startswith(str(len(want))) and shown == want and len(want) == 7, (count, shown, want))
         screenshot("07-find")
 
         # ---- detail: history, lineage ----
@@ -201,7 +239,12 @@ def main():
         screenshot("09-register")
         js("document.querySelector('[data-testid=registered] button').click()")
         wait_for(lambda: js("return document.querySelector('[data-testid=preview] svg') ? 1 : 0"))
-        check("the print dialog previews the real label", js("return document.querySelector('[data-testid=preview] svg path') !== null"), "")
+        # The preview is the label itself: rasterised and read by zxing-cpp, it decodes to the code
+        # it previews, as the printed PDF's label does.
+        code = js("return document.querySelector('[data-testid=preview] .label').dataset.code")
+        svg = js("return document.querySelector('[data-testid=preview] svg').outerHTML")
+        decoded = decode_svg(svg)
+        check("the print preview's symbol decodes to the label's code", code in {v["code"] for v in new} and decoded == [["DataMatrix", code]], (code, decoded))
         screenshot("10-print-preview")
         click("#print-go")
         got = feedback(lambda t: "labels printed" in t)
@@ -209,6 +252,9 @@ def main():
         parent = [v["code"] for v in new if v["parent"] is None][0]
         printed = [e for e in kura("history", parent) if e["kind"] == "labels_printed"]
         check("four labels went to a PDF and the print is in the log", len(pdfs) == 1 and len(printed) == 1, (got, pdfs, printed))
+        in_pdf = decode_pdf(os.path.join(os.path.dirname(DB), "labels", pdfs[0])) if pdfs else []
+        check("the PDF's symbols decode to the four codes printed, the previewed one among them",
+              sorted(t for _, t in in_pdf) == sorted(v["code"] for v in new) and ["DataMatrix", code] in in_pdf, in_pdf)
         # Printing again is marked as a reprint.
         wait_for(lambda: js("return document.querySelector('[data-testid=reprint]') ? 1 : 0"))
         check("a label printed before is marked as a reprint", js("return document.querySelector('[data-testid=reprint]') !== null"), "")
@@ -237,6 +283,10 @@ def main():
 
         # ---- settings, and switching to Japanese ----
         screen("settings")
+        zone = kura("time-zone")
+        shown = wait_for(lambda: text("[data-testid=time-zone]"))
+        check("Settings shows the site's time zone and today's date there",
+              shown and zone["time_zone"] in shown and text("[data-testid=site-today]") == zone["today"], (shown, zone))
         screenshot("12-settings")
         click("#lang")
         nav = wait_for(lambda: (lambda t: t if "入庫" in t else None)(text("nav button[data-screen=checkin]")))

@@ -332,18 +332,72 @@ fn the_window_is_a_thin_shell() {
     }
 }
 
+/// Every released migration, pinned by the SHA-256 of its file. A database that ran a migration
+/// never runs it again, so an edit to a released one silently splits the world into databases
+/// with the old schema and databases with the new: write a new migration instead. Releasing a
+/// migration means adding its line here.
+const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "crates/kura-store/src/migrations/0001_custody.sql",
+        "841654520a66f221398a0722c1ffc91b4bf0f0da24fd9792f9a4d66866d4c591",
+    ),
+    (
+        "crates/kura-store/src/migrations/0002_print_log.sql",
+        "b44bf2a2f84bd38e831a888f058f72c657a84c7058a933f16aabfbf0050102c1",
+    ),
+    (
+        "crates/kura-store/src/migrations/0003_due_index.sql",
+        "e374756bd9918d0d9f2b094cd8ecf91227f42158030f06649ab098b446919b0c",
+    ),
+    (
+        "crates/kura-registry-sqlite/migrations/0001_registry.sql",
+        "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
+    ),
+    (
+        "crates/kura-registry-postgres/migrations/0001_registry.sql",
+        "71f5d95b613cd148946b95f4c6665f1efd388bbacdef4ab71bf116b0c294b4e4",
+    ),
+];
+
 #[test]
-fn migrations_are_append_only_and_numbered() {
-    let dir = root().join("crates/kura-store/src/migrations");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    for (i, n) in names.iter().enumerate() {
+fn migrations_are_numbered_pinned_and_never_edited() {
+    use sha2::Digest;
+    for dir in [
+        "crates/kura-store/src/migrations",
+        "crates/kura-registry-sqlite/migrations",
+        "crates/kura-registry-postgres/migrations",
+    ] {
+        let mut names: Vec<String> = std::fs::read_dir(root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        for (i, n) in names.iter().enumerate() {
+            assert!(
+                n.starts_with(&format!("{:04}_", i + 1)),
+                "{dir}: migration files must be numbered 0001_, 0002_, … without gaps: {n}"
+            );
+            let path = format!("{dir}/{n}");
+            let pinned = RELEASED_MIGRATIONS
+                .iter()
+                .find(|(p, _)| *p == path)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{path} is not pinned: add it to RELEASED_MIGRATIONS when it is released"
+                    )
+                });
+            let have = sha2::Sha256::digest(std::fs::read(root().join(&path)).unwrap());
+            let have: String = have.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(
+                have, pinned.1,
+                "{path} changed after release: put the change in a new migration and restore this file"
+            );
+        }
+    }
+    for (path, _) in RELEASED_MIGRATIONS {
         assert!(
-            n.starts_with(&format!("{:04}_", i + 1)),
-            "migration files must be numbered 0001_, 0002_, … without gaps: {n}"
+            root().join(path).exists(),
+            "{path} was released and must stay"
         );
     }
 }

@@ -112,23 +112,49 @@ fn no_element_crosses_an_edge_or_another() {
                     d.code
                 );
             }
-            // The ID is always printed whole.
-            let printed: String = l
+            // The ID is printed whole: its data part as one text element and the check
+            // character beside it. A tube-top dot has room for the last 7 characters only (the
+            // DataMatrix carries the whole ID): exactly those, and said so here.
+            let texts: Vec<&str> = l
                 .elements
                 .iter()
                 .filter_map(|e| match e {
-                    Element::Text { text, .. } => Some(text.clone()),
-                    Element::Check { ch, .. } => Some(ch.to_string()),
+                    Element::Text { text, .. } => Some(text.as_str()),
                     _ => None,
                 })
-                .collect::<Vec<_>>()
-                .join("");
-            let tail = &d.data_part()[d.data_part().len().saturating_sub(7)..];
+                .collect();
+            let checks: Vec<char> = l
+                .elements
+                .iter()
+                .filter_map(|e| match e {
+                    Element::Check { ch, .. } => Some(*ch),
+                    _ => None,
+                })
+                .collect();
+            let data = d.data_part();
+            let want = if stock.template == Template::Dot {
+                &data[data.len().saturating_sub(7)..]
+            } else {
+                data
+            };
             assert!(
-                printed.contains(tail),
-                "{id} / {}: the ID is not printed whole: {printed}",
+                texts.contains(&want),
+                "{id} / {}: {want:?} is not printed as one piece: {texts:?}",
                 d.code
             );
+            if stock.template != Template::Dot {
+                assert_eq!(
+                    checks,
+                    d.check.into_iter().collect::<Vec<_>>(),
+                    "{id} / {}: the check character",
+                    d.code
+                );
+                assert_eq!(
+                    format!("{data}{}", d.check.map(String::from).unwrap_or_default()),
+                    d.code,
+                    "{id}: data part and check character make the whole ID"
+                );
+            }
             if stock.template == Template::Vial && d.check.is_some() {
                 assert!(
                     l.elements
