@@ -297,6 +297,50 @@ def main():
         check("errors follow the language", got and "チェック文字" in got, got)
         screenshot("13-japanese")
 
+        # ---- two writers: the window and a CLI process on one database ----
+        secs = float(os.environ.get("KURA_WRITERS_SECS", "60"))
+        js("""
+            const [tube, stop] = arguments;
+            const w = window.__writers = { done: 0, busy: 0, other: [], finished: false };
+            (async () => {
+              const end = Date.now() + stop * 1000;
+              while (Date.now() < end) {
+                try {
+                  await window.__TAURI_INTERNALS__.invoke('move_specimen', { specimen: tube, container: 'E2E-BX1', position: w.done % 2 ? 'E1' : 'E2' });
+                  w.done++;
+                } catch (e) {
+                  if (e && e.code === 'store_busy') w.busy++; else w.other.push(e);
+                }
+              }
+              w.finished = true;
+            })();
+            return 1;
+        """, tubes[4], secs)
+        cli = {"done": 0, "busy": 0, "other": []}
+        end = time.time() + secs
+        held = False
+        while time.time() < end:
+            if not held and time.time() > end - secs * 2 / 3:
+                # A third party holds the write lock past the 5 s busy timeout.
+                held = True
+                subprocess.Popen(["sqlite3", DB], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL).communicate(
+                    b".timeout 5000\nBEGIN IMMEDIATE;\nINSERT INTO meta(key, value) VALUES ('held', '1');\n.shell sleep 7\nROLLBACK;\n")
+            r = subprocess.run([os.environ["KURA_CLI"], "--db", DB, "--json", "move", tubes[5], "E2E-BX1", "--position", "E3" if cli["done"] % 2 else "E4"],
+                               capture_output=True, text=True)
+            if r.returncode == 0:
+                cli["done"] += 1
+            elif '"store_busy"' in r.stdout:
+                cli["busy"] += 1
+            else:
+                cli["other"].append(r.stdout + r.stderr)
+        win = wait_for(lambda: js("return window.__writers.finished ? window.__writers : null"), 30)
+        moved = lambda code: sum(1 for e in kura("history", code) if e["kind"] == "moved")
+        print(f"two writers, {secs:.0f} s: window {win['done']} moves ({win['busy']} busy), CLI {cli['done']} moves ({cli['busy']} busy)")
+        check("the window and the CLI wrote at once: every write landed or was refused as busy, none lost",
+              win and not win["other"] and not cli["other"] and win["done"] > 10 and cli["done"] > 10
+              and win["busy"] + cli["busy"] >= 1
+              and moved(tubes[4]) == win["done"] and moved(tubes[5]) == cli["done"], (win, cli))
+
         # ---- the store is whole ----
         check("verify passes afterwards", kura("verify")["ok"] is True, "")
     finally:
