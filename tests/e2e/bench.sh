@@ -16,7 +16,8 @@ if [[ ! -f "$base" ]]; then
   "$KURA_CLI" --db "$base.tmp" demo --specimens "$n" >/dev/null
   mv "$base.tmp" "$base"
 fi
-work="$(mktemp -d)"
+# The working copy on the repository's disk (not a temp dir that may be RAM).
+work="$(mktemp -d "$PWD/target/bench/run.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 export KURA_DB="$work/kura.sqlite3" KURA_BENCH_OUT="$PWD/target/bench/desktop.json"
 cp "$base" "$KURA_DB"

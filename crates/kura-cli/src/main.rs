@@ -459,7 +459,11 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             dir,
             ..
         } => {
-            let report = kura_app::bench::run_labels(dir, *n, &mut |s| eprintln!("{s}"))?;
+            let exe = std::env::current_exe().map_err(|e| AppError::File {
+                path: "kura".into(),
+                message: e.to_string(),
+            })?;
+            let report = kura_app::bench::run_labels(dir, *n, &exe, &mut |s| eprintln!("{s}"))?;
             out(json, json!(report), || print::bench(&report));
             return Ok(ExitCode::SUCCESS);
         }

@@ -237,11 +237,13 @@ pub fn bench(r: &BenchReport) -> String {
     let mut s = format!("Kura benchmarks on {} demo specimens\n", r.specimens);
     for l in &r.lines {
         s.push_str(&format!(
-            "\n{}\n  kura:   {}\n  raw:    {}\n  ratio:  {:.2}   target {}: {}\n",
+            "\n{}\n  compares: {}\n  kura:     {}\n  baseline: {}\n  ratio:    {:.2} ({})\n  target:   {}: {}\n",
             l.name,
+            l.compares,
             l.kura,
             l.raw,
             l.ratio,
+            l.ratio_of,
             l.target,
             if l.met { "met" } else { "NOT met" }
         ));

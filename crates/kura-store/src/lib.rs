@@ -133,7 +133,8 @@ fn open_ro(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// How hard the store works to keep each commit (the bulk paths may lower the cache pressure).
-const PRAGMAS: &str = "
+/// The raw baselines of `kura bench` open their connections with the same.
+pub(crate) const PRAGMAS: &str = "
     PRAGMA foreign_keys = ON;
     PRAGMA synchronous = FULL;
     PRAGMA cache_size = -65536;
@@ -276,6 +277,26 @@ impl Store {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
+    }
+
+    /// The mean payload of a row of `table`, in bytes (each column's value as stored text or
+    /// blob): what a baseline's rows are padded to.
+    pub fn mean_row_bytes(&self, table: &str) -> Result<f64, StoreError> {
+        let cols: Vec<String> = self
+            .conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let sum = cols
+            .iter()
+            .map(|c| format!("coalesce(length(CAST(\"{c}\" AS BLOB)), 0)"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        Ok(self.conn.query_row(
+            &format!("SELECT coalesce(avg({sum}), 0) FROM \"{table}\""),
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// `PRAGMA integrity_check`: "ok" or the problems SQLite found.
