@@ -106,13 +106,15 @@ export async function busy<T>(text: string, f: () => Promise<T>): Promise<T> {
 export interface Perf {
   launchMs: number | null;
   scans: number[];
+  /** Of each scan: from the key event's timeStamp to the start of its handler. */
+  waits: number[];
 }
 declare global {
   interface Window {
     __kura: Perf;
   }
 }
-export const perf: Perf = { launchMs: null, scans: [] };
+export const perf: Perf = { launchMs: null, scans: [], waits: [] };
 if (typeof window !== 'undefined') window.__kura = perf;
 
 /**
@@ -121,7 +123,7 @@ if (typeof window !== 'undefined') window.__kura = perf;
  * `requestAnimationFrame` callback runs just before that frame's paint, and a message posted
  * from it is a task, which runs only once the paint is done.
  */
-export async function recordScan(t0: number): Promise<void> {
+export async function recordScan(t0: number, started: number): Promise<void> {
   await tick();
   await new Promise<void>((r) =>
     requestAnimationFrame(() => {
@@ -131,5 +133,9 @@ export async function recordScan(t0: number): Promise<void> {
     }),
   );
   perf.scans.push(performance.now() - t0);
-  if (perf.scans.length > 10_000) perf.scans.shift();
+  perf.waits.push(started - t0);
+  if (perf.scans.length > 10_000) {
+    perf.scans.shift();
+    perf.waits.shift();
+  }
 }
