@@ -21,7 +21,8 @@ impl Calendar {
     /// The zone this computer is set to (`TZ`, then /etc/localtime); UTC when it has none.
     pub fn system() -> Calendar {
         let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
-        let name = tz.iana_name().unwrap_or("UTC").to_string();
+        // A zone set by a file with no name (rare) is still used as it is; it is only shown so.
+        let name = tz.iana_name().unwrap_or("system (unnamed zone)").to_string();
         Calendar { tz, name }
     }
 

@@ -234,7 +234,7 @@ pub fn stats(s: &Stats, path: &std::path::Path) -> String {
 }
 
 pub fn bench(r: &BenchReport) -> String {
-    let mut s = format!("Kura benchmarks on {} demo specimens\n", r.specimens);
+    let mut s = format!("Kura benchmarks ({} specimens)\n", r.specimens);
     for l in &r.lines {
         s.push_str(&format!(
             "\n{}\n  compares: {}\n  kura:     {}\n  baseline: {}\n  ratio:    {:.2} ({})\n  target:   {}: {}\n",
