@@ -149,7 +149,9 @@ impl Kura {
 
     /// Sets the site's time zone (`None`: follow this computer's). Returns the zone now in use.
     pub fn set_time_zone(&mut self, name: Option<&str>) -> Result<String, AppError> {
-        let calendar = match name.map(str::trim).filter(|n| !n.is_empty()) {
+        // A blank name means the same as none: follow this computer's zone.
+        let name = name.map(str::trim).filter(|n| !n.is_empty());
+        let calendar = match name {
             Some(n) => Calendar::named(n)?,
             None => Calendar::system(),
         };
