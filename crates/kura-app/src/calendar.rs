@@ -22,7 +22,10 @@ impl Calendar {
     pub fn system() -> Calendar {
         let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
         // A zone set by a file with no name (rare) is still used as it is; it is only shown so.
-        let name = tz.iana_name().unwrap_or("system (unnamed zone)").to_string();
+        let name = tz
+            .iana_name()
+            .unwrap_or("system (unnamed zone)")
+            .to_string();
         Calendar { tz, name }
     }
 
