@@ -249,7 +249,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     lines.push(BenchLine {
         name: format!("single check-in ({} commits each side)", single.len()),
         compares: format!(
-            "Kura: one check-in = event (hash chained) + projection + outbox, one transaction; \
+            "Kura: one check-in = event (hash chained) + projection, one transaction; \
              raw: one row update + one {event_bytes:.0}-byte event insert, one transaction. \
              Both at synchronous=FULL with the same settings, alternating in rounds of 50"
         ),

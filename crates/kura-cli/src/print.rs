@@ -228,7 +228,7 @@ pub fn stats(s: &Stats, path: &std::path::Path) -> String {
     }
     out.push_str(&format!(
         "blocked:     {}\ncontainers:  {}\nevents:      {}\nto sync:     {}",
-        s.blocked, s.containers, s.events, s.outbox
+        s.blocked, s.containers, s.events, s.to_sync
     ));
     out
 }

@@ -350,6 +350,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "e374756bd9918d0d9f2b094cd8ecf91227f42158030f06649ab098b446919b0c",
     ),
     (
+        "crates/kura-store/src/migrations/0004_sync_state.sql",
+        "363d08399f75b407a55defe623f3399acc26e639e3f8d570f581ebed3636d182",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

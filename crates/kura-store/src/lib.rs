@@ -1,10 +1,10 @@
 //! Kura's local store: one SQLite file holding the append-only custody log (`events`), the
-//! projection derived from it (`specimens`, `containers`, `event_subjects`) and the `outbox` of
-//! events waiting for the central registry.
+//! projection derived from it (`specimens`, `containers`, `event_subjects`) and `sync_state`,
+//! whose high-water mark says which of this workstation's events wait for the central registry.
 //!
 //! Every write goes through [`Store::write`], which opens one IMMEDIATE transaction; inside it,
 //! [`Tx::append`] checks an event against the domain rules, updates the projection, inserts the
-//! event with its sequence number and hash, and queues it in the outbox. The transaction commits
+//! event with its sequence number and hash (past the high-water mark until pushed). It commits
 //! all of that or none of it.
 
 // No panic on input: outside tests, no unwrap/expect/panic; the few that cannot fail say why.

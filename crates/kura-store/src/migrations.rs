@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "due_index",
         include_str!("migrations/0003_due_index.sql"),
     ),
+    (
+        4,
+        "sync_state",
+        include_str!("migrations/0004_sync_state.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

@@ -185,7 +185,8 @@ pub struct Stats {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub events: i64,
     #[cfg_attr(feature = "ts", ts(type = "number"))]
-    pub outbox: i64,
+    /// This workstation's events the registry has not answered yet (past the high-water mark).
+    pub to_sync: i64,
     pub workstation: Uuid,
 }
 
@@ -489,7 +490,12 @@ impl Store {
             blocked: one("SELECT count(*) FROM specimens WHERE blocked")?,
             containers: one("SELECT count(*) FROM containers")?,
             events: one("SELECT count(*) FROM events")?,
-            outbox: one("SELECT count(*) FROM outbox")?,
+            to_sync: c
+                .prepare_cached(
+                    "SELECT count(*) FROM events WHERE workstation = ?1
+                     AND seq > (SELECT pushed_seq FROM sync_state)",
+                )?
+                .query_row([self.workstation().as_bytes().as_slice()], |r| r.get(0))?,
             workstation: self.workstation(),
         })
     }

@@ -1,4 +1,4 @@
-//! One write transaction: events appended with their projection and outbox rows, atomically.
+//! One write transaction: events appended with their projection, atomically.
 
 use kura_domain::rules::Effect;
 use kura_domain::{
@@ -82,7 +82,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Checks `body` against the rules; on success records it: projection, event row (next
-    /// sequence number, hash chained to the previous event) and outbox row. On a rule error
+    /// sequence number, hash chained to the previous event). On a rule error
     /// nothing is written and the transaction stays usable.
     pub fn append(
         &mut self,
@@ -151,9 +151,6 @@ impl<'a> Tx<'a> {
             ])?;
         let rowid = self.tx.last_insert_rowid();
         self.projector().write(rowid, at.0, effect)?;
-        self.tx
-            .prepare_cached("INSERT INTO outbox (event) VALUES (?1)")?
-            .execute([rowid])?;
         self.next_seq += 1;
         self.prev_hash = hash;
         Ok(Event {

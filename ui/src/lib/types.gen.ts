@@ -63,7 +63,11 @@ slots: Array<BoxSlot>, };
 
 export type ContainerRow = { code: string, name: string, kind: string, type_name: string, parent: string | null, position: string | null, path: string, temperature: string | null, children: number, specimens: number, capacity: number | null, };
 
-export type Stats = { specimens: number, by_status: Array<[string, number]>, blocked: number, containers: number, events: number, outbox: number, workstation: string, };
+export type Stats = { specimens: number, by_status: Array<[string, number]>, blocked: number, containers: number, events: number, 
+/**
+ * This workstation's events the registry has not answered yet (past the high-water mark).
+ */
+to_sync: number, workstation: string, };
 
 export type Placed = { specimen: string, container: string, row: number, col: number, position: string, };
 
