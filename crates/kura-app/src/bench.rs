@@ -9,6 +9,7 @@ use kura_store::raw::RawBaseline;
 use serde::Serialize;
 
 use crate::demo::Rng;
+use crate::labels::file_err;
 use crate::{AppError, Kura, RegisterRequest};
 
 #[derive(Debug, Clone)]
@@ -345,10 +346,6 @@ pub fn run_labels(
     say: &mut dyn FnMut(&str),
 ) -> Result<BenchReport, AppError> {
     const RUNS: usize = 5;
-    let file_err = |path: &std::path::Path, e: std::io::Error| AppError::File {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let db = dir.join("labels.sqlite3");
     for suffix in ["", "-wal", "-shm"] {

@@ -114,7 +114,7 @@ pub fn decode(bytes: &[u8], encoding: CsvEncoding) -> Result<std::borrow::Cow<'_
                 ),
             )
         }),
-        CsvEncoding::Cp932 if bytes.starts_with(b"\xEF\xBB\xBF") => Err(AppError::input(
+        CsvEncoding::Cp932 if bytes.starts_with(BOM) => Err(AppError::input(
             "csv",
             "the file starts with a UTF-8 byte-order mark, so it is UTF-8, not CP932; import it with --encoding utf-8 (or auto)",
         )),
@@ -127,8 +127,11 @@ pub fn decode(bytes: &[u8], encoding: CsvEncoding) -> Result<std::borrow::Cow<'_
     }
 }
 
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 fn utf8(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, std::str::Utf8Error> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     std::str::from_utf8(bytes).map(std::borrow::Cow::Borrowed)
 }
 
@@ -522,8 +525,7 @@ impl Kura {
             message: e.to_string(),
         };
         if bom {
-            out.write_all(b"\xEF\xBB\xBF")
-                .map_err(|e| file_err(e.into()))?;
+            out.write_all(BOM).map_err(|e| file_err(e.into()))?;
         }
         let mut w = csv::Writer::from_writer(out);
         let mut header: Vec<&str> = COLUMNS.to_vec();

@@ -57,7 +57,7 @@ pub struct StockInfo {
     pub source: String,
 }
 
-fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
+pub(crate) fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
     AppError::File {
         path: path.display().to_string(),
         message: e.to_string(),
