@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::container::ContainerSpec;
 use crate::id::{ContainerId, SpecimenCode};
 use crate::position::Pos;
+use crate::rules::Custody;
 use crate::specimen::{Quantity, SpecimenRecord};
 use crate::time::Timestamp;
 
@@ -24,6 +25,16 @@ pub struct Placement {
     pub parent: ContainerId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pos: Option<Pos>,
+}
+
+/// A specimen's custody as a settled conflict leaves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub custody: Custody,
+    pub blocked: bool,
+    pub freeze_thaw: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Quantity>,
 }
 
 /// Why a specimen leaves storage.
@@ -146,6 +157,16 @@ pub enum EventBody {
         events: Vec<Uuid>,
         resolution: String,
     },
+    /// A person settled a conflict: which of the disagreeing events is true (`keep`), which are
+    /// not (`discard`), why, and the specimen's custody from now on (`outcome`, computed where
+    /// the person decided, so that every bench and the registry adopt the same state).
+    ConflictSettled {
+        specimen: SpecimenCode,
+        keep: Uuid,
+        discard: Vec<Uuid>,
+        reason: String,
+        outcome: Outcome,
+    },
     /// Labels were printed (the print log): which codes, on which stock, to which printer or
     /// file; `reprints` lists the codes that had been printed before.
     LabelsPrinted {
@@ -176,6 +197,7 @@ impl EventBody {
             EventBody::ContainerCreated { .. } => "container_created",
             EventBody::ContainerMoved { .. } => "container_moved",
             EventBody::ConflictResolved { .. } => "conflict_resolved",
+            EventBody::ConflictSettled { .. } => "conflict_settled",
             EventBody::LabelsPrinted { .. } => "labels_printed",
         }
     }
@@ -197,7 +219,8 @@ impl EventBody {
             | EventBody::Unblocked { specimen, .. }
             | EventBody::Shipped { specimen, .. }
             | EventBody::Received { specimen, .. }
-            | EventBody::ConflictResolved { specimen, .. } => Some(specimen),
+            | EventBody::ConflictResolved { specimen, .. }
+            | EventBody::ConflictSettled { specimen, .. } => Some(specimen),
             EventBody::ContainerCreated { .. }
             | EventBody::ContainerMoved { .. }
             | EventBody::LabelsPrinted { .. } => None,

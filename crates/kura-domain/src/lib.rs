@@ -17,9 +17,9 @@ pub mod specimen;
 pub mod time;
 
 pub use container::{ContainerKind, ContainerSpec, Temperature};
-pub use event::{Event, EventBody, Location, Placement, Purpose};
+pub use event::{Event, EventBody, Location, Outcome, Placement, Purpose};
 pub use id::{ContainerId, IdFormat, KuraId, ScanError, SpecimenCode};
 pub use position::{Geometry, Pos};
-pub use rules::{ContainerInfo, Custody, RuleError, SpecimenState};
+pub use rules::{ContainerInfo, Custody, RuleError, Settled, SpecimenState};
 pub use specimen::{Quantity, SampleType, SpecimenRecord, Status};
 pub use time::{Clock, Timestamp};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::{ContainerKind, ContainerSpec};
 use crate::event::{EventBody, Location, Placement};
+
 use crate::id::{ContainerId, SpecimenCode};
 use crate::position::{Geometry, Pos, PositionError};
 use crate::specimen::{Quantity, SpecimenRecord, Status};
@@ -236,6 +237,22 @@ pub enum RuleError {
     UnitMismatch { given: String, unit: String },
     #[error("a print must name at least one label")]
     NothingPrinted,
+    #[error(
+        "specimen {specimen} was moved from {from}, but it is at {at}: whoever moved it did not know where it was"
+    )]
+    NotThere {
+        specimen: String,
+        from: String,
+        at: String,
+    },
+    #[error(
+        "{container} was moved from {from}, but it is in {at}: whoever moved it did not know where it was"
+    )]
+    ContainerNotThere {
+        container: String,
+        from: String,
+        at: String,
+    },
 }
 
 impl RuleError {
@@ -264,6 +281,8 @@ impl RuleError {
             RuleError::NotEnoughLeft { .. } => "not_enough_left",
             RuleError::UnitMismatch { .. } => "unit_mismatch",
             RuleError::NothingPrinted => "nothing_printed",
+            RuleError::NotThere { .. } => "not_there",
+            RuleError::ContainerNotThere { .. } => "container_not_there",
         }
     }
 }
@@ -324,6 +343,16 @@ fn stored<E>(s: &SpecimenState) -> R<Location, E> {
             status: other.status().as_str().into(),
         }),
     }
+}
+
+/// A location as people read it: `BOX-0001 C4`.
+fn place<V: View>(view: &mut V, loc: &Location) -> R<String, V::Error> {
+    let label = view
+        .container(&loc.container)
+        .map_err(DecideError::View)?
+        .map(|c| c.geometry.label(loc.pos))
+        .unwrap_or_else(|| loc.pos.to_string());
+    Ok(format!("{} {label}", loc.container))
 }
 
 /// Checks that `loc` can take specimen `code`: the container exists, holds specimens, has that
@@ -542,9 +571,16 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             }
             Ok(Effect::Update(s))
         }
-        E::Moved { specimen, to, .. } => {
+        E::Moved { specimen, from, to } => {
             let mut s = existing(view, specimen)?;
-            stored(&s)?;
+            let at = stored(&s)?;
+            if &at != from {
+                return rule(RuleError::NotThere {
+                    specimen: specimen.to_string(),
+                    from: place(view, from)?,
+                    at: place(view, &at)?,
+                });
+            }
             check_specimen_slot(view, to, specimen)?;
             s.custody = Custody::Stored { at: to.clone() };
             Ok(Effect::Update(s))
@@ -653,6 +689,27 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             s.in_conflict = false;
             Ok(Effect::Update(s))
         }
+        E::ConflictSettled {
+            specimen, outcome, ..
+        } => {
+            let s = existing(view, specimen)?;
+            if !s.in_conflict {
+                return rule(RuleError::NotInConflict {
+                    specimen: specimen.to_string(),
+                });
+            }
+            if let Some(at) = outcome.custody.location() {
+                check_specimen_slot(view, at, specimen)?;
+            }
+            Ok(Effect::Update(SpecimenState {
+                code: s.code,
+                custody: outcome.custody.clone(),
+                blocked: outcome.blocked,
+                in_conflict: false,
+                freeze_thaw: outcome.freeze_thaw,
+                quantity: outcome.quantity,
+            }))
+        }
         E::ContainerCreated { container } => {
             if view
                 .container(&container.id)
@@ -691,7 +748,11 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                 codes: codes.clone(),
             })
         }
-        E::ContainerMoved { container, to, .. } => {
+        E::ContainerMoved {
+            container,
+            from,
+            to,
+        } => {
             let c = match view.container(container).map_err(DecideError::View)? {
                 Some(c) => c,
                 None => {
@@ -700,6 +761,27 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                     });
                 }
             };
+            let now = c
+                .parent
+                .clone()
+                .map(|parent| Placement { parent, pos: c.pos });
+            if let Some(from) = from
+                && now.as_ref() != Some(from)
+            {
+                let show = |p: Option<&Placement>| match p {
+                    Some(Placement {
+                        parent,
+                        pos: Some(pos),
+                    }) => format!("{parent} {pos}"),
+                    Some(Placement { parent, pos: None }) => parent.to_string(),
+                    None => "no parent".to_string(),
+                };
+                return rule(RuleError::ContainerNotThere {
+                    container: container.to_string(),
+                    from: show(Some(from)),
+                    at: show(now.as_ref()),
+                });
+            }
             // Refuse moving a container into itself or anything below it.
             let mut cursor = Some(to.parent.clone());
             while let Some(id) = cursor {
@@ -720,6 +802,88 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                 to: to.clone(),
             })
         }
+    }
+}
+
+/// What a recorded event does to the state when it cannot be refused any more: an event from
+/// another bench, or any event replayed in the registry's order. The rules decide as for a new
+/// command; a refusal keeps the event and flags what it concerns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    /// The rules allow it here: its effect.
+    Applied(Effect),
+    /// The rules refuse it here. `effect` flags the specimen in conflict (a specimen whose
+    /// registration cannot be placed is registered unstored, in conflict: the tube exists);
+    /// `None` for containers and prints, whose state stays as it is.
+    Conflict {
+        error: RuleError,
+        effect: Option<Effect>,
+    },
+    /// A resolution of a conflict that was already resolved: nothing to do.
+    Nothing,
+}
+
+/// Decides a recorded event: never a refusal, always what it does to the state.
+pub fn settle<V: View>(view: &mut V, body: &EventBody) -> Result<Settled, V::Error> {
+    match decide(view, body) {
+        Ok(effect) => Ok(Settled::Applied(effect)),
+        Err(DecideError::View(e)) => Err(e),
+        Err(DecideError::Rule(RuleError::NotInConflict { .. }))
+            if matches!(
+                body,
+                EventBody::ConflictResolved { .. } | EventBody::ConflictSettled { .. }
+            ) =>
+        {
+            Ok(Settled::Nothing)
+        }
+        Err(DecideError::Rule(error)) => Ok(Settled::Conflict {
+            error,
+            effect: conflict_effect(view, body)?,
+        }),
+    }
+}
+
+fn conflict_effect<V: View>(view: &mut V, body: &EventBody) -> Result<Option<Effect>, V::Error> {
+    let flag = |s: Option<SpecimenState>| {
+        s.map(|mut s| {
+            s.in_conflict = true;
+            Effect::Update(s)
+        })
+    };
+    match body {
+        EventBody::Registered { specimen, .. } | EventBody::Derived { specimen, .. } => {
+            if let Some(s) = view.specimen(&specimen.code)? {
+                return Ok(flag(Some(s)));
+            }
+            let mut freeze_thaw = specimen.freeze_thaw;
+            if let Some(parent) = &specimen.parent {
+                match view.specimen(parent)? {
+                    Some(p) => freeze_thaw = freeze_thaw.max(p.freeze_thaw),
+                    // No lineage to attach it to: nothing can be recorded of it.
+                    None => return Ok(None),
+                }
+            }
+            let mut record = specimen.clone();
+            record.freeze_thaw = freeze_thaw;
+            Ok(Some(Effect::Register {
+                state: SpecimenState {
+                    code: specimen.code.clone(),
+                    custody: Custody::Received,
+                    blocked: false,
+                    in_conflict: true,
+                    freeze_thaw,
+                    quantity: specimen.quantity,
+                },
+                record,
+            }))
+        }
+        EventBody::ContainerCreated { .. }
+        | EventBody::ContainerMoved { .. }
+        | EventBody::LabelsPrinted { .. } => Ok(None),
+        b => match b.specimen() {
+            Some(code) => Ok(flag(view.specimen(code)?)),
+            None => Ok(None),
+        },
     }
 }
 

@@ -164,8 +164,14 @@ impl RejectCode {
 pub enum Verdict {
     /// Stored now, as `server_seq` of the site.
     Accepted { seq: u64, id: Uuid, server_seq: u64 },
-    /// Already stored with the same hash; nothing changed.
-    Duplicate { seq: u64, id: Uuid },
+    /// Already stored with the same hash; nothing changed. `server_seq` says where the site's
+    /// order put it (absent from registries before it was added).
+    Duplicate {
+        seq: u64,
+        id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_seq: Option<u64>,
+    },
     /// Not stored as a custody event; kept by the registry and to be shown to the user.
     Rejected {
         seq: u64,

@@ -106,6 +106,7 @@ fn fixtures() {
                 Verdict::Duplicate {
                     seq: 2,
                     id: id(0x59),
+                    server_seq: None,
                 },
                 Verdict::Rejected {
                     seq: 3,
@@ -161,6 +162,23 @@ fn fixtures() {
         ConflictsResponse {
             v: VERSION,
             conflicts: vec![conflict],
+        },
+    );
+    // Added to version 1: a duplicate says where the site's order put it (the bench orders its
+    // projection by it). The shape without it, above, still reads.
+    check(
+        "push_response_duplicate_order",
+        PushResponse {
+            v: VERSION,
+            verdicts: vec![Verdict::Duplicate {
+                seq: 2,
+                id: id(0x59),
+                server_seq: Some(40),
+            }],
+            head: Head {
+                seq: 2,
+                hash: Some(event().hash),
+            },
         },
     );
     check(

@@ -210,6 +210,18 @@ async fn verdicts<D: RegistryDb>(db: D) {
         (1..=n as u64).collect::<Vec<_>>(),
         "server_seq from 1, gapless"
     );
+    // Sent again, every event says where the site's order put it (a bench that lost the
+    // acknowledgement orders its projection by it).
+    let again = db.push(&me, batch(events.clone())).await.unwrap();
+    let placed: Vec<Option<u64>> = again
+        .verdicts
+        .iter()
+        .map(|v| match v {
+            Verdict::Duplicate { server_seq, .. } => *server_seq,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, server.iter().map(|s| Some(*s)).collect::<Vec<_>>());
 
     // A table of what can come next: (what, batch, verdicts).
     let mut forked = events[n - 1].clone();

@@ -21,9 +21,7 @@ use kura_domain::event::{EventBody, Location, Placement};
 use kura_domain::hash::GENESIS;
 use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
 use kura_domain::position::Pos;
-use kura_domain::rules::{
-    self, ContainerInfo, DecideError, Effect, RuleError, SpecimenState, View,
-};
+use kura_domain::rules::{self, ContainerInfo, Effect, RuleError, Settled, SpecimenState, View};
 use kura_proto::{Conflict, Head, RejectCode, Site, Verdict, WireEvent, hex, parse_hash};
 use uuid::Uuid;
 
@@ -65,6 +63,8 @@ pub struct Stored {
     pub hash: [u8; 32],
     /// Set when the event was kept as a rejection rather than a custody event.
     pub rejection: Option<(RejectCode, String)>,
+    /// Where the site's order put it (a custody event).
+    pub server_seq: Option<u64>,
 }
 
 /// An event to store as custody.
@@ -189,7 +189,11 @@ pub fn classify(
         if seq <= head_seq {
             let verdict = match (stored.get(&seq), sent) {
                 (Some(s), Some(h)) if s.hash == h => match &s.rejection {
-                    None => Verdict::Duplicate { seq, id },
+                    None => Verdict::Duplicate {
+                        seq,
+                        id,
+                        server_seq: s.server_seq,
+                    },
                     Some((code, message)) => Verdict::Rejected {
                         seq,
                         id,
@@ -388,6 +392,11 @@ impl Keys {
                 EventBody::Received {
                     location: Some(l), ..
                 } => loc(&mut k, l),
+                EventBody::ConflictSettled { outcome, .. } => {
+                    if let Some(l) = outcome.custody.location() {
+                        loc(&mut k, l)
+                    }
+                }
                 EventBody::ContainerCreated { container } => {
                     k.containers.insert(container.id.to_string());
                     if let Some(p) = &container.parent {
@@ -575,9 +584,37 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
     for e in events {
         let id = e.wire.id;
         let subj = subject(&e.body);
-        let decision = rules::decide(&mut work, &e.body);
-        match decision {
-            Ok(Effect::Register { state, .. }) | Ok(Effect::Update(state)) => {
+        let (effect, refused) = match rules::settle(&mut work, &e.body) {
+            Ok(Settled::Applied(effect)) => (Some(effect), None),
+            Ok(Settled::Conflict { error, effect }) => (effect, Some(error)),
+            // Already resolved (by another bench, or twice): nothing to add.
+            Ok(Settled::Nothing) => continue,
+            Err(never) => match never {},
+        };
+        if let Some(err) = refused {
+            let container_event = matches!(
+                e.body,
+                EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
+            );
+            let other = match &err {
+                RuleError::PositionOccupied { by, .. } if container_event => {
+                    work.crow(by).map(|r| r.last_event)
+                }
+                RuleError::PositionOccupied { by, .. } => work.row(by).map(|r| r.last_event),
+                _ if container_event => work.crow(&subj).map(|r| r.last_event),
+                _ => work.row(&subj).map(|r| r.last_event),
+            };
+            out.conflicts.push(Conflict {
+                server_seq: e.server_seq,
+                subject: subj.clone(),
+                code: err.code().to_string(),
+                message: err.to_string(),
+                events: other.into_iter().chain([id]).collect(),
+                resolved_by: None,
+            });
+        }
+        match effect {
+            Some(Effect::Register { state, .. }) | Some(Effect::Update(state)) => {
                 let code = state.code.to_string();
                 let before = work.row(&code).and_then(|r| r.state.location().cloned());
                 let after = state.location().cloned();
@@ -593,7 +630,10 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
                             .insert(slot(&l.container, l.pos), Some(code.clone()));
                     }
                 }
-                if let EventBody::ConflictResolved { .. } = e.body {
+                if let EventBody::ConflictResolved { .. } | EventBody::ConflictSettled { .. } =
+                    e.body
+                    && !state.in_conflict
+                {
                     out.resolved.push((code.clone(), id));
                     for c in out.conflicts.iter_mut() {
                         if c.subject == code && c.resolved_by.is_none() {
@@ -610,7 +650,7 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
                 );
                 touched.insert(code);
             }
-            Ok(Effect::CreateContainer(spec)) => {
+            Some(Effect::CreateContainer(spec)) => {
                 let cid = spec.id.to_string();
                 if let (Some(p), Some(pos)) = (&spec.parent, spec.pos) {
                     work.w
@@ -626,7 +666,7 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
                 );
                 ctouched.insert(cid);
             }
-            Ok(Effect::MoveContainer { id: cid, to }) => {
+            Some(Effect::MoveContainer { id: cid, to }) => {
                 let key = cid.to_string();
                 if let Some(mut row) = work.crow(&key) {
                     if let (Some(p), Some(pos)) = (&row.spec.parent, row.spec.pos) {
@@ -645,41 +685,7 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
                     ctouched.insert(key);
                 }
             }
-            Ok(Effect::Log { .. }) => {}
-            Err(DecideError::Rule(RuleError::NotInConflict { .. }))
-                if matches!(e.body, EventBody::ConflictResolved { .. }) =>
-            {
-                // Already resolved (by another bench, or twice): nothing to add.
-            }
-            Err(DecideError::Rule(err)) => {
-                let container_event = matches!(
-                    e.body,
-                    EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
-                );
-                let other = match &err {
-                    RuleError::PositionOccupied { by, .. } if container_event => {
-                        work.crow(by).map(|r| r.last_event)
-                    }
-                    RuleError::PositionOccupied { by, .. } => work.row(by).map(|r| r.last_event),
-                    _ if container_event => work.crow(&subj).map(|r| r.last_event),
-                    _ => work.row(&subj).map(|r| r.last_event),
-                };
-                out.conflicts.push(Conflict {
-                    server_seq: e.server_seq,
-                    subject: subj.clone(),
-                    code: err.code().to_string(),
-                    message: err.to_string(),
-                    events: other.into_iter().chain([id]).collect(),
-                    resolved_by: None,
-                });
-                if !container_event && let Some(mut row) = work.row(&subj) {
-                    row.state.in_conflict = true;
-                    row.last_event = id;
-                    work.w.specimens.insert(subj.clone(), Some(row));
-                    touched.insert(subj);
-                }
-            }
-            Err(DecideError::View(never)) => match never {},
+            Some(Effect::Log { .. }) | None => {}
         }
     }
     if !work.misses.is_empty() {

@@ -491,8 +491,8 @@ async fn push_tx(
     };
     let stored_rows = async {
         tx.query(
-            "SELECT seq, hash, NULL::text, NULL::text FROM events WHERE workstation = $1 AND seq BETWEEN $2 AND $3
-             UNION ALL SELECT seq, hash, code, message FROM rejections WHERE workstation = $1 AND seq BETWEEN $2 AND $3",
+            "SELECT seq, hash, NULL::text, NULL::text, server_seq FROM events WHERE workstation = $1 AND seq BETWEEN $2 AND $3
+             UNION ALL SELECT seq, hash, code, message, NULL::bigint FROM rejections WHERE workstation = $1 AND seq BETWEEN $2 AND $3",
             &[&ws, &lo, &hi],
         )
         .await
@@ -520,6 +520,7 @@ async fn push_tx(
             Stored {
                 hash: hash_of(r.get(1))?,
                 rejection,
+                server_seq: r.get::<_, Option<i64>>(4).map(|s| s as u64),
             },
         );
     }

@@ -369,8 +369,8 @@ fn push_tx(
         let hi = last.seq().min(head_seq) as i64;
         let mut st = tx
             .prepare_cached(
-                "SELECT seq, hash, NULL, NULL FROM events WHERE workstation = ?1 AND seq BETWEEN ?2 AND ?3
-                 UNION ALL SELECT seq, hash, code, message FROM rejections WHERE workstation = ?1 AND seq BETWEEN ?2 AND ?3",
+                "SELECT seq, hash, NULL, NULL, server_seq FROM events WHERE workstation = ?1 AND seq BETWEEN ?2 AND ?3
+                 UNION ALL SELECT seq, hash, code, message, NULL FROM rejections WHERE workstation = ?1 AND seq BETWEEN ?2 AND ?3",
             )
             .map_err(backend)?;
         let rows = st
@@ -380,11 +380,12 @@ fn push_tx(
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
                 ))
             })
             .map_err(backend)?;
         for row in rows {
-            let (seq, hash, code, message) = row.map_err(backend)?;
+            let (seq, hash, code, message, server_seq) = row.map_err(backend)?;
             let rejection = match code {
                 Some(c) => Some((
                     serde_json::from_value(serde_json::Value::String(c)).map_err(json_err)?,
@@ -397,6 +398,7 @@ fn push_tx(
                 Stored {
                     hash: hash_of(hash)?,
                     rejection,
+                    server_seq: server_seq.map(|s| s as u64),
                 },
             );
         }

@@ -54,10 +54,21 @@ impl View for Mem {
 impl Mem {
     fn apply(&mut self, body: &EventBody) -> Result<(), RuleError> {
         match decide(self, body) {
-            Ok(Effect::Register { state, .. }) | Ok(Effect::Update(state)) => {
+            Ok(effect) => {
+                self.write(effect);
+                Ok(())
+            }
+            Err(DecideError::Rule(e)) => Err(e),
+            Err(DecideError::View(never)) => match never {},
+        }
+    }
+
+    fn write(&mut self, effect: Effect) {
+        match effect {
+            Effect::Register { state, .. } | Effect::Update(state) => {
                 self.specimens.insert(state.code.clone(), state);
             }
-            Ok(Effect::CreateContainer(spec)) => {
+            Effect::CreateContainer(spec) => {
                 self.containers.insert(
                     spec.id.clone(),
                     ContainerInfo {
@@ -69,16 +80,13 @@ impl Mem {
                     },
                 );
             }
-            Ok(Effect::Log { .. }) => {}
-            Ok(Effect::MoveContainer { id, to }) => {
+            Effect::Log { .. } => {}
+            Effect::MoveContainer { id, to } => {
                 let c = self.containers.get_mut(&id).unwrap();
                 c.parent = Some(to.parent);
                 c.pos = to.pos;
             }
-            Err(DecideError::Rule(e)) => return Err(e),
-            Err(DecideError::View(never)) => match never {},
         }
-        Ok(())
     }
 }
 
@@ -341,10 +349,204 @@ fn custody_sequences() {
             },
             "",
         )],
+        // A move names where it was taken from; someone who did not know refuses.
+        vec![
+            (register(1), ""),
+            (check_in(1, "BX1", 0, 0), ""),
+            (moved(1, ("BX1", 0, 0), ("BX1", 0, 1)), ""),
+            (moved(1, ("BX1", 0, 0), ("BX2", 0, 0)), "not_there"),
+            (moved(1, ("BX1", 0, 1), ("BX2", 0, 0)), ""),
+        ],
+        vec![(
+            EventBody::ContainerMoved {
+                container: cid("BX2"),
+                from: Some(Placement {
+                    parent: cid("R1"),
+                    pos: Some(Pos::new(3, 3)),
+                }),
+                to: Placement {
+                    parent: cid("R1"),
+                    pos: Some(Pos::new(1, 0)),
+                },
+            },
+            "container_not_there",
+        )],
+        vec![(
+            EventBody::ContainerMoved {
+                container: cid("BX2"),
+                from: Some(Placement {
+                    parent: cid("R1"),
+                    pos: Some(Pos::new(0, 1)),
+                }),
+                to: Placement {
+                    parent: cid("R1"),
+                    pos: Some(Pos::new(1, 0)),
+                },
+            },
+            "",
+        )],
+        // A settlement needs a conflict, and a free position for the custody it keeps.
+        vec![
+            (register(1), ""),
+            (check_in(1, "BX1", 0, 0), ""),
+            (settled(1, Some(("BX1", 0, 1))), "not_in_conflict"),
+        ],
     ];
     for steps in &cases {
         check(steps);
     }
+}
+
+fn moved(n: u32, from: (&str, u16, u16), to: (&str, u16, u16)) -> EventBody {
+    EventBody::Moved {
+        specimen: sid(n),
+        from: at(from.0, from.1, from.2),
+        to: at(to.0, to.1, to.2),
+    }
+}
+
+fn settled(n: u32, stored_at: Option<(&str, u16, u16)>) -> EventBody {
+    EventBody::ConflictSettled {
+        specimen: sid(n),
+        keep: uuid::Uuid::nil(),
+        discard: vec![],
+        reason: "checked the freezer".into(),
+        outcome: crate::event::Outcome {
+            custody: match stored_at {
+                Some((c, r, col)) => Custody::Stored { at: at(c, r, col) },
+                None => Custody::Received,
+            },
+            blocked: false,
+            freeze_thaw: 3,
+            quantity: None,
+        },
+    }
+}
+
+/// `settle` never refuses: what each refused event does to the state, as a table of
+/// (steps before, the recorded event, the code it raises or "" when allowed, the status and
+/// conflict flag of specimen 1 afterwards; None when specimen 1 is not registered).
+#[test]
+fn recorded_events_settle_into_conflicts() {
+    type Case = (
+        Vec<EventBody>,
+        EventBody,
+        &'static str,
+        Option<(Status, bool)>,
+    );
+    let stored = |n| vec![register(n), check_in(n, "BX1", 0, 0)];
+    let cases: Vec<Case> = vec![
+        (
+            stored(1),
+            check_out(1),
+            "",
+            Some((Status::CheckedOut, false)),
+        ),
+        (
+            [stored(1), vec![check_out(1)]].concat(),
+            check_out(1),
+            "already_checked_out",
+            Some((Status::CheckedOut, true)),
+        ),
+        // Registered into a taken position: registered unstored, in conflict.
+        (
+            stored(2),
+            EventBody::Registered {
+                specimen: record(1, None),
+                location: Some(at("BX1", 0, 0)),
+            },
+            "position_occupied",
+            Some((Status::Received, true)),
+        ),
+        // Derived from a parent disposed meanwhile: the aliquot exists, in conflict.
+        (
+            vec![
+                register(2),
+                EventBody::Disposed {
+                    specimen: sid(2),
+                    reason: "x".into(),
+                },
+            ],
+            EventBody::Derived {
+                specimen: record(1, Some(2)),
+                aliquot: true,
+                location: None,
+            },
+            "specimen_final",
+            Some((Status::Received, true)),
+        ),
+        // No parent at all: nothing can be recorded of it.
+        (
+            vec![],
+            EventBody::Derived {
+                specimen: record(1, Some(7)),
+                aliquot: true,
+                location: None,
+            },
+            "unknown_parent",
+            None,
+        ),
+        // A second registration of the same code flags the first.
+        (
+            stored(1),
+            register(1),
+            "already_registered",
+            Some((Status::Available, true)),
+        ),
+        (
+            stored(1),
+            moved(1, ("BX1", 0, 5), ("BX2", 0, 0)),
+            "not_there",
+            Some((Status::Available, true)),
+        ),
+    ];
+    for (before, event, code, after) in cases {
+        let mut m = world();
+        for e in &before {
+            m.apply(e).unwrap_or_else(|err| panic!("{e:?}: {err}"));
+        }
+        let got = match settle(&mut m, &event).unwrap() {
+            Settled::Applied(effect) => {
+                m.write(effect);
+                ""
+            }
+            Settled::Conflict { error, effect } => {
+                if let Some(effect) = effect {
+                    m.write(effect);
+                }
+                error.code()
+            }
+            Settled::Nothing => "nothing",
+        };
+        assert_eq!(got, code, "{event:?}");
+        let s = m.specimens.get(&sid(1));
+        assert_eq!(s.map(|s| (s.status(), s.in_conflict)), after, "{event:?}");
+    }
+}
+
+#[test]
+fn a_settlement_sets_the_custody_it_names_everywhere() {
+    let mut m = check(&[
+        (register(1), ""),
+        (check_in(1, "BX1", 0, 0), ""),
+        (check_out(1), ""),
+    ]);
+    // Two benches checked it out; the second is refused here and flags it.
+    match settle(&mut m, &check_out(1)).unwrap() {
+        Settled::Conflict {
+            effect: Some(e), ..
+        } => m.write(e),
+        other => panic!("{other:?}"),
+    }
+    assert!(m.specimens[&sid(1)].in_conflict);
+    // The settlement says where it really is: back in storage, at BX1 A2.
+    m.apply(&settled(1, Some(("BX1", 0, 1)))).unwrap();
+    let s = &m.specimens[&sid(1)];
+    assert!(!s.in_conflict);
+    assert_eq!(s.location(), Some(&at("BX1", 0, 1)));
+    assert_eq!(s.freeze_thaw, 3);
+    // Settling again: nothing to do.
+    assert_eq!(settle(&mut m, &settled(1, None)).unwrap(), Settled::Nothing);
 }
 
 #[test]
