@@ -86,6 +86,9 @@ impl AppError {
             AppError::Scan(e) => serde_json::to_value(e).ok(),
             AppError::Rule(e) => serde_json::to_value(e).ok(),
             AppError::Import { rows, .. } => serde_json::to_value(rows).ok(),
+            AppError::Store(StoreError::NoSerials { year, wanted, left }) => {
+                Some(serde_json::json!({ "year": year, "wanted": wanted, "left": left }))
+            }
             _ => None,
         };
         WireError {

@@ -168,8 +168,9 @@ impl Emit<'_, '_> {
         };
         // The year at the site: IDs issued on New Year's morning in Japan carry the new year.
         let year = chrono::Datelike::year(&self.calendar.date(self.clock.now()));
-        let first = self.tx.take_serials(year, n)?;
-        (first..first + n)
+        self.tx
+            .take_serials(year, n)?
+            .into_iter()
             .map(|s| Ok(SpecimenCode::kura(f.issue(year, s)?)))
             .collect()
     }

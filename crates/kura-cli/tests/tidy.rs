@@ -354,6 +354,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "363d08399f75b407a55defe623f3399acc26e639e3f8d570f581ebed3636d182",
     ),
     (
+        "crates/kura-store/src/migrations/0005_registry_order.sql",
+        "f8cf2ef86dddc63ec70fcfad81eb3a8593815822975a399f4f8d3921d0766390",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

@@ -41,6 +41,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{what} {code:?} is not in this store")]
     NotFound { what: &'static str, code: String },
+    #[error(
+        "no Kura IDs left for {year} on this workstation: {wanted} wanted, {left} left of the blocks leased by the registry. Connect to the network and sync (Sync now, or kura sync) to lease more; nothing was recorded"
+    )]
+    NoSerials { year: i32, wanted: u64, left: u64 },
+    #[error(
+        "another bench recorded a {kind:?} event that this version of Kura does not know ({message}); update Kura on this workstation to receive it. Nothing of that page was applied"
+    )]
+    UnknownEvent { kind: String, message: String },
 }
 
 impl StoreError {
@@ -60,6 +68,8 @@ impl StoreError {
             StoreError::Io { .. } => "store_io",
             StoreError::Corrupt(_) => "store_corrupt",
             StoreError::NotFound { .. } => "not_found",
+            StoreError::NoSerials { .. } => "no_serials_left",
+            StoreError::UnknownEvent { .. } => "unknown_event_kind",
         }
     }
 }

@@ -18,6 +18,7 @@ mod migrations;
 mod project;
 mod query;
 pub mod raw;
+mod sync;
 mod tx;
 mod verify;
 
@@ -35,6 +36,9 @@ pub use error::StoreError;
 pub use migrations::MIGRATIONS;
 pub use query::{
     BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, SpecimenView, Stats,
+};
+pub use sync::{
+    Answer, ConflictRow, LeaseBlock, OutEvent, PullApplied, RejectionRow, RemoteEvent, SyncState,
 };
 pub use tx::Tx;
 pub use verify::{RebuildReport, VerifyProblem, VerifyReport};

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sync_state",
         include_str!("migrations/0004_sync_state.sql"),
     ),
+    (
+        5,
+        "registry_order",
+        include_str!("migrations/0005_registry_order.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use kura_domain::rules::{self, DecideError, Effect, View};
+use kura_domain::rules::{self, DecideError, Effect, Settled, View};
 use kura_domain::{
-    ContainerId, ContainerInfo, Custody, EventBody, Geometry, Location, Pos, Quantity,
+    ContainerId, ContainerInfo, Custody, EventBody, Geometry, Location, Pos, Quantity, RuleError,
     SpecimenCode, SpecimenState, Status,
 };
 use rusqlite::{Connection, OptionalExtension, params};
@@ -101,10 +101,83 @@ impl Projector<'_> {
             })
     }
 
-    /// Checks `body` against the rules and writes its effect. `event` is the event's row id.
-    pub fn apply(&mut self, event: i64, at: i64, body: &EventBody) -> Result<(), StoreError> {
-        let effect = self.decide(body)?;
-        self.write(event, at, effect)
+    /// Writes what a recorded event does (another bench's, or any event replayed in the
+    /// registry's order): its effect when the rules allow it, else the conflict it raises (the
+    /// specimen flagged, the refusal kept in `conflicts`). Returns the refusal, if any.
+    pub fn settle(
+        &mut self,
+        event: i64,
+        at: i64,
+        body: &EventBody,
+    ) -> Result<Option<RuleError>, StoreError> {
+        match rules::settle(self, body)? {
+            Settled::Applied(effect) => {
+                self.write(event, at, effect)?;
+                self.resolved(event, body)?;
+                Ok(None)
+            }
+            Settled::Conflict { error, effect } => {
+                let other = self.other_event(body, &error)?;
+                if let Some(effect) = effect {
+                    self.write(event, at, effect)?;
+                }
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO conflicts (event, subject, code, message, other) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        event,
+                        subject(body),
+                        error.code(),
+                        error.to_string(),
+                        other
+                    ])?;
+                Ok(Some(error))
+            }
+            Settled::Nothing => Ok(None),
+        }
+    }
+
+    /// A resolution that took effect closes the open conflicts of its specimen.
+    pub fn resolved(&mut self, event: i64, body: &EventBody) -> Result<(), StoreError> {
+        if let EventBody::ConflictResolved { specimen, .. }
+        | EventBody::ConflictSettled { specimen, .. } = body
+        {
+            self.conn
+                .prepare_cached(
+                    "UPDATE conflicts SET resolved_by = ?1 WHERE subject = ?2 AND resolved_by IS NULL",
+                )?
+                .execute(params![event, specimen.as_str()])?;
+        }
+        Ok(())
+    }
+
+    /// The event a refused one disagrees with: the last that changed what it concerns, or what
+    /// holds the position it wanted.
+    fn other_event(
+        &mut self,
+        body: &EventBody,
+        error: &RuleError,
+    ) -> Result<Option<i64>, StoreError> {
+        let container_event = matches!(
+            body,
+            EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
+        );
+        let who = match error {
+            RuleError::PositionOccupied { by, .. } => by.clone(),
+            _ => subject(body),
+        };
+        let sql = if container_event {
+            "SELECT last_event FROM containers WHERE code = ?1"
+        } else {
+            "SELECT last_event FROM specimens WHERE code = ?1"
+        };
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row([who], |r| r.get::<_, Option<i64>>(0))
+            .optional()?
+            .flatten())
     }
 
     pub fn decide(&mut self, body: &EventBody) -> Result<Effect, StoreError> {
@@ -123,8 +196,8 @@ impl Projector<'_> {
                     .prepare_cached(
                         "INSERT INTO specimens (code, sample_type, primary_container, storage_code, material,
                             qty_milli, unit, study, donor, collected_at, registered_at, parent, freeze_thaw,
-                            status, blocked, in_conflict, container, row, col, holder, due, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0, ?15, ?16, ?17, NULL, NULL, ?11)",
+                            status, blocked, in_conflict, container, row, col, holder, due, updated_at, last_event)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, ?18, ?15, ?16, ?17, NULL, NULL, ?11, ?19)",
                     )?
                     .execute(params![
                             record.code.as_str(),
@@ -144,6 +217,8 @@ impl Projector<'_> {
                             container,
                             row,
                             col,
+                            state.in_conflict,
+                            event,
                         ])?;
                 let id = self.conn.last_insert_rowid();
                 self.subject(id, event)?;
@@ -154,7 +229,8 @@ impl Projector<'_> {
                 self.conn
                     .prepare_cached(
                         "UPDATE specimens SET status = ?2, blocked = ?3, in_conflict = ?4, container = ?5, row = ?6,
-                            col = ?7, freeze_thaw = ?8, qty_milli = ?9, holder = ?10, due = ?11, updated_at = ?12
+                            col = ?7, freeze_thaw = ?8, qty_milli = ?9, holder = ?10, due = ?11, updated_at = ?12,
+                            last_event = ?13
                          WHERE id = ?1",
                     )?
                     .execute(params![
@@ -170,6 +246,7 @@ impl Projector<'_> {
                             state.custody.holder(),
                             state.custody.due().map(|d| d.to_string()),
                             at,
+                            event,
                         ])?;
                 self.subject(id, event)?;
             }
@@ -188,8 +265,8 @@ impl Projector<'_> {
                 };
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO containers (code, kind, name, type_name, geometry, temperature, parent, prow, pcol, path, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        "INSERT INTO containers (code, kind, name, type_name, geometry, temperature, parent, prow, pcol, path, created_at, last_event)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     )?
                     .execute(params![
                         spec.id.as_str(),
@@ -203,6 +280,7 @@ impl Projector<'_> {
                         spec.pos.map(|p| p.col),
                         path,
                         at,
+                        event,
                     ])?;
             }
             Effect::Log { codes } => {
@@ -228,13 +306,14 @@ impl Projector<'_> {
                 let parent = self.container_rowid(&to.parent)?;
                 self.conn
                     .prepare_cached(
-                        "UPDATE containers SET parent = ?2, prow = ?3, pcol = ?4 WHERE id = ?1",
+                        "UPDATE containers SET parent = ?2, prow = ?3, pcol = ?4, last_event = ?5 WHERE id = ?1",
                     )?
                     .execute(params![
                         rowid,
                         parent,
                         to.pos.map(|p| p.row),
-                        to.pos.map(|p| p.col)
+                        to.pos.map(|p| p.col),
+                        event
                     ])?;
                 // Re-derive the paths of the moved subtree, top down.
                 self.conn
@@ -279,6 +358,16 @@ impl Projector<'_> {
             )?
             .execute(params![specimen, event])?;
         Ok(())
+    }
+}
+
+/// What a conflict is about: the container of a container event, else the specimen (the same
+/// subject the registry names).
+pub(crate) fn subject(body: &EventBody) -> String {
+    match body {
+        EventBody::ContainerCreated { container } => container.id.to_string(),
+        EventBody::ContainerMoved { container, .. } => container.to_string(),
+        b => b.specimen().map(|s| s.to_string()).unwrap_or_default(),
     }
 }
 

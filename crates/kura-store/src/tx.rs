@@ -74,11 +74,28 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    fn projector(&mut self) -> Projector<'_> {
+    pub(crate) fn projector(&mut self) -> Projector<'_> {
         Projector {
             conn: &self.tx,
             cache: &mut *self.cache,
         }
+    }
+
+    pub(crate) fn conn(&self) -> &rusqlite::Connection {
+        &self.tx
+    }
+
+    pub(crate) fn cache_mut(&mut self) -> &mut ContainerCache {
+        self.cache
+    }
+
+    pub(crate) fn mark_containers_changed(&mut self) {
+        self.containers_changed = true;
+    }
+
+    /// This workstation's id.
+    pub fn workstation(&self) -> Uuid {
+        self.workstation
     }
 
     /// Checks `body` against the rules; on success records it: projection, event row (next
@@ -151,6 +168,7 @@ impl<'a> Tx<'a> {
             ])?;
         let rowid = self.tx.last_insert_rowid();
         self.projector().write(rowid, at.0, effect)?;
+        self.projector().resolved(rowid, &body)?;
         self.next_seq += 1;
         self.prev_hash = hash;
         Ok(Event {
@@ -238,26 +256,6 @@ impl<'a> Tx<'a> {
         Ok(rows
             .map(|r| r.map(SpecimenCode::from_stored))
             .collect::<Result<_, _>>()?)
-    }
-
-    /// Takes the next serial number for Kura IDs issued in `year`.
-    pub fn take_serials(&mut self, year: i32, count: u64) -> Result<u64, StoreError> {
-        let key = format!("serial:{year}");
-        let next: u64 = self
-            .tx
-            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-            .query_row([&key], |r| r.get::<_, String>(0))
-            .optional()?
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| StoreError::Corrupt(format!("meta {key} = {v:?}")))
-            })
-            .transpose()?
-            .unwrap_or(1);
-        self.tx
-            .prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
-            .execute(params![key, (next + count).to_string()])?;
-        Ok(next)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -1,0 +1,966 @@
+//! What sync needs of the store: this workstation's events past the high-water mark, the
+//! registry's answers to them, other workstations' events applied through the same projection
+//! in the registry's order, serial leases, and where this workstation stands.
+//!
+//! The projection is the log folded in the canonical order (the registry's `server_seq`, then
+//! what it has not ordered yet, in local order). Pulled events usually come after everything
+//! applied here; when some of this bench's own events already applied belong after them, the
+//! page is applied at once only if the two touch nothing in common (then the order does not
+//! matter); otherwise the projection is rebuilt in the canonical order, in the same transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use kura_domain::EventBody;
+use kura_domain::hash::{GENESIS, event_hash};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::verify::replay;
+use crate::{Store, StoreError, Tx};
+
+/// One of this workstation's events, as it is pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutEvent {
+    pub id: Uuid,
+    pub seq: u64,
+    pub actor: String,
+    pub at: i64,
+    pub kind: String,
+    pub payload: String,
+    pub hash: [u8; 32],
+}
+
+/// Another workstation's event, as pulled, with the place the registry gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEvent {
+    pub id: Uuid,
+    pub workstation: Uuid,
+    pub seq: u64,
+    pub actor: String,
+    pub at: i64,
+    pub kind: String,
+    pub payload: String,
+    pub hash: [u8; 32],
+    pub server_seq: u64,
+}
+
+/// The registry's answer for one of this workstation's events, as far as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Stored there (now, or already): its place in the site's order, when the registry said.
+    Stored { seq: u64, server_seq: Option<u64> },
+    /// Kept there as a rejection (not custody): shown to the user until someone acts.
+    Kept {
+        seq: u64,
+        code: String,
+        message: String,
+    },
+}
+
+impl Answer {
+    fn seq(&self) -> u64 {
+        match self {
+            Answer::Stored { seq, .. } | Answer::Kept { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A block of serials the registry leased to this workstation; `next` is the first not issued.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseBlock {
+    pub year: i32,
+    pub first: u64,
+    pub last: u64,
+    pub next: u64,
+}
+
+impl LeaseBlock {
+    pub fn left(&self) -> u64 {
+        (self.last + 1).saturating_sub(self.next)
+    }
+}
+
+/// Where this workstation stands with the registry (`sync_state`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncState {
+    /// This workstation's events up to here are answered.
+    pub pushed_seq: u64,
+    /// The site's `server_seq` pulled up to.
+    pub pull_cursor: u64,
+    /// `None`: never enrolled; the database works alone.
+    pub registry_url: Option<String>,
+    /// Where the token is kept (a file next to the database), never the token itself.
+    pub token_ref: Option<String>,
+    pub registry_ca: Option<String>,
+    /// The site (JSON of the registry's `Site`).
+    pub site: Option<String>,
+    pub leases: Vec<LeaseBlock>,
+    pub last_success: Option<i64>,
+    pub last_attempt: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_code: Option<String>,
+    pub clock_skew_us: Option<i64>,
+    /// Why pushing stopped (a sequence fork), until someone looks.
+    pub stopped: Option<String>,
+}
+
+/// What applying a pulled page did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PullApplied {
+    /// Events new here.
+    pub new: u64,
+    /// Events already here (a page pulled again).
+    pub known: u64,
+    /// Of the new ones, how many the rules refused here (conflicts).
+    pub conflicts: u64,
+    /// The projection was rebuilt in the registry's order (own events and pulled ones
+    /// touched the same specimens or boxes).
+    pub reordered: bool,
+}
+
+/// A conflict as the bench's projection holds it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictRow {
+    /// The refused event.
+    pub event: String,
+    /// The earlier event it disagrees with.
+    pub other: Option<String>,
+    pub subject: String,
+    pub code: String,
+    pub message: String,
+    pub resolved_by: Option<String>,
+}
+
+/// One of this workstation's events the registry kept as a rejection.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectionRow {
+    pub event: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: u64,
+    pub kind: String,
+    pub code: String,
+    pub message: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub at: i64,
+}
+
+fn uuid_of(bytes: Vec<u8>) -> Uuid {
+    Uuid::from_slice(&bytes).unwrap_or_default()
+}
+
+fn read_state(conn: &rusqlite::Connection) -> Result<SyncState, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT pushed_seq, pull_cursor, registry_url, token_ref, registry_ca, site, leases,
+                last_success, last_attempt, last_error, last_error_code, clock_skew_us, stopped
+             FROM sync_state WHERE id = 1",
+        )?
+        .query_row([], |r| {
+            Ok((
+                SyncState {
+                    pushed_seq: r.get::<_, i64>(0)? as u64,
+                    pull_cursor: r.get::<_, i64>(1)? as u64,
+                    registry_url: r.get(2)?,
+                    token_ref: r.get(3)?,
+                    registry_ca: r.get(4)?,
+                    site: r.get(5)?,
+                    leases: Vec::new(),
+                    last_success: r.get(7)?,
+                    last_attempt: r.get(8)?,
+                    last_error: r.get(9)?,
+                    last_error_code: r.get(10)?,
+                    clock_skew_us: r.get(11)?,
+                    stopped: r.get(12)?,
+                },
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+    let (mut state, leases) = row;
+    state.leases = serde_json::from_str(&leases)
+        .map_err(|e| StoreError::Corrupt(format!("sync_state.leases: {e}")))?;
+    Ok(state)
+}
+
+/// Names the events, containers and boxes a set of events touches, to tell whether two sets
+/// can be applied in either order.
+#[derive(Debug, Default)]
+struct Touched {
+    /// Specimen codes (and printed label codes).
+    names: HashSet<String>,
+    /// Containers named by positions, moves and creations.
+    boxes: HashSet<String>,
+    containers_changed: bool,
+}
+
+impl Touched {
+    fn add(&mut self, body: &EventBody) {
+        let mut at = |l: &kura_domain::Location| {
+            self.boxes.insert(l.container.to_string());
+        };
+        match body {
+            EventBody::Registered { specimen, location }
+            | EventBody::Derived {
+                specimen, location, ..
+            } => {
+                if let Some(p) = &specimen.parent {
+                    self.names.insert(p.to_string());
+                }
+                if let Some(l) = location {
+                    at(l);
+                }
+            }
+            EventBody::CheckedIn { location, .. } => at(location),
+            EventBody::Moved { from, to, .. } => {
+                at(from);
+                at(to);
+            }
+            EventBody::Received {
+                location: Some(l), ..
+            } => at(l),
+            EventBody::ConflictSettled { outcome, .. } => {
+                if let Some(l) = outcome.custody.location() {
+                    at(l);
+                }
+            }
+            EventBody::LabelsPrinted { codes, .. } => {
+                self.names.extend(codes.iter().cloned());
+            }
+            EventBody::ContainerCreated { container } => {
+                self.containers_changed = true;
+                self.boxes.insert(container.id.to_string());
+                if let Some(p) = &container.parent {
+                    self.boxes.insert(p.to_string());
+                }
+            }
+            EventBody::ContainerMoved {
+                container,
+                from,
+                to,
+            } => {
+                self.containers_changed = true;
+                self.boxes.insert(container.to_string());
+                self.boxes.insert(to.parent.to_string());
+                if let Some(f) = from {
+                    self.boxes.insert(f.parent.to_string());
+                }
+            }
+            _ => {}
+        }
+        if let Some(s) = body.specimen() {
+            self.names.insert(s.to_string());
+        }
+    }
+
+    fn meets(&self, other: &Touched) -> bool {
+        (self.containers_changed && other.containers_changed)
+            || !self.names.is_disjoint(&other.names)
+            || !self.boxes.is_disjoint(&other.boxes)
+    }
+}
+
+fn parse_body(payload: &str, what: impl Fn() -> String) -> Result<EventBody, StoreError> {
+    serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("{}: {e}", what())))
+}
+
+impl Tx<'_> {
+    pub fn sync_state(&self) -> Result<SyncState, StoreError> {
+        read_state(self.conn())
+    }
+
+    /// Records an enrollment: where the registry is, where the token is kept, the site, and
+    /// the first lease.
+    pub fn set_enrollment(
+        &mut self,
+        registry_url: &str,
+        token_ref: &str,
+        registry_ca: Option<&str>,
+        site: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE sync_state SET registry_url = ?1, token_ref = ?2, registry_ca = ?3, site = ?4,
+                last_error = NULL, last_error_code = NULL, stopped = NULL WHERE id = 1",
+            params![registry_url, token_ref, registry_ca, site],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a leased block; serials this database issued itself before (its own counter) are
+    /// skipped, so that no ID is issued twice here.
+    pub fn add_lease(
+        &mut self,
+        year: i32,
+        first: u64,
+        last: u64,
+    ) -> Result<LeaseBlock, StoreError> {
+        let mut state = self.sync_state()?;
+        if let Some(b) = state
+            .leases
+            .iter()
+            .find(|b| b.year == year && b.first == first)
+        {
+            return Ok(*b);
+        }
+        let own_next = self.local_serial(year)?;
+        let block = LeaseBlock {
+            year,
+            first,
+            last,
+            next: first.max(own_next),
+        };
+        state.leases.push(block);
+        self.write_leases(&state.leases)?;
+        Ok(block)
+    }
+
+    fn local_serial(&self, year: i32) -> Result<u64, StoreError> {
+        let key = format!("serial:{year}");
+        self.meta(&key)?
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("meta {key} = {v:?}")))
+            })
+            .transpose()
+            .map(|n| n.unwrap_or(1))
+    }
+
+    fn write_leases(&self, leases: &[LeaseBlock]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(leases)
+            .map_err(|e| StoreError::Corrupt(format!("leases: {e}")))?;
+        self.conn()
+            .prepare_cached("UPDATE sync_state SET leases = ?1 WHERE id = 1")?
+            .execute([json])?;
+        Ok(())
+    }
+
+    /// Takes `count` serials for Kura IDs of `year`: from the registry's leases once enrolled
+    /// (refused, never a collision, when they are used up), else from this database's counter.
+    pub fn take_serials(&mut self, year: i32, count: u64) -> Result<Vec<u64>, StoreError> {
+        let state = self.sync_state()?;
+        if state.registry_url.is_none() {
+            let next = self.local_serial(year)?;
+            self.set_meta(&format!("serial:{year}"), &(next + count).to_string())?;
+            return Ok((next..next + count).collect());
+        }
+        let mut leases = state.leases;
+        let left: u64 = leases
+            .iter()
+            .filter(|b| b.year == year)
+            .map(LeaseBlock::left)
+            .sum();
+        if left < count {
+            return Err(StoreError::NoSerials {
+                year,
+                wanted: count,
+                left,
+            });
+        }
+        let mut out = Vec::with_capacity(count as usize);
+        for b in leases.iter_mut().filter(|b| b.year == year) {
+            while out.len() < count as usize && b.next <= b.last {
+                out.push(b.next);
+                b.next += 1;
+            }
+        }
+        self.write_leases(&leases)?;
+        Ok(out)
+    }
+
+    /// Records a round's outcome: when, and the error if it failed.
+    pub fn record_attempt(
+        &mut self,
+        now: i64,
+        error: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        match error {
+            None => self.conn().execute(
+                "UPDATE sync_state SET last_attempt = ?1, last_success = ?1, last_error = NULL,
+                    last_error_code = NULL WHERE id = 1",
+                [now],
+            )?,
+            Some((code, message)) => self.conn().execute(
+                "UPDATE sync_state SET last_attempt = ?1, last_error = ?2, last_error_code = ?3
+                 WHERE id = 1",
+                params![now, message, code],
+            )?,
+        };
+        Ok(())
+    }
+
+    pub fn set_clock_skew(&mut self, skew_us: Option<i64>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE sync_state SET clock_skew_us = ?1 WHERE id = 1",
+            [skew_us],
+        )?;
+        Ok(())
+    }
+
+    /// Stops pushing (a sequence fork), or lets it go on (`None`).
+    pub fn set_stopped(&mut self, why: Option<&str>) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE sync_state SET stopped = ?1 WHERE id = 1", [why])?;
+        Ok(())
+    }
+
+    /// Moves the high-water mark back: the registry lost events (restored from an older copy)
+    /// and will be sent them again.
+    pub fn rewind_push(&mut self, to: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE sync_state SET pushed_seq = min(pushed_seq, ?1) WHERE id = 1",
+            [to as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Moves the pull cursor back (the registry's order restarted below it).
+    pub fn rewind_pull(&mut self, to: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE sync_state SET pull_cursor = min(pull_cursor, ?1) WHERE id = 1",
+            [to as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Stores the registry's answers to pushed events (idempotent) and moves the high-water
+    /// mark past them. The caller stops at an answer that is neither (a fork, a broken chain).
+    pub fn record_answers(&mut self, answers: &[Answer], now: i64) -> Result<(), StoreError> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        let me = self.workstation();
+        let mut lowest_new: Option<u64> = None;
+        for a in answers {
+            let rowid: i64 = self
+                .conn()
+                .prepare_cached("SELECT id FROM events WHERE workstation = ?1 AND seq = ?2")?
+                .query_row(params![me.as_bytes().as_slice(), a.seq() as i64], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "the registry answered seq {}, which this workstation never wrote",
+                        a.seq()
+                    ))
+                })?;
+            let (major, minor) = match a {
+                Answer::Stored {
+                    server_seq: Some(s),
+                    ..
+                } => (*s as i64, 0),
+                // Not in the site's order: after everything known now, in local order.
+                Answer::Stored { .. } | Answer::Kept { .. } => (self.newest_major()?, rowid),
+            };
+            let n = self
+                .conn()
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO event_order (event, major, minor) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![rowid, major, minor])?;
+            if n > 0 {
+                lowest_new = Some(lowest_new.map_or(major as u64, |l: u64| l.min(major as u64)));
+            }
+            if let Answer::Kept { code, message, .. } = a {
+                self.conn()
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO sync_rejections (event, code, message, at) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![rowid, code, message, now])?;
+            }
+        }
+        let last = answers.iter().map(Answer::seq).max().unwrap_or(0);
+        self.conn().execute(
+            "UPDATE sync_state SET pushed_seq = max(pushed_seq, ?1) WHERE id = 1",
+            [last as i64],
+        )?;
+        // Normally the registry orders a push after everything pulled before it. If pulled
+        // events sit after these in its order (an acknowledgement learnt late), the projection
+        // must follow that order.
+        if let Some(low) = lowest_new {
+            let mine: Vec<i64> = answers.iter().map(|a| a.seq() as i64).collect::<Vec<_>>();
+            let later_remote = self.ordered_after(low, Some(&mine))?;
+            if !later_remote.is_empty() {
+                let own = self.events_touched(&self.own_rowids(&mine)?)?;
+                let theirs = self.events_touched(&later_remote)?;
+                if own.meets(&theirs) {
+                    self.reorder()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn newest_major(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT coalesce(max(major), 0) FROM event_order")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    fn own_rowids(&self, seqs: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let me = self.workstation();
+        let mut st = self
+            .conn()
+            .prepare_cached("SELECT id FROM events WHERE workstation = ?1 AND seq = ?2")?;
+        let mut out = Vec::new();
+        for s in seqs {
+            if let Some(id) = st
+                .query_row(params![me.as_bytes().as_slice(), s], |r| r.get(0))
+                .optional()?
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Local ids of events the registry placed after `major`, except this workstation's
+    /// `except` seqs.
+    fn ordered_after(&self, major: u64, except: Option<&[i64]>) -> Result<Vec<i64>, StoreError> {
+        let me = self.workstation();
+        let mut st = self.conn().prepare_cached(
+            "SELECT o.event, (SELECT e.workstation FROM events e WHERE e.id = o.event),
+                (SELECT e.seq FROM events e WHERE e.id = o.event)
+             FROM event_order o WHERE o.major > ?1",
+        )?;
+        let rows = st.query_map([major as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, ws, seq) = row?;
+            let own = uuid_of(ws) == me;
+            if own && except.is_some_and(|x| x.contains(&seq)) {
+                continue;
+            }
+            out.push(id);
+        }
+        Ok(out)
+    }
+
+    /// What a set of applied events touches, including the boxes their specimens are in now or
+    /// were in before (a disposal frees a position without naming it).
+    fn events_touched(&self, rowids: &[i64]) -> Result<Touched, StoreError> {
+        let mut t = Touched::default();
+        let mut st = self
+            .conn()
+            .prepare_cached("SELECT payload FROM events WHERE id = ?1")?;
+        for id in rowids {
+            let payload: String = st.query_row([id], |r| r.get(0))?;
+            t.add(&parse_body(&payload, || format!("event {id}"))?);
+        }
+        self.add_history_boxes(&mut t)?;
+        Ok(t)
+    }
+
+    /// Adds the boxes every named specimen is in, or was ever placed in.
+    fn add_history_boxes(&self, t: &mut Touched) -> Result<(), StoreError> {
+        let mut current = self.conn().prepare_cached(
+            "SELECT id, (SELECT c.code FROM containers c WHERE c.id = s.container) FROM specimens s WHERE code = ?1",
+        )?;
+        let mut history = self.conn().prepare_cached(
+            "SELECT (SELECT e.payload FROM events e WHERE e.id = es.event) FROM event_subjects es WHERE es.specimen = ?1",
+        )?;
+        let mut more = HashSet::new();
+        for name in &t.names {
+            let Some((rowid, container)) = current
+                .query_row([name], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .optional()?
+            else {
+                continue;
+            };
+            if let Some(c) = container {
+                more.insert(c);
+            }
+            let payloads: Vec<String> = history
+                .query_map([rowid], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut h = Touched::default();
+            for p in payloads {
+                h.add(&parse_body(&p, || format!("an event of {name}"))?);
+            }
+            more.extend(h.boxes);
+        }
+        t.boxes.extend(more);
+        Ok(())
+    }
+
+    /// Rebuilds the projection in the canonical order, inside this transaction.
+    fn reorder(&mut self) -> Result<(), StoreError> {
+        tracing::info!(
+            "pulled events belong before events applied here: rebuilding in the registry's order"
+        );
+        self.cache_mut().clear();
+        self.mark_containers_changed();
+        replay(self.conn(), &mut |_, _| {})?;
+        Ok(())
+    }
+
+    /// Applies a pulled page (in `server_seq` order) and stores the new cursor, in this
+    /// transaction. Each event's hash is checked against the one before it of its workstation
+    /// (as the registry did); an event already here is skipped.
+    pub fn apply_remote(
+        &mut self,
+        events: &[RemoteEvent],
+        cursor: u64,
+    ) -> Result<PullApplied, StoreError> {
+        let me = self.workstation();
+        let mut out = PullApplied::default();
+        let mut heads: HashMap<Uuid, Option<(u64, [u8; 32])>> = HashMap::new();
+        let mut fresh: Vec<(&RemoteEvent, EventBody)> = Vec::new();
+        let mut gaps: Vec<(Uuid, u64, u64)> = Vec::new();
+        for e in events {
+            let stored: Option<Vec<u8>> = self
+                .conn()
+                .prepare_cached("SELECT hash FROM events WHERE event_id = ?1")?
+                .query_row([e.id.as_bytes().as_slice()], |r| r.get(0))
+                .optional()?;
+            if let Some(h) = stored {
+                if h[..] != e.hash[..] {
+                    return Err(StoreError::Corrupt(format!(
+                        "the registry sent event {} with another hash than the copy here",
+                        e.id
+                    )));
+                }
+                out.known += 1;
+                continue;
+            }
+            if e.workstation == me {
+                return Err(StoreError::Corrupt(format!(
+                    "the registry holds event {} (seq {}) of this workstation, which this database does not: it was restored from an older copy",
+                    e.id, e.seq
+                )));
+            }
+            let head = match heads.get(&e.workstation) {
+                Some(h) => *h,
+                None => {
+                    let h = self.stream_head(e.workstation)?;
+                    heads.insert(e.workstation, h);
+                    h
+                }
+            };
+            let (last_seq, prev) = head.unwrap_or((0, GENESIS));
+            if e.seq <= last_seq {
+                return Err(StoreError::Corrupt(format!(
+                    "the registry sent seq {} of workstation {} as event {}, but another event holds that seq here",
+                    e.seq, e.workstation, e.id
+                )));
+            }
+            if e.seq == last_seq + 1 {
+                let want = event_hash(
+                    &prev,
+                    e.id,
+                    e.workstation,
+                    e.seq as i64,
+                    &e.actor,
+                    e.at,
+                    &e.kind,
+                    &e.payload,
+                );
+                if want != e.hash {
+                    return Err(StoreError::Corrupt(format!(
+                        "event {} (workstation {}, seq {}) does not chain to the event before it: its content or hash was changed",
+                        e.id, e.workstation, e.seq
+                    )));
+                }
+            } else {
+                gaps.push((e.workstation, last_seq, e.seq));
+            }
+            let body: EventBody =
+                serde_json::from_str(&e.payload).map_err(|err| StoreError::UnknownEvent {
+                    kind: e.kind.clone(),
+                    message: err.to_string(),
+                })?;
+            if body.kind() != e.kind {
+                return Err(StoreError::Corrupt(format!(
+                    "event {} says kind {} but its payload is a {}",
+                    e.id,
+                    e.kind,
+                    body.kind()
+                )));
+            }
+            heads.insert(e.workstation, Some((e.seq, e.hash)));
+            fresh.push((e, body));
+        }
+        // Does any event applied here belong after this page in the registry's order?
+        let reorder = match fresh.iter().map(|(e, _)| e.server_seq).min() {
+            None => false,
+            Some(low) => {
+                let mut ahead = self.ordered_after(low, None)?;
+                ahead.extend(self.unpushed_rowids()?);
+                if ahead.is_empty() {
+                    false
+                } else {
+                    let mine = self.events_touched(&ahead)?;
+                    let mut theirs = Touched::default();
+                    for (_, b) in &fresh {
+                        theirs.add(b);
+                    }
+                    self.add_history_boxes(&mut theirs)?;
+                    mine.meets(&theirs)
+                }
+            }
+        };
+        for (ws, after, next) in gaps {
+            self.conn()
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO stream_gaps (workstation, after_seq, next_seq) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![ws.as_bytes().as_slice(), after as i64, next as i64])?;
+        }
+        for (e, body) in &fresh {
+            self.conn()
+                .prepare_cached(
+                    "INSERT INTO events (event_id, workstation, seq, actor, at, kind, payload, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    e.id.as_bytes().as_slice(),
+                    e.workstation.as_bytes().as_slice(),
+                    e.seq as i64,
+                    e.actor,
+                    e.at,
+                    e.kind,
+                    e.payload,
+                    e.hash.as_slice()
+                ])?;
+            let rowid = self.conn().last_insert_rowid();
+            self.conn()
+                .prepare_cached("INSERT INTO event_order (event, major, minor) VALUES (?1, ?2, 0)")?
+                .execute(params![rowid, e.server_seq as i64])?;
+            if matches!(
+                body,
+                EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
+            ) {
+                self.mark_containers_changed();
+            }
+            if !reorder && self.projector().settle(rowid, e.at, body)?.is_some() {
+                out.conflicts += 1;
+            }
+            out.new += 1;
+        }
+        if reorder {
+            let before: i64 = self.count_conflicts()?;
+            self.reorder()?;
+            out.conflicts = (self.count_conflicts()? - before).max(0) as u64;
+            out.reordered = true;
+        }
+        self.conn().execute(
+            "UPDATE sync_state SET pull_cursor = max(pull_cursor, ?1) WHERE id = 1",
+            [cursor as i64],
+        )?;
+        Ok(out)
+    }
+
+    fn count_conflicts(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0))?)
+    }
+
+    fn stream_head(&self, ws: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT seq, hash FROM events WHERE workstation = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([ws.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(seq, h)| {
+            <[u8; 32]>::try_from(h.as_slice())
+                .map(|h| (seq as u64, h))
+                .map_err(|_| StoreError::Corrupt(format!("seq {seq} of {ws} has a malformed hash")))
+        })
+        .transpose()
+    }
+
+    /// Local ids of this workstation's events past the high-water mark.
+    fn unpushed_rowids(&self) -> Result<Vec<i64>, StoreError> {
+        let me = self.workstation();
+        let mut st = self.conn().prepare_cached(
+            "SELECT id FROM events WHERE workstation = ?1 AND seq > (SELECT pushed_seq FROM sync_state)",
+        )?;
+        let rows = st.query_map([me.as_bytes().as_slice()], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Store {
+    pub fn sync_state(&self) -> Result<SyncState, StoreError> {
+        read_state(self.conn())
+    }
+
+    /// This workstation's newest event: (seq, hash); (0, zeros) when it wrote none.
+    pub fn own_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT seq, hash FROM events WHERE workstation = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([self.workstation().as_bytes().as_slice()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match row {
+            None => Ok((0, GENESIS)),
+            Some((seq, h)) => Ok((
+                seq as u64,
+                <[u8; 32]>::try_from(h.as_slice())
+                    .map_err(|_| StoreError::Corrupt(format!("seq {seq} has a malformed hash")))?,
+            )),
+        }
+    }
+
+    /// The hash of this workstation's event `seq`, if it wrote one.
+    pub fn own_hash(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let h: Option<Vec<u8>> = self
+            .conn()
+            .prepare_cached("SELECT hash FROM events WHERE workstation = ?1 AND seq = ?2")?
+            .query_row(
+                params![self.workstation().as_bytes().as_slice(), seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(h.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
+    }
+
+    /// This workstation's events from `from_seq` on: at most `max_events`, and no more than
+    /// `max_bytes` of payload (at least one).
+    pub fn own_events(
+        &self,
+        from_seq: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<OutEvent>, StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT event_id, seq, actor, at, kind, payload, hash FROM events
+             WHERE workstation = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = st.query_map(
+            params![
+                self.workstation().as_bytes().as_slice(),
+                from_seq as i64,
+                max_events as i64
+            ],
+            |r| {
+                Ok(OutEvent {
+                    id: uuid_of(r.get(0)?),
+                    seq: r.get::<_, i64>(1)? as u64,
+                    actor: r.get(2)?,
+                    at: r.get(3)?,
+                    kind: r.get(4)?,
+                    payload: r.get(5)?,
+                    hash: <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(6)?.as_slice())
+                        .unwrap_or(GENESIS),
+                })
+            },
+        )?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for e in rows {
+            let e = e?;
+            // What one event costs on the wire besides its payload (ids, hash, field names).
+            let size = e.payload.len() + e.actor.len() + e.kind.len() + 260;
+            if !out.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// How many of this workstation's events wait for the registry.
+    pub fn waiting(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT count(*) FROM events WHERE workstation = ?1 AND seq > (SELECT pushed_seq FROM sync_state)",
+            )?
+            .query_row([self.workstation().as_bytes().as_slice()], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+
+    /// The conflicts the rules raised here (open ones only, unless `all`).
+    pub fn conflicts(&self, all: bool) -> Result<Vec<ConflictRow>, StoreError> {
+        let sql = format!(
+            "SELECT (SELECT event_id FROM events e WHERE e.id = c.event),
+                (SELECT event_id FROM events e WHERE e.id = c.other),
+                c.subject, c.code, c.message,
+                (SELECT event_id FROM events e WHERE e.id = c.resolved_by)
+             FROM conflicts c {} ORDER BY c.event",
+            if all {
+                ""
+            } else {
+                "WHERE c.resolved_by IS NULL"
+            }
+        );
+        let mut st = self.conn().prepare(&sql)?;
+        let rows = st.query_map([], |r| {
+            Ok(ConflictRow {
+                event: uuid_of(r.get(0)?).to_string(),
+                other: r
+                    .get::<_, Option<Vec<u8>>>(1)?
+                    .map(|b| uuid_of(b).to_string()),
+                subject: r.get(2)?,
+                code: r.get(3)?,
+                message: r.get(4)?,
+                resolved_by: r
+                    .get::<_, Option<Vec<u8>>>(5)?
+                    .map(|b| uuid_of(b).to_string()),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// This workstation's events the registry kept as rejections.
+    pub fn rejections(&self) -> Result<Vec<RejectionRow>, StoreError> {
+        let mut st = self.conn().prepare(
+            "SELECT (SELECT event_id FROM events e WHERE e.id = r.event), (SELECT seq FROM events e WHERE e.id = r.event),
+                (SELECT kind FROM events e WHERE e.id = r.event), r.code, r.message, r.at
+             FROM sync_rejections r ORDER BY r.event",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(RejectionRow {
+                event: uuid_of(r.get(0)?).to_string(),
+                seq: r.get::<_, i64>(1)? as u64,
+                kind: r.get(2)?,
+                code: r.get(3)?,
+                message: r.get(4)?,
+                at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many Kura IDs this workstation issued since `since` (µs): a day's worth, for the
+    /// lease warning.
+    pub fn ids_issued_since(&self, since: i64) -> Result<u64, StoreError> {
+        // Newest first along the (workstation, seq) index, stopping at the first older event.
+        let mut st = self.conn().prepare_cached(
+            "SELECT at, kind FROM events WHERE workstation = ?1 ORDER BY seq DESC",
+        )?;
+        let mut rows = st.query([self.workstation().as_bytes().as_slice()])?;
+        let mut n = 0;
+        while let Some(r) = rows.next()? {
+            if r.get::<_, i64>(0)? < since {
+                break;
+            }
+            let kind: String = r.get(1)?;
+            if kind == "registered" || kind == "derived" {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
