@@ -38,6 +38,16 @@ pub enum AppError {
     File { path: String, message: String },
     #[error("{message}")]
     Print { code: &'static str, message: String },
+    #[error(transparent)]
+    Sync(#[from] kura_sync::SyncError),
+    #[error(
+        "this database already issued Kura IDs with the prefix {local}, but site {site} issues {site_prefix}…: its IDs would be refused as another site's. Enroll a new database for this workstation, or ask the registry administrator"
+    )]
+    PrefixMismatch {
+        local: String,
+        site: String,
+        site_prefix: String,
+    },
 }
 
 impl From<StoreError> for AppError {
@@ -70,6 +80,8 @@ impl AppError {
             AppError::NotInitialised => "not_initialised",
             AppError::File { .. } => "file_error",
             AppError::Print { code, .. } => code,
+            AppError::Sync(e) => e.code(),
+            AppError::PrefixMismatch { .. } => "enroll_prefix_mismatch",
         }
     }
 
@@ -86,6 +98,13 @@ impl AppError {
             AppError::Scan(e) => serde_json::to_value(e).ok(),
             AppError::Rule(e) => serde_json::to_value(e).ok(),
             AppError::Import { rows, .. } => serde_json::to_value(rows).ok(),
+            AppError::PrefixMismatch {
+                local,
+                site,
+                site_prefix,
+            } => Some(
+                serde_json::json!({ "local": local, "site": site, "site_prefix": site_prefix }),
+            ),
             AppError::Store(StoreError::NoSerials { year, wanted, left }) => {
                 Some(serde_json::json!({ "year": year, "wanted": wanted, "left": left }))
             }

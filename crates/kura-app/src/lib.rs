@@ -18,6 +18,7 @@ pub mod input;
 pub mod labels;
 pub mod register;
 pub mod storage;
+pub mod sync;
 pub mod transport;
 
 use std::path::{Path, PathBuf};
@@ -35,9 +36,12 @@ pub use kura_store::{
     BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, SpecimenView,
     Stats, VerifyProblem, VerifyReport,
 };
+pub use kura_store::{ConflictRow, RejectionRow};
+pub use kura_sync::Report as SyncReport;
 pub use labels::{LabelPreview, PrintReport, StockInfo};
 pub use register::{Choice, RegisterRequest, Registered, Vocabulary};
 pub use storage::LayoutReport;
+pub use sync::{ConflictView, EnrollReport, SyncOptions, SyncStatus, SyncWorker};
 pub use transport::PrinterConfig;
 
 /// Who is working where: what the window's header and settings show.

@@ -218,6 +218,53 @@ enum Cmd {
         #[arg(long, conflicts_with = "name")]
         system: bool,
     },
+    /// Enroll this workstation with the central registry (a one-time code from its administrator).
+    Enroll {
+        code: String,
+        /// The registry's address, e.g. https://registry.example:8443
+        #[arg(long)]
+        registry: String,
+        /// A CA certificate (PEM) to trust for the registry's HTTPS.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// The name the registry shows for this workstation (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Sync with the registry: one round (push, then pull), or --watch; `kura sync status`.
+    Sync {
+        #[command(subcommand)]
+        cmd: Option<SyncCmd>,
+        /// Keep syncing on a timer until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between rounds with --watch.
+        #[arg(long, default_value_t = 30)]
+        interval: u64,
+        /// Seconds to wait on one request.
+        #[arg(long, env = "KURA_SYNC_TIMEOUT")]
+        timeout: Option<u64>,
+        /// Tries of one request before the round gives up.
+        #[arg(long, env = "KURA_SYNC_ATTEMPTS")]
+        attempts: Option<u32>,
+    },
+    /// Conflicts: events two benches recorded that cannot both be true.
+    Conflicts {
+        /// Only this specimen's.
+        specimen: Option<String>,
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Settle a specimen's conflict: which event is true, and why.
+    Resolve {
+        specimen: String,
+        /// The id of the event to keep (see `kura conflicts`).
+        #[arg(long)]
+        keep: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Check the hash chain and that the projection equals a rebuild.
     Verify,
     /// Recompute the projection from the log.
@@ -285,6 +332,13 @@ enum PrinterCmd {
     Remove {
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SyncCmd {
+    /// Where this workstation stands: online, waiting, last success and error, rejections,
+    /// conflicts, clock skew, IDs left.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -372,6 +426,21 @@ fn progress(label: &'static str) -> impl FnMut(u64, u64) {
             }
         } else {
             eprintln!("{label}: {done}/{total}");
+        }
+    }
+}
+
+/// Progress of a sync round on stderr (push, then pull).
+fn progress_phase() -> impl FnMut(&str, u64, u64) {
+    let tty = std::io::stderr().is_terminal();
+    move |phase, done, total| {
+        if tty {
+            eprint!("\r{phase}: {done}/{total}   ");
+            if done >= total {
+                eprintln!();
+            }
+        } else {
+            eprintln!("{phase}: {done}/{total}");
         }
     }
 }
@@ -557,6 +626,74 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 } else {
                     format!("{code} already exists; nothing changed")
                 }
+            });
+        }
+        Cmd::Enroll {
+            code,
+            registry,
+            ca,
+            name,
+        } => {
+            let r = k.enroll(&code, &registry, ca.as_deref(), name.as_deref())?;
+            out(json, json!(r), || print::enrolled(&r));
+        }
+        Cmd::Sync {
+            cmd: Some(SyncCmd::Status),
+            ..
+        } => {
+            let s = k.sync_status()?;
+            out(json, json!(s), || print::sync_status(&s, k.calendar()));
+        }
+        Cmd::Sync {
+            cmd: None,
+            watch,
+            interval,
+            timeout,
+            attempts,
+        } => {
+            let opts = kura_app::SyncOptions {
+                timeout: timeout.map(std::time::Duration::from_secs),
+                attempts,
+            };
+            if watch {
+                k.sync_watch(
+                    opts,
+                    std::time::Duration::from_secs(interval.max(1)),
+                    &mut |r| {
+                        match r {
+                            Ok(rep) => out(json, json!(rep), || print::sync_report(rep)),
+                            Err(e) if json => println!("{}", json!({ "error": e.to_wire() })),
+                            Err(e) => eprintln!("error[{}]: {e}", e.code()),
+                        }
+                        true
+                    },
+                )?;
+            } else {
+                let mut bar = progress_phase();
+                let rep = k.sync(opts, &mut bar)?;
+                out(json, json!(rep), || print::sync_report(&rep));
+            }
+        }
+        Cmd::Conflicts { specimen, all } => {
+            let list = k.conflicts(specimen.as_deref(), all)?;
+            out(json, json!(list), || print::conflicts(&list, k.calendar()));
+        }
+        Cmd::Resolve {
+            specimen,
+            keep,
+            reason,
+        } => {
+            let s = k.resolve_conflict(&specimen, &keep, &reason)?;
+            out(json, json!(s), || {
+                format!(
+                    "{}: conflict settled, {}{}",
+                    s.code,
+                    s.status,
+                    s.path
+                        .as_ref()
+                        .map(|p| format!(" at {p}"))
+                        .unwrap_or_default()
+                )
             });
         }
         Cmd::Storage(StorageCmd::List { parent }) => {

@@ -2,7 +2,8 @@
 
 use kura_app::bench::BenchReport;
 use kura_app::{
-    BoxMap, Calendar, ContainerRow, EventRow, LineageNode, SpecimenView, Stats, VerifyReport,
+    BoxMap, Calendar, ConflictView, ContainerRow, EnrollReport, EventRow, LineageNode,
+    SpecimenView, Stats, SyncReport, SyncStatus, VerifyReport,
 };
 
 /// An instant as the site's wall clock shows it.
@@ -249,4 +250,120 @@ pub fn bench(r: &BenchReport) -> String {
         ));
     }
     s
+}
+
+pub fn enrolled(r: &EnrollReport) -> String {
+    let mut s = format!(
+        "enrolled workstation {} at site {} ({}) on {}\nKura IDs now carry the prefix {}; leased serials {}–{} for {}",
+        r.workstation,
+        r.site,
+        r.site_name,
+        r.registry,
+        r.prefix,
+        r.lease_first,
+        r.lease_last,
+        r.lease_year
+    );
+    if r.issued_before > 0 {
+        s.push_str(&format!(
+            "\nnote: this database issued {} ID(s) itself before it was enrolled; they are outside the registry's leases",
+            r.issued_before
+        ));
+    }
+    s.push_str("\nnext: kura sync (or kura sync --watch)");
+    s
+}
+
+pub fn sync_report(r: &SyncReport) -> String {
+    let mut s = format!(
+        "pushed {} (already there {}, rejected {}), pulled {} (conflicts {}), leased {} serials",
+        r.pushed, r.duplicates, r.rejected, r.pulled, r.conflicts, r.leased
+    );
+    if r.reordered {
+        s.push_str("\nthe projection was refolded in the registry's order (two benches touched the same specimens or boxes)");
+    }
+    s
+}
+
+pub fn sync_status(s: &SyncStatus, cal: &Calendar) -> String {
+    if !s.enrolled {
+        return "not enrolled: this database works alone (kura enroll CODE --registry URL)".into();
+    }
+    let t = |v: Option<i64>| v.map(|m| when(cal, m)).unwrap_or_else(|| "never".into());
+    let mut out = format!(
+        "{}  {}  site {}\nwaiting to sync: {}\nlast success: {}\nlast attempt: {}",
+        s.state,
+        s.registry.as_deref().unwrap_or("-"),
+        s.site.as_deref().unwrap_or("-"),
+        s.waiting,
+        t(s.last_success),
+        t(s.last_attempt),
+    );
+    if let (Some(c), Some(m)) = (&s.last_error_code, &s.last_error) {
+        out.push_str(&format!("\nlast error [{c}]: {m}"));
+    }
+    out.push_str(&format!(
+        "\nrejections: {}\nconflicts: {}",
+        s.rejections, s.conflicts
+    ));
+    if let Some(ms) = s.clock_skew_ms {
+        out.push_str(&format!(
+            "\nclock skew: {:+.0} ms (this workstation minus the registry)",
+            ms
+        ));
+    }
+    if let Some(left) = s.ids_left {
+        out.push_str(&format!(
+            "\nKura IDs left this year: {left} (about {} a day){}",
+            s.ids_per_day,
+            if s.ids_low {
+                " — LOW: sync to lease more"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(why) = &s.stopped {
+        out.push_str(&format!("\nPUSHING STOPPED: {why}"));
+    }
+    out
+}
+
+fn event_line(e: &EventRow, cal: &Calendar) -> String {
+    format!(
+        "{}  {}  {}  by {}  (workstation {} seq {})\n      {}",
+        e.event_id,
+        when(cal, e.at),
+        e.kind,
+        e.actor,
+        e.workstation,
+        e.seq,
+        e.payload
+    )
+}
+
+pub fn conflicts(list: &[ConflictView], cal: &Calendar) -> String {
+    if list.is_empty() {
+        return "no conflicts".into();
+    }
+    list.iter()
+        .map(|c| {
+            let mut s = format!("{} [{}] {}", c.subject, c.code, c.message);
+            if let Some(o) = &c.other {
+                s.push_str(&format!("\n  in effect: {}", event_line(o, cal)));
+            }
+            if let Some(r) = &c.refused {
+                s.push_str(&format!("\n  refused:   {}", event_line(r, cal)));
+            }
+            match &c.resolved_by {
+                Some(by) => s.push_str(&format!("\n  resolved by {by}")),
+                None => s.push_str(&format!(
+                    "\n  settle: kura resolve {} --keep EVENT_ID --reason \"…\"",
+                    c.subject
+                )),
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }

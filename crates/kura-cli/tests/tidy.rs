@@ -75,7 +75,17 @@ fn layering_points_down_only() {
         ("kura-domain", &[]),
         ("kura-store", &["kura-domain"]),
         ("kura-labels", &[]),
-        ("kura-app", &["kura-domain", "kura-store", "kura-labels"]),
+        ("kura-sync", &["kura-domain", "kura-store", "kura-proto"]),
+        (
+            "kura-app",
+            &[
+                "kura-domain",
+                "kura-store",
+                "kura-labels",
+                "kura-proto",
+                "kura-sync",
+            ],
+        ),
         ("kura-cli", &["kura-app"]),
         ("kura-proto", &["kura-domain"]),
         ("kura-registry-db", &["kura-domain", "kura-proto"]),
@@ -189,6 +199,7 @@ fn the_registry_never_uses_the_bench_store() {
         "kura-labels",
         "kura-cli",
         "kura-proto",
+        "kura-sync",
     ] {
         for dep in manifest(c).all {
             assert!(!dep.starts_with("kura-registry"), "{c} depends on {dep}");
@@ -259,11 +270,25 @@ fn the_labels_crate_does_no_io() {
 
 #[test]
 fn only_the_app_reads_the_system_clock() {
-    for c in ["kura-store", "kura-cli"] {
+    for c in ["kura-store", "kura-cli", "kura-sync"] {
         for (path, text) in sources(c) {
             assert!(
                 !text.contains("Utc::now()"),
                 "{} reads the clock; time comes from kura-app's Clock",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Sync never calls the use cases: kura-app starts it, not the other way round.
+#[test]
+fn sync_knows_nothing_of_the_use_cases() {
+    for (path, text) in sources("kura-sync") {
+        for above in ["kura_app", "kura_labels", "tauri"] {
+            assert!(
+                !text.contains(above),
+                "{} uses {above}; kura-sync sits below kura-app",
                 path.display()
             );
         }

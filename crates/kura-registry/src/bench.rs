@@ -43,7 +43,7 @@ async fn workstations(
     if !db.sites().await?.iter().any(|s| s.code == site) {
         db.add_site(testkit::site(site, prefix)).await?;
     }
-    let http = reqwest::Client::new();
+    let http = crate::http_client();
     let mut out = vec![];
     for i in 0..n {
         let code = secret::new_enroll_code()?;
@@ -92,7 +92,7 @@ async fn push_all(base: &str, ws: &[Ws]) -> Result<Duration, Error> {
     for w in ws {
         let (base, token, bodies) = (base.to_string(), w.token.clone(), w.bodies.clone());
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = crate::http_client();
             for b in bodies {
                 let r: PushResponse = http
                     .post(format!("{base}/api/v1/events"))

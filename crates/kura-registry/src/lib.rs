@@ -113,6 +113,14 @@ pub async fn serve_tls(
         .await
 }
 
+/// An HTTP client for the benchmark and the tests. reqwest's rustls backend has no crypto
+/// provider of its own in this build (the bench's sync engine enables it without one): ring is
+/// installed first, as the server does.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn terminated() {
     let ctrl_c = async {

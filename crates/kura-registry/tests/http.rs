@@ -47,7 +47,7 @@ async fn in_process(db: AnyDb) -> Reg {
     });
     Reg {
         base,
-        http: reqwest::Client::new(),
+        http: kura_registry::http_client(),
         db,
         stop: Some(tx),
     }
@@ -664,7 +664,7 @@ impl Proc {
     fn reg(&self, db: &AnyDb) -> Reg {
         Reg {
             base: self.base.clone(),
-            http: reqwest::Client::new(),
+            http: kura_registry::http_client(),
             db: db.clone(),
             stop: None,
         }
@@ -694,7 +694,7 @@ async fn crash(url: &str, db: &AnyDb, count: impl AsyncFn() -> (i64, i64), dir: 
     let pusher = {
         let (base, token, id, events) = (reg.base.clone(), a.token.clone(), a.id, events.clone());
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = kura_registry::http_client();
             for chunk in events.chunks(200) {
                 let r = http
                     .post(format!("{base}/api/v1/events"))
@@ -863,7 +863,7 @@ async fn holes(url: &str, db: AnyDb, dir: &std::path::Path) {
         ids.push(ws.id);
         let bases = [regs[0].base.clone(), regs[1].base.clone()];
         pushers.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = kura_registry::http_client();
             for (k, chunk) in events.chunks(100).enumerate() {
                 let r = http
                     .post(format!("{}/api/v1/events", bases[k % 2]))
@@ -879,7 +879,7 @@ async fn holes(url: &str, db: AnyDb, dir: &std::path::Path) {
     let puller = enroll(&regs[0], "NCGM", "G").await;
     let bases = [regs[0].base.clone(), regs[1].base.clone()];
     let pull = tokio::spawn(async move {
-        let http = reqwest::Client::new();
+        let http = kura_registry::http_client();
         let (mut after, mut got, mut k) = (0u64, Vec::<(u64, Uuid, u64, Uuid)>::new(), 0usize);
         while got.len() < 4 * per {
             let p: PullResponse = http

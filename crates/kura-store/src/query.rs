@@ -290,15 +290,29 @@ impl Store {
         Ok(())
     }
 
-    /// Every custody event about a specimen, oldest first.
+    /// Every custody event about a specimen, in the order the projection folds them (the
+    /// registry's, then this bench's own not yet ordered).
     pub fn history(&self, code: &SpecimenCode) -> Result<Vec<EventRow>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT e.event_id, e.workstation, e.seq, e.actor, e.at, e.kind, e.payload
              FROM event_subjects x JOIN events e ON e.id = x.event
-             WHERE x.specimen = (SELECT id FROM specimens WHERE code = ?1) ORDER BY e.id",
+             WHERE x.specimen = (SELECT id FROM specimens WHERE code = ?1)
+             ORDER BY coalesce((SELECT o.major FROM event_order o WHERE o.event = e.id), 9223372036854775807),
+                coalesce((SELECT o.minor FROM event_order o WHERE o.event = e.id), 0), e.id",
         )?;
         let rows = stmt.query_map([code.as_str()], event_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One event by its id.
+    pub fn event(&self, id: Uuid) -> Result<Option<EventRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT event_id, workstation, seq, actor, at, kind, payload FROM events WHERE event_id = ?1",
+            )?
+            .query_row([id.as_bytes().as_slice()], event_row)
+            .optional()?)
     }
 
     /// The family of a specimen: from its oldest ancestor down to every aliquot and derivative.

@@ -794,6 +794,98 @@ impl Tx<'_> {
     }
 }
 
+/// A view for replaying one specimen alone: its own state from scratch, everything else as the
+/// projection holds it, and every position free (where it was in between does not matter; where
+/// it ends is checked when the settlement is recorded).
+struct Alone<'p, 'c> {
+    p: crate::project::Projector<'c>,
+    code: &'p kura_domain::SpecimenCode,
+    state: Option<kura_domain::SpecimenState>,
+}
+
+impl kura_domain::rules::View for Alone<'_, '_> {
+    type Error = rusqlite::Error;
+    fn specimen(
+        &mut self,
+        code: &kura_domain::SpecimenCode,
+    ) -> Result<Option<kura_domain::SpecimenState>, rusqlite::Error> {
+        if code == self.code {
+            return Ok(self.state.clone());
+        }
+        self.p.specimen(code)
+    }
+    fn container(
+        &mut self,
+        id: &kura_domain::ContainerId,
+    ) -> Result<Option<kura_domain::ContainerInfo>, rusqlite::Error> {
+        self.p.container(id)
+    }
+    fn specimen_at(
+        &mut self,
+        _: &kura_domain::ContainerId,
+        _: kura_domain::Pos,
+    ) -> Result<Option<kura_domain::SpecimenCode>, rusqlite::Error> {
+        Ok(None)
+    }
+    fn container_at(
+        &mut self,
+        parent: &kura_domain::ContainerId,
+        pos: kura_domain::Pos,
+    ) -> Result<Option<kura_domain::ContainerId>, rusqlite::Error> {
+        self.p.container_at(parent, pos)
+    }
+}
+
+impl Tx<'_> {
+    /// The state a specimen would have if the events `without` had never happened: its own
+    /// events folded alone in the canonical order. What a settlement that keeps another event
+    /// than the one in effect records.
+    pub fn replay_specimen(
+        &mut self,
+        code: &kura_domain::SpecimenCode,
+        without: &[Uuid],
+    ) -> Result<Option<kura_domain::SpecimenState>, StoreError> {
+        use kura_domain::rules::{Effect, Settled, settle};
+        let rows: Vec<(Vec<u8>, String)> = {
+            let mut st = self.conn().prepare(
+                "SELECT e.event_id, e.payload FROM event_subjects x JOIN events e ON e.id = x.event
+                 LEFT JOIN event_order o ON o.event = e.id
+                 WHERE x.specimen = (SELECT id FROM specimens WHERE code = ?1)
+                 ORDER BY coalesce(o.major, 9223372036854775807), coalesce(o.minor, 0), e.id",
+            )?;
+            let rows = st.query_map([code.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut view = Alone {
+            p: self.projector(),
+            code,
+            state: None,
+        };
+        for (id, payload) in rows {
+            if without.contains(&uuid_of(id)) {
+                continue;
+            }
+            let body = parse_body(&payload, || format!("an event of {code}"))?;
+            if body.specimen() != Some(code) {
+                continue;
+            }
+            let state = match settle(&mut view, &body)? {
+                Settled::Applied(Effect::Register { state, .. } | Effect::Update(state))
+                | Settled::Conflict {
+                    effect: Some(Effect::Register { state, .. } | Effect::Update(state)),
+                    ..
+                } => state,
+                _ => continue,
+            };
+            view.state = Some(state);
+        }
+        Ok(view.state.map(|mut s| {
+            s.in_conflict = false;
+            s
+        }))
+    }
+}
+
 impl Store {
     pub fn sync_state(&self) -> Result<SyncState, StoreError> {
         read_state(self.conn())

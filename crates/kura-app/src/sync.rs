@@ -1,0 +1,660 @@
+//! Sync with the central registry, as use cases: enroll this workstation, run a round, the
+//! background worker the window keeps, the status every face shows, conflicts and how a person
+//! settles one. The engine (`kura-sync`) opens its own connection to the database: network IO
+//! never holds this `Kura`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kura_domain::{Clock, EventBody, Outcome, RuleError};
+use kura_store::{EventRow, StoreError};
+use kura_sync::{Config, Engine, Http, Phase, Report, SyncError, Timeouts};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{AppError, Kura, SystemClock};
+
+/// What an enrollment did.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollReport {
+    pub registry: String,
+    pub site: String,
+    pub site_name: String,
+    /// The prefix of the Kura IDs this workstation issues from now on.
+    pub prefix: String,
+    pub workstation: String,
+    pub lease_year: i32,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub lease_first: u64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub lease_last: u64,
+    /// Kura IDs this database issued before it was enrolled (outside the registry's leases).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub issued_before: u64,
+}
+
+/// How patient one round is (tests shorten it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncOptions {
+    pub timeout: Option<Duration>,
+    pub attempts: Option<u32>,
+}
+
+/// Where this workstation stands with the registry: what the window's indicator and
+/// `kura sync status` show.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncStatus {
+    pub enrolled: bool,
+    /// `not_enrolled`, `online`, `offline`, `error`, `stopped` (a fork), or `syncing`.
+    pub state: String,
+    pub registry: Option<String>,
+    pub site: Option<String>,
+    /// This workstation's events the registry has not answered yet.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub waiting: u64,
+    /// UTC microseconds.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub last_success: Option<i64>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub last_attempt: Option<i64>,
+    pub last_error_code: Option<String>,
+    pub last_error: Option<String>,
+    /// Events of this workstation the registry kept as rejections.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub rejections: u64,
+    /// Open conflicts.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub conflicts: u64,
+    /// This workstation's clock minus the registry's, at the last push (ms).
+    pub clock_skew_ms: Option<f64>,
+    /// Kura IDs left for this year in the leases (None: not enrolled, IDs from the local counter).
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub ids_left: Option<u64>,
+    /// IDs issued here in the last 24 hours (at least 50): a day's worth.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub ids_per_day: u64,
+    /// Fewer than a day's worth left.
+    pub ids_low: bool,
+    /// Why pushing stopped (a sequence fork), until an administrator looks.
+    pub stopped: Option<String>,
+    /// A round in flight (the window's worker): what it is doing.
+    pub phase: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub phase_done: Option<u64>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub phase_total: Option<u64>,
+}
+
+/// A conflict with both events, for showing side by side.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictView {
+    pub subject: String,
+    pub code: String,
+    pub message: String,
+    /// The event the rules refused (the later one in the site's order).
+    pub refused: Option<EventRow>,
+    /// The earlier event it disagrees with, whose effect stands.
+    pub other: Option<EventRow>,
+    pub resolved_by: Option<String>,
+}
+
+/// A day in microseconds.
+const DAY_US: i64 = 86_400_000_000;
+
+fn run<F: std::future::Future>(f: F) -> Result<F::Output, AppError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::File {
+            path: "tokio runtime".into(),
+            message: e.to_string(),
+        })?;
+    Ok(rt.block_on(f))
+}
+
+/// The token file next to the database, owner-only.
+fn token_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".token");
+    PathBuf::from(p)
+}
+
+fn write_secret(path: &Path, secret: &str) -> Result<(), AppError> {
+    use std::io::Write;
+    let err = |e: std::io::Error| AppError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
+    }
+    f.write_all(secret.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "bench".to_string())
+}
+
+impl Kura {
+    /// Enrolls this workstation with the registry at `url` using a one-time `code`: stores
+    /// where the registry is, the token (in a file next to the database, owner-only), the
+    /// site and the first lease of serials. The database takes the site's ID format.
+    pub fn enroll(
+        &mut self,
+        code: &str,
+        url: &str,
+        ca: Option<&Path>,
+        name: Option<&str>,
+    ) -> Result<EnrollReport, AppError> {
+        let code = crate::input::text("code", code, 64)?;
+        let name = match name {
+            Some(n) => crate::input::text("name", n, 100)?,
+            None => host_name(),
+        };
+        let base = kura_sync::remote::base_url(url).map_err(SyncError::from)?;
+        let ca = ca
+            .map(|p| {
+                std::fs::canonicalize(p).map_err(|e| AppError::File {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })
+            })
+            .transpose()?;
+        let year = chrono::Datelike::year(&self.today());
+        let req = kura_proto::EnrollRequest {
+            v: kura_proto::VERSION,
+            code,
+            workstation: self.workstation(),
+            name,
+            year,
+        };
+        let res = run(kura_sync::enroll(
+            &base,
+            ca.as_deref(),
+            Timeouts::default(),
+            &req,
+        ))?
+        .map_err(SyncError::from)?;
+        let site = res.site;
+        let width = site.serial_width as usize;
+        // Kura IDs must carry the site's prefix: a database that issued IDs of another format
+        // cannot join, or its IDs would be refused as another site's.
+        let issued_before = self.issued_ids()?;
+        if let Ok(f) = self.id_format()
+            && (f.prefix != site.prefix || f.serial_width != width)
+            && issued_before > 0
+        {
+            return Err(AppError::PrefixMismatch {
+                local: f.prefix,
+                site: site.code,
+                site_prefix: site.prefix,
+            });
+        }
+        self.init(&site.prefix, width)?;
+        let token_file = token_path(self.path());
+        write_secret(&token_file, &res.token)?;
+        let token_ref = format!(
+            "file:{}",
+            token_file
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        );
+        let site_json =
+            serde_json::to_string(&site).map_err(|e| AppError::input("site", e.to_string()))?;
+        let ca_text = ca.as_ref().map(|p| p.display().to_string());
+        let lease = res.lease;
+        self.store_mut().write(|tx| -> Result<(), StoreError> {
+            tx.set_enrollment(&base, &token_ref, ca_text.as_deref(), &site_json)?;
+            tx.add_lease(lease.year, lease.first, lease.last)?;
+            Ok(())
+        })?;
+        tracing::info!(registry = %base, site = %site.code, "enrolled");
+        Ok(EnrollReport {
+            registry: base,
+            site: site.code,
+            site_name: site.name,
+            prefix: site.prefix,
+            workstation: self.workstation().to_string(),
+            lease_year: lease.year,
+            lease_first: lease.first,
+            lease_last: lease.last,
+            issued_before,
+        })
+    }
+
+    /// Kura IDs issued from this database's own counter (before enrollment).
+    fn issued_ids(&self) -> Result<u64, AppError> {
+        let mut n = 0;
+        for year in 2000..=2099 {
+            if let Some(v) = self.store().meta(&format!("serial:{year}"))? {
+                n += v.parse::<u64>().unwrap_or(1).saturating_sub(1);
+            }
+        }
+        Ok(n)
+    }
+
+    fn token(&self, token_ref: Option<&str>) -> Result<String, AppError> {
+        let name = token_ref
+            .and_then(|r| r.strip_prefix("file:"))
+            .ok_or(SyncError::NotEnrolled)?;
+        let dir = self
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let path = dir.join(name);
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| AppError::File {
+                path: path.display().to_string(),
+                message: format!("{e}: the workstation's token is missing; enroll it again"),
+            })
+    }
+
+    /// IDs issued here in the last day, at least 50.
+    fn day_use(&self) -> Result<u64, AppError> {
+        Ok(self
+            .store()
+            .ids_issued_since(self.now().0 - DAY_US)?
+            .max(50))
+    }
+
+    /// The engine for one round, set up from the database: registry, token, CA, the years
+    /// whose leases matter, and how many serials a day takes.
+    pub fn sync_engine(&self, opts: SyncOptions) -> Result<Engine<Http>, AppError> {
+        let st = self.store().sync_state()?;
+        let url = st.registry_url.clone().ok_or(SyncError::NotEnrolled)?;
+        let token = self.token(st.token_ref.as_deref())?;
+        let mut t = Timeouts::default();
+        if let Some(d) = opts.timeout {
+            t.request = d;
+            t.connect = t.connect.min(d);
+        }
+        let http = Http::new(&url, &token, st.registry_ca.as_deref().map(Path::new), t)
+            .map_err(SyncError::from)?;
+        let today = self.today();
+        let year = chrono::Datelike::year(&today);
+        let mut lease_years = vec![year];
+        // In the last two weeks of the year, lease next year's too: New Year's morning may be
+        // offline.
+        if chrono::Datelike::ordinal(&today) + 14 > 365 {
+            lease_years.push(year + 1);
+        }
+        let day = self.day_use()?;
+        let cfg = Config {
+            attempts: opts.attempts.unwrap_or(5).max(1),
+            lease_years,
+            lease_low: (2 * day).max(500),
+            lease_size: (2 * day).clamp(kura_proto::DEFAULT_LEASE, kura_proto::MAX_LEASE),
+            ..Config::default()
+        };
+        Ok(Engine::new(self.path(), http, self.clock.clone(), cfg))
+    }
+
+    /// One sync round: push, then pull, then leases. Progress as (phase, done, total).
+    pub fn sync(
+        &mut self,
+        opts: SyncOptions,
+        progress: &mut dyn FnMut(&str, u64, u64),
+    ) -> Result<Report, AppError> {
+        let engine = self.sync_engine(opts)?;
+        let r = run(engine.round(&mut |p| match p {
+            Phase::Push { done, total } => progress("push", done, total),
+            Phase::Pull { done, total } => progress("pull", done, total),
+        }))?;
+        // Another connection wrote: this one's caches follow on the next read.
+        Ok(r?)
+    }
+
+    /// Rounds on a timer until `on_round` says stop; while the registry cannot be reached, the
+    /// next try comes sooner, with exponential backoff and jitter.
+    pub fn sync_watch(
+        &mut self,
+        opts: SyncOptions,
+        interval: Duration,
+        on_round: &mut dyn FnMut(&Result<Report, AppError>) -> bool,
+    ) -> Result<(), AppError> {
+        let cfg = Config::default();
+        let mut failures = 0;
+        loop {
+            let r = self.sync(opts, &mut |_, _, _| {});
+            let wait = match &r {
+                Ok(_) => {
+                    failures = 0;
+                    interval
+                }
+                Err(AppError::Sync(e)) if e.offline() => {
+                    failures += 1;
+                    kura_sync::backoff(&cfg, failures).min(interval)
+                }
+                Err(_) => interval,
+            };
+            if !on_round(&r) {
+                return Ok(());
+            }
+            std::thread::sleep(wait);
+        }
+    }
+
+    pub fn sync_status(&self) -> Result<SyncStatus, AppError> {
+        let st = self.store().sync_state()?;
+        let enrolled = st.registry_url.is_some();
+        let year = chrono::Datelike::year(&self.today());
+        let ids_left = enrolled.then(|| {
+            st.leases
+                .iter()
+                .filter(|b| b.year == year)
+                .map(|b| b.left())
+                .sum::<u64>()
+        });
+        let ids_per_day = self.day_use()?;
+        let offline_codes = [
+            "registry_unreachable",
+            "registry_timeout",
+            "registry_failed",
+            "registry_protocol",
+        ];
+        let state = if !enrolled {
+            "not_enrolled"
+        } else if st.stopped.is_some() {
+            "stopped"
+        } else {
+            match (&st.last_error_code, st.last_attempt) {
+                (_, None) => "offline",
+                (None, Some(_)) => "online",
+                (Some(c), _) if offline_codes.contains(&c.as_str()) => "offline",
+                (Some(_), _) => "error",
+            }
+        };
+        let site = st
+            .site
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<kura_proto::Site>(s).ok())
+            .map(|s| s.code);
+        Ok(SyncStatus {
+            enrolled,
+            state: state.to_string(),
+            registry: st.registry_url,
+            site,
+            waiting: self.store().waiting()?,
+            last_success: st.last_success,
+            last_attempt: st.last_attempt,
+            last_error_code: st.last_error_code,
+            last_error: st.last_error,
+            rejections: self.store().rejections()?.len() as u64,
+            conflicts: self.store().conflicts(false)?.len() as u64,
+            clock_skew_ms: st.clock_skew_us.map(|us| us as f64 / 1000.0),
+            ids_left,
+            ids_per_day,
+            ids_low: ids_left.is_some_and(|l| l < ids_per_day),
+            stopped: st.stopped,
+            phase: None,
+            phase_done: None,
+            phase_total: None,
+        })
+    }
+
+    /// This workstation's events the registry kept as rejections.
+    pub fn rejections(&self) -> Result<Vec<kura_store::RejectionRow>, AppError> {
+        Ok(self.store().rejections()?)
+    }
+
+    /// Open conflicts (all, with `all`), optionally of one specimen, with both events.
+    pub fn conflicts(
+        &self,
+        specimen: Option<&str>,
+        all: bool,
+    ) -> Result<Vec<ConflictView>, AppError> {
+        let code = specimen.map(|s| self.specimen_code(s)).transpose()?;
+        let event = |id: Option<&str>| -> Result<Option<EventRow>, AppError> {
+            match id.and_then(|i| Uuid::parse_str(i).ok()) {
+                Some(u) => Ok(self.store().event(u)?),
+                None => Ok(None),
+            }
+        };
+        let mut out = Vec::new();
+        for c in self.store().conflicts(all)? {
+            if code.as_ref().is_some_and(|k| k.as_str() != c.subject) {
+                continue;
+            }
+            out.push(ConflictView {
+                refused: event(Some(&c.event))?,
+                other: event(c.other.as_deref())?,
+                subject: c.subject,
+                code: c.code,
+                message: c.message,
+                resolved_by: c.resolved_by,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Settles the open conflicts of a specimen: `keep` is the event that is true; the other
+    /// events of those conflicts are discarded, and the custody the specimen has without them is
+    /// recorded with the reason, so that every bench and the registry adopt it.
+    pub fn resolve_conflict(
+        &mut self,
+        specimen: &str,
+        keep: &str,
+        reason: &str,
+    ) -> Result<kura_store::SpecimenView, AppError> {
+        let code = self.specimen_code(specimen)?;
+        let reason = crate::input::reason(reason)?;
+        let keep = Uuid::parse_str(keep.trim())
+            .map_err(|_| AppError::input("keep", format!("{keep:?} is not an event id")))?;
+        let open: Vec<_> = self
+            .store()
+            .conflicts(false)?
+            .into_iter()
+            .filter(|c| c.subject == code.as_str())
+            .collect();
+        if open.is_empty() {
+            return Err(AppError::Rule(RuleError::NotInConflict {
+                specimen: code.to_string(),
+            }));
+        }
+        let mut named: Vec<Uuid> = Vec::new();
+        for c in &open {
+            for id in std::iter::once(c.event.as_str()).chain(c.other.as_deref()) {
+                if let Ok(u) = Uuid::parse_str(id)
+                    && !named.contains(&u)
+                {
+                    named.push(u);
+                }
+            }
+        }
+        if !named.contains(&keep) {
+            return Err(AppError::input(
+                "keep",
+                format!(
+                    "event {keep} is not one of the events this conflict is about: {}",
+                    named
+                        .iter()
+                        .map(Uuid::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let discard: Vec<Uuid> = named.into_iter().filter(|u| *u != keep).collect();
+        self.write(|e| {
+            let state = e.tx.replay_specimen(&code, &discard)?.ok_or_else(|| {
+                AppError::Rule(RuleError::UnknownSpecimen {
+                    specimen: code.to_string(),
+                })
+            })?;
+            e.emit(EventBody::ConflictSettled {
+                specimen: code.clone(),
+                keep,
+                discard,
+                reason,
+                outcome: Outcome {
+                    custody: state.custody,
+                    blocked: state.blocked,
+                    freeze_thaw: state.freeze_thaw,
+                    quantity: state.quantity,
+                },
+            })?;
+            Ok(())
+        })?;
+        self.show(code.as_str())
+    }
+}
+
+/// What the window's worker is doing right now.
+#[derive(Debug, Default)]
+struct Live {
+    phase: Option<Phase>,
+}
+
+/// The window's background sync: a thread of its own with its own connection, a round on a
+/// timer and on demand, exponential backoff while the registry cannot be reached.
+pub struct SyncWorker {
+    wake: Arc<tokio::sync::Notify>,
+    stop: Arc<AtomicBool>,
+    live: Arc<Mutex<Live>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SyncWorker {
+    /// Starts syncing the database at `path` every `interval` (and whenever
+    /// [`SyncWorker::sync_now`] asks). A database that is not enrolled is left alone until it is.
+    pub fn start(path: PathBuf, interval: Duration) -> SyncWorker {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Mutex::new(Live::default()));
+        let (w, s, l) = (wake.clone(), stop.clone(), live.clone());
+        let thread = std::thread::Builder::new()
+            .name("kura-sync".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "sync worker cannot start");
+                        return;
+                    }
+                };
+                rt.block_on(worker(path, interval, w, s, l));
+            })
+            .ok();
+        SyncWorker {
+            wake,
+            stop,
+            live,
+            thread,
+        }
+    }
+
+    /// Runs a round now (or right after the one in flight).
+    pub fn sync_now(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Adds what the worker is doing now to a status.
+    pub fn annotate(&self, s: &mut SyncStatus) {
+        let phase = self.live.lock().ok().and_then(|l| l.phase);
+        if let Some(p) = phase {
+            let (name, done, total) = match p {
+                Phase::Push { done, total } => ("push", done, total),
+                Phase::Pull { done, total } => ("pull", done, total),
+            };
+            s.phase = Some(name.to_string());
+            s.phase_done = Some(done);
+            s.phase_total = Some(total);
+            if s.enrolled && s.state != "stopped" {
+                s.state = "syncing".into();
+            }
+        }
+    }
+}
+
+impl Drop for SyncWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn worker(
+    path: PathBuf,
+    interval: Duration,
+    wake: Arc<tokio::sync::Notify>,
+    stop: Arc<AtomicBool>,
+    live: Arc<Mutex<Live>>,
+) {
+    let mut failures = 0u32;
+    let backoff_cfg = Config::default();
+    while !stop.load(Ordering::SeqCst) {
+        let engine = Kura::open_with_clock(&path, "sync", Arc::new(SystemClock) as Arc<dyn Clock>)
+            .and_then(|k| k.sync_engine(SyncOptions::default()));
+        let wait = match engine {
+            // Not enrolled (or the token is missing): look again later.
+            Err(_) => interval,
+            Ok(engine) => {
+                let l = live.clone();
+                let r = engine
+                    .round(&mut |p| {
+                        if let Ok(mut g) = l.lock() {
+                            g.phase = Some(p);
+                        }
+                    })
+                    .await;
+                if let Ok(mut g) = live.lock() {
+                    g.phase = None;
+                }
+                match r {
+                    Ok(report) => {
+                        failures = 0;
+                        tracing::info!(?report, "sync round");
+                        interval
+                    }
+                    Err(e) if e.offline() => {
+                        failures += 1;
+                        tracing::info!(error = %e, "registry not reachable; working offline");
+                        kura_sync::backoff(&backoff_cfg, failures).min(interval)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, code = e.code(), "sync round failed");
+                        interval
+                    }
+                }
+            }
+        };
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = wake.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! The engine: performs a plan against a [`Remote`] with its own connection to the store. A
+//! round asks the registry's status, plans, pushes this workstation's events past the
+//! high-water mark in bounded compressed batches (each batch's answers stored in one
+//! transaction), pulls pages after the cursor (each page and the new cursor applied in one
+//! transaction), and leases serials. Network errors, timeouts and 5xx are retried with
+//! exponential backoff and jitter; a round cut anywhere is continued by the next one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kura_domain::Clock;
+use kura_proto::{PushRequest, RejectCode, Verdict, WireEvent, hex, parse_hash};
+use kura_store::{Answer, RemoteEvent, Store, StoreError};
+use serde::Serialize;
+
+use crate::plan::{self, Op};
+use crate::remote::{Remote, RemoteError};
+
+/// Why a round did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(
+        "this workstation is not enrolled with a registry; enroll it first (kura enroll CODE --registry URL, or Settings)"
+    )]
+    NotEnrolled,
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "pushing stopped: {0}. Nothing was overwritten here or at the registry; ask the registry administrator"
+    )]
+    Fork(String),
+    #[error(
+        "another sync of this database is running (the window, or another kura sync); try again when it has finished"
+    )]
+    Busy,
+    #[error("the registry's answer does not fit what was asked: {0}")]
+    Protocol(String),
+}
+
+impl SyncError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SyncError::NotEnrolled => "not_enrolled",
+            SyncError::Remote(e) => e.code(),
+            SyncError::Store(e) => e.code(),
+            SyncError::Fork(_) => "sequence_fork",
+            SyncError::Busy => "sync_busy",
+            SyncError::Protocol(_) => "registry_protocol",
+        }
+    }
+
+    /// The network or the registry is down: the bench works offline.
+    pub fn offline(&self) -> bool {
+        matches!(self, SyncError::Remote(e) if e.offline() || e.retryable())
+    }
+}
+
+/// How the engine works.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub batch_events: usize,
+    pub batch_bytes: usize,
+    pub page: u32,
+    /// Tries of one request before the round gives up (network errors, timeouts, 5xx).
+    pub attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// The years whose IDs this bench must be able to issue (this year; next year in its last
+    /// weeks), as the site's calendar says.
+    pub lease_years: Vec<i32>,
+    pub lease_low: u64,
+    pub lease_size: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            batch_events: kura_proto::MAX_BATCH_EVENTS,
+            // Room for the JSON around the payloads.
+            batch_bytes: kura_proto::MAX_BATCH_BYTES * 9 / 10,
+            page: kura_proto::MAX_PAGE,
+            attempts: 5,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            lease_years: Vec::new(),
+            lease_low: 500,
+            lease_size: kura_proto::DEFAULT_LEASE,
+        }
+    }
+}
+
+/// What a round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Events the registry stored now.
+    pub pushed: u64,
+    /// Events it already had (a resent batch).
+    pub duplicates: u64,
+    /// Events it kept as rejections (shown to the user).
+    pub rejected: u64,
+    /// Other workstations' events applied here.
+    pub pulled: u64,
+    /// Of those, refused here by the rules: conflicts.
+    pub conflicts: u64,
+    /// The projection was refolded in the registry's order.
+    pub reordered: bool,
+    /// Serials leased.
+    pub leased: u64,
+    pub clock_skew_us: Option<i64>,
+}
+
+/// Where a round is, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    Push { done: u64, total: u64 },
+    Pull { done: u64, total: u64 },
+}
+
+pub struct Engine<R> {
+    path: PathBuf,
+    remote: R,
+    clock: Arc<dyn Clock>,
+    pub cfg: Config,
+    crash_at: Option<String>,
+}
+
+/// A test hook: `KURA_SYNC_CRASH=after_push_response` ends the process between receiving an
+/// acknowledgement and storing it, `before_pull_commit` inside a page's transaction, as a
+/// power cut or SIGKILL would. Nothing else reads it.
+fn crash_hook() -> Option<String> {
+    std::env::var("KURA_SYNC_CRASH")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    0.5 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) / 2.0
+}
+
+/// The pause before try `n` (from 0): exponential, capped, with jitter (half to all of it).
+pub fn backoff(cfg: &Config, n: u32) -> Duration {
+    let exp = cfg.backoff_base.saturating_mul(1u32 << n.min(16));
+    exp.min(cfg.backoff_max).mul_f64(jitter())
+}
+
+/// One sync of a database at a time: a lock file next to it.
+struct Lock(#[allow(dead_code)] std::fs::File);
+
+fn lock(db: &Path) -> Result<Lock, SyncError> {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".sync-lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(p))
+        .map_err(|e| {
+            SyncError::Store(StoreError::Io {
+                path: db.to_path_buf(),
+                source: e,
+            })
+        })?;
+    for _ in 0..100 {
+        match f.try_lock() {
+            Ok(()) => return Ok(Lock(f)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(SyncError::Store(StoreError::Io {
+                    path: db.to_path_buf(),
+                    source: e,
+                }));
+            }
+        }
+    }
+    Err(SyncError::Busy)
+}
+
+fn wire(ws: uuid::Uuid, e: kura_store::OutEvent) -> WireEvent {
+    WireEvent {
+        id: e.id,
+        workstation: ws,
+        seq: e.seq,
+        actor: e.actor,
+        at: e.at,
+        kind: e.kind,
+        payload: e.payload,
+        hash: hex(&e.hash),
+    }
+}
+
+impl<R: Remote> Engine<R> {
+    pub fn new(path: impl AsRef<Path>, remote: R, clock: Arc<dyn Clock>, cfg: Config) -> Self {
+        Engine {
+            path: path.as_ref().to_path_buf(),
+            remote,
+            clock,
+            cfg,
+            crash_at: crash_hook(),
+        }
+    }
+
+    fn crash(&self, at: &str) {
+        if self.crash_at.as_deref() == Some(at) {
+            tracing::warn!(at, "KURA_SYNC_CRASH: ending the process here");
+            std::process::abort();
+        }
+    }
+
+    /// Tries `f` until it answers, or fails in a way trying again will not mend, or the tries
+    /// are used up.
+    async fn retry<T, Fut>(&self, what: &str, mut f: impl FnMut() -> Fut) -> Result<T, RemoteError>
+    where
+        Fut: std::future::Future<Output = Result<T, RemoteError>>,
+    {
+        let mut n = 0;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.retryable() && n + 1 < self.cfg.attempts => {
+                    let pause = backoff(&self.cfg, n);
+                    tracing::warn!(what, error = %e, pause_ms = pause.as_millis() as u64, "retrying");
+                    tokio::time::sleep(pause).await;
+                    n += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One round: status, plan, push, pull, leases. Records when it ran and how it ended.
+    pub async fn round(&self, progress: &mut dyn FnMut(Phase)) -> Result<Report, SyncError> {
+        let _lock = lock(&self.path)?;
+        let mut store = Store::open(&self.path)?;
+        if store.sync_state()?.registry_url.is_none() {
+            return Err(SyncError::NotEnrolled);
+        }
+        let mut result = self.inner(&mut store, progress).await;
+        // The registry was restored while we were pushing: ask again, once.
+        if let Err(SyncError::Remote(RemoteError::Refused { code, .. })) = &result
+            && code == "gap"
+        {
+            result = self.inner(&mut store, progress).await;
+        }
+        let now = self.clock.now().0;
+        let recorded = match &result {
+            Ok(_) => store.write(|tx| tx.record_attempt(now, None)),
+            Err(e) => {
+                let (code, message) = (e.code().to_string(), e.to_string());
+                store.write(|tx| tx.record_attempt(now, Some((&code, &message))))
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record the sync round");
+        }
+        result
+    }
+
+    async fn inner(
+        &self,
+        store: &mut Store,
+        progress: &mut dyn FnMut(Phase),
+    ) -> Result<Report, SyncError> {
+        let mut report = Report::default();
+        let status = self.retry("status", || self.remote.status()).await?;
+        if status.workstation != store.workstation() {
+            return Err(SyncError::Protocol(format!(
+                "the registry answered for workstation {}, this is {}",
+                status.workstation,
+                store.workstation()
+            )));
+        }
+        report.clock_skew_us = status.clock_skew_us;
+        store.write(|tx| tx.set_clock_skew(status.clock_skew_us))?;
+        let state = store.sync_state()?;
+        let (head_seq, _) = store.own_head()?;
+        let same_at_registry_head = match status.head.seq {
+            0 => None,
+            seq => store
+                .own_hash(seq)?
+                .map(|mine| status.head.hash.as_deref().and_then(parse_hash) == Some(mine)),
+        };
+        let local = plan::Local {
+            head_seq,
+            pushed_seq: state.pushed_seq,
+            same_at_registry_head,
+            pull_cursor: state.pull_cursor,
+            stopped: state.stopped.is_some(),
+            leases_left: self
+                .cfg
+                .lease_years
+                .iter()
+                .map(|&y| {
+                    let left = state
+                        .leases
+                        .iter()
+                        .filter(|b| b.year == y)
+                        .map(|b| b.left())
+                        .sum();
+                    (y, left)
+                })
+                .collect(),
+            lease_low: self.cfg.lease_low,
+            lease_size: self.cfg.lease_size,
+        };
+        let registry = plan::Registry {
+            head_seq: status.head.seq,
+            site_seq: status.site_seq,
+        };
+        let mut fork = None;
+        for op in plan::plan(&local, &registry) {
+            tracing::debug!(?op, "sync");
+            match op {
+                Op::Lease { year, count } => {
+                    let l = self
+                        .retry("lease", || self.remote.lease(year, count))
+                        .await?;
+                    store.write(|tx| tx.add_lease(l.year, l.first, l.last))?;
+                    report.leased += l.last + 1 - l.first;
+                }
+                Op::Fork { registry, local } => {
+                    let why = if registry > local {
+                        format!(
+                            "the registry holds {registry} events of this workstation, but this database only {local}: it was restored from an older copy or its log was cut"
+                        )
+                    } else {
+                        format!(
+                            "the registry holds another event as seq {registry} of this workstation than this database does: its history was rewritten"
+                        )
+                    };
+                    store.write(|tx| tx.set_stopped(Some(&why)))?;
+                    fork = Some(why);
+                }
+                Op::RewindPush { to } => store.write(|tx| tx.rewind_push(to))?,
+                Op::Push { from, to } => {
+                    if let Err(e) = self.push(store, from, to, &mut report, progress).await {
+                        if let SyncError::Fork(why) = &e {
+                            store.write(|tx| tx.set_stopped(Some(why)))?;
+                        }
+                        return Err(e);
+                    }
+                }
+                Op::RewindPull { to } => store.write(|tx| tx.rewind_pull(to))?,
+                Op::Pull { after } => {
+                    self.pull(store, after, status.site_seq, &mut report, progress)
+                        .await?
+                }
+            }
+        }
+        match fork {
+            Some(why) => Err(SyncError::Fork(why)),
+            None => Ok(report),
+        }
+    }
+
+    async fn push(
+        &self,
+        store: &mut Store,
+        from: u64,
+        to: u64,
+        report: &mut Report,
+        progress: &mut dyn FnMut(Phase),
+    ) -> Result<(), SyncError> {
+        let ws = store.workstation();
+        let total = to + 1 - from;
+        let mut next = from;
+        loop {
+            let batch = store.own_events(next, self.cfg.batch_events, self.cfg.batch_bytes)?;
+            let Some(last) = batch.last().map(|e| e.seq) else {
+                return Ok(());
+            };
+            let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
+            let req = PushRequest {
+                v: kura_proto::VERSION,
+                workstation: ws,
+                sent_at: Some(self.clock.now().0),
+                events: batch.into_iter().map(|e| wire(ws, e)).collect(),
+            };
+            let res = self.retry("push", || self.remote.push(&req)).await?;
+            self.crash("after_push_response");
+            if res.verdicts.len() != seqs.len()
+                || res.verdicts.iter().zip(&seqs).any(|(v, s)| v.seq() != *s)
+            {
+                return Err(SyncError::Protocol(format!(
+                    "{} verdicts for {} events sent",
+                    res.verdicts.len(),
+                    seqs.len()
+                )));
+            }
+            let mut answers = Vec::with_capacity(seqs.len());
+            let mut stop = None;
+            for v in res.verdicts {
+                match v {
+                    Verdict::Accepted {
+                        seq, server_seq, ..
+                    } => {
+                        report.pushed += 1;
+                        answers.push(Answer::Stored {
+                            seq,
+                            server_seq: Some(server_seq),
+                        });
+                    }
+                    Verdict::Duplicate {
+                        seq, server_seq, ..
+                    } => {
+                        report.duplicates += 1;
+                        answers.push(Answer::Stored { seq, server_seq });
+                    }
+                    Verdict::Rejected {
+                        seq,
+                        code: code @ (RejectCode::BadPayload | RejectCode::WrongSite),
+                        message,
+                        ..
+                    } => {
+                        report.rejected += 1;
+                        answers.push(Answer::Kept {
+                            seq,
+                            code: code.as_str().to_string(),
+                            message,
+                        });
+                    }
+                    Verdict::Rejected {
+                        seq, code, message, ..
+                    } => {
+                        stop = Some(format!(
+                            "seq {seq} was refused ({}): {message}",
+                            code.as_str()
+                        ));
+                        break;
+                    }
+                }
+            }
+            let now = self.clock.now().0;
+            store.write(|tx| tx.record_answers(&answers, now))?;
+            if let Some(why) = stop {
+                return Err(SyncError::Fork(why));
+            }
+            progress(Phase::Push {
+                done: (last + 1 - from).min(total),
+                total,
+            });
+            next = last + 1;
+        }
+    }
+
+    async fn pull(
+        &self,
+        store: &mut Store,
+        after: u64,
+        site_seq: u64,
+        report: &mut Report,
+        progress: &mut dyn FnMut(Phase),
+    ) -> Result<(), SyncError> {
+        let mut cursor = after;
+        loop {
+            let page = self
+                .retry("pull", || self.remote.pull(cursor, self.cfg.page))
+                .await?;
+            if page.next < cursor {
+                return Err(SyncError::Protocol(format!(
+                    "a page after {cursor} ends at {}",
+                    page.next
+                )));
+            }
+            let mut events = Vec::with_capacity(page.events.len());
+            for p in page.events {
+                let e = p.event;
+                let hash = parse_hash(&e.hash).ok_or_else(|| {
+                    SyncError::Protocol(format!("event {} has no valid hash", e.id))
+                })?;
+                events.push(RemoteEvent {
+                    id: e.id,
+                    workstation: e.workstation,
+                    seq: e.seq,
+                    actor: e.actor,
+                    at: e.at,
+                    kind: e.kind,
+                    payload: e.payload,
+                    hash,
+                    server_seq: p.server_seq,
+                });
+            }
+            let next = page.next;
+            let applied = store.write(|tx| -> Result<_, StoreError> {
+                let a = tx.apply_remote(&events, next)?;
+                self.crash("before_pull_commit");
+                Ok(a)
+            })?;
+            report.pulled += applied.new;
+            report.conflicts += applied.conflicts;
+            report.reordered |= applied.reordered;
+            progress(Phase::Pull {
+                done: next.saturating_sub(after),
+                total: site_seq
+                    .saturating_sub(after)
+                    .max(next.saturating_sub(after)),
+            });
+            cursor = next;
+            if !page.more {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The registry as the engine sees it: [`Remote`], and its real implementation over HTTP(S)
+//! ([`Http`], reqwest with rustls). Errors say what a person can act on.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use kura_proto::{
+    EnrollRequest, EnrollResponse, ErrorBody, Lease, PullResponse, PushRequest, PushResponse,
+    SerialsRequest, StatusResponse, VERSION, path,
+};
+
+/// Why a request to the registry did not give an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    #[error(
+        "the registry at {url} cannot be reached ({detail}); check the network and the address"
+    )]
+    Unreachable { url: String, detail: String },
+    #[error("the registry did not answer within {seconds} s")]
+    Timeout { seconds: u64 },
+    #[error(
+        "the registry's certificate is not trusted ({detail}); give its CA certificate (--ca) or ask the registry administrator"
+    )]
+    Certificate { detail: String },
+    /// 5xx: the registry is in trouble; try again later.
+    #[error("the registry failed ({status}): {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// 4xx: the registry refused the request.
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// An answer that is not what protocol version 1 says (a proxy, another server).
+    #[error("the registry's answer was not understood: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl RemoteError {
+    /// Worth trying again after a pause: the network, a timeout, the registry's own trouble.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Unreachable { .. }
+                | RemoteError::Timeout { .. }
+                | RemoteError::Server { .. }
+                | RemoteError::Protocol(_)
+        )
+    }
+
+    /// Whether this says the network or the registry is down (the bench is offline).
+    pub fn offline(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Unreachable { .. } | RemoteError::Timeout { .. }
+        )
+    }
+
+    /// A stable code; a refusal carries the registry's own code (one it is known to send, else
+    /// `registry_refused`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RemoteError::Unreachable { .. } => "registry_unreachable",
+            RemoteError::Timeout { .. } => "registry_timeout",
+            RemoteError::Certificate { .. } => "registry_certificate",
+            RemoteError::Server { .. } => "registry_failed",
+            RemoteError::Refused { code, .. } => match code.as_str() {
+                "unauthorized" => "unauthorized",
+                "enroll_code_unknown" => "enroll_code_unknown",
+                "enroll_code_used" => "enroll_code_used",
+                "enroll_code_expired" => "enroll_code_expired",
+                "enroll_other_site" => "enroll_other_site",
+                "workstation_revoked" => "workstation_revoked",
+                "not_your_stream" => "not_your_stream",
+                "serials_exhausted" => "serials_exhausted",
+                "bad_year" => "bad_year",
+                "gap" => "gap",
+                "too_large" => "too_large",
+                "unsupported_version" => "unsupported_version",
+                _ => "registry_refused",
+            },
+            RemoteError::Protocol(_) => "registry_protocol",
+            RemoteError::Config(_) => "sync_config",
+        }
+    }
+}
+
+/// The registry's endpoints the bench uses.
+pub trait Remote {
+    fn status(&self) -> impl Future<Output = Result<StatusResponse, RemoteError>>;
+    fn push(&self, req: &PushRequest) -> impl Future<Output = Result<PushResponse, RemoteError>>;
+    fn pull(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<PullResponse, RemoteError>>;
+    fn lease(&self, year: i32, count: u64) -> impl Future<Output = Result<Lease, RemoteError>>;
+}
+
+/// How long to wait on the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// A whole request, from sending to the end of the answer.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The registry over HTTP(S).
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    timeouts: Timeouts,
+}
+
+fn client(ca: Option<&Path>, t: Timeouts) -> Result<reqwest::Client, RemoteError> {
+    // rustls with ring (the registry's own provider); installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(t.connect)
+        .timeout(t.request)
+        .user_agent(concat!("kura/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).map_err(|e| {
+            RemoteError::Config(format!(
+                "cannot read the CA certificate {}: {e}",
+                ca.display()
+            ))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            RemoteError::Config(format!("{} is not a PEM certificate: {e}", ca.display()))
+        })?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
+        .map_err(|e| RemoteError::Config(format!("cannot set up HTTPS: {e}")))
+}
+
+/// The base URL as given, without a trailing slash; only http and https.
+pub fn base_url(url: &str) -> Result<String, RemoteError> {
+    let u = url.trim().trim_end_matches('/');
+    if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 10 {
+        return Err(RemoteError::Config(format!(
+            "{url:?} is not a registry address; give it as https://host:port (or http:// on a trusted network)"
+        )));
+    }
+    Ok(u.to_string())
+}
+
+fn classify(url: &str, t: Timeouts, e: reqwest::Error) -> RemoteError {
+    use std::error::Error;
+    let mut chain = String::new();
+    let mut src: Option<&dyn Error> = Some(&e);
+    while let Some(s) = src {
+        if !chain.is_empty() {
+            chain.push_str(": ");
+        }
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        return RemoteError::Certificate { detail: chain };
+    }
+    if e.is_timeout() {
+        return RemoteError::Timeout {
+            seconds: t.request.as_secs().max(1),
+        };
+    }
+    if e.is_connect() || e.is_request() || e.is_body() {
+        return RemoteError::Unreachable {
+            url: url.to_string(),
+            detail: chain,
+        };
+    }
+    RemoteError::Protocol(chain)
+}
+
+async fn answer<T: serde::de::DeserializeOwned>(
+    url: &str,
+    t: Timeouts,
+    res: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, RemoteError> {
+    let res = res.map_err(|e| classify(url, t, e))?;
+    let status = res.status();
+    let bytes = res.bytes().await.map_err(|e| classify(url, t, e))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| RemoteError::Protocol(format!("{e} (status {})", status.as_u16())));
+    }
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(b) => (b.code, b.message),
+        Err(_) => (
+            format!("http_{}", status.as_u16()),
+            String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+        ),
+    };
+    if status.is_server_error() {
+        Err(RemoteError::Server {
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    } else {
+        Err(RemoteError::Refused {
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+}
+
+impl Http {
+    pub fn new(
+        base: &str,
+        token: &str,
+        ca: Option<&Path>,
+        timeouts: Timeouts,
+    ) -> Result<Http, RemoteError> {
+        Ok(Http {
+            client: client(ca, timeouts)?,
+            base: base_url(base)?,
+            token: token.to_string(),
+            timeouts,
+        })
+    }
+
+    fn url(&self, p: &str) -> String {
+        format!("{}{p}", self.base)
+    }
+}
+
+/// Enrolls this workstation with a one-time code (no token yet).
+pub async fn enroll(
+    base: &str,
+    ca: Option<&Path>,
+    timeouts: Timeouts,
+    req: &EnrollRequest,
+) -> Result<EnrollResponse, RemoteError> {
+    let base = base_url(base)?;
+    let c = client(ca, timeouts)?;
+    let url = format!("{base}{}", path::ENROLL);
+    answer(&base, timeouts, c.post(&url).json(req).send().await).await
+}
+
+impl Remote for Http {
+    async fn status(&self) -> Result<StatusResponse, RemoteError> {
+        let r = self
+            .client
+            .get(self.url(path::STATUS))
+            .bearer_auth(&self.token)
+            .send()
+            .await;
+        answer(&self.base, self.timeouts, r).await
+    }
+
+    async fn push(&self, req: &PushRequest) -> Result<PushResponse, RemoteError> {
+        let json = serde_json::to_vec(req).map_err(|e| RemoteError::Protocol(e.to_string()))?;
+        let body = zstd::bulk::compress(&json, 3)
+            .map_err(|e| RemoteError::Protocol(format!("compressing the batch: {e}")))?;
+        let r = self
+            .client
+            .post(self.url(path::EVENTS))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("content-encoding", "zstd")
+            .body(body)
+            .send()
+            .await;
+        answer(&self.base, self.timeouts, r).await
+    }
+
+    async fn pull(&self, after: u64, limit: u32) -> Result<PullResponse, RemoteError> {
+        let r = self
+            .client
+            .get(format!(
+                "{}?after={after}&limit={limit}",
+                self.url(path::EVENTS)
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await;
+        answer(&self.base, self.timeouts, r).await
+    }
+
+    async fn lease(&self, year: i32, count: u64) -> Result<Lease, RemoteError> {
+        let r = self
+            .client
+            .post(self.url(path::SERIALS))
+            .bearer_auth(&self.token)
+            .json(&SerialsRequest {
+                v: VERSION,
+                year,
+                count: Some(count),
+            })
+            .send()
+            .await;
+        answer(&self.base, self.timeouts, r).await
+    }
+}
