@@ -533,7 +533,13 @@ impl Kura {
         w.write_record(&header).map_err(file_err)?;
         let mut n = 0u64;
         let mut failure = None;
-        self.store().for_each_specimen(|s| {
+        // Rows come by registration time, the same on every bench; a row whose parent has not
+        // been written yet (clocks of two benches disagreeing) waits for it, so that the file
+        // imports again (a parent on an earlier row).
+        let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut waiting: std::collections::HashMap<String, Vec<kura_store::SpecimenView>> =
+            std::collections::HashMap::new();
+        let mut row = |s: kura_store::SpecimenView| {
             let qty = s.quantity_milli.map(|m| {
                 let q = Quantity {
                     milli: m,
@@ -570,8 +576,28 @@ impl Kura {
                 failure = Some(e);
             }
             n += 1;
+        };
+        self.store().for_each_specimen(|s| {
+            if let Some(p) = s.parent.as_ref().filter(|p| !written.contains(*p)) {
+                waiting.entry(p.clone()).or_default().push(s);
+                return Ok(());
+            }
+            let mut ready = vec![s];
+            while let Some(s) = ready.pop() {
+                if let Some(children) = waiting.remove(&s.code) {
+                    ready.extend(children.into_iter().rev());
+                }
+                written.insert(s.code.clone());
+                row(s);
+            }
             Ok(())
         })?;
+        // Children of parents that are not in the file at all.
+        let mut orphans: Vec<_> = waiting.into_values().flatten().collect();
+        orphans.sort_by(|a, b| (a.registered_at, &a.code).cmp(&(b.registered_at, &b.code)));
+        for s in orphans {
+            row(s);
+        }
         if let Some(e) = failure {
             return Err(file_err(e));
         }

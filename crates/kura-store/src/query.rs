@@ -276,12 +276,14 @@ impl Store {
         rows.into_iter().map(|r| self.located(r)).collect()
     }
 
-    /// Every specimen, in code order, for export.
+    /// Every specimen, by the time of its registration (the registering event's, the same on
+    /// every bench), then code, for export.
     pub fn for_each_specimen(
         &self,
         mut f: impl FnMut(SpecimenView) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} ORDER BY s.id");
+        let sql =
+            format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} ORDER BY s.registered_at, s.code");
         let mut stmt = self.conn().prepare(&sql)?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {

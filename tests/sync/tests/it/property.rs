@@ -1,0 +1,184 @@
+//! Random interleavings of local commands, pushes, pulls, lost acknowledgements and crashes on
+//! three benches of one site: afterwards every bench's `verify` passes and all projections are
+//! equal, and equal to the registry's.
+
+use proptest::prelude::*;
+
+use kura_sync_tests::{Bench, Fault, Proxy, Registry};
+
+use crate::{agree, settle};
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// A parent and an aliquot, the aliquot into the bench's own box or the shared one.
+    Register {
+        bench: usize,
+        shared: bool,
+    },
+    CheckOut {
+        bench: usize,
+        pick: usize,
+    },
+    Return {
+        bench: usize,
+        pick: usize,
+    },
+    Move {
+        bench: usize,
+        pick: usize,
+        shared: bool,
+    },
+    Sync {
+        bench: usize,
+    },
+    /// A round whose push answer is lost on the way (the registry stored it).
+    LostAck {
+        bench: usize,
+    },
+    /// The process killed after the push answer arrived, or inside a page's transaction.
+    Crash {
+        bench: usize,
+        in_pull: bool,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let b = 0..3usize;
+    prop_oneof![
+        3 => (b.clone(), any::<bool>()).prop_map(|(bench, shared)| Step::Register { bench, shared }),
+        2 => (b.clone(), any::<usize>()).prop_map(|(bench, pick)| Step::CheckOut { bench, pick }),
+        2 => (b.clone(), any::<usize>()).prop_map(|(bench, pick)| Step::Return { bench, pick }),
+        2 => (b.clone(), any::<usize>(), any::<bool>())
+            .prop_map(|(bench, pick, shared)| Step::Move { bench, pick, shared }),
+        3 => b.clone().prop_map(|bench| Step::Sync { bench }),
+        1 => b.clone().prop_map(|bench| Step::LostAck { bench }),
+        1 => (b, any::<bool>()).prop_map(|(bench, in_pull)| Step::Crash { bench, in_pull }),
+    ]
+}
+
+const SHARED: &str = "BOX-0010";
+
+fn own_box(bench: usize) -> String {
+    format!("BOX-000{}", bench + 1)
+}
+
+fn run(steps: &[Step]) {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    reg.site("NCGM", "NCG");
+    let proxy = Proxy::start(reg.port);
+    let benches: Vec<Bench> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Bench::new(d.path(), n))
+        .collect();
+    for b in &benches {
+        b.enroll_at(&proxy.url(), &reg.code("NCGM")).unwrap();
+    }
+    benches[0].ok(&["storage", "apply", crate::LAYOUT]);
+    let all: Vec<&Bench> = benches.iter().collect();
+    settle(&all);
+    // Every aliquot registered anywhere: the commands pick among them (a bench that has not
+    // heard of one yet refuses, as it would at the freezer).
+    let mut codes: Vec<String> = Vec::new();
+    let pick = |codes: &[String], i: usize| codes.get(i % codes.len().max(1)).cloned();
+    for s in steps {
+        match s {
+            Step::Register { bench, shared } => {
+                let into = if *shared {
+                    SHARED.to_string()
+                } else {
+                    own_box(*bench)
+                };
+                if let Ok(r) = benches[*bench].try_run(&[
+                    "register",
+                    "--type",
+                    "BLD",
+                    "--study",
+                    "S",
+                    "--donor",
+                    "P",
+                    "--aliquots",
+                    "1",
+                    "--into",
+                    &into,
+                ]) {
+                    codes.push(r["aliquots"][0].as_str().unwrap().to_string());
+                }
+            }
+            Step::CheckOut { bench, pick: i } => {
+                if let Some(c) = pick(&codes, *i) {
+                    let _ = benches[*bench].try_run(&[
+                        "check-out",
+                        &c,
+                        "--to",
+                        &format!("Dr. {bench}"),
+                    ]);
+                }
+            }
+            Step::Return { bench, pick: i } => {
+                if let Some(c) = pick(&codes, *i) {
+                    let _ = benches[*bench].try_run(&["return", &c]);
+                }
+            }
+            Step::Move {
+                bench,
+                pick: i,
+                shared,
+            } => {
+                if let Some(c) = pick(&codes, *i) {
+                    let to = if *shared {
+                        SHARED.to_string()
+                    } else {
+                        own_box(*bench)
+                    };
+                    let _ = benches[*bench].try_run(&["move", &c, &to]);
+                }
+            }
+            Step::Sync { bench } => {
+                benches[*bench].sync_ok();
+            }
+            Step::LostAck { bench } => {
+                // Met by this round's push, or by the next push of any bench.
+                proxy.plan("POST /api/v1/events", Fault::CutResponse(30));
+                benches[*bench].sync_ok();
+            }
+            Step::Crash { bench, in_pull } => {
+                let at = if *in_pull {
+                    "before_pull_commit"
+                } else {
+                    "after_push_response"
+                };
+                let _ = benches[*bench]
+                    .cmd()
+                    .env("KURA_SYNC_CRASH", at)
+                    .args(["sync", "--timeout", "2"])
+                    .output()
+                    .unwrap();
+            }
+        }
+    }
+    settle(&all);
+    agree(&reg, "NCGM", &all);
+    let opened = reg.conflicts("NCGM").len();
+    for b in &benches {
+        let here = b.ok(&["conflicts"]).as_array().unwrap().len();
+        assert_eq!(
+            here, opened,
+            "bench {} shows the registry's conflicts",
+            b.name
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("KURA_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6),
+        max_shrink_iters: 16,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn three_benches_any_interleaving_end_equal(steps in prop::collection::vec(step(), 8..28)) {
+        run(&steps);
+    }
+}

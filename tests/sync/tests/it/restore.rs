@@ -1,0 +1,89 @@
+//! Backups put back: a registry restored from an older copy is sent what it lost; a bench
+//! restored from an older backup (or with its log cut) forks, says so, and overwrites nothing.
+
+use kura_sync_tests::Registry;
+
+use crate::{agree, register, settle, site};
+
+#[test]
+fn a_registry_restored_from_an_older_copy_gets_back_what_it_lost() {
+    let d = tempfile::tempdir().unwrap();
+    let mut reg = Registry::sqlite(d.path());
+    let v = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&v[0], &v[1]);
+    register(a, 3, "BOX-0001");
+    settle(&[a, b]);
+    let copy = d.path().join("registry-yesterday.sqlite3");
+    reg.backup(&copy);
+    let (kept, _) = reg.counts();
+    // A day's work reaches the registry …
+    register(a, 5, "BOX-0002");
+    register(b, 2, "BOX-0003");
+    settle(&[a, b]);
+    let (full, _) = reg.counts();
+    assert!(full > kept);
+    // … whose disk dies; last night's copy is put back.
+    reg.kill();
+    reg.restore(&copy);
+    reg.restart();
+    assert_eq!(reg.counts().0, kept, "the registry lost the day");
+    settle(&[a, b]);
+    assert_eq!(
+        reg.counts(),
+        (full, full),
+        "every lost event sent again, once"
+    );
+    for x in [a, b] {
+        let (n, gapless) = reg.stream(&x.workstation());
+        assert_eq!(n, x.own_events());
+        assert!(gapless);
+    }
+    agree(&reg, "NCGM", &[a, b]);
+}
+
+#[test]
+fn a_bench_restored_from_an_older_backup_forks_and_overwrites_nothing() {
+    // (what happens on the bench after the old copy is back, whether the new events reach past
+    // the registry's head)
+    for (what, new_events) in [
+        ("restored, a little new work", 1u32),
+        ("restored, more new work than was lost", 12),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let reg = Registry::sqlite(d.path());
+        let v = site(&reg, d.path(), &["a"]);
+        let a = &v[0];
+        register(a, 2, "BOX-0001");
+        a.sync_ok();
+        let backup = d.path().join("a-backup.sqlite3");
+        a.backup(&backup);
+        register(a, 4, "BOX-0002");
+        a.sync_ok();
+        let at_registry = reg.counts();
+        let head = reg.stream(&a.workstation()).0;
+        // The disk is replaced and the backup restored: the last events are gone here.
+        a.restore(&backup);
+        let restored = a.own_events();
+        assert!(restored < head, "{what}");
+        register(a, new_events, "BOX-0003");
+        let before = a.own_events();
+        let e = a.sync().unwrap_err();
+        assert_eq!(e["code"], "sequence_fork", "{what}: {e}");
+        let st = a.status();
+        assert_eq!(st["state"], "stopped", "{what}: {st}");
+        assert!(
+            st["stopped"].as_str().unwrap().contains("registry"),
+            "{what}: {st}"
+        );
+        assert_eq!(
+            reg.counts(),
+            at_registry,
+            "{what}: nothing changed at the registry"
+        );
+        assert_eq!(a.own_events(), before, "{what}: nothing changed here");
+        // It stays stopped: the next round does not fork again or push anything.
+        assert_eq!(a.sync().unwrap_err()["code"], "sequence_fork");
+        assert_eq!(reg.counts(), at_registry, "{what}");
+        a.verify_ok();
+    }
+}
