@@ -339,6 +339,8 @@ enum SyncCmd {
     /// Where this workstation stands: online, waiting, last success and error, rejections,
     /// conflicts, clock skew, IDs left.
     Status,
+    /// This workstation's events the registry refused and keeps (they never block the others).
+    Rejections,
 }
 
 #[derive(Subcommand)]
@@ -643,6 +645,26 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         } => {
             let s = k.sync_status()?;
             out(json, json!(s), || print::sync_status(&s, k.calendar()));
+        }
+        Cmd::Sync {
+            cmd: Some(SyncCmd::Rejections),
+            ..
+        } => {
+            let list = k.rejections()?;
+            out(json, json!(list), || {
+                if list.is_empty() {
+                    return "no rejections".into();
+                }
+                list.iter()
+                    .map(|r| {
+                        format!(
+                            "seq {} {} {} [{}] {}",
+                            r.seq, r.kind, r.event, r.code, r.message
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
         Cmd::Sync {
             cmd: None,

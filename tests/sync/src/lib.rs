@@ -60,6 +60,8 @@ pub struct Registry {
     pub db: String,
     dir: PathBuf,
     starts: u32,
+    /// `--tls-cert`, `--tls-key`: serve HTTPS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Registry {
@@ -78,13 +80,91 @@ impl Registry {
             db: db.to_string(),
             dir: dir.to_path_buf(),
             starts: 0,
+            tls: None,
         };
         r.restart();
         r
     }
 
+    /// A registry on SQLite serving HTTPS with a certificate for 127.0.0.1 signed by a CA of its
+    /// own (made by openssl, as a site's IT would); returns it and the CA certificate's path.
+    pub fn sqlite_https(dir: &Path) -> (Registry, PathBuf) {
+        let p = |n: &str| dir.join(n);
+        let openssl = |args: &[&str]| {
+            let ok = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Kura test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            p("ext.cnf"),
+            "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ]);
+        let (cert, key) = (p("cert.pem"), p("key.pem"));
+        let mut r = Registry {
+            child: None,
+            port: free_port(),
+            db: format!("sqlite://{}", dir.join("registry.sqlite3").display()),
+            dir: dir.to_path_buf(),
+            starts: 0,
+            tls: Some((cert.clone(), key)),
+        };
+        r.restart();
+        (r, p("ca.pem"))
+    }
+
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Starts it again on the same port (after a kill).
@@ -94,9 +174,13 @@ impl Registry {
         let log = self
             .dir
             .join(format!("registry-{}-{}.log", self.port, self.starts));
-        let child = Command::new(bin("kura-registry"))
-            .args(["--db", &self.db, "serve", "--listen"])
-            .arg(format!("127.0.0.1:{}", self.port))
+        let mut cmd = Command::new(bin("kura-registry"));
+        cmd.args(["--db", &self.db, "serve", "--listen"])
+            .arg(format!("127.0.0.1:{}", self.port));
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        let child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod enroll;
 mod faults;
 mod property;
 mod restore;
@@ -286,4 +287,38 @@ fn on_postgresql() {
         let reg = Registry::start(&url, d.path());
         scenario(&reg, d.path());
     }
+}
+
+#[test]
+fn a_rejected_event_is_kept_shown_and_does_not_block_the_stream() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let v = site(&reg, d.path(), &["a"]);
+    let a = &v[0];
+    // A tube pre-labelled with another site's Kura ID: the registry refuses it as wrong_site.
+    let foreign = a.ok(&["id", "check-char", "NCN260000001"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.ok(&[
+        "register", "--type", "SER", "--study", "S", "--donor", "P", "--code", &foreign,
+    ]);
+    let after = register(a, 2, "BOX-0001");
+    let r = a.sync_ok();
+    assert_eq!(r["rejected"], 1, "{r}");
+    let st = a.status();
+    assert_eq!(
+        (st["rejections"].clone(), st["waiting"].clone()),
+        (1.into(), 0.into())
+    );
+    let list = a.ok(&["sync", "rejections"]);
+    assert_eq!(list[0]["code"], "wrong_site", "{list}");
+    assert_eq!(list[0]["kind"], "registered");
+    // The events after it reached the registry.
+    assert!(reg.specimens("NCGM").contains_key(&after[0]));
+    assert!(!reg.specimens("NCGM").contains_key(&foreign));
+    // Sent again, it is answered the same and still shown once.
+    a.ok(&["register", "--type", "SER", "--study", "S", "--donor", "P"]);
+    a.sync_ok();
+    assert_eq!(a.status()["rejections"], 1);
 }
