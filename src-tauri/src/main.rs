@@ -10,9 +10,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use kura_app::{
-    BoxMap, CheckOut, ContainerRow, EventRow, FindQuery, Kura, LabelPreview, LineageNode, Placed,
-    PrintReport, PrinterConfig, RegisterRequest, Registered, SessionInfo, SpecimenView, Stats,
-    StockInfo, WireError,
+    BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
+    LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, RegisterRequest, Registered,
+    RejectionRow, SessionInfo, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker, WireError,
 };
 use tauri::State;
 
@@ -30,8 +30,12 @@ impl App {
     }
 }
 
+/// The background sync: its own thread and connection, never the window's `Kura`.
+struct Syncer(SyncWorker);
+
 type R<T> = Result<T, WireError>;
 type S<'a> = State<'a, App>;
+type Sy<'a> = State<'a, Syncer>;
 
 static STARTED: OnceLock<Instant> = OnceLock::new();
 
@@ -236,6 +240,74 @@ async fn set_printer(app: S<'_>, name: String, config: Option<PrinterConfig>) ->
     app.kura().set_printer(&name, config).map_err(wire)
 }
 
+#[tauri::command]
+async fn sync_status(app: S<'_>, sync: Sy<'_>) -> R<SyncStatus> {
+    let mut s = app.kura().sync_status().map_err(wire)?;
+    sync.0.annotate(&mut s);
+    Ok(s)
+}
+
+#[tauri::command]
+async fn sync_now(sync: Sy<'_>) -> R<()> {
+    sync.0.sync_now();
+    Ok(())
+}
+
+/// Enrolls this workstation; the request goes out without holding the window's `Kura`.
+#[tauri::command]
+async fn enroll(
+    app: S<'_>,
+    sync: Sy<'_>,
+    registry: String,
+    code: String,
+    ca: Option<String>,
+) -> R<EnrollReport> {
+    let e = app
+        .kura()
+        .prepare_enrollment(
+            &code,
+            &registry,
+            ca.as_deref().map(std::path::Path::new),
+            None,
+        )
+        .map_err(wire)?;
+    let (e, answer) = tauri::async_runtime::spawn_blocking(move || e.send().map(|a| (e, a)))
+        .await
+        .map_err(|j| wire(kura_app::AppError::input("enroll", j.to_string())))?
+        .map_err(wire)?;
+    let r = app.kura().complete_enrollment(e, answer).map_err(wire)?;
+    sync.0.sync_now();
+    Ok(r)
+}
+
+#[tauri::command]
+async fn conflicts(app: S<'_>, specimen: Option<String>) -> R<Vec<ConflictView>> {
+    app.kura()
+        .conflicts(specimen.as_deref(), false)
+        .map_err(wire)
+}
+
+#[tauri::command]
+async fn resolve_conflict(
+    app: S<'_>,
+    sync: Sy<'_>,
+    specimen: String,
+    keep: String,
+    reason: String,
+) -> R<SpecimenView> {
+    let v = app
+        .kura()
+        .resolve_conflict(&specimen, &keep, &reason)
+        .map_err(wire)?;
+    sync.0.sync_now();
+    Ok(v)
+}
+
+#[tauri::command]
+async fn rejections(app: S<'_>) -> R<Vec<RejectionRow>> {
+    app.kura().rejections().map_err(wire)
+}
+
 /// WebKitGTK composites through OpenGL by default; on a bench PC without a usable GPU (or in a VM)
 /// that is Mesa's software GL, and a scrolling list then paints at ~25 frames a second instead of
 /// 60 (measured under Xvfb). Plain software painting is faster there, so Kura asks for it unless
@@ -293,7 +365,13 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         print_labels,
         printers,
         set_printer,
-        system_language
+        system_language,
+        sync_status,
+        sync_now,
+        enroll,
+        conflicts,
+        resolve_conflict,
+        rejections
     ]
 }
 
@@ -315,12 +393,22 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // A round every KURA_SYNC_INTERVAL seconds (default 30), and on "Sync now".
+    let interval = std::env::var("KURA_SYNC_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30u64);
+    let syncer = Syncer(SyncWorker::start(
+        path.clone(),
+        std::time::Duration::from_secs(interval.max(1)),
+    ));
     tauri::Builder::default()
         .setup(|app| {
             software_rendering(app);
             Ok(())
         })
         .manage(App(Mutex::new(kura)))
+        .manage(syncer)
         .invoke_handler(handler())
         .run(tauri::generate_context!())
         .expect("the Kura window runs");

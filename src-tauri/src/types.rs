@@ -36,6 +36,10 @@ fn generate() -> String {
         LabelPreview::decl(),
         PrintReport::decl(),
         PrinterConfig::decl(),
+        SyncStatus::decl(),
+        EnrollReport::decl(),
+        ConflictView::decl(),
+        RejectionRow::decl(),
         WireError::decl(),
     ];
     let mut s = HEADER.to_string();

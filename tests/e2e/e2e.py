@@ -50,6 +50,116 @@ def decode_pdf(pdf):
     return decoded_pngs(sorted(os.path.join(OUT, f) for f in os.listdir(OUT) if f.startswith("printed") and f.endswith(".png")))
 
 
+REGISTRY = os.environ.get("KURA_REGISTRY_BIN")
+
+
+def registry_cli(db, *args):
+    out = subprocess.run([REGISTRY, "--db", db, *args], capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.strip()
+
+
+def other_bench(db, *args):
+    """A second bench of the site: the kura CLI on another database."""
+    out = subprocess.run([os.environ["KURA_CLI"], "--db", db, "--json", *args], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench 2: kura {' '.join(args)} exited {out.returncode}: {out.stdout} {out.stderr}")
+    return json.loads(out.stdout) if out.stdout.strip() else None
+
+
+def sync_flow(w, feedback, screen, screenshot, show):
+    """Enrollment in Settings (a wrong code first), the indicator, a conflict made by a second
+    bench, shown side by side, announced on a scan, and settled in the window; the other bench and
+    the registry agree afterwards."""
+    text, click, type_into, js = w.text, w.click, w.type_into, w.js
+    work = os.path.dirname(DB)
+    rdb = "sqlite://" + os.path.join(work, "registry.sqlite3")
+    registry_cli(rdb, "site", "add", "DEMO", "--name", "Demo biobank", "--prefix", "DEMO")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(os.path.join(OUT, "registry.log"), "w")
+    proc = subprocess.Popen([REGISTRY, "--db", rdb, "serve", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 20)
+        state = wait_for(lambda: js("const e = document.querySelector('#sync-indicator'); return e && e.dataset.state"))
+        check("the sync indicator is always there, and says not enrolled", state == "not_enrolled", state)
+        screen("settings")
+        type_into("#enroll-url", url)
+        type_into("#enroll-code", "ABCD-EFGH-JKMN-PQRS-TVWX")
+        click("#enroll-go")
+        err = wait_for(lambda: text("[data-testid=enroll-error]"), 15)
+        check("a wrong enrollment code is refused with what to do", err and "not known" in err and "administrator" in err, err)
+        code = registry_cli(rdb, "enroll", "--site", "DEMO").splitlines()[0].strip()
+        js("document.querySelector('#enroll-code').value = ''; document.querySelector('#enroll-code').dispatchEvent(new Event('input'))")
+        type_into("#enroll-code", code)
+        click("#enroll-go")
+        site = wait_for(lambda: text("[data-testid=enrolled-site]"), 20)
+        check("enrollment in Settings binds the workstation to the site", site == "DEMO", site)
+        online = wait_for(lambda: (lambda s: s if s and s.get("state") == "online" and s.get("waiting") == 0 else None)(kura("sync", "status")), 60)
+        check("the window's background sync sends everything (nothing waits)", online, kura("sync", "status"))
+        import sqlite3
+        rconn = sqlite3.connect(os.path.join(work, "registry.sqlite3"))
+        held = rconn.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone()
+        own = kura("stats")["events"]
+        check("the registry holds every event of the window's database once", held == (own, own), (held, own))
+        shown = wait_for(lambda: (lambda t: t if t and "Online" in t and "0 waiting" in t else None)(text("#sync-indicator")), 10)
+        check("the indicator shows online, nothing waiting, the last success", shown and "last sync" in shown, shown)
+
+        # A second bench of the site, and the same tube checked out at both while apart.
+        tube = kura("register", "--type", "PL1", "--container", "SCI", "--study", "E2E", "--donor", "E2E-2",
+                    "--aliquots", "1", "--into", "E2E-BX1")["aliquots"][0]
+        wait_for(lambda: kura("sync", "status")["waiting"] == 0 or None, 30)
+        b2 = os.path.join(work, "bench2.sqlite3")
+        other_bench(b2, "enroll", registry_cli(rdb, "enroll", "--site", "DEMO").splitlines()[0].strip(), "--registry", url)
+        other_bench(b2, "sync")
+        other_bench(b2, "check-out", tube, "--to", "Dr. Ito")
+        kura("check-out", tube, "--to", "Dr. Sato")
+        other_bench(b2, "sync")
+        click("#sync-now")
+        badge = wait_for(lambda: text("[data-testid=conflict-count]"), 30)
+        check("after sync the indicator counts the conflict", badge and "1" in badge, badge)
+        other_bench(b2, "sync")
+        check("the other bench shows the conflict too", other_bench(b2, "show", tube)["in_conflict"] is True, other_bench(b2, "show", tube))
+        key("F10")
+        wait_for(lambda: js("return document.querySelector('.screen').dataset.current") == "sync")
+        sides = wait_for(lambda: js("""const c = document.querySelector('[data-testid=conflict]');
+            return c ? [c.dataset.subject, c.querySelector('[data-testid=conflict-in_effect]').textContent, c.querySelector('[data-testid=conflict-refused]').textContent] : null"""), 15)
+        check("the sync panel shows both events side by side",
+              sides and sides[0] == tube and ("Dr. Ito" in sides[1] + sides[2]) and ("Dr. Sato" in sides[1] + sides[2]), sides)
+        screenshot("14-sync-conflict")
+        # A scan of it says so in the banner.
+        screen("find")
+        scan(tube)
+        warned = wait_for(lambda: text("#feedback-warn"), 10)
+        check("a scan of a specimen in conflict says so in the banner", warned and tube in warned and "conflict" in warned, warned)
+        wait_for(lambda: text("[data-testid=found]"))
+        click("[data-testid=found] button")
+        detail = wait_for(lambda: js("return document.querySelector('[data-testid=detail-conflict]') ? document.querySelectorAll('[data-testid=conflict]').length : null"), 15)
+        check("the specimen's detail shows the conflict with both events", detail == 1, detail)
+        # Settle it: the tube is with Dr. Ito.
+        refused = next(c for c in kura("conflicts") if c["subject"] == tube)["refused"]
+        keep = "keep-refused" if refused["payload"]["to"] == "Dr. Ito" else "keep-in_effect"
+        click(f"[data-testid={keep}]")
+        type_into("[data-testid=resolve-reason]", "found with Dr. Ito")
+        screenshot("15-resolve")
+        click("[data-testid=resolve]")
+        got = feedback(lambda t: "settled" in t, 15)
+        check("the conflict is settled in the window", got and tube in got, got)
+        s = show(tube)
+        check("the store has it cleared, held by the one kept", s["in_conflict"] is False and s["holder"] == "Dr. Ito", s)
+        wait_for(lambda: kura("sync", "status")["waiting"] == 0 or None, 30)
+        other_bench(b2, "sync")
+        o = other_bench(b2, "show", tube)
+        check("the other bench has it cleared after its next sync", o["in_conflict"] is False and o["holder"] == "Dr. Ito", o)
+        check("verify passes on both benches", kura("verify")["ok"] and other_bench(b2, "verify")["ok"], "")
+        screenshot("16-sync")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     # The data the flows work on, made through the CLI: an empty box and six new tubes.
@@ -288,6 +398,11 @@ def main():
         check("Settings shows the site's time zone and today's date there",
               shown and zone["time_zone"] in shown and text("[data-testid=site-today]") == zone["today"], (shown, zone))
         screenshot("12-settings")
+
+        # ---- sync with a real registry process ----
+        sync_flow(w, feedback, screen, screenshot, show)
+        screen("settings")
+
         click("#lang")
         nav = wait_for(lambda: (lambda t: t if "入庫" in t else None)(text("nav button[data-screen=checkin]")))
         check("the window switches to Japanese at run time", nav and "入庫" in nav, nav)
@@ -296,6 +411,8 @@ def main():
         got = feedback(lambda t: wrong in t and "チェック文字" in t)
         check("errors follow the language", got and "チェック文字" in got, got)
         screenshot("13-japanese")
+        indicator = wait_for(lambda: (lambda t: t if t and "オンライン" in t else None)(text("#sync-indicator")), 15)
+        check("the sync indicator speaks Japanese too", indicator and "同期待ち" in indicator, indicator)
 
         # ---- two writers: the window and a CLI process on one database ----
         secs = float(os.environ.get("KURA_WRITERS_SECS", "60"))

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 export KURA_APP="$target/debug/kura-desktop" KURA_CLI="$target/debug/kura" KURA_USER=e2e
+export KURA_REGISTRY_BIN="$target/debug/kura-registry" KURA_SYNC_INTERVAL=2
 export KURA_E2E_OUT="$PWD/target/e2e"
 rm -rf "$KURA_E2E_OUT"
 work="$(mktemp -d)"

@@ -36,6 +36,30 @@ pub struct EnrollReport {
     pub issued_before: u64,
 }
 
+/// An enrollment checked and ready to send.
+pub struct Enrollment {
+    base: String,
+    ca: Option<PathBuf>,
+    req: kura_proto::EnrollRequest,
+}
+
+/// The registry's answer to an enrollment (the token travels inside, never shown).
+pub struct Enrolled(kura_proto::EnrollResponse);
+
+impl Enrollment {
+    /// Sends it (network IO; holds nothing of the database).
+    pub fn send(&self) -> Result<Enrolled, AppError> {
+        let r = run(kura_sync::enroll(
+            &self.base,
+            self.ca.as_deref(),
+            Timeouts::default(),
+            &self.req,
+        ))?
+        .map_err(SyncError::from)?;
+        Ok(Enrolled(r))
+    }
+}
+
 /// How patient one round is (tests shorten it).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SyncOptions {
@@ -168,13 +192,28 @@ impl Kura {
         ca: Option<&Path>,
         name: Option<&str>,
     ) -> Result<EnrollReport, AppError> {
+        let e = self.prepare_enrollment(code, url, ca, name)?;
+        let answer = e.send()?;
+        self.complete_enrollment(e, answer)
+    }
+
+    /// Checks what was typed and makes the request; nothing is written (the window sends it
+    /// without holding this `Kura`).
+    pub fn prepare_enrollment(
+        &self,
+        code: &str,
+        url: &str,
+        ca: Option<&Path>,
+        name: Option<&str>,
+    ) -> Result<Enrollment, AppError> {
         let code = crate::input::text("code", code, 64)?;
-        let name = match name {
+        let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
             Some(n) => crate::input::text("name", n, 100)?,
             None => host_name(),
         };
         let base = kura_sync::remote::base_url(url).map_err(SyncError::from)?;
         let ca = ca
+            .filter(|p| !p.as_os_str().is_empty())
             .map(|p| {
                 std::fs::canonicalize(p).map_err(|e| AppError::File {
                     path: p.display().to_string(),
@@ -183,20 +222,27 @@ impl Kura {
             })
             .transpose()?;
         let year = chrono::Datelike::year(&self.today());
-        let req = kura_proto::EnrollRequest {
-            v: kura_proto::VERSION,
-            code,
-            workstation: self.workstation(),
-            name,
-            year,
-        };
-        let res = run(kura_sync::enroll(
-            &base,
-            ca.as_deref(),
-            Timeouts::default(),
-            &req,
-        ))?
-        .map_err(SyncError::from)?;
+        Ok(Enrollment {
+            base,
+            ca,
+            req: kura_proto::EnrollRequest {
+                v: kura_proto::VERSION,
+                code,
+                workstation: self.workstation(),
+                name,
+                year,
+            },
+        })
+    }
+
+    /// Stores what the registry answered to an enrollment.
+    pub fn complete_enrollment(
+        &mut self,
+        e: Enrollment,
+        answer: Enrolled,
+    ) -> Result<EnrollReport, AppError> {
+        let res = answer.0;
+        let base = e.base;
         let site = res.site;
         let width = site.serial_width as usize;
         // Kura IDs must carry the site's prefix: a database that issued IDs of another format
@@ -224,7 +270,7 @@ impl Kura {
         );
         let site_json =
             serde_json::to_string(&site).map_err(|e| AppError::input("site", e.to_string()))?;
-        let ca_text = ca.as_ref().map(|p| p.display().to_string());
+        let ca_text = e.ca.as_ref().map(|p| p.display().to_string());
         let lease = res.lease;
         self.store_mut().write(|tx| -> Result<(), StoreError> {
             tx.set_enrollment(&base, &token_ref, ca_text.as_deref(), &site_json)?;

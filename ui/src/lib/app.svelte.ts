@@ -1,14 +1,14 @@
 // The window's shared state: the current screen, language, the big feedback banner, the
 // confirmation dialog and the scan-to-feedback timings. Screens import `app`, `tr`, `say`.
 import { tick } from 'svelte';
-import { backend, type BackendError } from './backend';
+import { backend, type BackendError, type SyncStatus } from './backend';
 import { errorText, lang as initialLang, setLang, t, type Lang } from './i18n';
 import { tone } from './tones';
 
 export const api = backend();
 
-export type ScreenId = 'checkin' | 'checkout' | 'return' | 'move' | 'find' | 'detail' | 'register' | 'storage' | 'print' | 'settings';
-export const SCREENS: ScreenId[] = ['checkin', 'checkout', 'return', 'move', 'find', 'register', 'storage', 'print', 'settings'];
+export type ScreenId = 'checkin' | 'checkout' | 'return' | 'move' | 'find' | 'detail' | 'register' | 'storage' | 'print' | 'settings' | 'sync';
+export const SCREENS: ScreenId[] = ['checkin', 'checkout', 'return', 'move', 'find', 'register', 'storage', 'print', 'settings', 'sync'];
 
 const LANG_KEY = 'kura.lang';
 const saved = typeof localStorage !== 'undefined' ? (localStorage.getItem(LANG_KEY) as Lang | null) : null;
@@ -17,13 +17,17 @@ if (saved === 'en' || saved === 'ja') setLang(saved);
 class AppState {
   screen = $state<ScreenId>('checkin');
   lang = $state<Lang>(initialLang());
-  feedback = $state<{ ok: boolean; text: string; seq: number } | null>(null);
+  feedback = $state<{ ok: boolean; text: string; seq: number; warn?: string } | null>(null);
   busy = $state<string | null>(null);
   confirm = $state<{ text: string; detail?: string; reason?: boolean; resolve: (v: string | false) => void } | null>(null);
   detailCode = $state<string | null>(null);
   printCodes = $state<string[]>([]);
   idPrefixes = $state<string[]>([]);
   actor = $state('');
+  /** Where this workstation stands with the registry (polled). */
+  sync = $state<SyncStatus | null>(null);
+  /** Specimens with an open conflict: a scan of one says so. */
+  conflicted = $state<Set<string>>(new Set());
 }
 
 export const app = new AppState();
@@ -63,6 +67,24 @@ let seq = 0;
 export function say(ok: boolean, text: string, sound = true): void {
   app.feedback = { ok, text, seq: ++seq };
   if (sound) tone(ok ? 'ok' : 'error');
+}
+
+/** Adds a second line to the banner (a warning that does not change the answer). */
+export function warn(text: string): void {
+  if (app.feedback) app.feedback = { ...app.feedback, warn: text };
+  else app.feedback = { ok: false, text, seq: ++seq };
+}
+
+/** Reads the sync status, and which specimens have an open conflict. */
+export async function refreshSync(): Promise<void> {
+  try {
+    const s = await api.syncStatus();
+    app.sync = s;
+    const list = s.conflicts > 0 ? await api.conflicts(null) : [];
+    app.conflicted = new Set(list.map((c) => c.subject));
+  } catch {
+    /* outside the window (tests), or the store busy: next time */
+  }
 }
 
 export function fail(err: unknown): void {

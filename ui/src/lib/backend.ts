@@ -5,7 +5,9 @@ import { invoke } from '@tauri-apps/api/core';
 import type {
   BoxMap,
   CheckOut,
+  ConflictView,
   ContainerRow,
+  EnrollReport,
   EventRow,
   FindQuery,
   LabelPreview,
@@ -15,10 +17,12 @@ import type {
   PrinterConfig,
   RegisterRequest,
   Registered,
+  RejectionRow,
   SessionInfo,
   SpecimenView,
   Stats,
   StockInfo,
+  SyncStatus,
   Vocabulary,
   WireError,
 } from './types.gen';
@@ -85,6 +89,13 @@ export function backend(t: Transport = tauri) {
     setTimeZone: (name: string | null) => call<string>('set_time_zone', { name }),
     printers: () => call<Record<string, PrinterConfig>>('printers'),
     setPrinter: (name: string, config: PrinterConfig | null) => call<null>('set_printer', { name, config }),
+    syncStatus: () => call<SyncStatus>('sync_status'),
+    syncNow: () => call<null>('sync_now'),
+    enroll: (registry: string, code: string, ca: string | null) => call<EnrollReport>('enroll', { registry, code, ca }),
+    conflicts: (specimen: string | null) => call<ConflictView[]>('conflicts', { specimen }),
+    resolveConflict: (specimen: string, keep: string, reason: string) =>
+      call<SpecimenView>('resolve_conflict', { specimen, keep, reason }),
+    rejections: () => call<RejectionRow[]>('rejections'),
   };
 }
 

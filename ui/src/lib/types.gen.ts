@@ -153,4 +153,72 @@ reprints: Array<string>, };
 
 export type PrinterConfig = { "kind": "tcp", address: string, } | { "kind": "cups", queue: string, } | { "kind": "cups_pdf", queue: string, };
 
+export type SyncStatus = { enrolled: boolean, 
+/**
+ * `not_enrolled`, `online`, `offline`, `error`, `stopped` (a fork), or `syncing`.
+ */
+state: string, registry: string | null, site: string | null, 
+/**
+ * This workstation's events the registry has not answered yet.
+ */
+waiting: number, 
+/**
+ * UTC microseconds.
+ */
+last_success: number | null, last_attempt: number | null, last_error_code: string | null, last_error: string | null, 
+/**
+ * Events of this workstation the registry kept as rejections.
+ */
+rejections: number, 
+/**
+ * Open conflicts.
+ */
+conflicts: number, 
+/**
+ * This workstation's clock minus the registry's, at the last push (ms).
+ */
+clock_skew_ms: number | null, 
+/**
+ * Kura IDs left for this year in the leases (None: not enrolled, IDs from the local counter).
+ */
+ids_left: number | null, 
+/**
+ * IDs issued here in the last 24 hours (at least 50): a day's worth.
+ */
+ids_per_day: number, 
+/**
+ * Fewer than a day's worth left.
+ */
+ids_low: boolean, 
+/**
+ * Why pushing stopped (a sequence fork), until an administrator looks.
+ */
+stopped: string | null, 
+/**
+ * A round in flight (the window's worker): what it is doing.
+ */
+phase: string | null, phase_done: number | null, phase_total: number | null, };
+
+export type EnrollReport = { registry: string, site: string, site_name: string, 
+/**
+ * The prefix of the Kura IDs this workstation issues from now on.
+ */
+prefix: string, workstation: string, lease_year: number, lease_first: number, lease_last: number, 
+/**
+ * Kura IDs this database issued before it was enrolled (outside the registry's leases).
+ */
+issued_before: number, };
+
+export type ConflictView = { subject: string, code: string, message: string, 
+/**
+ * The event the rules refused (the later one in the site's order).
+ */
+refused: EventRow | null, 
+/**
+ * The earlier event it disagrees with, whose effect stands.
+ */
+other: EventRow | null, resolved_by: string | null, };
+
+export type RejectionRow = { event: string, seq: number, kind: string, code: string, message: string, at: number, };
+
 export type WireError = { code: string, message: string, details?: Record<string, unknown>, };

@@ -24,7 +24,7 @@ function rustCommands(): Map<string, string[]> {
     const args = m[2]
       .split(',')
       .map((a) => a.trim().split(':')[0].trim())
-      .filter((a) => a && a !== 'app');
+      .filter((a) => a && a !== 'app' && a !== 'sync');
     out.set(m[1], args);
   }
   const handler = /generate_handler!\[([\s\S]*?)\]/.exec(src)![1].split(',').map((s) => s.trim()).filter(Boolean);

@@ -63,7 +63,9 @@ describe('catalogue', () => {
       'purpose.': ['analysis', 'qc', 'distribution', 'transfer', 'other'],
       'settings.kind.': ['tcp', 'cups', 'cups_pdf'],
       'grid.legend.': ['empty', 'available', 'checked_out', 'blocked', 'holds'],
-      'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings'],
+      'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings', 'sync'],
+      'sync.': ['in_effect', 'refused'],
+      'sync.state.': ['not_enrolled', 'online', 'offline', 'error', 'stopped', 'syncing'],
       'field.': ['to', 'purpose', 'due', 'reason', 'thawed'],
     };
     expect(prefixes.filter((p) => !(p in built))).toEqual([]);

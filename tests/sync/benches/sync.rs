@@ -1,0 +1,141 @@
+//! Sync throughput through the real programs: a bench with ~100,000 waiting events (a demo
+//! database, then enrolled) pushes them all with one `kura sync`; a second bench, just enrolled,
+//! pulls and applies them all with one `kura sync`. Against a local registry on SQLite and on a
+//! durable throwaway PostgreSQL (fsync on). Each figure is the wall time of the whole process
+//! (status, plan, batches of 500 compressed with zstd, answers stored per batch; pages of 1,000
+//! applied with their cursor per transaction), the best of `KURA_BENCH_RUNS` (default 3) runs on
+//! fresh databases after one warm-up run that is not counted.
+//!
+//! Build the release binaries first: `cargo build --release --bins`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Instant;
+
+use kura_sync_tests::{Bench, Registry};
+
+/// Demo specimens that make about 100,000 events (1.09 events each).
+const SPECIMENS: &str = "92000";
+
+struct Run {
+    events: i64,
+    push_s: f64,
+    pull_s: f64,
+    pulled: i64,
+}
+
+fn once(db: &str, dir: &std::path::Path, base: &std::path::Path) -> Run {
+    let reg = Registry::start(db, dir);
+    reg.site("DEMO", "DEMO");
+    let a = Bench::new(dir, "a");
+    std::fs::copy(base, &a.db).unwrap();
+    a.enroll(&reg, "DEMO");
+    let events = a.own_events();
+    let t = Instant::now();
+    let r = a.ok(&["sync"]);
+    let push_s = t.elapsed().as_secs_f64();
+    assert_eq!(r["pushed"].as_i64().unwrap(), events, "{r}");
+    let b = Bench::new(dir, "b");
+    b.enroll(&reg, "DEMO");
+    let t = Instant::now();
+    let r = b.ok(&["sync"]);
+    let pull_s = t.elapsed().as_secs_f64();
+    let pulled = r["pulled"].as_i64().unwrap();
+    assert_eq!(pulled, events);
+    Run {
+        events,
+        push_s,
+        pull_s,
+        pulled,
+    }
+}
+
+fn measure(name: &str, db: impl Fn(usize) -> String, base: &std::path::Path) {
+    let runs: usize = std::env::var("KURA_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut best: Option<Run> = None;
+    for i in 0..=runs {
+        let d = tempfile::Builder::new()
+            .prefix("kura-sync-bench-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let r = once(&db(i), d.path(), base);
+        eprintln!(
+            "{name} run {i}{}: push {} events {:.2} s, pull {} events {:.2} s",
+            if i == 0 {
+                " (warm-up, not counted)"
+            } else {
+                ""
+            },
+            r.events,
+            r.push_s,
+            r.pulled,
+            r.pull_s
+        );
+        if i == 0 {
+            continue;
+        }
+        best = Some(match best {
+            None => r,
+            Some(b) => Run {
+                push_s: b.push_s.min(r.push_s),
+                pull_s: b.pull_s.min(r.pull_s),
+                ..r
+            },
+        });
+    }
+    let b = best.unwrap();
+    println!(
+        "{name}: push {} waiting events with one `kura sync`: {:.2} s ({:.0} events/s; target ≤ 15 s: {})",
+        b.events,
+        b.push_s,
+        b.events as f64 / b.push_s,
+        if b.push_s <= 15.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "{name}: pull and apply {} events with one `kura sync` on a new bench: {:.2} s ({:.0} events/s; target ≤ 15 s: {})",
+        b.pulled,
+        b.pull_s,
+        b.pulled as f64 / b.pull_s,
+        if b.pull_s <= 15.0 { "met" } else { "NOT met" }
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let base_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sync-bench");
+    std::fs::create_dir_all(&base_dir).unwrap();
+    let base = base_dir.join(format!("demo-{SPECIMENS}.sqlite3"));
+    if !base.exists() {
+        let maker = Bench::new(&base_dir, "maker");
+        maker.ok(&["demo", "--specimens", SPECIMENS]);
+        std::fs::rename(&maker.db, &base).unwrap();
+    }
+    println!(
+        "sync benchmark: best of {} runs after a warm-up; wall time of each whole `kura sync` process, release build, this machine",
+        std::env::var("KURA_BENCH_RUNS").unwrap_or_else(|_| "3".into())
+    );
+    measure(
+        "SQLite registry",
+        |i| {
+            let p = base_dir.join(format!("registry-{i}.sqlite3"));
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
+            }
+            format!("sqlite://{}", p.display())
+        },
+        &base,
+    );
+    let server =
+        kura_registry_postgres::throwaway::Throwaway::start(true).expect("a throwaway PostgreSQL");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    measure(
+        "PostgreSQL registry (durable)",
+        |_| rt.block_on(server.fresh()).unwrap(),
+        &base,
+    );
+}
