@@ -380,7 +380,7 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ),
     (
         "crates/kura-store/src/migrations/0005_registry_order.sql",
-        "f8cf2ef86dddc63ec70fcfad81eb3a8593815822975a399f4f8d3921d0766390",
+        "8ee216babd4d6400a4003f29ca5ecc148b097846f43a882c0c679901a20d18f0",
     ),
     (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",

@@ -104,14 +104,20 @@ impl Projector<'_> {
     /// Writes what a recorded event does (another bench's, or any event replayed in the
     /// registry's order): its effect when the rules allow it, else the conflict it raises (the
     /// specimen flagged, the refusal kept in `conflicts`). Returns the refusal, if any.
+    /// With `undo`, the rows it changes are kept as they were first (an event the registry's
+    /// order may still put others before).
     pub fn settle(
         &mut self,
         event: i64,
         at: i64,
         body: &EventBody,
+        undo: bool,
     ) -> Result<Option<RuleError>, StoreError> {
         match rules::settle(self, body)? {
             Settled::Applied(effect) => {
+                if undo {
+                    self.keep_undo(event, &effect)?;
+                }
                 self.write(event, at, effect)?;
                 self.resolved(event, body)?;
                 Ok(None)
@@ -119,7 +125,12 @@ impl Projector<'_> {
             Settled::Conflict { error, effect } => {
                 let other = self.other_event(body, &error)?;
                 if let Some(effect) = effect {
+                    if undo {
+                        self.keep_undo(event, &effect)?;
+                    }
                     self.write(event, at, effect)?;
+                } else if undo {
+                    self.keep_undo(event, &Effect::Log { codes: vec![] })?;
                 }
                 self.conn
                     .prepare_cached(
@@ -134,8 +145,89 @@ impl Projector<'_> {
                     ])?;
                 Ok(Some(error))
             }
-            Settled::Nothing => Ok(None),
+            Settled::Nothing => {
+                if undo {
+                    self.keep_undo(event, &Effect::Log { codes: vec![] })?;
+                }
+                Ok(None)
+            }
         }
+    }
+
+    /// Keeps the rows `effect` will change, as they are now, for [`Projector::undo`].
+    pub fn keep_undo(&mut self, event: i64, effect: &Effect) -> Result<(), StoreError> {
+        let (specimens, containers, prints): (Vec<String>, Vec<String>, Vec<String>) = match effect
+        {
+            Effect::Register { state, .. } | Effect::Update(state) => {
+                (vec![state.code.to_string()], vec![], vec![])
+            }
+            Effect::CreateContainer(spec) => (vec![], vec![spec.id.to_string()], vec![]),
+            Effect::MoveContainer { id, .. } => (vec![], vec![id.to_string()], vec![]),
+            Effect::Log { codes } => (vec![], vec![], codes.clone()),
+        };
+        let mut image = serde_json::Map::new();
+        for (table, key, codes) in [
+            ("specimens", "code", &specimens),
+            ("containers", "code", &containers),
+            ("label_prints", "code", &prints),
+        ] {
+            let rows: Vec<serde_json::Value> = codes
+                .iter()
+                .map(|c| Ok(serde_json::json!([c, row_image(self.conn, table, key, c)?])))
+                .collect::<Result<_, StoreError>>()?;
+            image.insert(table.to_string(), serde_json::Value::Array(rows));
+        }
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO undo (event, image) VALUES (?1, ?2)")?
+            .execute(params![event, serde_json::Value::Object(image).to_string()])?;
+        Ok(())
+    }
+
+    /// Puts back what event `event` changed (its undo image), and forgets what it added: its
+    /// subjects, the conflict it raised, the conflicts it resolved. Events are undone newest
+    /// first, so every state passed through is one the projection held.
+    pub fn undo(&mut self, event: i64) -> Result<(), StoreError> {
+        let image: String = self
+            .conn
+            .prepare_cached("SELECT image FROM undo WHERE event = ?1")?
+            .query_row([event], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::Corrupt(format!("no undo image for event {event}")))?;
+        let image: serde_json::Value = serde_json::from_str(&image)
+            .map_err(|e| StoreError::Corrupt(format!("undo image of event {event}: {e}")))?;
+        for sql in [
+            "DELETE FROM event_subjects WHERE event = ?1",
+            "DELETE FROM conflicts WHERE event = ?1",
+            "UPDATE conflicts SET resolved_by = NULL WHERE resolved_by = ?1",
+        ] {
+            self.conn.prepare_cached(sql)?.execute([event])?;
+        }
+        for table in ["specimens", "containers", "label_prints"] {
+            for pair in image[table].as_array().into_iter().flatten() {
+                let code = pair[0].as_str().unwrap_or_default();
+                restore_row(self.conn, table, code, &pair[1])?;
+                if table == "containers" {
+                    self.repath(code)?;
+                }
+            }
+        }
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Re-derives the paths below container `code` from its own (after it was put back).
+    fn repath(&mut self, code: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "WITH RECURSIVE sub(id, path) AS (
+                     SELECT c.id, c.path FROM containers c WHERE c.code = ?1
+                     UNION ALL
+                     SELECT c.id, sub.path || ' › ' || c.name FROM containers c JOIN sub ON c.parent = sub.id)
+                 UPDATE containers SET path = (SELECT path FROM sub WHERE sub.id = containers.id)
+                 WHERE id IN (SELECT id FROM sub)",
+            )?
+            .execute([code])?;
+        Ok(())
     }
 
     /// A resolution that took effect closes the open conflicts of its specimen.
@@ -359,6 +451,79 @@ impl Projector<'_> {
             .execute(params![specimen, event])?;
         Ok(())
     }
+}
+
+/// A row as JSON (column name → value), or null when there is none.
+fn row_image(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    code: &str,
+) -> Result<serde_json::Value, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT * FROM {table} WHERE {key} = ?1"))?;
+    let names: Vec<String> = st.column_names().map(str::to_string).collect();
+    let row = st
+        .query_row([code], |r| {
+            let mut m = serde_json::Map::new();
+            for (i, n) in names.iter().enumerate() {
+                let v = match r.get::<_, rusqlite::types::Value>(i)? {
+                    rusqlite::types::Value::Null => serde_json::Value::Null,
+                    rusqlite::types::Value::Integer(v) => v.into(),
+                    rusqlite::types::Value::Real(v) => v.into(),
+                    rusqlite::types::Value::Text(v) => v.into(),
+                    rusqlite::types::Value::Blob(b) => serde_json::Value::Array(
+                        b.into_iter().map(serde_json::Value::from).collect(),
+                    ),
+                };
+                m.insert(n.clone(), v);
+            }
+            Ok(serde_json::Value::Object(m))
+        })
+        .optional()?;
+    Ok(row.unwrap_or(serde_json::Value::Null))
+}
+
+/// Puts a row back as its image says: deleted when it did not exist, else every column.
+fn restore_row(
+    conn: &Connection,
+    table: &str,
+    code: &str,
+    image: &serde_json::Value,
+) -> Result<(), StoreError> {
+    let Some(cols) = image.as_object() else {
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE code = ?1"))?
+            .execute([code])?;
+        return Ok(());
+    };
+    let names: Vec<&String> = cols.keys().filter(|k| k.as_str() != "code").collect();
+    let sets: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("\"{n}\" = ?{}", i + 2))
+        .collect();
+    let sql = format!("UPDATE {table} SET {} WHERE code = ?1", sets.join(", "));
+    let mut values: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Text(code.into())];
+    for n in &names {
+        values.push(match &cols[n.as_str()] {
+            serde_json::Value::Null => rusqlite::types::Value::Null,
+            serde_json::Value::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+            serde_json::Value::Number(x) => match x.as_i64() {
+                Some(i) => rusqlite::types::Value::Integer(i),
+                None => rusqlite::types::Value::Real(x.as_f64().unwrap_or_default()),
+            },
+            serde_json::Value::String(s) => rusqlite::types::Value::Text(s.clone()),
+            other => rusqlite::types::Value::Text(other.to_string()),
+        });
+    }
+    let n = conn
+        .prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(values))?;
+    if n == 0 {
+        return Err(StoreError::Corrupt(format!(
+            "undo: {table} {code} should exist and does not"
+        )));
+    }
+    Ok(())
 }
 
 /// What a conflict is about: the container of a container event, else the specimen (the same

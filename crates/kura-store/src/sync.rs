@@ -524,7 +524,7 @@ impl Tx<'_> {
         let mut st = self.conn().prepare_cached(
             "SELECT o.event, (SELECT e.workstation FROM events e WHERE e.id = o.event),
                 (SELECT e.seq FROM events e WHERE e.id = o.event)
-             FROM event_order o WHERE o.major > ?1",
+             FROM event_order o WHERE o.major > ?1 ORDER BY o.major, o.minor, o.event",
         )?;
         let rows = st.query_map([major as i64], |r| {
             Ok((
@@ -601,7 +601,8 @@ impl Tx<'_> {
         );
         self.cache_mut().clear();
         self.mark_containers_changed();
-        replay(self.conn(), &mut |_, _| {})?;
+        let own = self.undo_enabled().then(|| self.workstation());
+        replay(self.conn(), own, &mut |_, _| {})?;
         Ok(())
     }
 
@@ -691,11 +692,13 @@ impl Tx<'_> {
             heads.insert(e.workstation, Some((e.seq, e.hash)));
             fresh.push((e, body));
         }
-        // Does any event applied here belong after this page in the registry's order?
+        // Does any event applied here belong after this page in the registry's order, and touch
+        // what the page touches? (If not, the order makes no difference.)
+        let mut ahead = Vec::new();
         let reorder = match fresh.iter().map(|(e, _)| e.server_seq).min() {
             None => false,
             Some(low) => {
-                let mut ahead = self.ordered_after(low, None)?;
+                ahead = self.ordered_after(low, None)?;
                 ahead.extend(self.unpushed_rowids()?);
                 if ahead.is_empty() {
                     false
@@ -717,6 +720,18 @@ impl Tx<'_> {
                 )?
                 .execute(params![ws.as_bytes().as_slice(), after as i64, next as i64])?;
         }
+        // This bench's events that belong after the page: undone, the page applied, then applied
+        // again in the registry's order. Without their undo images (written before enrollment,
+        // or another bench's), the whole projection is refolded instead.
+        let before = self.count_conflicts()?;
+        let rebase = reorder && self.can_rebase(&ahead)?;
+        if rebase {
+            for id in ahead.iter().rev() {
+                self.projector().undo(*id)?;
+            }
+            self.mark_containers_changed();
+        }
+        let mut inserted = Vec::with_capacity(fresh.len());
         for (e, body) in &fresh {
             self.conn()
                 .prepare_cached(
@@ -743,22 +758,97 @@ impl Tx<'_> {
             ) {
                 self.mark_containers_changed();
             }
-            if !reorder && self.projector().settle(rowid, e.at, body)?.is_some() {
-                out.conflicts += 1;
-            }
+            inserted.push(rowid);
             out.new += 1;
         }
-        if reorder {
-            let before: i64 = self.count_conflicts()?;
+        if !reorder {
+            for (rowid, (e, body)) in inserted.iter().zip(&fresh) {
+                if self
+                    .projector()
+                    .settle(*rowid, e.at, body, false)?
+                    .is_some()
+                {
+                    out.conflicts += 1;
+                }
+            }
+        } else if rebase {
+            // The page's events and this bench's, merged in the registry's order (a page may
+            // hold events from before and from after this bench's).
+            let mut merged: Vec<((i64, i64, i64), Option<usize>)> = Vec::new();
+            for (i, (rowid, (e, _))) in inserted.iter().zip(&fresh).enumerate() {
+                merged.push(((e.server_seq as i64, 0, *rowid), Some(i)));
+            }
+            for id in &ahead {
+                merged.push((self.canonical_key(*id)?, None));
+            }
+            merged.sort_by_key(|m| m.0);
+            for (key, page) in merged {
+                match page {
+                    Some(i) => {
+                        let (e, body) = &fresh[i];
+                        self.projector().settle(inserted[i], e.at, body, false)?;
+                    }
+                    None => {
+                        let id = key.2;
+                        let (at, payload): (i64, String) = self
+                            .conn()
+                            .prepare_cached("SELECT at, payload FROM events WHERE id = ?1")?
+                            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                        let body = parse_body(&payload, || format!("event {id}"))?;
+                        self.projector().settle(id, at, &body, true)?;
+                    }
+                }
+            }
+            tracing::debug!(
+                undone = ahead.len(),
+                "rebased own events around a pulled page"
+            );
+        } else {
             self.reorder()?;
+        }
+        if reorder {
             out.conflicts = (self.count_conflicts()? - before).max(0) as u64;
             out.reordered = true;
         }
+        // Own events the cursor has passed are settled: nothing can come before them any more.
+        self.conn()
+            .prepare_cached(
+                "DELETE FROM undo WHERE event IN (SELECT event FROM event_order WHERE major <= ?1)",
+            )?
+            .execute([cursor as i64])?;
         self.conn().execute(
             "UPDATE sync_state SET pull_cursor = max(pull_cursor, ?1) WHERE id = 1",
             [cursor as i64],
         )?;
         Ok(out)
+    }
+
+    /// Where an event stands in the canonical order: (major, minor, local id).
+    fn canonical_key(&self, id: i64) -> Result<(i64, i64, i64), StoreError> {
+        let k: Option<(i64, i64)> = self
+            .conn()
+            .prepare_cached("SELECT major, minor FROM event_order WHERE event = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match k {
+            Some((major, minor)) => (major, minor, id),
+            None => (i64::MAX, 0, id),
+        })
+    }
+
+    /// Every one of these is this workstation's and has its undo image.
+    fn can_rebase(&self, ahead: &[i64]) -> Result<bool, StoreError> {
+        let me = self.workstation();
+        let mut st = self.conn().prepare_cached(
+            "SELECT (SELECT workstation FROM events e WHERE e.id = ?1), EXISTS (SELECT 1 FROM undo WHERE event = ?1)",
+        )?;
+        for id in ahead {
+            let (ws, has): (Vec<u8>, bool) = st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if uuid_of(ws) != me || !has {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn count_conflicts(&self) -> Result<i64, StoreError> {
@@ -787,7 +877,7 @@ impl Tx<'_> {
     fn unpushed_rowids(&self) -> Result<Vec<i64>, StoreError> {
         let me = self.workstation();
         let mut st = self.conn().prepare_cached(
-            "SELECT id FROM events WHERE workstation = ?1 AND seq > (SELECT pushed_seq FROM sync_state)",
+            "SELECT id FROM events WHERE workstation = ?1 AND seq > (SELECT pushed_seq FROM sync_state) ORDER BY id",
         )?;
         let rows = st.query_map([me.as_bytes().as_slice()], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)

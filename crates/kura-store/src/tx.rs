@@ -24,6 +24,9 @@ pub struct Tx<'a> {
     poisoned: bool,
     /// Set when a container was created or moved (read caches must forget them).
     containers_changed: bool,
+    /// Enrolled: this workstation's events keep undo images until the registry's order settles
+    /// them.
+    undo: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -49,6 +52,11 @@ impl<'a> Tx<'a> {
             ),
             None => (1, GENESIS),
         };
+        let undo: bool = tx
+            .prepare_cached("SELECT registry_url IS NOT NULL FROM sync_state WHERE id = 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false);
         Ok(Tx {
             tx,
             workstation,
@@ -57,6 +65,7 @@ impl<'a> Tx<'a> {
             cache,
             poisoned: false,
             containers_changed: false,
+            undo,
         })
     }
 
@@ -87,6 +96,10 @@ impl<'a> Tx<'a> {
 
     pub(crate) fn cache_mut(&mut self) -> &mut ContainerCache {
         self.cache
+    }
+
+    pub(crate) fn undo_enabled(&self) -> bool {
+        self.undo
     }
 
     pub(crate) fn mark_containers_changed(&mut self) {
@@ -167,6 +180,9 @@ impl<'a> Tx<'a> {
                 &hash[..]
             ])?;
         let rowid = self.tx.last_insert_rowid();
+        if self.undo {
+            self.projector().keep_undo(rowid, &effect)?;
+        }
         self.projector().write(rowid, at.0, effect)?;
         self.projector().resolved(rowid, &body)?;
         self.next_seq += 1;

@@ -71,15 +71,28 @@ pub(crate) const CANONICAL_ORDER: &str =
 /// Re-applies every event, in the canonical order, to an emptied projection. An event the rules
 /// refuse in that order raises its conflict, exactly as it did (or will) on every other bench
 /// and on the registry.
+/// With `own` (an enrolled workstation), its events that the registry's order has not settled
+/// (not ordered yet, or past the pull cursor) keep undo images again.
 pub(crate) fn replay(
     conn: &Connection,
+    own: Option<Uuid>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<u64, StoreError> {
     conn.execute_batch(
         "PRAGMA defer_foreign_keys = ON;
-         DELETE FROM conflicts; DELETE FROM event_subjects; DELETE FROM specimens; DELETE FROM containers;
-         DELETE FROM label_prints;",
+         DELETE FROM undo; DELETE FROM conflicts; DELETE FROM event_subjects; DELETE FROM specimens;
+         DELETE FROM containers; DELETE FROM label_prints;",
     )?;
+    let unsettled: std::collections::HashSet<i64> = match own {
+        None => Default::default(),
+        Some(ws) => conn
+            .prepare(
+                "SELECT e.id FROM events e LEFT JOIN event_order o ON o.event = e.id
+                 WHERE e.workstation = ?1 AND (o.major IS NULL OR o.major > (SELECT pull_cursor FROM sync_state))",
+            )?
+            .query_map([ws.as_bytes().as_slice()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+    };
     let total: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
     let mut cache = ContainerCache::new();
     let mut stmt = conn.prepare(CANONICAL_ORDER)?;
@@ -104,7 +117,7 @@ pub(crate) fn replay(
             conn,
             cache: &mut cache,
         };
-        p.settle(id, at, &body)
+        p.settle(id, at, &body, unsettled.contains(&id))
             .map_err(|e| StoreError::Corrupt(format!("{} no longer applies: {e}", describe(r))))?;
         n += 1;
         if n.is_multiple_of(50_000) {
@@ -157,7 +170,12 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let events = replay(&tx, progress)?;
+        let enrolled: bool = tx.query_row(
+            "SELECT registry_url IS NOT NULL FROM sync_state WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let events = replay(&tx, enrolled.then_some(self.workstation), progress)?;
         let specimens: i64 = tx.query_row("SELECT count(*) FROM specimens", [], |r| r.get(0))?;
         let containers: i64 = tx.query_row("SELECT count(*) FROM containers", [], |r| r.get(0))?;
         tx.commit()?;
@@ -283,7 +301,7 @@ impl Store {
             tx.execute_batch(&format!("CREATE TEMP TABLE snap_{i} AS {select}"))?;
         }
         let specimens: i64 = tx.query_row("SELECT count(*) FROM specimens", [], |r| r.get(0))?;
-        match replay(&tx, progress) {
+        match replay(&tx, None, progress) {
             Ok(_) => {
                 for (i, (table, select, key)) in PROJECTION.iter().enumerate() {
                     tx.execute_batch(&format!("CREATE TEMP TABLE now_{i} AS {select}"))?;

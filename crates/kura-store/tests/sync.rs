@@ -99,11 +99,34 @@ struct Bench {
     clock: i64,
 }
 
+/// Benches are enrolled (their events keep undo images, and a pull that must go before them
+/// rebases them) unless `KURA_TEST_UNENROLLED` says otherwise: then the projection is refolded
+/// whole. The tests run both ways (see `both_ways`).
+fn enrolled() -> bool {
+    std::env::var_os("KURA_TEST_UNENROLLED").is_none()
+}
+
 impl Bench {
-    fn new(dir: &Path, name: &str) -> Bench {
+    /// A database never enrolled.
+    fn alone(dir: &Path, name: &str) -> Bench {
         let path = dir.join(format!("{name}.sqlite3"));
         Bench {
             store: Store::open(&path).unwrap(),
+            path,
+            clock: 0,
+        }
+    }
+
+    fn new(dir: &Path, name: &str) -> Bench {
+        let path = dir.join(format!("{name}.sqlite3"));
+        let mut store = Store::open(&path).unwrap();
+        if enrolled() {
+            store
+                .write(|tx| tx.set_enrollment("http://registry.test", "file:token", None, "{}"))
+                .unwrap();
+        }
+        Bench {
+            store,
             path,
             clock: 0,
         }
@@ -208,6 +231,26 @@ impl Order {
             });
         }
         b.store.write(|tx| tx.record_answers(&answers, 0)).unwrap();
+    }
+
+    /// Like `push`, but the answer never reaches the bench (a cut connection, a crash).
+    fn push_lost(&mut self, b: &mut Bench) {
+        let st = b.store.sync_state().unwrap();
+        let ws = b.store.workstation();
+        for e in b.store.own_events(st.pushed_seq + 1, 500, 1 << 20).unwrap() {
+            let s = self.log.len() as u64 + 1;
+            self.log.push(RemoteEvent {
+                id: e.id,
+                workstation: ws,
+                seq: e.seq,
+                actor: e.actor,
+                at: e.at,
+                kind: e.kind,
+                payload: e.payload,
+                hash: e.hash,
+                server_seq: s,
+            });
+        }
     }
 
     /// The others' events past the bench's cursor, in the site's order.
@@ -377,6 +420,45 @@ fn a_position_taken_at_two_benches_reorders_and_conflicts() {
     b.verify_ok();
 }
 
+/// Found by the property test: a bench whose answer was lost learns its events' place late; the
+/// page it then pulls holds events from before them and from after them, and is applied around
+/// them in the site's order.
+#[test]
+fn a_page_from_before_and_after_own_events_is_applied_around_them() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut c) = (
+        Bench::new(d.path(), "a"),
+        Bench::new(d.path(), "b"),
+        Bench::new(d.path(), "c"),
+    );
+    let mut reg = Order::default();
+    a.must(world());
+    for x in [&mut a, &mut b, &mut c] {
+        reg.sync(x);
+    }
+    b.must(vec![register(3), check_in(3, "BX1", 0, 0)]);
+    reg.push(&mut b); // before c's
+    c.must(vec![register(2), check_in(2, "BX1", 0, 1)]);
+    reg.push_lost(&mut c); // stored, the answer lost
+    a.must(vec![register(4), check_in(4, "BX1", 0, 1)]);
+    reg.push(&mut a); // after c's: refused everywhere
+    reg.sync(&mut c); // duplicates, then b's page and a's
+    for x in [&mut a, &mut b] {
+        reg.sync(x);
+    }
+    assert_eq!(c.projection(), a.projection());
+    assert_eq!(b.projection(), a.projection());
+    assert_eq!(
+        c.state(2).position.as_deref(),
+        Some("A2"),
+        "the first at A2 keeps it"
+    );
+    assert!(c.state(4).in_conflict);
+    for x in [&mut a, &mut b, &mut c] {
+        x.verify_ok();
+    }
+}
+
 #[test]
 fn bad_pages_are_refused_whole() {
     let d = tempfile::tempdir().unwrap();
@@ -464,7 +546,7 @@ fn a_hole_the_registry_left_is_told_and_verify_accepts_it() {
 #[test]
 fn leased_serials_are_issued_once_and_run_out_clearly() {
     let d = tempfile::tempdir().unwrap();
-    let mut a = Bench::new(d.path(), "a");
+    let mut a = Bench::alone(d.path(), "a");
     // Never enrolled: the database's own counter.
     let own = a.store.write(|tx| tx.take_serials(2026, 3)).unwrap();
     assert_eq!(own, [1, 2, 3]);
@@ -529,7 +611,7 @@ fn migration_0005_fills_last_events_from_the_log() {
     // Undo 0005 as if the database had been written by the version before it.
     let c = rusqlite::Connection::open(d.path().join("a.sqlite3")).unwrap();
     c.execute_batch(
-        "DROP TABLE event_order; DROP TABLE stream_gaps; DROP TABLE conflicts;
+        "DROP TABLE event_order; DROP TABLE stream_gaps; DROP TABLE conflicts; DROP TABLE undo;
          ALTER TABLE specimens DROP COLUMN last_event; ALTER TABLE containers DROP COLUMN last_event;
          ALTER TABLE sync_state DROP COLUMN site; ALTER TABLE sync_state DROP COLUMN registry_ca;
          ALTER TABLE sync_state DROP COLUMN clock_skew_us; ALTER TABLE sync_state DROP COLUMN last_attempt;
@@ -541,4 +623,25 @@ fn migration_0005_fills_last_events_from_the_log() {
     let mut a = Bench::new(d.path(), "a");
     assert_eq!(a.projection(), before);
     a.verify_ok();
+}
+
+/// The same tables with benches that were never enrolled (no undo images): a pull that must go
+/// before their events refolds the whole projection instead of rebasing, with the same result.
+#[test]
+fn both_ways() {
+    if !enrolled() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--test-threads", "1", "--skip", "both_ways"])
+        .env("KURA_TEST_UNENROLLED", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

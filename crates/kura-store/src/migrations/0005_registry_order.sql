@@ -33,6 +33,15 @@ CREATE TABLE conflicts (
 );
 CREATE INDEX conflicts_subject ON conflicts(subject);
 
+-- Before-images of the rows this bench's own events changed, while the registry's order may still
+-- put other events before them (until the pull cursor passes them). A pull that must go before
+-- them undoes them, applies the pulled events, and applies them again: exact, and as cheap as
+-- the events involved. Not part of the projection; a rebuild writes it again.
+CREATE TABLE undo (
+    event INTEGER PRIMARY KEY REFERENCES events(id),
+    image TEXT    NOT NULL   -- JSON: the specimen, container and label_prints rows as they were
+);
+
 -- Projection: the last event that changed (or was refused on) each specimen and container: the
 -- other half of a conflict.
 ALTER TABLE specimens ADD COLUMN last_event INTEGER;

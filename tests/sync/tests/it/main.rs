@@ -82,7 +82,10 @@ pub fn settle(benches: &[&Bench]) {
         let mut moved = 0;
         for b in benches {
             let r = b.sync_ok();
-            moved += r["pulled"].as_u64().unwrap() + r["pushed"].as_u64().unwrap();
+            moved += ["pulled", "pushed", "duplicates", "rejected"]
+                .iter()
+                .map(|k| r[k].as_u64().unwrap())
+                .sum::<u64>();
         }
         if moved == 0 {
             return;

@@ -182,3 +182,74 @@ proptest! {
         run(&steps);
     }
 }
+
+/// Found by the property test: a bench's unpushed check-in into a position another bench took
+/// meanwhile, the other bench killed after its push was stored, a move in between.
+#[test]
+fn regression_rebase_after_a_lost_answer_and_a_move() {
+    use Step::*;
+    run(&[
+        Register {
+            bench: 0,
+            shared: true,
+        },
+        Sync { bench: 0 },
+        Register {
+            bench: 0,
+            shared: true,
+        },
+        Move {
+            bench: 0,
+            pick: 6823442537214452978,
+            shared: true,
+        },
+        Return {
+            bench: 2,
+            pick: 8389902789431806382,
+        },
+        Register {
+            bench: 1,
+            shared: true,
+        },
+        CheckOut {
+            bench: 2,
+            pick: 17020500317083786648,
+        },
+        Return {
+            bench: 2,
+            pick: 1781543579160390095,
+        },
+        Return {
+            bench: 0,
+            pick: 7833366566387894796,
+        },
+        Move {
+            bench: 2,
+            pick: 3333824959906604241,
+            shared: true,
+        },
+        Sync { bench: 2 },
+        Return {
+            bench: 1,
+            pick: 13269090752190444554,
+        },
+        Register {
+            bench: 2,
+            shared: true,
+        },
+        CheckOut {
+            bench: 0,
+            pick: 3386652008393348551,
+        },
+        Sync { bench: 1 },
+        Crash {
+            bench: 2,
+            in_pull: false,
+        },
+        Move {
+            bench: 0,
+            pick: 8503603765471837600,
+            shared: false,
+        },
+    ]);
+}
