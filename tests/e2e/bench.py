@@ -8,7 +8,11 @@
   task posted from the requestAnimationFrame callback of the frame that shows the result (a rAF
   callback runs before that frame is painted; the task it posts runs after), over N check-in
   scans and N find scans of stored specimens drawn at random across the whole database;
-- a 10,000-row search result scrolled top to bottom, one step per frame: frame gaps.
+- a 10,000-row search result scrolled top to bottom, one step per frame: frame gaps;
+- scan-to-feedback of check-in scans while the window's background sync pulls and applies
+  KURA_BENCH_SYNC events (default 100,000; 0 skips) that another bench of the site pushed, against
+  a local registry process, KURA_BENCH_SYNC_REPS times (default 3), beside the same scans with no
+  sync running.
 
 Prints a table and writes JSON to $KURA_BENCH_OUT.
 """
@@ -84,6 +88,69 @@ def pss_tree(root):
     return total, names
 
 
+SYNC_N = int(os.environ.get("KURA_BENCH_SYNC", "100000"))
+SYNC_REPS = int(os.environ.get("KURA_BENCH_SYNC_REPS", "3"))
+REGISTRY = os.environ.get("KURA_REGISTRY_BIN")
+
+
+class Site:
+    """A registry process on a SQLite file, this window's database enrolled (everything pushed
+    before the window starts), and a second bench that pushes N events when asked."""
+
+    def __init__(self, work):
+        import socket
+        self.work = work
+        self.db = "sqlite://" + os.path.join(work, "registry.sqlite3")
+        self.reg("site", "add", "DEMO", "--name", "bench", "--prefix", "DEMO")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen([REGISTRY, "--db", self.db, "serve", "--listen", f"127.0.0.1:{self.port}"],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "registry.log"), "w"))
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+        t = time.time()
+        kura("enroll", self.code(), "--registry", self.url)
+        kura("sync")
+        print(f"window's database enrolled and pushed ({time.time() - t:.0f} s)")
+        self.b2 = os.path.join(work, "bench2.sqlite3")
+        self.bench2("enroll", self.code(), "--registry", self.url)
+
+    def reg(self, *args):
+        return subprocess.run([REGISTRY, "--db", self.db, *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    def code(self):
+        return self.reg("enroll", "--site", "DEMO").splitlines()[0].strip()
+
+    def bench2(self, *args):
+        return subprocess.run([os.environ["KURA_CLI"], "--db", self.b2, "--json", *args], capture_output=True, text=True, check=True).stdout
+
+    def push(self, rep, n):
+        """The other bench registers n pre-barcoded tubes (one import) and pushes them."""
+        csv = os.path.join(self.work, f"tubes-{rep}.csv")
+        with open(csv, "w") as f:
+            f.write("code,type,container,storage,study,donor\n")
+            for i in range(n):
+                f.write(f"TUBE{rep}{i:07d},PL1,SCI,D,bench-sync,B2\n")
+        self.bench2("import", csv)
+        self.bench2("sync")
+        import sqlite3
+        return sqlite3.connect(os.path.join(self.work, "registry.sqlite3")).execute("SELECT last_seq FROM sites WHERE code = 'DEMO'").fetchone()[0]
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def pull_cursor():
+    return int(sql("SELECT pull_cursor FROM sync_state")[0])
+
+
 def main():
     stats = kura("stats")
     print(f"database: {DB} ({stats['specimens']:,} specimens, {stats['containers']:,} containers)")
@@ -96,8 +163,19 @@ def main():
         code = f"BENCH-{stamp}-R-B{i}"
         kura("storage", "add", code, "--type", "box-9x9", "--parent", f"BENCH-{stamp}-R")
         boxes.append(code)
+    sync_boxes = []
+    if SYNC_N:
+        for i in range((2 * N + 80) // 81):
+            code = f"BENCH-{stamp}-R-S{i}"
+            kura("storage", "add", code, "--type", "box-9x9", "--parent", f"BENCH-{stamp}-R")
+            sync_boxes.append(code)
     tubes = kura("register", "--type", "PL1", "--container", "SCI", "--storage", "D", "--study", "bench", "--donor", "BENCH",
                  "--quantity", "100", "--unit", "mL", "--aliquots", str(N), "--aliquot-quantity", "0.5")["aliquots"]
+    sync_tubes = []
+    while SYNC_N and len(sync_tubes) < 2 * N:
+        sync_tubes += kura("register", "--type", "PL1", "--container", "SCI", "--storage", "D", "--study", "bench", "--donor", "BENCH-S",
+                           "--aliquots", str(min(400, 2 * N - len(sync_tubes))))["aliquots"]
+    site = Site(os.path.dirname(DB)) if SYNC_N else None
     # Find scans: stored specimens at random across the whole database (not its oldest rows).
     import random
     rnd = random.Random(7)
@@ -172,8 +250,49 @@ def main():
         scroll = w.js_async("window.__kuraScrollBench(300).then(arguments[0])")
         again = w.js_async("window.__kuraScrollBench(300).then(arguments[0])")
         pss_after, procs_after = pss_tree(app_pid)
+
+        # Check-in scans while the background sync pulls another bench's events, beside the same
+        # scans (same screen, same pacing, the next boxes) with no sync running.
+        during, quiet, pulled_s = [], [], []
+        if site:
+            xdo("key", "F1")
+            time.sleep(0.3)
+            stock = list(sync_tubes)
+            sboxes = list(sync_boxes)
+
+            def next_box():
+                paced(sboxes.pop(0))
+
+            next_box()
+            in_box = 0
+            for rep in range(SYNC_REPS):
+                # Quiet: as many scans as the last sync took, with nothing syncing.
+                for _ in range(40):
+                    if in_box == 81:
+                        next_box()
+                        in_box = 0
+                    js("window.__kura.scans.length = 0")
+                    paced(stock.pop(0))
+                    in_box += 1
+                    quiet += js("return window.__kura.scans.slice()")
+                target = site.push(rep, SYNC_N)
+                t = time.time()
+                js("document.querySelector('#sync-now').click()")
+                while pull_cursor() < target:
+                    if in_box == 81:
+                        next_box()
+                        in_box = 0
+                    js("window.__kura.scans.length = 0")
+                    paced(stock.pop(0))
+                    in_box += 1
+                    if pull_cursor() < target:
+                        during += js("return window.__kura.scans.slice()")
+                pulled_s.append(time.time() - t)
+                print(f"sync {rep + 1}: {SYNC_N:,} events pulled in {pulled_s[-1]:.1f} s while scanning; {len(during)} scans so far during syncs")
     finally:
         w.close()
+        if site:
+            site.close()
 
     gaps = scroll["gaps"][1:]
     frame = statistics.median(gaps)
@@ -201,6 +320,10 @@ def main():
                    "max_frame_ms": max(gaps), "frames_over_25ms": len(slow), "slow_frames": slow,
                    "again": {"median_frame_ms": statistics.median(gaps2), "max_frame_ms": max(gaps2), "slow_frames": slow2}},
     }
+    if during:
+        result["checkin_during_sync_ms"] = {"scans": len(during), "p50": pct(during, 50), "p95": pct(during, 95), "max": max(during),
+                                            "events_per_sync": SYNC_N, "syncs": SYNC_REPS, "sync_seconds": pulled_s}
+        result["checkin_no_sync_ms"] = {"scans": len(quiet), "p50": pct(quiet, 50), "p95": pct(quiet, 95), "max": max(quiet)}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     json.dump(result, open(OUT, "w"), indent=2)
     fs = subprocess.run(["df", "--output=fstype", DB], capture_output=True, text=True).stdout.split()[-1]
@@ -211,6 +334,8 @@ def main():
     print(f"scan-to-feedback, check-in ({len(checkin)} scans, {placed} tubes stored): p50 {pct(checkin, 50):.1f} ms, p95 {pct(checkin, 95):.1f} ms, max {max(checkin):.1f} ms (of which before the handler ran: p50 {pct(checkin_waits, 50):.1f} ms, p95 {pct(checkin_waits, 95):.1f} ms)")
     print(f"scan-to-feedback, find ({len(finds)} scans of stored specimens at random across {top:,} rows): p50 {pct(finds, 50):.1f} ms, p95 {pct(finds, 95):.1f} ms, max {max(finds):.1f} ms (of which before the handler ran: p50 {pct(find_waits, 50):.1f} ms, p95 {pct(find_waits, 95):.1f} ms)")
     print(f"scroll of {scroll['rows']:,} rows: {len(gaps)} frames, median {frame:.1f} ms, p95 {pct(gaps, 95):.1f} ms, max {max(gaps):.1f} ms, {len(slow)} over 25 ms {slow}; scrolled again: median {statistics.median(gaps2):.1f} ms, max {max(gaps2):.1f} ms, {len(slow2)} over 25 ms {slow2}")
+    if during:
+        print(f"scan-to-feedback, check-in while the background sync pulled {SYNC_N:,} events ({SYNC_REPS} syncs, {', '.join(f'{x:.1f}' for x in pulled_s)} s each; {len(during)} scans during them): p50 {pct(during, 50):.1f} ms, p95 {pct(during, 95):.1f} ms, max {max(during):.1f} ms; the same scans with no sync ({len(quiet)}): p50 {pct(quiet, 50):.1f} ms, p95 {pct(quiet, 95):.1f} ms")
     return 0
 
 

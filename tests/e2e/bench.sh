@@ -7,8 +7,9 @@ cd "$(dirname "$0")/../.."
 n="${1:-1000000}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
-cargo build --release -q -p kura-desktop -p kura-cli
+cargo build --release -q -p kura-desktop -p kura-cli -p kura-registry
 export KURA_APP="$target/release/kura-desktop" KURA_CLI="$target/release/kura" KURA_USER=bench
+export KURA_REGISTRY_BIN="$target/release/kura-registry" KURA_SYNC_INTERVAL=3600
 mkdir -p target/bench
 base="target/bench/kura-$n.sqlite3"
 if [[ ! -f "$base" ]]; then

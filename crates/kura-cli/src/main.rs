@@ -432,10 +432,16 @@ fn progress(label: &'static str) -> impl FnMut(u64, u64) {
     }
 }
 
-/// Progress of a sync round on stderr (push, then pull).
+/// Progress of a sync round on stderr (push, then pull); without a terminal, a line per tenth.
 fn progress_phase() -> impl FnMut(&str, u64, u64) {
     let tty = std::io::stderr().is_terminal();
+    let mut shown = (String::new(), u64::MAX);
     move |phase, done, total| {
+        let tenth = done * 10 / total.max(1);
+        if !tty && shown.0 == phase && shown.1 == tenth && done < total {
+            return;
+        }
+        shown = (phase.to_string(), tenth);
         if tty {
             eprint!("\r{phase}: {done}/{total}   ");
             if done >= total {

@@ -179,16 +179,21 @@ fn the_registry_never_uses_the_bench_store() {
     for c in crates().iter().filter(|c| c.starts_with("kura-registry")) {
         for dep in manifest(c).all {
             assert!(
-                !["kura-store", "kura-app", "kura-labels", "kura-cli"].contains(&dep.as_str()),
+                ![
+                    "kura-store",
+                    "kura-app",
+                    "kura-labels",
+                    "kura-cli",
+                    "kura-sync"
+                ]
+                .contains(&dep.as_str()),
                 "{c} depends on {dep}; the registry uses kura-proto and kura-domain only"
             );
         }
         for (path, text) in sources(c) {
-            assert!(
-                !text.contains("kura_store"),
-                "{} uses kura_store",
-                path.display()
-            );
+            for bench in ["kura_store", "kura_sync"] {
+                assert!(!text.contains(bench), "{} uses {bench}", path.display());
+            }
         }
     }
     // Nor the other way round: no bench crate knows a registry backend.

@@ -476,6 +476,7 @@ impl Tx<'_> {
             "UPDATE sync_state SET pushed_seq = max(pushed_seq, ?1) WHERE id = 1",
             [last as i64],
         )?;
+        self.advance_cursor()?;
         // Normally the registry orders a push after everything pulled before it. If pulled
         // events sit after these in its order (an acknowledgement learnt late), the projection
         // must follow that order.
@@ -490,6 +491,38 @@ impl Tx<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The pull cursor says every event of the site up to it is here. Events the registry placed
+    /// right after it that are here already (this workstation's own, just acknowledged) extend
+    /// that: the cursor moves over them, so a bench that pushed a million events does not read
+    /// a million places back. Undo images of events at or below the cursor are dropped: nothing
+    /// can come before them any more.
+    fn advance_cursor(&mut self) -> Result<(), StoreError> {
+        let mut cursor: i64 = self
+            .conn()
+            .prepare_cached("SELECT pull_cursor FROM sync_state WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
+        let start = cursor;
+        {
+            let mut next = self.conn().prepare_cached(
+                "SELECT 1 FROM event_order WHERE major = ?1 AND minor = 0 LIMIT 1",
+            )?;
+            while next.exists([cursor + 1])? {
+                cursor += 1;
+            }
+        }
+        if cursor != start {
+            self.conn()
+                .prepare_cached("UPDATE sync_state SET pull_cursor = ?1 WHERE id = 1")?
+                .execute([cursor])?;
+        }
+        self.conn()
+            .prepare_cached(
+                "DELETE FROM undo WHERE (SELECT o.major FROM event_order o WHERE o.event = undo.event) <= ?1",
+            )?
+            .execute([cursor])?;
         Ok(())
     }
 
@@ -810,16 +843,11 @@ impl Tx<'_> {
             out.conflicts = (self.count_conflicts()? - before).max(0) as u64;
             out.reordered = true;
         }
-        // Own events the cursor has passed are settled: nothing can come before them any more.
-        self.conn()
-            .prepare_cached(
-                "DELETE FROM undo WHERE event IN (SELECT event FROM event_order WHERE major <= ?1)",
-            )?
-            .execute([cursor as i64])?;
         self.conn().execute(
             "UPDATE sync_state SET pull_cursor = max(pull_cursor, ?1) WHERE id = 1",
             [cursor as i64],
         )?;
+        self.advance_cursor()?;
         Ok(out)
     }
 

@@ -645,3 +645,29 @@ fn both_ways() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A bench's own acknowledged events right after the cursor move it: nothing else of the site
+/// can be there. A bench that pushed a million events does not page through them again; an
+/// event of another bench in between stops it until pulled.
+#[test]
+fn the_cursor_moves_over_own_events_and_stops_at_anothers() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = (Bench::new(d.path(), "a"), Bench::new(d.path(), "b"));
+    let mut reg = Order::default();
+    a.must(world());
+    reg.push(&mut a);
+    let st = a.store.sync_state().unwrap();
+    assert_eq!(st.pull_cursor, reg.log.len() as u64, "over its own events");
+    b.must(vec![create("SITE2", "site", None, None)]);
+    reg.push(&mut b); // b has not pulled: its event sits after a's
+    a.must(vec![register(1)]);
+    reg.push(&mut a);
+    let st = a.store.sync_state().unwrap();
+    assert_eq!(st.pull_cursor, 6, "stopped before b's event");
+    reg.pull(&mut a);
+    assert_eq!(
+        a.store.sync_state().unwrap().pull_cursor,
+        reg.log.len() as u64
+    );
+    a.verify_ok();
+}

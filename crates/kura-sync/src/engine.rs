@@ -457,7 +457,9 @@ impl<R: Remote> Engine<R> {
         report: &mut Report,
         progress: &mut dyn FnMut(Phase),
     ) -> Result<(), SyncError> {
-        let mut cursor = after;
+        // The push may have moved the cursor over this workstation's own events.
+        let mut cursor = after.max(store.sync_state()?.pull_cursor);
+        let after = cursor;
         loop {
             let page = self
                 .retry("pull", || self.remote.pull(cursor, self.cfg.page))

@@ -220,7 +220,11 @@ fn a_conflict_shows_on_both_benches_and_one_resolution_clears_both() {
 fn leased_ids_never_collide_and_run_out_clearly() {
     let d = tempfile::tempdir().unwrap();
     let reg = Registry::sqlite(d.path());
-    let v = site(&reg, d.path(), &["a", "b"]);
+    leases(&reg, d.path());
+}
+
+fn leases(reg: &Registry, dir: &Path) {
+    let v = site(reg, dir, &["a", "b"]);
     let (a, b) = (&v[0], &v[1]);
     // Offline, 1,000 specimens each (a parent and 499 aliquots, twice).
     let mut ids = Vec::new();
@@ -271,7 +275,7 @@ fn leased_ids_never_collide_and_run_out_clearly() {
     settle(&[a, b]);
     let registered = reg.specimens("NCGM");
     assert_eq!(registered.len(), 2002, "every ID once at the registry");
-    agree(&reg, "NCGM", &[a, b]);
+    agree(reg, "NCGM", &[a, b]);
 }
 
 /// The same scenarios on the production store, one throwaway PostgreSQL for the whole run.
@@ -284,6 +288,8 @@ fn on_postgresql() {
         two_benches_offline_then_sync as fn(&Registry, &Path),
         one_specimen_checked_out_at_two_benches,
         faults::faults_on_the_way,
+        leases,
+        property::regression_steps,
     ] {
         let url = rt.block_on(server.fresh()).unwrap();
         let d = tempfile::tempdir().unwrap();

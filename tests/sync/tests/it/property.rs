@@ -65,12 +65,14 @@ fn own_box(bench: usize) -> String {
 fn run(steps: &[Step]) {
     let d = tempfile::tempdir().unwrap();
     let reg = Registry::sqlite(d.path());
+    run_on(&reg, d.path(), steps);
+}
+
+fn run_on(reg: &Registry, dir: &std::path::Path, steps: &[Step]) {
+    let d = dir;
     reg.site("NCGM", "NCG");
     let proxy = Proxy::start(reg.port);
-    let benches: Vec<Bench> = ["a", "b", "c"]
-        .iter()
-        .map(|n| Bench::new(d.path(), n))
-        .collect();
+    let benches: Vec<Bench> = ["a", "b", "c"].iter().map(|n| Bench::new(d, n)).collect();
     for b in &benches {
         b.enroll_at(&proxy.url(), &reg.code("NCGM")).unwrap();
     }
@@ -158,7 +160,7 @@ fn run(steps: &[Step]) {
         }
     }
     settle(&all);
-    agree(&reg, "NCGM", &all);
+    agree(reg, "NCGM", &all);
     let opened = reg.conflicts("NCGM").len();
     for b in &benches {
         let here = b.ok(&["conflicts"]).as_array().unwrap().len();
@@ -187,69 +189,80 @@ proptest! {
 /// meanwhile, the other bench killed after its push was stored, a move in between.
 #[test]
 fn regression_rebase_after_a_lost_answer_and_a_move() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    regression_steps(&reg, d.path());
+}
+
+/// The steps of that regression, on any registry (the PostgreSQL run uses them too).
+pub fn regression_steps(reg: &Registry, dir: &std::path::Path) {
     use Step::*;
-    run(&[
-        Register {
-            bench: 0,
-            shared: true,
-        },
-        Sync { bench: 0 },
-        Register {
-            bench: 0,
-            shared: true,
-        },
-        Move {
-            bench: 0,
-            pick: 6823442537214452978,
-            shared: true,
-        },
-        Return {
-            bench: 2,
-            pick: 8389902789431806382,
-        },
-        Register {
-            bench: 1,
-            shared: true,
-        },
-        CheckOut {
-            bench: 2,
-            pick: 17020500317083786648,
-        },
-        Return {
-            bench: 2,
-            pick: 1781543579160390095,
-        },
-        Return {
-            bench: 0,
-            pick: 7833366566387894796,
-        },
-        Move {
-            bench: 2,
-            pick: 3333824959906604241,
-            shared: true,
-        },
-        Sync { bench: 2 },
-        Return {
-            bench: 1,
-            pick: 13269090752190444554,
-        },
-        Register {
-            bench: 2,
-            shared: true,
-        },
-        CheckOut {
-            bench: 0,
-            pick: 3386652008393348551,
-        },
-        Sync { bench: 1 },
-        Crash {
-            bench: 2,
-            in_pull: false,
-        },
-        Move {
-            bench: 0,
-            pick: 8503603765471837600,
-            shared: false,
-        },
-    ]);
+    run_on(
+        reg,
+        dir,
+        &[
+            Register {
+                bench: 0,
+                shared: true,
+            },
+            Sync { bench: 0 },
+            Register {
+                bench: 0,
+                shared: true,
+            },
+            Move {
+                bench: 0,
+                pick: 6823442537214452978,
+                shared: true,
+            },
+            Return {
+                bench: 2,
+                pick: 8389902789431806382,
+            },
+            Register {
+                bench: 1,
+                shared: true,
+            },
+            CheckOut {
+                bench: 2,
+                pick: 17020500317083786648,
+            },
+            Return {
+                bench: 2,
+                pick: 1781543579160390095,
+            },
+            Return {
+                bench: 0,
+                pick: 7833366566387894796,
+            },
+            Move {
+                bench: 2,
+                pick: 3333824959906604241,
+                shared: true,
+            },
+            Sync { bench: 2 },
+            Return {
+                bench: 1,
+                pick: 13269090752190444554,
+            },
+            Register {
+                bench: 2,
+                shared: true,
+            },
+            CheckOut {
+                bench: 0,
+                pick: 3386652008393348551,
+            },
+            Sync { bench: 1 },
+            Crash {
+                bench: 2,
+                in_pull: false,
+            },
+            Move {
+                bench: 0,
+                pick: 8503603765471837600,
+                shared: false,
+            },
+        ],
+    );
 }
