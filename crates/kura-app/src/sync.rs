@@ -222,6 +222,23 @@ impl Kura {
             })
             .transpose()?;
         let year = chrono::Datelike::year(&self.today());
+        // Serials this database issued itself: the registry records them as this workstation's
+        // (and refuses if another bench was leased any of them), so no ID is issued twice.
+        let mut issued = Vec::new();
+        for y in 2000..=2099 {
+            if let Some(next) = self
+                .store()
+                .meta(&format!("serial:{y}"))?
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|n| *n > 1)
+            {
+                issued.push(kura_proto::Lease {
+                    year: y,
+                    first: 1,
+                    last: next - 1,
+                });
+            }
+        }
         Ok(Enrollment {
             base,
             ca,
@@ -231,6 +248,7 @@ impl Kura {
                 workstation: self.workstation(),
                 name,
                 year,
+                issued,
             },
         })
     }

@@ -108,6 +108,10 @@ pub struct EnrollRequest {
     pub name: String,
     /// The year of the first lease (the bench's calendar year).
     pub year: i32,
+    /// Serials this database issued itself before it was enrolled (`first..=last` per year):
+    /// the registry records them as this workstation's, so that no other bench is leased them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issued: Vec<Lease>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

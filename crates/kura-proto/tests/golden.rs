@@ -72,6 +72,23 @@ fn fixtures() {
             workstation: id(0x58),
             name: "bench-3 (-80 °C room)".into(),
             year: 2026,
+            issued: vec![],
+        },
+    );
+    // Added to version 1: the serials a database issued before enrollment (absent above).
+    check(
+        "enroll_request_issued",
+        EnrollRequest {
+            v: VERSION,
+            code: "KQ7M-2XPA-9TRB-WC4D".into(),
+            workstation: id(0x58),
+            name: "bench-3".into(),
+            year: 2026,
+            issued: vec![Lease {
+                year: 2026,
+                first: 1,
+                last: 1200,
+            }],
         },
     );
     check(

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use kura_proto::{RejectCode, Verdict, WireEvent};
+use kura_proto::{Lease, RejectCode, Verdict, WireEvent};
 use uuid::Uuid;
 
 use crate::testkit::{self, Bench};
@@ -58,6 +58,7 @@ pub async fn enroll<D: RegistryDb>(db: &D, site: &str, prefix: &str) -> (Caller,
         now: NOW,
         year: 2026,
         lease: 100,
+        issued: vec![],
     })
     .await
     .unwrap();
@@ -129,6 +130,7 @@ async fn enrollment<D: RegistryDb>(db: D) {
         now: NOW,
         year: 2026,
         lease: 50,
+        issued: vec![],
     };
     let (site, lease) = db.enroll(e("good", "t1")).await.unwrap();
     assert_eq!(site.code, "NCGM");
@@ -500,6 +502,68 @@ async fn leases<D: RegistryDb>(db: D) {
     assert_eq!(
         db.lease(&b, 2028, 1, NOW).await.unwrap_err().code(),
         "serials_exhausted"
+    );
+
+    // A bench that issued IDs itself before enrolling claims them: its first lease starts
+    // after them, and nobody is leased them; a claim over another's serials is refused.
+    db.add_site(testkit::site("NCCH", "C")).await.unwrap();
+    let claim = |code: &str, issued: Vec<Lease>| {
+        let ws = Uuid::now_v7();
+        (
+            ws,
+            Enrollment {
+                code_hash: secret_hash(code),
+                workstation: ws,
+                name: "bench that worked alone".into(),
+                token_hash: secret_hash(&format!("tok-{code}")),
+                now: NOW,
+                year: 2026,
+                lease: 100,
+                issued,
+            },
+        )
+    };
+    for c in ["alone-1", "alone-2"] {
+        db.add_enrollment("NCCH", secret_hash(c), NOW + 10)
+            .await
+            .unwrap();
+    }
+    let (w1, e1) = claim(
+        "alone-1",
+        vec![Lease {
+            year: 2026,
+            first: 1,
+            last: 250,
+        }],
+    );
+    let (_, first) = db.enroll(e1).await.unwrap();
+    assert_eq!(
+        (first.first, first.last),
+        (251, 350),
+        "after what it issued"
+    );
+    let me = db
+        .authenticate(secret_hash("tok-alone-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(me.workstation, w1);
+    assert_eq!(
+        db.status(&me).await.unwrap().leases.len(),
+        2,
+        "the claim is its own"
+    );
+    let (_, e2) = claim(
+        "alone-2",
+        vec![Lease {
+            year: 2026,
+            first: 1,
+            last: 10,
+        }],
+    );
+    assert_eq!(
+        db.enroll(e2).await.unwrap_err(),
+        DbError::Enroll(EnrollRefusal::SerialsTaken)
     );
 }
 

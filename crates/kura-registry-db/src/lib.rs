@@ -89,6 +89,10 @@ pub enum EnrollRefusal {
     OtherSite,
     #[error("this workstation was revoked; ask the registry administrator")]
     Revoked,
+    #[error(
+        "this database issued Kura IDs itself whose serials the registry already leased to another workstation of the site: they would collide. Enroll a new database for this workstation, or ask the registry administrator"
+    )]
+    SerialsTaken,
 }
 
 impl EnrollRefusal {
@@ -99,6 +103,7 @@ impl EnrollRefusal {
             EnrollRefusal::ExpiredCode => "enroll_code_expired",
             EnrollRefusal::OtherSite => "enroll_other_site",
             EnrollRefusal::Revoked => "workstation_revoked",
+            EnrollRefusal::SerialsTaken => "enroll_serials_taken",
         }
     }
 }
@@ -144,6 +149,8 @@ pub struct Enrollment {
     pub now: i64,
     pub year: i32,
     pub lease: u64,
+    /// Serials the bench issued before enrolling, recorded as its own.
+    pub issued: Vec<Lease>,
 }
 
 /// Where a workstation's stream stands in the registry.

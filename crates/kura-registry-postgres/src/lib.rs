@@ -771,6 +771,27 @@ impl RegistryDb for PgDb {
         .await
         .map_err(pg)?;
         let (site, _) = site_row(&tx, &site_code, true).await?;
+        for c in &e.issued {
+            let (first, last) = (c.first as i64, c.last as i64);
+            let taken: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM leases WHERE site = $1 AND year = $2 AND first <= $4 AND last >= $3 AND workstation != $5",
+                    &[&site.code, &c.year, &first, &last, &e.workstation],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            if taken > 0 {
+                return refuse(EnrollRefusal::SerialsTaken);
+            }
+            tx.execute(
+                "INSERT INTO leases (site, year, first, last, workstation, granted_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT DO NOTHING",
+                &[&site.code, &c.year, &first, &last, &e.workstation, &e.now],
+            )
+            .await
+            .map_err(pg)?;
+        }
         let lease = grant(&tx, &site, e.workstation, e.year, e.lease, e.now).await?;
         tx.commit().await.map_err(pg)?;
         Ok((site, lease))

@@ -677,6 +677,23 @@ impl RegistryDb for SqliteDb {
             )
             .map_err(backend)?;
             let (site, _) = site_row(tx, &site_code)?;
+            for c in &e.issued {
+                let taken: i64 = tx
+                    .query_row(
+                        "SELECT count(*) FROM leases WHERE site = ?1 AND year = ?2 AND first <= ?4 AND last >= ?3 AND workstation != ?5",
+                        params![site.code, c.year, c.first as i64, c.last as i64, e.workstation.as_bytes()],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if taken > 0 {
+                    return refuse(EnrollRefusal::SerialsTaken);
+                }
+                tx.execute(
+                    "INSERT OR IGNORE INTO leases (site, year, first, last, workstation, granted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![site.code, c.year, c.first as i64, c.last as i64, e.workstation.as_bytes(), e.now],
+                )
+                .map_err(backend)?;
+            }
             let lease = grant(tx, &site, e.workstation, e.year, e.lease, e.now)?;
             Ok((site, lease))
         })

@@ -276,6 +276,19 @@ pub async fn capabilities() -> Json<Capabilities> {
 pub async fn enroll(State(s): Shared, Body(body): Body) -> ApiResult<EnrollResponse> {
     let req: EnrollRequest = parse(&body)?;
     check_year(req.year)?;
+    for c in &req.issued {
+        check_year(c.year)?;
+        if c.first == 0 || c.first > c.last {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_count",
+                format!(
+                    "serials {}–{} of {} are not a range",
+                    c.first, c.last, c.year
+                ),
+            ));
+        }
+    }
     let token = secret::new_token().map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -292,6 +305,7 @@ pub async fn enroll(State(s): Shared, Body(body): Body) -> ApiResult<EnrollRespo
             now: now_us(),
             year: req.year,
             lease: kura_proto::DEFAULT_LEASE,
+            issued: req.issued.clone(),
         })
         .await?;
     tracing::info!(workstation = %req.workstation, site = %site.code, "enrolled");

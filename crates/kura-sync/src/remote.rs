@@ -78,6 +78,7 @@ impl RemoteError {
                 "enroll_code_used" => "enroll_code_used",
                 "enroll_code_expired" => "enroll_code_expired",
                 "enroll_other_site" => "enroll_other_site",
+                "enroll_serials_taken" => "enroll_serials_taken",
                 "workstation_revoked" => "workstation_revoked",
                 "not_your_stream" => "not_your_stream",
                 "serials_exhausted" => "serials_exhausted",

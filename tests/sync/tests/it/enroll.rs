@@ -86,3 +86,85 @@ fn enrollment_errors_say_what_to_do() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A bench that issued Kura IDs before it was enrolled claims them at enrollment: the other
+/// benches are never leased them; a claim over serials already leased is refused.
+#[test]
+fn ids_issued_before_enrollment_are_claimed_and_never_collide() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    reg.site("NCGM", "NCG");
+    let alone = Bench::new(d.path(), "alone");
+    alone.ok(&["init", "--prefix", "NCG", "--serial-width", "7"]);
+    let before = alone.ok(&[
+        "register",
+        "--type",
+        "BLD",
+        "--study",
+        "S",
+        "--donor",
+        "P",
+        "--aliquots",
+        "9",
+    ]);
+    let mut ids: Vec<String> = vec![before["parent"].as_str().unwrap().to_string()];
+    ids.extend(
+        before["aliquots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string()),
+    );
+    let r = alone.enroll(&reg, "NCGM");
+    assert_eq!(
+        (r["lease_first"].as_u64(), r["issued_before"].as_u64()),
+        (Some(11), Some(10)),
+        "{r}"
+    );
+    let other = Bench::new(d.path(), "other");
+    other.enroll(&reg, "NCGM");
+    for x in [&alone, &other] {
+        let r = x.ok(&[
+            "register",
+            "--type",
+            "BLD",
+            "--study",
+            "S",
+            "--donor",
+            "P",
+            "--aliquots",
+            "4",
+        ]);
+        ids.push(r["parent"].as_str().unwrap().to_string());
+        ids.extend(
+            r["aliquots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string()),
+        );
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "no ID twice: {ids:?}");
+    // A second bench that also worked alone, with serials the first was leased: refused.
+    let late = Bench::new(d.path(), "late");
+    late.ok(&["init", "--prefix", "NCG", "--serial-width", "7"]);
+    for _ in 0..3 {
+        late.ok(&[
+            "register",
+            "--type",
+            "BLD",
+            "--study",
+            "S",
+            "--donor",
+            "P",
+            "--aliquots",
+            "9",
+        ]);
+    }
+    let e = late.enroll_at(&reg.url(), &reg.code("NCGM")).unwrap_err();
+    assert_eq!(e["code"], "enroll_serials_taken", "{e}");
+    assert_eq!(late.status()["enrolled"], false);
+}
