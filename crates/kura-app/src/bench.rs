@@ -42,6 +42,57 @@ pub struct BenchReport {
     pub lines: Vec<BenchLine>,
 }
 
+/// Untimed check-ins on each side before the single check-ins are timed.
+const WARM_UP_CHECKINS: usize = 500;
+
+/// The benchmark's empty boxes (`BENCH-B01` …), filled one after another.
+#[derive(Default)]
+struct Slots {
+    box_i: usize,
+    in_box: usize,
+}
+
+impl Slots {
+    /// The box the next single check-in goes to.
+    fn next(&mut self) -> String {
+        if self.box_i == 0 || self.in_box == 81 {
+            self.box_i += 1;
+            self.in_box = 0;
+        }
+        self.in_box += 1;
+        format!("BENCH-B{:02}", self.box_i)
+    }
+
+    /// A box nothing was checked in to yet.
+    fn empty_box(&mut self) -> String {
+        self.box_i += 1;
+        self.in_box = 81;
+        format!("BENCH-B{:02}", self.box_i)
+    }
+}
+
+/// Single check-ins, each its own transaction, against as many raw update + insert commits,
+/// alternating in rounds of 50 so that drift in the disk's fsync latency falls on both alike.
+/// Returns (Kura commits/s, raw commits/s).
+fn alternate(
+    kura: &mut Kura,
+    raw: &mut RawBaseline,
+    codes: &[String],
+    slots: &mut Slots,
+) -> Result<(f64, f64), AppError> {
+    let (mut kura_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
+    for chunk in codes.chunks(50) {
+        let t = Instant::now();
+        for code in chunk {
+            kura.check_in(code, &slots.next(), None)?;
+        }
+        kura_time += t.elapsed();
+        raw_time += raw.update_and_event(chunk.len() as i64)?;
+    }
+    let n = codes.len() as f64;
+    Ok((n / kura_time.as_secs_f64(), n / raw_time.as_secs_f64()))
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -204,7 +255,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
 
     // 4. Single check-ins (each its own transaction at synchronous=FULL).
     say("single check-ins …");
-    let n_boxes = 2 * opts.checkins.div_ceil(81) + opts.boxes + 2;
+    let n_boxes = (WARM_UP_CHECKINS + 2 * opts.checkins).div_ceil(81) + opts.boxes + 3;
     // A position-less freezer that takes the benchmark's empty boxes directly.
     let layout = format!(
         "[[container]]\ncode = \"BENCH-F\"\ntype = \"freezer\"\nparent = \"DEMO-B1-FRZ\"\n\n\
@@ -212,7 +263,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     );
     kura.apply_layout(&layout)?;
     let mut fresh = Vec::new();
-    while fresh.len() < 2 * opts.checkins + 81 * opts.boxes {
+    while fresh.len() < WARM_UP_CHECKINS + 2 * opts.checkins + 81 * opts.boxes {
         let r = kura.register(&RegisterRequest {
             sample_type: "PL1".into(),
             container: "PED".into(),
@@ -228,32 +279,26 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         fresh.push(r.parent);
         fresh.extend(r.aliquots);
     }
-    let (single, rest) = fresh.split_at(opts.checkins);
+    let (warm, rest) = fresh.split_at(WARM_UP_CHECKINS);
+    let (single, rest) = rest.split_at(opts.checkins);
     let (single_enrolled, boxed) = rest.split_at(opts.checkins);
-    // Kura and raw alternate in rounds of 50 commits, so that drift in the disk's fsync latency
-    // falls on both alike.
-    let mut box_i = 1;
-    let (mut kura_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
-    for (round, chunk) in single.chunks(50).enumerate() {
-        let t = Instant::now();
-        for (j, code) in chunk.iter().enumerate() {
-            let i = round * 50 + j;
-            if i > 0 && i % 81 == 0 {
-                box_i += 1;
-            }
-            kura.check_in(code, &format!("BENCH-B{box_i:02}"), None)?;
-        }
-        kura_time += t.elapsed();
-        raw_time += raw.update_and_event(chunk.len() as i64)?;
+    // Warm-up, not timed, the same on both sides: enough commits that each side's WAL has grown
+    // to its working size and been checkpointed at least once (a WAL still growing pays for the
+    // file's new size at every fsync; without this, whichever side had reached its steady state
+    // first looked faster, and the raw figure moved by 1.7× between two lines of one report).
+    let mut slots = Slots::default();
+    for code in warm {
+        kura.check_in(code, &slots.next(), None)?;
     }
-    let kura_rate = single.len() as f64 / kura_time.as_secs_f64();
-    let raw_rate = single.len() as f64 / raw_time.as_secs_f64();
+    raw.update_and_event(WARM_UP_CHECKINS as i64)?;
+    let (kura_rate, raw_rate) = alternate(&mut kura, &mut raw, single, &mut slots)?;
     lines.push(BenchLine {
         name: format!("single check-in ({} commits each side)", single.len()),
         compares: format!(
             "Kura: one check-in = event (hash chained) + projection, one transaction; \
              raw: one row update + one {event_bytes:.0}-byte event insert, one transaction. \
-             Both at synchronous=FULL with the same settings, alternating in rounds of 50"
+             Both at synchronous=FULL with the same settings, after {WARM_UP_CHECKINS} untimed \
+             commits each, alternating in rounds of 50"
         ),
         kura: format!("{kura_rate:.0} commits/s"),
         raw: format!("{raw_rate:.0} commits/s"),
@@ -268,9 +313,8 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     say("box check-ins …");
     let (mut box_t, mut raw_box_t) = (Vec::new(), Vec::new());
     for chunk in boxed.chunks(81).take(opts.boxes) {
-        box_i += 1;
         let t = Instant::now();
-        kura.check_in_box(&format!("BENCH-B{box_i:02}"), chunk)?;
+        kura.check_in_box(&slots.empty_box(), chunk)?;
         box_t.push(t.elapsed());
         raw_box_t.push(raw.updates_and_events_in_one(81)?);
     }
@@ -306,23 +350,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     say("single check-ins, enrolled …");
     kura.store_mut()
         .write(|tx| tx.set_enrollment("http://registry.invalid", "file:none", None, "{}"))?;
-    let (mut kura_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
-    let mut in_box = 0;
-    for chunk in single_enrolled.chunks(50) {
-        let t = Instant::now();
-        for code in chunk {
-            if in_box == 81 {
-                box_i += 1;
-                in_box = 0;
-            }
-            in_box += 1;
-            kura.check_in(code, &format!("BENCH-B{:02}", box_i + 1), None)?;
-        }
-        kura_time += t.elapsed();
-        raw_time += raw.update_and_event(chunk.len() as i64)?;
-    }
-    let kura_rate = single_enrolled.len() as f64 / kura_time.as_secs_f64();
-    let raw_rate = single_enrolled.len() as f64 / raw_time.as_secs_f64();
+    let (kura_rate, raw_rate) = alternate(&mut kura, &mut raw, single_enrolled, &mut slots)?;
     lines.push(BenchLine {
         name: format!(
             "single check-in, enrolled bench ({} commits each side)",
@@ -332,7 +360,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
             "Kura: one check-in = event (hash chained) + projection + its undo image (kept until \
              the registry's order settles it), one transaction; raw: one row update + one \
              {event_bytes:.0}-byte event insert, one transaction. Both at synchronous=FULL with the \
-             same settings, alternating in rounds of 50"
+             same settings, right after the line above, alternating in rounds of 50"
         ),
         kura: format!("{kura_rate:.0} commits/s"),
         raw: format!("{raw_rate:.0} commits/s"),

@@ -282,7 +282,7 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long, default_value_t = 20_000)]
         lookups: usize,
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 2_000)]
         checkins: usize,
         #[arg(long, default_value_t = 10)]
         boxes: usize,
