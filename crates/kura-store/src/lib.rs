@@ -52,6 +52,9 @@ pub struct Store {
     containers: RefCell<HashMap<i64, Arc<ContainerMeta>>>,
     /// Containers by code, for the rules (kept across transactions, same invalidation).
     rule_cache: project::ContainerCache,
+    /// What this bench's events ahead of a pulled page touch, kept from one page to the next
+    /// (dropped with the other caches, and after a transaction that did not commit).
+    ahead: Option<sync::AheadCache>,
     /// `PRAGMA data_version` when the caches were last known good: another process's commit
     /// changes it, and then the caches are dropped.
     data_version: std::cell::Cell<i64>,
@@ -203,6 +206,7 @@ impl Store {
             workstation,
             containers: RefCell::new(HashMap::new()),
             rule_cache: project::ContainerCache::new(),
+            ahead: None,
             data_version: std::cell::Cell::new(data_version),
         })
     }
@@ -223,12 +227,13 @@ impl Store {
     {
         if self.external_change()? {
             self.rule_cache.clear();
+            self.ahead = None;
         }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| StoreError::from(e).at(&self.path))?;
-        let mut t = Tx::begin(tx, self.workstation, &mut self.rule_cache)?;
+        let mut t = Tx::begin(tx, self.workstation, &mut self.rule_cache, &mut self.ahead)?;
         let out = f(&mut t);
         let changed = t.containers_changed();
         let result = match out {
@@ -238,6 +243,10 @@ impl Store {
                 Err(e)
             }
         };
+        if result.is_err() {
+            // It may describe rows that were rolled back.
+            self.ahead = None;
+        }
         if changed {
             // Created or moved containers: drop both caches (a rolled-back transaction may have
             // cached containers that no longer exist).

@@ -255,11 +255,39 @@ impl Touched {
         }
     }
 
+    fn extend(&mut self, other: Touched) {
+        self.names.extend(other.names);
+        self.boxes.extend(other.boxes);
+        self.containers_changed |= other.containers_changed;
+    }
+
     fn meets(&self, other: &Touched) -> bool {
         (self.containers_changed && other.containers_changed)
             || !self.names.is_disjoint(&other.names)
             || !self.boxes.is_disjoint(&other.boxes)
     }
+}
+
+/// The events applied here that the canonical order puts after a pulled page (the ones the
+/// registry ordered after it, and this bench's it has not ordered yet), and what they touch.
+/// Worked out once, then carried from one page of a pull to the next: the pages rise, so events
+/// only leave the front (the cursor passed them) and this bench's new events join the back. A
+/// bench with 100,000 events of its own waiting behind a million pulled ones would otherwise read
+/// and parse all of its own at every page.
+#[derive(Debug)]
+pub(crate) struct AheadCache {
+    /// Valid for pages whose lowest `server_seq` is at least this.
+    low: u64,
+    /// (major, minor, local id) in the canonical order; not ordered yet: major = `i64::MAX`.
+    events: std::collections::VecDeque<(i64, i64, i64)>,
+    /// What they touch. Events that left the front stay counted until the next full count: a
+    /// superset can only cause a rebase that was not needed, never miss one.
+    touched: Touched,
+    /// Events that left since the last full count.
+    dropped: usize,
+    /// The newest local event id and the high-water mark it was brought up to date with.
+    max_rowid: i64,
+    pushed_seq: i64,
 }
 
 fn parse_body(payload: &str, what: impl Fn() -> String) -> Result<EventBody, StoreError> {
@@ -431,6 +459,7 @@ impl Tx<'_> {
             return Ok(());
         }
         let me = self.workstation();
+        let before = self.pull_cursor()?;
         let mut lowest_new: Option<u64> = None;
         for a in answers {
             let rowid: i64 = self
@@ -476,7 +505,9 @@ impl Tx<'_> {
             "UPDATE sync_state SET pushed_seq = max(pushed_seq, ?1) WHERE id = 1",
             [last as i64],
         )?;
-        self.advance_cursor()?;
+        // An event kept as a rejection is ordered at the newest place known, which may lie at or
+        // below the cursor already: its undo image goes now.
+        self.advance_cursor(lowest_new.map_or(before, |l| before.min(l as i64)))?;
         // Normally the registry orders a push after everything pulled before it. If pulled
         // events sit after these in its order (an acknowledgement learnt late), the projection
         // must follow that order.
@@ -499,11 +530,8 @@ impl Tx<'_> {
     /// that: the cursor moves over them, so a bench that pushed a million events does not read
     /// a million places back. Undo images of events at or below the cursor are dropped: nothing
     /// can come before them any more.
-    fn advance_cursor(&mut self) -> Result<(), StoreError> {
-        let mut cursor: i64 = self
-            .conn()
-            .prepare_cached("SELECT pull_cursor FROM sync_state WHERE id = 1")?
-            .query_row([], |r| r.get(0))?;
+    fn advance_cursor(&mut self, before: i64) -> Result<(), StoreError> {
+        let mut cursor: i64 = self.pull_cursor()?;
         let start = cursor;
         {
             let mut next = self.conn().prepare_cached(
@@ -518,12 +546,22 @@ impl Tx<'_> {
                 .prepare_cached("UPDATE sync_state SET pull_cursor = ?1 WHERE id = 1")?
                 .execute([cursor])?;
         }
+        // Only the events the cursor passed now (by the index on major): this bench's events
+        // are ordered above the cursor they were pushed at, so none with an undo image lies
+        // below `before`.
         self.conn()
             .prepare_cached(
-                "DELETE FROM undo WHERE (SELECT o.major FROM event_order o WHERE o.event = undo.event) <= ?1",
+                "DELETE FROM undo WHERE event IN (SELECT event FROM event_order WHERE major BETWEEN ?1 AND ?2)",
             )?
-            .execute([cursor])?;
+            .execute([before.min(cursor), cursor])?;
         Ok(())
+    }
+
+    fn pull_cursor(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT pull_cursor FROM sync_state WHERE id = 1")?
+            .query_row([], |r| r.get(0))?)
     }
 
     fn newest_major(&self) -> Result<i64, StoreError> {
@@ -727,23 +765,26 @@ impl Tx<'_> {
         }
         // Does any event applied here belong after this page in the registry's order, and touch
         // what the page touches? (If not, the order makes no difference.)
-        let mut ahead = Vec::new();
+        let cursor_before = self.pull_cursor()?;
+        let mut ahead: Vec<(i64, i64, i64)> = Vec::new();
         let reorder = match fresh.iter().map(|(e, _)| e.server_seq).min() {
             None => false,
             Some(low) => {
-                ahead = self.ordered_after(low, None)?;
-                ahead.extend(self.unpushed_rowids()?);
-                if ahead.is_empty() {
-                    false
-                } else {
-                    let mine = self.events_touched(&ahead)?;
+                let cache = self.ahead_of(low)?;
+                let meets = !cache.events.is_empty() && {
                     let mut theirs = Touched::default();
                     for (_, b) in &fresh {
                         theirs.add(b);
                     }
                     self.add_history_boxes(&mut theirs)?;
-                    mine.meets(&theirs)
+                    cache.touched.meets(&theirs)
+                };
+                if meets {
+                    ahead = cache.events.iter().copied().collect();
+                } else {
+                    *self.ahead_cache() = Some(cache);
                 }
+                meets
             }
         };
         for (ws, after, next) in gaps {
@@ -759,7 +800,7 @@ impl Tx<'_> {
         let before = self.count_conflicts()?;
         let rebase = reorder && self.can_rebase(&ahead)?;
         if rebase {
-            for id in ahead.iter().rev() {
+            for (_, _, id) in ahead.iter().rev() {
                 self.projector().undo(*id)?;
             }
             self.mark_containers_changed();
@@ -811,8 +852,8 @@ impl Tx<'_> {
             for (i, (rowid, (e, _))) in inserted.iter().zip(&fresh).enumerate() {
                 merged.push(((e.server_seq as i64, 0, *rowid), Some(i)));
             }
-            for id in &ahead {
-                merged.push((self.canonical_key(*id)?, None));
+            for key in &ahead {
+                merged.push((*key, None));
             }
             merged.sort_by_key(|m| m.0);
             for (key, page) in merged {
@@ -847,30 +888,22 @@ impl Tx<'_> {
             "UPDATE sync_state SET pull_cursor = max(pull_cursor, ?1) WHERE id = 1",
             [cursor as i64],
         )?;
-        self.advance_cursor()?;
+        self.advance_cursor(cursor_before)?;
+        // The page's events are below the next page: the cache stays valid past them.
+        let newest = self.newest_rowid()?;
+        if let Some(c) = self.ahead_cache().as_mut() {
+            c.max_rowid = newest;
+        }
         Ok(out)
     }
 
-    /// Where an event stands in the canonical order: (major, minor, local id).
-    fn canonical_key(&self, id: i64) -> Result<(i64, i64, i64), StoreError> {
-        let k: Option<(i64, i64)> = self
-            .conn()
-            .prepare_cached("SELECT major, minor FROM event_order WHERE event = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(match k {
-            Some((major, minor)) => (major, minor, id),
-            None => (i64::MAX, 0, id),
-        })
-    }
-
     /// Every one of these is this workstation's and has its undo image.
-    fn can_rebase(&self, ahead: &[i64]) -> Result<bool, StoreError> {
+    fn can_rebase(&self, ahead: &[(i64, i64, i64)]) -> Result<bool, StoreError> {
         let me = self.workstation();
         let mut st = self.conn().prepare_cached(
             "SELECT (SELECT workstation FROM events e WHERE e.id = ?1), EXISTS (SELECT 1 FROM undo WHERE event = ?1)",
         )?;
-        for id in ahead {
+        for (_, _, id) in ahead {
             let (ws, has): (Vec<u8>, bool) = st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             if uuid_of(ws) != me || !has {
                 return Ok(false);
@@ -901,11 +934,102 @@ impl Tx<'_> {
         .transpose()
     }
 
+    fn newest_rowid(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT coalesce(max(id), 0) FROM events")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    fn pushed_seq(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT pushed_seq FROM sync_state WHERE id = 1")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// The events ahead of a page whose lowest `server_seq` is `low`, and what they touch: the
+    /// cache brought forward from the page before when it can be (the caller puts it back), or
+    /// worked out anew.
+    fn ahead_of(&mut self, low: u64) -> Result<AheadCache, StoreError> {
+        let newest = self.newest_rowid()?;
+        let pushed = self.pushed_seq()?;
+        let kept = self
+            .ahead_cache()
+            .take()
+            .filter(|c| c.low <= low && c.pushed_seq == pushed && c.max_rowid <= newest);
+        let Some(mut c) = kept else {
+            return self.count_ahead(low, newest, pushed);
+        };
+        // The cursor passed these.
+        while c.events.front().is_some_and(|e| e.0 <= low as i64) {
+            c.events.pop_front();
+            c.dropped += 1;
+        }
+        c.low = low;
+        if c.max_rowid < newest {
+            // Written here since: this bench's new events join the back (not ordered yet);
+            // anything else (another bench's, an ordered one) means counting again.
+            let me = self.workstation();
+            let mut st = self.conn().prepare_cached(
+                "SELECT id, workstation, seq, EXISTS (SELECT 1 FROM event_order o WHERE o.event = events.id)
+                 FROM events WHERE id > ?1 ORDER BY id",
+            )?;
+            let rows: Vec<(i64, Vec<u8>, i64, bool)> = st
+                .query_map([c.max_rowid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            if rows.iter().any(|(_, ws, seq, ordered)| {
+                uuid_of(ws.clone()) != me || *seq <= pushed || *ordered
+            }) {
+                return self.count_ahead(low, newest, pushed);
+            }
+            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            c.touched.extend(self.events_touched(&ids)?);
+            c.events.extend(ids.into_iter().map(|id| (i64::MAX, 0, id)));
+            c.max_rowid = newest;
+        }
+        // Most of what was counted has left: count again rather than carry a stale superset.
+        if c.dropped > 1_000 && c.dropped > c.events.len() {
+            return self.count_ahead(low, newest, pushed);
+        }
+        Ok(c)
+    }
+
+    /// Works out anew which events are ahead of `low` and what they touch.
+    fn count_ahead(&self, low: u64, newest: i64, pushed: i64) -> Result<AheadCache, StoreError> {
+        let mut events = std::collections::VecDeque::new();
+        {
+            let mut st = self.conn().prepare_cached(
+                "SELECT major, minor, event FROM event_order WHERE major > ?1 ORDER BY major, minor, event",
+            )?;
+            let rows = st.query_map([low as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            for row in rows {
+                events.push_back(row?);
+            }
+        }
+        for id in self.unpushed_rowids()? {
+            events.push_back((i64::MAX, 0, id));
+        }
+        let ids: Vec<i64> = events.iter().map(|e| e.2).collect();
+        let touched = self.events_touched(&ids)?;
+        Ok(AheadCache {
+            low,
+            events,
+            touched,
+            dropped: 0,
+            max_rowid: newest,
+            pushed_seq: pushed,
+        })
+    }
+
     /// Local ids of this workstation's events past the high-water mark.
     fn unpushed_rowids(&self) -> Result<Vec<i64>, StoreError> {
         let me = self.workstation();
         let mut st = self.conn().prepare_cached(
-            "SELECT id FROM events WHERE workstation = ?1 AND seq > (SELECT pushed_seq FROM sync_state) ORDER BY id",
+            "SELECT id FROM events WHERE workstation = ?1 AND seq > (SELECT pushed_seq FROM sync_state)
+               AND NOT EXISTS (SELECT 1 FROM event_order o WHERE o.event = events.id) ORDER BY id",
         )?;
         let rows = st.query_map([me.as_bytes().as_slice()], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)

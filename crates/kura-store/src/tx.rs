@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::project::{ContainerCache, Projector, read_state};
+use crate::sync::AheadCache;
 use kura_domain::hash::{GENESIS, event_hash};
 
 /// An open write transaction. Dropping it without [`Store::write`](crate::Store::write)
@@ -20,6 +21,7 @@ pub struct Tx<'a> {
     next_seq: i64,
     prev_hash: [u8; 32],
     cache: &'a mut ContainerCache,
+    ahead: &'a mut Option<AheadCache>,
     /// Set when a write failed half-way: the transaction must not commit.
     poisoned: bool,
     /// Set when a container was created or moved (read caches must forget them).
@@ -34,6 +36,7 @@ impl<'a> Tx<'a> {
         tx: Transaction<'a>,
         workstation: Uuid,
         cache: &'a mut ContainerCache,
+        ahead: &'a mut Option<AheadCache>,
     ) -> Result<Tx<'a>, StoreError> {
         let last: Option<(i64, Vec<u8>)> = tx
             .prepare_cached(
@@ -63,6 +66,7 @@ impl<'a> Tx<'a> {
             next_seq,
             prev_hash,
             cache,
+            ahead,
             poisoned: false,
             containers_changed: false,
             undo,
@@ -96,6 +100,10 @@ impl<'a> Tx<'a> {
 
     pub(crate) fn cache_mut(&mut self) -> &mut ContainerCache {
         self.cache
+    }
+
+    pub(crate) fn ahead_cache(&mut self) -> &mut Option<AheadCache> {
+        self.ahead
     }
 
     pub(crate) fn undo_enabled(&self) -> bool {

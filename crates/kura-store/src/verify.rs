@@ -167,6 +167,7 @@ impl Store {
     ) -> Result<RebuildReport, StoreError> {
         self.forget_containers();
         self.rule_cache.clear();
+        self.ahead = None;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
