@@ -373,6 +373,12 @@ impl Kura {
             lease_years,
             lease_low: (2 * day).max(500),
             lease_size: (2 * day).clamp(kura_proto::DEFAULT_LEASE, kura_proto::MAX_LEASE),
+            // How many pulled events one transaction applies (the tests make pages split often).
+            apply_chunk: std::env::var("KURA_SYNC_APPLY_CHUNK")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(Config::default().apply_chunk),
             ..Config::default()
         };
         Ok(Engine::new(self.path(), http, self.clock.clone(), cfg))

@@ -58,6 +58,8 @@ pub struct Store {
     /// `PRAGMA data_version` when the caches were last known good: another process's commit
     /// changes it, and then the caches are dropped.
     data_version: std::cell::Cell<i64>,
+    /// Sync's connection: its writes let this process's foreground writes go first.
+    background: bool,
 }
 
 /// What reads need of a container: its code, geometry and location path.
@@ -72,8 +74,7 @@ pub(crate) struct ContainerMeta {
 fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     let at = |e: rusqlite::Error| StoreError::from(e).at(path);
     let mut conn = Connection::open(path).map_err(at)?;
-    conn.busy_timeout(std::time::Duration::from_millis(error::BUSY_TIMEOUT_MS))
-        .map_err(at)?;
+    conn.busy_handler(Some(busy_wait)).map_err(at)?;
     // The first read: a file that is not SQLite, or not Kura's, or newer, stops here unchanged.
     let current = migrations::current(&conn, path).map_err(|e| e.at(path))?;
     let mode: String = conn
@@ -90,6 +91,50 @@ fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(128);
     migrations::migrate(&mut conn, current).map_err(|e| e.at(path))?;
     Ok(conn)
+}
+
+/// Waits for another connection's write to finish: looks again every millisecond, for up to
+/// [`error::BUSY_TIMEOUT_MS`]. (SQLite's own handler backs off to sleeps of 10 to 100 ms, so a
+/// scan arriving while a sync transaction runs would often wait 10 ms or more after the lock
+/// came free.)
+fn busy_wait(tries: i32) -> bool {
+    if u64::try_from(tries).unwrap_or(u64::MAX) >= error::BUSY_TIMEOUT_MS {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    true
+}
+
+/// Writes in this process that a person is waiting for (the window's commands, the CLI). A
+/// background writer (sync) does not begin a transaction while one of them waits, so a scan
+/// waits at most for the one sync transaction already under way, never for a queue of them.
+static FOREGROUND_WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one foreground write while it waits and runs.
+struct Foreground;
+
+impl Foreground {
+    fn enter() -> Foreground {
+        FOREGROUND_WRITES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Foreground
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        FOREGROUND_WRITES.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A background writer lets the foreground writes waiting now go first (for up to a second:
+/// a long import does not stop sync).
+fn yield_to_foreground() {
+    let start = std::time::Instant::now();
+    while FOREGROUND_WRITES.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && start.elapsed() < std::time::Duration::from_secs(1)
+    {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
 }
 
 /// Opens a database Kura may not write (read-only media, no permission): `mode=ro`, or, when
@@ -207,6 +252,7 @@ impl Store {
             containers: RefCell::new(HashMap::new()),
             rule_cache: project::ContainerCache::new(),
             ahead: None,
+            background: false,
             data_version: std::cell::Cell::new(data_version),
         })
     }
@@ -220,11 +266,23 @@ impl Store {
         self.workstation
     }
 
+    /// Marks this connection as a background writer (sync): before each transaction it lets
+    /// the foreground writes of this process that are waiting go first.
+    pub fn set_background(&mut self, background: bool) {
+        self.background = background;
+    }
+
     /// Runs `f` in one IMMEDIATE transaction. If `f` returns an error, nothing it did is kept.
     pub fn write<T, E>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
+        let _foreground = if self.background {
+            yield_to_foreground();
+            None
+        } else {
+            Some(Foreground::enter())
+        };
         if self.external_change()? {
             self.rule_cache.clear();
             self.ahead = None;

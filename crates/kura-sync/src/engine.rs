@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use kura_domain::Clock;
 use kura_proto::{PushRequest, RejectCode, Verdict, WireEvent, hex, parse_hash};
-use kura_store::{Answer, RemoteEvent, Store, StoreError};
+use kura_store::{Answer, PullApplied, RemoteEvent, Store, StoreError};
 use serde::Serialize;
 
 use crate::plan::{self, Op};
@@ -64,6 +64,10 @@ pub struct Config {
     pub batch_events: usize,
     pub batch_bytes: usize,
     pub page: u32,
+    /// A pulled page is applied in transactions of at most this many events, each with the
+    /// cursor at its last event: the write lock is never held long enough to keep a scan
+    /// waiting (about 5 ms for 250 events here).
+    pub apply_chunk: usize,
     /// Tries of one request before the round gives up (network errors, timeouts, 5xx).
     pub attempts: u32,
     pub backoff_base: Duration,
@@ -82,6 +86,7 @@ impl Default for Config {
             // Room for the JSON around the payloads.
             batch_bytes: kura_proto::MAX_BATCH_BYTES * 9 / 10,
             page: kura_proto::MAX_PAGE,
+            apply_chunk: 250,
             attempts: 5,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
@@ -128,7 +133,8 @@ pub struct Engine<R> {
 }
 
 /// A test hook: `KURA_SYNC_CRASH=after_push_response` ends the process between receiving an
-/// acknowledgement and storing it, `before_pull_commit` inside a page's transaction, as a
+/// acknowledgement and storing it, `before_pull_commit` inside a page's (first) transaction,
+/// `before_second_chunk_commit` inside the second transaction of a page applied in several, as a
 /// power cut or SIGKILL would. Nothing else reads it.
 fn crash_hook() -> Option<String> {
     std::env::var("KURA_SYNC_CRASH")
@@ -238,6 +244,8 @@ impl<R: Remote> Engine<R> {
     pub async fn round(&self, progress: &mut dyn FnMut(Phase)) -> Result<Report, SyncError> {
         let _lock = lock(&self.path)?;
         let mut store = Store::open(&self.path)?;
+        // A scan in the window goes before the next sync transaction.
+        store.set_background(true);
         if store.sync_state()?.registry_url.is_none() {
             return Err(SyncError::NotEnrolled);
         }
@@ -489,11 +497,33 @@ impl<R: Remote> Engine<R> {
                 });
             }
             let next = page.next;
-            let applied = store.write(|tx| -> Result<_, StoreError> {
-                let a = tx.apply_remote(&events, next)?;
-                self.crash("before_pull_commit");
-                Ok(a)
-            })?;
+            let chunks: Vec<&[RemoteEvent]> = if events.is_empty() {
+                vec![&events[..]]
+            } else {
+                events.chunks(self.cfg.apply_chunk.max(1)).collect()
+            };
+            let mut applied = PullApplied::default();
+            for (i, chunk) in chunks.iter().enumerate() {
+                // Every event of the site up to a chunk's last one is here once it is applied
+                // (the page holds them all, in order); the last chunk takes the page's cursor.
+                let until = if i + 1 == chunks.len() {
+                    next
+                } else {
+                    chunk.last().map_or(next, |e| e.server_seq)
+                };
+                let a = store.write(|tx| -> Result<_, StoreError> {
+                    let a = tx.apply_remote(chunk, until)?;
+                    self.crash(if i == 1 {
+                        "before_second_chunk_commit"
+                    } else {
+                        "before_pull_commit"
+                    });
+                    Ok(a)
+                })?;
+                applied.new += a.new;
+                applied.conflicts += a.conflicts;
+                applied.reordered |= a.reordered;
+            }
             report.pulled += applied.new;
             report.conflicts += applied.conflicts;
             report.reordered |= applied.reordered;

@@ -130,13 +130,16 @@ export interface Perf {
   scans: number[];
   /** Of each scan: from the key event's timeStamp to the start of its handler. */
   waits: number[];
+  /** Of each scan: from the key event's timeStamp to the end of its handler (the backend's answer
+   * applied to the page state, before the frame). */
+  handled: number[];
 }
 declare global {
   interface Window {
     __kura: Perf;
   }
 }
-export const perf: Perf = { launchMs: null, scans: [], waits: [] };
+export const perf: Perf = { launchMs: null, scans: [], waits: [], handled: [] };
 if (typeof window !== 'undefined') window.__kura = perf;
 
 /**
@@ -146,6 +149,7 @@ if (typeof window !== 'undefined') window.__kura = perf;
  * from it is a task, which runs only once the paint is done.
  */
 export async function recordScan(t0: number, started: number): Promise<void> {
+  const handled = performance.now() - t0;
   await tick();
   await new Promise<void>((r) =>
     requestAnimationFrame(() => {
@@ -156,8 +160,10 @@ export async function recordScan(t0: number, started: number): Promise<void> {
   );
   perf.scans.push(performance.now() - t0);
   perf.waits.push(started - t0);
+  perf.handled.push(handled);
   if (perf.scans.length > 10_000) {
     perf.scans.shift();
     perf.waits.shift();
+    perf.handled.shift();
   }
 }

@@ -155,7 +155,32 @@ pub fn faults_on_the_way(reg: &Registry, dir: &Path) {
     assert_eq!(b.events(), before, "the page's transaction rolled back");
     assert_eq!(b.status()["last_success"], cursor_before["last_success"]);
     let r = b.sync_ok();
-    assert!(r["pulled"].as_u64().unwrap() >= 5);
+    assert!(r["pulled"].as_u64().unwrap() >= 5, "{r}");
+
+    // A crash between two transactions of one page (bench b applies two events in each): the
+    // first stays with the cursor at its last event, the next round goes on from there.
+    register(&a, 4, "BOX-0002");
+    a.sync_ok();
+    let before = b.events();
+    let out = b
+        .cmd()
+        .env("KURA_SYNC_CRASH", "before_second_chunk_commit")
+        .args(["sync", "--timeout", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        b.events(),
+        before + 2,
+        "the first transaction of the page stayed"
+    );
+    b.verify_ok();
+    let r = b.sync_ok();
+    assert_eq!(
+        r["pulled"].as_u64().unwrap() + 2,
+        a.own_events() as u64 - (before as u64 - b.own_events() as u64),
+        "the rest of the page, once: {r}"
+    );
     settle(&[&a, &b]);
     exactly_once(reg, &b);
     agree(reg, "NCGM", &[&a, &b]);
