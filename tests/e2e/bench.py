@@ -105,7 +105,9 @@ class Site:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen([REGISTRY, "--db", self.db, "serve", "--listen", f"127.0.0.1:{self.port}"],
+        # The registry runs on this machine only because the benchmark has no other: at nice 10,
+        # standing in for a server elsewhere, it does not take the window's processor time.
+        self.proc = subprocess.Popen(["nice", "-n", "10", REGISTRY, "--db", self.db, "serve", "--listen", f"127.0.0.1:{self.port}"],
                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "registry.log"), "w"))
         for _ in range(200):
             try:
@@ -370,7 +372,7 @@ def main():
     print(f"scan-to-feedback, find ({len(finds)} scans of stored specimens at random across {top:,} rows): {finds.line()}")
     print(f"scroll of {scroll['rows']:,} rows: {len(gaps)} frames, median {frame:.1f} ms, p95 {pct(gaps, 95):.1f} ms, max {max(gaps):.1f} ms, {len(slow)} over 25 ms {slow}; scrolled again: median {statistics.median(gaps2):.1f} ms, max {max(gaps2):.1f} ms, {len(slow2)} over 25 ms {slow2}")
     if len(during):
-        print(f"scan-to-feedback, check-in while the background sync pulled {SYNC_N:,} events ({SYNC_REPS} syncs, {', '.join(f'{x:.1f}' for x in pulled_s)} s each; {len(during)} scans during them): {during.line()}")
+        print(f"scan-to-feedback, check-in while the window's background sync (its thread at nice 10) pulled {SYNC_N:,} events from a registry process on this machine (at nice 10, standing in for a server elsewhere) ({SYNC_REPS} syncs, {', '.join(f'{x:.1f}' for x in pulled_s)} s each; {len(during)} scans during them): {during.line()}")
         print(f"  the same scans with no sync ({len(quiet)}, between the syncs): {quiet.line()}")
     return 0
 

@@ -600,6 +600,19 @@ struct Live {
     phase: Option<Phase>,
 }
 
+/// Background work yields the processor to the window: this thread (and the threads it starts)
+/// run at nice 10, so on a two-core bench applying a pulled page never delays a scan's paint.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux, PRIO_PROCESS with a thread id sets that thread's nice value only.
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), 10) {
+            tracing::warn!(error = %e, "sync worker keeps the window's priority");
+        }
+    }
+}
+
 /// The window's background sync: a thread of its own with its own connection, a round on a
 /// timer and on demand, exponential backoff while the registry cannot be reached.
 pub struct SyncWorker {
@@ -620,6 +633,7 @@ impl SyncWorker {
         let thread = std::thread::Builder::new()
             .name("kura-sync".into())
             .spawn(move || {
+                lower_priority();
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

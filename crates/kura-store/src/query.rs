@@ -508,8 +508,8 @@ impl Store {
             events: one("SELECT count(*) FROM events")?,
             to_sync: c
                 .prepare_cached(
-                    "SELECT count(*) FROM events WHERE workstation = ?1
-                     AND seq > (SELECT pushed_seq FROM sync_state)",
+                    "SELECT max(0, coalesce((SELECT max(seq) FROM events WHERE workstation = ?1), 0)
+                     - (SELECT pushed_seq FROM sync_state))",
                 )?
                 .query_row([self.workstation().as_bytes().as_slice()], |r| r.get(0))?,
             workstation: self.workstation(),
