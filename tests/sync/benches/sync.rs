@@ -32,9 +32,11 @@ struct Run {
 const OWN_WAITING: usize = 20_000;
 
 fn once(db: &str, dir: &std::path::Path, base: &std::path::Path) -> Run {
+    // Named so that none takes the tests' small apply chunks (bench "b" of the tests applies two
+    // events per transaction): these run with the default, as a bench does.
     let reg = Registry::start(db, dir);
     reg.site("DEMO", "DEMO");
-    let a = Bench::new(dir, "a");
+    let a = Bench::new(dir, "pushing");
     std::fs::copy(base, &a.db).unwrap();
     a.enroll(&reg, "DEMO");
     let events = a.own_events();
@@ -42,14 +44,14 @@ fn once(db: &str, dir: &std::path::Path, base: &std::path::Path) -> Run {
     let r = a.ok(&["sync"]);
     let push_s = t.elapsed().as_secs_f64();
     assert_eq!(r["pushed"].as_i64().unwrap(), events, "{r}");
-    let b = Bench::new(dir, "b");
+    let b = Bench::new(dir, "pulling");
     b.enroll(&reg, "DEMO");
     let t = Instant::now();
     let r = b.ok(&["sync"]);
     let pull_s = t.elapsed().as_secs_f64();
     let pulled = r["pulled"].as_i64().unwrap();
     assert_eq!(pulled, events);
-    let c = Bench::new(dir, "c");
+    let c = Bench::new(dir, "behind");
     c.enroll(&reg, "DEMO");
     let csv = dir.join("own.csv");
     let mut rows = String::from("code,type,container,storage,study,donor\n");
