@@ -143,14 +143,64 @@ pub fn stock_list() -> Result<Vec<StockInfo>, AppError> {
         .collect())
 }
 
+fn print_err(e: transport::PrintError) -> AppError {
+    AppError::Print {
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+/// What `kura printer test` did.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct PrinterTest {
+    pub printer: String,
+    pub dpi: u32,
+    pub stock: String,
+    /// `ready`, `no status answer` (a ZPL printer that does not answer `~HS`) or `queue running`.
+    pub status: String,
+    /// What the calibration label's symbols encode.
+    pub code: String,
+    pub bytes: usize,
+    pub warnings: Vec<String>,
+}
+
 fn label_error(e: kura_labels::LabelError) -> AppError {
     AppError::input("labels", e.to_string())
 }
 
-fn render(data: &[LabelData], stock_id: &str, zpl: bool) -> Result<Rendered, AppError> {
-    let stock = stock(stock_id)?;
+/// `E:NAME.TTF`: a drive letter, a colon, a file name the printer stores (no `^`, `~`, `,`).
+fn valid_zpl_font(f: &str) -> bool {
+    let b = f.as_bytes();
+    b.len() > 2
+        && b.len() <= 64
+        && matches!(b[0], b'A' | b'B' | b'E' | b'R' | b'Z')
+        && b[1] == b':'
+        && f[2..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Renders for a file (the stock's own dpi) or for a printer (its dpi and resident font).
+fn render(
+    data: &[LabelData],
+    stock_id: &str,
+    zpl: bool,
+    printer: Option<&PrinterConfig>,
+) -> Result<Rendered, AppError> {
+    let mut stock = stock(stock_id)?;
+    if let Some(dpi) = printer.and_then(PrinterConfig::dpi) {
+        stock = stock
+            .at_dpi(dpi)
+            .map_err(|e| AppError::input("dpi", e.to_string()))?;
+    }
     if zpl {
-        kura_labels::render_zpl(&stock, data)
+        let options = kura_labels::ZplOptions {
+            font: printer
+                .and_then(PrinterConfig::zpl_font)
+                .map(str::to_string),
+        };
+        kura_labels::render_zpl(&stock, data, &options)
     } else {
         kura_labels::render_pdf(&stock, data)
     }
@@ -231,7 +281,7 @@ impl Kura {
             .iter()
             .map(|c| self.label_data(c))
             .collect::<Result<Vec<_>, _>>()?;
-        render(&data, stock_id, zpl)
+        render(&data, stock_id, zpl, None)
     }
 
     /// Prints labels and records the print (reprints marked) once the output was delivered.
@@ -252,12 +302,16 @@ impl Kura {
             .map(|c| self.label_data(c))
             .collect::<Result<Vec<_>, _>>()?;
         let canonical: Vec<String> = data.iter().map(|d| d.code.clone()).collect();
+        let printer = match target {
+            PrintTarget::Printer(name) => Some(self.printer(name)?),
+            _ => None,
+        };
         let zpl = match target {
             PrintTarget::Zpl(_) => true,
             PrintTarget::Pdf(_) => false,
-            PrintTarget::Printer(name) => self.printer(name)?.takes_zpl(),
+            PrintTarget::Printer(_) => printer.as_ref().is_some_and(PrinterConfig::takes_zpl),
         };
-        let rendered = render(&data, stock_id, zpl)?;
+        let rendered = render(&data, stock_id, zpl, printer.as_ref())?;
         self.deliver(target, &rendered.bytes, zpl)?;
         let reprints: Vec<String> = self
             .store()
@@ -291,17 +345,14 @@ impl Kura {
             }
             PrintTarget::Printer(name) => {
                 let r = match self.printer(name)? {
-                    PrinterConfig::Tcp { address } => {
+                    PrinterConfig::Tcp { address, .. } => {
                         transport::send_tcp(&address, bytes, &self.print_timeouts())
                     }
-                    PrinterConfig::Cups { queue } | PrinterConfig::CupsPdf { queue } => {
+                    PrinterConfig::Cups { queue, .. } | PrinterConfig::CupsPdf { queue, .. } => {
                         transport::send_cups(&queue, bytes, zpl)
                     }
                 };
-                r.map_err(|e| AppError::Print {
-                    code: e.code(),
-                    message: e.to_string(),
-                })
+                r.map_err(print_err)
             }
         }
     }
@@ -335,12 +386,32 @@ impl Kura {
         let mut all = self.printers()?;
         match config {
             Some(c) => {
-                if let PrinterConfig::Tcp { address } = &c
+                if let PrinterConfig::Tcp { address, .. } = &c
                     && !address.contains(':')
                 {
                     return Err(AppError::input(
                         "address",
                         format!("{address:?} is not HOST:PORT (Zebra printers listen on 9100)"),
+                    ));
+                }
+                if let Some(dpi) = c.dpi()
+                    && ![203, 300, 600].contains(&dpi)
+                {
+                    return Err(AppError::input(
+                        "dpi",
+                        format!(
+                            "{dpi} dpi: a label printer has 203, 300 or 600 (see its configuration label)"
+                        ),
+                    ));
+                }
+                if let Some(f) = c.zpl_font()
+                    && !valid_zpl_font(f)
+                {
+                    return Err(AppError::input(
+                        "zpl_font",
+                        format!(
+                            "{f:?} is not a font on a Zebra: give DRIVE:NAME.TTF, e.g. E:TT0003M_.TTF"
+                        ),
                     ));
                 }
                 all.insert(name.to_string(), c);
@@ -355,6 +426,51 @@ impl Kura {
         let json =
             serde_json::to_string(&all).map_err(|e| AppError::input("printer", e.to_string()))?;
         self.write(|e| Ok(e.tx.set_meta("printers", &json)?))
+    }
+
+    /// `kura printer test`: the printer's status (TCP), then a calibration label (its name,
+    /// dpi and the date, a DataMatrix and a Code128) on `stock_id`. Not a specimen's label:
+    /// nothing is logged.
+    pub fn test_printer(&self, name: &str, stock_id: &str) -> Result<PrinterTest, AppError> {
+        let printer = self.printer(name)?;
+        let st = stock(stock_id)?;
+        let dpi = printer.dpi().unwrap_or(st.dpi);
+        let status = match &printer {
+            PrinterConfig::Tcp { address, .. } => {
+                match transport::query_status(address, &self.print_timeouts()).map_err(print_err)? {
+                    Some(s) if !s.faults.is_empty() => {
+                        return Err(print_err(transport::PrintError::NotReady {
+                            address: address.clone(),
+                            faults: s.faults,
+                        }));
+                    }
+                    Some(_) => "ready",
+                    None => "no status answer",
+                }
+            }
+            PrinterConfig::Cups { queue, .. } | PrinterConfig::CupsPdf { queue, .. } => {
+                transport::cups_ready(queue).map_err(print_err)?;
+                "queue running"
+            }
+        };
+        let today = self.calendar().date(self.now());
+        let data = LabelData {
+            code: format!("TEST{dpi}"),
+            check: None,
+            lines: vec![format!("{name} · {dpi} dpi"), format!("{today} テスト印刷")],
+        };
+        let zpl = printer.takes_zpl();
+        let rendered = render(std::slice::from_ref(&data), stock_id, zpl, Some(&printer))?;
+        self.deliver(&PrintTarget::Printer(name.into()), &rendered.bytes, zpl)?;
+        Ok(PrinterTest {
+            printer: name.into(),
+            dpi,
+            stock: st.id,
+            status: status.into(),
+            code: data.code,
+            bytes: rendered.bytes.len(),
+            warnings: rendered.warnings,
+        })
     }
 
     // ---- box maps ----

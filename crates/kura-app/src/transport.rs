@@ -1,6 +1,10 @@
 //! Getting bytes to a printer: raw TCP port 9100 (Zebra and compatible thermal printers) or a
 //! CUPS queue through `lp`.
 //!
+//! Before a ZPL job over TCP, the printer is asked for its host status (`~HS`): paper or ribbon
+//! out, head open, paused or buffer full stop the job before a byte of it is sent (and nothing
+//! is logged); a printer that does not answer in time is printed to as before.
+//!
 //! The rule that keeps a print from coming out twice: a job is retried only when nothing of it
 //! was sent (the printer refused or did not answer the connection; these printers accept one
 //! connection at a time). Once bytes have gone out, a failure is reported, never retried: the
@@ -13,22 +17,167 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How a workstation reaches one of its printers.
+/// How a workstation reaches one of its printers, and what the printer is: its resolution
+/// (the stock's when not given) and, for ZPL printers, a resident font that draws Japanese.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PrinterConfig {
     /// Raw ZPL over TCP, e.g. `192.0.2.10:9100`.
-    Tcp { address: String },
+    Tcp {
+        address: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        dpi: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        zpl_font: Option<String>,
+    },
     /// Raw ZPL into a CUPS queue (`lp -d QUEUE -o raw`).
-    Cups { queue: String },
+    Cups {
+        queue: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        dpi: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        zpl_font: Option<String>,
+    },
     /// PDF into a CUPS queue (sheet printers).
-    CupsPdf { queue: String },
+    CupsPdf {
+        queue: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        dpi: Option<u32>,
+    },
 }
 
 impl PrinterConfig {
+    pub fn tcp(address: impl Into<String>) -> PrinterConfig {
+        PrinterConfig::Tcp {
+            address: address.into(),
+            dpi: None,
+            zpl_font: None,
+        }
+    }
+    pub fn cups(queue: impl Into<String>) -> PrinterConfig {
+        PrinterConfig::Cups {
+            queue: queue.into(),
+            dpi: None,
+            zpl_font: None,
+        }
+    }
+    pub fn cups_pdf(queue: impl Into<String>) -> PrinterConfig {
+        PrinterConfig::CupsPdf {
+            queue: queue.into(),
+            dpi: None,
+        }
+    }
+
     pub fn takes_zpl(&self) -> bool {
         !matches!(self, PrinterConfig::CupsPdf { .. })
+    }
+
+    /// The printer's resolution, when it was given.
+    pub fn dpi(&self) -> Option<u32> {
+        match self {
+            PrinterConfig::Tcp { dpi, .. }
+            | PrinterConfig::Cups { dpi, .. }
+            | PrinterConfig::CupsPdf { dpi, .. } => *dpi,
+        }
+    }
+
+    pub fn zpl_font(&self) -> Option<&str> {
+        match self {
+            PrinterConfig::Tcp { zpl_font, .. } | PrinterConfig::Cups { zpl_font, .. } => {
+                zpl_font.as_deref()
+            }
+            PrinterConfig::CupsPdf { .. } => None,
+        }
+    }
+}
+
+/// A condition a Zebra reports in its host status that stops it printing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    HeadOpen,
+    PaperOut,
+    RibbonOut,
+    Paused,
+    BufferFull,
+}
+
+impl Fault {
+    pub fn code(self) -> &'static str {
+        match self {
+            Fault::HeadOpen => "printer_head_open",
+            Fault::PaperOut => "printer_paper_out",
+            Fault::RibbonOut => "printer_ribbon_out",
+            Fault::Paused => "printer_paused",
+            Fault::BufferFull => "printer_buffer_full",
+        }
+    }
+
+    fn says(self) -> &'static str {
+        match self {
+            Fault::HeadOpen => "the print head is open: close it",
+            Fault::PaperOut => "it is out of labels: load a roll",
+            Fault::RibbonOut => "it is out of ribbon: load a ribbon",
+            Fault::Paused => "it is paused: press its pause button to resume",
+            Fault::BufferFull => {
+                "its receive buffer is full: wait for it to finish the jobs it has"
+            }
+        }
+    }
+}
+
+/// What a Zebra's answer to `~HS` says. Three strings, each between STX and ETX:
+/// 1: `aaa,b,c,dddd,eee,f,…` (b paper out, c paused, f buffer full);
+/// 2: `mmm,n,o,p,…` (o head up, p ribbon out); 3: `xxxx,y`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostStatus {
+    pub faults: Vec<Fault>,
+}
+
+impl HostStatus {
+    /// None when `answer` is not a whole `~HS` answer.
+    pub fn parse(answer: &[u8]) -> Option<HostStatus> {
+        let text = String::from_utf8_lossy(answer);
+        let strings: Vec<Vec<&str>> = text
+            .split('\u{2}')
+            .skip(1)
+            .map(|s| {
+                s.split('\u{3}')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .collect()
+            })
+            .collect();
+        if strings.len() < 3 || strings[0].len() < 6 || strings[1].len() < 4 {
+            return None;
+        }
+        let flag = |s: &str| -> Option<bool> {
+            match s {
+                "0" => Some(false),
+                "1" => Some(true),
+                _ => None,
+            }
+        };
+        let mut faults = Vec::new();
+        for (on, fault) in [
+            (flag(strings[1][2])?, Fault::HeadOpen),
+            (flag(strings[0][1])?, Fault::PaperOut),
+            (flag(strings[1][3])?, Fault::RibbonOut),
+            (flag(strings[0][2])?, Fault::Paused),
+            (flag(strings[0][5])?, Fault::BufferFull),
+        ] {
+            if on {
+                faults.push(fault);
+            }
+        }
+        Some(HostStatus { faults })
     }
 }
 
@@ -41,6 +190,8 @@ pub struct Timeouts {
     /// Further connection attempts when the printer refuses or does not answer.
     pub retries: u32,
     pub backoff: Duration,
+    /// How long to wait for the answer to `~HS` before printing without it (None: don't ask).
+    pub status: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -51,6 +202,7 @@ impl Default for Timeouts {
             linger: Duration::from_secs(2),
             retries: 2,
             backoff: Duration::from_millis(500),
+            status: Some(Duration::from_millis(1500)),
         }
     }
 }
@@ -81,8 +233,12 @@ pub enum PrintError {
         sent: usize,
         total: usize,
     },
+    #[error("printer {address} is not ready: {}; nothing was sent", .faults.iter().map(|f| f.says()).collect::<Vec<_>>().join("; "))]
+    NotReady { address: String, faults: Vec<Fault> },
     #[error("printer address {0:?} is not HOST:PORT")]
     BadAddress(String),
+    #[error("CUPS queue {queue} is stopped{}; start it (cupsenable {queue}) or ask whoever stopped it, then print again — nothing was sent", if .reason.is_empty() { String::new() } else { format!(" ({})", .reason) })]
+    QueueStopped { queue: String, reason: String },
     #[error("CUPS queue {queue}: {message}")]
     Cups { queue: String, message: String },
 }
@@ -93,7 +249,11 @@ impl PrintError {
             PrintError::Unreachable { .. } => "printer_unreachable",
             PrintError::Stalled { .. } => "printer_stalled",
             PrintError::Closed { .. } => "printer_closed",
+            PrintError::NotReady { faults, .. } => {
+                faults.first().copied().unwrap_or(Fault::Paused).code()
+            }
             PrintError::BadAddress(_) => "printer_bad_address",
+            PrintError::QueueStopped { .. } => "printer_queue_stopped",
             PrintError::Cups { .. } => "printer_cups",
         }
     }
@@ -126,6 +286,22 @@ pub fn send_tcp(address: &str, job: &[u8], t: &Timeouts) -> Result<(), PrintErro
     };
     let _ = stream.set_write_timeout(Some(t.write));
     let _ = stream.set_nodelay(true);
+    if let Some(wait) = t.status {
+        match host_status(&mut stream, wait) {
+            Some(st) if !st.faults.is_empty() => {
+                tracing::warn!(address, faults = ?st.faults, "printer not ready; nothing sent");
+                return Err(PrintError::NotReady {
+                    address: address.into(),
+                    faults: st.faults,
+                });
+            }
+            Some(_) => {}
+            None => tracing::info!(
+                address,
+                "printer did not answer ~HS; printing without its status"
+            ),
+        }
+    }
     let mut sent = 0;
     while sent < job.len() {
         match stream.write(&job[sent..(sent + 64 * 1024).min(job.len())]) {
@@ -189,8 +365,89 @@ pub fn send_tcp(address: &str, job: &[u8], t: &Timeouts) -> Result<(), PrintErro
     }
 }
 
-/// Hands a job to CUPS with `lp`.
+/// Asks for the host status and reads the answer for up to `wait`.
+fn host_status(stream: &mut TcpStream, wait: Duration) -> Option<HostStatus> {
+    stream.write_all(b"~HS").ok()?;
+    let deadline = std::time::Instant::now() + wait;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while answer.iter().filter(|&&b| b == 3).count() < 3 {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        match stream.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    HostStatus::parse(&answer)
+}
+
+/// What `kura printer test` reports of a TCP printer: its status, or None when it does not
+/// answer `~HS`.
+pub fn query_status(address: &str, t: &Timeouts) -> Result<Option<HostStatus>, PrintError> {
+    let addr = address
+        .to_socket_addrs()
+        .map_err(|_| PrintError::BadAddress(address.into()))?
+        .next()
+        .ok_or_else(|| PrintError::BadAddress(address.into()))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, t.connect).map_err(|e| PrintError::Unreachable {
+            address: address.into(),
+            attempts: 1,
+            reason: e.to_string(),
+        })?;
+    Ok(host_status(
+        &mut stream,
+        t.status.unwrap_or(Duration::from_millis(1500)),
+    ))
+}
+
+/// Refuses a stopped (disabled) queue: `lp` would take the job and hold it unprinted, and the
+/// print would be logged as done.
+pub fn cups_ready(queue: &str) -> Result<(), PrintError> {
+    let out = Command::new("lpstat")
+        .args(["-p", queue])
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| PrintError::Cups {
+            queue: queue.into(),
+            message: format!("cannot run lpstat ({e}); install CUPS (cups-client)"),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.trim().is_empty() {
+        return Err(PrintError::Cups {
+            queue: queue.into(),
+            message: format!(
+                "no such queue here ({}); check the name with `lpstat -p`",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    let mut lines = text.lines();
+    if lines
+        .next()
+        .is_some_and(|l| l.contains(" disabled") || l.contains(" stopped"))
+    {
+        let reason = lines
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "reason unknown")
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(PrintError::QueueStopped {
+            queue: queue.into(),
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// Hands a job to CUPS with `lp`, once the queue is known to run.
 pub fn send_cups(queue: &str, job: &[u8], raw: bool) -> Result<(), PrintError> {
+    cups_ready(queue)?;
     let mut cmd = Command::new("lp");
     cmd.args(["-d", queue]);
     if raw {

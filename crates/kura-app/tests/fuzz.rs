@@ -239,9 +239,13 @@ fn printer_settings_never_panic() {
     runner(300)
         .run(&strat, |(name, value, kind)| {
             let config = match kind {
-                0 => Some(PrinterConfig::Tcp { address: value }),
-                1 => Some(PrinterConfig::Cups { queue: value }),
-                2 => Some(PrinterConfig::CupsPdf { queue: value }),
+                0 => Some(PrinterConfig::tcp(value)),
+                1 => Some(PrinterConfig::Cups {
+                    queue: value.clone(),
+                    dpi: Some(value.len() as u32),
+                    zpl_font: Some(value),
+                }),
+                2 => Some(PrinterConfig::cups_pdf(value)),
                 _ => None,
             };
             let mut b = b.borrow_mut();

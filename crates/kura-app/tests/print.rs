@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,32 @@ fn quick() -> Timeouts {
         linger: Duration::from_millis(300),
         retries: 2,
         backoff: Duration::from_millis(300),
+        status: Some(Duration::from_millis(300)),
     }
+}
+
+/// What a Zebra answers to `~HS`: string 1 carries paper out (field 2), paused (3) and buffer
+/// full (6); string 2 head open (3) and ribbon out (4).
+fn host_status(paper_out: u8, paused: u8, buffer_full: u8, head_up: u8, ribbon_out: u8) -> Vec<u8> {
+    format!(
+        "\x02030,{paper_out},{paused},1245,000,{buffer_full},0,0,000,0,0,0\x03\r\n\x02001,0,{head_up},{ribbon_out},1,2,4,0,00000000,1,000\x03\r\n\x021234,0\x03\r\n"
+    )
+    .into_bytes()
+}
+
+/// A Zebra on loopback that answers `~HS` with `answer`, then takes what follows.
+fn zebra(answer: Vec<u8>) -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (addr, _) = printer(move |mut s| {
+        let mut hs = [0u8; 3];
+        s.read_exact(&mut hs).unwrap();
+        assert_eq!(&hs, b"~HS");
+        s.write_all(&answer).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        tx.send(rest).unwrap();
+    });
+    (addr, rx)
 }
 
 /// A printer on loopback. `behaviour` gets each accepted connection.
@@ -77,8 +102,8 @@ fn zpl_is_what_a_zebra_expects_element_by_element() {
         );
         assert!(lines.iter().any(|l| l.ends_with(&format!("^FD{check}^FS"))));
         assert!(
-            lines.iter().any(|l| l.contains("研究A")),
-            "Japanese study name, UTF-8"
+            !f.contains("研究A") && lines.iter().any(|l| l.contains("^GFA,")),
+            "the Japanese study name is a graphic field (^A0 has no Japanese glyphs)"
         );
         assert_eq!(lines.last().unwrap().trim(), "^PQ1");
     }
@@ -109,8 +134,12 @@ fn a_printer_that_takes_the_job_gets_it_once_and_whole() {
         tx.send(buf).unwrap();
     });
     let job = b"^XA^FDhello^FS^XZ".repeat(1000);
+    // This printer does not answer the status request: it is printed to all the same.
     transport::send_tcp(&addr, &job, &quick()).unwrap();
-    assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap(), job);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(2)).unwrap(),
+        [b"~HS".as_slice(), &job].concat()
+    );
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
 
@@ -155,7 +184,7 @@ fn a_printer_busy_at_first_gets_exactly_one_job() {
     });
     transport::send_tcp(&format!("127.0.0.1:{port}"), b"^XA^FDonce^FS^XZ", &quick()).unwrap();
     let buf = t.join().unwrap();
-    assert_eq!(buf, b"^XA^FDonce^FS^XZ");
+    assert_eq!(buf, b"~HS^XA^FDonce^FS^XZ");
     assert_eq!(received.load(Ordering::SeqCst), 1);
 }
 
@@ -226,7 +255,7 @@ fn prints_are_logged_and_reprints_marked() {
         tx.send(buf).unwrap();
     });
     b.kura
-        .set_printer("zebra-1", Some(PrinterConfig::Tcp { address: addr }))
+        .set_printer("zebra-1", Some(PrinterConfig::tcp(addr)))
         .unwrap();
     let third = b
         .kura
@@ -238,7 +267,10 @@ fn prints_are_logged_and_reprints_marked() {
         .unwrap();
     assert_eq!(third.reprints, codes[2..].to_vec());
     let job = String::from_utf8(rx.recv_timeout(Duration::from_secs(2)).unwrap()).unwrap();
-    assert!(job.starts_with("^XA") && job.contains(&codes[2]));
+    assert!(
+        job.starts_with("~HS^XA") && job.contains(&codes[2]),
+        "the status request, then the job"
+    );
     let h = b.kura.history(&codes[0]).unwrap();
     let prints: Vec<_> = h.iter().filter(|e| e.kind == "labels_printed").collect();
     assert_eq!(prints.len(), 2);
@@ -246,12 +278,7 @@ fn prints_are_logged_and_reprints_marked() {
     assert_eq!(prints[0].actor, "tester");
     // A failed delivery logs nothing.
     b.kura
-        .set_printer(
-            "gone",
-            Some(PrinterConfig::Tcp {
-                address: "127.0.0.1:9".into(),
-            }),
-        )
+        .set_printer("gone", Some(PrinterConfig::tcp("127.0.0.1:9")))
         .unwrap();
     let before = b.kura.stats().unwrap().events;
     b.kura.set_print_timeouts(quick());
@@ -279,4 +306,155 @@ fn a_box_map_pdf_is_written_and_logged() {
     let d = b.kura.box_map_data("BX1").unwrap();
     assert_eq!(d.cells.iter().filter(|c| c.code.is_some()).count(), 5);
     assert_eq!(d.row_labels[0], "A");
+}
+
+#[test]
+fn a_printer_that_is_not_ready_gets_nothing_and_nothing_is_logged() {
+    let mut b = bench();
+    b.kura.set_print_timeouts(quick());
+    let r = register(&mut b.kura, 1);
+    let codes = r.aliquots.clone();
+    // (paper out, paused, buffer full, head up, ribbon out) → the code the window translates.
+    let cases = [
+        ((1, 0, 0, 0, 0), "printer_paper_out", "out of labels"),
+        ((0, 0, 0, 0, 1), "printer_ribbon_out", "out of ribbon"),
+        ((0, 0, 0, 1, 0), "printer_head_open", "head is open"),
+        ((0, 1, 0, 0, 0), "printer_paused", "paused"),
+        ((0, 0, 1, 0, 0), "printer_buffer_full", "buffer is full"),
+        ((1, 0, 0, 1, 0), "printer_head_open", "out of labels"),
+    ];
+    for ((p, pa, bf, h, rb), code, says) in cases {
+        let (addr, rx) = zebra(host_status(p, pa, bf, h, rb));
+        b.kura
+            .set_printer("zebra", Some(PrinterConfig::tcp(addr)))
+            .unwrap();
+        let before = b.kura.stats().unwrap().events;
+        let e = b
+            .kura
+            .print_labels(
+                &codes,
+                "thermal-1.28x0.5",
+                &PrintTarget::Printer("zebra".into()),
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{e}");
+        assert!(
+            e.to_string().contains(says) && e.to_string().contains("nothing was sent"),
+            "{e}"
+        );
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(2)).unwrap(),
+            b"",
+            "{code}: nothing after ~HS"
+        );
+        assert_eq!(
+            b.kura.stats().unwrap().events,
+            before,
+            "{code}: nothing logged"
+        );
+    }
+    // A healthy printer prints once, at its own resolution.
+    let (addr, rx) = zebra(host_status(0, 0, 0, 0, 0));
+    b.kura
+        .set_printer(
+            "zebra",
+            Some(PrinterConfig::Tcp {
+                address: addr,
+                dpi: Some(203),
+                zpl_font: None,
+            }),
+        )
+        .unwrap();
+    let before = b.kura.stats().unwrap().events;
+    b.kura
+        .print_labels(
+            &codes,
+            "thermal-1.28x0.5",
+            &PrintTarget::Printer("zebra".into()),
+        )
+        .unwrap();
+    let job = String::from_utf8(rx.recv_timeout(Duration::from_secs(2)).unwrap()).unwrap();
+    assert_eq!(job.matches("^XA").count(), 1);
+    assert!(job.contains("^PW260\n"), "32.5 mm at 203 dpi: {job}");
+    assert_eq!(b.kura.stats().unwrap().events, before + 1);
+    // `kura printer test` asks first, too.
+    let (addr, rx) = zebra(host_status(1, 0, 0, 0, 0));
+    b.kura
+        .set_printer("zebra", Some(PrinterConfig::tcp(addr)))
+        .unwrap();
+    assert_eq!(
+        b.kura.test_printer("zebra", "box-2x1").unwrap_err().code(),
+        "printer_paper_out"
+    );
+    drop(rx);
+    let (addr, rx) = zebra(host_status(0, 0, 0, 0, 0));
+    b.kura
+        .set_printer("zebra", Some(PrinterConfig::tcp(addr)))
+        .unwrap();
+    let t = b.kura.test_printer("zebra", "box-2x1").unwrap();
+    assert_eq!((t.status.as_str(), t.dpi), ("ready", 203));
+    // The status was asked on a connection of its own; the label came on the next.
+    assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap(), b"");
+    let label = String::from_utf8(rx.recv_timeout(Duration::from_secs(2)).unwrap()).unwrap();
+    assert!(
+        label.contains("^BCN,") && label.contains("^BXN,") && label.contains("^FDTEST203^FS"),
+        "{label}"
+    );
+    assert_eq!(
+        b.kura.stats().unwrap().events,
+        before + 1,
+        "a test label is not logged"
+    );
+}
+
+#[test]
+fn a_resident_font_is_used_instead_of_graphics() {
+    let mut b = bench();
+    b.kura.set_print_timeouts(quick());
+    let r = register(&mut b.kura, 1);
+    let (addr, rx) = zebra(host_status(0, 0, 0, 0, 0));
+    let bad = b.kura.set_printer(
+        "z",
+        Some(PrinterConfig::Tcp {
+            address: addr.clone(),
+            dpi: Some(250),
+            zpl_font: None,
+        }),
+    );
+    assert_eq!(bad.unwrap_err().code(), "bad_input", "250 dpi is refused");
+    let bad = b.kura.set_printer(
+        "z",
+        Some(PrinterConfig::Tcp {
+            address: addr.clone(),
+            dpi: None,
+            zpl_font: Some("^XA".into()),
+        }),
+    );
+    assert!(
+        bad.is_err(),
+        "a font name that would break the format is refused"
+    );
+    b.kura
+        .set_printer(
+            "z",
+            Some(PrinterConfig::Tcp {
+                address: addr,
+                dpi: Some(300),
+                zpl_font: Some("E:TT0003M_.TTF".into()),
+            }),
+        )
+        .unwrap();
+    b.kura
+        .print_labels(
+            &r.aliquots,
+            "thermal-1.28x0.5",
+            &PrintTarget::Printer("z".into()),
+        )
+        .unwrap();
+    let job = String::from_utf8(rx.recv_timeout(Duration::from_secs(2)).unwrap()).unwrap();
+    assert!(job.contains("^CWZ,E:TT0003M_.TTF\n"), "{job}");
+    assert!(
+        job.contains("^AZN,") && job.contains("研究A") && !job.contains("^GFA"),
+        "{job}"
+    );
 }

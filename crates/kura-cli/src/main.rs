@@ -327,10 +327,25 @@ enum PrinterCmd {
         cups: Option<String>,
         #[arg(long)]
         cups_pdf: Option<String>,
+        /// The printer's resolution (203, 300 or 600; its configuration label says): labels are
+        /// laid out in its dots. Default: the stock's.
+        #[arg(long)]
+        dpi: Option<u32>,
+        /// A font resident on the Zebra that draws Japanese (e.g. E:TT0003M_.TTF), used instead
+        /// of sending such text as graphics.
+        #[arg(long, conflicts_with = "cups_pdf")]
+        zpl_font: Option<String>,
     },
     List,
     Remove {
         name: String,
+    },
+    /// Asks the printer's status, then prints a calibration label (name, dpi, date, a
+    /// DataMatrix and a Code128). Nothing is logged.
+    Test {
+        name: String,
+        #[arg(long, default_value = "box-2x1")]
+        stock: String,
     },
 }
 
@@ -785,11 +800,21 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             tcp,
             cups,
             cups_pdf,
+            dpi,
+            zpl_font,
         }) => {
             let config = match (tcp, cups, cups_pdf) {
-                (Some(address), None, None) => PrinterConfig::Tcp { address },
-                (None, Some(queue), None) => PrinterConfig::Cups { queue },
-                (None, None, Some(queue)) => PrinterConfig::CupsPdf { queue },
+                (Some(address), None, None) => PrinterConfig::Tcp {
+                    address,
+                    dpi,
+                    zpl_font,
+                },
+                (None, Some(queue), None) => PrinterConfig::Cups {
+                    queue,
+                    dpi,
+                    zpl_font,
+                },
+                (None, None, Some(queue)) => PrinterConfig::CupsPdf { queue, dpi },
                 _ => {
                     return Err(AppError::input(
                         "printer",
@@ -809,6 +834,19 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     .map(|(n, c)| format!("{n:<16} {c:?}"))
                     .collect::<Vec<_>>()
                     .join("\n")
+            });
+        }
+        Cmd::Printer(PrinterCmd::Test { name, stock }) => {
+            let t = k.test_printer(&name, &stock)?;
+            out(json, json!(t), || {
+                let mut s = format!(
+                    "printer {}: {}\ncalibration label sent: {} on {} at {} dpi ({} bytes); scan it: both symbols read {}",
+                    t.printer, t.status, t.code, t.stock, t.dpi, t.bytes, t.code
+                );
+                for w in &t.warnings {
+                    s.push_str(&format!("\nwarning: {w}"));
+                }
+                s
             });
         }
         Cmd::Printer(PrinterCmd::Remove { name }) => {

@@ -11,6 +11,7 @@
 pub mod boxmap;
 pub mod layout;
 mod pdf;
+mod raster;
 pub mod stock;
 pub mod svg;
 pub mod symbol;
@@ -20,6 +21,7 @@ pub mod zpl;
 pub use boxmap::{BoxMapCell, BoxMapData};
 pub use layout::{Element, LabelData, Layout, Rect};
 pub use stock::{LabelStock, StockError, Template};
+pub use zpl::ZplOptions;
 
 /// A rendered document and what the layout had to leave off or cut.
 #[derive(Debug, Clone)]
@@ -92,7 +94,11 @@ pub fn render_pdf(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, 
 }
 
 /// Labels to ZPL, one `^XA … ^XZ` format per label.
-pub fn render_zpl(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, LabelError> {
+pub fn render_zpl(
+    stock: &LabelStock,
+    labels: &[LabelData],
+    options: &zpl::ZplOptions,
+) -> Result<Rendered, LabelError> {
     if stock.template == Template::BoxMap {
         return Err(LabelError::WrongTemplate {
             stock: stock.id.clone(),
@@ -107,7 +113,7 @@ pub fn render_zpl(stock: &LabelStock, labels: &[LabelData]) -> Result<Rendered, 
     let mut warnings = Vec::new();
     for d in labels {
         let l = layout::layout(stock, d);
-        out.push_str(&zpl::label(stock, &l));
+        out.push_str(&zpl::label(stock, &l, options));
         warnings.extend(l.warnings);
     }
     Ok(Rendered {

@@ -137,6 +137,21 @@ impl LabelStock {
         Ok(s)
     }
 
+    /// The same paper on a printer of `dpi` (203, 300 or 600): the layout's modules, bars and
+    /// coordinates are then whole dots of that printer.
+    pub fn at_dpi(&self, dpi: u32) -> Result<LabelStock, StockError> {
+        if ![203, 300, 600].contains(&dpi) {
+            return Err(StockError::Invalid {
+                id: self.id.clone(),
+                message: format!("a printer of {dpi} dpi: thermal printers have 203, 300 or 600"),
+            });
+        }
+        Ok(LabelStock {
+            dpi,
+            ..self.clone()
+        })
+    }
+
     /// One printer dot, mm.
     pub fn dot(&self) -> f64 {
         25.4 / f64::from(self.dpi)

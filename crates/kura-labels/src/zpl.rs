@@ -1,8 +1,22 @@
 //! Layouts to ZPL II for Zebra thermal printers: `^BX` DataMatrix ECC 200, `^BC` Code128,
 //! `^A0` text, `^CI28` UTF-8. Positions and module sizes are in printer dots.
+//!
+//! `^A0` draws ASCII only; most lab Zebras have no Asian font. Text with anything else in it
+//! (a Japanese study name, °, µ) goes as a graphic field drawn from the bundled font where the
+//! PDF puts it, unless the printer has a resident font that can draw it ([`ZplOptions::font`]).
 
 use crate::layout::{Element, Layout};
+use crate::raster;
 use crate::stock::LabelStock;
+use crate::text;
+
+/// What a printer can do beyond plain ZPL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZplOptions {
+    /// A font on the printer that draws all of Unicode the labels use (e.g. `E:TT0003M_.TTF`),
+    /// bound with `^CW` and used for non-ASCII text instead of graphic fields.
+    pub font: Option<String>,
+}
 
 fn dots(mm: f64, dot: f64) -> i64 {
     (mm / dot).round() as i64
@@ -23,13 +37,13 @@ fn field(s: &str) -> String {
 }
 
 /// One label as a ZPL format (`^XA` … `^XZ`).
-pub fn label(stock: &LabelStock, l: &Layout) -> String {
+pub fn label(stock: &LabelStock, l: &Layout, o: &ZplOptions) -> String {
     let dot = stock.dot();
-    let mut z = format!(
-        "^XA\n^CI28\n^PW{}\n^LL{}\n^LH0,0\n",
-        dots(stock.label.width, dot),
-        dots(stock.label.height, dot)
-    );
+    let (pw, ll) = (dots(stock.label.width, dot), dots(stock.label.height, dot));
+    let mut z = format!("^XA\n^CI28\n^PW{pw}\n^LL{ll}\n^LH0,0\n");
+    if let Some(f) = &o.font {
+        z.push_str(&format!("^CWZ,{f}\n"));
+    }
     for e in &l.elements {
         match e {
             Element::Matrix {
@@ -66,14 +80,47 @@ pub fn label(stock: &LabelStock, l: &Layout) -> String {
                 ));
             }
             Element::Text {
-                rect, size, text, ..
+                rect,
+                size,
+                text: s,
+                x,
+                baseline,
             } => {
                 let h = dots(size * 25.4 / 72.0, dot).max(8);
+                let font = match &o.font {
+                    _ if s.chars().all(text::is_builtin) => "0",
+                    Some(_) => "Z",
+                    None => {
+                        // A graphic field over the text's box, a dot of slack around it.
+                        let left = ((rect.x / dot).floor() as i64 - 1).max(0);
+                        let top = ((rect.y / dot).floor() as i64 - 1).max(0);
+                        let right = ((rect.right() / dot).ceil() as i64 + 1).min(pw);
+                        let bottom = ((rect.bottom() / dot).ceil() as i64 + 1).min(ll);
+                        if right > left && bottom > top {
+                            let (w, hh) = ((right - left) as usize, (bottom - top) as usize);
+                            let bm = raster::text_bitmap(
+                                s,
+                                *x,
+                                *baseline,
+                                *size,
+                                dot,
+                                (left, top, w, hh),
+                            );
+                            let total = bm.bytes_per_row * bm.height;
+                            z.push_str(&format!(
+                                "^FO{left},{top}^GFA,{total},{total},{},{}^FS\n",
+                                bm.bytes_per_row,
+                                bm.zpl_ascii()
+                            ));
+                        }
+                        continue;
+                    }
+                };
                 z.push_str(&format!(
-                    "^FO{},{}^A0N,{h},{h}^FH^FD{}^FS\n",
+                    "^FO{},{}^A{font}N,{h},{h}^FH^FD{}^FS\n",
                     dots(rect.x, dot),
                     dots(rect.y, dot),
-                    field(text)
+                    field(s)
                 ));
             }
             Element::Check {

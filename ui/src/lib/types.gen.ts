@@ -151,7 +151,7 @@ export type PrintReport = { labels: number, pages: number, bytes: number, stock:
  */
 reprints: Array<string>, };
 
-export type PrinterConfig = { "kind": "tcp", address: string, } | { "kind": "cups", queue: string, } | { "kind": "cups_pdf", queue: string, };
+export type PrinterConfig = { "kind": "tcp", address: string, dpi?: number, zpl_font?: string, } | { "kind": "cups", queue: string, dpi?: number, zpl_font?: string, } | { "kind": "cups_pdf", queue: string, dpi?: number, };
 
 export type SyncStatus = { enrolled: boolean, 
 /**
