@@ -6,67 +6,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
+use common::{kura_id, varied};
 use kura_labels::layout;
 
 use kura_labels::{BoxMapCell, BoxMapData, LabelData, LabelStock, Template, stock};
-
-fn kura_id(data: &str) -> String {
-    // MOD 37-2 (the same algorithm as kura-domain; kept here so this test stands alone).
-    let v = |c: u8| match c {
-        b'0'..=b'9' => u32::from(c - b'0'),
-        b'A'..=b'Z' => u32::from(c - b'A') + 10,
-        _ => 36,
-    };
-    let p = data.bytes().fold(0u32, |p, c| (2 * p + v(c)) % 37);
-    let c = (1 + 74 - 2 * p) % 37;
-    format!(
-        "{data}{}",
-        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"[c as usize] as char
-    )
-}
-
-fn varied() -> Vec<LabelData> {
-    let star = (0..10_000)
-        .map(|n| kura_id(&format!("NCC26{n:07}")))
-        .find(|id| id.ends_with('*'))
-        .unwrap();
-    let ids = [
-        kura_id("AB1"),                        // short
-        kura_id("NCC260001234"),               // typical
-        kura_id("2600012345678901234567"),     // all digits, long
-        kura_id("KYOTOBIOBANK26000000000123"), // long
-        star,                                  // the * check character
-    ];
-    let mut out: Vec<LabelData> = ids
-        .iter()
-        .map(|c| LabelData {
-            code: c.clone(),
-            check: c.chars().last(),
-            lines: vec![
-                "PL2 Plasma, double spun 0.25 mL".into(),
-                "認知症コホート研究（多施設共同）".into(),
-                "D0009876 · 2026-11-21".into(),
-            ],
-        })
-        .collect();
-    for tube in ["FS06551897", "0012345678"] {
-        out.push(LabelData {
-            code: tube.into(),
-            check: None,
-            lines: vec![
-                "DNA 50 ug".into(),
-                "がんゲノム研究".into(),
-                "D1 · 2026-01-02".into(),
-            ],
-        });
-    }
-    out.push(LabelData {
-        code: "F80-01-R01-B01".into(),
-        check: None,
-        lines: vec!["Box 1".into(), "F80-01 › Rack 1".into()],
-    });
-    out
-}
 
 fn tools() {
     for (tool, hint) in [
