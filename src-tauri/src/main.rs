@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
-    LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, RegisterRequest, Registered,
-    RejectionRow, SessionInfo, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker, WireError,
+    LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, PrinterTest, RegisterRequest,
+    Registered, RejectionRow, SessionInfo, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker,
+    WireError,
 };
 use tauri::State;
 
@@ -241,6 +242,11 @@ async fn set_printer(app: S<'_>, name: String, config: Option<PrinterConfig>) ->
 }
 
 #[tauri::command]
+async fn test_printer(app: S<'_>, name: String, stock: String) -> R<PrinterTest> {
+    app.kura().test_printer(&name, &stock).map_err(wire)
+}
+
+#[tauri::command]
 async fn sync_status(app: S<'_>, sync: Sy<'_>) -> R<SyncStatus> {
     let mut s = app.kura().sync_status().map_err(wire)?;
     sync.0.annotate(&mut s);
@@ -365,6 +371,7 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         print_labels,
         printers,
         set_printer,
+        test_printer,
         system_language,
         sync_status,
         sync_now,

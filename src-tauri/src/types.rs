@@ -36,6 +36,7 @@ fn generate() -> String {
         LabelPreview::decl(),
         PrintReport::decl(),
         PrinterConfig::decl(),
+        PrinterTest::decl(),
         SyncStatus::decl(),
         EnrollReport::decl(),
         ConflictView::decl(),

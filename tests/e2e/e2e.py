@@ -8,8 +8,10 @@ Run by tests/e2e/run.sh (which starts and stops Xvfb and tauri-driver).
 """
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 from webdriver import Window, key, kura, scan, wait_for
@@ -158,6 +160,40 @@ def sync_flow(w, feedback, screen, screenshot, show):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+class FakeZebra:
+    """A Zebra on loopback: answers ~HS with `self.paper_out` and keeps what it is sent."""
+
+    def __init__(self):
+        self.paper_out = True
+        self.jobs = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            conn, _ = self.sock.accept()
+            with conn:
+                hs = b""
+                while len(hs) < 3:
+                    part = conn.recv(3 - len(hs))
+                    if not part:
+                        break
+                    hs += part
+                flag = 1 if self.paper_out else 0
+                conn.sendall(f"\x02030,{flag},0,1245,000,0,0,0,000,0,0,0\x03\r\n\x02001,0,0,0,1,2,4,0,00000000,1,000\x03\r\n\x021234,0\x03\r\n".encode())
+                data = b""
+                while True:
+                    part = conn.recv(65536)
+                    if not part:
+                        break
+                    data += part
+                if data:
+                    self.jobs.append(data.decode("utf-8", "replace"))
 
 
 def main():
@@ -399,6 +435,24 @@ def main():
               shown and zone["time_zone"] in shown and text("[data-testid=site-today]") == zone["today"], (shown, zone))
         screenshot("12-settings")
 
+        # ---- a Zebra out of labels: the status before the job, in the banner ----
+        zebra = FakeZebra()
+        kura("printer", "add", "e2e-zebra", "--tcp", zebra.address, "--dpi", "203")
+        screen("checkin")
+        screen("settings")
+        test_button = "//tr[td[text()='e2e-zebra']]//button[@data-testid='printer-test']"
+        wait_for(lambda: js("return document.evaluate(arguments[0], document, null, 9, null).singleNodeValue ? 1 : 0", test_button))
+        press_test = lambda: js("document.evaluate(arguments[0], document, null, 9, null).singleNodeValue.click()", test_button)
+        press_test()
+        got = feedback(lambda t: "out of labels" in t)
+        check("a printer out of labels is named in the banner and sent nothing", got and "out of labels" in got and not zebra.jobs, (got, zebra.jobs))
+        zebra.paper_out = False
+        press_test()
+        got = feedback(lambda t: "e2e-zebra" in t and "203" in t)
+        job = wait_for(lambda: zebra.jobs and zebra.jobs[-1])
+        check("a ready printer gets the calibration label at its dpi", job and "^FDTEST203^FS" in job and "^PW" in job, (got, job))
+        zebra.paper_out = True
+
         # ---- sync with a real registry process ----
         sync_flow(w, feedback, screen, screenshot, show)
         screen("settings")
@@ -406,6 +460,9 @@ def main():
         click("#lang")
         nav = wait_for(lambda: (lambda t: t if "入庫" in t else None)(text("nav button[data-screen=checkin]")))
         check("the window switches to Japanese at run time", nav and "入庫" in nav, nav)
+        press_test()
+        got = feedback(lambda t: "ラベルが切れています" in t)
+        check("the printer's state is said in Japanese too", got and "ラベルが切れています" in got, got)
         screen("checkin")
         scan(wrong)
         got = feedback(lambda t: wrong in t and "チェック文字" in t)

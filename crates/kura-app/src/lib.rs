@@ -38,7 +38,7 @@ pub use kura_store::{
 };
 pub use kura_store::{ConflictRow, RejectionRow};
 pub use kura_sync::Report as SyncReport;
-pub use labels::{LabelPreview, PrintReport, StockInfo};
+pub use labels::{LabelPreview, PrintReport, PrinterTest, StockInfo};
 pub use register::{Choice, RegisterRequest, Registered, Vocabulary};
 pub use storage::LayoutReport;
 pub use sync::{ConflictView, EnrollReport, SyncOptions, SyncStatus, SyncWorker};

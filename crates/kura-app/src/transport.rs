@@ -108,7 +108,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub fn code(self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             Fault::HeadOpen => "printer_head_open",
             Fault::PaperOut => "printer_paper_out",
@@ -118,7 +118,7 @@ impl Fault {
         }
     }
 
-    fn says(self) -> &'static str {
+    fn says(&self) -> &'static str {
         match self {
             Fault::HeadOpen => "the print head is open: close it",
             Fault::PaperOut => "it is out of labels: load a roll",

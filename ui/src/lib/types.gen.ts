@@ -153,6 +153,16 @@ reprints: Array<string>, };
 
 export type PrinterConfig = { "kind": "tcp", address: string, dpi?: number, zpl_font?: string, } | { "kind": "cups", queue: string, dpi?: number, zpl_font?: string, } | { "kind": "cups_pdf", queue: string, dpi?: number, };
 
+export type PrinterTest = { printer: string, dpi: number, stock: string, 
+/**
+ * `ready`, `no status answer` (a ZPL printer that does not answer `~HS`) or `queue running`.
+ */
+status: string, 
+/**
+ * What the calibration label's symbols encode.
+ */
+code: string, bytes: number, warnings: Array<string>, };
+
 export type SyncStatus = { enrolled: boolean, 
 /**
  * `not_enrolled`, `online`, `offline`, `error`, `stopped` (a fork), or `syncing`.

@@ -62,6 +62,8 @@ describe('catalogue', () => {
       'temp.': ['room', 'fridge', 'minus20', 'minus80', 'ln_vapour', 'ln_liquid'],
       'purpose.': ['analysis', 'qc', 'distribution', 'transfer', 'other'],
       'settings.kind.': ['tcp', 'cups', 'cups_pdf'],
+      // PrinterTest.status (kura-app labels.rs), spaces as underscores.
+      'settings.status.': ['ready', 'no_status_answer', 'queue_running'],
       'grid.legend.': ['empty', 'available', 'checked_out', 'blocked', 'holds'],
       'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings', 'sync'],
       'sync.': ['in_effect', 'refused'],
