@@ -259,13 +259,17 @@ impl PrintError {
     }
 }
 
-/// Sends one job over raw TCP (port 9100), with the retry rule above.
-pub fn send_tcp(address: &str, job: &[u8], t: &Timeouts) -> Result<(), PrintError> {
-    let addr = address
+fn resolve(address: &str) -> Result<std::net::SocketAddr, PrintError> {
+    address
         .to_socket_addrs()
         .map_err(|_| PrintError::BadAddress(address.into()))?
         .next()
-        .ok_or_else(|| PrintError::BadAddress(address.into()))?;
+        .ok_or_else(|| PrintError::BadAddress(address.into()))
+}
+
+/// Sends one job over raw TCP (port 9100), with the retry rule above.
+pub fn send_tcp(address: &str, job: &[u8], t: &Timeouts) -> Result<(), PrintError> {
+    let addr = resolve(address)?;
     let mut attempts = 0;
     let mut stream = loop {
         attempts += 1;
@@ -389,11 +393,7 @@ fn host_status(stream: &mut TcpStream, wait: Duration) -> Option<HostStatus> {
 /// What `kura printer test` reports of a TCP printer: its status, or None when it does not
 /// answer `~HS`.
 pub fn query_status(address: &str, t: &Timeouts) -> Result<Option<HostStatus>, PrintError> {
-    let addr = address
-        .to_socket_addrs()
-        .map_err(|_| PrintError::BadAddress(address.into()))?
-        .next()
-        .ok_or_else(|| PrintError::BadAddress(address.into()))?;
+    let addr = resolve(address)?;
     let mut stream =
         TcpStream::connect_timeout(&addr, t.connect).map_err(|e| PrintError::Unreachable {
             address: address.into(),
