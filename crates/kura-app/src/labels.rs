@@ -428,6 +428,11 @@ impl Kura {
         self.write(|e| Ok(e.tx.set_meta("printers", &json)?))
     }
 
+    /// The dpi a network Zebra reports (`~HI`), for adding it without `--dpi`.
+    pub fn detect_dpi(&self, address: &str) -> Option<u32> {
+        transport::query_dpi(address, &self.print_timeouts())
+    }
+
     /// `kura printer test`: the printer's status (TCP), then a calibration label (its name,
     /// dpi and the date, a DataMatrix and a Code128) on `stock_id`. Not a specimen's label:
     /// nothing is logged.

@@ -369,6 +369,54 @@ pub fn send_tcp(address: &str, job: &[u8], t: &Timeouts) -> Result<(), PrintErro
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_identification_gives_the_dpi() {
+        let cases: &[(&[u8], Option<u32>)] = &[
+            (b"\x02ZT410-300dpi,V75.20.01Z,12,8176KB\x03\r\n", Some(300)),
+            (b"\x02ZD421-203dpi,V84.20.18Z,8,8176KB\x03", Some(203)),
+            (b"\x02ZT610-600dpi,V75.20.01Z,24,8176KB\x03", Some(600)),
+            (b"\x02OLD,V1,6,512KB\x03", None),
+            (b"garbage", None),
+            (b"\x02a,b\x03", None),
+        ];
+        for (answer, dpi) in cases {
+            assert_eq!(
+                dpi_from_hi(answer),
+                *dpi,
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
+        }
+    }
+
+    #[test]
+    fn host_status_flags_read_as_faults() {
+        let ok = b"\x02030,0,0,1245,000,0,0,0,000,0,0,0\x03\r\n\x02001,0,0,0,1,2,4,0,00000000,1,000\x03\r\n\x021234,0\x03\r\n";
+        assert_eq!(HostStatus::parse(ok), Some(HostStatus { faults: vec![] }));
+        let all = b"\x02030,1,1,1245,000,1,0,0,000,0,0,0\x03\x02001,0,1,1,1,2,4,0,00000000,1,000\x03\x021234,0\x03";
+        assert_eq!(
+            HostStatus::parse(all).unwrap().faults,
+            vec![
+                Fault::HeadOpen,
+                Fault::PaperOut,
+                Fault::RibbonOut,
+                Fault::Paused,
+                Fault::BufferFull
+            ]
+        );
+        assert_eq!(HostStatus::parse(b"\x02030,0\x03"), None, "cut short");
+        assert_eq!(
+            HostStatus::parse(b"\x02030,x,0,1,0,0\x03\x02001,0,0,0\x03\x02a\x03"),
+            None,
+            "not a flag"
+        );
+    }
+}
+
 /// Asks for the host status and reads the answer for up to `wait`.
 fn host_status(stream: &mut TcpStream, wait: Duration) -> Option<HostStatus> {
     stream.write_all(b"~HS").ok()?;
@@ -388,6 +436,41 @@ fn host_status(stream: &mut TcpStream, wait: Duration) -> Option<HostStatus> {
         }
     }
     HostStatus::parse(&answer)
+}
+
+/// The resolution a Zebra reports in its host identification (`~HI`: `model,version,dpmm,memory`,
+/// between STX and ETX): 8 dots/mm is 203 dpi, 12 is 300, 24 is 600. None when it does not say.
+pub fn query_dpi(address: &str, t: &Timeouts) -> Option<u32> {
+    let addr = resolve(address).ok()?;
+    let mut stream = TcpStream::connect_timeout(&addr, t.connect).ok()?;
+    stream.write_all(b"~HI").ok()?;
+    let deadline = std::time::Instant::now() + t.status.unwrap_or(Duration::from_millis(1500));
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while !answer.contains(&3) {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        match stream.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    dpi_from_hi(&answer)
+}
+
+fn dpi_from_hi(answer: &[u8]) -> Option<u32> {
+    let text = String::from_utf8_lossy(answer);
+    let body = text.split('\u{2}').nth(1)?.split('\u{3}').next()?;
+    match body.split(',').nth(2)?.trim() {
+        "8" => Some(203),
+        "12" => Some(300),
+        "24" => Some(600),
+        _ => None,
+    }
 }
 
 /// What `kura printer test` reports of a TCP printer: its status, or None when it does not

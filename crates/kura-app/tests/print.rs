@@ -458,3 +458,23 @@ fn a_resident_font_is_used_instead_of_graphics() {
         "{job}"
     );
 }
+
+#[test]
+fn a_network_zebra_says_its_resolution() {
+    let mut b = bench();
+    b.kura.set_print_timeouts(quick());
+    let (addr, _) = printer(|mut s| {
+        let mut hi = [0u8; 3];
+        s.read_exact(&mut hi).unwrap();
+        assert_eq!(&hi, b"~HI");
+        s.write_all(b"\x02ZT410-300dpi,V75.20.01Z,12,8176KB\x03\r\n")
+            .unwrap();
+    });
+    assert_eq!(b.kura.detect_dpi(&addr), Some(300));
+    // One that keeps quiet says nothing; nothing is guessed.
+    let (quiet, _) = printer(|s| {
+        std::thread::sleep(Duration::from_secs(1));
+        drop(s);
+    });
+    assert_eq!(b.kura.detect_dpi(&quiet), None);
+}

@@ -803,12 +803,19 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             dpi,
             zpl_font,
         }) => {
+            let mut detected = None;
             let config = match (tcp, cups, cups_pdf) {
-                (Some(address), None, None) => PrinterConfig::Tcp {
-                    address,
-                    dpi,
-                    zpl_font,
-                },
+                (Some(address), None, None) => {
+                    // The printer says its resolution, where it can.
+                    if dpi.is_none() {
+                        detected = k.detect_dpi(&address);
+                    }
+                    PrinterConfig::Tcp {
+                        address,
+                        dpi: dpi.or(detected),
+                        zpl_font,
+                    }
+                }
                 (None, Some(queue), None) => PrinterConfig::Cups {
                     queue,
                     dpi,
@@ -822,10 +829,19 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     ));
                 }
             };
+            let dpi = config.dpi();
             k.set_printer(&name, Some(config))?;
-            out(json, json!({ "added": name }), || {
-                format!("printer {name} added")
-            });
+            out(
+                json,
+                json!({ "added": name, "dpi": dpi, "dpi_from_printer": detected.is_some() }),
+                || match (dpi, detected) {
+                    (Some(d), Some(_)) => format!("printer {name} added ({d} dpi, as it reports)"),
+                    (Some(d), None) => format!("printer {name} added ({d} dpi)"),
+                    (None, _) => format!(
+                        "printer {name} added (labels at each stock's dpi; give --dpi if it differs)"
+                    ),
+                },
+            );
         }
         Cmd::Printer(PrinterCmd::List) => {
             let all = k.printers()?;
