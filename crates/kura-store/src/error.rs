@@ -32,6 +32,8 @@ pub enum StoreError {
     DiskFull { path: PathBuf },
     #[error("{} is read-only (read-only media or no write permission): Kura can show what is in it but cannot record anything. Copy it to a writable disk, or fix its permissions", path.display())]
     ReadOnly { path: PathBuf },
+    #[error("{} can be changed by other users of this computer (mode {mode:o}); it holds custody records, so Kura does not open it. Make it yours alone (chmod 600 {}), then open it again", path.display(), path.display())]
+    Unprotected { path: PathBuf, mode: u32 },
     #[error("cannot use {path}: {source}")]
     Io {
         path: PathBuf,
@@ -65,6 +67,7 @@ impl StoreError {
             StoreError::Busy { .. } => "store_busy",
             StoreError::DiskFull { .. } => "disk_full",
             StoreError::ReadOnly { .. } => "store_read_only",
+            StoreError::Unprotected { .. } => "store_unprotected",
             StoreError::Io { .. } => "store_io",
             StoreError::Corrupt(_) => "store_corrupt",
             StoreError::NotFound { .. } => "not_found",

@@ -93,6 +93,45 @@ fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A new database file is created owner-only (0600; SQLite gives its WAL and shared-memory files
+/// the same mode); an existing one that others can write is refused before it is read.
+#[cfg(unix)]
+fn protect(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            if m.is_file() && mode & 0o022 != 0 {
+                return Err(StoreError::Unprotected {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => Ok(()),
+                // Another process made it first: it is checked like any existing file.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => protect(path),
+                // Read-only directory and the like: SQLite's own open says what is wrong.
+                Err(_) => Ok(()),
+            }
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn protect(_: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 /// Waits for another connection's write to finish: looks again every millisecond, for up to
 /// [`error::BUSY_TIMEOUT_MS`]. (SQLite's own handler backs off to sleeps of 10 to 100 ms, so a
 /// scan arriving while a sync transaction runs would often wait 10 ms or more after the lock
@@ -205,6 +244,7 @@ impl Store {
                 source: e,
             })?;
         }
+        protect(&path)?;
         let conn = match open_rw(&path) {
             Ok(c) => c,
             // Read-only media or no write permission: reads still work, writes say why.
