@@ -11,6 +11,7 @@ use crate::position::Pos;
 use crate::rules::Custody;
 use crate::specimen::{Quantity, SpecimenRecord};
 use crate::time::Timestamp;
+use crate::user::{Role, Secret};
 
 /// Where a specimen sits: a container that holds specimens, and a position in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -176,6 +177,31 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         reprints: Vec<String>,
     },
+    /// A person may act at this site from now on, in `role`. `name` is the printed name that
+    /// signatures show; `badge` the `USR-…` code on their badge.
+    UserAdded {
+        user: String,
+        name: String,
+        role: Role,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        badge: Option<String>,
+    },
+    /// A user's role from now on.
+    RoleGranted {
+        user: String,
+        role: Role,
+    },
+    /// A user may no longer sign in or sign; what they did stays theirs.
+    UserDisabled {
+        user: String,
+        reason: String,
+    },
+    /// A password or PIN, as an Argon2id hash (PHC string); the secret itself is never recorded.
+    CredentialSet {
+        user: String,
+        secret: Secret,
+        hash: String,
+    },
 }
 
 impl EventBody {
@@ -199,6 +225,10 @@ impl EventBody {
             EventBody::ConflictResolved { .. } => "conflict_resolved",
             EventBody::ConflictSettled { .. } => "conflict_settled",
             EventBody::LabelsPrinted { .. } => "labels_printed",
+            EventBody::UserAdded { .. } => "user_added",
+            EventBody::RoleGranted { .. } => "role_granted",
+            EventBody::UserDisabled { .. } => "user_disabled",
+            EventBody::CredentialSet { .. } => "credential_set",
         }
     }
 
@@ -223,7 +253,22 @@ impl EventBody {
             | EventBody::ConflictSettled { specimen, .. } => Some(specimen),
             EventBody::ContainerCreated { .. }
             | EventBody::ContainerMoved { .. }
-            | EventBody::LabelsPrinted { .. } => None,
+            | EventBody::LabelsPrinted { .. }
+            | EventBody::UserAdded { .. }
+            | EventBody::RoleGranted { .. }
+            | EventBody::UserDisabled { .. }
+            | EventBody::CredentialSet { .. } => None,
+        }
+    }
+
+    /// The user this event is about (user administration), if any.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            EventBody::UserAdded { user, .. }
+            | EventBody::RoleGranted { user, .. }
+            | EventBody::UserDisabled { user, .. }
+            | EventBody::CredentialSet { user, .. } => Some(user),
+            _ => None,
         }
     }
 

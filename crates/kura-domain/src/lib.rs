@@ -15,6 +15,7 @@ pub mod position;
 pub mod rules;
 pub mod specimen;
 pub mod time;
+pub mod user;
 
 pub use container::{ContainerKind, ContainerSpec, Temperature};
 pub use event::{Event, EventBody, Location, Outcome, Placement, Purpose};
@@ -23,3 +24,4 @@ pub use position::{Geometry, Pos};
 pub use rules::{ContainerInfo, Custody, RuleError, Settled, SpecimenState};
 pub use specimen::{Quantity, SampleType, SpecimenRecord, Status};
 pub use time::{Clock, Timestamp};
+pub use user::{Role, Secret, UserChange};

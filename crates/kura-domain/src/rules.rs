@@ -167,6 +167,11 @@ pub enum Effect {
     Log {
         codes: Vec<String>,
     },
+    /// Who may act changes (user administration).
+    User {
+        user: String,
+        change: crate::user::UserChange,
+    },
 }
 
 /// Why a custody act was refused. Nothing is written when one of these is returned.
@@ -237,6 +242,8 @@ pub enum RuleError {
     UnitMismatch { given: String, unit: String },
     #[error("a print must name at least one label")]
     NothingPrinted,
+    #[error("user {user:?}: {reason}")]
+    BadUser { user: String, reason: String },
     #[error(
         "specimen {specimen} was moved from {from}, but it is at {at}: whoever moved it did not know where it was"
     )]
@@ -281,6 +288,7 @@ impl RuleError {
             RuleError::NotEnoughLeft { .. } => "not_enough_left",
             RuleError::UnitMismatch { .. } => "unit_mismatch",
             RuleError::NothingPrinted => "nothing_printed",
+            RuleError::BadUser { .. } => "bad_user",
             RuleError::NotThere { .. } => "not_there",
             RuleError::ContainerNotThere { .. } => "container_not_there",
         }
@@ -748,6 +756,10 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                 codes: codes.clone(),
             })
         }
+        E::UserAdded { .. }
+        | E::RoleGranted { .. }
+        | E::UserDisabled { .. }
+        | E::CredentialSet { .. } => user_effect(body).map_err(DecideError::Rule),
         E::ContainerMoved {
             container,
             from,
@@ -879,12 +891,78 @@ fn conflict_effect<V: View>(view: &mut V, body: &EventBody) -> Result<Option<Eff
         }
         EventBody::ContainerCreated { .. }
         | EventBody::ContainerMoved { .. }
-        | EventBody::LabelsPrinted { .. } => Ok(None),
+        | EventBody::LabelsPrinted { .. }
+        | EventBody::UserAdded { .. }
+        | EventBody::RoleGranted { .. }
+        | EventBody::UserDisabled { .. }
+        | EventBody::CredentialSet { .. } => Ok(None),
         b => match b.specimen() {
             Some(code) => Ok(flag(view.specimen(code)?)),
             None => Ok(None),
         },
     }
+}
+
+/// A user event's effect. Whether the user exists is the use case's to check where the person
+/// acts (`kura-app`); here only what every bench and the registry can check alone: well-formed
+/// IDs and names, and credentials that are Argon2id hashes, never a secret in clear.
+fn user_effect(body: &EventBody) -> Result<Effect, RuleError> {
+    use crate::user::{UserChange, parse_badge, parse_user_id};
+    let Some(user) = body.user() else {
+        return Err(RuleError::BadUser {
+            user: String::new(),
+            reason: "not a user event".into(),
+        });
+    };
+    let bad = |reason: String| RuleError::BadUser {
+        user: user.to_string(),
+        reason,
+    };
+    if parse_user_id(user).map_err(bad)? != user {
+        return Err(bad("user IDs are recorded in lower case".into()));
+    }
+    let change = match body {
+        EventBody::UserAdded {
+            name, role, badge, ..
+        } => {
+            if name.trim().is_empty() || name.chars().count() > 80 {
+                return Err(bad(
+                    "a user needs a printed name of 1 to 80 characters".into()
+                ));
+            }
+            if let Some(b) = badge {
+                parse_badge(b).map_err(bad)?;
+            }
+            UserChange::Add {
+                name: name.clone(),
+                role: *role,
+                badge: badge.clone(),
+            }
+        }
+        EventBody::RoleGranted { role, .. } => UserChange::Grant(*role),
+        EventBody::UserDisabled { reason, .. } => {
+            if reason.trim().is_empty() {
+                return Err(bad("disabling a user needs a reason".into()));
+            }
+            UserChange::Disable
+        }
+        EventBody::CredentialSet { secret, hash, .. } => {
+            if !hash.starts_with("$argon2id$") {
+                return Err(bad(
+                    "a credential is recorded as an Argon2id hash, never in clear".into(),
+                ));
+            }
+            UserChange::Credential {
+                secret: *secret,
+                hash: hash.clone(),
+            }
+        }
+        _ => return Err(bad("not a user event".into())),
+    };
+    Ok(Effect::User {
+        user: user.to_string(),
+        change,
+    })
 }
 
 #[cfg(test)]

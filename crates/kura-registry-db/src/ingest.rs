@@ -685,7 +685,9 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
                     ctouched.insert(key);
                 }
             }
-            Some(Effect::Log { .. }) | None => {}
+            // The registry keeps user events in the site's log for every bench to pull; it signs
+            // nobody in, so it keeps no projection of users.
+            Some(Effect::Log { .. }) | Some(Effect::User { .. }) | None => {}
         }
     }
     if !work.misses.is_empty() {

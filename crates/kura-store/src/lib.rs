@@ -35,7 +35,7 @@ use uuid::Uuid;
 pub use error::StoreError;
 pub use migrations::MIGRATIONS;
 pub use query::{
-    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, SpecimenView, Stats,
+    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, SpecimenView, Stats, UserRow,
 };
 pub use sync::{
     Answer, ConflictRow, LeaseBlock, OutEvent, PullApplied, RejectionRow, RemoteEvent, SyncState,

@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "registry_order",
         include_str!("migrations/0005_registry_order.sql"),
     ),
+    (6, "users", include_str!("migrations/0006_users.sql")),
 ];
 
 /// The newest migration this build knows.

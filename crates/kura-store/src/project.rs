@@ -156,20 +156,27 @@ impl Projector<'_> {
 
     /// Keeps the rows `effect` will change, as they are now, for [`Projector::undo`].
     pub fn keep_undo(&mut self, event: i64, effect: &Effect) -> Result<(), StoreError> {
-        let (specimens, containers, prints): (Vec<String>, Vec<String>, Vec<String>) = match effect
-        {
+        let (mut specimens, mut containers, mut prints, mut users): (
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+        ) = Default::default();
+        match effect {
             Effect::Register { state, .. } | Effect::Update(state) => {
-                (vec![state.code.to_string()], vec![], vec![])
+                specimens.push(state.code.to_string())
             }
-            Effect::CreateContainer(spec) => (vec![], vec![spec.id.to_string()], vec![]),
-            Effect::MoveContainer { id, .. } => (vec![], vec![id.to_string()], vec![]),
-            Effect::Log { codes } => (vec![], vec![], codes.clone()),
-        };
+            Effect::CreateContainer(spec) => containers.push(spec.id.to_string()),
+            Effect::MoveContainer { id, .. } => containers.push(id.to_string()),
+            Effect::Log { codes } => prints.clone_from(codes),
+            Effect::User { user, .. } => users.push(user.clone()),
+        }
         let mut image = serde_json::Map::new();
         for (table, key, codes) in [
             ("specimens", "code", &specimens),
             ("containers", "code", &containers),
             ("label_prints", "code", &prints),
+            ("users", "code", &users),
         ] {
             let rows: Vec<serde_json::Value> = codes
                 .iter()
@@ -202,7 +209,7 @@ impl Projector<'_> {
         ] {
             self.conn.prepare_cached(sql)?.execute([event])?;
         }
-        for table in ["specimens", "containers", "label_prints"] {
+        for table in ["specimens", "containers", "label_prints", "users"] {
             for pair in image[table].as_array().into_iter().flatten() {
                 let code = pair[0].as_str().unwrap_or_default();
                 restore_row(self.conn, table, code, &pair[1])?;
@@ -212,6 +219,54 @@ impl Projector<'_> {
             }
         }
         self.cache.clear();
+        Ok(())
+    }
+
+    /// A user event's change. A change to a user this bench has not heard of yet (their
+    /// `user_added` is still on its way) is kept on a placeholder row that the addition fills in.
+    fn write_user(
+        &mut self,
+        event: i64,
+        at: i64,
+        user: &str,
+        change: kura_domain::UserChange,
+    ) -> Result<(), StoreError> {
+        use kura_domain::{Secret, UserChange};
+        self.conn
+            .prepare_cached(
+                "INSERT INTO users (code, name, role, added_at, updated_at, last_event)
+                 VALUES (?1, '', 'auditor', ?2, ?2, ?3) ON CONFLICT(code) DO NOTHING",
+            )?
+            .execute(params![user, at, event])?;
+        let c = &*self.conn;
+        match change {
+            UserChange::Add { name, role, badge } => c
+                .prepare_cached(
+                    "UPDATE users SET name = ?2, role = ?3, badge = ?4, added_at = ?5 WHERE code = ?1",
+                )?
+                .execute(params![user, name, role.as_str(), badge, at])?,
+            UserChange::Grant(role) => c
+                .prepare_cached("UPDATE users SET role = ?2 WHERE code = ?1")?
+                .execute(params![user, role.as_str()])?,
+            UserChange::Disable => c
+                .prepare_cached("UPDATE users SET disabled = 1 WHERE code = ?1")?
+                .execute(params![user])?,
+            UserChange::Credential {
+                secret: Secret::Password,
+                hash,
+            } => c
+                .prepare_cached("UPDATE users SET password = ?2 WHERE code = ?1")?
+                .execute(params![user, hash])?,
+            UserChange::Credential {
+                secret: Secret::Pin,
+                hash,
+            } => c
+                .prepare_cached("UPDATE users SET pin = ?2 WHERE code = ?1")?
+                .execute(params![user, hash])?,
+        };
+        self.conn
+            .prepare_cached("UPDATE users SET updated_at = ?2, last_event = ?3 WHERE code = ?1")?
+            .execute(params![user, at, event])?;
         Ok(())
     }
 
@@ -393,6 +448,7 @@ impl Projector<'_> {
                     }
                 }
             }
+            Effect::User { user, change } => self.write_user(event, at, &user, change)?,
             Effect::MoveContainer { id, to } => {
                 let rowid = self.container_rowid(&id)?;
                 let parent = self.container_rowid(&to.parent)?;

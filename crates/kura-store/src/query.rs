@@ -516,6 +516,40 @@ impl Store {
         })
     }
 
+    /// One user as the projection has them (None: never added here).
+    pub fn user(&self, code: &str) -> Result<Option<UserRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("{USER_COLS} WHERE code = ?1"))?
+            .query_row([code], user_row)
+            .optional()?)
+    }
+
+    /// The users whose badge this is (more than one: two benches gave it twice).
+    pub fn users_with_badge(&self, badge: &str) -> Result<Vec<UserRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("{USER_COLS} WHERE badge = ?1 ORDER BY code"))?
+            .query_map([badge], user_row)?
+            .collect::<Result<_, _>>()?)
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("{USER_COLS} ORDER BY code"))?
+            .query_map([], user_row)?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Whether anyone was ever added: from then on every act needs a signed-in user.
+    pub fn has_users(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     /// How many times each code's label has been printed (absent: never).
     pub fn label_prints(&self, codes: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
         let mut stmt = self
@@ -557,5 +591,36 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         at: r.get(4)?,
         kind: r.get(5)?,
         payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+    })
+}
+
+/// A user as the projection holds them. `password` and `pin` are Argon2id hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub code: String,
+    pub name: String,
+    pub role: String,
+    pub badge: Option<String>,
+    pub disabled: bool,
+    pub password: Option<String>,
+    pub pin: Option<String>,
+    pub added_at: i64,
+    pub updated_at: i64,
+}
+
+const USER_COLS: &str =
+    "SELECT code, name, role, badge, disabled, password, pin, added_at, updated_at FROM users";
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        code: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        badge: r.get(3)?,
+        disabled: r.get(4)?,
+        password: r.get(5)?,
+        pin: r.get(6)?,
+        added_at: r.get(7)?,
+        updated_at: r.get(8)?,
     })
 }

@@ -253,6 +253,10 @@ impl Touched {
         if let Some(s) = body.specimen() {
             self.names.insert(s.to_string());
         }
+        if let Some(u) = body.user() {
+            // Not a code any specimen or container can have (codes have no colon).
+            self.names.insert(format!("user:{u}"));
+        }
     }
 
     fn extend(&mut self, other: Touched) {

@@ -81,7 +81,7 @@ pub(crate) fn replay(
     conn.execute_batch(
         "PRAGMA defer_foreign_keys = ON;
          DELETE FROM undo; DELETE FROM conflicts; DELETE FROM event_subjects; DELETE FROM specimens;
-         DELETE FROM containers; DELETE FROM label_prints;",
+         DELETE FROM containers; DELETE FROM label_prints; DELETE FROM users;",
     )?;
     let unsettled: std::collections::HashSet<i64> = match own {
         None => Default::default(),
@@ -152,6 +152,11 @@ const PROJECTION: &[(&str, &str, &str)] = &[
         "code",
     ),
     ("label_prints", "SELECT code, prints, last FROM label_prints", "code"),
+    (
+        "users",
+        "SELECT code, name, role, badge, disabled, password, pin, added_at, updated_at, last_event FROM users",
+        "code",
+    ),
     (
         "conflicts",
         "SELECT event, subject, code, message, other, resolved_by FROM conflicts",

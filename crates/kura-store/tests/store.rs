@@ -244,6 +244,30 @@ fn history(dir: &Path) -> std::path::PathBuf {
         (register(2), ""),
         (check_in(2, "BX1", 0, 1), ""),
         (check_out(2), ""),
+        (
+            EventBody::UserAdded {
+                user: "sato".into(),
+                name: "佐藤 花子".into(),
+                role: kura_domain::Role::Technician,
+                badge: Some("USR-0042".into()),
+            },
+            "",
+        ),
+        (
+            EventBody::CredentialSet {
+                user: "sato".into(),
+                secret: kura_domain::Secret::Password,
+                hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            },
+            "",
+        ),
+        (
+            EventBody::RoleGranted {
+                user: "sato".into(),
+                role: kura_domain::Role::Supervisor,
+            },
+            "",
+        ),
     ]);
     steps(&mut s, &t);
     assert!(s.verify(&mut |_, _| {}).unwrap().ok());
@@ -281,6 +305,22 @@ fn verify_finds_each_kind_of_tampering_and_rebuild_repairs_the_projection() {
             "projection_differs",
             true,
         ),
+        // Users: a role or a password hash edited in the file, or the event that granted it.
+        (
+            "UPDATE users SET role = 'administrator' WHERE code = 'sato'",
+            "projection_differs",
+            true,
+        ),
+        (
+            "UPDATE users SET password = '$argon2id$v=19$m=19456,t=2,p=1$bWluZQ$bWluZQ' WHERE code = 'sato'",
+            "projection_differs",
+            true,
+        ),
+        (
+            "DROP TRIGGER events_append_only_update; UPDATE events SET payload = replace(payload, 'supervisor', 'administrator') WHERE payload LIKE '%role_granted%'",
+            "hash_mismatch",
+            false,
+        ),
     ];
     for (sql, want, repairable) in cases {
         let d = tempfile::tempdir().unwrap();
@@ -308,7 +348,7 @@ fn rebuild_reproduces_the_projection_exactly() {
     let dump = |db: &Path| -> Vec<String> {
         let c = rusqlite::Connection::open(db).unwrap();
         let mut out = Vec::new();
-        for t in ["specimens", "containers", "event_subjects", "label_prints"] {
+        for t in ["specimens", "containers", "event_subjects", "label_prints", "users"] {
             let mut st = c
                 .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
                 .unwrap();

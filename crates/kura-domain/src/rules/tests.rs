@@ -80,7 +80,7 @@ impl Mem {
                     },
                 );
             }
-            Effect::Log { .. } => {}
+            Effect::Log { .. } | Effect::User { .. } => {}
             Effect::MoveContainer { id, to } => {
                 let c = self.containers.get_mut(&id).unwrap();
                 c.parent = Some(to.parent);
@@ -599,4 +599,79 @@ fn consumption() {
         None,
         "a used-up specimen frees its position"
     );
+}
+
+#[test]
+fn user_events_are_checked_alone() {
+    use crate::user::{Role, Secret, UserChange};
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_string();
+    let add = |user: &str, name: &str, badge: Option<&str>| EventBody::UserAdded {
+        user: user.into(),
+        name: name.into(),
+        role: Role::Technician,
+        badge: badge.map(str::to_string),
+    };
+    // (event, allowed?)
+    let cases: Vec<(EventBody, bool)> = vec![
+        (add("sato", "佐藤 花子", Some("USR-0042")), true),
+        (add("Sato", "佐藤 花子", None), false),
+        (add("sato", " ", None), false),
+        (add("sato", "佐藤", Some("0042")), false),
+        (
+            EventBody::RoleGranted {
+                user: "sato".into(),
+                role: Role::Supervisor,
+            },
+            true,
+        ),
+        (
+            EventBody::UserDisabled {
+                user: "sato".into(),
+                reason: "left the bank".into(),
+            },
+            true,
+        ),
+        (
+            EventBody::UserDisabled {
+                user: "sato".into(),
+                reason: "".into(),
+            },
+            false,
+        ),
+        (
+            EventBody::CredentialSet {
+                user: "sato".into(),
+                secret: Secret::Pin,
+                hash: hash.clone(),
+            },
+            true,
+        ),
+        (
+            EventBody::CredentialSet {
+                user: "sato".into(),
+                secret: Secret::Password,
+                hash: "hunter2".into(),
+            },
+            false,
+        ),
+    ];
+    let mut w = Mem::default();
+    for (body, allowed) in cases {
+        let got = decide(&mut w, &body);
+        match got {
+            Ok(Effect::User { user, change }) => {
+                assert!(allowed, "{body:?} was allowed");
+                assert_eq!(user, "sato");
+                if let EventBody::RoleGranted { .. } = body {
+                    assert_eq!(change, UserChange::Grant(Role::Supervisor));
+                }
+            }
+            Ok(other) => panic!("{body:?}: {other:?}"),
+            Err(DecideError::Rule(e)) => {
+                assert!(!allowed, "{body:?}: {e}");
+                assert_eq!(e.code(), "bad_user");
+            }
+            Err(DecideError::View(never)) => match never {},
+        }
+    }
 }
