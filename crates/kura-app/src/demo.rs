@@ -597,6 +597,12 @@ impl Kura {
         if !self.is_initialised()? {
             self.init("DEMO", 7)?;
         }
+        if self.secured()? {
+            return Err(AppError::input(
+                "demo",
+                "this database has users: demo data goes only into a new database",
+            ));
+        }
         self.store_mut().set_cache_mib(256)?;
         self.store_mut().set_bulk(true)?;
         // Demo time runs from 2024-04-01 across about 900 days, the same on every run.
@@ -620,6 +626,8 @@ impl Kura {
                     clock: &*clock,
                     calendar: &calendar,
                     actor: &actor,
+                    // Demo data goes only into a database without users (checked above).
+                    auth: None,
                     ids: &mut ids,
                     id_format: None,
                 };

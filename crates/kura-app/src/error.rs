@@ -40,6 +40,20 @@ pub enum AppError {
     Print { code: &'static str, message: String },
     #[error(transparent)]
     Sync(#[from] kura_sync::SyncError),
+    #[error("the user ID or the password (or the badge or the PIN) is wrong; try again")]
+    SignIn,
+    #[error("this database records who acts: sign in first (kura login, or scan your badge)")]
+    SignInRequired,
+    #[error("the session ended after a time without activity: sign in again (kura login)")]
+    SessionExpired,
+    #[error("user {user} is disabled and can no longer act or sign; an administrator can tell why")]
+    UserDisabled { user: String },
+    #[error("{} needs the role {} (you are {}): ask someone who has it", .act.as_str(), .needed.as_str(), .role.as_str())]
+    Forbidden {
+        act: crate::users::Act,
+        role: kura_domain::Role,
+        needed: kura_domain::Role,
+    },
     #[error(
         "this database already issued Kura IDs with the prefix {local}, but site {site} issues {site_prefix}…: its IDs would be refused as another site's. Enroll a new database for this workstation, or ask the registry administrator"
     )]
@@ -81,6 +95,11 @@ impl AppError {
             AppError::File { .. } => "file_error",
             AppError::Print { code, .. } => code,
             AppError::Sync(e) => e.code(),
+            AppError::SignIn => "sign_in_failed",
+            AppError::SignInRequired => "sign_in_required",
+            AppError::SessionExpired => "session_expired",
+            AppError::UserDisabled { .. } => "user_disabled",
+            AppError::Forbidden { .. } => "forbidden",
             AppError::PrefixMismatch { .. } => "enroll_prefix_mismatch",
         }
     }
@@ -105,6 +124,10 @@ impl AppError {
             } => Some(
                 serde_json::json!({ "local": local, "site": site, "site_prefix": site_prefix }),
             ),
+            AppError::Forbidden { act, role, needed } => Some(serde_json::json!({
+                "act": act.as_str(), "role": role.as_str(), "needed": needed.as_str()
+            })),
+            AppError::UserDisabled { user } => Some(serde_json::json!({ "user": user })),
             AppError::Store(StoreError::NoSerials { year, wanted, left }) => {
                 Some(serde_json::json!({ "year": year, "wanted": wanted, "left": left }))
             }

@@ -291,6 +291,8 @@ impl Kura {
         stock_id: &str,
         target: &PrintTarget,
     ) -> Result<PrintReport, AppError> {
+        // Before anything comes out of a printer: a print that may not be logged is not made.
+        self.authorize(crate::users::Act::Print)?;
         if codes.is_empty() {
             return Err(AppError::input(
                 "labels",
@@ -383,6 +385,7 @@ impl Kura {
         name: &str,
         config: Option<PrinterConfig>,
     ) -> Result<(), AppError> {
+        self.authorize(crate::users::Act::Settings)?;
         let mut all = self.printers()?;
         match config {
             Some(c) => {
@@ -436,7 +439,8 @@ impl Kura {
     /// `kura printer test`: the printer's status (TCP), then a calibration label (its name,
     /// dpi and the date, a DataMatrix and a Code128) on `stock_id`. Not a specimen's label:
     /// nothing is logged.
-    pub fn test_printer(&self, name: &str, stock_id: &str) -> Result<PrinterTest, AppError> {
+    pub fn test_printer(&mut self, name: &str, stock_id: &str) -> Result<PrinterTest, AppError> {
+        self.authorize(crate::users::Act::Print)?;
         let printer = self.printer(name)?;
         let st = stock(stock_id)?;
         let dpi = printer.dpi().unwrap_or(st.dpi);
@@ -557,6 +561,7 @@ impl Kura {
 
     /// Writes a box map PDF and logs the print.
     pub fn print_box_map(&mut self, container: &str, out: &Path) -> Result<PrintReport, AppError> {
+        self.authorize(crate::users::Act::Print)?;
         let data = self.box_map_data(container)?;
         let stock = stock("boxmap-a4")?;
         let r = kura_labels::render_box_map(&stock, &data).map_err(label_error)?;

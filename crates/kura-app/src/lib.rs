@@ -20,6 +20,7 @@ pub mod register;
 pub mod storage;
 pub mod sync;
 pub mod transport;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,6 +88,9 @@ pub struct Kura {
     calendar: Calendar,
     actor: String,
     print_timeouts: transport::Timeouts,
+    /// Who is signed in (a secured database: see `users`).
+    session: Option<users::Session>,
+    idle_secs: u64,
 }
 
 impl Kura {
@@ -117,6 +121,8 @@ impl Kura {
             calendar,
             actor,
             print_timeouts: transport::Timeouts::default(),
+            session: None,
+            idle_secs: users::DEFAULT_IDLE_SECS,
         })
     }
 
@@ -153,6 +159,7 @@ impl Kura {
 
     /// Sets the site's time zone (`None`: follow this computer's). Returns the zone now in use.
     pub fn set_time_zone(&mut self, name: Option<&str>) -> Result<String, AppError> {
+        self.authorize(users::Act::Settings)?;
         // A blank name means the same as none: follow this computer's zone.
         let name = name.map(str::trim).filter(|n| !n.is_empty());
         let calendar = match name {
@@ -177,6 +184,7 @@ impl Kura {
 
     /// Sets how this site issues Kura IDs. Run once on a new database.
     pub fn init(&mut self, prefix: &str, serial_width: usize) -> Result<IdFormat, AppError> {
+        self.authorize(users::Act::Settings)?;
         let f = IdFormat::new(prefix, serial_width)?;
         let json =
             serde_json::to_string(&f).map_err(|e| AppError::input("prefix", e.to_string()))?;
@@ -242,9 +250,14 @@ impl Kura {
         &mut self,
         f: impl FnOnce(&mut Emit<'_, '_>) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
+        // A secured database: only a signed-in user acts, as themselves, within their role.
+        let auth = self.auth()?;
         let clock = self.clock.clone();
         let calendar = self.calendar.clone();
-        let actor = self.actor.clone();
+        let actor = auth
+            .as_ref()
+            .map(|a| a.user.clone())
+            .unwrap_or_else(|| self.actor.clone());
         let path = self.store.path().to_path_buf();
         self.store
             .write(|tx| {
@@ -253,6 +266,7 @@ impl Kura {
                     clock: &*clock,
                     calendar: &calendar,
                     actor: &actor,
+                    auth: auth.as_ref(),
                     ids: &mut RandomIds,
                     id_format: None,
                 };
@@ -296,6 +310,8 @@ pub(crate) struct Emit<'t, 'c> {
     pub clock: &'t dyn Clock,
     pub calendar: &'t Calendar,
     pub actor: &'t str,
+    /// The signed-in user (None: a database without users).
+    pub auth: Option<&'t users::Auth>,
     pub ids: &'t mut dyn EventIds,
     /// The site's ID format, read once per transaction.
     pub id_format: Option<IdFormat>,
@@ -303,6 +319,9 @@ pub(crate) struct Emit<'t, 'c> {
 
 impl Emit<'_, '_> {
     pub fn emit(&mut self, body: EventBody) -> Result<kura_domain::Event, AppError> {
+        if let Some(a) = self.auth {
+            users::check(a, &body)?;
+        }
         let at = self.clock.now();
         let id = self.ids.next(at);
         Ok(self.tx.append(id, self.actor, at, body)?)

@@ -259,6 +259,7 @@ impl Kura {
         e: Enrollment,
         answer: Enrolled,
     ) -> Result<EnrollReport, AppError> {
+        self.authorize(crate::users::Act::Settings)?;
         let res = answer.0;
         let base = e.base;
         let site = res.site;
@@ -390,6 +391,7 @@ impl Kura {
         opts: SyncOptions,
         progress: &mut dyn FnMut(&str, u64, u64),
     ) -> Result<Report, AppError> {
+        self.authorize(crate::users::Act::Sync)?;
         let engine = self.sync_engine(opts)?;
         let r = run(engine.round(&mut |p| match p {
             Phase::Push { done, total } => progress("push", done, total),

@@ -348,7 +348,13 @@ fn rebuild_reproduces_the_projection_exactly() {
     let dump = |db: &Path| -> Vec<String> {
         let c = rusqlite::Connection::open(db).unwrap();
         let mut out = Vec::new();
-        for t in ["specimens", "containers", "event_subjects", "label_prints", "users"] {
+        for t in [
+            "specimens",
+            "containers",
+            "event_subjects",
+            "label_prints",
+            "users",
+        ] {
             let mut st = c
                 .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
                 .unwrap();

@@ -1,0 +1,572 @@
+//! People: users and roles, sign-in, sessions, and who may do what.
+//!
+//! **Where authorisation is decided**: here, in [`allowed`] — a table of act × role — and
+//! nowhere else. Every event a use case emits passes [`check`] inside its transaction
+//! (`Emit::emit`), and the writes that are not events (printers, the time zone, enrollment) ask
+//! [`Kura::authorize`] first; the CLI and the window only pass on what they were told. Events
+//! pulled from the registry were authorised where they were made and are not judged again.
+//!
+//! A database becomes secured when its first user (an administrator, created with a password
+//! and never a default one) is added: from then on every act needs a signed-in user, and the
+//! actor of every event is that user. A database that never had a user keeps working as before,
+//! acting as whoever the face names.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use kura_domain::{EventBody, Role, Secret, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::{AppError, Kura};
+
+/// What a person does, as the authorisation table names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Act {
+    /// Register specimens, aliquots and derivatives (and import them).
+    Register,
+    /// Check in, check out, return, move, thaw, consume, ship, receive.
+    Handle,
+    /// Print labels and box maps.
+    Print,
+    /// Dispose of a specimen (irreversible).
+    Dispose,
+    /// Block and unblock specimens and donors.
+    Block,
+    /// Add or move boxes, racks, freezers: the storage layout.
+    StorageLayout,
+    /// Settle a conflict between benches.
+    ResolveConflict,
+    /// Add users, grant roles, disable users, set another user's credentials.
+    ManageUsers,
+    /// Printers, the site's time zone, enrollment with the registry.
+    Settings,
+    /// Sync with the registry.
+    Sync,
+    /// Read specimens, storage, history; verify; export; audit reports.
+    Read,
+}
+
+impl Act {
+    pub const ALL: [Act; 11] = [
+        Act::Register,
+        Act::Handle,
+        Act::Print,
+        Act::Dispose,
+        Act::Block,
+        Act::StorageLayout,
+        Act::ResolveConflict,
+        Act::ManageUsers,
+        Act::Settings,
+        Act::Sync,
+        Act::Read,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Act::Register => "register",
+            Act::Handle => "handle",
+            Act::Print => "print",
+            Act::Dispose => "dispose",
+            Act::Block => "block",
+            Act::StorageLayout => "storage_layout",
+            Act::ResolveConflict => "resolve_conflict",
+            Act::ManageUsers => "manage_users",
+            Act::Settings => "settings",
+            Act::Sync => "sync",
+            Act::Read => "read",
+        }
+    }
+}
+
+/// The authorisation table: may `role` do `act`?
+pub fn allowed(act: Act, role: Role) -> bool {
+    use Act::*;
+    match role {
+        Role::Technician => matches!(act, Register | Handle | Print | Sync | Read),
+        Role::Supervisor => matches!(
+            act,
+            Register
+                | Handle
+                | Print
+                | Sync
+                | Read
+                | Dispose
+                | Block
+                | StorageLayout
+                | ResolveConflict
+        ),
+        Role::Administrator => matches!(act, ManageUsers | Settings | Sync | Read),
+        Role::Auditor => matches!(act, Read),
+    }
+}
+
+/// The least role that may do `act` (what a `forbidden` error names).
+pub fn role_needed(act: Act) -> Role {
+    [
+        Role::Technician,
+        Role::Supervisor,
+        Role::Administrator,
+        Role::Auditor,
+    ]
+    .into_iter()
+    .find(|r| allowed(act, *r))
+    .unwrap_or(Role::Administrator)
+}
+
+/// The act an event records. A user changing their own password or PIN needs no role.
+pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
+    Some(match body {
+        EventBody::Registered { .. } | EventBody::Derived { .. } => Act::Register,
+        EventBody::CheckedIn { .. }
+        | EventBody::CheckedOut { .. }
+        | EventBody::Returned { .. }
+        | EventBody::Moved { .. }
+        | EventBody::Thawed { .. }
+        | EventBody::Consumed { .. }
+        | EventBody::Shipped { .. }
+        | EventBody::Received { .. } => Act::Handle,
+        EventBody::Disposed { .. } => Act::Dispose,
+        EventBody::Blocked { .. } | EventBody::Unblocked { .. } => Act::Block,
+        EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. } => Act::StorageLayout,
+        EventBody::ConflictResolved { .. } | EventBody::ConflictSettled { .. } => {
+            Act::ResolveConflict
+        }
+        EventBody::LabelsPrinted { .. } => Act::Print,
+        EventBody::CredentialSet { user, .. } if user == actor => return None,
+        EventBody::UserAdded { .. }
+        | EventBody::RoleGranted { .. }
+        | EventBody::UserDisabled { .. }
+        | EventBody::CredentialSet { .. } => Act::ManageUsers,
+    })
+}
+
+/// Who is signed in, as the table sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub user: String,
+    pub role: Role,
+}
+
+/// Refuses an event its author's role does not allow.
+pub(crate) fn check(auth: &Auth, body: &EventBody) -> Result<(), AppError> {
+    match act_of(body, &auth.user) {
+        Some(act) if !allowed(act, auth.role) => Err(AppError::Forbidden {
+            act,
+            role: auth.role,
+            needed: role_needed(act),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A signed-in person. Sessions end after `idle` without activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: String,
+    pub name: String,
+    pub signed_in: Timestamp,
+    pub last_active: Timestamp,
+    /// Idle time after which the session ends, in seconds.
+    pub idle_secs: u64,
+    /// Whether both components (ID and secret) were given at a signing of this session: after
+    /// the first signature, only the secret is asked (21 CFR 11.200).
+    #[serde(default)]
+    pub signed_once: bool,
+}
+
+impl Session {
+    pub fn expired(&self, now: Timestamp) -> bool {
+        now.0.saturating_sub(self.last_active.0) > (self.idle_secs as i64) * 1_000_000
+    }
+}
+
+/// The default idle time before the window locks and a CLI session ends.
+pub const DEFAULT_IDLE_SECS: u64 = 5 * 60;
+
+/// A user as the screens and `kura user list` show them (never their hashes).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserView {
+    pub user: String,
+    pub name: String,
+    pub role: String,
+    pub badge: Option<String>,
+    pub disabled: bool,
+    pub has_password: bool,
+    pub has_pin: bool,
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's minimum for Argon2id: 19 MiB, 2 passes, 1 lane.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// An Argon2id PHC string for `secret`, with a fresh salt.
+pub fn hash_secret(secret: &str) -> Result<String, AppError> {
+    let mut salt = [0u8; 16];
+    getrandom_fill(&mut salt);
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| AppError::input("secret", e.to_string()))?;
+    Ok(argon2()
+        .hash_password(secret.as_bytes(), &salt)
+        .map_err(|e| AppError::input("secret", e.to_string()))?
+        .to_string())
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    // UUIDv4 draws from the OS's random source (getrandom); 16 bytes at a time.
+    for chunk in buf.chunks_mut(16) {
+        let r = uuid::Uuid::new_v4();
+        chunk.copy_from_slice(&r.as_bytes()[..chunk.len()]);
+    }
+}
+
+/// Whether `secret` matches `hash` (a malformed hash matches nothing).
+pub fn verify_secret(secret: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| argon2().verify_password(secret.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A password: 8 to 128 characters. A PIN: 4 to 8 digits.
+fn check_secret(secret: Secret, s: &str) -> Result<(), AppError> {
+    let ok = match secret {
+        Secret::Password => (8..=128).contains(&s.chars().count()),
+        Secret::Pin => (4..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::input(
+            secret.as_str(),
+            match secret {
+                Secret::Password => "a password has 8 to 128 characters",
+                Secret::Pin => "a PIN has 4 to 8 digits",
+            },
+        ))
+    }
+}
+
+/// The one answer to a failed sign-in, whatever failed (no hint which users exist).
+fn sign_in_failed() -> AppError {
+    AppError::SignIn
+}
+
+impl Kura {
+    /// Whether this database has users (and so needs a signed-in user for every act).
+    pub fn secured(&self) -> Result<bool, AppError> {
+        Ok(self.store().has_users()?)
+    }
+
+    /// Who is signed in, if anyone.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// The signed-in user and their role now (read fresh: a role granted or a user disabled on
+    /// another bench takes effect with the next act). None: the database is not secured.
+    pub(crate) fn auth(&mut self) -> Result<Option<Auth>, AppError> {
+        if !self.secured()? {
+            return Ok(None);
+        }
+        let now = self.now();
+        let Some(s) = self.session.clone() else {
+            return Err(AppError::SignInRequired);
+        };
+        if s.expired(now) {
+            self.session = None;
+            return Err(AppError::SessionExpired);
+        }
+        let row = self.store().user(&s.user)?;
+        let Some(row) = row.filter(|r| !r.disabled) else {
+            self.session = None;
+            return Err(AppError::UserDisabled { user: s.user });
+        };
+        let role = Role::parse(&row.role).unwrap_or(Role::Auditor);
+        if let Some(s) = self.session.as_mut() {
+            s.last_active = now;
+        }
+        Ok(Some(Auth {
+            user: row.code,
+            role,
+        }))
+    }
+
+    /// Refuses `act` unless the signed-in user's role allows it (anything goes on a database
+    /// that has no users yet).
+    pub fn authorize(&mut self, act: Act) -> Result<(), AppError> {
+        match self.auth()? {
+            Some(a) if !allowed(act, a.role) => Err(AppError::Forbidden {
+                act,
+                role: a.role,
+                needed: role_needed(act),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Signs in with user ID and password.
+    pub fn sign_in(&mut self, user: &str, password: &str) -> Result<Session, AppError> {
+        let id = kura_domain::user::parse_user_id(user).map_err(|_| sign_in_failed())?;
+        let row = self.store().user(&id)?.ok_or_else(sign_in_failed)?;
+        let ok = row
+            .password
+            .as_deref()
+            .is_some_and(|h| verify_secret(password, h));
+        if !ok {
+            tracing::info!(user = %id, "sign-in refused");
+            return Err(sign_in_failed());
+        }
+        if row.disabled {
+            return Err(AppError::UserDisabled { user: id });
+        }
+        Ok(self.start_session(row.code, row.name))
+    }
+
+    /// Signs in with a badge scan and the PIN.
+    pub fn sign_in_badge(&mut self, badge: &str, pin: &str) -> Result<Session, AppError> {
+        let b = kura_domain::user::parse_badge(badge).map_err(|_| sign_in_failed())?;
+        let rows: Vec<_> = self
+            .store()
+            .users_with_badge(&b)?
+            .into_iter()
+            .filter(|r| !r.disabled)
+            .collect();
+        let [row] = rows.as_slice() else {
+            return Err(sign_in_failed());
+        };
+        if !row.pin.as_deref().is_some_and(|h| verify_secret(pin, h)) {
+            tracing::info!(badge = %b, "badge sign-in refused");
+            return Err(sign_in_failed());
+        }
+        let (code, name) = (row.code.clone(), row.name.clone());
+        Ok(self.start_session(code, name))
+    }
+
+    fn start_session(&mut self, user: String, name: String) -> Session {
+        let now = self.now();
+        let s = Session {
+            user: user.clone(),
+            name,
+            signed_in: now,
+            last_active: now,
+            idle_secs: self.idle_secs,
+            signed_once: false,
+        };
+        self.actor = user;
+        self.session = Some(s.clone());
+        s
+    }
+
+    /// Takes up a session kept elsewhere (the CLI's session file), if it is still alive and
+    /// its user may still act.
+    pub fn resume(&mut self, s: Session) -> Result<(), AppError> {
+        if s.expired(self.now()) {
+            return Err(AppError::SessionExpired);
+        }
+        self.actor = s.user.clone();
+        self.session = Some(s);
+        self.auth().map(|_| ())
+    }
+
+    pub fn sign_out(&mut self) {
+        self.session = None;
+    }
+
+    /// Sets how long a session may stay idle.
+    pub fn set_idle(&mut self, secs: u64) {
+        self.idle_secs = secs;
+        if let Some(s) = self.session.as_mut() {
+            s.idle_secs = secs;
+        }
+    }
+
+    /// The first administrator of a new database: allowed once, while no user exists. The
+    /// password is given by the person; there is no default.
+    pub fn add_first_administrator(
+        &mut self,
+        user: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<Session, AppError> {
+        if self.secured()? {
+            return Err(AppError::input(
+                "user",
+                "this database already has users; an administrator adds more (kura user add)",
+            ));
+        }
+        let id = kura_domain::user::parse_user_id(user).map_err(|m| AppError::input("user", m))?;
+        check_secret(Secret::Password, password)?;
+        let hash = hash_secret(password)?;
+        self.actor = id.clone();
+        let name = name.trim().to_string();
+        self.write(|e| {
+            e.emit(EventBody::UserAdded {
+                user: id.clone(),
+                name: name.clone(),
+                role: Role::Administrator,
+                badge: None,
+            })?;
+            e.emit(EventBody::CredentialSet {
+                user: id.clone(),
+                secret: Secret::Password,
+                hash: hash.clone(),
+            })?;
+            Ok(())
+        })?;
+        Ok(self.start_session(id, name))
+    }
+
+    /// Adds a user with their first password (an administrator's act).
+    pub fn add_user(
+        &mut self,
+        user: &str,
+        name: &str,
+        role: Role,
+        badge: Option<&str>,
+        password: &str,
+    ) -> Result<UserView, AppError> {
+        self.authorize(Act::ManageUsers)?;
+        if !self.secured()? {
+            return Err(AppError::input(
+                "user",
+                "add the first administrator first (kura user add … --role administrator on a new database)",
+            ));
+        }
+        let id = kura_domain::user::parse_user_id(user).map_err(|m| AppError::input("user", m))?;
+        if self.store().user(&id)?.is_some() {
+            return Err(AppError::input("user", format!("user {id} already exists")));
+        }
+        let badge = badge
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(|b| kura_domain::user::parse_badge(b).map_err(|m| AppError::input("badge", m)))
+            .transpose()?;
+        if let Some(b) = &badge
+            && !self.store().users_with_badge(b)?.is_empty()
+        {
+            return Err(AppError::input(
+                "badge",
+                format!("badge {b} is already someone's"),
+            ));
+        }
+        check_secret(Secret::Password, password)?;
+        let hash = hash_secret(password)?;
+        let name = name.trim().to_string();
+        self.write(|e| {
+            e.emit(EventBody::UserAdded {
+                user: id.clone(),
+                name: name.clone(),
+                role,
+                badge: badge.clone(),
+            })?;
+            e.emit(EventBody::CredentialSet {
+                user: id.clone(),
+                secret: Secret::Password,
+                hash: hash.clone(),
+            })?;
+            Ok(())
+        })?;
+        self.user_view(&id)
+    }
+
+    pub fn grant_role(&mut self, user: &str, role: Role) -> Result<UserView, AppError> {
+        let id = self.existing_user(user)?;
+        self.write(|e| {
+            e.emit(EventBody::RoleGranted {
+                user: id.clone(),
+                role,
+            })
+        })?;
+        self.user_view(&id)
+    }
+
+    pub fn disable_user(&mut self, user: &str, reason: &str) -> Result<UserView, AppError> {
+        let id = self.existing_user(user)?;
+        let reason = crate::input::reason(reason)?;
+        self.write(|e| {
+            e.emit(EventBody::UserDisabled {
+                user: id.clone(),
+                reason: reason.clone(),
+            })
+        })?;
+        self.user_view(&id)
+    }
+
+    /// Sets a password or PIN: one's own, or (an administrator) anyone's.
+    pub fn set_secret(&mut self, user: &str, secret: Secret, value: &str) -> Result<(), AppError> {
+        let id = self.existing_user(user)?;
+        check_secret(secret, value)?;
+        let hash = hash_secret(value)?;
+        self.write(|e| {
+            e.emit(EventBody::CredentialSet {
+                user: id.clone(),
+                secret,
+                hash: hash.clone(),
+            })
+        })?;
+        Ok(())
+    }
+
+    fn existing_user(&self, user: &str) -> Result<String, AppError> {
+        let id = kura_domain::user::parse_user_id(user).map_err(|m| AppError::input("user", m))?;
+        match self.store().user(&id)? {
+            Some(_) => Ok(id),
+            None => Err(AppError::NotFound {
+                what: "user",
+                code: id,
+            }),
+        }
+    }
+
+    pub fn user_view(&self, user: &str) -> Result<UserView, AppError> {
+        let r = self.store().user(user)?.ok_or_else(|| AppError::NotFound {
+            what: "user",
+            code: user.to_string(),
+        })?;
+        Ok(view(r))
+    }
+
+    pub fn users(&mut self) -> Result<Vec<UserView>, AppError> {
+        self.authorize(Act::Read)?;
+        Ok(self.store().users()?.into_iter().map(view).collect())
+    }
+}
+
+fn view(r: kura_store::UserRow) -> UserView {
+    UserView {
+        user: r.code,
+        name: r.name,
+        role: r.role,
+        badge: r.badge,
+        disabled: r.disabled,
+        has_password: r.password.is_some(),
+        has_pin: r.pin.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_hash_and_verify() {
+        let h = hash_secret("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_secret("correct horse", &h));
+        assert!(!verify_secret("correct horsE", &h));
+        assert!(!verify_secret("correct horse", "$argon2id$garbage"));
+        assert_ne!(h, hash_secret("correct horse").unwrap(), "salted");
+    }
+
+    #[test]
+    fn every_act_has_a_role_and_the_auditor_only_reads() {
+        for act in Act::ALL {
+            assert!(Role::ALL.iter().any(|r| allowed(act, *r)), "{act:?}");
+            assert_eq!(allowed(act, Role::Auditor), act == Act::Read, "{act:?}");
+        }
+        assert_eq!(role_needed(Act::Dispose), Role::Supervisor);
+        assert_eq!(role_needed(Act::ManageUsers), Role::Administrator);
+    }
+}
