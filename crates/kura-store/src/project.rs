@@ -238,7 +238,7 @@ impl Projector<'_> {
                  VALUES (?1, '', 'auditor', ?2, ?2, ?3) ON CONFLICT(code) DO NOTHING",
             )?
             .execute(params![user, at, event])?;
-        let c = &*self.conn;
+        let c = self.conn;
         match change {
             UserChange::Add { name, role, badge } => c
                 .prepare_cached(
