@@ -32,7 +32,7 @@ use uuid::Uuid;
 pub use calendar::Calendar;
 pub use custody::{CheckOut, Placed};
 pub use error::{AppError, WireError};
-pub use kura_domain::{Purpose, Timestamp};
+pub use kura_domain::{Purpose, Role, Secret, Timestamp};
 pub use kura_store::{
     BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, SpecimenView,
     Stats, VerifyProblem, VerifyReport,

@@ -214,6 +214,30 @@ pub fn hash_secret(secret: &str) -> Result<String, AppError> {
         .to_string())
 }
 
+fn keyed(key: &str, body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let inner = Sha256::new()
+        .chain_update(key.as_bytes())
+        .chain_update(b"|")
+        .chain_update(body.as_bytes())
+        .finalize();
+    hex::encode(
+        Sha256::new()
+            .chain_update(key.as_bytes())
+            .chain_update(inner)
+            .finalize(),
+    )
+}
+
+/// Where the CLI keeps its session for the database at `db`: beside it, owner-only.
+pub fn session_file(db: &std::path::Path) -> std::path::PathBuf {
+    let name = db
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kura.sqlite3".into());
+    db.with_file_name(format!(".{name}.session"))
+}
+
 fn getrandom_fill(buf: &mut [u8]) {
     // UUIDv4 draws from the OS's random source (getrandom); 16 bytes at a time.
     for chunk in buf.chunks_mut(16) {
@@ -372,6 +396,53 @@ impl Kura {
 
     pub fn sign_out(&mut self) {
         self.session = None;
+    }
+
+    /// The session as a token for a face that keeps it between processes (the CLI's session
+    /// file): its JSON and a keyed SHA-256 with this database's session key, so that the file
+    /// cannot be edited into another person's session or carried to another database.
+    pub fn session_token(&mut self) -> Result<Option<String>, AppError> {
+        let Some(s) = self.session.clone() else {
+            return Ok(None);
+        };
+        let key = self.session_key()?;
+        let json =
+            serde_json::to_string(&s).map_err(|e| AppError::input("session", e.to_string()))?;
+        let body = hex::encode(json.as_bytes());
+        Ok(Some(format!("{body}.{}", keyed(&key, &body))))
+    }
+
+    /// Takes up the session a token carries, if its seal is this database's and it is alive.
+    pub fn resume_token(&mut self, token: &str) -> Result<(), AppError> {
+        let key = self.session_key()?;
+        let (body, mac) = token
+            .trim()
+            .split_once('.')
+            .ok_or(AppError::SignInRequired)?;
+        if keyed(&key, body) != mac {
+            tracing::warn!("a session file that this database did not seal was ignored");
+            return Err(AppError::SignInRequired);
+        }
+        let json = hex::decode(body).map_err(|_| AppError::SignInRequired)?;
+        let s: Session = serde_json::from_slice(&json).map_err(|_| AppError::SignInRequired)?;
+        self.resume(s)
+    }
+
+    /// This database's key for sealing session tokens (made at first use; local, never synced).
+    fn session_key(&mut self) -> Result<String, AppError> {
+        if let Some(k) = self.store().meta("session_key")? {
+            return Ok(k);
+        }
+        let mut b = [0u8; 32];
+        getrandom_fill(&mut b);
+        let k = hex::encode(b);
+        self.store_mut().write(|tx| -> Result<(), AppError> {
+            if tx.meta("session_key")?.is_none() {
+                tx.set_meta("session_key", &k)?;
+            }
+            Ok(())
+        })?;
+        Ok(self.store().meta("session_key")?.unwrap_or(k))
     }
 
     /// Sets how long a session may stay idle.

@@ -190,6 +190,23 @@ enum Cmd {
     /// Printers of this workstation.
     #[command(subcommand)]
     Printer(PrinterCmd),
+    /// Sign in (a database with users records who acts): user ID and password, or --badge and
+    /// its PIN. The session lasts until 5 minutes without a command, or `kura logout`.
+    Login {
+        user: Option<String>,
+        #[arg(long, conflicts_with = "user")]
+        badge: Option<String>,
+        /// Read the password (or PIN) from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// End this session.
+    Logout,
+    /// Who is signed in.
+    Whoami,
+    /// Users and roles (technician, supervisor, administrator, auditor).
+    #[command(subcommand)]
+    User(UserCmd),
     /// Import inventory from CSV (all rows or none).
     Import {
         file: PathBuf,
@@ -314,6 +331,49 @@ enum StorageCmd {
     List { parent: Option<String> },
     /// The built-in container types.
     Types,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user (an administrator's act); on a new database, the first administrator.
+    Add {
+        user: String,
+        /// The printed name signatures show.
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "technician")]
+        role: String,
+        /// Their badge code (USR-…), for sign-in by badge and PIN.
+        #[arg(long)]
+        badge: Option<String>,
+        /// Read the first password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+    /// Give a user another role.
+    Grant {
+        user: String,
+        role: String,
+    },
+    /// Stop a user from acting and signing (what they did stays theirs).
+    Disable {
+        user: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Set a password (your own, or as an administrator anyone's).
+    Passwd {
+        user: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a badge PIN (your own, or as an administrator anyone's).
+    Pin {
+        user: Option<String>,
+        #[arg(long)]
+        pin_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -471,9 +531,78 @@ fn progress_phase() -> impl FnMut(&str, u64, u64) {
 fn open(cli: &Cli) -> Result<Kura, AppError> {
     let path = cli.db.clone().unwrap_or_else(kura_app::default_db_path);
     // `--actor` (or KURA_USER, through clap), then USER: kura-app picks, as for the window.
+    // On a database with users, the signed-in user acts instead (the session file).
     let user = std::env::var("USER").ok();
     let actor = kura_app::input::actor([cli.actor.as_deref(), user.as_deref()])?;
-    Kura::open(path, &actor)
+    let mut k = Kura::open(&path, &actor)?;
+    if k.secured()? {
+        let file = kura_app::users::session_file(&path);
+        if let Ok(token) = std::fs::read_to_string(&file) {
+            match k.resume_token(&token) {
+                // This command is activity: the session lives on from now.
+                Ok(()) => save_session(&mut k, &path)?,
+                Err(e) => {
+                    tracing::info!(code = e.code(), "the saved session is over");
+                    let _ = std::fs::remove_file(&file);
+                }
+            }
+        }
+    }
+    Ok(k)
+}
+
+/// Keeps the session for the next command, owner-only.
+fn save_session(k: &mut Kura, db: &std::path::Path) -> Result<(), AppError> {
+    let file = kura_app::users::session_file(db);
+    let Some(token) = k.session_token()? else {
+        let _ = std::fs::remove_file(&file);
+        return Ok(());
+    };
+    let err = |e: std::io::Error| AppError::File {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(&file).map_err(err)?;
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(err)?;
+    std::io::Write::write_all(&mut f, token.as_bytes()).map_err(err)
+}
+
+/// A password or PIN: from the first line of standard input, or typed at the terminal unseen.
+fn secret(what: &str, from_stdin: bool) -> Result<String, AppError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| AppError::input(what, e.to_string()))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(AppError::input(
+            what,
+            format!("no terminal to type the {what} at: give --{what}-stdin and pipe it in"),
+        ));
+    }
+    rpassword::prompt_password(format!("{what}: "))
+        .map_err(|e| AppError::input(what, e.to_string()))
+}
+
+fn path_of(k: &Kura) -> std::path::PathBuf {
+    k.path().to_path_buf()
+}
+
+fn parse_role(s: &str) -> Result<kura_app::Role, AppError> {
+    kura_app::Role::parse(s).ok_or_else(|| {
+        AppError::input(
+            "role",
+            format!("{s:?} is not a role: technician, supervisor, administrator or auditor"),
+        )
+    })
 }
 
 fn out(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
@@ -842,6 +971,157 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     ),
                 },
             );
+        }
+        Cmd::Login {
+            user,
+            badge,
+            password_stdin,
+        } => {
+            if !k.secured()? {
+                return Err(AppError::input(
+                    "user",
+                    "this database has no users yet: add the first administrator with `kura user add ID --name NAME --role administrator`",
+                ));
+            }
+            let s = match (user, badge) {
+                (_, Some(b)) => {
+                    let pin = secret("pin", password_stdin)?;
+                    k.sign_in_badge(&b, &pin)?
+                }
+                (Some(u), None) => {
+                    let pw = secret("password", password_stdin)?;
+                    k.sign_in(&u, &pw)?
+                }
+                (None, None) => {
+                    return Err(AppError::input(
+                        "user",
+                        "give your user ID, or --badge USR-…",
+                    ));
+                }
+            };
+            let db = path_of(&k);
+            save_session(&mut k, &db)?;
+            out(
+                json,
+                json!({ "user": s.user, "name": s.name, "idle_secs": s.idle_secs }),
+                || {
+                    format!(
+                        "signed in as {} ({}); the session ends after {} minutes without a command",
+                        s.user,
+                        s.name,
+                        s.idle_secs / 60
+                    )
+                },
+            );
+        }
+        Cmd::Logout => {
+            k.sign_out();
+            let _ = std::fs::remove_file(kura_app::users::session_file(&path_of(&k)));
+            out(json, json!({ "signed_out": true }), || "signed out".into());
+        }
+        Cmd::Whoami => {
+            let s = k.session().cloned();
+            let role = match &s {
+                Some(s) => Some(k.user_view(&s.user)?.role),
+                None => None,
+            };
+            out(
+                json,
+                json!({ "user": s.as_ref().map(|s| &s.user), "name": s.as_ref().map(|s| &s.name), "role": role }),
+                || match &s {
+                    Some(s) => format!(
+                        "{} ({}), {}",
+                        s.user,
+                        s.name,
+                        role.clone().unwrap_or_default()
+                    ),
+                    None => "nobody is signed in".into(),
+                },
+            );
+        }
+        Cmd::User(UserCmd::Add {
+            user,
+            name,
+            role,
+            badge,
+            password_stdin,
+        }) => {
+            let role = parse_role(&role)?;
+            let first = !k.secured()?;
+            if first && role != kura_app::Role::Administrator {
+                return Err(AppError::input(
+                    "role",
+                    "this database has no users yet: the first one is its administrator (--role administrator)",
+                ));
+            }
+            let pw = secret("password", password_stdin)?;
+            let v = if first {
+                k.add_first_administrator(&user, &name, &pw)?;
+                let db = path_of(&k);
+                save_session(&mut k, &db)?;
+                k.user_view(&user.to_ascii_lowercase())?
+            } else {
+                k.add_user(&user, &name, role, badge.as_deref(), &pw)?
+            };
+            out(json, json!(v), || {
+                if first {
+                    format!(
+                        "{} added as the first administrator, and signed in; every act on this database now needs a signed-in user",
+                        v.user
+                    )
+                } else {
+                    format!("{} added ({})", v.user, v.role)
+                }
+            });
+        }
+        Cmd::User(UserCmd::List) => {
+            let list = k.users()?;
+            out(json, json!(list), || {
+                list.iter()
+                    .map(|u| {
+                        format!(
+                            "{:<16} {:<14} {:<24} {}{}",
+                            u.user,
+                            u.role,
+                            u.name,
+                            u.badge.clone().unwrap_or_default(),
+                            if u.disabled { "  (disabled)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::User(UserCmd::Grant { user, role }) => {
+            let v = k.grant_role(&user, parse_role(&role)?)?;
+            out(json, json!(v), || format!("{} is now {}", v.user, v.role));
+        }
+        Cmd::User(UserCmd::Disable { user, reason }) => {
+            let v = k.disable_user(&user, &reason)?;
+            out(json, json!(v), || format!("{} is disabled", v.user));
+        }
+        Cmd::User(UserCmd::Passwd {
+            user,
+            password_stdin,
+        }) => {
+            let who = user
+                .or_else(|| k.session().map(|s| s.user.clone()))
+                .ok_or(AppError::SignInRequired)?;
+            let pw = secret("password", password_stdin)?;
+            k.set_secret(&who, kura_app::Secret::Password, &pw)?;
+            out(json, json!({ "user": who, "set": "password" }), || {
+                format!("password of {who} set")
+            });
+        }
+        Cmd::User(UserCmd::Pin { user, pin_stdin }) => {
+            let who = user
+                .or_else(|| k.session().map(|s| s.user.clone()))
+                .ok_or(AppError::SignInRequired)?;
+            let pin = secret("pin", pin_stdin)?;
+            k.set_secret(&who, kura_app::Secret::Pin, &pin)?;
+            out(json, json!({ "user": who, "set": "pin" }), || {
+                format!("PIN of {who} set")
+            });
         }
         Cmd::Printer(PrinterCmd::List) => {
             let all = k.printers()?;

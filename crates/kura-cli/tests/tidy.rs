@@ -388,6 +388,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "8ee216babd4d6400a4003f29ca5ecc148b097846f43a882c0c679901a20d18f0",
     ),
     (
+        "crates/kura-store/src/migrations/0006_users.sql",
+        "e08d00b6ff3bcf3d3f85f721cdcfd4b546a73a879c7f8df54b41c56a33d61166",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),
