@@ -430,6 +430,24 @@ impl Bench {
         self.cmd().args(args).output().unwrap()
     }
 
+    /// Runs `kura --json ARGS` with `input` as the first line of standard input (a password
+    /// or PIN for `--password-stdin`).
+    pub fn try_run_with(&self, args: &[&str], input: &str) -> Result<Value, Value> {
+        use std::io::Write;
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{input}\n").as_bytes()).unwrap();
+        drop(stdin);
+        parse(child.wait_with_output().unwrap())
+    }
+
     /// Runs `kura --json ARGS`: the JSON answer, or the error's `{code, message}`.
     pub fn try_run(&self, args: &[&str]) -> Result<Value, Value> {
         parse(self.run(args))

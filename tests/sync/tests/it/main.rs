@@ -9,6 +9,7 @@ mod enroll;
 mod faults;
 mod property;
 mod restore;
+mod users;
 
 use std::path::Path;
 

@@ -1,0 +1,89 @@
+//! Users travel between benches the way custody does: added on one bench, they sign in on
+//! another after a sync; a role granted or a user disabled on one bench holds on the other.
+
+use kura_sync_tests::Registry;
+
+use crate::{register, site};
+
+#[test]
+fn users_added_on_one_bench_sign_in_on_another() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let benches = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&benches[0], &benches[1]);
+    // Bench a: the site's first administrator, and a technician.
+    a.try_run_with(
+        &[
+            "user",
+            "add",
+            "admin",
+            "--name",
+            "管理者 太郎",
+            "--role",
+            "administrator",
+            "--password-stdin",
+        ],
+        "admin-password",
+    )
+    .unwrap();
+    a.try_run_with(
+        &[
+            "user",
+            "add",
+            "sato",
+            "--name",
+            "佐藤 花子",
+            "--badge",
+            "USR-0042",
+            "--password-stdin",
+        ],
+        "sato-password",
+    )
+    .unwrap();
+    a.sync_ok();
+    // Bench b had no users; after the pull it records who acts, and knows sato.
+    b.sync_ok();
+    let e = b
+        .try_run(&[
+            "storage",
+            "add",
+            "X1",
+            "--type",
+            "box-9x9",
+            "--parent",
+            "F80-01-R01",
+        ])
+        .unwrap_err();
+    assert_eq!(e["code"], "sign_in_required", "{e}");
+    b.try_run_with(&["login", "sato", "--password-stdin"], "sato-password")
+        .unwrap();
+    let tubes = register(b, 2, "BOX-0001");
+    let h = b.ok(&["history", &tubes[0]]);
+    assert_eq!(h[0]["actor"], "sato", "{h}");
+    b.sync_ok();
+    // The administrator disables sato on bench a; once bench b has pulled it, sato is refused
+    // there too.
+    a.ok(&[
+        "user",
+        "disable",
+        "sato",
+        "--reason",
+        "moved to another site",
+    ]);
+    a.sync_ok();
+    b.try_run_with(&["login", "admin", "--password-stdin"], "admin-password")
+        .unwrap();
+    b.sync_ok();
+    let e = b
+        .try_run_with(&["login", "sato", "--password-stdin"], "sato-password")
+        .unwrap_err();
+    assert_eq!(e["code"], "user_disabled", "{e}");
+    // Both benches hold the same users, and every event once at the registry.
+    assert_eq!(a.ok(&["user", "list"]), b.ok(&["user", "list"]));
+    a.sync_ok();
+    assert_eq!(a.specimens(), b.specimens());
+    a.verify_ok();
+    b.verify_ok();
+    let (events, _) = reg.counts();
+    assert_eq!(events, a.events(), "the registry holds every event once");
+}
