@@ -13,7 +13,7 @@ use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
     LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, PrinterTest, RegisterRequest,
     Registered, RejectionRow, SessionInfo, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker,
-    WireError,
+    Who, WireError,
 };
 use tauri::State;
 
@@ -242,6 +242,37 @@ async fn set_printer(app: S<'_>, name: String, config: Option<PrinterConfig>) ->
 }
 
 #[tauri::command]
+async fn who(app: S<'_>) -> R<Who> {
+    app.kura().who().map_err(wire)
+}
+
+#[tauri::command]
+async fn sign_in(app: S<'_>, user: String, password: String) -> R<Who> {
+    let mut k = app.kura();
+    k.sign_in(&user, &password).map_err(wire)?;
+    k.who().map_err(wire)
+}
+
+#[tauri::command]
+async fn sign_in_badge(app: S<'_>, badge: String, pin: String) -> R<Who> {
+    let mut k = app.kura();
+    k.sign_in_badge(&badge, &pin).map_err(wire)?;
+    k.who().map_err(wire)
+}
+
+#[tauri::command]
+async fn sign_out(app: S<'_>) -> R<Who> {
+    let mut k = app.kura();
+    k.sign_out();
+    k.who().map_err(wire)
+}
+
+#[tauri::command]
+async fn set_idle_lock(app: S<'_>, seconds: u64) -> R<u64> {
+    app.kura().set_idle_lock(seconds).map_err(wire)
+}
+
+#[tauri::command]
 async fn test_printer(app: S<'_>, name: String, stock: String) -> R<PrinterTest> {
     app.kura().test_printer(&name, &stock).map_err(wire)
 }
@@ -372,6 +403,11 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         printers,
         set_printer,
         test_printer,
+        who,
+        sign_in,
+        sign_in_badge,
+        sign_out,
+        set_idle_lock,
         system_language,
         sync_status,
         sync_now,

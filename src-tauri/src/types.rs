@@ -37,6 +37,7 @@ fn generate() -> String {
         PrintReport::decl(),
         PrinterConfig::decl(),
         PrinterTest::decl(),
+        Who::decl(),
         SyncStatus::decl(),
         EnrollReport::decl(),
         ConflictView::decl(),

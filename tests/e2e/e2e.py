@@ -515,6 +515,37 @@ def main():
               and win["busy"] + cli["busy"] >= 1
               and moved(tubes[4]) == win["done"] and moved(tubes[5]) == cli["done"], (win, cli))
 
+        # ---- people: users added through the CLI lock the window; a badge and its PIN open it ----
+        def cli_in(args, text):
+            return subprocess.run([os.environ["KURA_CLI"], "--db", DB, "--json", *args], input=text + "\n",
+                                  capture_output=True, text=True)
+        cli_in(["user", "add", "admin", "--name", "管理者 太郎", "--role", "administrator", "--password-stdin"], "admin-password")
+        cli_in(["user", "add", "tech", "--name", "技師 一郎", "--badge", "USR-0007", "--password-stdin"], "tech-password")
+        cli_in(["user", "pin", "tech", "--pin-stdin"], "2468")
+        cli_in(["user", "idle", "12"], "")
+        lock = wait_for(lambda: text("#locked"), 10)
+        check("the window locks once the database has users (in Japanese)", lock and "ロック中" in lock, lock)
+        click("#lang")
+        lock = wait_for(lambda: (lambda t: t if t and "Locked" in t else None)(text("#locked")), 5)
+        check("and in English", lock and "Locked" in lock, lock)
+        scan("E2E-BX1")
+        got = feedback(lambda t: "locked" in t)
+        check("a scan while locked is refused and says how to sign in", got and "badge" in got, got)
+        scan("USR-0007")
+        wait_for(lambda: js("return document.querySelector('#pin') ? 1 : 0"))
+        type_into("#pin", "2468")
+        click("#pin-ok")
+        who = wait_for(lambda: js("return document.querySelector('[data-testid=actor]')?.dataset.user || null"))
+        check("a badge scan and its PIN sign the technician in", who == "tech", who)
+        screenshot("14-signed-in")
+        js("return window.__TAURI_INTERNALS__.invoke('move_specimen', { specimen: arguments[0], container: 'E2E-BX1', position: 'E6' })", tubes[4])
+        moved_by = [e["actor"] for e in kura("history", tubes[4]) if e["kind"] == "moved"][-1]
+        check("what the window records names the signed-in user", moved_by == "tech", moved_by)
+        t0 = time.time()
+        relock = wait_for(lambda: text("#locked"), 25)
+        check("the window locks itself after the site's idle time", relock and 10 <= time.time() - t0 + 1, (relock, time.time() - t0))
+        screenshot("15-locked")
+
         # ---- the store is whole ----
         check("verify passes afterwards", kura("verify")["ok"] is True, "")
     finally:

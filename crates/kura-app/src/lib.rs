@@ -44,6 +44,7 @@ pub use register::{Choice, RegisterRequest, Registered, Vocabulary};
 pub use storage::LayoutReport;
 pub use sync::{ConflictView, EnrollReport, SyncOptions, SyncStatus, SyncWorker};
 pub use transport::PrinterConfig;
+pub use users::{UserView, Who};
 
 /// Who is working where: what the window's header and settings show.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -91,6 +92,8 @@ pub struct Kura {
     /// Who is signed in (a secured database: see `users`).
     session: Option<users::Session>,
     idle_secs: u64,
+    /// Set by `set_idle` (tests): the site's idle setting is then not read.
+    idle_fixed: bool,
 }
 
 impl Kura {
@@ -115,6 +118,10 @@ impl Kura {
             }),
             None => Calendar::system(),
         };
+        let idle_secs = store
+            .meta(users::IDLE_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(users::DEFAULT_IDLE_SECS);
         Ok(Kura {
             store,
             clock,
@@ -122,7 +129,8 @@ impl Kura {
             actor,
             print_timeouts: transport::Timeouts::default(),
             session: None,
-            idle_secs: users::DEFAULT_IDLE_SECS,
+            idle_secs,
+            idle_fixed: false,
         })
     }
 

@@ -183,6 +183,22 @@ impl Session {
 /// The default idle time before the window locks and a CLI session ends.
 pub const DEFAULT_IDLE_SECS: u64 = 5 * 60;
 
+/// Where the site's idle time is kept (`meta`).
+pub(crate) const IDLE_KEY: &str = "idle_secs";
+
+/// Who the window is acting for: whether this database records who acts, who is signed in,
+/// and how long the window waits idle before it locks.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Who {
+    pub secured: bool,
+    pub user: Option<String>,
+    pub name: Option<String>,
+    pub role: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub idle_secs: u64,
+}
+
 /// A user as the screens and `kura user list` show them (never their hashes).
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -294,6 +310,7 @@ impl Kura {
         if !self.secured()? {
             return Ok(None);
         }
+        self.reload_idle()?;
         let now = self.now();
         let Some(s) = self.session.clone() else {
             return Err(AppError::SignInRequired);
@@ -445,12 +462,71 @@ impl Kura {
         Ok(self.store().meta("session_key")?.unwrap_or(k))
     }
 
-    /// Sets how long a session may stay idle.
+    /// Sets how long a session may stay idle, in this process (tests): the site's setting is
+    /// not read again.
     pub fn set_idle(&mut self, secs: u64) {
+        self.idle_fixed = true;
         self.idle_secs = secs;
         if let Some(s) = self.session.as_mut() {
             s.idle_secs = secs;
         }
+    }
+
+    /// The site's idle time before a session ends and the window locks (an administrator's
+    /// setting, kept in this database; default 5 minutes).
+    pub fn set_idle_lock(&mut self, secs: u64) -> Result<u64, AppError> {
+        self.authorize(Act::Settings)?;
+        if !(10..=8 * 3600).contains(&secs) {
+            return Err(AppError::input(
+                "idle",
+                "the idle time before the window locks is 10 seconds to 8 hours",
+            ));
+        }
+        self.write(|e| Ok(e.tx.set_meta(IDLE_KEY, &secs.to_string())?))?;
+        self.reload_idle()?;
+        Ok(secs)
+    }
+
+    /// The site's idle time, read again (an administrator may have changed it elsewhere).
+    fn reload_idle(&mut self) -> Result<(), AppError> {
+        if !self.idle_fixed {
+            let secs = self
+                .store()
+                .meta(IDLE_KEY)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_IDLE_SECS);
+            self.idle_secs = secs;
+            if let Some(s) = self.session.as_mut() {
+                s.idle_secs = secs;
+            }
+        }
+        Ok(())
+    }
+
+    /// Who is signed in, as the window shows it (ending a session that has been idle too long).
+    pub fn who(&mut self) -> Result<Who, AppError> {
+        self.reload_idle()?;
+        let secured = self.secured()?;
+        let idle_secs = self.idle_secs;
+        let mut who = Who {
+            secured,
+            user: None,
+            name: None,
+            role: None,
+            idle_secs,
+        };
+        if let Some(s) = self.session.clone() {
+            if s.expired(self.now()) {
+                self.session = None;
+            } else if let Some(r) = self.store().user(&s.user)?.filter(|r| !r.disabled) {
+                who.user = Some(r.code);
+                who.name = Some(r.name);
+                who.role = Some(r.role);
+            } else {
+                self.session = None;
+            }
+        }
+        Ok(who)
     }
 
     /// The first administrator of a new database: allowed once, while no user exists. The

@@ -368,6 +368,11 @@ enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// How long a session may stay idle before the window locks and `kura login` is needed
+    /// again (an administrator's setting for this database; default 300 seconds).
+    Idle {
+        seconds: u64,
+    },
     /// Set a badge PIN (your own, or as an administrator anyone's).
     Pin {
         user: Option<String>,
@@ -1111,6 +1116,12 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             k.set_secret(&who, kura_app::Secret::Password, &pw)?;
             out(json, json!({ "user": who, "set": "password" }), || {
                 format!("password of {who} set")
+            });
+        }
+        Cmd::User(UserCmd::Idle { seconds }) => {
+            let s = k.set_idle_lock(seconds)?;
+            out(json, json!({ "idle_secs": s }), || {
+                format!("sessions end after {s} s without activity")
             });
         }
         Cmd::User(UserCmd::Pin { user, pin_stdin }) => {

@@ -1,7 +1,7 @@
 // The window's shared state: the current screen, language, the big feedback banner, the
 // confirmation dialog and the scan-to-feedback timings. Screens import `app`, `tr`, `say`.
 import { tick } from 'svelte';
-import { backend, type BackendError, type SyncStatus } from './backend';
+import { backend, type BackendError, type SyncStatus, type Who } from './backend';
 import { errorText, lang as initialLang, setLang, t, type Lang } from './i18n';
 import { tone } from './tones';
 
@@ -28,6 +28,10 @@ class AppState {
   sync = $state<SyncStatus | null>(null);
   /** Specimens with an open conflict: a scan of one says so. */
   conflicted = $state<Set<string>>(new Set());
+  /** Who the window acts for; a database with users is locked while nobody is signed in. */
+  who = $state<Who | null>(null);
+  /** A badge was scanned: its PIN is asked. */
+  pinFor = $state<string | null>(null);
 }
 
 export const app = new AppState();
@@ -90,6 +94,34 @@ export async function refreshSync(): Promise<void> {
 export function fail(err: unknown): void {
   const e = err as BackendError;
   say(false, errorText(e && e.code ? e : { code: 'ipc_error', message: String(err) }));
+  // The session ended (idle, disabled elsewhere): the window locks.
+  if (e && ['sign_in_required', 'session_expired', 'user_disabled'].includes(e.code)) void refreshWho();
+}
+
+/** Whether the window is locked: a database with users and nobody signed in. */
+export function locked(): boolean {
+  return !!app.who?.secured && !app.who.user;
+}
+
+export async function refreshWho(): Promise<void> {
+  try {
+    app.who = await api.who();
+  } catch {
+    /* outside the window (tests) */
+  }
+}
+
+let lastActivity = Date.now();
+/** Keys and clicks keep a session alive; after the site's idle time the window locks. */
+export function touch(): void {
+  lastActivity = Date.now();
+}
+export async function lockIfIdle(): Promise<void> {
+  const w = app.who;
+  if (w?.user && Date.now() - lastActivity > w.idle_secs * 1000) {
+    app.who = await api.signOut();
+    say(false, tr('auth.locked_idle'));
+  }
 }
 
 export function go(screen: ScreenId): void {

@@ -26,6 +26,7 @@ import type {
   SyncStatus,
   Vocabulary,
   WireError,
+  Who,
 } from './types.gen';
 
 export type * from './types.gen';
@@ -91,6 +92,11 @@ export function backend(t: Transport = tauri) {
     printers: () => call<Record<string, PrinterConfig>>('printers'),
     setPrinter: (name: string, config: PrinterConfig | null) => call<null>('set_printer', { name, config }),
     testPrinter: (name: string, stock: string) => call<PrinterTest>('test_printer', { name, stock }),
+    who: () => call<Who>('who'),
+    signIn: (user: string, password: string) => call<Who>('sign_in', { user, password }),
+    signInBadge: (badge: string, pin: string) => call<Who>('sign_in_badge', { badge, pin }),
+    signOut: () => call<Who>('sign_out'),
+    setIdleLock: (seconds: number) => call<number>('set_idle_lock', { seconds }),
     syncStatus: () => call<SyncStatus>('sync_status'),
     syncNow: () => call<null>('sync_now'),
     enroll: (registry: string, code: string, ca: string | null) => call<EnrollReport>('enroll', { registry, code, ca }),

@@ -163,6 +163,8 @@ status: string,
  */
 code: string, bytes: number, warnings: Array<string>, };
 
+export type Who = { secured: boolean, user: string | null, name: string | null, role: string | null, idle_secs: number, };
+
 export type SyncStatus = { enrolled: boolean, 
 /**
  * `not_enrolled`, `online`, `offline`, `error`, `stopped` (a fork), or `syncing`.

@@ -64,6 +64,7 @@ describe('catalogue', () => {
       'settings.kind.': ['tcp', 'cups', 'cups_pdf'],
       // PrinterTest.status (kura-app labels.rs), spaces as underscores.
       'settings.status.': ['ready', 'no_status_answer', 'queue_running'],
+      'role.': rustNames('kura-domain/src/user.rs', 'pub fn as_str(self)'),
       'grid.legend.': ['empty', 'available', 'checked_out', 'blocked', 'holds'],
       'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings', 'sync'],
       'sync.': ['in_effect', 'refused'],
