@@ -537,14 +537,14 @@ def main():
         click("#pin-ok")
         who = wait_for(lambda: js("return document.querySelector('[data-testid=actor]')?.dataset.user || null"))
         check("a badge scan and its PIN sign the technician in", who == "tech", who)
-        screenshot("14-signed-in")
+        screenshot("17-signed-in")
         js("return window.__TAURI_INTERNALS__.invoke('move_specimen', { specimen: arguments[0], container: 'E2E-BX1', position: 'E6' })", tubes[4])
         moved_by = [e["actor"] for e in kura("history", tubes[4]) if e["kind"] == "moved"][-1]
         check("what the window records names the signed-in user", moved_by == "tech", moved_by)
         t0 = time.time()
         relock = wait_for(lambda: text("#locked"), 25)
         check("the window locks itself after the site's idle time", relock and 10 <= time.time() - t0 + 1, (relock, time.time() - t0))
-        screenshot("15-locked")
+        screenshot("18-locked")
 
         # ---- the store is whole ----
         check("verify passes afterwards", kura("verify")["ok"] is True, "")
