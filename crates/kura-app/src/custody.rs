@@ -321,7 +321,14 @@ impl Kura {
         })
     }
 
+    /// Disposes of a specimen. Irreversible: on a database with users it is signed
+    /// ([`Kura::dispose_signed`]); without users, as before.
     pub fn dispose(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
+        if self.secured()? {
+            return Err(AppError::SignatureRequired {
+                act: crate::users::Act::Dispose,
+            });
+        }
         let code = self.specimen_code(specimen)?;
         let reason = input::reason(reason)?;
         self.write(|e| {
@@ -330,6 +337,28 @@ impl Kura {
                 reason,
             })
             .map(|_| ())
+        })
+    }
+
+    /// Disposes of a specimen with the signer's electronic signature, in one transaction: the
+    /// `disposed` event and the `signed` event bound to its hash.
+    pub fn dispose_signed(
+        &mut self,
+        specimen: &str,
+        reason: &str,
+        signing: &crate::users::Signing,
+    ) -> Result<crate::users::SignatureView, AppError> {
+        let code = self.specimen_code(specimen)?;
+        let reason = input::reason(reason)?;
+        self.authorize(crate::users::Act::Dispose)?;
+        let (signer, name) = self.signer(signing)?;
+        let meaning = signing.meaning;
+        self.write(|e| {
+            let ev = e.emit(EventBody::Disposed {
+                specimen: code,
+                reason,
+            })?;
+            e.sign(ev.id, &signer, &name, meaning)
         })
     }
 

@@ -46,6 +46,16 @@ pub enum AppError {
     SignInRequired,
     #[error("the session ended after a time without activity: sign in again (kura login)")]
     SessionExpired,
+    #[error("{} is irreversible and is signed: give your password again and what your signature means", .act.as_str())]
+    SignatureRequired { act: crate::users::Act },
+    #[error("the first signature of a session needs your user ID as well as your password")]
+    SignatureNeedsId,
+    #[error("signatures are made by signed-in users; this database has none yet")]
+    SignatureNeedsUsers,
+    #[error(
+        "the record changed after it was shown (or is not the one shown): nothing was signed; look at it again"
+    )]
+    SignatureStale,
     #[error("user {user} is disabled and can no longer act or sign; an administrator can tell why")]
     UserDisabled { user: String },
     #[error("{} needs the role {} (you are {}): ask someone who has it", .act.as_str(), .needed.as_str(), .role.as_str())]
@@ -98,6 +108,10 @@ impl AppError {
             AppError::SignIn => "sign_in_failed",
             AppError::SignInRequired => "sign_in_required",
             AppError::SessionExpired => "session_expired",
+            AppError::SignatureRequired { .. } => "signature_required",
+            AppError::SignatureNeedsId => "signature_needs_id",
+            AppError::SignatureNeedsUsers => "signature_needs_users",
+            AppError::SignatureStale => "signature_stale",
             AppError::UserDisabled { .. } => "user_disabled",
             AppError::Forbidden { .. } => "forbidden",
             AppError::PrefixMismatch { .. } => "enroll_prefix_mismatch",

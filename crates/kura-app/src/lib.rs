@@ -32,7 +32,7 @@ use uuid::Uuid;
 pub use calendar::Calendar;
 pub use custody::{CheckOut, Placed};
 pub use error::{AppError, WireError};
-pub use kura_domain::{Purpose, Role, Secret, Timestamp};
+pub use kura_domain::{Meaning, Purpose, Role, Secret, Timestamp};
 pub use kura_store::{
     BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, SpecimenView,
     Stats, VerifyProblem, VerifyReport,
@@ -44,7 +44,7 @@ pub use register::{Choice, RegisterRequest, Registered, Vocabulary};
 pub use storage::LayoutReport;
 pub use sync::{ConflictView, EnrollReport, SyncOptions, SyncStatus, SyncWorker};
 pub use transport::PrinterConfig;
-pub use users::{UserView, Who};
+pub use users::{SignatureView, Signing, UserView, Who};
 
 /// Who is working where: what the window's header and settings show.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -333,6 +333,36 @@ impl Emit<'_, '_> {
         let at = self.clock.now();
         let id = self.ids.next(at);
         Ok(self.tx.append(id, self.actor, at, body)?)
+    }
+
+    /// Signs the event `event` (recorded earlier in this transaction or before): a `signed`
+    /// event bound to its hash.
+    pub fn sign(
+        &mut self,
+        event: uuid::Uuid,
+        signer: &str,
+        name: &str,
+        meaning: kura_domain::Meaning,
+    ) -> Result<users::SignatureView, AppError> {
+        let event_hash = self.tx.event_hash(event)?.ok_or(AppError::NotFound {
+            what: "event",
+            code: event.to_string(),
+        })?;
+        let sig = self.emit(EventBody::Signed {
+            event,
+            event_hash: event_hash.clone(),
+            signer: signer.to_string(),
+            name: name.to_string(),
+            meaning,
+        })?;
+        Ok(users::SignatureView {
+            event,
+            event_hash,
+            signer: signer.to_string(),
+            name: name.to_string(),
+            meaning: meaning.as_str().to_string(),
+            at: sig.at.0,
+        })
     }
 }
 

@@ -133,11 +133,37 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
         }
         EventBody::LabelsPrinted { .. } => Act::Print,
         EventBody::CredentialSet { user, .. } if user == actor => return None,
+        // A signature is its signer's own statement; the act it signs was checked on its own.
+        EventBody::Signed { .. } => return None,
         EventBody::UserAdded { .. }
         | EventBody::RoleGranted { .. }
         | EventBody::UserDisabled { .. }
         | EventBody::CredentialSet { .. } => Act::ManageUsers,
     })
+}
+
+/// What a signer gives to sign: their user ID (at the first signing of a session), their
+/// password again, and what the signature means.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Signing {
+    pub user: Option<String>,
+    pub secret: String,
+    pub meaning: kura_domain::Meaning,
+}
+
+/// A signature as it is shown wherever its event is shown.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SignatureView {
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub event: uuid::Uuid,
+    pub event_hash: String,
+    pub signer: String,
+    pub name: String,
+    pub meaning: String,
+    /// UTC microseconds.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub at: i64,
 }
 
 /// Who is signed in, as the table sees them.
@@ -409,6 +435,80 @@ impl Kura {
         self.actor = s.user.clone();
         self.session = Some(s);
         self.auth().map(|_| ())
+    }
+
+    /// The signer, re-authenticated (21 CFR 11.200): the signed-in user only; at the first
+    /// signing of a session both components (user ID and password), afterwards the password.
+    pub(crate) fn signer(&mut self, s: &Signing) -> Result<(String, String), AppError> {
+        self.auth()?.ok_or(AppError::SignatureNeedsUsers)?;
+        let session = self.session.clone().ok_or(AppError::SignInRequired)?;
+        if !session.signed_once {
+            let given = s
+                .user
+                .as_deref()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .ok_or(AppError::SignatureNeedsId)?;
+            if !given.eq_ignore_ascii_case(&session.user) {
+                return Err(AppError::SignIn);
+            }
+        }
+        let row = self
+            .store()
+            .user(&session.user)?
+            .ok_or(AppError::SignInRequired)?;
+        if row.disabled {
+            return Err(AppError::UserDisabled { user: row.code });
+        }
+        if !row
+            .password
+            .as_deref()
+            .is_some_and(|h| verify_secret(&s.secret, h))
+        {
+            tracing::info!(user = %row.code, "signature refused: wrong password");
+            return Err(AppError::SignIn);
+        }
+        if let Some(sess) = self.session.as_mut() {
+            sess.signed_once = true;
+        }
+        Ok((row.code, row.name))
+    }
+
+    /// Signs an event already recorded, e.g. a supervisor's review. `shown_hash` is the hash of
+    /// the event as the signer was shown it: if it is not that event's hash now, nothing is signed.
+    pub fn sign(
+        &mut self,
+        event: uuid::Uuid,
+        shown_hash: &str,
+        signing: &Signing,
+    ) -> Result<SignatureView, AppError> {
+        let have = self.store().event_hash(event)?.ok_or(AppError::NotFound {
+            what: "event",
+            code: event.to_string(),
+        })?;
+        if have != shown_hash.trim().to_ascii_lowercase() {
+            return Err(AppError::SignatureStale);
+        }
+        let (signer, name) = self.signer(signing)?;
+        let meaning = signing.meaning;
+        self.write(|e| e.sign(event, &signer, &name, meaning))
+    }
+
+    /// The signatures on an event.
+    pub fn signatures(&self, event: uuid::Uuid) -> Result<Vec<SignatureView>, AppError> {
+        Ok(self
+            .store()
+            .signatures(event)?
+            .into_iter()
+            .map(|r| SignatureView {
+                event: r.event,
+                event_hash: r.event_hash,
+                signer: r.signer,
+                name: r.name,
+                meaning: r.meaning,
+                at: r.at,
+            })
+            .collect())
     }
 
     pub fn sign_out(&mut self) {

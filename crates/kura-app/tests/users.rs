@@ -74,7 +74,22 @@ fn attempt(k: &mut Kura, act: Act, n: usize, codes: &[String]) -> Result<(), kur
         }
         Act::Dispose => {
             let c = spec(k, n);
-            k.dispose(&c, "used up in QC")
+            let user = k.session().unwrap().user.clone();
+            let secret = if user == "admin" {
+                ADMIN_PW.to_string()
+            } else {
+                format!("{user}-password")
+            };
+            k.dispose_signed(
+                &c,
+                "used up in QC",
+                &kura_app::Signing {
+                    user: Some(user),
+                    secret,
+                    meaning: kura_app::Meaning::Performed,
+                },
+            )
+            .map(|_| ())
         }
         Act::Block => {
             let c = spec(k, n);
@@ -276,5 +291,181 @@ fn an_idle_session_ends() {
     assert_eq!(
         register_one(&mut b.kura).unwrap_err().code(),
         "sign_in_required"
+    );
+}
+
+fn signing(user: Option<&str>, secret: &str, meaning: kura_app::Meaning) -> kura_app::Signing {
+    kura_app::Signing {
+        user: user.map(str::to_string),
+        secret: secret.to_string(),
+        meaning,
+    }
+}
+
+#[test]
+fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
+    use kura_app::Meaning::*;
+    let (mut b, codes) = secured();
+    as_user(&mut b.kura, "sup");
+    let events = |k: &Kura| k.stats().unwrap().events;
+    let before = events(&b.kura);
+    // (what is given, the refusal) — nothing is written by any of them.
+    let refused: Vec<(Result<kura_app::SignatureView, kura_app::AppError>, &str)> = vec![
+        (
+            b.kura.dispose(&codes[0], "QC").map(|_| unreachable!()),
+            "signature_required",
+        ),
+        (
+            b.kura
+                .dispose_signed(&codes[0], "QC", &signing(None, "sup-password", Performed)),
+            "signature_needs_id",
+        ),
+        (
+            b.kura.dispose_signed(
+                &codes[0],
+                "QC",
+                &signing(Some("tech"), "tech-password", Performed),
+            ),
+            "sign_in_failed",
+        ),
+        (
+            b.kura.dispose_signed(
+                &codes[0],
+                "QC",
+                &signing(Some("sup"), "wrong-password", Performed),
+            ),
+            "sign_in_failed",
+        ),
+    ];
+    for (got, code) in refused {
+        assert_eq!(got.unwrap_err().code(), code);
+    }
+    assert_eq!(events(&b.kura), before, "nothing written");
+    // Both components at the first signature of the session, then the password alone.
+    let s1 = b
+        .kura
+        .dispose_signed(
+            &codes[0],
+            "QC",
+            &signing(Some("SUP"), "sup-password", Performed),
+        )
+        .unwrap();
+    assert_eq!(
+        (s1.signer.as_str(), s1.name.as_str(), s1.meaning.as_str()),
+        ("sup", "sup name", "performed")
+    );
+    let s2 = b
+        .kura
+        .dispose_signed(&codes[1], "QC", &signing(None, "sup-password", Approved))
+        .unwrap();
+    assert_eq!(s2.meaning, "approved");
+    let disposed = b
+        .kura
+        .history(&codes[0])
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "disposed")
+        .unwrap();
+    assert_eq!(disposed.actor, "sup");
+    let shown = b.kura.signatures(disposed.event_id).unwrap();
+    assert_eq!(shown, vec![s1.clone()]);
+    // A review by another person signs the same event, as it was shown to them.
+    as_user(&mut b.kura, "tech");
+    let stale = b.kura.sign(
+        disposed.event_id,
+        &s2.event_hash,
+        &signing(Some("tech"), "tech-password", Reviewed),
+    );
+    assert_eq!(
+        stale.unwrap_err().code(),
+        "signature_stale",
+        "the hash of another event"
+    );
+    b.kura
+        .sign(
+            disposed.event_id,
+            &s1.event_hash,
+            &signing(Some("tech"), "tech-password", Reviewed),
+        )
+        .unwrap();
+    assert_eq!(b.kura.signatures(disposed.event_id).unwrap().len(), 2);
+    // A disabled user signs nothing; an idle session signs nothing.
+    let mut admin = Kura::open(b.db(), "x").unwrap();
+    as_user(&mut admin, "admin");
+    admin.disable_user("tech", "left").unwrap();
+    let e = b.kura.sign(
+        disposed.event_id,
+        &s1.event_hash,
+        &signing(None, "tech-password", Reviewed),
+    );
+    assert_eq!(e.unwrap_err().code(), "user_disabled");
+    as_user(&mut b.kura, "sup");
+    b.kura.set_idle(10);
+    for _ in 0..11 {
+        b.kura.now();
+    }
+    let e = b
+        .kura
+        .dispose_signed(&codes[2], "QC", &signing(None, "sup-password", Performed));
+    assert_eq!(e.unwrap_err().code(), "session_expired");
+    assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
+    drop(admin);
+    let db = b.db();
+    // Close the database, keep its directory.
+    let common::Bench { dir: _dir, kura } = b;
+    drop(kura);
+    // verify finds a signature moved to another record, and an edited signature.
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!(
+                "DROP TRIGGER events_append_only_update; UPDATE events SET payload = replace(payload, '{}', '{}') WHERE kind = 'signed' AND payload LIKE '%performed%' AND payload LIKE '%{}%'",
+                disposed.event_id,
+                uuid_of_other(&db, disposed.event_id),
+                disposed.event_id
+            ),
+            "signature_mismatch",
+        ),
+        (
+            "UPDATE signatures SET name = 'Someone Else'".into(),
+            "projection_differs",
+        ),
+    ];
+    for (sql, want) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let copy = d.path().join("k.sqlite3");
+        std::fs::copy(&db, &copy).unwrap();
+        rusqlite_exec(&copy, &sql);
+        let mut k = Kura::open(&copy, "x").unwrap();
+        let r = k.verify(&mut |_, _| {}).unwrap();
+        let codes: Vec<&str> = r.problems.iter().map(|p| p.code).collect();
+        assert!(codes.contains(&want), "{sql}: {codes:?}");
+    }
+}
+
+/// Another event's id (the one recorded just before `id`).
+fn uuid_of_other(db: &std::path::Path, id: uuid::Uuid) -> uuid::Uuid {
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(format!(
+            "SELECT hex(event_id) FROM events WHERE id = (SELECT id - 1 FROM events WHERE hex(event_id) = '{}')",
+            id.simple().to_string().to_uppercase()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    uuid::Uuid::parse_str(text.trim())
+        .unwrap_or_else(|e| panic!("{e}: {text:?} {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn rusqlite_exec(db: &std::path::Path, sql: &str) {
+    let o = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
     );
 }

@@ -121,6 +121,16 @@ enum Cmd {
         specimen: String,
         #[arg(long)]
         reason: String,
+        /// On a database with users, disposal is signed: what the signature means
+        /// (performed, reviewed, approved).
+        #[arg(long, default_value = "performed")]
+        meaning: String,
+        /// Your user ID, asked at the first signature of a session.
+        #[arg(long)]
+        signer: Option<String>,
+        /// Read the signing password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Block a specimen, or with --donor every specimen of a donor (consent withdrawal).
     Block {
@@ -1298,11 +1308,51 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 format!("consumption recorded for {specimen}")
             });
         }
-        Cmd::Dispose { specimen, reason } => {
-            k.dispose(&specimen, &reason)?;
-            out(json, json!({ "disposed": specimen }), || {
-                format!("{specimen} disposed")
-            });
+        Cmd::Dispose {
+            specimen,
+            reason,
+            meaning,
+            signer,
+            password_stdin,
+        } => {
+            if k.secured()? {
+                // Whether this person may dispose at all, before asking for their password.
+                k.authorize(kura_app::users::Act::Dispose)?;
+                let meaning = kura_app::Meaning::parse(&meaning).ok_or_else(|| {
+                    AppError::input(
+                        "meaning",
+                        "a signature means performed, reviewed or approved",
+                    )
+                })?;
+                let secret = secret("password", password_stdin)?;
+                let sig = k.dispose_signed(
+                    &specimen,
+                    &reason,
+                    &kura_app::Signing {
+                        user: signer,
+                        secret,
+                        meaning,
+                    },
+                )?;
+                // The next signature of this session asks only the password.
+                let db = path_of(&k);
+                save_session(&mut k, &db)?;
+                out(
+                    json,
+                    json!({ "disposed": specimen, "signature": sig }),
+                    || {
+                        format!(
+                            "{specimen} disposed; signed by {} ({}) — {}",
+                            sig.name, sig.signer, sig.meaning
+                        )
+                    },
+                );
+            } else {
+                k.dispose(&specimen, &reason)?;
+                out(json, json!({ "disposed": specimen }), || {
+                    format!("{specimen} disposed")
+                });
+            }
         }
         Cmd::Block {
             specimen,

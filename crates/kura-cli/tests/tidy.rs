@@ -392,6 +392,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "e08d00b6ff3bcf3d3f85f721cdcfd4b546a73a879c7f8df54b41c56a33d61166",
     ),
     (
+        "crates/kura-store/src/migrations/0007_signatures.sql",
+        "f16d6fd9801eb6880bd212164240e64c0c007a129e5e37c57c1f26bb3180cf78",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

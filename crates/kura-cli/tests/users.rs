@@ -136,7 +136,15 @@ fn every_act_by_every_role_through_the_cli() {
         ("tech", vec!["thaw".into(), next()], true),
         (
             "tech",
-            vec!["dispose".into(), next(), "--reason".into(), "QC".into()],
+            vec![
+                "dispose".into(),
+                next(),
+                "--reason".into(),
+                "QC".into(),
+                "--signer".into(),
+                "tech".into(),
+                "--password-stdin".into(),
+            ],
             false,
         ),
         (
@@ -177,7 +185,15 @@ fn every_act_by_every_role_through_the_cli() {
         ),
         (
             "sup",
-            vec!["dispose".into(), next(), "--reason".into(), "QC".into()],
+            vec![
+                "dispose".into(),
+                next(),
+                "--reason".into(),
+                "QC".into(),
+                "--signer".into(),
+                "sup".into(),
+                "--password-stdin".into(),
+            ],
             true,
         ),
         (
@@ -272,7 +288,13 @@ fn every_act_by_every_role_through_the_cli() {
         let mut full = vec!["--json".to_string()];
         full.extend(args.iter().cloned());
         let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-        let o = kura_in(&db, &refs, Some("tech2-password"));
+        // What a command reads from stdin: a signing password, or a new user's first one.
+        let input = if args[0] == "dispose" {
+            format!("{user}-password")
+        } else {
+            "tech2-password".to_string()
+        };
+        let o = kura_in(&db, &refs, Some(&input));
         let stdout = String::from_utf8_lossy(&o.stdout);
         if allowed {
             assert!(

@@ -11,7 +11,7 @@ use crate::position::Pos;
 use crate::rules::Custody;
 use crate::specimen::{Quantity, SpecimenRecord};
 use crate::time::Timestamp;
-use crate::user::{Role, Secret};
+use crate::user::{Meaning, Role, Secret};
 
 /// Where a specimen sits: a container that holds specimens, and a position in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -202,6 +202,16 @@ pub enum EventBody {
         secret: Secret,
         hash: String,
     },
+    /// An electronic signature: the signer (user ID and printed name, as they were when signing),
+    /// what it means, and the exact event signed — its id and its hash, so that the signature
+    /// cannot be moved to another record. The time is this event's own.
+    Signed {
+        event: Uuid,
+        event_hash: String,
+        signer: String,
+        name: String,
+        meaning: Meaning,
+    },
 }
 
 impl EventBody {
@@ -229,6 +239,7 @@ impl EventBody {
             EventBody::RoleGranted { .. } => "role_granted",
             EventBody::UserDisabled { .. } => "user_disabled",
             EventBody::CredentialSet { .. } => "credential_set",
+            EventBody::Signed { .. } => "signed",
         }
     }
 
@@ -257,7 +268,8 @@ impl EventBody {
             | EventBody::UserAdded { .. }
             | EventBody::RoleGranted { .. }
             | EventBody::UserDisabled { .. }
-            | EventBody::CredentialSet { .. } => None,
+            | EventBody::CredentialSet { .. }
+            | EventBody::Signed { .. } => None,
         }
     }
 

@@ -24,4 +24,4 @@ pub use position::{Geometry, Pos};
 pub use rules::{ContainerInfo, Custody, RuleError, Settled, SpecimenState};
 pub use specimen::{Quantity, SampleType, SpecimenRecord, Status};
 pub use time::{Clock, Timestamp};
-pub use user::{Role, Secret, UserChange};
+pub use user::{Meaning, Role, Secret, UserChange};

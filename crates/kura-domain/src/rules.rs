@@ -167,6 +167,14 @@ pub enum Effect {
     Log {
         codes: Vec<String>,
     },
+    /// A signature is added to an event.
+    Sign {
+        id: uuid::Uuid,
+        event_hash: String,
+        signer: String,
+        name: String,
+        meaning: crate::user::Meaning,
+    },
     /// Who may act changes (user administration).
     User {
         user: String,
@@ -760,6 +768,28 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
         | E::RoleGranted { .. }
         | E::UserDisabled { .. }
         | E::CredentialSet { .. } => user_effect(body).map_err(DecideError::Rule),
+        E::Signed {
+            event,
+            event_hash,
+            signer,
+            name,
+            meaning,
+        } => {
+            let hex64 = event_hash.len() == 64 && event_hash.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex64 || name.trim().is_empty() || crate::user::parse_user_id(signer).is_err() {
+                return rule(RuleError::BadUser {
+                    user: signer.clone(),
+                    reason: "a signature names its signer, their printed name and the SHA-256 of the event signed".into(),
+                });
+            }
+            Ok(Effect::Sign {
+                id: *event,
+                event_hash: event_hash.clone(),
+                signer: signer.clone(),
+                name: name.clone(),
+                meaning: *meaning,
+            })
+        }
         E::ContainerMoved {
             container,
             from,
@@ -895,7 +925,8 @@ fn conflict_effect<V: View>(view: &mut V, body: &EventBody) -> Result<Option<Eff
         | EventBody::UserAdded { .. }
         | EventBody::RoleGranted { .. }
         | EventBody::UserDisabled { .. }
-        | EventBody::CredentialSet { .. } => Ok(None),
+        | EventBody::CredentialSet { .. }
+        | EventBody::Signed { .. } => Ok(None),
         b => match b.specimen() {
             Some(code) => Ok(flag(view.specimen(code)?)),
             None => Ok(None),

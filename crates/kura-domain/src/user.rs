@@ -61,6 +61,36 @@ impl Secret {
     }
 }
 
+/// What a signature means (21 CFR 11.50: the signer's name, the time, and the meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Meaning {
+    /// I did this.
+    Performed,
+    /// I checked what was done.
+    Reviewed,
+    /// I approve it.
+    Approved,
+}
+
+impl Meaning {
+    pub const ALL: [Meaning; 3] = [Meaning::Performed, Meaning::Reviewed, Meaning::Approved];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Meaning::Performed => "performed",
+            Meaning::Reviewed => "reviewed",
+            Meaning::Approved => "approved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Meaning> {
+        Meaning::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s.trim().to_ascii_lowercase())
+    }
+}
+
 /// A user ID as people type it: 2–32 of `a-z 0-9 . _ -`, starting with a letter; case folded.
 pub fn parse_user_id(s: &str) -> Result<String, String> {
     let id = s.trim().to_ascii_lowercase();

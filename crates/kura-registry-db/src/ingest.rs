@@ -687,7 +687,10 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
             }
             // The registry keeps user events in the site's log for every bench to pull; it signs
             // nobody in, so it keeps no projection of users.
-            Some(Effect::Log { .. }) | Some(Effect::User { .. }) | None => {}
+            Some(Effect::Log { .. })
+            | Some(Effect::User { .. })
+            | Some(Effect::Sign { .. })
+            | None => {}
         }
     }
     if !work.misses.is_empty() {

@@ -35,7 +35,8 @@ use uuid::Uuid;
 pub use error::StoreError;
 pub use migrations::MIGRATIONS;
 pub use query::{
-    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, SpecimenView, Stats, UserRow,
+    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, SignatureRow, SpecimenView,
+    Stats, UserRow,
 };
 pub use sync::{
     Answer, ConflictRow, LeaseBlock, OutEvent, PullApplied, RejectionRow, RemoteEvent, SyncState,

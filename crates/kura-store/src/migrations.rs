@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0005_registry_order.sql"),
     ),
     (6, "users", include_str!("migrations/0006_users.sql")),
+    (
+        7,
+        "signatures",
+        include_str!("migrations/0007_signatures.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

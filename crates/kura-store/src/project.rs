@@ -156,7 +156,8 @@ impl Projector<'_> {
 
     /// Keeps the rows `effect` will change, as they are now, for [`Projector::undo`].
     pub fn keep_undo(&mut self, event: i64, effect: &Effect) -> Result<(), StoreError> {
-        let (mut specimens, mut containers, mut prints, mut users): (
+        let (mut specimens, mut containers, mut prints, mut users, mut signatures): (
+            Vec<String>,
             Vec<String>,
             Vec<String>,
             Vec<String>,
@@ -170,6 +171,7 @@ impl Projector<'_> {
             Effect::MoveContainer { id, .. } => containers.push(id.to_string()),
             Effect::Log { codes } => prints.clone_from(codes),
             Effect::User { user, .. } => users.push(user.clone()),
+            Effect::Sign { .. } => signatures.push(event.to_string()),
         }
         let mut image = serde_json::Map::new();
         for (table, key, codes) in [
@@ -177,6 +179,7 @@ impl Projector<'_> {
             ("containers", "code", &containers),
             ("label_prints", "code", &prints),
             ("users", "code", &users),
+            ("signatures", "code", &signatures),
         ] {
             let rows: Vec<serde_json::Value> = codes
                 .iter()
@@ -209,7 +212,13 @@ impl Projector<'_> {
         ] {
             self.conn.prepare_cached(sql)?.execute([event])?;
         }
-        for table in ["specimens", "containers", "label_prints", "users"] {
+        for table in [
+            "specimens",
+            "containers",
+            "label_prints",
+            "users",
+            "signatures",
+        ] {
             for pair in image[table].as_array().into_iter().flatten() {
                 let code = pair[0].as_str().unwrap_or_default();
                 restore_row(self.conn, table, code, &pair[1])?;
@@ -449,6 +458,28 @@ impl Projector<'_> {
                 }
             }
             Effect::User { user, change } => self.write_user(event, at, &user, change)?,
+            Effect::Sign {
+                id,
+                event_hash,
+                signer,
+                name,
+                meaning,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO signatures (code, event, event_hash, signer, name, meaning, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        event.to_string(),
+                        id.as_bytes().as_slice(),
+                        event_hash,
+                        signer,
+                        name,
+                        meaning.as_str(),
+                        at
+                    ])?;
+            }
             Effect::MoveContainer { id, to } => {
                 let rowid = self.container_rowid(&id)?;
                 let parent = self.container_rowid(&to.parent)?;

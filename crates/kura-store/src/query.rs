@@ -516,6 +516,31 @@ impl Store {
         })
     }
 
+    /// The stored hash of an event (lower-case hex): what a signature binds.
+    pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
+        event_hash(self.conn(), id)
+    }
+
+    /// The signatures on an event, oldest first.
+    pub fn signatures(&self, id: uuid::Uuid) -> Result<Vec<SignatureRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT event_hash, signer, name, meaning, at FROM signatures WHERE event = ?1 ORDER BY at, code",
+            )?
+            .query_map([id.as_bytes().as_slice()], |r| {
+                Ok(SignatureRow {
+                    event: id,
+                    event_hash: r.get(0)?,
+                    signer: r.get(1)?,
+                    name: r.get(2)?,
+                    meaning: r.get(3)?,
+                    at: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
     /// One user as the projection has them (None: never added here).
     pub fn user(&self, code: &str) -> Result<Option<UserRow>, StoreError> {
         Ok(self
@@ -623,4 +648,26 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         added_at: r.get(7)?,
         updated_at: r.get(8)?,
     })
+}
+
+pub(crate) fn event_hash(
+    conn: &rusqlite::Connection,
+    id: uuid::Uuid,
+) -> Result<Option<String>, StoreError> {
+    let h: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM events WHERE event_id = ?1")?
+        .query_row([id.as_bytes().as_slice()], |r| r.get(0))
+        .optional()?;
+    Ok(h.map(|h| h.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+/// A signature as the projection holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignatureRow {
+    pub event: uuid::Uuid,
+    pub event_hash: String,
+    pub signer: String,
+    pub name: String,
+    pub meaning: String,
+    pub at: i64,
 }

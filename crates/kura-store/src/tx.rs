@@ -282,6 +282,11 @@ impl<'a> Tx<'a> {
             .collect::<Result<_, _>>()?)
     }
 
+    /// The stored hash of an event (lower-case hex), as a signature binds it.
+    pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
+        crate::query::event_hash(self.conn(), id)
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .tx

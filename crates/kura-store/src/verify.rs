@@ -2,7 +2,7 @@
 //! `rebuild` recomputes the projection from the log.
 
 use kura_domain::EventBody;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -81,7 +81,7 @@ pub(crate) fn replay(
     conn.execute_batch(
         "PRAGMA defer_foreign_keys = ON;
          DELETE FROM undo; DELETE FROM conflicts; DELETE FROM event_subjects; DELETE FROM specimens;
-         DELETE FROM containers; DELETE FROM label_prints; DELETE FROM users;",
+         DELETE FROM containers; DELETE FROM label_prints; DELETE FROM users; DELETE FROM signatures;",
     )?;
     let unsettled: std::collections::HashSet<i64> = match own {
         None => Default::default(),
@@ -155,6 +155,11 @@ const PROJECTION: &[(&str, &str, &str)] = &[
     (
         "users",
         "SELECT code, name, role, badge, disabled, password, pin, added_at, updated_at, last_event FROM users",
+        "code",
+    ),
+    (
+        "signatures",
+        "SELECT code, hex(event), event_hash, signer, name, meaning, at FROM signatures",
         "code",
     ),
     (
@@ -299,6 +304,46 @@ impl Store {
                     _ => {}
                 }
                 prev = <[u8; 32]>::try_from(stored.as_slice()).unwrap_or(GENESIS);
+            }
+        }
+        // Every signature is bound to the exact event it signed: that event is in the log and
+        // its hash is the one signed (a signature moved to another record, or a signed record
+        // changed, is found here).
+        {
+            let mut signed = tx.prepare(
+                "SELECT event_id, workstation, seq, payload FROM events WHERE kind = 'signed'",
+            )?;
+            let mut target = tx.prepare_cached("SELECT hash FROM events WHERE event_id = ?1")?;
+            let mut rows = signed.query([])?;
+            while let Some(r) = rows.next()? {
+                let eid = Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or_default();
+                let ws = Uuid::from_slice(&r.get::<_, Vec<u8>>(1)?).unwrap_or_default();
+                let seq: i64 = r.get(2)?;
+                let payload: String = r.get(3)?;
+                let Ok(EventBody::Signed {
+                    event, event_hash, ..
+                }) = serde_json::from_str::<EventBody>(&payload)
+                else {
+                    continue;
+                };
+                let have: Option<Vec<u8>> = target
+                    .query_row([event.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()?;
+                let have = have.map(|h| h.iter().map(|b| format!("{b:02x}")).collect::<String>());
+                if have.as_deref() != Some(event_hash.as_str()) && problems.len() < MAX_PROBLEMS {
+                    problems.push(problem(
+                        "signature_mismatch",
+                        Some(eid),
+                        Some(ws),
+                        Some(seq),
+                        match have {
+                            None => format!("signature {eid} signs event {event}, which is not in the log"),
+                            Some(h) => format!(
+                                "signature {eid} signed event {event} with hash {event_hash}, but that event's hash is {h}: the signature does not belong to this record"
+                            ),
+                        },
+                    ));
+                }
             }
         }
         // The projection must equal a rebuild: snapshot it, rebuild in this transaction, compare,

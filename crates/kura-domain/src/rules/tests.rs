@@ -80,7 +80,7 @@ impl Mem {
                     },
                 );
             }
-            Effect::Log { .. } | Effect::User { .. } => {}
+            Effect::Log { .. } | Effect::User { .. } | Effect::Sign { .. } => {}
             Effect::MoveContainer { id, to } => {
                 let c = self.containers.get_mut(&id).unwrap();
                 c.parent = Some(to.parent);
