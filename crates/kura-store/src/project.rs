@@ -156,31 +156,29 @@ impl Projector<'_> {
 
     /// Keeps the rows `effect` will change, as they are now, for [`Projector::undo`].
     pub fn keep_undo(&mut self, event: i64, effect: &Effect) -> Result<(), StoreError> {
-        let (mut specimens, mut containers, mut prints, mut users, mut signatures): (
-            Vec<String>,
-            Vec<String>,
-            Vec<String>,
-            Vec<String>,
-            Vec<String>,
-        ) = Default::default();
-        match effect {
+        // The projection tables an undo image covers (each keyed by `code`), and which rows of
+        // them this effect changes.
+        const TABLES: [&str; 5] = [
+            "specimens",
+            "containers",
+            "label_prints",
+            "users",
+            "signatures",
+        ];
+        let (table, codes): (&str, Vec<String>) = match effect {
             Effect::Register { state, .. } | Effect::Update(state) => {
-                specimens.push(state.code.to_string())
+                ("specimens", vec![state.code.to_string()])
             }
-            Effect::CreateContainer(spec) => containers.push(spec.id.to_string()),
-            Effect::MoveContainer { id, .. } => containers.push(id.to_string()),
-            Effect::Log { codes } => prints.clone_from(codes),
-            Effect::User { user, .. } => users.push(user.clone()),
-            Effect::Sign { .. } => signatures.push(event.to_string()),
-        }
+            Effect::CreateContainer(spec) => ("containers", vec![spec.id.to_string()]),
+            Effect::MoveContainer { id, .. } => ("containers", vec![id.to_string()]),
+            Effect::Log { codes } => ("label_prints", codes.clone()),
+            Effect::User { user, .. } => ("users", vec![user.clone()]),
+            Effect::Sign { .. } => ("signatures", vec![event.to_string()]),
+        };
         let mut image = serde_json::Map::new();
-        for (table, key, codes) in [
-            ("specimens", "code", &specimens),
-            ("containers", "code", &containers),
-            ("label_prints", "code", &prints),
-            ("users", "code", &users),
-            ("signatures", "code", &signatures),
-        ] {
+        for t in TABLES {
+            let codes: &[String] = if t == table { &codes } else { &[] };
+            let (table, key) = (t, "code");
             let rows: Vec<serde_json::Value> = codes
                 .iter()
                 .map(|c| Ok(serde_json::json!([c, row_image(self.conn, table, key, c)?])))
