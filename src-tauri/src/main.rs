@@ -12,8 +12,8 @@ use std::time::Instant;
 use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
     LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, PrinterTest, RegisterRequest,
-    Registered, RejectionRow, SessionInfo, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker,
-    Who, WireError,
+    Registered, RejectionRow, SessionInfo, SignatureView, Signing, SpecimenView, Stats, StockInfo,
+    SyncStatus, SyncWorker, Who, WireError,
 };
 use tauri::State;
 
@@ -190,8 +190,23 @@ async fn unblock(app: S<'_>, specimen: String, reason: String) -> R<()> {
 }
 
 #[tauri::command]
-async fn dispose(app: S<'_>, specimen: String, reason: String) -> R<()> {
-    app.kura().dispose(&specimen, &reason).map_err(wire)
+async fn dispose(
+    app: S<'_>,
+    specimen: String,
+    reason: String,
+    signing: Option<Signing>,
+) -> R<Option<SignatureView>> {
+    let mut k = app.kura();
+    match signing {
+        Some(s) => k.dispose_signed(&specimen, &reason, &s).map(Some),
+        None => k.dispose(&specimen, &reason).map(|_| None),
+    }
+    .map_err(wire)
+}
+
+#[tauri::command]
+async fn signatures(app: S<'_>, event: String) -> R<Vec<SignatureView>> {
+    app.kura().signatures_of(&event).map_err(wire)
 }
 
 #[tauri::command]
@@ -408,6 +423,7 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         sign_in_badge,
         sign_out,
         set_idle_lock,
+        signatures,
         system_language,
         sync_status,
         sync_now,

@@ -38,6 +38,8 @@ fn generate() -> String {
         PrinterConfig::decl(),
         PrinterTest::decl(),
         Who::decl(),
+        Signing::decl(),
+        SignatureView::decl(),
         SyncStatus::decl(),
         EnrollReport::decl(),
         ConflictView::decl(),

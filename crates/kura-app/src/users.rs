@@ -144,10 +144,12 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
 
 /// What a signer gives to sign: their user ID (at the first signing of a session), their
 /// password again, and what the signature means.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Deserialize)]
 pub struct Signing {
     pub user: Option<String>,
     pub secret: String,
+    #[cfg_attr(feature = "ts", ts(type = "'performed' | 'reviewed' | 'approved'"))]
     pub meaning: kura_domain::Meaning,
 }
 
@@ -223,6 +225,8 @@ pub struct Who {
     pub role: Option<String>,
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub idle_secs: u64,
+    /// Whether this session has signed once (then a signature asks only the password).
+    pub signed_once: bool,
 }
 
 /// A user as the screens and `kura user list` show them (never their hashes).
@@ -494,6 +498,13 @@ impl Kura {
         self.write(|e| e.sign(event, &signer, &name, meaning))
     }
 
+    /// The signatures on the event with this id (as the window has it, text).
+    pub fn signatures_of(&self, event: &str) -> Result<Vec<SignatureView>, AppError> {
+        let id = uuid::Uuid::parse_str(event.trim())
+            .map_err(|e| AppError::input("event", format!("{event:?} is not an event id: {e}")))?;
+        self.signatures(id)
+    }
+
     /// The signatures on an event.
     pub fn signatures(&self, event: uuid::Uuid) -> Result<Vec<SignatureView>, AppError> {
         Ok(self
@@ -614,6 +625,7 @@ impl Kura {
             name: None,
             role: None,
             idle_secs,
+            signed_once: false,
         };
         if let Some(s) = self.session.clone() {
             if s.expired(self.now()) {
@@ -622,6 +634,7 @@ impl Kura {
                 who.user = Some(r.code);
                 who.name = Some(r.name);
                 who.role = Some(r.role);
+                who.signed_once = s.signed_once;
             } else {
                 self.session = None;
             }

@@ -1,7 +1,7 @@
 // The window's shared state: the current screen, language, the big feedback banner, the
 // confirmation dialog and the scan-to-feedback timings. Screens import `app`, `tr`, `say`.
 import { tick } from 'svelte';
-import { backend, type BackendError, type SyncStatus, type Who } from './backend';
+import { backend, type BackendError, type Signing, type SyncStatus, type Who } from './backend';
 import { errorText, lang as initialLang, setLang, t, type Lang } from './i18n';
 import { tone } from './tones';
 
@@ -32,6 +32,8 @@ class AppState {
   who = $state<Who | null>(null);
   /** A badge was scanned: its PIN is asked. */
   pinFor = $state<string | null>(null);
+  /** An irreversible act waits for its electronic signature. */
+  signing = $state<{ text: string; resolve: (s: Signing | null) => void } | null>(null);
 }
 
 export const app = new AppState();
@@ -142,6 +144,13 @@ export function printCodes(codes: string[]): void {
 export function ask(text: string, opts: { detail?: string; reason?: boolean } = {}): Promise<string | false> {
   return new Promise((resolve) => {
     app.confirm = { text, ...opts, resolve };
+  });
+}
+
+/** Asks the signed-in person to sign (`null`: they cancelled). Only on a database with users. */
+export function askSignature(text: string): Promise<Signing | null> {
+  return new Promise((resolve) => {
+    app.signing = { text, resolve };
   });
 }
 

@@ -25,6 +25,8 @@ import type {
   StockInfo,
   SyncStatus,
   Vocabulary,
+  SignatureView,
+  Signing,
   WireError,
   Who,
 } from './types.gen';
@@ -81,7 +83,9 @@ export function backend(t: Transport = tauri) {
       call<null>('consume', { specimen, amount, unit, usedUp }),
     block: (specimen: string, reason: string) => call<null>('block', { specimen, reason }),
     unblock: (specimen: string, reason: string) => call<null>('unblock', { specimen, reason }),
-    dispose: (specimen: string, reason: string) => call<null>('dispose', { specimen, reason }),
+    dispose: (specimen: string, reason: string, signing: Signing | null = null) =>
+      call<SignatureView | null>('dispose', { specimen, reason, signing }),
+    signatures: (event: string) => call<SignatureView[]>('signatures', { event }),
     stocks: () => call<StockInfo[]>('stocks'),
     labelPreview: (code: string, stock: string) => call<LabelPreview>('label_preview', { code, stock }),
     codesInBox: (container: string) => call<string[]>('codes_in_box', { container }),

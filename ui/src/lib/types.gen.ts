@@ -163,7 +163,19 @@ status: string,
  */
 code: string, bytes: number, warnings: Array<string>, };
 
-export type Who = { secured: boolean, user: string | null, name: string | null, role: string | null, idle_secs: number, };
+export type Who = { secured: boolean, user: string | null, name: string | null, role: string | null, idle_secs: number, 
+/**
+ * Whether this session has signed once (then a signature asks only the password).
+ */
+signed_once: boolean, };
+
+export type Signing = { user: string | null, secret: string, meaning: 'performed' | 'reviewed' | 'approved', };
+
+export type SignatureView = { event: string, event_hash: string, signer: string, name: string, meaning: string, 
+/**
+ * UTC microseconds.
+ */
+at: number, };
 
 export type SyncStatus = { enrolled: boolean, 
 /**

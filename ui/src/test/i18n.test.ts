@@ -65,6 +65,7 @@ describe('catalogue', () => {
       // PrinterTest.status (kura-app labels.rs), spaces as underscores.
       'settings.status.': ['ready', 'no_status_answer', 'queue_running'],
       'role.': rustNames('kura-domain/src/user.rs', 'pub fn as_str(self)'),
+      'meaning.': ['performed', 'reviewed', 'approved'],
       'grid.legend.': ['empty', 'available', 'checked_out', 'blocked', 'holds'],
       'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings', 'sync'],
       'sync.': ['in_effect', 'refused'],
