@@ -109,6 +109,24 @@ impl Emit<'_, '_> {
     }
 }
 
+/// What a consent withdrawal did.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Withdrawal {
+    pub donor: String,
+    /// Every specimen of the donor and derived from them, now blocked and queued for destruction.
+    pub blocked: Vec<String>,
+    pub signature: Option<crate::users::SignatureView>,
+}
+
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct QueuedForDestruction {
+    pub code: String,
+    pub donor: String,
+    pub reason: String,
+}
+
 impl Kura {
     /// Checks a specimen into `container`, at `pos` or the next free position.
     pub fn check_in(
@@ -376,6 +394,12 @@ impl Kura {
 
     pub fn unblock(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
         let code = self.specimen_code(specimen)?;
+        // An exception to a consent withdrawal is a supervisor's signed act.
+        if self.secured()? && self.store().withdrawal_of(code.as_str())?.is_some() {
+            return Err(AppError::SignatureRequired {
+                act: crate::users::Act::Block,
+            });
+        }
         let reason = input::reason(reason)?;
         self.write(|e| {
             e.emit(EventBody::Unblocked {
@@ -383,6 +407,27 @@ impl Kura {
                 reason,
             })
             .map(|_| ())
+        })
+    }
+
+    /// Lifts a block with the signer's signature (an exception to a consent withdrawal).
+    pub fn unblock_signed(
+        &mut self,
+        specimen: &str,
+        reason: &str,
+        signing: &crate::users::Signing,
+    ) -> Result<crate::users::SignatureView, AppError> {
+        let code = self.specimen_code(specimen)?;
+        let reason = input::reason(reason)?;
+        self.authorize(crate::users::Act::Block)?;
+        let (signer, name) = self.signer(signing)?;
+        let meaning = signing.meaning;
+        self.write(|e| {
+            let ev = e.emit(EventBody::Unblocked {
+                specimen: code,
+                reason,
+            })?;
+            e.sign(ev.id, &signer, &name, meaning)
         })
     }
 
@@ -411,6 +456,84 @@ impl Kura {
             }
             Ok(blocked)
         })
+    }
+
+    /// A donor withdrew consent: in one transaction, every specimen of theirs and everything
+    /// derived from them through the lineage is blocked (the reason kept with each), the
+    /// withdrawal recorded, and — on a database with users — signed. The specimens then wait in
+    /// the destruction queue; destruction is a signed disposal.
+    pub fn withdraw_consent(
+        &mut self,
+        donor: &str,
+        reason: &str,
+        signing: Option<&crate::users::Signing>,
+    ) -> Result<Withdrawal, AppError> {
+        let donor = input::text("donor", donor, 64)?;
+        let reason = input::reason(reason)?;
+        self.authorize(crate::users::Act::Block)?;
+        let signer = match (self.secured()?, signing) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(AppError::SignatureRequired {
+                    act: crate::users::Act::Block,
+                });
+            }
+            (true, Some(s)) => Some((self.signer(s)?, s.meaning)),
+        };
+        let block_reason = format!("consent withdrawn: {reason}");
+        self.write(|e| {
+            let codes = e.tx.donor_lineage(&donor)?;
+            if codes.is_empty() && e.tx.donor_specimens(&donor)?.is_empty() {
+                return Err(AppError::NotFound {
+                    what: "donor",
+                    code: donor.clone(),
+                });
+            }
+            let w = e.emit(EventBody::ConsentWithdrawn {
+                donor: donor.clone(),
+                reason: reason.clone(),
+            })?;
+            let mut blocked = Vec::new();
+            for c in &codes {
+                if e.tx.specimen(c)?.is_some_and(|s| !s.blocked) {
+                    e.emit(EventBody::Blocked {
+                        specimen: c.clone(),
+                        reason: block_reason.clone(),
+                    })?;
+                }
+                blocked.push(c.to_string());
+            }
+            let signature = match &signer {
+                Some(((user, name), meaning)) => Some(e.sign(w.id, user, name, *meaning)?),
+                None => None,
+            };
+            Ok(Withdrawal {
+                donor: donor.clone(),
+                blocked,
+                signature,
+            })
+        })
+    }
+
+    /// The destruction queue: specimens of donors who withdrew consent (and their derivatives)
+    /// not yet disposed.
+    pub fn destruction_queue(&self) -> Result<Vec<QueuedForDestruction>, AppError> {
+        Ok(self
+            .store()
+            .destruction_queue()?
+            .into_iter()
+            .map(|(code, donor, reason)| QueuedForDestruction {
+                code,
+                donor,
+                reason,
+            })
+            .collect())
+    }
+
+    /// Why this specimen may not be used: its donor withdrew consent (None: they did not).
+    pub fn consent_withdrawn(&self, specimen: &str) -> Result<Option<String>, AppError> {
+        let code = self.specimen_code(specimen)?;
+        Ok(self.store().withdrawal_of(code.as_str())?)
     }
 
     // ---- reads ----

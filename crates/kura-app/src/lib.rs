@@ -30,7 +30,7 @@ use kura_store::{Store, Tx};
 use uuid::Uuid;
 
 pub use calendar::Calendar;
-pub use custody::{CheckOut, Placed};
+pub use custody::{CheckOut, Placed, QueuedForDestruction, Withdrawal};
 pub use error::{AppError, WireError};
 pub use kura_domain::{Meaning, Purpose, Role, Secret, Timestamp};
 pub use kura_store::{

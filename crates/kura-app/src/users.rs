@@ -126,7 +126,9 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
         | EventBody::Shipped { .. }
         | EventBody::Received { .. } => Act::Handle,
         EventBody::Disposed { .. } => Act::Dispose,
-        EventBody::Blocked { .. } | EventBody::Unblocked { .. } => Act::Block,
+        EventBody::Blocked { .. }
+        | EventBody::Unblocked { .. }
+        | EventBody::ConsentWithdrawn { .. } => Act::Block,
         EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. } => Act::StorageLayout,
         EventBody::ConflictResolved { .. } | EventBody::ConflictSettled { .. } => {
             Act::ResolveConflict

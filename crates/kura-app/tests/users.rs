@@ -469,3 +469,106 @@ fn rusqlite_exec(db: &std::path::Path, sql: &str) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed() {
+    use kura_app::Meaning::*;
+    let (mut b, codes) = secured();
+    let parent = b.kura.lineage(&codes[0]).unwrap().code;
+    as_user(&mut b.kura, "tech");
+    let e = b
+        .kura
+        .withdraw_consent(
+            "D0001",
+            "the donor withdrew",
+            Some(&signing(Some("tech"), "tech-password", Performed)),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        "forbidden",
+        "a technician cannot withdraw consent"
+    );
+    as_user(&mut b.kura, "sup");
+    assert_eq!(
+        b.kura
+            .withdraw_consent("D0001", "the donor withdrew", None)
+            .unwrap_err()
+            .code(),
+        "signature_required"
+    );
+    let w = b
+        .kura
+        .withdraw_consent(
+            "D0001",
+            "the donor withdrew",
+            Some(&signing(Some("sup"), "sup-password", Approved)),
+        )
+        .unwrap();
+    // The parent and every aliquot derived from it, in one act.
+    assert_eq!(w.blocked.len(), codes.len() + 1, "{:?}", w.blocked);
+    assert!(w.blocked.contains(&parent));
+    assert_eq!(w.signature.as_ref().unwrap().meaning, "approved");
+    assert!(b.kura.show(&codes[5]).unwrap().blocked);
+    assert_eq!(
+        b.kura.consent_withdrawn(&codes[5]).unwrap().as_deref(),
+        Some("the donor withdrew")
+    );
+    // A check-out of one of them is refused, saying why.
+    as_user(&mut b.kura, "tech");
+    let e = b
+        .kura
+        .check_out(
+            &[codes[5].clone()],
+            &kura_app::CheckOut {
+                to: "Dr. Ito".into(),
+                purpose: "distribution".into(),
+                due: None,
+                note: None,
+            },
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("blocked"), "{e}");
+    // The destruction queue: all of them; destruction is a signed disposal.
+    let q = b.kura.destruction_queue().unwrap();
+    assert_eq!(q.len(), codes.len() + 1);
+    assert!(
+        q.iter()
+            .all(|x| x.donor == "D0001" && x.reason == "the donor withdrew")
+    );
+    as_user(&mut b.kura, "sup");
+    b.kura
+        .dispose_signed(
+            &codes[0],
+            "destroyed after consent withdrawal",
+            &signing(Some("sup"), "sup-password", Performed),
+        )
+        .unwrap();
+    assert_eq!(b.kura.destruction_queue().unwrap().len(), codes.len());
+    // An exception: a supervisor's signature and a reason.
+    assert_eq!(
+        b.kura.unblock(&codes[1], "exception").unwrap_err().code(),
+        "signature_required"
+    );
+    b.kura
+        .unblock_signed(
+            &codes[1],
+            "ethics committee exception 2026-12",
+            &signing(None, "sup-password", Approved),
+        )
+        .unwrap();
+    assert!(!b.kura.show(&codes[1]).unwrap().blocked);
+    as_user(&mut b.kura, "tech");
+    assert_eq!(
+        b.kura
+            .unblock_signed(
+                &codes[2],
+                "x",
+                &signing(Some("tech"), "tech-password", Approved)
+            )
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
+    assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
+}

@@ -217,6 +217,10 @@ enum Cmd {
     /// Users and roles (technician, supervisor, administrator, auditor).
     #[command(subcommand)]
     User(UserCmd),
+    /// Consent: a donor's withdrawal (blocks their specimens and everything derived from them),
+    /// and the destruction queue.
+    #[command(subcommand)]
+    Consent(ConsentCmd),
     /// Import inventory from CSV (all rows or none).
     Import {
         file: PathBuf,
@@ -341,6 +345,26 @@ enum StorageCmd {
     List { parent: Option<String> },
     /// The built-in container types.
     Types,
+}
+
+#[derive(Subcommand)]
+enum ConsentCmd {
+    /// The donor withdrew consent: block every specimen of theirs and derived from them, and
+    /// queue them for destruction (signed on a database with users).
+    Withdraw {
+        donor: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "approved")]
+        meaning: String,
+        /// Your user ID, asked at the first signature of a session.
+        #[arg(long)]
+        signer: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Specimens waiting to be destroyed after a consent withdrawal.
+    Queue,
 }
 
 #[derive(Subcommand)]
@@ -1126,6 +1150,53 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             k.set_secret(&who, kura_app::Secret::Password, &pw)?;
             out(json, json!({ "user": who, "set": "password" }), || {
                 format!("password of {who} set")
+            });
+        }
+        Cmd::Consent(ConsentCmd::Withdraw {
+            donor,
+            reason,
+            meaning,
+            signer,
+            password_stdin,
+        }) => {
+            let signing = if k.secured()? {
+                k.authorize(kura_app::users::Act::Block)?;
+                let meaning = kura_app::Meaning::parse(&meaning).ok_or_else(|| {
+                    AppError::input(
+                        "meaning",
+                        "a signature means performed, reviewed or approved",
+                    )
+                })?;
+                Some(kura_app::Signing {
+                    user: signer,
+                    secret: secret("password", password_stdin)?,
+                    meaning,
+                })
+            } else {
+                None
+            };
+            let w = k.withdraw_consent(&donor, &reason, signing.as_ref())?;
+            let db = path_of(&k);
+            save_session(&mut k, &db)?;
+            out(json, json!(w), || {
+                format!(
+                    "consent of {} withdrawn: {} specimen(s) blocked and queued for destruction{}",
+                    w.donor,
+                    w.blocked.len(),
+                    w.signature
+                        .as_ref()
+                        .map(|s| format!("; signed by {} ({}) — {}", s.name, s.signer, s.meaning))
+                        .unwrap_or_default()
+                )
+            });
+        }
+        Cmd::Consent(ConsentCmd::Queue) => {
+            let q = k.destruction_queue()?;
+            out(json, json!(q), || {
+                q.iter()
+                    .map(|x| format!("{:<18} {:<12} {}", x.code, x.donor, x.reason))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
         Cmd::User(UserCmd::Idle { seconds }) => {

@@ -396,6 +396,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "f16d6fd9801eb6880bd212164240e64c0c007a129e5e37c57c1f26bb3180cf78",
     ),
     (
+        "crates/kura-store/src/migrations/0008_withdrawals.sql",
+        "109b0c62b2ca78cf490f2ad055ab31bc33d014af6ddcc6856bb9d80ef4f2932a",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

@@ -202,6 +202,13 @@ pub enum EventBody {
         secret: Secret,
         hash: String,
     },
+    /// A donor withdrew consent: every specimen of theirs, and everything derived from them, is
+    /// blocked from use and distribution (the `blocked` events that follow in the same
+    /// transaction) and queued for destruction. Signed.
+    ConsentWithdrawn {
+        donor: String,
+        reason: String,
+    },
     /// An electronic signature: the signer (user ID and printed name, as they were when signing),
     /// what it means, and the exact event signed — its id and its hash, so that the signature
     /// cannot be moved to another record. The time is this event's own.
@@ -240,6 +247,7 @@ impl EventBody {
             EventBody::UserDisabled { .. } => "user_disabled",
             EventBody::CredentialSet { .. } => "credential_set",
             EventBody::Signed { .. } => "signed",
+            EventBody::ConsentWithdrawn { .. } => "consent_withdrawn",
         }
     }
 
@@ -269,7 +277,8 @@ impl EventBody {
             | EventBody::RoleGranted { .. }
             | EventBody::UserDisabled { .. }
             | EventBody::CredentialSet { .. }
-            | EventBody::Signed { .. } => None,
+            | EventBody::Signed { .. }
+            | EventBody::ConsentWithdrawn { .. } => None,
         }
     }
 

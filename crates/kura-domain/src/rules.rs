@@ -167,6 +167,11 @@ pub enum Effect {
     Log {
         codes: Vec<String>,
     },
+    /// A donor's consent is withdrawn (the destruction queue).
+    Withdraw {
+        donor: String,
+        reason: String,
+    },
     /// A signature is added to an event.
     Sign {
         id: uuid::Uuid,
@@ -768,6 +773,18 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
         | E::RoleGranted { .. }
         | E::UserDisabled { .. }
         | E::CredentialSet { .. } => user_effect(body).map_err(DecideError::Rule),
+        E::ConsentWithdrawn { donor, reason } => {
+            if donor.trim().is_empty() || reason.trim().is_empty() {
+                return rule(RuleError::BadUser {
+                    user: donor.clone(),
+                    reason: "a consent withdrawal names the donor and why".into(),
+                });
+            }
+            Ok(Effect::Withdraw {
+                donor: donor.clone(),
+                reason: reason.clone(),
+            })
+        }
         E::Signed {
             event,
             event_hash,
@@ -926,7 +943,8 @@ fn conflict_effect<V: View>(view: &mut V, body: &EventBody) -> Result<Option<Eff
         | EventBody::RoleGranted { .. }
         | EventBody::UserDisabled { .. }
         | EventBody::CredentialSet { .. }
-        | EventBody::Signed { .. } => Ok(None),
+        | EventBody::Signed { .. }
+        | EventBody::ConsentWithdrawn { .. } => Ok(None),
         b => match b.specimen() {
             Some(code) => Ok(flag(view.specimen(code)?)),
             None => Ok(None),

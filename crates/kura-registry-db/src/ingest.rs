@@ -686,10 +686,12 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
                 }
             }
             // The registry keeps user events in the site's log for every bench to pull; it signs
-            // nobody in, so it keeps no projection of users.
+            // nobody in and destroys nothing, so it keeps no projection of users, signatures or
+            // withdrawals.
             Some(Effect::Log { .. })
             | Some(Effect::User { .. })
             | Some(Effect::Sign { .. })
+            | Some(Effect::Withdraw { .. })
             | None => {}
         }
     }

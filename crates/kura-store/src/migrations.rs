@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "signatures",
         include_str!("migrations/0007_signatures.sql"),
     ),
+    (
+        8,
+        "withdrawals",
+        include_str!("migrations/0008_withdrawals.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

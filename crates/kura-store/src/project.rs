@@ -158,12 +158,13 @@ impl Projector<'_> {
     pub fn keep_undo(&mut self, event: i64, effect: &Effect) -> Result<(), StoreError> {
         // The projection tables an undo image covers (each keyed by `code`), and which rows of
         // them this effect changes.
-        const TABLES: [&str; 5] = [
+        const TABLES: [&str; 6] = [
             "specimens",
             "containers",
             "label_prints",
             "users",
             "signatures",
+            "withdrawals",
         ];
         let (table, codes): (&str, Vec<String>) = match effect {
             Effect::Register { state, .. } | Effect::Update(state) => {
@@ -174,6 +175,7 @@ impl Projector<'_> {
             Effect::Log { codes } => ("label_prints", codes.clone()),
             Effect::User { user, .. } => ("users", vec![user.clone()]),
             Effect::Sign { .. } => ("signatures", vec![event.to_string()]),
+            Effect::Withdraw { donor, .. } => ("withdrawals", vec![donor.clone()]),
         };
         let mut image = serde_json::Map::new();
         for t in TABLES {
@@ -456,6 +458,15 @@ impl Projector<'_> {
                 }
             }
             Effect::User { user, change } => self.write_user(event, at, &user, change)?,
+            Effect::Withdraw { donor, reason } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO withdrawals (code, reason, at, last_event) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(code) DO UPDATE SET reason = excluded.reason, at = excluded.at,
+                             last_event = excluded.last_event",
+                    )?
+                    .execute(params![donor, reason, at, event])?;
+            }
             Effect::Sign {
                 id,
                 event_hash,

@@ -516,6 +516,36 @@ impl Store {
         })
     }
 
+    /// The destruction queue: specimens of donors who withdrew consent, and everything derived
+    /// from them, not yet disposed (consumed ones are gone already): (code, donor, reason).
+    pub fn destruction_queue(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "WITH RECURSIVE fam(code, donor, reason) AS (
+                     SELECT s.code, w.code, w.reason FROM specimens s JOIN withdrawals w ON w.code = s.donor
+                     UNION SELECT s.code, fam.donor, fam.reason FROM specimens s JOIN fam ON s.parent = fam.code)
+                 SELECT s.code, fam.donor, fam.reason FROM specimens s JOIN fam ON fam.code = s.code
+                 WHERE s.status NOT IN ('disposed', 'consumed') GROUP BY s.code ORDER BY s.id",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Why a specimen's donor withdrew consent, if they did (its own donor or an ancestor's).
+    pub fn withdrawal_of(&self, code: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "WITH RECURSIVE up(code, parent, donor) AS (
+                     SELECT code, parent, donor FROM specimens WHERE code = ?1
+                     UNION SELECT s.code, s.parent, s.donor FROM specimens s JOIN up ON s.code = up.parent)
+                 SELECT w.reason FROM up JOIN withdrawals w ON w.code = up.donor LIMIT 1",
+            )?
+            .query_row([code], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The stored hash of an event (lower-case hex): what a signature binds.
     pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
         event_hash(self.conn(), id)

@@ -282,6 +282,22 @@ impl<'a> Tx<'a> {
             .collect::<Result<_, _>>()?)
     }
 
+    /// A donor's specimens and everything derived from them through the lineage, not yet
+    /// disposed or consumed, in registration order.
+    pub fn donor_lineage(&self, donor: &str) -> Result<Vec<SpecimenCode>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "WITH RECURSIVE fam(code) AS (
+                 SELECT code FROM specimens WHERE donor = ?1
+                 UNION SELECT s.code FROM specimens s JOIN fam ON s.parent = fam.code)
+             SELECT s.code FROM specimens s JOIN fam ON fam.code = s.code
+             WHERE s.status NOT IN ('disposed', 'consumed') ORDER BY s.id",
+        )?;
+        let rows = stmt.query_map([donor], |r| r.get::<_, String>(0))?;
+        Ok(rows
+            .map(|r| r.map(SpecimenCode::from_stored))
+            .collect::<Result<_, _>>()?)
+    }
+
     /// The stored hash of an event (lower-case hex), as a signature binds it.
     pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
         crate::query::event_hash(self.conn(), id)

@@ -81,7 +81,8 @@ pub(crate) fn replay(
     conn.execute_batch(
         "PRAGMA defer_foreign_keys = ON;
          DELETE FROM undo; DELETE FROM conflicts; DELETE FROM event_subjects; DELETE FROM specimens;
-         DELETE FROM containers; DELETE FROM label_prints; DELETE FROM users; DELETE FROM signatures;",
+         DELETE FROM containers; DELETE FROM label_prints; DELETE FROM users; DELETE FROM signatures;
+         DELETE FROM withdrawals;",
     )?;
     let unsettled: std::collections::HashSet<i64> = match own {
         None => Default::default(),
@@ -160,6 +161,11 @@ const PROJECTION: &[(&str, &str, &str)] = &[
     (
         "signatures",
         "SELECT code, hex(event), event_hash, signer, name, meaning, at FROM signatures",
+        "code",
+    ),
+    (
+        "withdrawals",
+        "SELECT code, reason, at, last_event FROM withdrawals",
         "code",
     ),
     (

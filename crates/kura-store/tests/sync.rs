@@ -675,7 +675,8 @@ fn migration_0005_fills_last_events_from_the_log() {
          ALTER TABLE sync_state DROP COLUMN site; ALTER TABLE sync_state DROP COLUMN registry_ca;
          ALTER TABLE sync_state DROP COLUMN clock_skew_us; ALTER TABLE sync_state DROP COLUMN last_attempt;
          ALTER TABLE sync_state DROP COLUMN last_error_code; ALTER TABLE sync_state DROP COLUMN stopped;
-         DROP TABLE users; DROP TABLE signatures; DELETE FROM schema_migrations WHERE version >= 5;",
+         DROP TABLE users; DROP TABLE signatures; DROP TABLE withdrawals;
+         DELETE FROM schema_migrations WHERE version >= 5;",
     )
     .unwrap();
     drop(c);

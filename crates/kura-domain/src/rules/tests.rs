@@ -80,7 +80,10 @@ impl Mem {
                     },
                 );
             }
-            Effect::Log { .. } | Effect::User { .. } | Effect::Sign { .. } => {}
+            Effect::Log { .. }
+            | Effect::User { .. }
+            | Effect::Sign { .. }
+            | Effect::Withdraw { .. } => {}
             Effect::MoveContainer { id, to } => {
                 let c = self.containers.get_mut(&id).unwrap();
                 c.parent = Some(to.parent);

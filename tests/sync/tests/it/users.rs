@@ -87,3 +87,74 @@ fn users_added_on_one_bench_sign_in_on_another() {
     let (events, _) = reg.counts();
     assert_eq!(events, a.events(), "the registry holds every event once");
 }
+
+#[test]
+fn a_consent_withdrawal_on_one_bench_blocks_the_lineage_on_the_other() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let benches = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&benches[0], &benches[1]);
+    let tubes = register(a, 3, "BOX-0001");
+    for (user, role) in [
+        ("admin", "administrator"),
+        ("sup", "supervisor"),
+        ("tech", "technician"),
+    ] {
+        a.try_run_with(
+            &[
+                "user",
+                "add",
+                user,
+                "--name",
+                user,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            &format!("{user}-password"),
+        )
+        .unwrap();
+    }
+    a.try_run_with(&["login", "sup", "--password-stdin"], "sup-password")
+        .unwrap();
+    let w = a
+        .try_run_with(
+            &[
+                "consent",
+                "withdraw",
+                "P-0001",
+                "--reason",
+                "the donor withdrew",
+                "--signer",
+                "sup",
+                "--password-stdin",
+            ],
+            "sup-password",
+        )
+        .unwrap();
+    assert_eq!(
+        w["blocked"].as_array().unwrap().len(),
+        4,
+        "the parent and its three aliquots: {w}"
+    );
+    assert_eq!(w["signature"]["signer"], "sup");
+    a.sync_ok();
+    b.sync_ok();
+    b.try_run_with(&["login", "tech", "--password-stdin"], "tech-password")
+        .unwrap();
+    let e = b
+        .try_run(&[
+            "check-out",
+            &tubes[0],
+            "--to",
+            "Dr. Ito",
+            "--purpose",
+            "distribution",
+        ])
+        .unwrap_err();
+    assert_eq!(e["code"], "specimen_blocked", "{e}");
+    let q = b.ok(&["consent", "queue"]);
+    assert_eq!(q.as_array().unwrap().len(), 4, "{q}");
+    a.verify_ok();
+    b.verify_ok();
+}
