@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
-    LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, PrinterTest, RegisterRequest,
-    Registered, RejectionRow, SessionInfo, SignatureView, Signing, SpecimenView, Stats, StockInfo,
-    SyncStatus, SyncWorker, Who, WireError,
+    LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, PrinterTest,
+    QueuedForDestruction, RegisterRequest, Registered, RejectionRow, SessionInfo, SignatureView,
+    Signing, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker, Who, WireError,
 };
 use tauri::State;
 
@@ -205,6 +205,11 @@ async fn dispose(
 }
 
 #[tauri::command]
+async fn destruction_queue(app: S<'_>) -> R<Vec<QueuedForDestruction>> {
+    app.kura().destruction_queue().map_err(wire)
+}
+
+#[tauri::command]
 async fn signatures(app: S<'_>, event: String) -> R<Vec<SignatureView>> {
     app.kura().signatures_of(&event).map_err(wire)
 }
@@ -257,8 +262,8 @@ async fn set_printer(app: S<'_>, name: String, config: Option<PrinterConfig>) ->
 }
 
 #[tauri::command]
-async fn who(app: S<'_>) -> R<Who> {
-    app.kura().who().map_err(wire)
+async fn who(app: S<'_>, active: Option<bool>) -> R<Who> {
+    app.kura().who_active(active.unwrap_or(false)).map_err(wire)
 }
 
 #[tauri::command]
@@ -424,6 +429,7 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         sign_out,
         set_idle_lock,
         signatures,
+        destruction_queue,
         system_language,
         sync_status,
         sync_now,

@@ -40,6 +40,7 @@ fn generate() -> String {
         Who::decl(),
         Signing::decl(),
         SignatureView::decl(),
+        QueuedForDestruction::decl(),
         SyncStatus::decl(),
         EnrollReport::decl(),
         ConflictView::decl(),

@@ -571,10 +571,22 @@ def main():
         disposed = [e for e in kura("history", tubes[3]) if e["kind"] == "disposed"]
         check("the signature shows with the disposal: name, user, meaning",
               sig and "責任者 花子" in sig and "(sup)" in sig and "performed" in sig and disposed and disposed[0]["actor"] == "sup", (sig, disposed))
-        t0 = time.time()
+        # ---- a consent withdrawal (CLI, signed) turns the donor's tubes red on a scan ----
+        cli_in(["login", "sup", "--password-stdin"], "sup-password")
+        r = cli_in(["consent", "withdraw", "E2E-1", "--reason", "donor letter 2026-12-01", "--signer", "sup", "--password-stdin"], "sup-password")
+        check("a supervisor withdraws a donor's consent with a signature (CLI)", r.returncode == 0 and '"signer":"sup"' in r.stdout, r.stdout + r.stderr)
+        screen("checkin")
+        time.sleep(3.5)  # the window reads the destruction queue every 3 s
+        scan(tubes[0])
+        last_key = time.time()  # the window's last activity before it is left alone
+        got = feedback(lambda t: "withdrew consent" in t)
+        check("a scan of the donor's tube says in red that consent was withdrawn, and why",
+              got and "donor letter 2026-12-01" in got and js("return document.querySelector('#feedback').classList.contains('err')"), got)
+        screenshot("18-consent")
         relock = wait_for(lambda: text("#locked"), 25)
-        check("the window locks itself after the site's idle time", relock and 10 <= time.time() - t0 + 1, (relock, time.time() - t0))
-        screenshot("18-locked")
+        idle = time.time() - last_key
+        check("the window locks itself after the site's idle time (12 s)", relock and 10 <= idle < 25, (relock, idle))
+        screenshot("19-locked")
 
         # ---- the store is whole ----
         check("verify passes afterwards", kura("verify")["ok"] is True, "")

@@ -618,7 +618,21 @@ impl Kura {
 
     /// Who is signed in, as the window shows it (ending a session that has been idle too long).
     pub fn who(&mut self) -> Result<Who, AppError> {
+        self.who_active(false)
+    }
+
+    /// The same, told by the window whether the person was active (keys, clicks) since it last
+    /// asked: activity keeps the session alive even when it writes nothing.
+    pub fn who_active(&mut self, active: bool) -> Result<Who, AppError> {
         self.reload_idle()?;
+        if active {
+            let now = self.now();
+            if let Some(s) = self.session.as_mut()
+                && !s.expired(now)
+            {
+                s.last_active = now;
+            }
+        }
         let secured = self.secured()?;
         let idle_secs = self.idle_secs;
         let mut who = Who {

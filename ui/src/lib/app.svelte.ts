@@ -32,6 +32,8 @@ class AppState {
   who = $state<Who | null>(null);
   /** A badge was scanned: its PIN is asked. */
   pinFor = $state<string | null>(null);
+  /** Specimens whose donor withdrew consent, and why: a scan of one says so in red. */
+  withdrawn = $state<Map<string, string>>(new Map());
   /** An irreversible act waits for its electronic signature. */
   signing = $state<{ text: string; resolve: (s: Signing | null) => void } | null>(null);
 }
@@ -88,6 +90,8 @@ export async function refreshSync(): Promise<void> {
     app.sync = s;
     const list = s.conflicts > 0 ? await api.conflicts(null) : [];
     app.conflicted = new Set(list.map((c) => c.subject));
+    const queue = await api.destructionQueue();
+    app.withdrawn = new Map(queue.map((q) => [q.code, q.reason]));
   } catch {
     /* outside the window (tests), or the store busy: next time */
   }
@@ -107,7 +111,8 @@ export function locked(): boolean {
 
 export async function refreshWho(): Promise<void> {
   try {
-    app.who = await api.who();
+    // Keys and clicks since the last ask keep the session alive in the backend too.
+    app.who = await api.who(Date.now() - lastActivity < 3500);
   } catch {
     /* outside the window (tests) */
   }

@@ -177,6 +177,8 @@ export type SignatureView = { event: string, event_hash: string, signer: string,
  */
 at: number, };
 
+export type QueuedForDestruction = { code: string, donor: string, reason: string, };
+
 export type SyncStatus = { enrolled: boolean, 
 /**
  * `not_enrolled`, `online`, `offline`, `error`, `stopped` (a fork), or `syncing`.
