@@ -147,12 +147,23 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
 /// What a signer gives to sign: their user ID (at the first signing of a session), their
 /// password again, and what the signature means.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct Signing {
     pub user: Option<String>,
     pub secret: String,
     #[cfg_attr(feature = "ts", ts(type = "'performed' | 'reviewed' | 'approved'"))]
     pub meaning: kura_domain::Meaning,
+}
+
+/// Never prints the secret (a `{:?}` in a log line must not carry a password).
+impl std::fmt::Debug for Signing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signing")
+            .field("user", &self.user)
+            .field("secret", &"<hidden>")
+            .field("meaning", &self.meaning)
+            .finish()
+    }
 }
 
 /// A signature as it is shown wherever its event is shown.
@@ -825,6 +836,20 @@ fn view(r: kura_store::UserRow) -> UserView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signing_never_prints_its_secret() {
+        let s = Signing {
+            user: Some("sato".into()),
+            secret: "hunter2-hunter2".into(),
+            meaning: kura_domain::Meaning::Approved,
+        };
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("sato"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn secrets_hash_and_verify() {
