@@ -368,16 +368,14 @@ impl Kura {
     ) -> Result<crate::users::SignatureView, AppError> {
         let code = self.specimen_code(specimen)?;
         let reason = input::reason(reason)?;
-        self.authorize(crate::users::Act::Dispose)?;
-        let (signer, name) = self.signer(signing)?;
-        let meaning = signing.meaning;
-        self.write(|e| {
-            let ev = e.emit(EventBody::Disposed {
+        self.signed_act(
+            crate::users::Act::Dispose,
+            signing,
+            EventBody::Disposed {
                 specimen: code,
                 reason,
-            })?;
-            e.sign(ev.id, &signer, &name, meaning)
-        })
+            },
+        )
     }
 
     pub fn block(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
@@ -419,16 +417,14 @@ impl Kura {
     ) -> Result<crate::users::SignatureView, AppError> {
         let code = self.specimen_code(specimen)?;
         let reason = input::reason(reason)?;
-        self.authorize(crate::users::Act::Block)?;
-        let (signer, name) = self.signer(signing)?;
-        let meaning = signing.meaning;
-        self.write(|e| {
-            let ev = e.emit(EventBody::Unblocked {
+        self.signed_act(
+            crate::users::Act::Block,
+            signing,
+            EventBody::Unblocked {
                 specimen: code,
                 reason,
-            })?;
-            e.sign(ev.id, &signer, &name, meaning)
-        })
+            },
+        )
     }
 
     /// Consent withdrawal: blocks every live specimen of the donor at once, in one transaction.

@@ -417,13 +417,14 @@ mod tests {
     }
 }
 
-/// Asks for the host status and reads the answer for up to `wait`.
-fn host_status(stream: &mut TcpStream, wait: Duration) -> Option<HostStatus> {
-    stream.write_all(b"~HS").ok()?;
+/// Sends a Zebra query (`~HS`, `~HI`) and reads its answer until `strings` of them have ended
+/// (each is framed by STX … ETX), for up to `wait`. None: no whole answer in time.
+fn ask(stream: &mut TcpStream, query: &[u8], strings: usize, wait: Duration) -> Option<Vec<u8>> {
+    stream.write_all(query).ok()?;
     let deadline = std::time::Instant::now() + wait;
     let mut answer = Vec::new();
     let mut buf = [0u8; 256];
-    while answer.iter().filter(|&&b| b == 3).count() < 3 {
+    while answer.iter().filter(|&&b| b == 3).count() < strings {
         let left = deadline.checked_duration_since(std::time::Instant::now())?;
         stream
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))
@@ -435,7 +436,12 @@ fn host_status(stream: &mut TcpStream, wait: Duration) -> Option<HostStatus> {
             Err(_) => return None,
         }
     }
-    HostStatus::parse(&answer)
+    Some(answer)
+}
+
+/// Asks for the host status (three strings) and reads the answer for up to `wait`.
+fn host_status(stream: &mut TcpStream, wait: Duration) -> Option<HostStatus> {
+    HostStatus::parse(&ask(stream, b"~HS", 3, wait)?)
 }
 
 /// The resolution a Zebra reports in its host identification (`~HI`: `model,version,dpmm,memory`,
@@ -443,22 +449,8 @@ fn host_status(stream: &mut TcpStream, wait: Duration) -> Option<HostStatus> {
 pub fn query_dpi(address: &str, t: &Timeouts) -> Option<u32> {
     let addr = resolve(address).ok()?;
     let mut stream = TcpStream::connect_timeout(&addr, t.connect).ok()?;
-    stream.write_all(b"~HI").ok()?;
-    let deadline = std::time::Instant::now() + t.status.unwrap_or(Duration::from_millis(1500));
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 256];
-    while !answer.contains(&3) {
-        let left = deadline.checked_duration_since(std::time::Instant::now())?;
-        stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
-        match stream.read(&mut buf) {
-            Ok(0) => return None,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
+    let wait = t.status.unwrap_or(Duration::from_millis(1500));
+    let answer = ask(&mut stream, b"~HI", 1, wait)?;
     dpi_from_hi(&answer)
 }
 

@@ -491,6 +491,23 @@ impl Kura {
         Ok((row.code, row.name))
     }
 
+    /// An irreversible act and its signature, in one transaction: `act` allowed, the signer
+    /// re-authenticated, then `body` and the `signed` event bound to its hash.
+    pub(crate) fn signed_act(
+        &mut self,
+        act: Act,
+        signing: &Signing,
+        body: EventBody,
+    ) -> Result<SignatureView, AppError> {
+        self.authorize(act)?;
+        let (signer, name) = self.signer(signing)?;
+        let meaning = signing.meaning;
+        self.write(|e| {
+            let ev = e.emit(body)?;
+            e.sign(ev.id, &signer, &name, meaning)
+        })
+    }
+
     /// Signs an event already recorded, e.g. a supervisor's review. `shown_hash` is the hash of
     /// the event as the signer was shown it: if it is not that event's hash now, nothing is signed.
     pub fn sign(
@@ -688,20 +705,7 @@ impl Kura {
         let hash = hash_secret(password)?;
         self.actor = id.clone();
         let name = name.trim().to_string();
-        self.write(|e| {
-            e.emit(EventBody::UserAdded {
-                user: id.clone(),
-                name: name.clone(),
-                role: Role::Administrator,
-                badge: None,
-            })?;
-            e.emit(EventBody::CredentialSet {
-                user: id.clone(),
-                secret: Secret::Password,
-                hash: hash.clone(),
-            })?;
-            Ok(())
-        })?;
+        self.write_new_user(&id, &name, Role::Administrator, None, &hash)?;
         Ok(self.start_session(id, name))
     }
 
@@ -740,22 +744,33 @@ impl Kura {
         }
         check_secret(Secret::Password, password)?;
         let hash = hash_secret(password)?;
-        let name = name.trim().to_string();
+        self.write_new_user(&id, name.trim(), role, badge, &hash)?;
+        self.user_view(&id)
+    }
+
+    /// A new user and their first password, in one transaction.
+    fn write_new_user(
+        &mut self,
+        id: &str,
+        name: &str,
+        role: Role,
+        badge: Option<String>,
+        password_hash: &str,
+    ) -> Result<(), AppError> {
         self.write(|e| {
             e.emit(EventBody::UserAdded {
-                user: id.clone(),
-                name: name.clone(),
+                user: id.to_string(),
+                name: name.to_string(),
                 role,
-                badge: badge.clone(),
+                badge,
             })?;
             e.emit(EventBody::CredentialSet {
-                user: id.clone(),
+                user: id.to_string(),
                 secret: Secret::Password,
-                hash: hash.clone(),
+                hash: password_hash.to_string(),
             })?;
             Ok(())
-        })?;
-        self.user_view(&id)
+        })
     }
 
     pub fn grant_role(&mut self, user: &str, role: Role) -> Result<UserView, AppError> {

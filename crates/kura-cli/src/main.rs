@@ -631,6 +631,29 @@ fn secret(what: &str, from_stdin: bool) -> Result<String, AppError> {
         .map_err(|e| AppError::input(what, e.to_string()))
 }
 
+/// What a signed act needs from the command line: whether this person may do `act` at all
+/// (asked before their password is), what the signature means, and the password.
+fn signing(
+    k: &mut Kura,
+    act: kura_app::users::Act,
+    meaning: &str,
+    signer: Option<String>,
+    password_stdin: bool,
+) -> Result<kura_app::Signing, AppError> {
+    k.authorize(act)?;
+    let meaning = kura_app::Meaning::parse(meaning).ok_or_else(|| {
+        AppError::input(
+            "meaning",
+            "a signature means performed, reviewed or approved",
+        )
+    })?;
+    Ok(kura_app::Signing {
+        user: signer,
+        secret: secret("password", password_stdin)?,
+        meaning,
+    })
+}
+
 fn path_of(k: &Kura) -> std::path::PathBuf {
     k.path().to_path_buf()
 }
@@ -1160,18 +1183,13 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             password_stdin,
         }) => {
             let signing = if k.secured()? {
-                k.authorize(kura_app::users::Act::Block)?;
-                let meaning = kura_app::Meaning::parse(&meaning).ok_or_else(|| {
-                    AppError::input(
-                        "meaning",
-                        "a signature means performed, reviewed or approved",
-                    )
-                })?;
-                Some(kura_app::Signing {
-                    user: signer,
-                    secret: secret("password", password_stdin)?,
-                    meaning,
-                })
+                Some(signing(
+                    &mut k,
+                    kura_app::users::Act::Block,
+                    &meaning,
+                    signer,
+                    password_stdin,
+                )?)
             } else {
                 None
             };
@@ -1387,24 +1405,14 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             password_stdin,
         } => {
             if k.secured()? {
-                // Whether this person may dispose at all, before asking for their password.
-                k.authorize(kura_app::users::Act::Dispose)?;
-                let meaning = kura_app::Meaning::parse(&meaning).ok_or_else(|| {
-                    AppError::input(
-                        "meaning",
-                        "a signature means performed, reviewed or approved",
-                    )
-                })?;
-                let secret = secret("password", password_stdin)?;
-                let sig = k.dispose_signed(
-                    &specimen,
-                    &reason,
-                    &kura_app::Signing {
-                        user: signer,
-                        secret,
-                        meaning,
-                    },
+                let signing = signing(
+                    &mut k,
+                    kura_app::users::Act::Dispose,
+                    &meaning,
+                    signer,
+                    password_stdin,
                 )?;
+                let sig = k.dispose_signed(&specimen, &reason, &signing)?;
                 // The next signature of this session asks only the password.
                 let db = path_of(&k);
                 save_session(&mut k, &db)?;

@@ -938,13 +938,8 @@ fn conflict_effect<V: View>(view: &mut V, body: &EventBody) -> Result<Option<Eff
         }
         EventBody::ContainerCreated { .. }
         | EventBody::ContainerMoved { .. }
-        | EventBody::LabelsPrinted { .. }
-        | EventBody::UserAdded { .. }
-        | EventBody::RoleGranted { .. }
-        | EventBody::UserDisabled { .. }
-        | EventBody::CredentialSet { .. }
-        | EventBody::Signed { .. }
-        | EventBody::ConsentWithdrawn { .. } => Ok(None),
+        | EventBody::LabelsPrinted { .. } => Ok(None),
+        // Events about no specimen (users, signatures, withdrawals) flag nothing.
         b => match b.specimen() {
             Some(code) => Ok(flag(view.specimen(code)?)),
             None => Ok(None),
