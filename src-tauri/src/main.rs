@@ -145,9 +145,12 @@ async fn move_container(
     container: String,
     parent: String,
     position: Option<String>,
+    signing: Option<Signing>,
 ) -> R<()> {
     app.kura()
-        .move_container(&container, &parent, position.as_deref())
+        .with_signature(signing.as_ref(), |k| {
+            k.move_container(&container, &parent, position.as_deref())
+        })
         .map_err(wire)
 }
 
@@ -351,10 +354,13 @@ async fn resolve_conflict(
     specimen: String,
     keep: String,
     reason: String,
+    signing: Option<Signing>,
 ) -> R<SpecimenView> {
     let v = app
         .kura()
-        .resolve_conflict(&specimen, &keep, &reason)
+        .with_signature(signing.as_ref(), |k| {
+            k.resolve_conflict(&specimen, &keep, &reason)
+        })
         .map_err(wire)?;
     sync.0.sync_now();
     Ok(v)

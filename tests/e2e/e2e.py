@@ -517,13 +517,17 @@ def main():
 
         # ---- people: users added through the CLI lock the window; a badge and its PIN open it ----
         def cli_in(args, text):
-            return subprocess.run([os.environ["KURA_CLI"], "--db", DB, "--json", *args], input=text + "\n",
-                                  capture_output=True, text=True)
+            r = subprocess.run([os.environ["KURA_CLI"], "--db", DB, "--json", *args], input=text + "\n",
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"kura {args}: {r.stdout}{r.stderr}")
+            return r
         cli_in(["user", "add", "admin", "--name", "管理者 太郎", "--role", "administrator", "--password-stdin"], "admin-password")
-        cli_in(["user", "add", "tech", "--name", "技師 一郎", "--badge", "USR-0007", "--password-stdin"], "tech-password")
-        cli_in(["user", "pin", "tech", "--pin-stdin"], "2468")
-        cli_in(["user", "add", "sup", "--name", "責任者 花子", "--role", "supervisor", "--badge", "USR-0008", "--password-stdin"], "sup-password")
-        cli_in(["user", "pin", "sup", "--pin-stdin"], "1357")
+        # User administration is signed: the new user's password, then the administrator's.
+        cli_in(["user", "add", "tech", "--name", "技師 一郎", "--badge", "USR-0007", "--password-stdin", "--sign-stdin", "--signer", "admin"], "tech-password\nadmin-password")
+        cli_in(["user", "pin", "tech", "--pin-stdin", "--sign-stdin"], "2468\nadmin-password")
+        cli_in(["user", "add", "sup", "--name", "責任者 花子", "--role", "supervisor", "--badge", "USR-0008", "--password-stdin", "--sign-stdin"], "sup-password\nadmin-password")
+        cli_in(["user", "pin", "sup", "--pin-stdin", "--sign-stdin"], "1357\nadmin-password")
         cli_in(["user", "idle", "12"], "")
         lock = wait_for(lambda: text("#locked"), 10)
         check("the window locks once the database has users (in Japanese)", lock and "ロック中" in lock, lock)

@@ -340,13 +340,8 @@ impl Kura {
     }
 
     /// Disposes of a specimen. Irreversible: on a database with users it is signed
-    /// ([`Kura::dispose_signed`]); without users, as before.
+    /// ([`Kura::dispose_signed`]) and this refuses it with `signature_required`.
     pub fn dispose(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
-        if self.secured()? {
-            return Err(AppError::SignatureRequired {
-                act: crate::users::Act::Dispose,
-            });
-        }
         let code = self.specimen_code(specimen)?;
         let reason = input::reason(reason)?;
         self.write(|e| {
@@ -467,46 +462,36 @@ impl Kura {
         let donor = input::text("donor", donor, 64)?;
         let reason = input::reason(reason)?;
         self.authorize(crate::users::Act::Block)?;
-        let signer = match (self.secured()?, signing) {
-            (false, _) => None,
-            (true, None) => {
-                return Err(AppError::SignatureRequired {
-                    act: crate::users::Act::Block,
-                });
-            }
-            (true, Some(s)) => Some((self.signer(s)?, s.meaning)),
-        };
         let block_reason = format!("consent withdrawn: {reason}");
-        self.write(|e| {
-            let codes = e.tx.donor_lineage(&donor)?;
-            if codes.is_empty() && e.tx.donor_specimens(&donor)?.is_empty() {
-                return Err(AppError::NotFound {
-                    what: "donor",
-                    code: donor.clone(),
-                });
-            }
-            let w = e.emit(EventBody::ConsentWithdrawn {
-                donor: donor.clone(),
-                reason: reason.clone(),
-            })?;
-            let mut blocked = Vec::new();
-            for c in &codes {
-                if e.tx.specimen(c)?.is_some_and(|s| !s.blocked) {
-                    e.emit(EventBody::Blocked {
-                        specimen: c.clone(),
-                        reason: block_reason.clone(),
-                    })?;
+        self.with_signature(signing, |k| {
+            k.write(|e| {
+                let codes = e.tx.donor_lineage(&donor)?;
+                if codes.is_empty() && e.tx.donor_specimens(&donor)?.is_empty() {
+                    return Err(AppError::NotFound {
+                        what: "donor",
+                        code: donor.clone(),
+                    });
                 }
-                blocked.push(c.to_string());
-            }
-            let signature = match &signer {
-                Some(((user, name), meaning)) => Some(e.sign(w.id, user, name, *meaning)?),
-                None => None,
-            };
-            Ok(Withdrawal {
-                donor: donor.clone(),
-                blocked,
-                signature,
+                let w = e.emit(EventBody::ConsentWithdrawn {
+                    donor: donor.clone(),
+                    reason: reason.clone(),
+                })?;
+                let mut blocked = Vec::new();
+                for c in &codes {
+                    if e.tx.specimen(c)?.is_some_and(|s| !s.blocked) {
+                        e.emit(EventBody::Blocked {
+                            specimen: c.clone(),
+                            reason: block_reason.clone(),
+                        })?;
+                    }
+                    blocked.push(c.to_string());
+                }
+                let signature = e.signed.iter().find(|v| v.event == w.id).cloned();
+                Ok(Withdrawal {
+                    donor: donor.clone(),
+                    blocked,
+                    signature,
+                })
             })
         })
     }

@@ -630,6 +630,8 @@ impl Kura {
                     auth: None,
                     ids: &mut ids,
                     id_format: None,
+                    signer: None,
+                    signed: Vec::new(),
                 };
                 if first {
                     demo.site(&mut e)?;

@@ -7,8 +7,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod audit;
 pub mod bench;
 pub mod calendar;
+mod catalogue;
 mod custody;
 pub mod demo;
 mod error;
@@ -94,6 +96,9 @@ pub struct Kura {
     idle_secs: u64,
     /// Set by `set_idle` (tests): the site's idle setting is then not read.
     idle_fixed: bool,
+    /// A signer re-authenticated for the next write only (`arm_signature`): the signed acts it
+    /// makes are signed by them.
+    pub(crate) armed: Option<users::Signer>,
 }
 
 impl Kura {
@@ -131,6 +136,7 @@ impl Kura {
             session: None,
             idle_secs,
             idle_fixed: false,
+            armed: None,
         })
     }
 
@@ -259,6 +265,8 @@ impl Kura {
         f: impl FnOnce(&mut Emit<'_, '_>) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
         // A secured database: only a signed-in user acts, as themselves, within their role.
+        // The signature armed for this write, used by it or not at all.
+        let signer = self.armed.take();
         let auth = self.auth()?;
         let clock = self.clock.clone();
         let calendar = self.calendar.clone();
@@ -277,6 +285,8 @@ impl Kura {
                     auth: auth.as_ref(),
                     ids: &mut RandomIds,
                     id_format: None,
+                    signer: signer.as_ref(),
+                    signed: Vec::new(),
                 };
                 f(&mut e)
             })
@@ -323,16 +333,51 @@ pub(crate) struct Emit<'t, 'c> {
     pub ids: &'t mut dyn EventIds,
     /// The site's ID format, read once per transaction.
     pub id_format: Option<IdFormat>,
+    /// Who signs the signed acts of this transaction (armed before it began).
+    pub signer: Option<&'t users::Signer>,
+    /// The signatures made in this transaction, in order.
+    pub signed: Vec<users::SignatureView>,
 }
 
 impl Emit<'_, '_> {
+    /// Appends an event as the acting user, within their role; on a database with users, a
+    /// signed act (disposal, storage layout, conflict resolution, user administration, consent
+    /// withdrawal, audit export) is signed by the armed signer in the same transaction, or
+    /// refused with `signature_required`.
     pub fn emit(&mut self, body: EventBody) -> Result<kura_domain::Event, AppError> {
+        let mut sign = None;
         if let Some(a) = self.auth {
             users::check(a, &body)?;
+            if let Some(act) = users::signed_act_of(&body, &a.user) {
+                if self.signer.is_none() {
+                    return Err(AppError::SignatureRequired { act });
+                }
+                sign = Some(act);
+            }
         }
         let at = self.clock.now();
         let id = self.ids.next(at);
-        Ok(self.tx.append(id, self.actor, at, body)?)
+        let ev = self.tx.append(id, self.actor, at, body)?;
+        if let Some(act) = sign {
+            self.sign_armed(ev.id, act)?;
+        }
+        Ok(ev)
+    }
+
+    /// Signs `event` by the armed signer (`signature_required` without one), unless this
+    /// transaction signed it already. Returns the signature.
+    pub fn sign_armed(
+        &mut self,
+        event: uuid::Uuid,
+        act: users::Act,
+    ) -> Result<users::SignatureView, AppError> {
+        if let Some(v) = self.signed.iter().find(|v| v.event == event) {
+            return Ok(v.clone());
+        }
+        let s = self.signer.ok_or(AppError::SignatureRequired { act })?;
+        let v = self.sign(event, &s.user, &s.name, s.meaning)?;
+        self.signed.push(v.clone());
+        Ok(v)
     }
 
     /// Signs the event `event` (recorded earlier in this transaction or before): a `signed`

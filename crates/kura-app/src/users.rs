@@ -134,6 +134,7 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
             Act::ResolveConflict
         }
         EventBody::LabelsPrinted { .. } => Act::Print,
+        EventBody::AuditExported { .. } => Act::Read,
         EventBody::CredentialSet { user, .. } if user == actor => return None,
         // A signature is its signer's own statement; the act it signs was checked on its own.
         EventBody::Signed { .. } => return None,
@@ -142,6 +143,33 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
         | EventBody::UserDisabled { .. }
         | EventBody::CredentialSet { .. } => Act::ManageUsers,
     })
+}
+
+/// The acts that are signed on a database with users: the irreversible ones and those that
+/// change who may do what or where things are.
+pub fn is_signed(act: Act) -> bool {
+    matches!(
+        act,
+        Act::Dispose | Act::StorageLayout | Act::ResolveConflict | Act::ManageUsers
+    )
+}
+
+/// The act for which this event must carry its author's signature (None: it need not). A
+/// consent withdrawal and an audit export are signed too.
+pub fn signed_act_of(body: &EventBody, actor: &str) -> Option<Act> {
+    match body {
+        EventBody::ConsentWithdrawn { .. } => Some(Act::Block),
+        EventBody::AuditExported { .. } => Some(Act::Read),
+        _ => act_of(body, actor).filter(|a| is_signed(*a)),
+    }
+}
+
+/// A signer re-authenticated for one write.
+#[derive(Debug, Clone)]
+pub(crate) struct Signer {
+    pub user: String,
+    pub name: String,
+    pub meaning: kura_domain::Meaning,
 }
 
 /// What a signer gives to sign: their user ID (at the first signing of a session), their
@@ -491,6 +519,37 @@ impl Kura {
         Ok((row.code, row.name))
     }
 
+    /// Re-authenticates the signer (see [`Kura::signer`]) for the next write only: the signed
+    /// acts it makes carry their signature. Without it, a signed act on a database with users
+    /// is refused with `signature_required`; a failed write leaves nothing armed.
+    fn arm_signature(&mut self, signing: &Signing) -> Result<(), AppError> {
+        let (user, name) = self.signer(signing)?;
+        self.armed = Some(Signer {
+            user,
+            name,
+            meaning: signing.meaning,
+        });
+        Ok(())
+    }
+
+    /// Runs `f` with `signing` armed (on a database with users; elsewhere there is nobody to
+    /// sign and it is not asked): the signed acts of its first write carry the signature.
+    /// Nothing stays armed after `f`, whatever it did.
+    pub fn with_signature<T>(
+        &mut self,
+        signing: Option<&Signing>,
+        f: impl FnOnce(&mut Kura) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        if let Some(s) = signing
+            && self.secured()?
+        {
+            self.arm_signature(s)?;
+        }
+        let r = f(self);
+        self.armed = None;
+        r
+    }
+
     /// An irreversible act and its signature, in one transaction: `act` allowed, the signer
     /// re-authenticated, then `body` and the `signed` event bound to its hash.
     pub(crate) fn signed_act(
@@ -500,12 +559,13 @@ impl Kura {
         body: EventBody,
     ) -> Result<SignatureView, AppError> {
         self.authorize(act)?;
-        let (signer, name) = self.signer(signing)?;
-        let meaning = signing.meaning;
-        self.write(|e| {
+        self.arm_signature(signing)?;
+        let r = self.write(|e| {
             let ev = e.emit(body)?;
-            e.sign(ev.id, &signer, &name, meaning)
-        })
+            e.sign_armed(ev.id, act)
+        });
+        self.armed = None;
+        r
     }
 
     /// Signs an event already recorded, e.g. a supervisor's review. `shown_hash` is the hash of

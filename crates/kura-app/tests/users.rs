@@ -28,28 +28,47 @@ fn secured() -> (common::Bench, Vec<String>) {
         ("aud", Role::Auditor, "USR-0003"),
         ("admin2", Role::Administrator, "USR-0004"),
     ] {
+        // User administration is signed by the administrator.
+        let s = signing_of(&b.kura);
         b.kura
-            .add_user(
-                user,
-                &format!("{user} name"),
-                role,
-                Some(badge),
-                &format!("{user}-password"),
-            )
+            .with_signature(Some(&s), |k| {
+                k.add_user(
+                    user,
+                    &format!("{user} name"),
+                    role,
+                    Some(badge),
+                    &format!("{user}-password"),
+                )
+            })
             .unwrap();
-        b.kura.set_secret(user, Secret::Pin, "4321").unwrap();
+        b.kura
+            .with_signature(Some(&s), |k| k.set_secret(user, Secret::Pin, "4321"))
+            .unwrap();
     }
     b.kura.sign_out();
     (b, r.aliquots)
 }
 
-fn as_user(k: &mut Kura, user: &str) {
-    let pw = if user == "admin" {
+fn password_of(user: &str) -> String {
+    if user == "admin" {
         ADMIN_PW.to_string()
     } else {
         format!("{user}-password")
-    };
-    k.sign_in(user, &pw).unwrap();
+    }
+}
+
+fn as_user(k: &mut Kura, user: &str) {
+    k.sign_in(user, &password_of(user)).unwrap();
+}
+
+/// The signed-in user's signature (both components: it serves a first signature too).
+fn signing_of(k: &Kura) -> kura_app::Signing {
+    let user = k.session().unwrap().user.clone();
+    kura_app::Signing {
+        secret: password_of(&user),
+        user: Some(user),
+        meaning: kura_app::Meaning::Approved,
+    }
 }
 
 /// One use case for each act; `n` makes each call work on its own specimen.
@@ -74,43 +93,37 @@ fn attempt(k: &mut Kura, act: Act, n: usize, codes: &[String]) -> Result<(), kur
         }
         Act::Dispose => {
             let c = spec(k, n);
-            let user = k.session().unwrap().user.clone();
-            let secret = if user == "admin" {
-                ADMIN_PW.to_string()
-            } else {
-                format!("{user}-password")
-            };
-            k.dispose_signed(
-                &c,
-                "used up in QC",
-                &kura_app::Signing {
-                    user: Some(user),
-                    secret,
-                    meaning: kura_app::Meaning::Performed,
-                },
-            )
-            .map(|_| ())
+            let s = signing_of(k);
+            k.dispose_signed(&c, "used up in QC", &s).map(|_| ())
         }
         Act::Block => {
             let c = spec(k, n);
             k.block(&c, "quarantine")
         }
-        Act::StorageLayout => k
-            .create_container(&format!("NEW{n}"), "box-9x9", None, Some("R1"), None, None)
-            .map(|_| ()),
+        Act::StorageLayout => {
+            let s = signing_of(k);
+            k.with_signature(Some(&s), |k| {
+                k.create_container(&format!("NEW{n}"), "box-9x9", None, Some("R1"), None, None)
+            })
+            .map(|_| ())
+        }
         Act::ResolveConflict => {
             // Settling needs a conflict; the authorisation is asked before anything else.
             k.authorize(Act::ResolveConflict)
         }
-        Act::ManageUsers => k
-            .add_user(
-                &format!("new{n}"),
-                "New person",
-                Role::Technician,
-                None,
-                "new-password",
-            )
-            .map(|_| ()),
+        Act::ManageUsers => {
+            let s = signing_of(k);
+            k.with_signature(Some(&s), |k| {
+                k.add_user(
+                    &format!("new{n}"),
+                    "New person",
+                    Role::Technician,
+                    None,
+                    "new-password",
+                )
+            })
+            .map(|_| ())
+        }
         Act::Settings => {
             k.set_printer(&format!("p{n}"), Some(PrinterConfig::tcp("127.0.0.1:9100")))
         }
@@ -228,7 +241,19 @@ fn sign_in_by_password_and_by_badge_and_what_is_refused() {
     as_user(&mut b.kura, "tech");
     let mut other = Kura::open(b.db(), "x").unwrap();
     as_user(&mut other, "admin");
-    other.disable_user("tech", "left the bank").unwrap();
+    // User administration without a signature is refused, and nothing changes.
+    assert_eq!(
+        other
+            .disable_user("tech", "left the bank")
+            .unwrap_err()
+            .code(),
+        "signature_required"
+    );
+    register_one(&mut b.kura).unwrap();
+    let s = signing_of(&other);
+    other
+        .with_signature(Some(&s), |k| k.disable_user("tech", "left the bank"))
+        .unwrap();
     assert_eq!(
         register_one(&mut b.kura).unwrap_err().code(),
         "user_disabled"
@@ -240,7 +265,9 @@ fn sign_in_by_password_and_by_badge_and_what_is_refused() {
     // A role granted elsewhere takes effect with the next act.
     as_user(&mut b.kura, "aud");
     assert_eq!(register_one(&mut b.kura).unwrap_err().code(), "forbidden");
-    other.grant_role("aud", Role::Technician).unwrap();
+    other
+        .with_signature(Some(&s), |k| k.grant_role("aud", Role::Technician))
+        .unwrap();
     register_one(&mut b.kura).unwrap();
     // The first administrator is made once; demo data never goes into a secured database.
     assert!(
@@ -392,7 +419,10 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     // A disabled user signs nothing; an idle session signs nothing.
     let mut admin = Kura::open(b.db(), "x").unwrap();
     as_user(&mut admin, "admin");
-    admin.disable_user("tech", "left").unwrap();
+    let s = signing_of(&admin);
+    admin
+        .with_signature(Some(&s), |k| k.disable_user("tech", "left"))
+        .unwrap();
     let e = b.kura.sign(
         disposed.event_id,
         &s1.event_hash,

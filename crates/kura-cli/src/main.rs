@@ -101,9 +101,16 @@ enum Cmd {
         parent: String,
         #[arg(long)]
         position: Option<String>,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Move everything in a failing freezer or tank to the same positions in a backup unit.
-    Evacuate { source: String, backup: String },
+    Evacuate {
+        source: String,
+        backup: String,
+        #[command(flatten)]
+        sign: SignArgs,
+    },
     /// Record a thaw.
     Thaw { specimen: String },
     /// Record consumption: an amount, or --all.
@@ -295,9 +302,35 @@ enum Cmd {
         keep: String,
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Check the hash chain and that the projection equals a rebuild.
     Verify,
+    /// The audit trail of a specimen, a user or a period (all events without a filter): every
+    /// event with the values it changed, who, when, where, why and its signatures, as a PDF
+    /// whose last page is the verification of the chain, or as CSV. The export is recorded
+    /// (and signed on a database with users).
+    Audit {
+        #[arg(long)]
+        specimen: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// First date at the site, YYYY-MM-DD (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last date at the site (inclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// The report: FILE.pdf or FILE.csv.
+        #[arg(long)]
+        out: PathBuf,
+        /// The report's language, en or ja (default: from LANG).
+        #[arg(long)]
+        lang: Option<String>,
+        #[command(flatten)]
+        sign: SignArgs,
+    },
     /// Recompute the projection from the log.
     Rebuild,
     /// Counts.
@@ -326,7 +359,11 @@ enum Cmd {
 #[derive(Subcommand)]
 enum StorageCmd {
     /// Create containers from a TOML layout file (existing ones are kept).
-    Apply { file: PathBuf },
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        sign: SignArgs,
+    },
     /// Create one container.
     Add {
         code: String,
@@ -340,11 +377,29 @@ enum StorageCmd {
         position: Option<String>,
         #[arg(long)]
         temperature: Option<String>,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// List containers under PARENT (or the sites).
     List { parent: Option<String> },
     /// The built-in container types.
     Types,
+}
+
+/// How a signed act (storage layout, conflict settlement, user administration, audit export) is
+/// signed on a database with users; elsewhere nothing is asked.
+#[derive(Args, Clone)]
+struct SignArgs {
+    /// What your signature means: performed, reviewed or approved.
+    #[arg(long, default_value = "approved")]
+    meaning: String,
+    /// Your user ID, asked at the first signature of a session.
+    #[arg(long)]
+    signer: Option<String>,
+    /// Read your signing password from standard input (the line after any other secret the
+    /// command reads there).
+    #[arg(long)]
+    sign_stdin: bool,
 }
 
 #[derive(Subcommand)]
@@ -383,24 +438,32 @@ enum UserCmd {
         /// Read the first password from standard input.
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     List,
     /// Give a user another role.
     Grant {
         user: String,
         role: String,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Stop a user from acting and signing (what they did stays theirs).
     Disable {
         user: String,
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Set a password (your own, or as an administrator anyone's).
     Passwd {
         user: Option<String>,
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// How long a session may stay idle before the window locks and `kura login` is needed
     /// again (an administrator's setting for this database; default 300 seconds).
@@ -412,6 +475,8 @@ enum UserCmd {
         user: Option<String>,
         #[arg(long)]
         pin_stdin: bool,
+        #[command(flatten)]
+        sign: SignArgs,
     },
 }
 
@@ -614,6 +679,11 @@ fn save_session(k: &mut Kura, db: &std::path::Path) -> Result<(), AppError> {
 
 /// A password or PIN: from the first line of standard input, or typed at the terminal unseen.
 fn secret(what: &str, from_stdin: bool) -> Result<String, AppError> {
+    secret_from(what, &format!("{what}-stdin"), from_stdin)
+}
+
+/// The same, where the flag that reads it from standard input is `--{flag}`.
+fn secret_from(what: &str, flag: &str, from_stdin: bool) -> Result<String, AppError> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -624,7 +694,7 @@ fn secret(what: &str, from_stdin: bool) -> Result<String, AppError> {
     if !std::io::stdin().is_terminal() {
         return Err(AppError::input(
             what,
-            format!("no terminal to type the {what} at: give --{what}-stdin and pipe it in"),
+            format!("no terminal to type the {what} at: give --{flag} and pipe it in"),
         ));
     }
     rpassword::prompt_password(format!("{what}: "))
@@ -641,16 +711,77 @@ fn signing(
     password_stdin: bool,
 ) -> Result<kura_app::Signing, AppError> {
     k.authorize(act)?;
-    let meaning = kura_app::Meaning::parse(meaning).ok_or_else(|| {
-        AppError::input(
-            "meaning",
-            "a signature means performed, reviewed or approved",
-        )
-    })?;
+    let meaning = parse_meaning(meaning)?;
     Ok(kura_app::Signing {
         user: signer,
         secret: secret("password", password_stdin)?,
         meaning,
+    })
+}
+
+/// The signature a signed act needs on a database with users (None elsewhere): whether this
+/// person may do `act` at all, then their password.
+fn sign_for(
+    k: &mut Kura,
+    act: kura_app::users::Act,
+    a: &SignArgs,
+) -> Result<Option<kura_app::Signing>, AppError> {
+    if !k.secured()? {
+        return Ok(None);
+    }
+    k.authorize(act)?;
+    let meaning = parse_meaning(&a.meaning)?;
+    let secret = secret_from("password", "sign-stdin", a.sign_stdin)?;
+    Ok(Some(kura_app::Signing {
+        user: a.signer.clone(),
+        secret,
+        meaning,
+    }))
+}
+
+/// Runs a signed act with the signature `a` gives, and keeps the session (a first signature
+/// changes what the next one asks).
+fn signed<T>(
+    k: &mut Kura,
+    act: kura_app::users::Act,
+    a: &SignArgs,
+    f: impl FnOnce(&mut Kura) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let s = sign_for(k, act, a)?;
+    let r = k.with_signature(s.as_ref(), f)?;
+    if s.is_some() {
+        let db = path_of(k);
+        save_session(k, &db)?;
+    }
+    Ok(r)
+}
+
+fn parse_meaning(m: &str) -> Result<kura_app::Meaning, AppError> {
+    kura_app::Meaning::parse(m).ok_or_else(|| {
+        AppError::input(
+            "meaning",
+            "a signature means performed, reviewed or approved",
+        )
+    })
+}
+
+/// Sets a password or PIN: one's own needs no signature; another user's is user
+/// administration, signed.
+fn set_secret(
+    k: &mut Kura,
+    who: &str,
+    secret: kura_app::Secret,
+    value: &str,
+    a: &SignArgs,
+) -> Result<(), AppError> {
+    let own = k
+        .session()
+        .is_some_and(|s| s.user.eq_ignore_ascii_case(who.trim()));
+    if own || !k.secured()? {
+        return k.set_secret(who, secret, value);
+    }
+    signed(k, kura_app::users::Act::ManageUsers, a, |k| {
+        k.set_secret(who, secret, value)
     })
 }
 
@@ -804,12 +935,14 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 )
             });
         }
-        Cmd::Storage(StorageCmd::Apply { file }) => {
+        Cmd::Storage(StorageCmd::Apply { file, sign }) => {
             let text = std::fs::read_to_string(&file).map_err(|e| AppError::File {
                 path: file.display().to_string(),
                 message: e.to_string(),
             })?;
-            let r = k.apply_layout(&text)?;
+            let r = signed(&mut k, kura_app::users::Act::StorageLayout, &sign, |k| {
+                k.apply_layout(&text)
+            })?;
             out(json, json!(r), || {
                 format!(
                     "created {}, already there {}",
@@ -825,15 +958,18 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             parent,
             position,
             temperature,
+            sign,
         }) => {
-            let created = k.create_container(
-                &code,
-                &type_name,
-                name.as_deref(),
-                parent.as_deref(),
-                position.as_deref(),
-                temperature.as_deref(),
-            )?;
+            let created = signed(&mut k, kura_app::users::Act::StorageLayout, &sign, |k| {
+                k.create_container(
+                    &code,
+                    &type_name,
+                    name.as_deref(),
+                    parent.as_deref(),
+                    position.as_deref(),
+                    temperature.as_deref(),
+                )
+            })?;
             out(json, json!({ "code": code, "created": created }), || {
                 if created {
                     format!("created {code}")
@@ -916,8 +1052,11 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             specimen,
             keep,
             reason,
+            sign,
         } => {
-            let s = k.resolve_conflict(&specimen, &keep, &reason)?;
+            let s = signed(&mut k, kura_app::users::Act::ResolveConflict, &sign, |k| {
+                k.resolve_conflict(&specimen, &keep, &reason)
+            })?;
             out(json, json!(s), || {
                 format!(
                     "{}: conflict settled, {}{}",
@@ -1107,6 +1246,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             role,
             badge,
             password_stdin,
+            sign,
         }) => {
             let role = parse_role(&role)?;
             let first = !k.secured()?;
@@ -1123,7 +1263,9 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 save_session(&mut k, &db)?;
                 k.user_view(&user.to_ascii_lowercase())?
             } else {
-                k.add_user(&user, &name, role, badge.as_deref(), &pw)?
+                signed(&mut k, kura_app::users::Act::ManageUsers, &sign, |k| {
+                    k.add_user(&user, &name, role, badge.as_deref(), &pw)
+                })?
             };
             out(json, json!(v), || {
                 if first {
@@ -1154,23 +1296,29 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     .join("\n")
             });
         }
-        Cmd::User(UserCmd::Grant { user, role }) => {
-            let v = k.grant_role(&user, parse_role(&role)?)?;
+        Cmd::User(UserCmd::Grant { user, role, sign }) => {
+            let role = parse_role(&role)?;
+            let v = signed(&mut k, kura_app::users::Act::ManageUsers, &sign, |k| {
+                k.grant_role(&user, role)
+            })?;
             out(json, json!(v), || format!("{} is now {}", v.user, v.role));
         }
-        Cmd::User(UserCmd::Disable { user, reason }) => {
-            let v = k.disable_user(&user, &reason)?;
+        Cmd::User(UserCmd::Disable { user, reason, sign }) => {
+            let v = signed(&mut k, kura_app::users::Act::ManageUsers, &sign, |k| {
+                k.disable_user(&user, &reason)
+            })?;
             out(json, json!(v), || format!("{} is disabled", v.user));
         }
         Cmd::User(UserCmd::Passwd {
             user,
             password_stdin,
+            sign,
         }) => {
             let who = user
                 .or_else(|| k.session().map(|s| s.user.clone()))
                 .ok_or(AppError::SignInRequired)?;
             let pw = secret("password", password_stdin)?;
-            k.set_secret(&who, kura_app::Secret::Password, &pw)?;
+            set_secret(&mut k, &who, kura_app::Secret::Password, &pw, &sign)?;
             out(json, json!({ "user": who, "set": "password" }), || {
                 format!("password of {who} set")
             });
@@ -1223,12 +1371,16 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 format!("sessions end after {s} s without activity")
             });
         }
-        Cmd::User(UserCmd::Pin { user, pin_stdin }) => {
+        Cmd::User(UserCmd::Pin {
+            user,
+            pin_stdin,
+            sign,
+        }) => {
             let who = user
                 .or_else(|| k.session().map(|s| s.user.clone()))
                 .ok_or(AppError::SignInRequired)?;
             let pin = secret("pin", pin_stdin)?;
-            k.set_secret(&who, kura_app::Secret::Pin, &pin)?;
+            set_secret(&mut k, &who, kura_app::Secret::Pin, &pin, &sign)?;
             out(json, json!({ "user": who, "set": "pin" }), || {
                 format!("PIN of {who} set")
             });
@@ -1368,14 +1520,23 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             container,
             parent,
             position,
+            sign,
         } => {
-            k.move_container(&container, &parent, position.as_deref())?;
+            signed(&mut k, kura_app::users::Act::StorageLayout, &sign, |k| {
+                k.move_container(&container, &parent, position.as_deref())
+            })?;
             out(json, json!({ "moved": container, "to": parent }), || {
                 format!("{container} moved into {parent}")
             });
         }
-        Cmd::Evacuate { source, backup } => {
-            let moved = k.evacuate(&source, &backup)?;
+        Cmd::Evacuate {
+            source,
+            backup,
+            sign,
+        } => {
+            let moved = signed(&mut k, kura_app::users::Act::StorageLayout, &sign, |k| {
+                k.evacuate(&source, &backup)
+            })?;
             out(json, json!({ "moved": moved }), || {
                 format!("moved {} containers from {source} to {backup}", moved.len())
             });
@@ -1581,6 +1742,64 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     )
                 },
             );
+        }
+        Cmd::Audit {
+            specimen,
+            user,
+            from,
+            to,
+            out: file,
+            lang,
+            sign,
+        } => {
+            let lang = match lang.as_deref() {
+                Some(l @ ("en" | "ja")) => l.to_string(),
+                Some(other) => {
+                    return Err(AppError::input(
+                        "lang",
+                        format!("{other:?}: a report is in en or ja"),
+                    ));
+                }
+                None => {
+                    let env = |k: &str| std::env::var(k).ok();
+                    let (a, b, c) = (env("LC_ALL"), env("LC_MESSAGES"), env("LANG"));
+                    kura_app::input::language([a.as_deref(), b.as_deref(), c.as_deref()])
+                        .to_string()
+                }
+            };
+            let q = kura_app::audit::AuditQuery {
+                specimen,
+                user,
+                from,
+                to,
+            };
+            let x = signed(&mut k, kura_app::users::Act::Read, &sign, |k| {
+                k.export_audit(&q, &file, &lang, None, &mut progress("audit"))
+            });
+            let x = x?;
+            out(json, json!(x), || {
+                format!(
+                    "{} events to {} ({}{}); chain {}; SHA-256 {}{}",
+                    x.events,
+                    x.path,
+                    x.format,
+                    if x.pages > 0 {
+                        format!(", {} pages", x.pages)
+                    } else {
+                        String::new()
+                    },
+                    if x.intact {
+                        "intact"
+                    } else {
+                        "NOT intact: see the last page and kura verify"
+                    },
+                    x.sha256,
+                    x.signature
+                        .as_ref()
+                        .map(|s| format!("; signed by {} ({}) — {}", s.name, s.signer, s.meaning))
+                        .unwrap_or_default()
+                )
+            });
         }
         Cmd::Verify => {
             let r = k.verify(&mut progress("verify"))?;

@@ -113,8 +113,12 @@ fn every_act_by_every_role_through_the_cli() {
                 "--role",
                 role,
                 "--password-stdin",
+                "--sign-stdin",
+                "--signer",
+                "admin",
             ],
-            Some(&format!("{u}-password")),
+            // Their first password, then the administrator's signature.
+            Some(&format!("{u}-password\nadmin-password")),
         );
     }
     ok(&db, &["logout"], None);
@@ -157,6 +161,9 @@ fn every_act_by_every_role_through_the_cli() {
                 "box-9x9".into(),
                 "--parent".into(),
                 "F80-01-R01".into(),
+                "--sign-stdin".into(),
+                "--signer".into(),
+                "tech".into(),
             ],
             false,
         ),
@@ -206,6 +213,9 @@ fn every_act_by_every_role_through_the_cli() {
                 "box-9x9".into(),
                 "--parent".into(),
                 "F80-01-R01".into(),
+                "--sign-stdin".into(),
+                "--signer".into(),
+                "sup".into(),
             ],
             true,
         ),
@@ -253,6 +263,9 @@ fn every_act_by_every_role_through_the_cli() {
                 "--name".into(),
                 "T2".into(),
                 "--password-stdin".into(),
+                "--sign-stdin".into(),
+                "--signer".into(),
+                "admin".into(),
             ],
             true,
         ),
@@ -288,11 +301,14 @@ fn every_act_by_every_role_through_the_cli() {
         let mut full = vec!["--json".to_string()];
         full.extend(args.iter().cloned());
         let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-        // What a command reads from stdin: a signing password, or a new user's first one.
-        let input = if args[0] == "dispose" {
-            format!("{user}-password")
-        } else {
-            "tech2-password".to_string()
+        // What a command reads from stdin: a new user's first password, then the signing one.
+        let signs = args
+            .iter()
+            .any(|a| a == "--sign-stdin" || a == "--password-stdin");
+        let input = match (args.get(1).map(String::as_str), signs) {
+            (Some("add"), true) if args[0] == "user" => format!("tech2-password\n{user}-password"),
+            (_, true) => format!("{user}-password"),
+            _ => String::new(),
         };
         let o = kura_in(&db, &refs, Some(&input));
         let stdout = String::from_utf8_lossy(&o.stdout);
@@ -352,8 +368,18 @@ fn the_session_file_is_owner_only_sealed_and_ends() {
     assert!(!all.contains("admin-password"), "{all}");
     ok(
         &db,
-        &["user", "add", "tech", "--name", "Tech", "--password-stdin"],
-        Some("tech-password"),
+        &[
+            "user",
+            "add",
+            "tech",
+            "--name",
+            "Tech",
+            "--password-stdin",
+            "--sign-stdin",
+            "--signer",
+            "admin",
+        ],
+        Some("tech-password\nadmin-password"),
     );
     login(&db, "tech");
     let file = d.path().join(".kura.sqlite3.session");

@@ -209,6 +209,17 @@ pub enum EventBody {
         donor: String,
         reason: String,
     },
+    /// An audit report was exported: what it covers (`scope`, e.g. `specimen JP-…` or
+    /// `2026-01-01..2026-03-31`), its format (`pdf`, `csv`), how many events it lists, the head
+    /// hash it ends at, and the SHA-256 of the file written, so that a printout can be matched
+    /// to this record. Signed by whoever exported it.
+    AuditExported {
+        scope: String,
+        format: String,
+        events: u64,
+        head: String,
+        sha256: String,
+    },
     /// An electronic signature: the signer (user ID and printed name, as they were when signing),
     /// what it means, and the exact event signed — its id and its hash, so that the signature
     /// cannot be moved to another record. The time is this event's own.
@@ -248,6 +259,7 @@ impl EventBody {
             EventBody::CredentialSet { .. } => "credential_set",
             EventBody::Signed { .. } => "signed",
             EventBody::ConsentWithdrawn { .. } => "consent_withdrawn",
+            EventBody::AuditExported { .. } => "audit_exported",
         }
     }
 
@@ -278,7 +290,8 @@ impl EventBody {
             | EventBody::UserDisabled { .. }
             | EventBody::CredentialSet { .. }
             | EventBody::Signed { .. }
-            | EventBody::ConsentWithdrawn { .. } => None,
+            | EventBody::ConsentWithdrawn { .. }
+            | EventBody::AuditExported { .. } => None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod boxmap;
 pub mod layout;
 mod pdf;
 mod raster;
+pub mod report;
 pub mod stock;
 pub mod svg;
 pub mod symbol;

@@ -546,6 +546,42 @@ impl Store {
             .optional()?)
     }
 
+    /// Every event, in the order the projection folds them (the registry's, then this bench's
+    /// own not yet ordered), each with its stored hash (lower-case hex): the audit trail.
+    pub fn for_each_event(
+        &self,
+        mut f: impl FnMut(EventRow, String) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT e.event_id, e.workstation, e.seq, e.actor, e.at, e.kind, e.payload, e.hash
+             FROM events e LEFT JOIN event_order o ON o.event = e.id
+             ORDER BY coalesce(o.major, 9223372036854775807), coalesce(o.minor, 0), e.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let hash: Vec<u8> = r.get(7)?;
+            f(event_row(r)?, hex(&hash))?;
+        }
+        Ok(())
+    }
+
+    /// The head of each workstation's chain: its last sequence number and that event's hash.
+    pub fn heads(&self) -> Result<Vec<(Uuid, i64, String)>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT workstation, max(seq), hash FROM events GROUP BY workstation ORDER BY workstation",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let ws: Vec<u8> = r.get(0)?;
+            let hash: Vec<u8> = r.get(2)?;
+            Ok((
+                Uuid::from_slice(&ws).unwrap_or_default(),
+                r.get(1)?,
+                hex(&hash),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The stored hash of an event (lower-case hex): what a signature binds.
     pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
         event_hash(self.conn(), id)
@@ -688,7 +724,11 @@ pub(crate) fn event_hash(
         .prepare_cached("SELECT hash FROM events WHERE event_id = ?1")?
         .query_row([id.as_bytes().as_slice()], |r| r.get(0))
         .optional()?;
-    Ok(h.map(|h| h.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(h.map(|h| hex(&h)))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A signature as the projection holds it.

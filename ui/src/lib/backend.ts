@@ -75,8 +75,8 @@ export function backend(t: Transport = tauri) {
     returnSpecimen: (specimen: string, thawed: boolean) => call<Placed>('return_specimen', { specimen, thawed }),
     moveSpecimen: (specimen: string, container: string, position?: string | null) =>
       call<Placed>('move_specimen', { specimen, container, position: position ?? null }),
-    moveContainer: (container: string, parent: string, position?: string | null) =>
-      call<null>('move_container', { container, parent, position: position ?? null }),
+    moveContainer: (container: string, parent: string, position?: string | null, signing: Signing | null = null) =>
+      call<null>('move_container', { container, parent, position: position ?? null, signing }),
     register: (request: RegisterRequest) => call<Registered>('register', { request }),
     vocabulary: () => call<Vocabulary>('vocabulary'),
     thaw: (specimen: string) => call<null>('thaw', { specimen }),
@@ -107,8 +107,8 @@ export function backend(t: Transport = tauri) {
     syncNow: () => call<null>('sync_now'),
     enroll: (registry: string, code: string, ca: string | null) => call<EnrollReport>('enroll', { registry, code, ca }),
     conflicts: (specimen: string | null) => call<ConflictView[]>('conflicts', { specimen }),
-    resolveConflict: (specimen: string, keep: string, reason: string) =>
-      call<SpecimenView>('resolve_conflict', { specimen, keep, reason }),
+    resolveConflict: (specimen: string, keep: string, reason: string, signing: Signing | null = null) =>
+      call<SpecimenView>('resolve_conflict', { specimen, keep, reason, signing }),
     rejections: () => call<RejectionRow[]>('rejections'),
   };
 }

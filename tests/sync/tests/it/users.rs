@@ -26,6 +26,25 @@ fn users_added_on_one_bench_sign_in_on_another() {
         "admin-password",
     )
     .unwrap();
+    let e = a
+        .try_run_with(
+            &[
+                "user",
+                "add",
+                "sato",
+                "--name",
+                "佐藤 花子",
+                "--badge",
+                "USR-0042",
+                "--password-stdin",
+                "--sign-stdin",
+            ],
+            // sato's first password, then the administrator's signature (the first of the
+            // session: --signer gives the ID).
+            "sato-password\nadmin-password",
+        )
+        .unwrap_err();
+    assert_eq!(e["code"], "signature_needs_id", "{e}");
     a.try_run_with(
         &[
             "user",
@@ -36,8 +55,11 @@ fn users_added_on_one_bench_sign_in_on_another() {
             "--badge",
             "USR-0042",
             "--password-stdin",
+            "--sign-stdin",
+            "--signer",
+            "admin",
         ],
-        "sato-password",
+        "sato-password\nadmin-password",
     )
     .unwrap();
     a.sync_ok();
@@ -63,13 +85,18 @@ fn users_added_on_one_bench_sign_in_on_another() {
     b.sync_ok();
     // The administrator disables sato on bench a; once bench b has pulled it, sato is refused
     // there too.
-    a.ok(&[
-        "user",
-        "disable",
-        "sato",
-        "--reason",
-        "moved to another site",
-    ]);
+    a.try_run_with(
+        &[
+            "user",
+            "disable",
+            "sato",
+            "--reason",
+            "moved to another site",
+            "--sign-stdin",
+        ],
+        "admin-password",
+    )
+    .unwrap();
     a.sync_ok();
     b.try_run_with(&["login", "admin", "--password-stdin"], "admin-password")
         .unwrap();
@@ -110,8 +137,13 @@ fn a_consent_withdrawal_on_one_bench_blocks_the_lineage_on_the_other() {
                 "--role",
                 role,
                 "--password-stdin",
+                "--sign-stdin",
+                "--signer",
+                "admin",
             ],
-            &format!("{user}-password"),
+            // The first user is the administrator (nothing to sign yet); the others are added
+            // by them, signed.
+            &format!("{user}-password\nadmin-password"),
         )
         .unwrap();
     }

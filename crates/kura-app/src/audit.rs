@@ -1,0 +1,739 @@
+//! The audit trail and its report: every event of a specimen, a user or a period, with the
+//! values it changed (old → new), who, when, where, why and who signed it; as a PDF an inspector
+//! can keep (its last page is the `verify` result and each workstation's head hash) or as CSV.
+//! An export is itself recorded — an `audit_exported` event with the SHA-256 of the file,
+//! signed on a database with users — so that a printout can be matched to the record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use kura_domain::{EventBody, Location, Placement};
+use serde::{Deserialize, Serialize};
+
+use crate::users::{Act, SignatureView, Signing};
+use crate::{AppError, Kura, VerifyReport};
+
+/// Which events a report lists (all of them when nothing is given; the filters combine).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuditQuery {
+    /// Events about this specimen.
+    pub specimen: Option<String>,
+    /// Events this user made, or that are about them (user administration).
+    pub user: Option<String>,
+    /// From this date at the site (inclusive), `YYYY-MM-DD`.
+    pub from: Option<String>,
+    /// To this date at the site (inclusive).
+    pub to: Option<String>,
+}
+
+/// One event as the audit trail lists it. The CSV's columns, in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub n: u64,
+    pub time_utc: String,
+    pub time_local: String,
+    pub event: String,
+    pub subject: String,
+    /// The values the event changed, before it: `status=available; holder=`.
+    pub old: String,
+    /// The same values after it.
+    pub new: String,
+    pub reason: String,
+    pub actor: String,
+    /// Its signatures: `name (user) meaning time_utc`, one per line.
+    pub signatures: String,
+    pub workstation: String,
+    pub seq: i64,
+    pub event_id: String,
+    pub hash: String,
+}
+
+/// A report: its rows and the verification of the chain they come from.
+#[derive(Debug, Clone)]
+pub struct AuditReport {
+    pub scope: String,
+    pub rows: Vec<AuditRow>,
+    pub verify: VerifyReport,
+    /// Each workstation's chain head: (workstation, last seq, hash).
+    pub heads: Vec<(String, i64, String)>,
+}
+
+/// What `kura audit --out` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditExport {
+    pub path: String,
+    pub format: String,
+    pub events: u64,
+    pub pages: usize,
+    pub sha256: String,
+    /// Whether `verify` found the chain intact.
+    pub intact: bool,
+    pub signature: Option<SignatureView>,
+}
+
+type Attrs = BTreeMap<&'static str, String>;
+
+fn at(l: &Location) -> String {
+    format!("{} {}", l.container, l.pos)
+}
+
+fn placed(p: &Placement) -> String {
+    match &p.pos {
+        Some(pos) => format!("{} {pos}", p.parent),
+        None => p.parent.to_string(),
+    }
+}
+
+/// What an event is about: a specimen, a container, a user, a donor, another event.
+fn subject(body: &EventBody) -> String {
+    if let Some(s) = body.specimen() {
+        return s.to_string();
+    }
+    if let Some(u) = body.user() {
+        return u.to_string();
+    }
+    match body {
+        EventBody::ContainerCreated { container } => container.id.to_string(),
+        EventBody::ContainerMoved { container, .. } => container.to_string(),
+        EventBody::ConsentWithdrawn { donor, .. } => donor.clone(),
+        EventBody::Signed { event, .. } => event.to_string(),
+        EventBody::LabelsPrinted { codes, .. } => codes.join(" "),
+        EventBody::AuditExported { scope, .. } => scope.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The values `body` sets on its subject ("" clears one). `before` is what the subject had.
+fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
+    let s = |v: &str| v.to_string();
+    let count = |k: &str| -> String {
+        let n: u64 = before.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        (n + 1).to_string()
+    };
+    match body {
+        EventBody::Registered { specimen, location }
+        | EventBody::Derived {
+            specimen, location, ..
+        } => {
+            let mut v = vec![
+                (
+                    "status",
+                    s(if location.is_some() {
+                        "available"
+                    } else {
+                        "received"
+                    }),
+                ),
+                ("type", s(specimen.sample_type.info().code)),
+                ("donor", specimen.donor.clone()),
+                ("study", specimen.study.clone()),
+                ("freeze_thaw", specimen.freeze_thaw.to_string()),
+            ];
+            if let Some(l) = location {
+                v.push(("location", at(l)));
+            }
+            if let Some(q) = &specimen.quantity {
+                v.push(("quantity", q.to_string()));
+            }
+            if let Some(p) = &specimen.parent {
+                v.push(("parent", p.to_string()));
+            }
+            v
+        }
+        EventBody::CheckedIn { location, .. } => vec![
+            ("status", s("available")),
+            ("location", at(location)),
+            ("holder", String::new()),
+            ("due", String::new()),
+        ],
+        EventBody::CheckedOut {
+            to, purpose, due, ..
+        } => vec![
+            ("status", s("checked_out")),
+            ("holder", to.clone()),
+            ("purpose", s(purpose.as_str())),
+            ("due", due.map(|d| d.to_string()).unwrap_or_default()),
+        ],
+        EventBody::Returned { thawed, .. } => {
+            let mut v = vec![
+                ("status", s("available")),
+                ("holder", String::new()),
+                ("purpose", String::new()),
+                ("due", String::new()),
+            ];
+            if *thawed {
+                v.push(("freeze_thaw", count("freeze_thaw")));
+            }
+            v
+        }
+        EventBody::Moved { to, .. } => vec![("location", at(to))],
+        EventBody::Thawed { .. } => vec![("freeze_thaw", count("freeze_thaw"))],
+        EventBody::Consumed {
+            amount, used_up, ..
+        } => {
+            let mut v = Vec::new();
+            if let Some(a) = amount {
+                v.push(("used", a.to_string()));
+            }
+            if *used_up {
+                v.push(("status", s("consumed")));
+            }
+            v
+        }
+        EventBody::Disposed { .. } => vec![("status", s("disposed"))],
+        EventBody::Blocked { .. } => vec![("blocked", s("yes"))],
+        EventBody::Unblocked { .. } => vec![("blocked", s("no"))],
+        EventBody::Shipped {
+            shipment,
+            destination,
+            ..
+        } => vec![
+            ("status", s("in_transit")),
+            ("holder", destination.clone()),
+            ("shipment", shipment.clone()),
+        ],
+        EventBody::Received { location, .. } => {
+            let mut v = vec![
+                (
+                    "status",
+                    s(if location.is_some() {
+                        "available"
+                    } else {
+                        "received"
+                    }),
+                ),
+                ("holder", String::new()),
+            ];
+            if let Some(l) = location {
+                v.push(("location", at(l)));
+            }
+            v
+        }
+        EventBody::ConflictSettled { outcome, .. } => vec![
+            ("status", s(outcome.custody.status().as_str())),
+            ("blocked", s(if outcome.blocked { "yes" } else { "no" })),
+            ("freeze_thaw", outcome.freeze_thaw.to_string()),
+        ],
+        EventBody::ContainerCreated { container } => {
+            let mut v = vec![("type", s(container.kind.as_str()))];
+            if let Some(p) = &container.parent {
+                v.push((
+                    "location",
+                    match &container.pos {
+                        Some(pos) => format!("{p} {pos}"),
+                        None => p.to_string(),
+                    },
+                ));
+            }
+            v
+        }
+        EventBody::ContainerMoved { to, .. } => vec![("location", placed(to))],
+        EventBody::UserAdded {
+            name, role, badge, ..
+        } => vec![
+            ("name", name.clone()),
+            ("role", s(role.as_str())),
+            ("badge", badge.clone().unwrap_or_default()),
+            ("disabled", s("no")),
+        ],
+        EventBody::RoleGranted { role, .. } => vec![("role", s(role.as_str()))],
+        EventBody::UserDisabled { .. } => vec![("disabled", s("yes"))],
+        EventBody::CredentialSet { secret, .. } => {
+            let k = match secret {
+                kura_domain::Secret::Password => "password",
+                kura_domain::Secret::Pin => "pin",
+            };
+            // The hash is never shown: that it was set, or set again.
+            let v = if before.contains_key(k) {
+                "changed"
+            } else {
+                "set"
+            };
+            vec![(k, s(v))]
+        }
+        EventBody::ConsentWithdrawn { .. } => vec![("consent", s("withdrawn"))],
+        EventBody::ConflictResolved { .. }
+        | EventBody::LabelsPrinted { .. }
+        | EventBody::Signed { .. }
+        | EventBody::AuditExported { .. } => Vec::new(),
+    }
+}
+
+fn reason(body: &EventBody) -> String {
+    match body {
+        EventBody::Disposed { reason, .. }
+        | EventBody::Blocked { reason, .. }
+        | EventBody::Unblocked { reason, .. }
+        | EventBody::UserDisabled { reason, .. }
+        | EventBody::ConsentWithdrawn { reason, .. }
+        | EventBody::ConflictSettled { reason, .. } => reason.clone(),
+        EventBody::ConflictResolved { resolution, .. } => resolution.clone(),
+        EventBody::CheckedOut { note, .. } => note.clone().unwrap_or_default(),
+        EventBody::Signed { meaning, name, .. } => format!("{} — {name}", meaning.as_str()),
+        EventBody::AuditExported {
+            format,
+            events,
+            sha256,
+            ..
+        } => format!("{format}, {events} events, SHA-256 {sha256}"),
+        _ => String::new(),
+    }
+}
+
+fn pairs(v: &[(&'static str, String)]) -> String {
+    v.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn day(field: &str, v: Option<&str>) -> Result<Option<NaiveDate>, AppError> {
+    crate::input::date(field, v)
+}
+
+impl Kura {
+    /// The audit trail for `q`: every event it selects, in the log's order, with the values
+    /// each changed, its signatures, and the verification of the whole chain.
+    pub fn audit(
+        &mut self,
+        q: &AuditQuery,
+        progress: crate::Progress<'_>,
+    ) -> Result<AuditReport, AppError> {
+        self.authorize(Act::Read)?;
+        let specimen = q
+            .specimen
+            .as_deref()
+            .map(|s| self.specimen_code(s))
+            .transpose()?
+            .map(|c| c.to_string());
+        let user = q
+            .user
+            .as_deref()
+            .map(|u| kura_domain::user::parse_user_id(u).map_err(|m| AppError::input("user", m)))
+            .transpose()?;
+        let from = day("from", q.from.as_deref())?;
+        let to = day("to", q.to.as_deref())?;
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(AppError::input(
+                "to",
+                format!("the period ends ({t}) before it begins ({f})"),
+            ));
+        }
+        let mut scope = Vec::new();
+        if let Some(s) = &specimen {
+            scope.push(format!("specimen {s}"));
+        }
+        if let Some(u) = &user {
+            scope.push(format!("user {u}"));
+        }
+        if from.is_some() || to.is_some() {
+            scope.push(format!(
+                "{}..{}",
+                from.map(|d| d.to_string()).unwrap_or_default(),
+                to.map(|d| d.to_string()).unwrap_or_default()
+            ));
+        }
+        let scope = if scope.is_empty() {
+            "all".to_string()
+        } else {
+            scope.join(", ")
+        };
+        let calendar = self.calendar().clone();
+        let mut state: HashMap<String, Attrs> = HashMap::new();
+        let mut rows: Vec<AuditRow> = Vec::new();
+        let mut listed: HashMap<String, usize> = HashMap::new();
+        let mut signatures: HashMap<String, Vec<String>> = HashMap::new();
+        let total = self.stats()?.events as u64;
+        let mut seen = 0u64;
+        self.store().for_each_event(|e, hash| {
+            seen += 1;
+            if seen.is_multiple_of(10_000) {
+                progress(seen, total);
+            }
+            let Ok(body) = EventBody::deserialize(&e.payload) else {
+                // `verify` reports an event that does not parse; the trail lists it as stored.
+                return Ok(());
+            };
+            let subj = subject(&body);
+            let before = state.entry(subj.clone()).or_default();
+            let set = sets(&body, before);
+            let mut old = Vec::new();
+            let mut new = Vec::new();
+            for (k, v) in set {
+                let was = before.get(k).cloned().unwrap_or_default();
+                if was != v || matches!(k, "password" | "pin" | "used") {
+                    old.push((k, was));
+                    new.push((k, v.clone()));
+                }
+                if v.is_empty() {
+                    before.remove(k);
+                } else {
+                    before.insert(k, v);
+                }
+            }
+            if let EventBody::Signed {
+                event,
+                signer,
+                name,
+                meaning,
+                ..
+            } = &body
+            {
+                signatures
+                    .entry(event.to_string())
+                    .or_default()
+                    .push(format!(
+                        "{name} ({signer}) {} {}",
+                        meaning.as_str(),
+                        kura_domain::Timestamp(e.at)
+                    ));
+            }
+            let ts = kura_domain::Timestamp(e.at);
+            let date = calendar.date(ts);
+            let signed_listed = match &body {
+                EventBody::Signed { event, .. } => listed.contains_key(&event.to_string()),
+                _ => false,
+            };
+            let wanted = specimen
+                .as_ref()
+                .is_none_or(|s| *s == subj || signed_listed)
+                && user
+                    .as_ref()
+                    .is_none_or(|u| *u == e.actor || body.user() == Some(u.as_str()))
+                && from.is_none_or(|f| date >= f)
+                && to.is_none_or(|t| date <= t);
+            if wanted {
+                listed.insert(e.event_id.to_string(), rows.len());
+                rows.push(AuditRow {
+                    n: rows.len() as u64 + 1,
+                    time_utc: ts.to_string(),
+                    time_local: calendar.wall_with_offset(ts),
+                    event: e.kind.clone(),
+                    subject: subj,
+                    old: pairs(&old),
+                    new: pairs(&new),
+                    reason: reason(&body),
+                    actor: e.actor.clone(),
+                    signatures: String::new(),
+                    workstation: e.workstation.to_string(),
+                    seq: e.seq,
+                    event_id: e.event_id.to_string(),
+                    hash,
+                });
+            }
+            Ok(())
+        })?;
+        progress(total, total);
+        for (event, sigs) in signatures {
+            if let Some(&i) = listed.get(&event) {
+                rows[i].signatures = sigs.join("\n");
+            }
+        }
+        let verify = self.verify(&mut |_, _| {})?;
+        let heads = self
+            .store()
+            .heads()?
+            .into_iter()
+            .map(|(w, s, h)| (w.to_string(), s, h))
+            .collect();
+        Ok(AuditReport {
+            scope,
+            rows,
+            verify,
+            heads,
+        })
+    }
+
+    /// Writes the audit report for `q` to `out` (`.pdf` or `.csv`, in `lang` — `en` or `ja`),
+    /// and records the export, signed on a database with users: `signing` (or a signature
+    /// armed by [`Kura::with_signature`]) is checked before anything is read, and a file whose
+    /// export could not be recorded is removed.
+    pub fn export_audit(
+        &mut self,
+        q: &AuditQuery,
+        out: &Path,
+        lang: &str,
+        signing: Option<&Signing>,
+        progress: crate::Progress<'_>,
+    ) -> Result<AuditExport, AppError> {
+        let format = match out
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("pdf") => "pdf",
+            Some("csv") => "csv",
+            _ => {
+                return Err(AppError::input(
+                    "out",
+                    format!(
+                        "{}: an audit report is a .pdf or a .csv file",
+                        out.display()
+                    ),
+                ));
+            }
+        };
+        self.authorize(Act::Read)?;
+        if self.secured()? && signing.is_none() && self.armed.is_none() {
+            return Err(AppError::SignatureRequired { act: Act::Read });
+        }
+        self.with_signature(signing, |k| {
+            let report = k.audit(q, progress)?;
+            let (bytes, pages) = match format {
+                "pdf" => {
+                    let r = kura_labels::report::render_report(&k.audit_document(&report, lang)?);
+                    (r.bytes, r.pages)
+                }
+                _ => (audit_csv(&report.rows)?, 0),
+            };
+            let sha256 = {
+                use sha2::{Digest, Sha256};
+                hex::encode(Sha256::digest(&bytes))
+            };
+            write_new(out, &bytes)?;
+            let head = report
+                .rows
+                .last()
+                .map(|r| r.hash.clone())
+                .unwrap_or_default();
+            let recorded = k.write(|e| {
+                let ev = e.emit(EventBody::AuditExported {
+                    scope: report.scope.clone(),
+                    format: format.to_string(),
+                    events: report.rows.len() as u64,
+                    head: head.clone(),
+                    sha256: sha256.clone(),
+                })?;
+                Ok(e.signed.iter().find(|v| v.event == ev.id).cloned())
+            });
+            let signature = match recorded {
+                Ok(s) => s,
+                Err(err) => {
+                    let _ = std::fs::remove_file(out);
+                    return Err(err);
+                }
+            };
+            Ok(AuditExport {
+                path: out.display().to_string(),
+                format: format.to_string(),
+                events: report.rows.len() as u64,
+                pages,
+                sha256,
+                intact: report.verify.ok(),
+                signature,
+            })
+        })
+    }
+
+    /// The report as a document to print, its words from the catalogue in `lang`.
+    fn audit_document(
+        &mut self,
+        r: &AuditReport,
+        lang: &str,
+    ) -> Result<kura_labels::report::Report, AppError> {
+        let t = |k: &str| crate::catalogue::text(lang, k);
+        let value = |k: &str, v: &str| -> String {
+            let key = match k {
+                "status" => format!("status.{v}"),
+                "role" => format!("role.{v}"),
+                "purpose" => format!("purpose.{v}"),
+                _ => format!("audit.value.{v}"),
+            };
+            crate::catalogue::lookup(lang, &key).unwrap_or_else(|| v.to_string())
+        };
+        let show = |s: &str| -> String {
+            s.split("; ")
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    let name = crate::catalogue::lookup(lang, &format!("audit.attr.{k}"))
+                        .unwrap_or_else(|| k.to_string());
+                    format!(
+                        "{name}: {}",
+                        if v.is_empty() {
+                            "—".into()
+                        } else {
+                            value(k, v)
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let who = self
+            .session()
+            .map(|s| format!("{} ({})", s.name, s.user))
+            .unwrap_or_else(|| self.actor().to_string());
+        let now = self.now();
+        let preface = vec![
+            format!("{}: {}", t("audit.scope"), r.scope),
+            format!(
+                "{}: {} · {}",
+                t("audit.made"),
+                self.calendar().wall_with_offset(now),
+                who
+            ),
+            format!(
+                "{}: {} · {}: {}",
+                t("audit.database"),
+                self.path().display(),
+                t("audit.workstation"),
+                self.workstation()
+            ),
+            format!("{}: {}", t("audit.events"), r.rows.len()),
+        ];
+        let columns = vec![
+            (t("audit.col.n"), 9.0),
+            (t("audit.col.time"), 27.0),
+            (t("audit.col.event"), 24.0),
+            (t("audit.col.subject"), 30.0),
+            (t("audit.col.old"), 36.0),
+            (t("audit.col.new"), 36.0),
+            (t("audit.col.reason"), 32.0),
+            (t("audit.col.actor"), 18.0),
+            (t("audit.col.signatures"), 40.0),
+            (t("audit.col.where"), 25.0),
+        ];
+        let rows = r
+            .rows
+            .iter()
+            .map(|row| {
+                vec![
+                    row.n.to_string(),
+                    row.time_local.clone(),
+                    crate::catalogue::lookup(lang, &format!("event.{}", row.event))
+                        .unwrap_or_else(|| row.event.clone()),
+                    row.subject.clone(),
+                    show(&row.old),
+                    show(&row.new),
+                    row.reason.clone(),
+                    row.actor.clone(),
+                    row.signatures
+                        .lines()
+                        .map(|l| {
+                            // "name (user) meaning time": the meaning in the report's
+                            // language, the time to the second on its own line.
+                            let mut parts: Vec<String> = l.split(' ').map(str::to_string).collect();
+                            let n = parts.len();
+                            if n >= 2 {
+                                parts[n - 2] = crate::catalogue::lookup(
+                                    lang,
+                                    &format!("meaning.{}", parts[n - 2]),
+                                )
+                                .unwrap_or_else(|| parts[n - 2].clone());
+                                let t = parts[n - 1].replace('T', " ");
+                                parts[n - 1] = format!("\n{}Z", t.get(..19).unwrap_or(&t));
+                            }
+                            parts.join(" ")
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    format!(
+                        "{} #{}\n{}",
+                        row.workstation.get(..8).unwrap_or(&row.workstation),
+                        row.seq,
+                        row.hash.get(..16).unwrap_or(&row.hash)
+                    ),
+                ]
+            })
+            .collect();
+        let v = &r.verify;
+        let mut closing = vec![
+            if v.ok() {
+                t("audit.verify_ok")
+            } else {
+                format!("{} ({})", t("audit.verify_bad"), v.problems.len())
+            },
+            format!(
+                "{}: {} · {}: {} · {}: {}",
+                t("audit.events_verified"),
+                v.events,
+                t("audit.workstations"),
+                v.workstations,
+                t("audit.specimens"),
+                v.specimens
+            ),
+        ];
+        if let (Some(first), Some(last)) = (r.rows.first(), r.rows.last()) {
+            closing.push(format!(
+                "{}: {} — {}",
+                t("audit.listed"),
+                first.time_utc,
+                last.time_utc
+            ));
+        }
+        for p in v.problems.iter().take(20) {
+            closing.push(format!("✗ {}: {}", p.code, p.message));
+        }
+        closing.push(String::new());
+        closing.push(t("audit.heads"));
+        for (w, seq, hash) in &r.heads {
+            closing.push(format!("{w} #{seq}  {hash}"));
+        }
+        closing.push(String::new());
+        closing.push(t("audit.recorded"));
+        Ok(kura_labels::report::Report {
+            title: t("audit.title"),
+            preface,
+            columns,
+            rows,
+            closing_title: t("audit.verify_title"),
+            closing,
+            footer: format!("Kura · {}", self.workstation()),
+        })
+    }
+}
+
+/// The rows as CSV (UTF-8 with a byte-order mark, so that Excel on Japanese Windows shows the
+/// Japanese); the header is the field names of [`AuditRow`].
+pub fn audit_csv(rows: &[AuditRow]) -> Result<Vec<u8>, AppError> {
+    let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    for r in rows {
+        w.serialize(r)
+            .map_err(|e| AppError::input("out", e.to_string()))?;
+    }
+    if rows.is_empty() {
+        w.write_record([
+            "n",
+            "time_utc",
+            "time_local",
+            "event",
+            "subject",
+            "old",
+            "new",
+            "reason",
+            "actor",
+            "signatures",
+            "workstation",
+            "seq",
+            "event_id",
+            "hash",
+        ])
+        .map_err(|e| AppError::input("out", e.to_string()))?;
+    }
+    w.into_inner()
+        .map_err(|e| AppError::input("out", e.to_string()))
+}
+
+/// Reads an audit CSV back (what an auditor's script does): its rows.
+pub fn read_audit_csv(bytes: &[u8]) -> Result<Vec<AuditRow>, AppError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    csv::Reader::from_reader(bytes)
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|e| AppError::input("csv", e.to_string()))
+}
+
+fn write_new(out: &Path, bytes: &[u8]) -> Result<(), AppError> {
+    let err = |e: std::io::Error| AppError::File {
+        path: out.display().to_string(),
+        message: e.to_string(),
+    };
+    let tmp: PathBuf = out.with_extension("part");
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, out).map_err(err)
+}
