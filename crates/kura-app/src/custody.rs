@@ -499,6 +499,7 @@ impl Kura {
     /// The destruction queue: specimens of donors who withdrew consent (and their derivatives)
     /// not yet disposed.
     pub fn destruction_queue(&self) -> Result<Vec<QueuedForDestruction>, AppError> {
+        self.may_read()?;
         Ok(self
             .store()
             .destruction_queue()?
@@ -513,6 +514,7 @@ impl Kura {
 
     /// Why this specimen may not be used: its donor withdrew consent (None: they did not).
     pub fn consent_withdrawn(&self, specimen: &str) -> Result<Option<String>, AppError> {
+        self.may_read()?;
         let code = self.specimen_code(specimen)?;
         Ok(self.store().withdrawal_of(code.as_str())?)
     }
@@ -521,6 +523,7 @@ impl Kura {
 
     /// A scanned specimen with its full location path.
     pub fn show(&self, specimen: &str) -> Result<kura_store::SpecimenView, AppError> {
+        self.may_read()?;
         let (code, view) = self.resolve(specimen)?;
         view.ok_or_else(|| AppError::NotFound {
             what: "specimen",
@@ -530,6 +533,7 @@ impl Kura {
 
     /// Check-outs whose due date has passed at the site, the longest overdue first.
     pub fn overdue(&self, limit: usize) -> Result<Vec<kura_store::SpecimenView>, AppError> {
+        self.may_read()?;
         let limit = if limit == 0 { 100 } else { limit };
         Ok(self.store().overdue(&self.today().to_string(), limit)?)
     }
@@ -538,10 +542,12 @@ impl Kura {
         &self,
         q: &kura_store::FindQuery,
     ) -> Result<Vec<kura_store::SpecimenView>, AppError> {
+        self.may_read()?;
         Ok(self.store().find(q)?)
     }
 
     pub fn history(&self, specimen: &str) -> Result<Vec<kura_store::EventRow>, AppError> {
+        self.may_read()?;
         let code = self.specimen_code(specimen)?;
         if self.store().specimen(&code)?.is_none() {
             return Err(AppError::NotFound {
@@ -553,6 +559,7 @@ impl Kura {
     }
 
     pub fn lineage(&self, specimen: &str) -> Result<kura_store::LineageNode, AppError> {
+        self.may_read()?;
         let code = self.specimen_code(specimen)?;
         self.store()
             .lineage(&code)?
@@ -563,6 +570,7 @@ impl Kura {
     }
 
     pub fn box_map(&self, container: &str) -> Result<kura_store::BoxMap, AppError> {
+        self.may_read()?;
         let id = self.container_code(container)?;
         self.store()
             .box_map(id.as_str())?
@@ -576,6 +584,7 @@ impl Kura {
         &self,
         parent: Option<&str>,
     ) -> Result<Vec<kura_store::ContainerRow>, AppError> {
+        self.may_read()?;
         let parent = parent.map(|p| self.container_code(p)).transpose()?;
         Ok(self
             .store()

@@ -520,6 +520,7 @@ impl Kura {
     /// `bom`, behind a byte-order mark, which is how Excel on Japanese Windows knows it is UTF-8
     /// (without one it reads the file as CP932 and the Japanese comes out garbled).
     pub fn export_csv(&self, mut out: impl Write, bom: bool) -> Result<u64, AppError> {
+        self.may_read()?;
         let file_err = |e: csv::Error| AppError::File {
             path: "export".into(),
             message: e.to_string(),

@@ -250,6 +250,7 @@ impl Kura {
 
     /// Codes to print for `--box BOX`: its specimens in position order.
     pub fn codes_in_box(&self, container: &str) -> Result<Vec<String>, AppError> {
+        self.may_read()?;
         let m = self.box_map(container)?;
         Ok(m.slots
             .iter()
@@ -610,6 +611,7 @@ pub struct LabelPreview {
 impl Kura {
     /// The preview of `code`'s label on `stock_id`.
     pub fn label_preview(&self, code: &str, stock_id: &str) -> Result<LabelPreview, AppError> {
+        self.may_read()?;
         let stock = stock(stock_id)?;
         if stock.template == kura_labels::Template::BoxMap {
             return Err(AppError::input(

@@ -99,6 +99,8 @@ pub struct Kura {
     /// A signer re-authenticated for the next write only (`arm_signature`): the signed acts it
     /// makes are signed by them.
     pub(crate) armed: Option<users::Signer>,
+    /// This database was seen to have users (it always will).
+    secured_seen: std::sync::atomic::AtomicBool,
 }
 
 impl Kura {
@@ -137,6 +139,7 @@ impl Kura {
             idle_secs,
             idle_fixed: false,
             armed: None,
+            secured_seen: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -243,10 +246,12 @@ impl Kura {
     }
 
     pub fn verify(&mut self, progress: Progress<'_>) -> Result<VerifyReport, AppError> {
+        self.may_read()?;
         Ok(self.store.verify(progress)?)
     }
 
     pub fn rebuild(&mut self, progress: Progress<'_>) -> Result<RebuildReport, AppError> {
+        self.may_read()?;
         Ok(self.store.rebuild(progress)?)
     }
 

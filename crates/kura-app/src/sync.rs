@@ -491,6 +491,7 @@ impl Kura {
 
     /// This workstation's events the registry kept as rejections.
     pub fn rejections(&self) -> Result<Vec<kura_store::RejectionRow>, AppError> {
+        self.may_read()?;
         Ok(self.store().rejections()?)
     }
 
@@ -500,6 +501,7 @@ impl Kura {
         specimen: Option<&str>,
         all: bool,
     ) -> Result<Vec<ConflictView>, AppError> {
+        self.may_read()?;
         let code = specimen.map(|s| self.specimen_code(s)).transpose()?;
         let event = |id: Option<&str>| -> Result<Option<EventRow>, AppError> {
             match id.and_then(|i| Uuid::parse_str(i).ok()) {

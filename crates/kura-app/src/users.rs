@@ -365,9 +365,36 @@ fn sign_in_failed() -> AppError {
 }
 
 impl Kura {
-    /// Whether this database has users (and so needs a signed-in user for every act).
+    /// Whether this database has users (and so needs a signed-in user for every act). Once
+    /// it has, it always will (users are disabled, never removed): that answer is kept.
     pub fn secured(&self) -> Result<bool, AppError> {
-        Ok(self.store().has_users()?)
+        use std::sync::atomic::Ordering;
+        if self.secured_seen.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let yes = self.store().has_users()?;
+        if yes {
+            self.secured_seen.store(true, Ordering::Relaxed);
+        }
+        Ok(yes)
+    }
+
+    /// Refuses to show records on a database with users to nobody: a live session of a user
+    /// who is not disabled may read (every role may; the auditor only reads).
+    pub(crate) fn may_read(&self) -> Result<(), AppError> {
+        if !self.secured()? {
+            return Ok(());
+        }
+        let s = self.session.as_ref().ok_or(AppError::SignInRequired)?;
+        if s.expired(self.now()) {
+            return Err(AppError::SessionExpired);
+        }
+        match self.store().user(&s.user)? {
+            Some(r) if !r.disabled => Ok(()),
+            _ => Err(AppError::UserDisabled {
+                user: s.user.clone(),
+            }),
+        }
     }
 
     /// Who is signed in, if anyone.
@@ -597,6 +624,7 @@ impl Kura {
 
     /// The signatures on an event.
     pub fn signatures(&self, event: uuid::Uuid) -> Result<Vec<SignatureView>, AppError> {
+        self.may_read()?;
         Ok(self
             .store()
             .signatures(event)?

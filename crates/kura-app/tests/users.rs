@@ -181,7 +181,8 @@ fn every_act_by_every_role_is_allowed_or_forbidden_as_the_table_says() {
         b.kura.sign_out();
     }
     // Every event written since securing names the signed-in user as its actor: the first
-    // specimen was thawed by the technician (Handle was the second act).
+    // specimen was thawed by the technician (Handle was the second act). The auditor reads.
+    as_user(&mut b.kura, "aud");
     let h = b.kura.history(&codes[1]).unwrap();
     let thawed: Vec<&str> = h
         .iter()
@@ -438,6 +439,16 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
         .kura
         .dispose_signed(&codes[2], "QC", &signing(None, "sup-password", Performed));
     assert_eq!(e.unwrap_err().code(), "session_expired");
+    // Nobody signed in reads nothing either.
+    assert_eq!(
+        b.kura.verify(&mut |_, _| {}).unwrap_err().code(),
+        "sign_in_required"
+    );
+    assert_eq!(
+        b.kura.history(&codes[2]).unwrap_err().code(),
+        "sign_in_required"
+    );
+    as_user(&mut b.kura, "aud");
     assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
     drop(admin);
     let db = b.db();
@@ -466,6 +477,7 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
         std::fs::copy(&db, &copy).unwrap();
         rusqlite_exec(&copy, &sql);
         let mut k = Kura::open(&copy, "x").unwrap();
+        as_user(&mut k, "aud");
         let r = k.verify(&mut |_, _| {}).unwrap();
         let codes: Vec<&str> = r.problems.iter().map(|p| p.code).collect();
         assert!(codes.contains(&want), "{sql}: {codes:?}");
@@ -504,8 +516,8 @@ fn rusqlite_exec(db: &std::path::Path, sql: &str) {
 fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed() {
     use kura_app::Meaning::*;
     let (mut b, codes) = secured();
-    let parent = b.kura.lineage(&codes[0]).unwrap().code;
     as_user(&mut b.kura, "tech");
+    let parent = b.kura.lineage(&codes[0]).unwrap().code;
     let e = b
         .kura
         .withdraw_consent(

@@ -129,6 +129,15 @@ fn every_act_by_every_role_through_the_cli() {
         !o.status.success() && err.contains("sign_in_required"),
         "{err}"
     );
+    // Nor does anything show the records to nobody.
+    for read in [&["find", "TST"][..], &["history", &tubes[0]], &["export"], &["verify"]] {
+        let o = kura_in(&db, read, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("sign_in_required"),
+            "{read:?}: {err}"
+        );
+    }
 
     // (user, command, allowed?) — the act each command is, by the table of kura-app.
     let mut i = 0;
