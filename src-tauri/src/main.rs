@@ -9,11 +9,12 @@
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
+use kura_app::audit::{AuditExport, AuditQuery};
 use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
     LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, PrinterTest,
     QueuedForDestruction, RegisterRequest, Registered, RejectionRow, SessionInfo, SignatureView,
-    Signing, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker, Who, WireError,
+    Signing, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker, UserView, Who, WireError,
 };
 use tauri::State;
 
@@ -291,6 +292,111 @@ async fn sign_out(app: S<'_>) -> R<Who> {
 }
 
 #[tauri::command]
+async fn add_first_administrator(
+    app: S<'_>,
+    user: String,
+    name: String,
+    password: String,
+) -> R<Who> {
+    let mut k = app.kura();
+    k.add_first_administrator(&user, &name, &password)
+        .map_err(wire)?;
+    k.who().map_err(wire)
+}
+
+#[tauri::command]
+async fn users(app: S<'_>) -> R<Vec<UserView>> {
+    app.kura().users().map_err(wire)
+}
+
+fn role(r: &str) -> Result<kura_app::Role, WireError> {
+    kura_app::Role::parse(r).ok_or_else(|| {
+        wire(kura_app::AppError::input(
+            "role",
+            format!("{r:?} is not a role: technician, supervisor, administrator or auditor"),
+        ))
+    })
+}
+
+#[tauri::command]
+async fn add_user(
+    app: S<'_>,
+    user: String,
+    name: String,
+    role_name: String,
+    badge: Option<String>,
+    password: String,
+    signing: Option<Signing>,
+) -> R<UserView> {
+    let r = role(&role_name)?;
+    app.kura()
+        .with_signature(signing.as_ref(), |k| {
+            k.add_user(&user, &name, r, badge.as_deref(), &password)
+        })
+        .map_err(wire)
+}
+
+#[tauri::command]
+async fn grant_role(
+    app: S<'_>,
+    user: String,
+    role_name: String,
+    signing: Option<Signing>,
+) -> R<UserView> {
+    let r = role(&role_name)?;
+    app.kura()
+        .with_signature(signing.as_ref(), |k| k.grant_role(&user, r))
+        .map_err(wire)
+}
+
+#[tauri::command]
+async fn disable_user(
+    app: S<'_>,
+    user: String,
+    reason: String,
+    signing: Option<Signing>,
+) -> R<UserView> {
+    app.kura()
+        .with_signature(signing.as_ref(), |k| k.disable_user(&user, &reason))
+        .map_err(wire)
+}
+
+/// Writes the audit report into `reports/` beside the database (the window has no file
+/// picker); the answer says where.
+#[tauri::command]
+async fn export_audit(
+    app: S<'_>,
+    query: AuditQuery,
+    format: String,
+    lang: String,
+    signing: Option<Signing>,
+) -> R<AuditExport> {
+    let mut k = app.kura();
+    let ext = if format == "csv" { "csv" } else { "pdf" };
+    let dir = k
+        .path()
+        .parent()
+        .map(|p| p.join("reports"))
+        .unwrap_or_else(|| "reports".into());
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        wire(kura_app::AppError::File {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })
+    })?;
+    let stamp: String = k
+        .now()
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
+    let out = dir.join(format!("audit-{stamp}.{ext}"));
+    k.export_audit(&query, &out, &lang, signing.as_ref(), &mut |_, _| {})
+        .map_err(wire)
+}
+
+#[tauri::command]
 async fn set_idle_lock(app: S<'_>, seconds: u64) -> R<u64> {
     app.kura().set_idle_lock(seconds).map_err(wire)
 }
@@ -434,6 +540,12 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         sign_in_badge,
         sign_out,
         set_idle_lock,
+        add_first_administrator,
+        users,
+        add_user,
+        grant_role,
+        disable_user,
+        export_audit,
         signatures,
         destruction_queue,
         system_language,

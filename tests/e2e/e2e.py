@@ -522,15 +522,53 @@ def main():
             if r.returncode != 0:
                 raise RuntimeError(f"kura {args}: {r.stdout}{r.stderr}")
             return r
-        cli_in(["user", "add", "admin", "--name", "管理者 太郎", "--role", "administrator", "--password-stdin"], "admin-password")
-        # User administration is signed: the new user's password, then the administrator's.
-        cli_in(["user", "add", "tech", "--name", "技師 一郎", "--badge", "USR-0007", "--password-stdin", "--sign-stdin", "--signer", "admin"], "tech-password\nadmin-password")
-        cli_in(["user", "pin", "tech", "--pin-stdin", "--sign-stdin"], "2468\nadmin-password")
+        def as_admin(*args):
+            # Reads need a signed-in user on a database with users: the CLI signs in first.
+            cli_in(["login", "admin", "--password-stdin"], "admin-password")
+            return kura(*args)
+
+        def sign(user, password):
+            wait_for(lambda: js("return document.querySelector('#sign-dialog') ? 1 : 0"))
+            shown = text("#sign-dialog")
+            asks_id = bool(js("return document.querySelector('#sign-id') ? 1 : 0"))
+            if asks_id:
+                type_into("#sign-id", user)
+            type_into("#sign-secret", password)
+            click("#sign-ok")
+            return shown, asks_id
+
+        # The People screen secures the database: its first administrator, typed in the window.
+        click("nav button[data-screen=people]")
+        wait_for(lambda: js("return document.querySelector('[data-testid=first-admin]') ? 1 : 0"))
+        check("a database without users offers to create its first administrator (People, in Japanese)",
+              "最初の管理者" in (text(".screen") or ""), text(".screen"))
+        type_into("#first-user", "admin")
+        type_into("#first-name", "管理者 太郎")
+        type_into("#first-password", "admin-password")
+        type_into("#first-repeat", "admin-password")
+        click("#first-create")
+        who = wait_for(lambda: (lambda u: u if u == "admin" else None)(js("return document.querySelector('[data-testid=actor]')?.dataset.user")))
+        check("the first administrator is created in the window and signed in", who == "admin", who)
+        # The administrator adds a technician in the window: a signed act of user administration.
+        wait_for(lambda: js("return document.querySelector('#nu-user') ? 1 : 0"))
+        type_into("#nu-user", "tech")
+        type_into("#nu-name", "技師 一郎")
+        type_into("#nu-badge", "USR-0007")
+        type_into("#nu-password", "tech-password")
+        click("#nu-add")
+        sign("admin", "admin-password")
+        row = wait_for(lambda: text("#users tr[data-user=tech]"))
+        users = as_admin("user", "list")
+        check("the administrator adds a technician with their signature (People)",
+              row and "技師 一郎" in row and any(u["user"] == "tech" and u["badge"] == "USR-0007" for u in users), (row, users))
+        # User administration is signed in the CLI too: the new user's password, then the administrator's.
+        cli_in(["user", "pin", "tech", "--pin-stdin", "--sign-stdin", "--signer", "admin"], "2468\nadmin-password")
         cli_in(["user", "add", "sup", "--name", "責任者 花子", "--role", "supervisor", "--badge", "USR-0008", "--password-stdin", "--sign-stdin"], "sup-password\nadmin-password")
         cli_in(["user", "pin", "sup", "--pin-stdin", "--sign-stdin"], "1357\nadmin-password")
         cli_in(["user", "idle", "12"], "")
+        click("#sign-out")
         lock = wait_for(lambda: text("#locked"), 10)
-        check("the window locks once the database has users (in Japanese)", lock and "ロック中" in lock, lock)
+        check("signed out, a database with users keeps the window locked (in Japanese)", lock and "ロック中" in lock, lock)
         click("#lang")
         lock = wait_for(lambda: (lambda t: t if t and "Locked" in t else None)(text("#locked")), 5)
         check("and in English", lock and "Locked" in lock, lock)
@@ -545,7 +583,7 @@ def main():
         check("a badge scan and its PIN sign the technician in", who == "tech", who)
         screenshot("16-signed-in")
         js("return window.__TAURI_INTERNALS__.invoke('move_specimen', { specimen: arguments[0], container: 'E2E-BX1', position: 'E6' })", tubes[4])
-        moved_by = [e["actor"] for e in kura("history", tubes[4]) if e["kind"] == "moved"][-1]
+        moved_by = [e["actor"] for e in as_admin("history", tubes[4]) if e["kind"] == "moved"][-1]
         check("what the window records names the signed-in user", moved_by == "tech", moved_by)
 
         # ---- a badge of another person switches to them; a supervisor's signed disposal ----
@@ -572,7 +610,7 @@ def main():
         got = feedback(lambda t: tubes[3] in t and "責任者 花子" in t)
         check("a disposal is signed by the supervisor with their password", got and "signed" in got, got)
         sig = wait_for(lambda: text("[data-testid=signature]"))
-        disposed = [e for e in kura("history", tubes[3]) if e["kind"] == "disposed"]
+        disposed = [e for e in as_admin("history", tubes[3]) if e["kind"] == "disposed"]
         check("the signature shows with the disposal: name, user, meaning",
               sig and "責任者 花子" in sig and "(sup)" in sig and "performed" in sig and disposed and disposed[0]["actor"] == "sup", (sig, disposed))
         # ---- a consent withdrawal (CLI, signed) turns the donor's tubes red on a scan ----
@@ -587,13 +625,33 @@ def main():
         check("a scan of the donor's tube says in red that consent was withdrawn, and why",
               got and "donor letter 2026-12-01" in got and js("return document.querySelector('#feedback').classList.contains('err')"), got)
         screenshot("18-consent")
+        # People, in Japanese: the destruction queue lists the donor's tubes; the supervisor exports
+        # the audit report of the disposed tube, signed with their password alone (second signature).
+        click("#lang")
+        click("nav button[data-screen=people]")
+        queued = wait_for(lambda: text(f"#destruction-queue tr[data-code='{tubes[0]}']"))
+        check("the destruction queue lists the withdrawn donor's tubes with the reason",
+              queued and "donor letter 2026-12-01" in queued, queued)
+        type_into("#audit-specimen", tubes[3])
+        click("#audit-export")
+        dialog, asks_id = sign("sup", "sup-password")
+        last_key = time.time()  # the window's last activity (the click that signed)
+        check("the signature dialog speaks Japanese and asks only the password at a second signature",
+              dialog and "監査報告の出力に署名" in dialog and not asks_id, dialog)
+        where = wait_for(lambda: text("[data-testid=audit-path]"))
+        path = next((w for w in (where or "").replace("（", " ").replace("(", " ").split() if w.endswith(".pdf")), "")
+        pdf_text = subprocess.run(["pdftotext", path, "-"], capture_output=True, text=True).stdout if path and os.path.exists(path) else ""
+        check("the audit report is exported from the window, signed; its Japanese PDF reads back with the disposal and the signer",
+              tubes[3] in pdf_text and "廃棄" in pdf_text and "責任者 花子" in pdf_text and "記録の検証" in pdf_text,
+              (where, pdf_text[:300]))
+        screenshot("18b-people")
         relock = wait_for(lambda: text("#locked"), 25)
         idle = time.time() - last_key
         check("the window locks itself after the site's idle time (12 s)", relock and 10 <= idle < 25, (relock, idle))
         screenshot("19-locked")
 
         # ---- the store is whole ----
-        check("verify passes afterwards", kura("verify")["ok"] is True, "")
+        check("verify passes afterwards", as_admin("verify")["ok"] is True, "")
     finally:
         w.close()
     failed = sum(1 for _, ok in results if not ok)

@@ -15,6 +15,7 @@ use crate::users::{Act, SignatureView, Signing};
 use crate::{AppError, Kura, VerifyReport};
 
 /// Which events a report lists (all of them when nothing is given; the filters combine).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AuditQuery {
     /// Events about this specimen.
@@ -60,11 +61,14 @@ pub struct AuditReport {
 }
 
 /// What `kura audit --out` wrote.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditExport {
     pub path: String,
     pub format: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub events: u64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub pages: usize,
     pub sha256: String,
     /// Whether `verify` found the chain intact.
@@ -210,11 +214,28 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
             }
             v
         }
-        EventBody::ConflictSettled { outcome, .. } => vec![
-            ("status", s(outcome.custody.status().as_str())),
-            ("blocked", s(if outcome.blocked { "yes" } else { "no" })),
-            ("freeze_thaw", outcome.freeze_thaw.to_string()),
-        ],
+        EventBody::ConflictSettled { outcome, .. } => {
+            use kura_domain::rules::Custody;
+            let mut v = vec![("status", s(outcome.custody.status().as_str()))];
+            match &outcome.custody {
+                Custody::Stored { at: l } => {
+                    v.push(("location", at(l)));
+                    v.push(("holder", String::new()));
+                    v.push(("due", String::new()));
+                }
+                Custody::CheckedOut { held, holder, due } => {
+                    v.push(("location", at(held)));
+                    v.push(("holder", holder.clone()));
+                    v.push(("due", due.map(|d| d.to_string()).unwrap_or_default()));
+                }
+                _ => v.push(("holder", String::new())),
+            }
+            if outcome.blocked || before.contains_key("blocked") {
+                v.push(("blocked", s(if outcome.blocked { "yes" } else { "no" })));
+            }
+            v.push(("freeze_thaw", outcome.freeze_thaw.to_string()));
+            v
+        }
         EventBody::ContainerCreated { container } => {
             let mut v = vec![("type", s(container.kind.as_str()))];
             if let Some(p) = &container.parent {
@@ -342,6 +363,14 @@ impl Kura {
             scope.join(", ")
         };
         let calendar = self.calendar().clone();
+        // Events refused as conflicts changed nothing (until a settlement kept one): they are
+        // listed, but not folded into the values that follow.
+        let refused: std::collections::HashSet<String> = self
+            .store()
+            .conflicts(true)?
+            .into_iter()
+            .map(|c| c.event)
+            .collect();
         let mut state: HashMap<String, Attrs> = HashMap::new();
         let mut rows: Vec<AuditRow> = Vec::new();
         let mut listed: HashMap<String, usize> = HashMap::new();
@@ -359,7 +388,12 @@ impl Kura {
             };
             let subj = subject(&body);
             let before = state.entry(subj.clone()).or_default();
-            let set = sets(&body, before);
+            let was_refused = refused.contains(&e.event_id.to_string());
+            let set = if was_refused {
+                Vec::new()
+            } else {
+                sets(&body, before)
+            };
             let mut old = Vec::new();
             let mut new = Vec::new();
             for (k, v) in set {
@@ -415,7 +449,19 @@ impl Kura {
                     subject: subj,
                     old: pairs(&old),
                     new: pairs(&new),
-                    reason: reason(&body),
+                    reason: if was_refused {
+                        let r = reason(&body);
+                        format!(
+                            "(refused: conflict){}",
+                            if r.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" {r}")
+                            }
+                        )
+                    } else {
+                        reason(&body)
+                    },
                     actor: e.actor.clone(),
                     signatures: String::new(),
                     workstation: e.workstation.to_string(),

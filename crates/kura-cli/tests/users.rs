@@ -130,7 +130,12 @@ fn every_act_by_every_role_through_the_cli() {
         "{err}"
     );
     // Nor does anything show the records to nobody.
-    for read in [&["find", "TST"][..], &["history", &tubes[0]], &["export"], &["verify"]] {
+    for read in [
+        &["find", "TST"][..],
+        &["history", &tubes[0]],
+        &["export"],
+        &["verify"],
+    ] {
         let o = kura_in(&db, read, None);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(

@@ -30,6 +30,9 @@ import type {
   Signing,
   WireError,
   Who,
+  UserView,
+  AuditQuery,
+  AuditExport,
 } from './types.gen';
 
 export type * from './types.gen';
@@ -103,6 +106,15 @@ export function backend(t: Transport = tauri) {
     signInBadge: (badge: string, pin: string) => call<Who>('sign_in_badge', { badge, pin }),
     signOut: () => call<Who>('sign_out'),
     setIdleLock: (seconds: number) => call<number>('set_idle_lock', { seconds }),
+    addFirstAdministrator: (user: string, name: string, password: string) =>
+      call<Who>('add_first_administrator', { user, name, password }),
+    users: () => call<UserView[]>('users'),
+    addUser: (user: string, name: string, roleName: string, badge: string | null, password: string, signing: Signing | null) =>
+      call<UserView>('add_user', { user, name, roleName, badge, password, signing }),
+    grantRole: (user: string, roleName: string, signing: Signing | null) => call<UserView>('grant_role', { user, roleName, signing }),
+    disableUser: (user: string, reason: string, signing: Signing | null) => call<UserView>('disable_user', { user, reason, signing }),
+    exportAudit: (query: AuditQuery, format: 'pdf' | 'csv', lang: string, signing: Signing | null) =>
+      call<AuditExport>('export_audit', { query, format, lang, signing }),
     syncStatus: () => call<SyncStatus>('sync_status'),
     syncNow: () => call<null>('sync_now'),
     enroll: (registry: string, code: string, ca: string | null) => call<EnrollReport>('enroll', { registry, code, ca }),

@@ -169,6 +169,32 @@ export type Who = { secured: boolean, user: string | null, name: string | null, 
  */
 signed_once: boolean, };
 
+export type UserView = { user: string, name: string, role: string, badge: string | null, disabled: boolean, has_password: boolean, has_pin: boolean, };
+
+export type AuditQuery = { 
+/**
+ * Events about this specimen.
+ */
+specimen: string | null, 
+/**
+ * Events this user made, or that are about them (user administration).
+ */
+user: string | null, 
+/**
+ * From this date at the site (inclusive), `YYYY-MM-DD`.
+ */
+from: string | null, 
+/**
+ * To this date at the site (inclusive).
+ */
+to: string | null, };
+
+export type AuditExport = { path: string, format: string, events: number, pages: number, sha256: string, 
+/**
+ * Whether `verify` found the chain intact.
+ */
+intact: boolean, signature: SignatureView | null, };
+
 export type Signing = { user: string | null, secret: string, meaning: 'performed' | 'reviewed' | 'approved', };
 
 export type SignatureView = { event: string, event_hash: string, signer: string, name: string, meaning: string, 

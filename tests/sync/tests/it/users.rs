@@ -190,3 +190,133 @@ fn a_consent_withdrawal_on_one_bench_blocks_the_lineage_on_the_other() {
     a.verify_ok();
     b.verify_ok();
 }
+
+#[test]
+fn a_conflict_settled_on_a_secured_site_is_signed_and_the_signature_travels() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let benches = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&benches[0], &benches[1]);
+    let tube = register(a, 1, "BOX-0001").remove(0);
+    a.try_run_with(
+        &[
+            "user",
+            "add",
+            "admin",
+            "--name",
+            "管理者 太郎",
+            "--role",
+            "administrator",
+            "--password-stdin",
+        ],
+        "admin-password",
+    )
+    .unwrap();
+    a.try_run_with(
+        &[
+            "user",
+            "add",
+            "sup",
+            "--name",
+            "責任者 花子",
+            "--role",
+            "supervisor",
+            "--password-stdin",
+            "--sign-stdin",
+            "--signer",
+            "admin",
+        ],
+        "sup-password\nadmin-password",
+    )
+    .unwrap();
+    a.try_run_with(&["login", "sup", "--password-stdin"], "sup-password")
+        .unwrap();
+    a.sync_ok();
+    b.sync_ok();
+    b.try_run_with(&["login", "sup", "--password-stdin"], "sup-password")
+        .unwrap();
+    // Both benches, offline, check the same tube out to different people.
+    a.ok(&["check-out", &tube, "--to", "Dr. Ito"]);
+    b.ok(&["check-out", &tube, "--to", "Dr. Sato"]);
+    crate::settle(&[a, b]);
+    let refused = b.ok(&["conflicts"])[0]["refused"]["event_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A settlement is signed: no password, nothing settled.
+    let e = a
+        .try_run(&[
+            "resolve",
+            &tube,
+            "--keep",
+            &refused,
+            "--reason",
+            "found with Dr. Sato",
+        ])
+        .unwrap_err();
+    assert!(
+        e["message"].as_str().unwrap().contains("--sign-stdin"),
+        "{e}"
+    );
+    let e = a
+        .try_run_with(
+            &[
+                "resolve",
+                &tube,
+                "--keep",
+                &refused,
+                "--reason",
+                "found with Dr. Sato",
+                "--sign-stdin",
+            ],
+            "sup-password",
+        )
+        .unwrap_err();
+    assert_eq!(e["code"], "signature_needs_id", "{e}");
+    a.try_run_with(
+        &[
+            "resolve",
+            &tube,
+            "--keep",
+            &refused,
+            "--reason",
+            "found with Dr. Sato",
+            "--sign-stdin",
+            "--signer",
+            "sup",
+        ],
+        "sup-password",
+    )
+    .unwrap();
+    crate::settle(&[a, b]);
+    assert_eq!(b.ok(&["show", &tube])["holder"], "Dr. Sato");
+    // On the other bench, the audit trail shows the settlement with its signature.
+    let out = d.path().join("b-trail.csv");
+    b.try_run_with(
+        &[
+            "audit",
+            "--specimen",
+            &tube,
+            "--out",
+            out.to_str().unwrap(),
+            "--sign-stdin",
+            "--signer",
+            "sup",
+            "--meaning",
+            "reviewed",
+        ],
+        "sup-password",
+    )
+    .unwrap();
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let settled = csv
+        .lines()
+        .find(|l| l.contains("conflict_settled"))
+        .unwrap_or_else(|| panic!("no settlement in\n{csv}"));
+    assert!(
+        settled.contains("責任者 花子 (sup) approved") && settled.contains("holder=Dr. Sato"),
+        "{settled}"
+    );
+    a.verify_ok();
+    b.verify_ok();
+}
