@@ -382,6 +382,22 @@ impl Kura {
             if seen.is_multiple_of(10_000) {
                 progress(seen, total);
             }
+            // With a specimen asked for, only its events and signatures matter: the others are
+            // passed over before they are parsed, and nothing of theirs is kept.
+            if let Some(code) = &specimen {
+                let p = &e.payload;
+                let about = p.get("specimen").and_then(|s| {
+                    s.as_str()
+                        .or_else(|| s.get("code").and_then(|c| c.as_str()))
+                });
+                let signs_listed = e.kind == "signed"
+                    && p.get("event")
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|id| listed.contains_key(id));
+                if about != Some(code.as_str()) && !signs_listed {
+                    return Ok(());
+                }
+            }
             let Ok(body) = EventBody::deserialize(&e.payload) else {
                 // `verify` reports an event that does not parse; the trail lists it as stored.
                 return Ok(());
@@ -478,6 +494,8 @@ impl Kura {
                 rows[i].signatures = sigs.join("\n");
             }
         }
+        // The fold's values are not needed any more: not held while `verify` builds its own.
+        drop(state);
         let verify = self.verify(&mut |_, _| {})?;
         let heads = self
             .store()

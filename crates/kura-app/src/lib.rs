@@ -100,7 +100,9 @@ pub struct Kura {
     /// makes are signed by them.
     pub(crate) armed: Option<users::Signer>,
     /// This database was seen to have users (it always will).
-    secured_seen: std::sync::atomic::AtomicBool,
+    pub(crate) secured_seen: std::sync::atomic::AtomicBool,
+    /// When a read last found it without users (`users::may_read`).
+    pub(crate) open_checked: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Kura {
@@ -140,6 +142,7 @@ impl Kura {
             idle_fixed: false,
             armed: None,
             secured_seen: std::sync::atomic::AtomicBool::new(false),
+            open_checked: std::sync::Mutex::new(None),
         })
     }
 
