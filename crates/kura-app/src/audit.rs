@@ -108,6 +108,11 @@ fn subject(body: &EventBody) -> String {
     }
 }
 
+/// The status of a specimen that arrives (registered, received): stored if it was placed.
+fn arrived(placed: bool) -> String {
+    if placed { "available" } else { "received" }.to_string()
+}
+
 /// The values `body` sets on its subject ("" clears one). `before` is what the subject had.
 fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
     let s = |v: &str| v.to_string();
@@ -121,14 +126,7 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
             specimen, location, ..
         } => {
             let mut v = vec![
-                (
-                    "status",
-                    s(if location.is_some() {
-                        "available"
-                    } else {
-                        "received"
-                    }),
-                ),
+                ("status", arrived(location.is_some())),
                 ("type", s(specimen.sample_type.info().code)),
                 ("donor", specimen.donor.clone()),
                 ("study", specimen.study.clone()),
@@ -199,14 +197,7 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
         ],
         EventBody::Received { location, .. } => {
             let mut v = vec![
-                (
-                    "status",
-                    s(if location.is_some() {
-                        "available"
-                    } else {
-                        "received"
-                    }),
-                ),
+                ("status", arrived(location.is_some())),
                 ("holder", String::new()),
             ];
             if let Some(l) = location {

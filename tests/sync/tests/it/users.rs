@@ -1,18 +1,14 @@
 //! Users travel between benches the way custody does: added on one bench, they sign in on
 //! another after a sync; a role granted or a user disabled on one bench holds on the other.
 
-use kura_sync_tests::Registry;
+use kura_sync_tests::{Bench, Registry};
+use serde_json::Value;
 
 use crate::{register, site};
 
-#[test]
-fn users_added_on_one_bench_sign_in_on_another() {
-    let d = tempfile::tempdir().unwrap();
-    let reg = Registry::sqlite(d.path());
-    let benches = site(&reg, d.path(), &["a", "b"]);
-    let (a, b) = (&benches[0], &benches[1]);
-    // Bench a: the site's first administrator, and a technician.
-    a.try_run_with(
+/// The site's first administrator, added on `b` (and signed in there).
+fn first_admin(b: &Bench) {
+    b.try_run_with(
         &[
             "user",
             "add",
@@ -26,40 +22,51 @@ fn users_added_on_one_bench_sign_in_on_another() {
         "admin-password",
     )
     .unwrap();
-    let e = a
-        .try_run_with(
-            &[
-                "user",
-                "add",
-                "sato",
-                "--name",
-                "佐藤 花子",
-                "--badge",
-                "USR-0042",
-                "--password-stdin",
-                "--sign-stdin",
-            ],
-            // sato's first password, then the administrator's signature (the first of the
-            // session: --signer gives the ID).
-            "sato-password\nadmin-password",
-        )
-        .unwrap_err();
+}
+
+/// A user added on `b` by the administrator signed in there (a signed act), with the password
+/// `{user}-password`; `extra` adds arguments (`--signer admin` at the session's first signature).
+fn add_user(b: &Bench, user: &str, name: &str, role: &str, extra: &[&str]) -> Result<Value, Value> {
+    let mut args = vec![
+        "user",
+        "add",
+        user,
+        "--name",
+        name,
+        "--role",
+        role,
+        "--password-stdin",
+        "--sign-stdin",
+    ];
+    args.extend_from_slice(extra);
+    // The new user's first password, then the administrator's signing password.
+    b.try_run_with(&args, &format!("{user}-password\nadmin-password"))
+}
+
+#[test]
+fn users_added_on_one_bench_sign_in_on_another() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let benches = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&benches[0], &benches[1]);
+    // Bench a: the site's first administrator, and a technician (the administrator's first
+    // signature of the session needs their ID).
+    first_admin(a);
+    let e = add_user(
+        a,
+        "sato",
+        "佐藤 花子",
+        "technician",
+        &["--badge", "USR-0042"],
+    )
+    .unwrap_err();
     assert_eq!(e["code"], "signature_needs_id", "{e}");
-    a.try_run_with(
-        &[
-            "user",
-            "add",
-            "sato",
-            "--name",
-            "佐藤 花子",
-            "--badge",
-            "USR-0042",
-            "--password-stdin",
-            "--sign-stdin",
-            "--signer",
-            "admin",
-        ],
-        "sato-password\nadmin-password",
+    add_user(
+        a,
+        "sato",
+        "佐藤 花子",
+        "technician",
+        &["--badge", "USR-0042", "--signer", "admin"],
     )
     .unwrap();
     a.sync_ok();
@@ -122,30 +129,9 @@ fn a_consent_withdrawal_on_one_bench_blocks_the_lineage_on_the_other() {
     let benches = site(&reg, d.path(), &["a", "b"]);
     let (a, b) = (&benches[0], &benches[1]);
     let tubes = register(a, 3, "BOX-0001");
-    for (user, role) in [
-        ("admin", "administrator"),
-        ("sup", "supervisor"),
-        ("tech", "technician"),
-    ] {
-        a.try_run_with(
-            &[
-                "user",
-                "add",
-                user,
-                "--name",
-                user,
-                "--role",
-                role,
-                "--password-stdin",
-                "--sign-stdin",
-                "--signer",
-                "admin",
-            ],
-            // The first user is the administrator (nothing to sign yet); the others are added
-            // by them, signed.
-            &format!("{user}-password\nadmin-password"),
-        )
-        .unwrap();
+    first_admin(a);
+    for (user, role) in [("sup", "supervisor"), ("tech", "technician")] {
+        add_user(a, user, user, role, &["--signer", "admin"]).unwrap();
     }
     a.try_run_with(&["login", "sup", "--password-stdin"], "sup-password")
         .unwrap();
@@ -198,35 +184,13 @@ fn a_conflict_settled_on_a_secured_site_is_signed_and_the_signature_travels() {
     let benches = site(&reg, d.path(), &["a", "b"]);
     let (a, b) = (&benches[0], &benches[1]);
     let tube = register(a, 1, "BOX-0001").remove(0);
-    a.try_run_with(
-        &[
-            "user",
-            "add",
-            "admin",
-            "--name",
-            "管理者 太郎",
-            "--role",
-            "administrator",
-            "--password-stdin",
-        ],
-        "admin-password",
-    )
-    .unwrap();
-    a.try_run_with(
-        &[
-            "user",
-            "add",
-            "sup",
-            "--name",
-            "責任者 花子",
-            "--role",
-            "supervisor",
-            "--password-stdin",
-            "--sign-stdin",
-            "--signer",
-            "admin",
-        ],
-        "sup-password\nadmin-password",
+    first_admin(a);
+    add_user(
+        a,
+        "sup",
+        "責任者 花子",
+        "supervisor",
+        &["--signer", "admin"],
     )
     .unwrap();
     a.try_run_with(&["login", "sup", "--password-stdin"], "sup-password")
