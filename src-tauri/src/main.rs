@@ -361,8 +361,8 @@ async fn disable_user(
         .map_err(wire)
 }
 
-/// Writes the audit report into `reports/` beside the database (the window has no file
-/// picker); the answer says where.
+/// Writes the audit report where the database keeps its reports (`Kura::audit_report_path`);
+/// the answer says where.
 #[tauri::command]
 async fn export_audit(
     app: S<'_>,
@@ -372,26 +372,7 @@ async fn export_audit(
     signing: Option<Signing>,
 ) -> R<AuditExport> {
     let mut k = app.kura();
-    let ext = if format == "csv" { "csv" } else { "pdf" };
-    let dir = k
-        .path()
-        .parent()
-        .map(|p| p.join("reports"))
-        .unwrap_or_else(|| "reports".into());
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        wire(kura_app::AppError::File {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })
-    })?;
-    let stamp: String = k
-        .now()
-        .to_string()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(14)
-        .collect();
-    let out = dir.join(format!("audit-{stamp}.{ext}"));
+    let out = k.audit_report_path(&format).map_err(wire)?;
     k.export_audit(&query, &out, &lang, signing.as_ref(), &mut |_, _| {})
         .map_err(wire)
 }

@@ -502,6 +502,45 @@ impl Kura {
         })
     }
 
+    /// Where a face without a file picker (the window) writes an audit report: a new file
+    /// `audit-<UTC time>.pdf|csv` in `reports/` beside the database (made if missing; a second
+    /// export in the same second gets `-2`, `-3`, … rather than overwriting the first).
+    pub fn audit_report_path(&self, format: &str) -> Result<PathBuf, AppError> {
+        let ext = match format {
+            "pdf" => "pdf",
+            "csv" => "csv",
+            _ => {
+                return Err(AppError::input(
+                    "format",
+                    format!("{format:?}: an audit report is a pdf or a csv file"),
+                ));
+            }
+        };
+        let dir = self
+            .path()
+            .parent()
+            .map(|p| p.join("reports"))
+            .unwrap_or_else(|| PathBuf::from("reports"));
+        std::fs::create_dir_all(&dir).map_err(|e| AppError::File {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let stamp: String = self
+            .now()
+            .to_string()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(14)
+            .collect();
+        let mut out = dir.join(format!("audit-{stamp}.{ext}"));
+        let mut n = 1;
+        while out.exists() {
+            n += 1;
+            out = dir.join(format!("audit-{stamp}-{n}.{ext}"));
+        }
+        Ok(out)
+    }
+
     /// Writes the audit report for `q` to `out` (`.pdf` or `.csv`, in `lang` — `en` or `ja`),
     /// and records the export, signed on a database with users: `signing` (or a signature
     /// armed by [`Kura::with_signature`]) is checked before anything is read, and a file whose

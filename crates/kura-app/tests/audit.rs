@@ -347,3 +347,43 @@ fn by_user_and_by_period_and_a_tampered_record_on_the_last_page() {
     assert!(last.contains("PROBLEMS FOUND"), "{last}");
     assert!(last.contains("hash_mismatch"), "{last}");
 }
+
+#[test]
+fn reports_without_a_file_picker_go_beside_the_database_and_never_overwrite() {
+    let (mut b, _) = site();
+    let dir = b.db().parent().unwrap().join("reports");
+    let first = b.kura.audit_report_path("pdf").unwrap();
+    assert_eq!(first.parent().unwrap(), dir);
+    assert!(dir.is_dir(), "reports/ is made");
+    let x = b
+        .kura
+        .export_audit(
+            &AuditQuery::default(),
+            &first,
+            "ja",
+            Some(&signing("sup", Meaning::Reviewed)),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert_eq!(x.sha256, sha256(&first));
+    // A clock that stands still: the second report of the same second gets a new name.
+    let db = b.db();
+    let common::Bench { dir: _dir, kura } = b;
+    drop(kura);
+    let still = std::sync::Arc::new(kura_domain::time::SteppingClock::new(
+        kura_domain::Timestamp::parse("2026-12-01T10:20:30Z").unwrap(),
+        0,
+    ));
+    let mut k = Kura::open_with_clock(&db, "x", still).unwrap();
+    k.sign_in("sup", "sup-password").unwrap();
+    let one = k.audit_report_path("pdf").unwrap();
+    assert_eq!(one.file_name().unwrap(), "audit-20261201102030.pdf");
+    std::fs::write(&one, b"first").unwrap();
+    let two = k.audit_report_path("pdf").unwrap();
+    assert_eq!(two.file_name().unwrap(), "audit-20261201102030-2.pdf");
+    assert_eq!(std::fs::read(&one).unwrap(), b"first");
+    let csv = k.audit_report_path("csv").unwrap();
+    assert_eq!(csv.extension().unwrap(), "csv");
+    let bad = k.audit_report_path("docx").unwrap_err();
+    assert_eq!(bad.code(), "bad_input");
+}
