@@ -37,6 +37,17 @@ enum Cmd {
         prefix: String,
         #[arg(long, default_value_t = 7)]
         serial_width: usize,
+        /// Create the database's first administrator with this user ID now (asks their
+        /// password twice; there is no default). Without it the database has no users until
+        /// `kura user add … --role administrator`.
+        #[arg(long)]
+        admin: Option<String>,
+        /// The administrator's printed name (with --admin).
+        #[arg(long, requires = "admin")]
+        name: Option<String>,
+        /// Read the administrator's password from standard input (with --admin).
+        #[arg(long, requires = "admin")]
+        password_stdin: bool,
     },
     /// Fill a new database with deterministic synthetic data.
     Demo {
@@ -682,6 +693,23 @@ fn secret(what: &str, from_stdin: bool) -> Result<String, AppError> {
     secret_from(what, &format!("{what}-stdin"), from_stdin)
 }
 
+/// A new password or PIN: typed twice at a terminal (a typing slip would lock its owner out),
+/// or the first line of standard input.
+fn new_secret(what: &str, from_stdin: bool) -> Result<String, AppError> {
+    let first = secret(what, from_stdin)?;
+    if !from_stdin {
+        let again = rpassword::prompt_password(format!("{what} again: "))
+            .map_err(|e| AppError::input(what, e.to_string()))?;
+        if again != first {
+            return Err(AppError::input(
+                what,
+                format!("the two {what}s typed differ: nothing was changed; run the command again"),
+            ));
+        }
+    }
+    Ok(first)
+}
+
 /// The same, where the flag that reads it from standard input is `--{flag}`.
 fn secret_from(what: &str, flag: &str, from_stdin: bool) -> Result<String, AppError> {
     if from_stdin {
@@ -907,17 +935,54 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Cmd::Init {
             prefix,
             serial_width,
+            admin,
+            name,
+            password_stdin,
         } => {
+            // Everything asked before anything is written.
+            let admin = match admin {
+                Some(user) => {
+                    let name = name.ok_or_else(|| {
+                        AppError::input(
+                            "name",
+                            "the first administrator needs a printed name: give --name \"…\"",
+                        )
+                    })?;
+                    let pw = new_secret("password", password_stdin)?;
+                    Some((user, name, pw))
+                }
+                None => None,
+            };
             let f = k.init(&prefix, serial_width)?;
             let example = f.issue(chrono::Datelike::year(&k.today()), 1)?;
+            let admin = match admin {
+                Some((user, name, pw)) => {
+                    k.add_first_administrator(&user, &name, &pw)?;
+                    let db = path_of(&k);
+                    save_session(&mut k, &db)?;
+                    Some(user.to_ascii_lowercase())
+                }
+                None => None,
+            };
+            let secured = k.secured()?;
             out(
                 json,
-                json!({ "db": k.path(), "prefix": f.prefix, "serial_width": f.serial_width, "example": example.to_string() }),
+                json!({ "db": k.path(), "prefix": f.prefix, "serial_width": f.serial_width, "example": example.to_string(), "administrator": admin, "secured": secured }),
                 || {
-                    format!(
+                    let mut t = format!(
                         "initialised {} — IDs look like {example}",
                         k.path().display()
-                    )
+                    );
+                    match (&admin, secured) {
+                        (Some(a), _) => t.push_str(&format!(
+                            "\n{a} is its first administrator, and signed in; every act on this database now needs a signed-in user"
+                        )),
+                        (None, false) => t.push_str(
+                            "\nno users yet: whoever uses this computer acts on it, unsigned. Create its administrator: kura user add ID --name \"NAME\" --role administrator",
+                        ),
+                        (None, true) => {}
+                    }
+                    t
                 },
             );
         }
@@ -1256,7 +1321,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     "this database has no users yet: the first one is its administrator (--role administrator)",
                 ));
             }
-            let pw = secret("password", password_stdin)?;
+            let pw = new_secret("password", password_stdin)?;
             let v = if first {
                 k.add_first_administrator(&user, &name, &pw)?;
                 let db = path_of(&k);
@@ -1317,7 +1382,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let who = user
                 .or_else(|| k.session().map(|s| s.user.clone()))
                 .ok_or(AppError::SignInRequired)?;
-            let pw = secret("password", password_stdin)?;
+            let pw = new_secret("password", password_stdin)?;
             set_secret(&mut k, &who, kura_app::Secret::Password, &pw, &sign)?;
             out(json, json!({ "user": who, "set": "password" }), || {
                 format!("password of {who} set")
@@ -1379,7 +1444,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let who = user
                 .or_else(|| k.session().map(|s| s.user.clone()))
                 .ok_or(AppError::SignInRequired)?;
-            let pin = secret("pin", pin_stdin)?;
+            let pin = new_secret("pin", pin_stdin)?;
             set_secret(&mut k, &who, kura_app::Secret::Pin, &pin, &sign)?;
             out(json, json!({ "user": who, "set": "pin" }), || {
                 format!("PIN of {who} set")

@@ -444,3 +444,58 @@ fn hex_decode(s: &str) -> Vec<u8> {
 fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// `kura init` on a new database: with `--admin` the administrator exists and is signed in at
+/// once (their password given, never a default); without it the database says it has no users
+/// and how to make one.
+#[test]
+fn init_creates_the_first_administrator_or_says_there_is_none() {
+    let d = tempfile::tempdir().unwrap();
+    let open = d.path().join("open.sqlite3");
+    let said = ok(&open, &["init", "--prefix", "TST"], None);
+    assert!(said.contains("no users yet"), "{said}");
+    assert!(said.contains("--role administrator"), "{said}");
+
+    let db = d.path().join("kura.sqlite3");
+    // A name is needed; nothing is asked or written without it.
+    let o = kura_in(&db, &["init", "--admin", "boss"], Some("x"));
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bad_input") && e.contains("--name"), "{e}");
+    // No terminal and no --password-stdin: refused, saying which flag reads it.
+    let o = kura_in(
+        &db,
+        &["init", "--admin", "boss", "--name", "管理者 太郎"],
+        None,
+    );
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--password-stdin"), "{e}");
+    let made: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "--json",
+            "init",
+            "--prefix",
+            "TST",
+            "--admin",
+            "Boss",
+            "--name",
+            "管理者 太郎",
+            "--password-stdin",
+        ],
+        Some("boss-password"),
+    ))
+    .unwrap();
+    assert_eq!(made["administrator"], "boss");
+    assert_eq!(made["secured"], true);
+    let who = ok(&db, &["whoami"], None);
+    assert!(who.contains("boss (管理者 太郎), administrator"), "{who}");
+    // Signed out, the database is closed to nobody: its password is the one given.
+    ok(&db, &["logout"], None);
+    let o = kura_in(&db, &["--json", "find", "--limit", "1"], None);
+    assert!(!o.status.success());
+    let o = kura_in(&db, &["login", "boss", "--password-stdin"], Some("wrong"));
+    assert!(!o.status.success());
+    login(&db, "boss");
+}
