@@ -19,7 +19,8 @@ struct Cli {
     /// The database file (default: kura.sqlite3 in your data directory).
     #[arg(long, global = true, env = "KURA_DB")]
     db: Option<PathBuf>,
-    /// Who is acting (recorded on every event).
+    /// Who is acting, on a database without users (recorded on every event). A database with
+    /// users ignores it: its events name the user signed in with `kura login`.
     #[arg(long, global = true, env = "KURA_USER")]
     actor: Option<String>,
     /// Print JSON for scripts.
