@@ -650,8 +650,33 @@ def main():
         screenshot("18b-people")
         relock = wait_for(lambda: text("#locked"), 25)
         idle = time.time() - last_key
-        check("the window locks itself after the site's idle time (12 s)", relock and 10 <= idle < 25, (relock, idle))
+        check("the window locks itself after the site's idle time (12 s), saying so in Japanese",
+              relock and 10 <= idle < 25 and "ロック" in relock, (relock, idle))
         screenshot("19-locked")
+
+        # ---- in Japanese: badge + PIN, then a signed destruction from the queue ----
+        scan("USR-0008")
+        asked = wait_for(lambda: text("#pin-dialog"))
+        type_into("#pin", "1357")
+        click("#pin-ok")
+        who = wait_for(lambda: (lambda u: u if u == "sup" else None)(js("return document.querySelector('[data-testid=actor]')?.dataset.user")))
+        check("a badge scan and its PIN sign in, asked in Japanese",
+              who == "sup" and asked and "バッジ USR-0008 の PIN" in asked, (who, asked))
+        click("nav button[data-screen=people]")
+        click(f"#destruction-queue tr[data-code='{tubes[0]}'] button")
+        wait_for(lambda: text("[data-testid=detail-code]") == tubes[0])
+        click(".actions button.danger")
+        wait_for(lambda: js("return document.querySelector('#confirm-reason') ? 1 : 0"))
+        type_into("#confirm-reason", "同意撤回のため廃棄")
+        click("#confirm-yes")
+        dialog, asks_id = sign("sup", "sup-password")
+        got = feedback(lambda t: tubes[0] in t and "責任者 花子" in t)
+        sig = wait_for(lambda: text("[data-testid=signature]"))
+        disposed = [e for e in as_admin("history", tubes[0]) if e["kind"] == "disposed"]
+        check("a disposal from the destruction queue is signed in Japanese (a new session asks the user ID again)",
+              dialog and "廃棄に署名" in dialog and asks_id and got and "廃棄しました" in got
+              and sig and "実施" in sig and "（sup）" in sig and disposed and disposed[0]["actor"] == "sup",
+              (dialog, asks_id, got, sig, disposed))
 
         # ---- the store is whole ----
         check("verify passes afterwards", as_admin("verify")["ok"] is True, "")
