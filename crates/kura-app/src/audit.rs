@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
 use kura_domain::{EventBody, Location, Placement};
 use serde::{Deserialize, Serialize};
 
@@ -300,10 +299,6 @@ fn pairs(v: &[(&'static str, String)]) -> String {
         .join("; ")
 }
 
-fn day(field: &str, v: Option<&str>) -> Result<Option<NaiveDate>, AppError> {
-    crate::input::date(field, v)
-}
-
 impl Kura {
     /// The audit trail for `q`: every event it selects, in the log's order, with the values
     /// each changed, its signatures, and the verification of the whole chain.
@@ -324,8 +319,8 @@ impl Kura {
             .as_deref()
             .map(|u| kura_domain::user::parse_user_id(u).map_err(|m| AppError::input("user", m)))
             .transpose()?;
-        let from = day("from", q.from.as_deref())?;
-        let to = day("to", q.to.as_deref())?;
+        let from = crate::input::date("from", q.from.as_deref())?;
+        let to = crate::input::date("to", q.to.as_deref())?;
         if let (Some(f), Some(t)) = (from, to)
             && f > t
         {
@@ -373,18 +368,19 @@ impl Kura {
             if seen.is_multiple_of(10_000) {
                 progress(seen, total);
             }
-            // With a specimen asked for, only its events and signatures matter: the others are
-            // passed over before they are parsed, and nothing of theirs is kept.
+            // With a specimen asked for, only its events and the signatures of those listed
+            // matter: the others are passed over before they are parsed, and nothing of theirs
+            // is kept.
+            let signs_listed = e.kind == "signed"
+                && e.payload
+                    .get("event")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|id| listed.contains_key(id));
             if let Some(code) = &specimen {
-                let p = &e.payload;
-                let about = p.get("specimen").and_then(|s| {
+                let about = e.payload.get("specimen").and_then(|s| {
                     s.as_str()
                         .or_else(|| s.get("code").and_then(|c| c.as_str()))
                 });
-                let signs_listed = e.kind == "signed"
-                    && p.get("event")
-                        .and_then(|v| v.as_str())
-                        .is_some_and(|id| listed.contains_key(id));
                 if about != Some(code.as_str()) && !signs_listed {
                     return Ok(());
                 }
@@ -434,13 +430,7 @@ impl Kura {
             }
             let ts = kura_domain::Timestamp(e.at);
             let date = calendar.date(ts);
-            let signed_listed = match &body {
-                EventBody::Signed { event, .. } => listed.contains_key(&event.to_string()),
-                _ => false,
-            };
-            let wanted = specimen
-                .as_ref()
-                .is_none_or(|s| *s == subj || signed_listed)
+            let wanted = specimen.as_ref().is_none_or(|s| *s == subj || signs_listed)
                 && user
                     .as_ref()
                     .is_none_or(|u| *u == e.actor || body.user() == Some(u.as_str()))
@@ -506,16 +496,12 @@ impl Kura {
     /// `audit-<UTC time>.pdf|csv` in `reports/` beside the database (made if missing; a second
     /// export in the same second gets `-2`, `-3`, … rather than overwriting the first).
     pub fn audit_report_path(&self, format: &str) -> Result<PathBuf, AppError> {
-        let ext = match format {
-            "pdf" => "pdf",
-            "csv" => "csv",
-            _ => {
-                return Err(AppError::input(
-                    "format",
-                    format!("{format:?}: an audit report is a pdf or a csv file"),
-                ));
-            }
-        };
+        let ext = report_format(format).ok_or_else(|| {
+            AppError::input(
+                "format",
+                format!("{format:?}: an audit report is a pdf or a csv file"),
+            )
+        })?;
         let dir = self
             .path()
             .parent()
@@ -553,24 +539,21 @@ impl Kura {
         signing: Option<&Signing>,
         progress: crate::Progress<'_>,
     ) -> Result<AuditExport, AppError> {
-        let format = match out
+        let format = out
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .as_deref()
-        {
-            Some("pdf") => "pdf",
-            Some("csv") => "csv",
-            _ => {
-                return Err(AppError::input(
+            .and_then(report_format)
+            .ok_or_else(|| {
+                AppError::input(
                     "out",
                     format!(
                         "{}: an audit report is a .pdf or a .csv file",
                         out.display()
                     ),
-                ));
-            }
-        };
+                )
+            })?;
         self.authorize(Act::Read)?;
         if self.secured()? && signing.is_none() && self.armed.is_none() {
             return Err(AppError::SignatureRequired { act: Act::Read });
@@ -820,6 +803,15 @@ pub fn read_audit_csv(bytes: &[u8]) -> Result<Vec<AuditRow>, AppError> {
         .deserialize()
         .collect::<Result<_, _>>()
         .map_err(|e| AppError::input("csv", e.to_string()))
+}
+
+/// The formats an audit report is written in.
+fn report_format(name: &str) -> Option<&'static str> {
+    match name {
+        "pdf" => Some("pdf"),
+        "csv" => Some("csv"),
+        _ => None,
+    }
 }
 
 fn write_new(out: &Path, bytes: &[u8]) -> Result<(), AppError> {

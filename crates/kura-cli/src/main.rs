@@ -732,18 +732,20 @@ fn secret_from(what: &str, flag: &str, from_stdin: bool) -> Result<String, AppEr
 
 /// What a signed act needs from the command line: whether this person may do `act` at all
 /// (asked before their password is), what the signature means, and the password.
+/// `stdin_flag` is the flag that reads the password from standard input.
 fn signing(
     k: &mut Kura,
     act: kura_app::users::Act,
     meaning: &str,
     signer: Option<String>,
-    password_stdin: bool,
+    stdin_flag: &str,
+    from_stdin: bool,
 ) -> Result<kura_app::Signing, AppError> {
     k.authorize(act)?;
     let meaning = parse_meaning(meaning)?;
     Ok(kura_app::Signing {
         user: signer,
-        secret: secret("password", password_stdin)?,
+        secret: secret_from("password", stdin_flag, from_stdin)?,
         meaning,
     })
 }
@@ -758,14 +760,15 @@ fn sign_for(
     if !k.secured()? {
         return Ok(None);
     }
-    k.authorize(act)?;
-    let meaning = parse_meaning(&a.meaning)?;
-    let secret = secret_from("password", "sign-stdin", a.sign_stdin)?;
-    Ok(Some(kura_app::Signing {
-        user: a.signer.clone(),
-        secret,
-        meaning,
-    }))
+    signing(
+        k,
+        act,
+        &a.meaning,
+        a.signer.clone(),
+        "sign-stdin",
+        a.sign_stdin,
+    )
+    .map(Some)
 }
 
 /// Runs a signed act with the signature `a` gives, and keeps the session (a first signature
@@ -1402,6 +1405,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     kura_app::users::Act::Block,
                     &meaning,
                     signer,
+                    "password-stdin",
                     password_stdin,
                 )?)
             } else {
@@ -1637,6 +1641,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     kura_app::users::Act::Dispose,
                     &meaning,
                     signer,
+                    "password-stdin",
                     password_stdin,
                 )?;
                 let sig = k.dispose_signed(&specimen, &reason, &signing)?;

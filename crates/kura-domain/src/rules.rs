@@ -770,7 +770,7 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             })
         }
         E::AuditExported { sha256, .. } => {
-            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !is_sha256_hex(sha256) {
                 return rule(RuleError::BadUser {
                     user: String::new(),
                     reason: "an audit export records the SHA-256 of the file written".into(),
@@ -801,8 +801,10 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             name,
             meaning,
         } => {
-            let hex64 = event_hash.len() == 64 && event_hash.bytes().all(|b| b.is_ascii_hexdigit());
-            if !hex64 || name.trim().is_empty() || crate::user::parse_user_id(signer).is_err() {
+            if !is_sha256_hex(event_hash)
+                || name.trim().is_empty()
+                || crate::user::parse_user_id(signer).is_err()
+            {
                 return rule(RuleError::BadUser {
                     user: signer.clone(),
                     reason: "a signature names its signer, their printed name and the SHA-256 of the event signed".into(),
@@ -909,6 +911,11 @@ pub fn settle<V: View>(view: &mut V, body: &EventBody) -> Result<Settled, V::Err
             effect: conflict_effect(view, body)?,
         }),
     }
+}
+
+/// A SHA-256 written out: 64 hex digits.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn conflict_effect<V: View>(view: &mut V, body: &EventBody) -> Result<Option<Effect>, V::Error> {

@@ -560,7 +560,7 @@ impl Store {
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let hash: Vec<u8> = r.get(7)?;
-            f(event_row(r)?, hex(&hash))?;
+            f(event_row(r)?, hex::encode(&hash))?;
         }
         Ok(())
     }
@@ -576,7 +576,7 @@ impl Store {
             Ok((
                 Uuid::from_slice(&ws).unwrap_or_default(),
                 r.get(1)?,
-                hex(&hash),
+                hex::encode(&hash),
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -724,11 +724,7 @@ pub(crate) fn event_hash(
         .prepare_cached("SELECT hash FROM events WHERE event_id = ?1")?
         .query_row([id.as_bytes().as_slice()], |r| r.get(0))
         .optional()?;
-    Ok(h.map(|h| hex(&h)))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(h.map(hex::encode))
 }
 
 /// A signature as the projection holds it.

@@ -335,7 +335,7 @@ impl Store {
                 let have: Option<Vec<u8>> = target
                     .query_row([event.as_bytes().as_slice()], |r| r.get(0))
                     .optional()?;
-                let have = have.map(|h| h.iter().map(|b| format!("{b:02x}")).collect::<String>());
+                let have = have.map(hex::encode);
                 if have.as_deref() != Some(event_hash.as_str()) && problems.len() < MAX_PROBLEMS {
                     problems.push(problem(
                         "signature_mismatch",
