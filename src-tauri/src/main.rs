@@ -12,9 +12,10 @@ use std::time::Instant;
 use kura_app::audit::{AuditExport, AuditQuery};
 use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
-    LabelPreview, LineageNode, Placed, PrintReport, PrinterConfig, PrinterTest,
-    QueuedForDestruction, RegisterRequest, Registered, RejectionRow, SessionInfo, SignatureView,
-    Signing, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker, UserView, Who, WireError,
+    LabelPreview, LineageNode, Located, Placed, PrintReport, PrinterConfig, PrinterTest,
+    QueuedForDestruction, RegisterRequest, Registered, RejectionRow, ScanFlags, SessionInfo,
+    SignatureView, Signing, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker, UserView, Who,
+    WireError,
 };
 use tauri::State;
 
@@ -84,6 +85,19 @@ async fn show(app: S<'_>, scan: String) -> R<SpecimenView> {
 #[tauri::command]
 async fn find(app: S<'_>, query: FindQuery) -> R<Vec<SpecimenView>> {
     app.kura().find(&query).map_err(wire)
+}
+
+/// A scanned specimen and the map of its box, in one call (the Find screen).
+#[tauri::command]
+async fn locate(app: S<'_>, scan: String) -> R<Located> {
+    app.kura().locate(&scan).map_err(wire)
+}
+
+/// What a scan of a specimen must say besides the screen's answer (in conflict, consent
+/// withdrawn), when that answer did not carry it.
+#[tauri::command]
+async fn scan_flags(app: S<'_>, specimen: String) -> R<ScanFlags> {
+    app.kura().scan_flags(&specimen).map_err(wire)
 }
 
 #[tauri::command]
@@ -492,6 +506,8 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         session,
         stats,
         show,
+        locate,
+        scan_flags,
         find,
         history,
         lineage,

@@ -19,6 +19,8 @@ fn generate() -> String {
     let decls = [
         SessionInfo::decl(),
         SpecimenView::decl(),
+        ScanFlags::decl(),
+        Located::decl(),
         FindQuery::decl(),
         EventRow::decl(),
         LineageNode::decl(),

@@ -243,7 +243,9 @@ def main():
         # Check-in: box, then its tubes; box after box.
         xdo("key", "F1")
         time.sleep(0.3)
-        RESET = "window.__kura.scans.length = 0; window.__kura.waits.length = 0; window.__kura.handled.length = 0"
+        RESET = ("window.__kura.scans.length = 0; window.__kura.waits.length = 0; window.__kura.handled.length = 0; "
+                 "if (window.__kura.keyLags) window.__kura.keyLags.length = 0")
+        KEYS = "return window.__kura.keyLags ? window.__kura.keyLags.slice() : []"
         TAKE = "return [window.__kura.scans.slice(), window.__kura.waits.slice(), window.__kura.handled.slice()]"
         js(RESET)
 
@@ -270,6 +272,7 @@ def main():
             done += len(tubes[done:done + 81])
         checkin = Samples()
         checkin.add(js(TAKE))
+        key_lags = js(KEYS)
         placed = sum(1 for c in tubes if kura("show", c)["container"])
         # Find: random stored specimens, each shown with its box grid.
         xdo("key", "F5")
@@ -351,6 +354,7 @@ def main():
         "processes_after": procs_after,
         "checkin_placed": placed,
         "checkin_ms": checkin.summary(),
+        "key_lag_ms": {"keys": len(key_lags), "p50": pct(key_lags, 50), "p95": pct(key_lags, 95), "max": max(key_lags)} if key_lags else None,
         "page_cache_dropped": cold,
         "method": "Enter keydown event.timeStamp -> task posted from the rAF callback of the result frame",
         "find_ms": finds.summary(),
@@ -369,6 +373,9 @@ def main():
     print(f"PSS at idle: {pss_idle / 1024:.0f} MB ({', '.join(f'{n} {kb // 1024} MB (files {f // 1024})' for n, kb, f in procs)}); after the run {pss_after / 1024:.0f} MB ({', '.join(f'{n} {kb // 1024} MB (files {f // 1024})' for n, kb, f in procs_after)})")
     print("scan-to-feedback = the Enter key event's timeStamp → a task posted from the rAF callback of the frame showing the result (after its paint)")
     print(f"scan-to-feedback, check-in ({len(checkin)} scans, {placed} tubes stored): {checkin.line()}")
+    if key_lags:
+        print(f"keys typed into the scan bar during the check-ins ({len(key_lags)}): key event → its handler p50 {pct(key_lags, 50):.1f} ms, "
+              f"p95 {pct(key_lags, 95):.1f} ms, max {max(key_lags):.1f} ms")
     print(f"scan-to-feedback, find ({len(finds)} scans of stored specimens at random across {top:,} rows): {finds.line()}")
     print(f"scroll of {scroll['rows']:,} rows: {len(gaps)} frames, median {frame:.1f} ms, p95 {pct(gaps, 95):.1f} ms, max {max(gaps):.1f} ms, {len(slow)} over 25 ms {slow}; scrolled again: median {statistics.median(gaps2):.1f} ms, max {max(gaps2):.1f} ms, {len(slow2)} over 25 ms {slow2}")
     if len(during):

@@ -17,6 +17,10 @@ pub struct Placed {
     pub row: u16,
     pub col: u16,
     pub position: String,
+    /// Two benches disagree about this specimen (the window adds a line saying so).
+    pub in_conflict: bool,
+    /// Why its donor withdrew consent (the window says so in red).
+    pub consent_withdrawn: Option<String>,
 }
 
 impl Placed {
@@ -27,6 +31,8 @@ impl Placed {
             row: pos.row,
             col: pos.col,
             position,
+            in_conflict: false,
+            consent_withdrawn: None,
         }
     }
 }
@@ -119,6 +125,15 @@ pub struct Withdrawal {
     pub signature: Option<crate::users::SignatureView>,
 }
 
+/// A scanned specimen and, when it is stored in a container, that container's map: what the
+/// Find screen shows for one scan, in one call.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Located {
+    pub specimen: kura_store::SpecimenView,
+    pub box_map: Option<kura_store::BoxMap>,
+}
+
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct QueuedForDestruction {
@@ -137,7 +152,30 @@ impl Kura {
     ) -> Result<Placed, AppError> {
         let code = self.specimen_code(specimen)?;
         let container = self.container_code(container)?;
-        self.write(|e| e.check_in(code, &container, pos))
+        let placed = self.write(|e| e.check_in(code, &container, pos))?;
+        self.flagged(placed)
+    }
+
+    /// What the window must say about a placed specimen besides where it went.
+    fn flagged(&self, mut p: Placed) -> Result<Placed, AppError> {
+        let flags = self.store().scan_flags(&p.specimen)?.unwrap_or_default();
+        p.in_conflict = flags.in_conflict;
+        p.consent_withdrawn = flags.consent_withdrawn;
+        Ok(p)
+    }
+
+    /// What a scan of this specimen must say besides its answer: in conflict, consent
+    /// withdrawn. The window asks when the screen's own answer did not say (a refusal, a
+    /// screen that only lists what was scanned).
+    pub fn scan_flags(&self, specimen: &str) -> Result<kura_store::ScanFlags, AppError> {
+        self.may_read()?;
+        let code = self.specimen_code(specimen)?;
+        self.store()
+            .scan_flags(code.as_str())?
+            .ok_or_else(|| AppError::NotFound {
+                what: "specimen",
+                code: code.to_string(),
+            })
     }
 
     /// Fills a box from a list of scans in one transaction: each goes to the next free position.
@@ -152,12 +190,13 @@ impl Kura {
             .iter()
             .map(|s| self.specimen_code(s))
             .collect::<Result<Vec<_>, _>>()?;
-        self.write(|e| {
+        let placed: Vec<Placed> = self.write(|e| {
             codes
                 .into_iter()
                 .map(|c| e.check_in(c, &container, None))
                 .collect()
-        })
+        })?;
+        placed.into_iter().map(|p| self.flagged(p)).collect()
     }
 
     /// Checks out one or many specimens in one transaction; their positions stay reserved.
@@ -208,6 +247,7 @@ impl Kura {
                 info.geometry.label(loc.pos),
             ))
         })
+        .and_then(|p| self.flagged(p))
     }
 
     /// Moves a stored specimen to another position (in the same or another container).
@@ -242,6 +282,7 @@ impl Kura {
             })?;
             Ok(Placed::new(&code, &container, p, label))
         })
+        .and_then(|p| self.flagged(p))
     }
 
     /// Moves a container (box, rack …) with everything in it.
@@ -529,6 +570,16 @@ impl Kura {
             what: "specimen",
             code: code.to_string(),
         })
+    }
+
+    /// A scanned specimen with its location path and the map of the box it is in.
+    pub fn locate(&self, specimen: &str) -> Result<Located, AppError> {
+        let specimen = self.show(specimen)?;
+        let box_map = match &specimen.container {
+            Some(c) => Some(self.box_map(c)?),
+            None => None,
+        };
+        Ok(Located { specimen, box_map })
     }
 
     /// Check-outs whose due date has passed at the site, the longest overdue first.

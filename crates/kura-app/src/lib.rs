@@ -32,12 +32,12 @@ use kura_store::{Store, Tx};
 use uuid::Uuid;
 
 pub use calendar::Calendar;
-pub use custody::{CheckOut, Placed, QueuedForDestruction, Withdrawal};
+pub use custody::{CheckOut, Located, Placed, QueuedForDestruction, Withdrawal};
 pub use error::{AppError, WireError};
 pub use kura_domain::{Meaning, Purpose, Role, Secret, Timestamp};
 pub use kura_store::{
-    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, SpecimenView,
-    Stats, VerifyProblem, VerifyReport,
+    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, RebuildReport, ScanFlags,
+    SpecimenView, Stats, VerifyProblem, VerifyReport,
 };
 pub use kura_store::{ConflictRow, RejectionRow};
 pub use kura_sync::Report as SyncReport;
@@ -103,6 +103,8 @@ pub struct Kura {
     pub(crate) secured_seen: std::sync::atomic::AtomicBool,
     /// When a read last found it without users (`users::may_read`).
     pub(crate) open_checked: std::sync::Mutex<Option<std::time::Instant>>,
+    /// A day's use of Kura IDs as the status last counted it, and when (`sync::day_use_recent`).
+    pub(crate) day_use_seen: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl Kura {
@@ -143,6 +145,7 @@ impl Kura {
             armed: None,
             secured_seen: std::sync::atomic::AtomicBool::new(false),
             open_checked: std::sync::Mutex::new(None),
+            day_use_seen: std::sync::Mutex::new(None),
         })
     }
 
@@ -265,6 +268,15 @@ impl Kura {
     /// Writes the WAL back into the main file.
     pub fn checkpoint(&self) -> Result<(), AppError> {
         Ok(self.store.checkpoint()?)
+    }
+
+    /// Hands `f` every statement this `Kura` starts on its database, or stops (`None`): the
+    /// query-plan guard (`tests/plans.rs`) sees with it what the window's calls ask of SQLite.
+    pub fn trace_statements(
+        &mut self,
+        f: Option<kura_store::StatementSink>,
+    ) -> Result<(), AppError> {
+        Ok(self.store.trace_statements(f)?)
     }
 
     /// Runs `f` in one transaction with an [`Emit`] that appends events as this actor.

@@ -59,6 +59,9 @@ pub fn specimen(v: &SpecimenView, cal: &Calendar) -> String {
     if let Some(p) = &v.parent {
         s.push_str(&format!("  parent:      {p}\n"));
     }
+    if let Some(r) = &v.consent_withdrawn {
+        s.push_str(&format!("  consent:     WITHDRAWN ({r})\n"));
+    }
     s.push_str(&format!(
         "  freeze–thaw: {}\n  registered:  {}",
         v.freeze_thaw,

@@ -400,6 +400,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "109b0c62b2ca78cf490f2ad055ab31bc33d014af6ddcc6856bb9d80ef4f2932a",
     ),
     (
+        "crates/kura-store/src/migrations/0009_open_conflicts.sql",
+        "da083cc43dbbd85cf0b1198a63ac8eda032aef5c6c0042282779fb6b096e9f81",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

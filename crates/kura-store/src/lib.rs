@@ -35,14 +35,17 @@ use uuid::Uuid;
 pub use error::StoreError;
 pub use migrations::MIGRATIONS;
 pub use query::{
-    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, SignatureRow, SpecimenView,
-    Stats, UserRow,
+    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, ScanFlags, SignatureRow,
+    SpecimenView, Stats, UserRow,
 };
 pub use sync::{
     Answer, ConflictRow, LeaseBlock, OutEvent, PullApplied, RejectionRow, RemoteEvent, SyncState,
 };
 pub use tx::Tx;
 pub use verify::{RebuildReport, VerifyProblem, VerifyReport};
+
+/// What [`Store::trace_statements`] hands each statement's text to.
+pub type StatementSink = Box<dyn FnMut(&str) + Send>;
 
 /// The open local store.
 pub struct Store {
@@ -305,6 +308,29 @@ impl Store {
     /// This workstation's id: every event written here carries it.
     pub fn workstation(&self) -> Uuid {
         self.workstation
+    }
+
+    /// Hands `f` the text of every statement this connection starts (as written, parameters
+    /// unbound; the bodies of triggers left out), or stops doing so (`None`): how the tests see
+    /// what a use case asks of SQLite.
+    pub fn trace_statements(&mut self, f: Option<StatementSink>) -> Result<(), StoreError> {
+        use rusqlite::trace::{TraceEvent, TraceEventCodes};
+        match f {
+            Some(mut f) => self.conn.trace_v2(
+                TraceEventCodes::SQLITE_TRACE_STMT,
+                Some(move |e: TraceEvent<'_>| {
+                    if let TraceEvent::Stmt(s, text) = e
+                        && !text.starts_with("--")
+                    {
+                        f(&s.sql());
+                    }
+                }),
+            )?,
+            None => self
+                .conn
+                .trace_v2(TraceEventCodes::empty(), None::<fn(TraceEvent<'_>)>)?,
+        }
+        Ok(())
     }
 
     /// Marks this connection as a background writer (sync): before each transaction it lets

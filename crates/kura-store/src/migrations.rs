@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "withdrawals",
         include_str!("migrations/0008_withdrawals.sql"),
     ),
+    (
+        9,
+        "open_conflicts",
+        include_str!("migrations/0009_open_conflicts.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

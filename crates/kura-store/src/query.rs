@@ -40,6 +40,18 @@ pub struct SpecimenView {
     pub path: Option<String>,
     pub holder: Option<String>,
     pub due: Option<String>,
+    /// Why the donor (of this specimen or of one it derives from) withdrew consent; `None`:
+    /// they did not.
+    pub consent_withdrawn: Option<String>,
+}
+
+/// What the window says about a scanned specimen besides the answer to the scan: that two
+/// benches disagree about it, and that its donor withdrew consent (why).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScanFlags {
+    pub in_conflict: bool,
+    pub consent_withdrawn: Option<String>,
 }
 
 // No joins (see ARCHITECTURE.md): the container's code, geometry and path come from the
@@ -77,6 +89,7 @@ fn specimen_row(r: &Row<'_>) -> rusqlite::Result<(SpecimenView, Option<i64>)> {
             path: None,
             holder: r.get(19)?,
             due: r.get(20)?,
+            consent_withdrawn: None,
         },
         r.get(16)?,
     ))
@@ -199,7 +212,42 @@ impl Store {
             .prepare_cached(&sql)?
             .query_row([code.as_str()], specimen_row)
             .optional()?;
-        row.map(|r| self.located(r)).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let mut v = self.located(row)?;
+        v.consent_withdrawn = self.withdrawal_of(code.as_str())?;
+        Ok(Some(v))
+    }
+
+    /// What a scan of `code` must say besides its answer (`None`: no such specimen).
+    pub fn scan_flags(&self, code: &str) -> Result<Option<ScanFlags>, StoreError> {
+        let in_conflict: Option<bool> = self
+            .conn()
+            .prepare_cached("SELECT in_conflict FROM specimens WHERE code = ?1")?
+            .query_row([code], |r| r.get(0))
+            .optional()?;
+        let Some(in_conflict) = in_conflict else {
+            return Ok(None);
+        };
+        Ok(Some(ScanFlags {
+            in_conflict,
+            consent_withdrawn: self.withdrawal_of(code)?,
+        }))
+    }
+
+    /// Rows of a list with their consent withdrawals filled in (from one read of the few
+    /// withdrawn specimens, not a lookup per row).
+    fn with_withdrawals(
+        &self,
+        rows: Vec<(SpecimenView, Option<i64>)>,
+    ) -> Result<Vec<SpecimenView>, StoreError> {
+        let withdrawn = self.withdrawn()?;
+        rows.into_iter()
+            .map(|r| {
+                let mut v = self.located(r)?;
+                v.consent_withdrawn = withdrawn.get(&v.code).cloned();
+                Ok(v)
+            })
+            .collect()
     }
 
     /// Fills in a specimen's container code, position label and location path.
@@ -259,7 +307,7 @@ impl Store {
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), specimen_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(|r| self.located(r)).collect()
+        self.with_withdrawals(rows)
     }
 
     /// Checked-out specimens due back before `today` (a site date), the longest overdue first.
@@ -273,7 +321,7 @@ impl Store {
         let rows = stmt
             .query_map(rusqlite::params![today, limit as i64], specimen_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(|r| self.located(r)).collect()
+        self.with_withdrawals(rows)
     }
 
     /// Every specimen, by the time of its registration (the registering event's, the same on
@@ -285,9 +333,12 @@ impl Store {
         let sql =
             format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} ORDER BY s.registered_at, s.code");
         let mut stmt = self.conn().prepare(&sql)?;
+        let withdrawn = self.withdrawn()?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            f(self.located(specimen_row(r)?)?)?;
+            let mut v = self.located(specimen_row(r)?)?;
+            v.consent_withdrawn = withdrawn.get(&v.code).cloned();
+            f(v)?;
         }
         Ok(())
     }
@@ -522,18 +573,50 @@ impl Store {
         Ok(self
             .conn()
             .prepare_cached(
+                // From the withdrawals (a few rows) down: the donors' specimens by the index
+                // on donor, their derivatives by the index on parent. CROSS JOIN keeps that
+                // order: without statistics SQLite would rather read every specimen.
                 "WITH RECURSIVE fam(code, donor, reason) AS (
-                     SELECT s.code, w.code, w.reason FROM specimens s JOIN withdrawals w ON w.code = s.donor
-                     UNION SELECT s.code, fam.donor, fam.reason FROM specimens s JOIN fam ON s.parent = fam.code)
-                 SELECT s.code, fam.donor, fam.reason FROM specimens s JOIN fam ON fam.code = s.code
-                 WHERE s.status NOT IN ('disposed', 'consumed') GROUP BY s.code ORDER BY s.id",
+                     SELECT s.code, w.code, w.reason FROM withdrawals w CROSS JOIN specimens s ON s.donor = w.code
+                     UNION SELECT s.code, fam.donor, fam.reason FROM fam CROSS JOIN specimens s ON s.parent = fam.code)
+                 SELECT fam.code, fam.donor, fam.reason FROM fam CROSS JOIN specimens s ON s.code = fam.code
+                 WHERE s.status NOT IN ('disposed', 'consumed') GROUP BY fam.code ORDER BY s.id",
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?)
     }
 
+    /// Whether any donor withdrew consent (most databases: none, and nothing more is asked).
+    fn any_withdrawal(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM withdrawals)")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Every specimen whose donor (or whose ancestor's donor) withdrew consent, disposed ones
+    /// too, with the reason: read from the withdrawals down, like the destruction queue.
+    fn withdrawn(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        if !self.any_withdrawal()? {
+            return Ok(Default::default());
+        }
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "WITH RECURSIVE fam(code, reason) AS (
+                     SELECT s.code, w.reason FROM withdrawals w CROSS JOIN specimens s ON s.donor = w.code
+                     UNION SELECT s.code, fam.reason FROM fam CROSS JOIN specimens s ON s.parent = fam.code)
+                 SELECT code, reason FROM fam",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?)
+    }
+
     /// Why a specimen's donor withdrew consent, if they did (its own donor or an ancestor's).
     pub fn withdrawal_of(&self, code: &str) -> Result<Option<String>, StoreError> {
+        if !self.any_withdrawal()? {
+            return Ok(None);
+        }
         Ok(self
             .conn()
             .prepare_cached(

@@ -1233,20 +1233,51 @@ impl Store {
 
     /// The conflicts the rules raised here (open ones only, unless `all`).
     pub fn conflicts(&self, all: bool) -> Result<Vec<ConflictRow>, StoreError> {
+        self.conflicts_where(None, all)
+    }
+
+    /// The conflicts about one specimen or container (open ones only, unless `all`), found by
+    /// its code: a scan's detail does not read the others.
+    pub fn conflicts_of(&self, subject: &str, all: bool) -> Result<Vec<ConflictRow>, StoreError> {
+        self.conflicts_where(Some(subject), all)
+    }
+
+    /// How many conflicts are open (the open ones by the index on `resolved_by`).
+    pub fn open_conflicts(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT count(*) FROM conflicts WHERE resolved_by IS NULL")?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// How many of this workstation's events the registry kept as rejections.
+    pub fn rejection_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT count(*) FROM sync_rejections")?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    fn conflicts_where(
+        &self,
+        subject: Option<&str>,
+        all: bool,
+    ) -> Result<Vec<ConflictRow>, StoreError> {
+        let filter = match (subject.is_some(), all) {
+            (false, true) => "",
+            (false, false) => "WHERE c.resolved_by IS NULL",
+            (true, true) => "WHERE c.subject = ?1",
+            (true, false) => "WHERE c.subject = ?1 AND c.resolved_by IS NULL",
+        };
         let sql = format!(
             "SELECT (SELECT event_id FROM events e WHERE e.id = c.event),
                 (SELECT event_id FROM events e WHERE e.id = c.other),
                 c.subject, c.code, c.message,
                 (SELECT event_id FROM events e WHERE e.id = c.resolved_by)
-             FROM conflicts c {} ORDER BY c.event",
-            if all {
-                ""
-            } else {
-                "WHERE c.resolved_by IS NULL"
-            }
+             FROM conflicts c {filter} ORDER BY c.event"
         );
-        let mut st = self.conn().prepare(&sql)?;
-        let rows = st.query_map([], |r| {
+        let mut st = self.conn().prepare_cached(&sql)?;
+        let row = |r: &rusqlite::Row<'_>| {
             Ok(ConflictRow {
                 event: uuid_of(r.get(0)?).to_string(),
                 other: r
@@ -1259,8 +1290,12 @@ impl Store {
                     .get::<_, Option<Vec<u8>>>(5)?
                     .map(|b| uuid_of(b).to_string()),
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        };
+        let rows = match subject {
+            Some(s) => st.query_map([s], row)?.collect::<Result<_, _>>()?,
+            None => st.query_map([], row)?.collect::<Result<_, _>>()?,
+        };
+        Ok(rows)
     }
 
     /// This workstation's events the registry kept as rejections.

@@ -26,14 +26,10 @@ class AppState {
   actor = $state('');
   /** Where this workstation stands with the registry (polled). */
   sync = $state<SyncStatus | null>(null);
-  /** Specimens with an open conflict: a scan of one says so. */
-  conflicted = $state<Set<string>>(new Set());
   /** Who the window acts for; a database with users is locked while nobody is signed in. */
   who = $state<Who | null>(null);
   /** A badge was scanned: its PIN is asked. */
   pinFor = $state<string | null>(null);
-  /** Specimens whose donor withdrew consent, and why: a scan of one says so in red. */
-  withdrawn = $state<Map<string, string>>(new Map());
   /** An irreversible act waits for its electronic signature. */
   signing = $state<{ text: string; resolve: (s: Signing | null) => void } | null>(null);
 }
@@ -83,15 +79,15 @@ export function warn(text: string): void {
   else app.feedback = { ok: false, text, seq: ++seq };
 }
 
-/** Reads the sync status, and which specimens have an open conflict. */
+/**
+ * Reads the sync status: counters, never lists (it runs every 3 seconds, holding the backend
+ * while it does; a scan says itself whether its specimen is in conflict or withdrawn). What
+ * this and `refreshWho` ask of SQLite is checked by crates/kura-app/tests/plans.rs: a new call
+ * here goes into its list too.
+ */
 export async function refreshSync(): Promise<void> {
   try {
-    const s = await api.syncStatus();
-    app.sync = s;
-    const list = s.conflicts > 0 ? await api.conflicts(null) : [];
-    app.conflicted = new Set(list.map((c) => c.subject));
-    const queue = await api.destructionQueue();
-    app.withdrawn = new Map(queue.map((q) => [q.code, q.reason]));
+    app.sync = await api.syncStatus();
   } catch {
     /* outside the window (tests), or the store busy: next time */
   }
@@ -179,13 +175,16 @@ export interface Perf {
   /** Of each scan: from the key event's timeStamp to the end of its handler (the backend's answer
    * applied to the page state, before the frame). */
   handled: number[];
+  /** Of each key typed into the scan bar: from its event's timeStamp to its handler (how far
+   * behind the keys the page is while a burst arrives). */
+  keyLags: number[];
 }
 declare global {
   interface Window {
     __kura: Perf;
   }
 }
-export const perf: Perf = { launchMs: null, scans: [], waits: [], handled: [] };
+export const perf: Perf = { launchMs: null, scans: [], waits: [], handled: [], keyLags: [] };
 if (typeof window !== 'undefined') window.__kura = perf;
 
 /**
@@ -212,4 +211,5 @@ export async function recordScan(t0: number, started: number): Promise<void> {
     perf.waits.shift();
     perf.handled.shift();
   }
+  if (perf.keyLags.length > 100_000) perf.keyLags.splice(0, 50_000);
 }

@@ -12,6 +12,7 @@ import type {
   FindQuery,
   LabelPreview,
   LineageNode,
+  Located,
   Placed,
   PrintReport,
   PrinterConfig,
@@ -19,6 +20,7 @@ import type {
   RegisterRequest,
   Registered,
   RejectionRow,
+  ScanFlags,
   SessionInfo,
   SpecimenView,
   Stats,
@@ -53,13 +55,41 @@ function asError(e: unknown): BackendError {
   return { code: 'ipc_error', message: String(e) };
 }
 
+/**
+ * What the backend's answers said about single specimens — in conflict, consent withdrawn — by
+ * code, since `forgetNoted()`. A specimen's view (`show`) and a placement (check-in, return, move)
+ * carry both, so a scan's handler reads what its screen's own call learnt instead of asking again
+ * (the window no longer reloads whole lists to know it).
+ */
+const noted = new Map<string, ScanFlags>();
+
+function note(v: unknown): void {
+  if (v && typeof v === 'object' && 'specimen' in v && typeof (v as { specimen: unknown }).specimen === 'object') note((v as { specimen: unknown }).specimen);
+  if (!v || typeof v !== 'object' || Array.isArray(v) || !('in_conflict' in v) || !('consent_withdrawn' in v)) return;
+  const o = v as { code?: unknown; specimen?: unknown; in_conflict: boolean; consent_withdrawn: string | null };
+  const code = typeof o.code === 'string' ? o.code : o.specimen;
+  if (typeof code === 'string') noted.set(code, { in_conflict: o.in_conflict, consent_withdrawn: o.consent_withdrawn });
+}
+
+/** What an answer since `forgetNoted()` said about `code` (undefined: no answer was about it). */
+export function notedFlags(code: string): ScanFlags | undefined {
+  return noted.get(code);
+}
+
+export function forgetNoted(): void {
+  noted.clear();
+}
+
 export function backend(t: Transport = tauri) {
   const call = async <T>(command: string, args?: Record<string, unknown>): Promise<T> => {
+    let v: T;
     try {
-      return await t.call<T>(command, args);
+      v = await t.call<T>(command, args);
     } catch (e) {
       throw asError(e);
     }
+    note(v);
+    return v;
   };
   return {
     ready: () => call<number>('ready'),
@@ -67,6 +97,8 @@ export function backend(t: Transport = tauri) {
     systemLanguage: () => call<string>('system_language'),
     stats: () => call<Stats>('stats'),
     show: (scan: string) => call<SpecimenView>('show', { scan }),
+    locate: (scan: string) => call<Located>('locate', { scan }),
+    scanFlags: (specimen: string) => call<ScanFlags>('scan_flags', { specimen }),
     find: (query: FindQuery) => call<SpecimenView[]>('find', { query }),
     history: (specimen: string) => call<EventRow[]>('history', { specimen }),
     lineage: (specimen: string) => call<LineageNode>('lineage', { specimen }),

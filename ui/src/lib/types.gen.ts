@@ -37,7 +37,16 @@ position: string | null,
 /**
  * site › room › freezer › rack › box › A1
  */
-path: string | null, holder: string | null, due: string | null, };
+path: string | null, holder: string | null, due: string | null, 
+/**
+ * Why the donor (of this specimen or of one it derives from) withdrew consent; `None`:
+ * they did not.
+ */
+consent_withdrawn: string | null, };
+
+export type ScanFlags = { in_conflict: boolean, consent_withdrawn: string | null, };
+
+export type Located = { specimen: SpecimenView, box_map: BoxMap | null, };
 
 export type FindQuery = { 
 /**
@@ -69,7 +78,15 @@ export type Stats = { specimens: number, by_status: Array<[string, number]>, blo
  */
 to_sync: number, workstation: string, };
 
-export type Placed = { specimen: string, container: string, row: number, col: number, position: string, };
+export type Placed = { specimen: string, container: string, row: number, col: number, position: string, 
+/**
+ * Two benches disagree about this specimen (the window adds a line saying so).
+ */
+in_conflict: boolean, 
+/**
+ * Why its donor withdrew consent (the window says so in red).
+ */
+consent_withdrawn: string | null, };
 
 export type CheckOut = { to: string, 
 /**
