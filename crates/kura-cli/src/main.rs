@@ -1093,6 +1093,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let opts = kura_app::SyncOptions {
                 timeout: timeout.map(std::time::Duration::from_secs),
                 attempts,
+                apply_chunk: None,
             };
             if watch {
                 k.sync_watch(
