@@ -62,6 +62,27 @@ const SPECIMEN_COLS: &str =
     s.freeze_thaw, s.status, s.blocked, s.in_conflict, s.container, s.row, s.col, s.holder, s.due";
 const SPECIMEN_FROM: &str = "specimens s";
 
+/// Read with a specimen's row `s`, so that a lookup learns of a consent withdrawal without another
+/// statement: its own donor's reason, whether any donor withdrew, whether it has a parent.
+const WITHDRAWN_COLS: &str = "(SELECT w.reason FROM withdrawals w WHERE w.code = s.donor),
+    EXISTS (SELECT 1 FROM withdrawals), s.parent IS NOT NULL";
+
+struct Withdrawn {
+    own: Option<String>,
+    any: bool,
+    derived: bool,
+}
+
+impl Withdrawn {
+    fn read(r: &Row<'_>, at: usize) -> rusqlite::Result<Withdrawn> {
+        Ok(Withdrawn {
+            own: r.get(at)?,
+            any: r.get(at + 1)?,
+            derived: r.get(at + 2)?,
+        })
+    }
+}
+
 /// A specimen row and its container's row id; the location is filled in from the cache.
 fn specimen_row(r: &Row<'_>) -> rusqlite::Result<(SpecimenView, Option<i64>)> {
     Ok((
@@ -206,32 +227,55 @@ pub struct Stats {
 impl Store {
     /// Looks up a scanned code with its full location path.
     pub fn specimen(&self, code: &SpecimenCode) -> Result<Option<SpecimenView>, StoreError> {
-        let sql = format!("SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} WHERE s.code = ?1");
+        let sql = format!(
+            "SELECT {SPECIMEN_COLS}, {WITHDRAWN_COLS} FROM {SPECIMEN_FROM} WHERE s.code = ?1"
+        );
         let row = self
             .conn()
             .prepare_cached(&sql)?
-            .query_row([code.as_str()], specimen_row)
+            .query_row([code.as_str()], |r| {
+                Ok((specimen_row(r)?, Withdrawn::read(r, 21)?))
+            })
             .optional()?;
-        let Some(row) = row else { return Ok(None) };
+        let Some((row, w)) = row else { return Ok(None) };
         let mut v = self.located(row)?;
-        v.consent_withdrawn = self.withdrawal_of(code.as_str())?;
+        v.consent_withdrawn = self.withdrawal(code.as_str(), w)?;
         Ok(Some(v))
     }
 
     /// What a scan of `code` must say besides its answer (`None`: no such specimen).
     pub fn scan_flags(&self, code: &str) -> Result<Option<ScanFlags>, StoreError> {
-        let in_conflict: Option<bool> = self
+        let sql =
+            format!("SELECT s.in_conflict, {WITHDRAWN_COLS} FROM specimens s WHERE s.code = ?1");
+        let row = self
             .conn()
-            .prepare_cached("SELECT in_conflict FROM specimens WHERE code = ?1")?
-            .query_row([code], |r| r.get(0))
+            .prepare_cached(&sql)?
+            .query_row([code], |r| {
+                Ok((r.get::<_, bool>(0)?, Withdrawn::read(r, 1)?))
+            })
             .optional()?;
-        let Some(in_conflict) = in_conflict else {
+        let Some((in_conflict, w)) = row else {
             return Ok(None);
         };
         Ok(Some(ScanFlags {
             in_conflict,
-            consent_withdrawn: self.withdrawal_of(code)?,
+            consent_withdrawn: self.withdrawal(code, w)?,
         }))
+    }
+
+    /// A specimen's consent withdrawal from what its own row said: its donor's, or none at all
+    /// in the database, settle it in the same statement; only a derivative, where some donor did
+    /// withdraw, has its lineage walked (a parent may come from another donor).
+    fn withdrawal(&self, code: &str, w: Withdrawn) -> Result<Option<String>, StoreError> {
+        match w {
+            Withdrawn { own: Some(r), .. } => Ok(Some(r)),
+            Withdrawn {
+                any: true,
+                derived: true,
+                ..
+            } => self.withdrawal_of(code),
+            _ => Ok(None),
+        }
     }
 
     /// Rows of a list with their consent withdrawals filled in (from one read of the few
