@@ -587,9 +587,9 @@ def main():
         check("the administrator adds a technician with their signature (People)",
               row and "技師 一郎" in row and any(u["user"] == "tech" and u["badge"] == "USR-0007" for u in users), (row, users))
         # User administration is signed in the CLI too: the new user's password, then the administrator's.
-        cli_in(["user", "pin", "tech", "--pin-stdin", "--sign-stdin", "--signer", "admin"], "2468\nadmin-password")
+        cli_in(["user", "pin", "tech", "--password-stdin", "--sign-stdin", "--signer", "admin"], "2468\nadmin-password")
         cli_in(["user", "add", "sup", "--name", "責任者 花子", "--role", "supervisor", "--badge", "USR-0008", "--password-stdin", "--sign-stdin"], "sup-password\nadmin-password")
-        cli_in(["user", "pin", "sup", "--pin-stdin", "--sign-stdin"], "1357\nadmin-password")
+        cli_in(["user", "pin", "sup", "--password-stdin", "--sign-stdin"], "1357\nadmin-password")
         cli_in(["user", "idle", "12"], "")
         click("#sign-out")
         lock = wait_for(lambda: text("#locked"), 10)
@@ -640,7 +640,7 @@ def main():
               sig and "責任者 花子" in sig and "(sup)" in sig and "performed" in sig and disposed and disposed[0]["actor"] == "sup", (sig, disposed))
         # ---- a consent withdrawal (CLI, signed) turns the donor's tubes red on a scan ----
         cli_in(["login", "sup", "--password-stdin"], "sup-password")
-        r = cli_in(["consent", "withdraw", "E2E-1", "--reason", "donor letter 2026-12-01", "--signer", "sup", "--password-stdin"], "sup-password")
+        r = cli_in(["consent", "withdraw", "E2E-1", "--reason", "donor letter 2026-12-01", "--signer", "sup", "--sign-stdin"], "sup-password")
         check("a supervisor withdraws a donor's consent with a signature (CLI)", r.returncode == 0 and '"signer":"sup"' in r.stdout, r.stdout + r.stderr)
         # At once: the scan's own answer says so (the window no longer polls the queue). Check-in
         # with no box open answers without the backend, so the window asks for the flags.

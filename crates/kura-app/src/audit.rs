@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use kura_domain::{EventBody, Location, Placement};
+use kura_domain::{EventBody, Geometry, Location, Placement, Pos};
 use serde::{Deserialize, Serialize};
 
 use crate::users::{Act, SignatureView, Signing};
@@ -77,14 +77,41 @@ pub struct AuditExport {
 
 type Attrs = BTreeMap<&'static str, String>;
 
-fn at(l: &Location) -> String {
-    format!("{} {}", l.container, l.pos)
+/// Positions as the labels on the box say them (`A1`), from each container's geometry (read
+/// once per container).
+struct Labels<'a> {
+    store: &'a kura_store::Store,
+    geometry: std::cell::RefCell<HashMap<String, Option<Geometry>>>,
 }
 
-fn placed(p: &Placement) -> String {
-    match &p.pos {
-        Some(pos) => format!("{} {pos}", p.parent),
-        None => p.parent.to_string(),
+impl<'a> Labels<'a> {
+    fn new(store: &'a kura_store::Store) -> Labels<'a> {
+        Labels {
+            store,
+            geometry: Default::default(),
+        }
+    }
+
+    fn of(&self, container: &str, pos: Pos) -> String {
+        let mut g = self.geometry.borrow_mut();
+        let geometry = g
+            .entry(container.to_string())
+            .or_insert_with(|| self.store.container_geometry(container).ok().flatten());
+        match geometry {
+            Some(geo) => format!("{container} {}", geo.label(pos)),
+            None => format!("{container} {pos}"),
+        }
+    }
+
+    fn at(&self, l: &Location) -> String {
+        self.of(l.container.as_str(), l.pos)
+    }
+
+    fn placed(&self, p: &Placement) -> String {
+        match p.pos {
+            Some(pos) => self.of(p.parent.as_str(), pos),
+            None => p.parent.to_string(),
+        }
     }
 }
 
@@ -113,7 +140,7 @@ fn arrived(placed: bool) -> String {
 }
 
 /// The values `body` sets on its subject ("" clears one). `before` is what the subject had.
-fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
+fn sets(body: &EventBody, before: &Attrs, labels: &Labels<'_>) -> Vec<(&'static str, String)> {
     let s = |v: &str| v.to_string();
     let count = |k: &str| -> String {
         let n: u64 = before.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -132,7 +159,7 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
                 ("freeze_thaw", specimen.freeze_thaw.to_string()),
             ];
             if let Some(l) = location {
-                v.push(("location", at(l)));
+                v.push(("location", labels.at(l)));
             }
             if let Some(q) = &specimen.quantity {
                 v.push(("quantity", q.to_string()));
@@ -144,7 +171,7 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
         }
         EventBody::CheckedIn { location, .. } => vec![
             ("status", s("available")),
-            ("location", at(location)),
+            ("location", labels.at(location)),
             ("holder", String::new()),
             ("due", String::new()),
         ],
@@ -168,7 +195,7 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
             }
             v
         }
-        EventBody::Moved { to, .. } => vec![("location", at(to))],
+        EventBody::Moved { to, .. } => vec![("location", labels.at(to))],
         EventBody::Thawed { .. } => vec![("freeze_thaw", count("freeze_thaw"))],
         EventBody::Consumed {
             amount, used_up, ..
@@ -200,7 +227,7 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
                 ("holder", String::new()),
             ];
             if let Some(l) = location {
-                v.push(("location", at(l)));
+                v.push(("location", labels.at(l)));
             }
             v
         }
@@ -209,12 +236,12 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
             let mut v = vec![("status", s(outcome.custody.status().as_str()))];
             match &outcome.custody {
                 Custody::Stored { at: l } => {
-                    v.push(("location", at(l)));
+                    v.push(("location", labels.at(l)));
                     v.push(("holder", String::new()));
                     v.push(("due", String::new()));
                 }
                 Custody::CheckedOut { held, holder, due } => {
-                    v.push(("location", at(held)));
+                    v.push(("location", labels.at(held)));
                     v.push(("holder", holder.clone()));
                     v.push(("due", due.map(|d| d.to_string()).unwrap_or_default()));
                 }
@@ -231,15 +258,15 @@ fn sets(body: &EventBody, before: &Attrs) -> Vec<(&'static str, String)> {
             if let Some(p) = &container.parent {
                 v.push((
                     "location",
-                    match &container.pos {
-                        Some(pos) => format!("{p} {pos}"),
+                    match container.pos {
+                        Some(pos) => labels.of(p.as_str(), pos),
                         None => p.to_string(),
                     },
                 ));
             }
             v
         }
-        EventBody::ContainerMoved { to, .. } => vec![("location", placed(to))],
+        EventBody::ContainerMoved { to, .. } => vec![("location", labels.placed(to))],
         EventBody::UserAdded {
             name, role, badge, ..
         } => vec![
@@ -308,12 +335,24 @@ impl Kura {
         progress: crate::Progress<'_>,
     ) -> Result<AuditReport, AppError> {
         self.authorize(Act::Read)?;
-        let specimen = q
+        let specimen_code = q
             .specimen
             .as_deref()
             .map(|s| self.specimen_code(s))
-            .transpose()?
-            .map(|c| c.to_string());
+            .transpose()?;
+        let specimen = specimen_code.as_ref().map(|c| c.to_string());
+        // A specimen's trail is its history: the events about it and those that moved it with
+        // its box, rack or freezer (container moves, evacuations), as `kura history` lists them.
+        let about_it: Option<std::collections::HashSet<String>> = match &specimen_code {
+            Some(c) => Some(
+                self.store()
+                    .history(c)?
+                    .into_iter()
+                    .map(|e| e.event_id.to_string())
+                    .collect(),
+            ),
+            None => None,
+        };
         let user = q
             .user
             .as_deref()
@@ -363,6 +402,7 @@ impl Kura {
         let mut signatures: HashMap<String, Vec<String>> = HashMap::new();
         let total = self.stats()?.events as u64;
         let mut seen = 0u64;
+        let labels = Labels::new(self.store());
         self.store().for_each_event(|e, hash| {
             seen += 1;
             if seen.is_multiple_of(10_000) {
@@ -376,14 +416,11 @@ impl Kura {
                     .get("event")
                     .and_then(|v| v.as_str())
                     .is_some_and(|id| listed.contains_key(id));
-            if let Some(code) = &specimen {
-                let about = e.payload.get("specimen").and_then(|s| {
-                    s.as_str()
-                        .or_else(|| s.get("code").and_then(|c| c.as_str()))
-                });
-                if about != Some(code.as_str()) && !signs_listed {
-                    return Ok(());
-                }
+            if let Some(ids) = &about_it
+                && !ids.contains(&e.event_id.to_string())
+                && !signs_listed
+            {
+                return Ok(());
             }
             let Ok(body) = EventBody::deserialize(&e.payload) else {
                 // `verify` reports an event that does not parse; the trail lists it as stored.
@@ -395,7 +432,7 @@ impl Kura {
             let set = if was_refused {
                 Vec::new()
             } else {
-                sets(&body, before)
+                sets(&body, before, &labels)
             };
             let mut old = Vec::new();
             let mut new = Vec::new();
@@ -820,6 +857,8 @@ fn write_new(out: &Path, bytes: &[u8]) -> Result<(), AppError> {
         message: e.to_string(),
     };
     let tmp: PathBuf = out.with_extension("part");
-    std::fs::write(&tmp, bytes).map_err(err)?;
+    let mut f = crate::create_private(&tmp).map_err(err)?;
+    std::io::Write::write_all(&mut f, bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, out).map_err(err)
 }

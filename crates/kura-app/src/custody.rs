@@ -463,33 +463,6 @@ impl Kura {
         )
     }
 
-    /// Consent withdrawal: blocks every live specimen of the donor at once, in one transaction.
-    /// Returns the specimens blocked (already-blocked ones are left as they are).
-    pub fn block_donor(&mut self, donor: &str, reason: &str) -> Result<Vec<String>, AppError> {
-        let donor = input::text("donor", donor, 64)?;
-        let reason = input::reason(reason)?;
-        self.write(|e| {
-            let codes = e.tx.donor_specimens(&donor)?;
-            if codes.is_empty() {
-                return Err(AppError::NotFound {
-                    what: "donor",
-                    code: donor.clone(),
-                });
-            }
-            let mut blocked = Vec::new();
-            for c in codes {
-                if e.tx.specimen(&c)?.is_some_and(|s| !s.blocked) {
-                    e.emit(EventBody::Blocked {
-                        specimen: c.clone(),
-                        reason: reason.clone(),
-                    })?;
-                    blocked.push(c.to_string());
-                }
-            }
-            Ok(blocked)
-        })
-    }
-
     /// A donor withdrew consent: in one transaction, every specimen of theirs and everything
     /// derived from them through the lineage is blocked (the reason kept with each), the
     /// withdrawal recorded, and — on a database with users — signed. The specimens then wait in

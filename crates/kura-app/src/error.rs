@@ -34,6 +34,14 @@ pub enum AppError {
     NotFound { what: &'static str, code: String },
     #[error("this database has not been set up; run `kura init` (or `kura demo`) first")]
     NotInitialised,
+    #[error(
+        "there is no Kura database at {path}: create one with `kura init --prefix …` (or `kura demo` for demo data), or give --db (KURA_DB) the file you meant"
+    )]
+    StoreMissing { path: String },
+    #[error(
+        "{path} already holds a Kura database ({why}): `kura init` sets up a new one only. Give --db a new file"
+    )]
+    StoreExists { path: String, why: String },
     #[error("cannot read or write {path}: {message}")]
     File { path: String, message: String },
     #[error("{message}")]
@@ -48,7 +56,9 @@ pub enum AppError {
     SessionExpired,
     #[error("{} is irreversible and is signed: give your password again and what your signature means", .act.as_str())]
     SignatureRequired { act: crate::users::Act },
-    #[error("the first signature of a session needs your user ID as well as your password")]
+    #[error(
+        "the first signature of a session needs your user ID as well as your password (kura: --signer ID)"
+    )]
     SignatureNeedsId,
     #[error("signatures are made by signed-in users; this database has none yet")]
     SignatureNeedsUsers,
@@ -102,6 +112,8 @@ impl AppError {
             AppError::Input { .. } => "bad_input",
             AppError::NotFound { .. } => "not_found",
             AppError::NotInitialised => "not_initialised",
+            AppError::StoreMissing { .. } => "store_missing",
+            AppError::StoreExists { .. } => "store_exists",
             AppError::File { .. } => "file_error",
             AppError::Print { code, .. } => code,
             AppError::Sync(e) => e.code(),
@@ -142,6 +154,10 @@ impl AppError {
                 "act": act.as_str(), "role": role.as_str(), "needed": needed.as_str()
             })),
             AppError::UserDisabled { user } => Some(serde_json::json!({ "user": user })),
+            AppError::StoreMissing { path } => Some(serde_json::json!({ "path": path })),
+            AppError::StoreExists { path, why } => {
+                Some(serde_json::json!({ "path": path, "why": why }))
+            }
             AppError::Store(StoreError::NoSerials { year, wanted, left }) => {
                 Some(serde_json::json!({ "year": year, "wanted": wanted, "left": left }))
             }

@@ -63,6 +63,22 @@ pub struct SessionInfo {
     pub time_zone_set: bool,
     /// Today's date at the site, `YYYY-MM-DD`.
     pub today: String,
+    /// This start created the database (there was no file): the window says where.
+    pub created: bool,
+}
+
+/// Creates (or empties) a file only its owner can read: what Kura writes holds donors' IDs,
+/// custody and signatures (reports, exports).
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let f = o.open(path)?;
+    // An existing file keeps its mode through open: make it the owner's too.
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(f)
 }
 
 /// The system clock: the only place Kura reads the time of day.
@@ -103,14 +119,29 @@ pub struct Kura {
     pub(crate) secured_seen: std::sync::atomic::AtomicBool,
     /// When a read last found it without users (`users::may_read`).
     pub(crate) open_checked: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Opening created the database file (there was none).
+    created: bool,
     /// A day's use of Kura IDs as the status last counted it, and when (`sync::day_use_recent`).
     pub(crate) day_use_seen: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl Kura {
-    /// Opens (creating if needed) the database at `path`, acting as `actor`.
+    /// Opens (creating if needed) the database at `path`, acting as `actor`: for what creates a
+    /// database (`kura init`, `kura demo`, the window's first start).
     pub fn open(path: impl AsRef<Path>, actor: &str) -> Result<Kura, AppError> {
         Kura::open_with_clock(path, actor, Arc::new(SystemClock))
+    }
+
+    /// Opens the database at `path`, which must exist: a mistyped path is `store_missing`, never
+    /// a new empty database (nor its folders).
+    pub fn open_existing(path: impl AsRef<Path>, actor: &str) -> Result<Kura, AppError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(AppError::StoreMissing {
+                path: path.display().to_string(),
+            });
+        }
+        Kura::open(path, actor)
     }
 
     pub fn open_with_clock(
@@ -119,6 +150,7 @@ impl Kura {
         clock: Arc<dyn Clock>,
     ) -> Result<Kura, AppError> {
         let actor = input::text("actor", actor, 64)?;
+        let created = !path.as_ref().exists();
         let store = Store::open(path)?;
         let calendar = match store.meta(calendar::META_KEY)? {
             Some(name) => Calendar::named(&name).unwrap_or_else(|e| {
@@ -146,6 +178,7 @@ impl Kura {
             secured_seen: std::sync::atomic::AtomicBool::new(false),
             open_checked: std::sync::Mutex::new(None),
             day_use_seen: std::sync::Mutex::new(None),
+            created,
         })
     }
 
@@ -205,9 +238,34 @@ impl Kura {
         self.store.workstation()
     }
 
-    /// Sets how this site issues Kura IDs. Run once on a new database.
+    /// Sets how this site issues Kura IDs. Run once on a new database: one that holds custody
+    /// events, or is enrolled (its prefix is its site's), is refused (`store_exists`).
     pub fn init(&mut self, prefix: &str, serial_width: usize) -> Result<IdFormat, AppError> {
         self.authorize(users::Act::Settings)?;
+        let path = self.path().display().to_string();
+        if self.store.sync_state()?.registry_url.is_some() {
+            let prefix = self.id_format().map(|f| f.prefix).unwrap_or_default();
+            return Err(AppError::StoreExists {
+                path,
+                why: format!(
+                    "enrolled with the central registry; its Kura IDs are its site's ({prefix}…)"
+                ),
+            });
+        }
+        let events = self.store.events_logged()?;
+        if events > 0 {
+            let prefix = self
+                .id_format()
+                .map(|f| format!(", IDs {}…", f.prefix))
+                .unwrap_or_default();
+            return Err(AppError::StoreExists {
+                path,
+                why: format!(
+                    "{events} custody event{}{prefix}",
+                    if events == 1 { "" } else { "s" }
+                ),
+            });
+        }
         let f = IdFormat::new(prefix, serial_width)?;
         let json =
             serde_json::to_string(&f).map_err(|e| AppError::input("prefix", e.to_string()))?;
@@ -244,6 +302,7 @@ impl Kura {
             time_zone: self.calendar.name().to_string(),
             time_zone_set: self.store.meta(calendar::META_KEY)?.is_some(),
             today: self.today().to_string(),
+            created: self.created,
         })
     }
 

@@ -135,35 +135,34 @@ enum Cmd {
         #[arg(long)]
         all: bool,
     },
-    /// Dispose of a specimen.
+    /// Dispose of a specimen (signed on a database with users; the signature means "performed"
+    /// unless --meaning says otherwise).
     Dispose {
         specimen: String,
         #[arg(long)]
         reason: String,
-        /// On a database with users, disposal is signed: what the signature means
-        /// (performed, reviewed, approved).
-        #[arg(long, default_value = "performed")]
-        meaning: String,
-        /// Your user ID, asked at the first signature of a session.
-        #[arg(long)]
-        signer: Option<String>,
-        /// Read the signing password from standard input.
-        #[arg(long)]
-        password_stdin: bool,
+        #[command(flatten)]
+        sign: SignArgs,
     },
-    /// Block a specimen, or with --donor every specimen of a donor (consent withdrawal).
+    /// Block a specimen. With --donor instead: the donor withdrew consent — the same as
+    /// `kura consent withdraw` (signed, through the lineage, into the destruction queue).
     Block {
         specimen: Option<String>,
         #[arg(long, conflicts_with = "specimen")]
         donor: Option<String>,
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        sign: SignArgs,
     },
-    /// Lift a block.
+    /// Lift a block. Lifting a consent withdrawal's block is an exception, a supervisor's
+    /// signed act on a database with users.
     Unblock {
         specimen: String,
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Show a specimen with its location path.
     Show { specimen: String },
@@ -402,10 +401,11 @@ enum StorageCmd {
 /// signed on a database with users; elsewhere nothing is asked.
 #[derive(Args, Clone)]
 struct SignArgs {
-    /// What your signature means: performed, reviewed or approved.
-    #[arg(long, default_value = "approved")]
-    meaning: String,
-    /// Your user ID, asked at the first signature of a session.
+    /// What your signature means: performed, reviewed or approved (default: performed for a
+    /// disposal, approved for the rest).
+    #[arg(long)]
+    meaning: Option<String>,
+    /// Your user ID, needed at the first signature of a session (asked at a terminal).
     #[arg(long)]
     signer: Option<String>,
     /// Read your signing password from standard input (the line after any other secret the
@@ -422,13 +422,8 @@ enum ConsentCmd {
         donor: String,
         #[arg(long)]
         reason: String,
-        #[arg(long, default_value = "approved")]
-        meaning: String,
-        /// Your user ID, asked at the first signature of a session.
-        #[arg(long)]
-        signer: Option<String>,
-        #[arg(long)]
-        password_stdin: bool,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Specimens waiting to be destroyed after a consent withdrawal.
     Queue,
@@ -485,8 +480,10 @@ enum UserCmd {
     /// Set a badge PIN (your own, or as an administrator anyone's).
     Pin {
         user: Option<String>,
-        #[arg(long)]
-        pin_stdin: bool,
+        /// Read the new PIN from standard input (as every command reads the secret it sets or
+        /// signs in with).
+        #[arg(long, alias = "pin-stdin")]
+        password_stdin: bool,
         #[command(flatten)]
         sign: SignArgs,
     },
@@ -585,6 +582,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour for a person at a terminal, plain text for a pipe or a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let json = cli.json;
@@ -592,7 +591,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             if json {
-                println!("{}", json!({ "error": e.to_wire() }));
+                line(&json!({ "error": e.to_wire() }).to_string());
             } else {
                 eprintln!("error[{}]: {e}", e.code());
                 if let AppError::Import { total, rows } = &e {
@@ -650,7 +649,16 @@ fn open(cli: &Cli) -> Result<Kura, AppError> {
     // On a database with users, the signed-in user acts instead (the session file).
     let user = std::env::var("USER").ok();
     let actor = kura_app::input::actor([cli.actor.as_deref(), user.as_deref()])?;
-    let mut k = Kura::open(&path, &actor)?;
+    // Only init, demo and enroll (a new bench set up from its site) make a database; any other
+    // command on a missing file says so, and creates nothing.
+    let mut k = if matches!(
+        cli.cmd,
+        Cmd::Init { .. } | Cmd::Demo { .. } | Cmd::Enroll { .. }
+    ) {
+        Kura::open(&path, &actor)?
+    } else {
+        Kura::open_existing(&path, &actor)?
+    };
     if k.secured()? {
         let file = kura_app::users::session_file(&path);
         if let Ok(token) = std::fs::read_to_string(&file) {
@@ -713,6 +721,16 @@ fn new_secret(what: &str, from_stdin: bool) -> Result<String, AppError> {
 
 /// The same, where the flag that reads it from standard input is `--{flag}`.
 fn secret_from(what: &str, flag: &str, from_stdin: bool) -> Result<String, AppError> {
+    secret_prompt(what, what, flag, from_stdin)
+}
+
+/// A secret from standard input (`--{flag}`), or typed at the terminal after `prompt`.
+fn secret_prompt(
+    what: &str,
+    prompt: &str,
+    flag: &str,
+    from_stdin: bool,
+) -> Result<String, AppError> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -726,49 +744,69 @@ fn secret_from(what: &str, flag: &str, from_stdin: bool) -> Result<String, AppEr
             format!("no terminal to type the {what} at: give --{flag} and pipe it in"),
         ));
     }
-    rpassword::prompt_password(format!("{what}: "))
+    rpassword::prompt_password(format!("{prompt}: "))
         .map_err(|e| AppError::input(what, e.to_string()))
 }
 
-/// What a signed act needs from the command line: whether this person may do `act` at all
-/// (asked before their password is), what the signature means, and the password.
-/// `stdin_flag` is the flag that reads the password from standard input.
-fn signing(
+/// The signature a signed act needs on a database with users (None elsewhere): whether this
+/// person may do `act` at all (asked before any password), what the signature means (`--meaning`,
+/// else `default_meaning`), the signer's user ID at the first signature of a session (`--signer`,
+/// or asked at a terminal) and their password (`--sign-stdin`, or asked at a terminal with a
+/// prompt that says whose and what for).
+fn sign_for_meaning(
     k: &mut Kura,
     act: kura_app::users::Act,
-    meaning: &str,
-    signer: Option<String>,
-    stdin_flag: &str,
-    from_stdin: bool,
-) -> Result<kura_app::Signing, AppError> {
+    a: &SignArgs,
+    default_meaning: &str,
+) -> Result<Option<kura_app::Signing>, AppError> {
+    if !k.secured()? {
+        return Ok(None);
+    }
     k.authorize(act)?;
-    let meaning = parse_meaning(meaning)?;
-    Ok(kura_app::Signing {
-        user: signer,
-        secret: secret_from("password", stdin_flag, from_stdin)?,
+    let meaning = parse_meaning(a.meaning.as_deref().unwrap_or(default_meaning))?;
+    let who = k.who()?;
+    let mut user = a.signer.clone();
+    if user.is_none() && !who.signed_once {
+        // The first signature of a session names the signer, who then gives their password.
+        if a.sign_stdin || !std::io::stdin().is_terminal() {
+            return Err(AppError::SignatureNeedsId);
+        }
+        eprint!(
+            "your user ID, to sign {} (first signature of this session): ",
+            act.as_str()
+        );
+        std::io::stderr().flush().ok();
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| AppError::input("signer", e.to_string()))?;
+        user = Some(line.trim().to_string());
+    }
+    let whose = user.clone().or(who.user).unwrap_or_default();
+    let secret = secret_prompt(
+        "password",
+        &format!(
+            "password of {whose}, signing {} ({})",
+            act.as_str(),
+            meaning.as_str()
+        ),
+        "sign-stdin",
+        a.sign_stdin,
+    )?;
+    Ok(Some(kura_app::Signing {
+        user,
+        secret,
         meaning,
-    })
+    }))
 }
 
-/// The signature a signed act needs on a database with users (None elsewhere): whether this
-/// person may do `act` at all, then their password.
+/// The same, for acts whose signature means "approved" unless --meaning says otherwise.
 fn sign_for(
     k: &mut Kura,
     act: kura_app::users::Act,
     a: &SignArgs,
 ) -> Result<Option<kura_app::Signing>, AppError> {
-    if !k.secured()? {
-        return Ok(None);
-    }
-    signing(
-        k,
-        act,
-        &a.meaning,
-        a.signer.clone(),
-        "sign-stdin",
-        a.sign_stdin,
-    )
-    .map(Some)
+    sign_for_meaning(k, act, a, "approved")
 }
 
 /// Runs a signed act with the signature `a` gives, and keeps the session (a first signature
@@ -786,6 +824,33 @@ fn signed<T>(
         save_session(k, &db)?;
     }
     Ok(r)
+}
+
+/// A donor withdrew consent: their specimens and everything derived from them blocked and
+/// queued for destruction, signed on a database with users.
+fn withdraw_consent(
+    k: &mut Kura,
+    donor: &str,
+    reason: &str,
+    sign: &SignArgs,
+    json: bool,
+) -> Result<(), AppError> {
+    let signing = sign_for(k, kura_app::users::Act::Block, sign)?;
+    let w = k.withdraw_consent(donor, reason, signing.as_ref())?;
+    let db = path_of(k);
+    save_session(k, &db)?;
+    out(json, json!(w), || {
+        format!(
+            "consent of {} withdrawn: {} specimen(s) blocked and queued for destruction{}",
+            w.donor,
+            w.blocked.len(),
+            w.signature
+                .as_ref()
+                .map(|s| format!("; signed by {} ({}) — {}", s.name, s.signer, s.meaning))
+                .unwrap_or_default()
+        )
+    });
+    Ok(())
 }
 
 fn parse_meaning(m: &str) -> Result<kura_app::Meaning, AppError> {
@@ -832,12 +897,23 @@ fn parse_role(s: &str) -> Result<kura_app::Role, AppError> {
 
 fn out(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
     if json {
-        println!("{value}");
+        line(&value.to_string());
     } else {
         let t = text();
         if !t.is_empty() {
-            println!("{t}");
+            line(&t);
         }
+    }
+}
+
+/// One line (or more) to standard output. A reader that stopped reading (`kura find | head`)
+/// ends the command quietly and successfully: what it wanted, it has.
+fn line(text: &str) {
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{text}").and_then(|()| o.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 
@@ -1102,7 +1178,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     &mut |r| {
                         match r {
                             Ok(rep) => out(json, json!(rep), || print::sync_report(rep)),
-                            Err(e) if json => println!("{}", json!({ "error": e.to_wire() })),
+                            Err(e) if json => line(&json!({ "error": e.to_wire() }).to_string()),
                             Err(e) => eprintln!("error[{}]: {e}", e.code()),
                         }
                         true
@@ -1396,36 +1472,9 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Cmd::Consent(ConsentCmd::Withdraw {
             donor,
             reason,
-            meaning,
-            signer,
-            password_stdin,
+            sign,
         }) => {
-            let signing = if k.secured()? {
-                Some(signing(
-                    &mut k,
-                    kura_app::users::Act::Block,
-                    &meaning,
-                    signer,
-                    "password-stdin",
-                    password_stdin,
-                )?)
-            } else {
-                None
-            };
-            let w = k.withdraw_consent(&donor, &reason, signing.as_ref())?;
-            let db = path_of(&k);
-            save_session(&mut k, &db)?;
-            out(json, json!(w), || {
-                format!(
-                    "consent of {} withdrawn: {} specimen(s) blocked and queued for destruction{}",
-                    w.donor,
-                    w.blocked.len(),
-                    w.signature
-                        .as_ref()
-                        .map(|s| format!("; signed by {} ({}) — {}", s.name, s.signer, s.meaning))
-                        .unwrap_or_default()
-                )
-            });
+            withdraw_consent(&mut k, &donor, &reason, &sign, json)?;
         }
         Cmd::Consent(ConsentCmd::Queue) => {
             let q = k.destruction_queue()?;
@@ -1444,13 +1493,13 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Cmd::User(UserCmd::Pin {
             user,
-            pin_stdin,
+            password_stdin,
             sign,
         }) => {
             let who = user
                 .or_else(|| k.session().map(|s| s.user.clone()))
                 .ok_or(AppError::SignInRequired)?;
-            let pin = new_secret("pin", pin_stdin)?;
+            let pin = new_secret("pin", password_stdin)?;
             set_secret(&mut k, &who, kura_app::Secret::Pin, &pin, &sign)?;
             out(json, json!({ "user": who, "set": "pin" }), || {
                 format!("PIN of {who} set")
@@ -1458,12 +1507,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Cmd::Printer(PrinterCmd::List) => {
             let all = k.printers()?;
-            out(json, json!(all), || {
-                all.iter()
-                    .map(|(n, c)| format!("{n:<16} {c:?}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
+            out(json, json!(all), || print::printers(&all));
         }
         Cmd::Printer(PrinterCmd::Test { name, stock }) => {
             let t = k.test_printer(&name, &stock)?;
@@ -1632,62 +1676,80 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Cmd::Dispose {
             specimen,
             reason,
-            meaning,
-            signer,
-            password_stdin,
+            sign,
         } => {
-            if k.secured()? {
-                let signing = signing(
-                    &mut k,
-                    kura_app::users::Act::Dispose,
-                    &meaning,
-                    signer,
-                    "password-stdin",
-                    password_stdin,
-                )?;
-                let sig = k.dispose_signed(&specimen, &reason, &signing)?;
-                // The next signature of this session asks only the password.
-                let db = path_of(&k);
-                save_session(&mut k, &db)?;
-                out(
-                    json,
-                    json!({ "disposed": specimen, "signature": sig }),
-                    || {
-                        format!(
-                            "{specimen} disposed; signed by {} ({}) — {}",
-                            sig.name, sig.signer, sig.meaning
-                        )
-                    },
-                );
-            } else {
-                k.dispose(&specimen, &reason)?;
-                out(json, json!({ "disposed": specimen }), || {
-                    format!("{specimen} disposed")
-                });
+            let signing =
+                sign_for_meaning(&mut k, kura_app::users::Act::Dispose, &sign, "performed")?;
+            match signing {
+                Some(signing) => {
+                    let sig = k.dispose_signed(&specimen, &reason, &signing)?;
+                    // The next signature of this session asks only the password.
+                    let db = path_of(&k);
+                    save_session(&mut k, &db)?;
+                    out(
+                        json,
+                        json!({ "disposed": specimen, "signature": sig }),
+                        || {
+                            format!(
+                                "{specimen} disposed; signed by {} ({}) — {}",
+                                sig.name, sig.signer, sig.meaning
+                            )
+                        },
+                    );
+                }
+                None => {
+                    k.dispose(&specimen, &reason)?;
+                    out(json, json!({ "disposed": specimen }), || {
+                        format!("{specimen} disposed")
+                    });
+                }
             }
         }
         Cmd::Block {
             specimen,
             donor,
             reason,
+            sign,
         } => match (specimen, donor) {
             (Some(s), None) => {
                 k.block(&s, &reason)?;
                 out(json, json!({ "blocked": [s] }), || format!("{s} blocked"));
             }
-            (None, Some(d)) => {
-                let b = k.block_donor(&d, &reason)?;
-                out(json, json!({ "blocked": b }), || {
-                    format!("blocked {} specimens of donor {d}", b.len())
-                });
-            }
+            // A donor's specimens are blocked only as a consent withdrawal: signed, through the
+            // lineage, into the destruction queue (one way, not two).
+            (None, Some(d)) => withdraw_consent(&mut k, &d, &reason, &sign, json)?,
             _ => return Err(AppError::input("specimen", "give a specimen or --donor")),
         },
-        Cmd::Unblock { specimen, reason } => {
-            k.unblock(&specimen, &reason)?;
-            out(json, json!({ "unblocked": specimen }), || {
-                format!("{specimen} unblocked")
-            });
+        Cmd::Unblock {
+            specimen,
+            reason,
+            sign,
+        } => {
+            // Lifting a consent withdrawal's block on a database with users is an exception,
+            // signed; any other block is lifted as before.
+            let exception = k.secured()? && k.consent_withdrawn(&specimen)?.is_some();
+            if exception {
+                let signing = sign_for(&mut k, kura_app::users::Act::Block, &sign)?
+                    .ok_or(AppError::SignatureNeedsUsers)?;
+                let sig = k.unblock_signed(&specimen, &reason, &signing)?;
+                let db = path_of(&k);
+                save_session(&mut k, &db)?;
+                out(
+                    json,
+                    json!({ "unblocked": specimen, "signature": sig }),
+                    || {
+                        format!(
+                            "{specimen} unblocked as an exception to the consent withdrawal; signed by {} ({}) — {}",
+                            sig.name, sig.signer, sig.meaning
+                        )
+                    },
+                );
+            } else {
+                k.unblock(&specimen, &reason)?;
+                out(json, json!({ "unblocked": specimen }), || {
+                    format!("{specimen} unblocked")
+                });
+            }
         }
         Cmd::Show { specimen } => {
             let v = k.show(&specimen)?;
@@ -1710,7 +1772,15 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 limit,
                 offset: 0,
             })?;
-            out(json, json!(rows), || print::specimens(&rows));
+            out(json, json!(rows), || {
+                let mut t = print::specimens(&rows);
+                if rows.len() == limit {
+                    t.push_str(&format!(
+                        "\n(the first {limit} shown; more may match: --limit N shows more)"
+                    ));
+                }
+                t
+            });
         }
         Cmd::History { specimen } => {
             let rows = k.history(&specimen)?;
@@ -1764,7 +1834,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Cmd::Export { file, bom } => {
             let n = match &file {
                 Some(path) => {
-                    let f = std::fs::File::create(path).map_err(|e| AppError::File {
+                    let f = kura_app::create_private(path).map_err(|e| AppError::File {
                         path: path.display().to_string(),
                         message: e.to_string(),
                     })?;
@@ -1790,7 +1860,15 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             out(
                 json,
                 json!({ "today": today, "time_zone": k.calendar().name(), "overdue": rows }),
-                || print::overdue(&rows, &today),
+                || {
+                    let mut t = print::overdue(&rows, &today);
+                    if rows.len() == limit {
+                        t.push_str(&format!(
+                            "\n(the first {limit} shown, the longest overdue first; --limit N shows more)"
+                        ));
+                    }
+                    t
+                },
             );
         }
         Cmd::TimeZone { name, system } => {

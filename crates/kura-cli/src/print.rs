@@ -370,3 +370,39 @@ pub fn conflicts(list: &[ConflictView], cal: &Calendar) -> String {
         .collect::<Vec<_>>()
         .join("\n\n")
 }
+
+/// The workstation's printers as a table: name, how it is reached, where, dpi, resident font.
+pub fn printers(
+    all: &std::collections::BTreeMap<String, kura_app::transport::PrinterConfig>,
+) -> String {
+    use kura_app::transport::PrinterConfig as P;
+    if all.is_empty() {
+        return "no printers yet: kura printer add NAME --tcp HOST:9100 | --cups QUEUE | --cups-pdf QUEUE"
+            .into();
+    }
+    let mut t = format!(
+        "{:<16} {:<18} {:<24} {:>5}  {}\n",
+        "NAME", "SENDS", "TO", "DPI", "ZPL FONT"
+    );
+    for (name, c) in all {
+        let (sends, to, dpi, font) = match c {
+            P::Tcp {
+                address,
+                dpi,
+                zpl_font,
+            } => ("ZPL over TCP", address.as_str(), dpi, zpl_font.as_deref()),
+            P::Cups {
+                queue,
+                dpi,
+                zpl_font,
+            } => ("ZPL to CUPS", queue.as_str(), dpi, zpl_font.as_deref()),
+            P::CupsPdf { queue, dpi } => ("PDF to CUPS", queue.as_str(), dpi, None),
+        };
+        let dpi = dpi.map(|d| d.to_string()).unwrap_or_else(|| "stock".into());
+        t.push_str(&format!(
+            "{name:<16} {sends:<18} {to:<24} {dpi:>5}  {}\n",
+            font.unwrap_or("—")
+        ));
+    }
+    t.trim_end().to_string()
+}

@@ -72,6 +72,27 @@ impl SqliteDb {
                 DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        // A new file is the owner's only (SQLite gives its WAL and shared memory the same mode):
+        // it holds every site's custody log and the workstations' token hashes.
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(DbError::Unavailable(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
         let mut w = connect(path, OpenFlags::default())?;
         w.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;

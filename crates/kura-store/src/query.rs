@@ -586,6 +586,28 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A container's geometry by its code (how its positions are labelled).
+    pub fn container_geometry(&self, code: &str) -> Result<Option<Geometry>, StoreError> {
+        let g: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT geometry FROM containers WHERE code = ?1")?
+            .query_row([code], |r| r.get(0))
+            .optional()?;
+        g.map(|g| {
+            serde_json::from_str(&g)
+                .map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))
+        })
+        .transpose()
+    }
+
+    /// How many events the log holds (the newest local row id: events are never deleted).
+    pub fn events_logged(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT coalesce(max(id), 0) FROM events")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     pub fn stats(&self) -> Result<Stats, StoreError> {
         let c = self.conn();
         let one =

@@ -23,7 +23,11 @@ time_zone_set: boolean,
 /**
  * Today's date at the site, `YYYY-MM-DD`.
  */
-today: string, };
+today: string, 
+/**
+ * This start created the database (there was no file): the window says where.
+ */
+created: boolean, };
 
 export type SpecimenView = { code: string, sample_type: string, material: string, primary_container: string, storage_code: string, quantity_milli: number | null, unit: string | null, study: string, donor: string, collected_at: number | null, registered_at: number, parent: string | null, freeze_thaw: number, status: string, blocked: boolean, in_conflict: boolean, 
 /**

@@ -145,7 +145,7 @@ fn a_consent_withdrawal_on_one_bench_blocks_the_lineage_on_the_other() {
                 "the donor withdrew",
                 "--signer",
                 "sup",
-                "--password-stdin",
+                "--sign-stdin",
             ],
             "sup-password",
         )
