@@ -266,6 +266,15 @@ impl Kura {
                 ),
             });
         }
+        self.set_id_format(prefix, serial_width)
+    }
+
+    /// Writes the ID format (init, or the site's at enrollment).
+    pub(crate) fn set_id_format(
+        &mut self,
+        prefix: &str,
+        serial_width: usize,
+    ) -> Result<IdFormat, AppError> {
         let f = IdFormat::new(prefix, serial_width)?;
         let json =
             serde_json::to_string(&f).map_err(|e| AppError::input("prefix", e.to_string()))?;

@@ -200,15 +200,17 @@ impl Kura {
         self.complete_enrollment(e, answer)
     }
 
-    /// Checks what was typed and makes the request; nothing is written (the window sends it
-    /// without holding this `Kura`).
+    /// Checks what was typed and who asks (an administrator where there are users) and makes
+    /// the request; nothing is written (the window sends it without holding this `Kura`).
     pub fn prepare_enrollment(
-        &self,
+        &mut self,
         code: &str,
         url: &str,
         ca: Option<&Path>,
         name: Option<&str>,
     ) -> Result<Enrollment, AppError> {
+        // Everything that can be checked here is, before the one-time code is spent.
+        self.authorize(crate::users::Act::Settings)?;
         let code = crate::input::text("code", code, 64)?;
         let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
             Some(n) => crate::input::text("name", n, 100)?,
@@ -242,6 +244,15 @@ impl Kura {
                 });
             }
         }
+        // A database that issued IDs itself can only join a site of its own format: the
+        // registry refuses another (and keeps the code unused).
+        let id_format = match self.id_format() {
+            Ok(f) if self.issued_ids()? > 0 => Some(kura_proto::IdFormatClaim {
+                prefix: f.prefix,
+                serial_width: f.serial_width as u32,
+            }),
+            _ => None,
+        };
         Ok(Enrollment {
             base,
             ca,
@@ -252,6 +263,7 @@ impl Kura {
                 name,
                 year,
                 issued,
+                id_format,
             },
         })
     }
@@ -280,7 +292,7 @@ impl Kura {
                 site_prefix: site.prefix,
             });
         }
-        self.init(&site.prefix, width)?;
+        self.set_id_format(&site.prefix, width)?;
         let token_file = token_path(self.path());
         write_secret(&token_file, &res.token)?;
         let token_ref = format!(

@@ -766,9 +766,24 @@ fn sign_for_meaning(
     let meaning = parse_meaning(a.meaning.as_deref().unwrap_or(default_meaning))?;
     let who = k.who()?;
     let mut user = a.signer.clone();
-    if user.is_none() && !who.signed_once {
+    let needs_id = user.is_none() && !who.signed_once;
+    if !a.sign_stdin && !std::io::stdin().is_terminal() {
+        return Err(AppError::input(
+            "sign-stdin",
+            format!(
+                "{} is signed and there is no terminal to ask at: give --sign-stdin and pipe the signer's password in{}",
+                act.as_str(),
+                if needs_id {
+                    ", with --signer ID (the first signature of a session names its signer)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if needs_id {
         // The first signature of a session names the signer, who then gives their password.
-        if a.sign_stdin || !std::io::stdin().is_terminal() {
+        if a.sign_stdin {
             return Err(AppError::SignatureNeedsId);
         }
         eprint!(

@@ -125,13 +125,53 @@ fn rule(ops: &mut Vec<Op>, x0: f64, x1: f64, y: f64, shade: f32) {
     });
 }
 
+/// Every character `r` can draw: its texts, the empty cell's dash and the page numbers.
+fn chars(r: &Report) -> std::collections::BTreeSet<char> {
+    let texts = [&r.title, &r.closing_title, &r.footer]
+        .into_iter()
+        .chain(&r.preface)
+        .chain(r.columns.iter().map(|(n, _)| n))
+        .chain(r.rows.iter().flatten())
+        .chain(&r.closing);
+    texts
+        .flat_map(|t| t.chars())
+        .chain("—0123456789 /".chars())
+        .collect()
+}
+
+/// The bundled font cut down to the glyphs `r` uses (with a Unicode cmap for them), so that a
+/// report embeds kilobytes of font, not the whole 4.6 MB; None if the font cannot be cut.
+fn subset(r: &Report) -> Option<Vec<u8>> {
+    use allsorts::binary::read::ReadScope;
+    use allsorts::font_data::FontData;
+    use allsorts::subset::{CmapTarget, SubsetProfile};
+    let f = face();
+    let mut glyphs: Vec<u16> = std::iter::once(0)
+        .chain(
+            chars(r)
+                .into_iter()
+                .filter_map(|c| f.glyph_index(c))
+                .map(|g| g.0),
+        )
+        .collect();
+    glyphs.sort_unstable();
+    glyphs.dedup();
+    let data = ReadScope::new(FONT_BYTES).read::<FontData<'_>>().ok()?;
+    let provider = data.table_provider(0).ok()?;
+    allsorts::subset::subset(&provider, &glyphs, &SubsetProfile::Pdf, CmapTarget::Unicode).ok()
+}
+
 /// Renders `r`: the table over as many pages as it needs, then the closing page.
 // Cannot fail on the font: it is compiled in (`assets/fonts/`), and the report tests parse it.
 #[allow(clippy::expect_used)]
 pub fn render_report(r: &Report) -> Rendered {
     let mut warnings = Vec::new();
-    let parsed =
-        ParsedFont::from_bytes(FONT_BYTES, 0, &mut Vec::new()).expect("the bundled font parses");
+    let parsed = subset(r)
+        .and_then(|bytes| ParsedFont::from_bytes(&bytes, 0, &mut Vec::new()))
+        .unwrap_or_else(|| {
+            warnings.push("the font could not be subset; the whole font is embedded".into());
+            ParsedFont::from_bytes(FONT_BYTES, 0, &mut Vec::new()).expect("the bundled font parses")
+        });
     let mut doc = PdfDocument::new(&r.title);
     let font = doc.add_font(&parsed);
     let top = PAGE_H - MARGIN;
@@ -247,6 +287,46 @@ pub fn render_report(r: &Report) -> Rendered {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report embeds the glyphs it draws, not the 4.6 MB font: two pages with Japanese stay
+    /// small, and the cut font still maps every character the report holds.
+    #[test]
+    fn a_report_embeds_only_the_glyphs_it_uses() {
+        let r = Report {
+            title: "監査報告 / Audit report".into(),
+            preface: vec!["範囲: 検体 NCG2600000017 の全記録".into()],
+            columns: vec![("日時".into(), 60.0), ("内容".into(), 200.0)],
+            rows: (0..60)
+                .map(|i| {
+                    vec![
+                        format!("2026-12-{:02}", i % 28 + 1),
+                        "同意撤回により廃棄".into(),
+                    ]
+                })
+                .collect(),
+            closing_title: "署名".into(),
+            closing: vec!["責任者 佐藤 花子".into()],
+            footer: "kura.sqlite3".into(),
+        };
+        let out = render_report(&r);
+        assert!(out.pages >= 2, "{} pages", out.pages);
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        assert!(
+            out.bytes.len() < 200_000,
+            "{} bytes for {} pages",
+            out.bytes.len(),
+            out.pages
+        );
+        let cut = subset(&r).unwrap();
+        let cut = ttf_parser::Face::parse(&cut, 0).unwrap();
+        for c in chars(&r) {
+            assert!(
+                c == ' ' || cut.glyph_index(c).is_some(),
+                "{c:?} is in the cut font"
+            );
+        }
+        assert!(cut.number_of_glyphs() < 100, "{}", cut.number_of_glyphs());
+    }
 
     #[test]
     fn wrapping_keeps_every_character_and_each_line_fits() {

@@ -112,6 +112,17 @@ pub struct EnrollRequest {
     /// the registry records them as this workstation's, so that no other bench is leased them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issued: Vec<Lease>,
+    /// The ID format of a database that issued Kura IDs itself: the registry refuses (and keeps
+    /// the code unused) when the site's differs, since those IDs could never join the site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_format: Option<IdFormatClaim>,
+}
+
+/// The prefix and serial width a bench's own IDs carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IdFormatClaim {
+    pub prefix: String,
+    pub serial_width: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

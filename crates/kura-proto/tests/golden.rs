@@ -73,6 +73,7 @@ fn fixtures() {
             name: "bench-3 (-80 °C room)".into(),
             year: 2026,
             issued: vec![],
+            id_format: None,
         },
     );
     // Added to version 1: the serials a database issued before enrollment (absent above).
@@ -89,6 +90,28 @@ fn fixtures() {
                 first: 1,
                 last: 1200,
             }],
+            id_format: None,
+        },
+    );
+    // Added to version 1: the ID format of a database that issued IDs, so the registry refuses
+    // a site of another format before the code is spent (absent above).
+    check(
+        "enroll_request_id_format",
+        EnrollRequest {
+            v: VERSION,
+            code: "KQ7M-2XPA-9TRB-WC4D".into(),
+            workstation: id(0x58),
+            name: "bench-3".into(),
+            year: 2026,
+            issued: vec![Lease {
+                year: 2026,
+                first: 1,
+                last: 1200,
+            }],
+            id_format: Some(IdFormatClaim {
+                prefix: "NCG".into(),
+                serial_width: 7,
+            }),
         },
     );
     check(

@@ -59,6 +59,7 @@ pub async fn enroll<D: RegistryDb>(db: &D, site: &str, prefix: &str) -> (Caller,
         year: 2026,
         lease: 100,
         issued: vec![],
+        id_format: None,
     })
     .await
     .unwrap();
@@ -131,6 +132,7 @@ async fn enrollment<D: RegistryDb>(db: D) {
         year: 2026,
         lease: 50,
         issued: vec![],
+        id_format: None,
     };
     let (site, lease) = db.enroll(e("good", "t1")).await.unwrap();
     assert_eq!(site.code, "NCGM");
@@ -186,6 +188,68 @@ async fn enrollment<D: RegistryDb>(db: D) {
     assert_eq!(
         db.lease(&me, 2026, 10, NOW).await.unwrap_err().code(),
         "workstation_revoked"
+    );
+    // Re-admitted: the old token stays dead, the refused code was not spent, a new enrollment
+    // works and keeps the workstation's serials.
+    assert_eq!(
+        db.restore(Uuid::now_v7(), [7; 32])
+            .await
+            .unwrap_err()
+            .code(),
+        "not_found"
+    );
+    db.restore(ws, [7; 32]).await.unwrap();
+    assert_eq!(db.workstations().await.unwrap()[0].revoked_at, None);
+    assert_eq!(db.authenticate(secret_hash("t1")).await.unwrap(), None);
+    let (_, lease) = db.enroll(e("again", "t3")).await.unwrap();
+    assert!(
+        lease.first > 50,
+        "serials 1–50 stay this bench's: {lease:?}"
+    );
+    let me = db.authenticate(secret_hash("t3")).await.unwrap().unwrap();
+    assert_eq!(me.workstation, ws);
+    assert_eq!(db.authenticate(secret_hash("t1")).await.unwrap(), None);
+
+    // A bench whose own IDs carry another format is refused, and its code stays unused.
+    db.add_enrollment("NCGM", secret_hash("fresh"), NOW + 10)
+        .await
+        .unwrap();
+    let other = Uuid::now_v7();
+    let claim = |prefix: &str, serial_width: u32| Enrollment {
+        workstation: other,
+        id_format: Some(kura_proto::IdFormatClaim {
+            prefix: prefix.into(),
+            serial_width,
+        }),
+        ..e("fresh", "t4")
+    };
+    let site = db
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.code == "NCGM")
+        .unwrap();
+    for (prefix, width) in [("XYZ", site.serial_width), ("G", site.serial_width + 1)] {
+        assert_eq!(
+            refusal(db.enroll(claim(prefix, width)).await),
+            EnrollRefusal::PrefixMismatch,
+            "{prefix} {width}"
+        );
+    }
+    assert_eq!(
+        db.workstations().await.unwrap().len(),
+        1,
+        "no half-enrolled bench"
+    );
+    assert_eq!(db.authenticate(secret_hash("t4")).await.unwrap(), None);
+    db.enroll(claim("G", site.serial_width)).await.unwrap();
+    assert_eq!(
+        db.authenticate(secret_hash("t4"))
+            .await
+            .unwrap()
+            .map(|c| c.workstation),
+        Some(other)
     );
 }
 
@@ -520,6 +584,7 @@ async fn leases<D: RegistryDb>(db: D) {
                 year: 2026,
                 lease: 100,
                 issued,
+                id_format: None,
             },
         )
     };

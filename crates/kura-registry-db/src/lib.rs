@@ -87,8 +87,14 @@ pub enum EnrollRefusal {
     ExpiredCode,
     #[error("this workstation is enrolled at another site; its events cannot move to this one")]
     OtherSite,
-    #[error("this workstation was revoked; ask the registry administrator")]
+    #[error(
+        "this workstation was revoked; the registry administrator can re-admit it (kura-registry workstations --restore ID) and give a new enrollment code"
+    )]
     Revoked,
+    #[error(
+        "this database issued Kura IDs of another format than the site's; they could never join it. Enroll a new database, or one initialised with the site's prefix (the code is still unused)"
+    )]
+    PrefixMismatch,
     #[error(
         "this database issued Kura IDs itself whose serials the registry already leased to another workstation of the site: they would collide. Enroll a new database for this workstation, or ask the registry administrator"
     )]
@@ -104,6 +110,7 @@ impl EnrollRefusal {
             EnrollRefusal::OtherSite => "enroll_other_site",
             EnrollRefusal::Revoked => "workstation_revoked",
             EnrollRefusal::SerialsTaken => "enroll_serials_taken",
+            EnrollRefusal::PrefixMismatch => "enroll_prefix_refused",
         }
     }
 }
@@ -151,6 +158,8 @@ pub struct Enrollment {
     pub lease: u64,
     /// Serials the bench issued before enrolling, recorded as its own.
     pub issued: Vec<Lease>,
+    /// The ID format the bench's own IDs carry, if it issued any: a site with another is refused.
+    pub id_format: Option<kura_proto::IdFormatClaim>,
 }
 
 /// Where a workstation's stream stands in the registry.
@@ -195,6 +204,13 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
     fn workstations(&self) -> impl Future<Output = DbResult<Vec<WorkstationInfo>>> + Send;
     /// Revokes a workstation: its token stops working and it gets no more leases.
     fn revoke(&self, workstation: Uuid, now: i64) -> impl Future<Output = DbResult<()>> + Send;
+    /// Re-admits a revoked workstation: it may enroll again with a new code. Its old token stays
+    /// dead: `sealed` (a random hash no token has) takes its place until that enrollment.
+    fn restore(
+        &self,
+        workstation: Uuid,
+        sealed: [u8; 32],
+    ) -> impl Future<Output = DbResult<()>> + Send;
     fn status(&self, caller: &Caller) -> impl Future<Output = DbResult<WsStatus>> + Send;
     /// Stores a batch of the caller's events in one transaction and answers each.
     fn push(

@@ -771,6 +771,11 @@ impl RegistryDb for PgDb {
         .await
         .map_err(pg)?;
         let (site, _) = site_row(&tx, &site_code, true).await?;
+        if let Some(f) = &e.id_format
+            && (f.prefix != site.prefix || f.serial_width != site.serial_width)
+        {
+            return refuse(EnrollRefusal::PrefixMismatch);
+        }
         for c in &e.issued {
             let (first, last) = (c.first as i64, c.last as i64);
             let taken: i64 = tx
@@ -849,6 +854,21 @@ impl RegistryDb for PgDb {
             .execute(
                 "UPDATE workstations SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1",
                 &[&workstation, &now],
+            )
+            .await
+            .map_err(pg)?;
+        if n == 0 {
+            return Err(DbError::NotFound(format!("workstation {workstation}")));
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, workstation: Uuid, sealed: [u8; 32]) -> DbResult<()> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let n = c
+            .execute(
+                "UPDATE workstations SET revoked_at = NULL, token_hash = $2 WHERE id = $1",
+                &[&workstation, &sealed.as_slice()],
             )
             .await
             .map_err(pg)?;

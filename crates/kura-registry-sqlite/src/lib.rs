@@ -666,6 +666,12 @@ impl RegistryDb for SqliteDb {
                 Some((_, exp, None)) if exp < e.now => return refuse(EnrollRefusal::ExpiredCode),
                 Some((s, _, None)) => s,
             };
+            if let Some(f) = &e.id_format {
+                let (site, _) = site_row(tx, &site_code)?;
+                if f.prefix != site.prefix || f.serial_width != site.serial_width {
+                    return refuse(EnrollRefusal::PrefixMismatch);
+                }
+            }
             let known: Option<(String, Option<i64>)> = tx
                 .query_row(
                     "SELECT site, revoked_at FROM workstations WHERE id = ?1",
@@ -801,6 +807,22 @@ impl RegistryDb for SqliteDb {
                 .execute(
                     "UPDATE workstations SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
                     params![workstation.as_bytes(), now],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(DbError::NotFound(format!("workstation {workstation}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn restore(&self, workstation: Uuid, sealed: [u8; 32]) -> DbResult<()> {
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE workstations SET revoked_at = NULL, token_hash = ?2 WHERE id = ?1",
+                    params![workstation.as_bytes(), sealed.as_slice()],
                 )
                 .map_err(backend)?;
             if n == 0 {

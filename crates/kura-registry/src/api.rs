@@ -306,6 +306,7 @@ pub async fn enroll(State(s): Shared, Body(body): Body) -> ApiResult<EnrollRespo
             year: req.year,
             lease: kura_proto::DEFAULT_LEASE,
             issued: req.issued.clone(),
+            id_format: req.id_format.clone(),
         })
         .await?;
     tracing::info!(workstation = %req.workstation, site = %site.code, "enrolled");

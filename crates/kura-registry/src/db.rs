@@ -95,6 +95,9 @@ impl RegistryDb for AnyDb {
     async fn revoke(&self, workstation: Uuid, now: i64) -> DbResult<()> {
         each!(self, d => d.revoke(workstation, now).await)
     }
+    async fn restore(&self, workstation: Uuid, sealed: [u8; 32]) -> DbResult<()> {
+        each!(self, d => d.restore(workstation, sealed).await)
+    }
     async fn status(&self, caller: &Caller) -> DbResult<WsStatus> {
         each!(self, d => d.status(caller).await)
     }

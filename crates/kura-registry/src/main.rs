@@ -49,10 +49,15 @@ enum Cmd {
         #[arg(long, default_value = "24h")]
         expires: String,
     },
-    /// List workstations, or revoke one.
+    /// List workstations, revoke one, or re-admit a revoked one.
     Workstations {
-        #[arg(long, value_name = "WORKSTATION_ID")]
+        /// Its token stops working at once and it gets no more serials.
+        #[arg(long, value_name = "WORKSTATION_ID", conflicts_with = "restore")]
         revoke: Option<uuid::Uuid>,
+        /// Re-admit a revoked workstation: its old token stays dead; it enrolls again with a new
+        /// code (kura-registry enroll) and keeps its stream and serials.
+        #[arg(long, value_name = "WORKSTATION_ID")]
+        restore: Option<uuid::Uuid>,
     },
     /// Measure ingest over HTTP on each backend beside the database's own limit (build with
     /// --release for figures).
@@ -242,13 +247,26 @@ async fn main() -> Result<()> {
                 time(now_us() + valid)
             );
         }
-        Cmd::Workstations { revoke: Some(id) } => {
+        Cmd::Workstations {
+            restore: Some(id), ..
+        } => {
+            let sealed = secret::random::<32>()?;
+            db.restore(id, sealed)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "workstation {id} re-admitted: its old token stays dead; give it a new code (kura-registry enroll --site SITE) and run kura enroll on the bench"
+            );
+        }
+        Cmd::Workstations {
+            revoke: Some(id), ..
+        } => {
             db.revoke(id, now_us())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("workstation {id} revoked: its token no longer works and it gets no serials");
         }
-        Cmd::Workstations { revoke: None } => {
+        Cmd::Workstations { .. } => {
             println!("ID\tSITE\tNAME\tENROLLED\tHEAD\tCLOCK SKEW\tLAST SEEN\tREVOKED");
             for w in db
                 .workstations()

@@ -1,7 +1,8 @@
 //! Secrets the registry hands out. It stores only their hashes (`kura_registry_db::secret_hash`)
 //! and never logs them.
 
-fn random<const N: usize>() -> std::io::Result<[u8; N]> {
+/// N bytes from the operating system's random source.
+pub fn random<const N: usize>() -> std::io::Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(b)

@@ -79,6 +79,7 @@ impl RemoteError {
                 "enroll_code_expired" => "enroll_code_expired",
                 "enroll_other_site" => "enroll_other_site",
                 "enroll_serials_taken" => "enroll_serials_taken",
+                "enroll_prefix_refused" => "enroll_prefix_refused",
                 "workstation_revoked" => "workstation_revoked",
                 "not_your_stream" => "not_your_stream",
                 "serials_exhausted" => "serials_exhausted",

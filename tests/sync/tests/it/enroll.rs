@@ -168,3 +168,109 @@ fn ids_issued_before_enrollment_are_claimed_and_never_collide() {
     assert_eq!(e["code"], "enroll_serials_taken", "{e}");
     assert_eq!(late.status()["enrolled"], false);
 }
+
+/// Enrollment is all or nothing: what the bench can check (its user's role, its own IDs'
+/// prefix) is checked before the one-time code is spent, a refusal leaves no workstation at the
+/// registry, and a revoked bench can be re-admitted by the administrator.
+#[test]
+fn a_failed_enrollment_spends_nothing_and_a_revoked_bench_can_come_back() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    reg.site("NCGM", "NCG");
+    let workstations = |reg: &Registry| {
+        reg.admin(&["workstations"])
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let code = reg.code("NCGM");
+
+    // (what, how the bench is set up, the refusal)
+    let other_prefix = Bench::new(d.path(), "xyz");
+    other_prefix.ok(&["init", "--prefix", "XYZ"]);
+    other_prefix.ok(&["register", "--type", "BLD", "--study", "S", "--donor", "P"]);
+    let technician = Bench::new(d.path(), "tech");
+    technician.ok(&["init", "--prefix", "NCG"]);
+    technician
+        .try_run_with(
+            &[
+                "user",
+                "add",
+                "admin",
+                "--name",
+                "管理者",
+                "--role",
+                "administrator",
+                "--password-stdin",
+            ],
+            "admin-password",
+        )
+        .unwrap();
+    technician
+        .try_run_with(
+            &[
+                "user",
+                "add",
+                "sato",
+                "--name",
+                "佐藤",
+                "--role",
+                "technician",
+                "--password-stdin",
+                "--sign-stdin",
+                "--signer",
+                "admin",
+            ],
+            "sato-password\nadmin-password",
+        )
+        .unwrap();
+    technician
+        .try_run_with(&["login", "sato", "--password-stdin"], "sato-password")
+        .unwrap();
+    let cases: [(&str, &Bench, &str); 2] = [
+        (
+            "its own IDs carry another prefix",
+            &other_prefix,
+            "enroll_prefix_refused",
+        ),
+        (
+            "the signed-in user is a technician",
+            &technician,
+            "forbidden",
+        ),
+    ];
+    for (what, bench, want) in cases {
+        let e = bench.enroll_at(&reg.url(), &code).unwrap_err();
+        assert_eq!(e["code"], want, "{what}: {e}");
+        assert_eq!(bench.status()["enrolled"], false, "{what}");
+        assert!(workstations(&reg).is_empty(), "{what}: no workstation kept");
+    }
+    // The code was never spent.
+    let b = Bench::new(d.path(), "a");
+    b.enroll_at(&reg.url(), &code).unwrap();
+    b.ok(&["storage", "add", "SITE", "--type", "site"]);
+    b.sync_ok();
+    assert_eq!(workstations(&reg), vec![b.workstation()]);
+
+    // Revoked: its token stops working and a new code does not bring it back ...
+    reg.admin(&["workstations", "--revoke", &b.workstation()]);
+    assert_eq!(b.sync().unwrap_err()["code"], "unauthorized");
+    let e = b.enroll_at(&reg.url(), &reg.code("NCGM")).unwrap_err();
+    assert_eq!(e["code"], "workstation_revoked");
+    assert!(
+        e["message"].as_str().unwrap().contains("--restore"),
+        "says how: {e}"
+    );
+    // ... until the administrator re-admits it: then a new code does, and its stream goes on.
+    reg.admin(&["workstations", "--restore", &b.workstation()]);
+    assert_eq!(
+        b.sync().unwrap_err()["code"],
+        "unauthorized",
+        "the old token stays dead"
+    );
+    b.enroll_at(&reg.url(), &reg.code("NCGM")).unwrap();
+    b.ok(&["storage", "add", "SITE2", "--type", "site"]);
+    b.sync_ok();
+    assert_eq!(reg.stream(&b.workstation()), (2, true));
+}
