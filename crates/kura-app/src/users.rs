@@ -40,14 +40,12 @@ pub enum Act {
     ManageUsers,
     /// Printers, the site's time zone, enrollment with the registry.
     Settings,
-    /// Sync with the registry.
-    Sync,
     /// Read specimens, storage, history; verify; export; audit reports.
     Read,
 }
 
 impl Act {
-    pub const ALL: [Act; 11] = [
+    pub const ALL: [Act; 10] = [
         Act::Register,
         Act::Handle,
         Act::Print,
@@ -57,7 +55,6 @@ impl Act {
         Act::ResolveConflict,
         Act::ManageUsers,
         Act::Settings,
-        Act::Sync,
         Act::Read,
     ];
 
@@ -72,7 +69,6 @@ impl Act {
             Act::ResolveConflict => "resolve_conflict",
             Act::ManageUsers => "manage_users",
             Act::Settings => "settings",
-            Act::Sync => "sync",
             Act::Read => "read",
         }
     }
@@ -82,20 +78,12 @@ impl Act {
 pub fn allowed(act: Act, role: Role) -> bool {
     use Act::*;
     match role {
-        Role::Technician => matches!(act, Register | Handle | Print | Sync | Read),
+        Role::Technician => matches!(act, Register | Handle | Print | Read),
         Role::Supervisor => matches!(
             act,
-            Register
-                | Handle
-                | Print
-                | Sync
-                | Read
-                | Dispose
-                | Block
-                | StorageLayout
-                | ResolveConflict
+            Register | Handle | Print | Read | Dispose | Block | StorageLayout | ResolveConflict
         ),
-        Role::Administrator => matches!(act, ManageUsers | Settings | Sync | Read),
+        Role::Administrator => matches!(act, ManageUsers | Settings | Read),
         Role::Auditor => matches!(act, Read),
     }
 }

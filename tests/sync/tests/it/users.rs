@@ -284,3 +284,42 @@ fn a_conflict_settled_on_a_secured_site_is_signed_and_the_signature_travels() {
     a.verify_ok();
     b.verify_ok();
 }
+
+/// A workstation syncs with nobody signed in: after a reboot `kura sync --watch` runs as a
+/// service on a database with users (a round records no custody act; the token is the
+/// workstation's), and what people did on it reaches the other bench.
+#[test]
+fn sync_watch_runs_unattended_on_a_database_with_users() {
+    use std::io::BufRead;
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let benches = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&benches[0], &benches[1]);
+    first_admin(a);
+    add_user(a, "sato", "佐藤 花子", "technician", &["--signer", "admin"]).unwrap();
+    a.ok(&["logout"]);
+    // Nobody is signed in: a person's act is refused, the workstation's round is not.
+    let e = a
+        .try_run(&["storage", "add", "S2", "--type", "site"])
+        .unwrap_err();
+    assert_eq!(e["code"], "sign_in_required", "{e}");
+    let mut watch = a
+        .cmd()
+        .args(["sync", "--watch", "--interval", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(watch.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    watch.kill().ok();
+    watch.wait().ok();
+    let round: Value = serde_json::from_str(&first).unwrap_or_else(|_| panic!("{first}"));
+    assert!(round.get("error").is_none(), "{round}");
+    assert_eq!(a.status()["waiting"], 0, "{}", a.status());
+    b.sync_ok();
+    b.try_run_with(&["login", "sato", "--password-stdin"], "sato-password")
+        .unwrap();
+}
