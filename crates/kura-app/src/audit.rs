@@ -467,7 +467,9 @@ impl Kura {
             }
             let ts = kura_domain::Timestamp(e.at);
             let date = calendar.date(ts);
-            let wanted = specimen.as_ref().is_none_or(|s| *s == subj || signs_listed)
+            let wanted = about_it
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&e.event_id.to_string()) || signs_listed)
                 && user
                     .as_ref()
                     .is_none_or(|u| *u == e.actor || body.user() == Some(u.as_str()))

@@ -190,11 +190,8 @@ fn consent_and_signatures_take_one_path() {
     assert!(sup.status.success(), "{sup:?}");
     let login = kura_in(&db, &["login", "sup", "--password-stdin"], "sup-password\n");
     assert!(login.status.success(), "{login:?}");
-    let donor: serde_json::Value = serde_json::from_str(&ok(
-        &db,
-        &["--json", "find", "--limit", "1"],
-    ))
-    .unwrap();
+    let donor: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["--json", "find", "--limit", "1"])).unwrap();
     let donor = donor[0]["donor"].as_str().unwrap().to_string();
     // (what, arguments, standard input, the error code or None for success)
     let cases: &[(&str, Vec<&str>, &str, Option<&str>)] = &[
@@ -343,4 +340,74 @@ fn output_behaves_in_a_shell() {
         !String::from_utf8_lossy(&o.stderr).contains('\u{1b}'),
         "{o:?}"
     );
+}
+
+/// A specimen's audit trail holds every event `kura history` shows, the moves of its box and the
+/// evacuation of its freezer included, with positions as people write them (A1).
+#[test]
+fn the_audit_trail_lists_what_history_lists() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("k.sqlite3");
+    let layout = d.path().join("layout.toml");
+    std::fs::write(&layout, include_str!("../../../assets/demo/layout.toml")).unwrap();
+    ok(&db, &["init", "--prefix", "NCG"]);
+    ok(&db, &["storage", "apply", layout.to_str().unwrap()]);
+    ok(
+        &db,
+        &[
+            "storage",
+            "add",
+            "F80-02",
+            "--type",
+            "freezer-5-shelves",
+            "--parent",
+            "ROOM-B1",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "--json",
+            "register",
+            "--type",
+            "BLD",
+            "--study",
+            "S",
+            "--donor",
+            "P",
+            "--aliquots",
+            "1",
+            "--into",
+            "BOX-0001",
+        ],
+    ))
+    .unwrap();
+    let tube = r["aliquots"][0].as_str().unwrap().to_string();
+    ok(
+        &db,
+        &[
+            "move-container",
+            "BOX-0001",
+            "F80-01-R04",
+            "--position",
+            "1-1",
+        ],
+    );
+    ok(&db, &["evacuate", "F80-01", "F80-02"]);
+    let history: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["--json", "history", &tube])).unwrap();
+    let history = history.as_array().unwrap();
+    assert!(
+        history.len() >= 3,
+        "registered, box moved, evacuated: {history:?}"
+    );
+    let csv = d.path().join("trail.csv");
+    ok(
+        &db,
+        &["audit", "--specimen", &tube, "--out", csv.to_str().unwrap()],
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows = text.lines().count() - 1;
+    assert_eq!(rows, history.len(), "{text}");
+    assert!(text.contains("A1") && !text.contains("(0,0)"), "{text}");
 }
