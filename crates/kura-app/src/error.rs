@@ -42,6 +42,18 @@ pub enum AppError {
         "{path} already holds a Kura database ({why}): `kura init` sets up a new one only. Give --db a new file"
     )]
     StoreExists { path: String, why: String },
+    #[error(
+        "the backup {path} fails verify ({problems} problem(s); first: {first}): it is not restored. Take an older backup"
+    )]
+    BackupInvalid {
+        path: String,
+        problems: usize,
+        first: String,
+    },
+    #[error(
+        "{path} already holds a database: a restore never overwrites one. Move it aside first, or give --db a new file"
+    )]
+    RestoreOver { path: String },
     #[error("cannot read or write {path}: {message}")]
     File { path: String, message: String },
     #[error("{message}")]
@@ -114,6 +126,8 @@ impl AppError {
             AppError::NotInitialised => "not_initialised",
             AppError::StoreMissing { .. } => "store_missing",
             AppError::StoreExists { .. } => "store_exists",
+            AppError::BackupInvalid { .. } => "backup_invalid",
+            AppError::RestoreOver { .. } => "restore_over_database",
             AppError::File { .. } => "file_error",
             AppError::Print { code, .. } => code,
             AppError::Sync(e) => e.code(),

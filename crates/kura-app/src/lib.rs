@@ -8,6 +8,7 @@
 )]
 
 pub mod audit;
+pub mod backup;
 pub mod bench;
 pub mod calendar;
 mod catalogue;

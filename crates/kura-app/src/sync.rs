@@ -145,7 +145,7 @@ fn run<F: std::future::Future>(f: F) -> Result<F::Output, AppError> {
 }
 
 /// The token file next to the database, owner-only.
-fn token_path(db: &Path) -> PathBuf {
+pub(crate) fn token_path(db: &Path) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
     p.push(".token");
     PathBuf::from(p)

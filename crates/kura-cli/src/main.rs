@@ -318,6 +318,18 @@ enum Cmd {
     },
     /// Check the hash chain and that the projection equals a rebuild.
     Verify,
+    /// A consistent copy of this database into DIR while Kura runs, checked with verify, named
+    /// by time and workstation, with the registry token beside it. Put DIR on another disk.
+    Backup {
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Keep this workstation's newest N backups in DIR and remove older ones.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
+    /// Restore a backup as the database (--db, or the default): a new file only, never over a
+    /// database; a backup that fails verify is refused.
+    Restore { file: PathBuf },
     /// The audit trail of a specimen, a user or a period (all events without a filter): every
     /// event with the values it changed, who, when, where, why and its signatures, as a PDF
     /// whose last page is the verification of the chain, or as CSV. The export is recorded
@@ -1023,6 +1035,25 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             out(json, json!(report), || print::bench(&report));
             return Ok(ExitCode::SUCCESS);
         }
+        Cmd::Restore { file } => {
+            let db = cli.db.clone().unwrap_or_else(kura_app::default_db_path);
+            let r = Kura::restore(file, &db)?;
+            out(json, json!(r), || {
+                format!(
+                    "restored {} as {}: {} events, {} specimens, verified{}",
+                    file.display(),
+                    r.path,
+                    r.events,
+                    r.specimens,
+                    if r.token {
+                        "; the registry token came with it"
+                    } else {
+                        ""
+                    }
+                )
+            });
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     let mut k = open(&cli)?;
@@ -1234,7 +1265,11 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let rows = k.containers(parent.as_deref())?;
             out(json, json!(rows), || print::containers(&rows));
         }
-        Cmd::Storage(StorageCmd::Types) | Cmd::Id(_) | Cmd::Bench { .. } | Cmd::Stocks => {
+        Cmd::Storage(StorageCmd::Types)
+        | Cmd::Id(_)
+        | Cmd::Bench { .. }
+        | Cmd::Stocks
+        | Cmd::Restore { .. } => {
             unreachable!("handled above")
         }
         Cmd::Labels {
@@ -1978,6 +2013,32 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             if !ok {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Cmd::Backup { to, keep } => {
+            let r = k.backup(&to, keep)?;
+            if r.same_disk {
+                tracing::warn!(
+                    "{} is on the same disk as the database: this backup will not survive that disk; back up to another disk",
+                    to.display()
+                );
+            }
+            out(json, json!(r), || {
+                let mut s = format!(
+                    "backup {}: {} events, {} specimens, verified{}",
+                    r.path,
+                    r.events,
+                    r.specimens,
+                    if r.token {
+                        "; with the registry token"
+                    } else {
+                        ""
+                    }
+                );
+                for old in &r.removed {
+                    s.push_str(&format!("\nremoved the older backup {old}"));
+                }
+                s
+            });
         }
         Cmd::Rebuild => {
             let r = k.rebuild(&mut progress("rebuild"))?;

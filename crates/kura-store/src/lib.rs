@@ -438,6 +438,14 @@ impl Store {
     }
 
     /// `PRAGMA integrity_check`: "ok" or the problems SQLite found.
+    /// A consistent copy of the whole database in a new file `to` (`VACUUM INTO`: one read
+    /// transaction, so other connections keep writing meanwhile and the copy is of one instant).
+    pub fn backup_into(&self, to: &Path) -> Result<(), StoreError> {
+        self.conn
+            .execute("VACUUM INTO ?1", [to.to_string_lossy().as_ref()])?;
+        Ok(())
+    }
+
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
         let rows: Vec<String> = stmt

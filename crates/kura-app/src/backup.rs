@@ -1,0 +1,202 @@
+//! Bench backups: a consistent copy of the database taken while Kura runs, checked with
+//! `verify` before it counts, named by time and workstation, with the registry token beside it;
+//! and the restore of one onto a new file, which refuses a copy that fails `verify`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::{AppError, Kura, create_private, sync::token_path};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub path: String,
+    pub events: u64,
+    pub specimens: u64,
+    /// The registry token was copied beside it (an enrolled bench).
+    pub token: bool,
+    /// Older backups of this workstation removed by `--keep`.
+    pub removed: Vec<String>,
+    /// The backup folder is on the same disk as the database: it will not survive that disk.
+    pub same_disk: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub path: String,
+    pub events: u64,
+    pub specimens: u64,
+    pub token: bool,
+}
+
+fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
+    AppError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Runs `verify` on the database at `path` (no session needed: it reads the file, not a
+/// person's view of it); an error unless it passes.
+fn verified(path: &Path) -> Result<kura_store::VerifyReport, AppError> {
+    let mut store = kura_store::Store::open(path)?;
+    let report = store.verify(&mut |_, _| {})?;
+    if !report.ok() {
+        return Err(AppError::BackupInvalid {
+            path: path.display().to_string(),
+            problems: report.problems.len(),
+            first: format!("{:?}", report.problems[0]),
+        });
+    }
+    Ok(report)
+}
+
+fn copy_private(from: &Path, to: &Path) -> Result<(), AppError> {
+    let mut src = std::fs::File::open(from).map_err(|e| file_err(from, e))?;
+    let mut dst = create_private(to).map_err(|e| file_err(to, e))?;
+    std::io::copy(&mut src, &mut dst).map_err(|e| file_err(to, e))?;
+    dst.sync_all().map_err(|e| file_err(to, e))
+}
+
+fn remove_db_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::fs::remove_file(PathBuf::from(p)).ok();
+    }
+}
+
+#[cfg(unix)]
+fn same_disk(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_disk(_: &Path, _: &Path) -> bool {
+    false
+}
+
+impl Kura {
+    /// Writes a backup of this database into `dir` (created if missing) as
+    /// `kura-<UTC time>-<workstation>.sqlite3`, checks it with `verify`, copies the registry token
+    /// beside it and, with `keep`, removes this workstation's older backups beyond the newest
+    /// `keep`. It records nothing: any signed-in person or none (a service) may take one.
+    pub fn backup(&self, dir: &Path, keep: Option<usize>) -> Result<BackupReport, AppError> {
+        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+        let ws = self.workstation().simple().to_string();
+        let ws = &ws[..8];
+        let at = chrono::DateTime::from_timestamp_micros(self.now().0)
+            .unwrap_or_default()
+            .format("%Y%m%dT%H%M%S%.6fZ");
+        let name = format!("kura-{at}-{ws}.sqlite3");
+        let path = dir.join(&name);
+        let partial = dir.join(format!("{name}.partial"));
+        remove_db_files(&partial);
+        self.store().backup_into(&partial)?;
+        #[cfg(unix)]
+        std::fs::set_permissions(
+            &partial,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(|e| file_err(&partial, e))?;
+        let report = match verified(&partial) {
+            Ok(r) => r,
+            Err(e) => {
+                remove_db_files(&partial);
+                return Err(e);
+            }
+        };
+        // The check closed its connection (its WAL folded back): only the file itself is kept.
+        for suffix in ["-wal", "-shm"] {
+            let mut p = partial.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::remove_file(PathBuf::from(p)).ok();
+        }
+        std::fs::rename(&partial, &path).map_err(|e| file_err(&path, e))?;
+        let token = token_path(self.path());
+        let has_token = token.exists();
+        if has_token {
+            copy_private(&token, &token_path(&path))?;
+        }
+        let mut removed = Vec::new();
+        if let Some(keep) = keep {
+            let suffix = format!("-{ws}.sqlite3");
+            let mut mine: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| file_err(dir, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("kura-") && n.ends_with(&suffix))
+                })
+                .collect();
+            mine.sort();
+            let extra = mine.len().saturating_sub(keep.max(1));
+            for old in mine.into_iter().take(extra) {
+                remove_db_files(&old);
+                std::fs::remove_file(token_path(&old)).ok();
+                removed.push(old.display().to_string());
+            }
+        }
+        let db_dir = self.path().parent().unwrap_or(Path::new("."));
+        Ok(BackupReport {
+            path: path.display().to_string(),
+            events: report.events,
+            specimens: report.specimens,
+            token: has_token,
+            removed,
+            same_disk: same_disk(dir, db_dir),
+        })
+    }
+
+    /// Restores the backup `file` as the database `db` (a new file: a restore never overwrites
+    /// one), with its registry token; a copy that fails `verify` is refused and nothing is left.
+    pub fn restore(file: &Path, db: &Path) -> Result<RestoreReport, AppError> {
+        if !file.exists() {
+            return Err(AppError::StoreMissing {
+                path: file.display().to_string(),
+            });
+        }
+        if db.exists() {
+            return Err(AppError::RestoreOver {
+                path: db.display().to_string(),
+            });
+        }
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
+        }
+        copy_private(file, db)?;
+        let report = match verified(db) {
+            Ok(r) => r,
+            Err(AppError::BackupInvalid {
+                problems, first, ..
+            }) => {
+                remove_db_files(db);
+                return Err(AppError::BackupInvalid {
+                    path: file.display().to_string(),
+                    problems,
+                    first,
+                });
+            }
+            Err(e) => {
+                remove_db_files(db);
+                return Err(e);
+            }
+        };
+        let token = token_path(file);
+        let has_token = token.exists();
+        if has_token {
+            copy_private(&token, &token_path(db))?;
+        }
+        Ok(RestoreReport {
+            path: db.display().to_string(),
+            events: report.events,
+            specimens: report.specimens,
+            token: has_token,
+        })
+    }
+}
