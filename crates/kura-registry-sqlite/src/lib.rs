@@ -110,6 +110,29 @@ impl SqliteDb {
         &self.inner.path
     }
 
+    /// A consistent copy of the whole registry in the new file `to` while it serves
+    /// (`VACUUM INTO` on a read-only connection: one snapshot; pushes go on meanwhile), owner-only.
+    pub async fn backup_into(&self, to: &Path) -> DbResult<()> {
+        let from = self.inner.path.clone();
+        let to = to.to_path_buf();
+        blocking(move || {
+            if to.exists() {
+                return Err(DbError::Backend(format!(
+                    "{} exists: a backup is written to a new file",
+                    to.display()
+                )));
+            }
+            let c = connect(&from, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            c.execute("VACUUM INTO ?1", [to.to_string_lossy().as_ref()])
+                .map_err(backend)?;
+            #[cfg(unix)]
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| DbError::Backend(format!("{}: {e}", to.display())))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> DbResult<T> + Send + 'static,

@@ -49,6 +49,12 @@ enum Cmd {
         #[arg(long, default_value = "24h")]
         expires: String,
     },
+    /// A consistent copy of an SQLite registry into a new FILE while it serves (a PostgreSQL
+    /// registry is backed up with pg_dump; see the README).
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
     /// List workstations, revoke one, or re-admit a revoked one.
     Workstations {
         /// Its token stops working at once and it gets no more serials.
@@ -246,6 +252,23 @@ async fn main() -> Result<()> {
                 "one-time enrollment code for site {site}, valid until {}; on the bench: kura enroll CODE --registry URL",
                 time(now_us() + valid)
             );
+        }
+        Cmd::Backup { to } => {
+            let kura_registry::db::AnyDb::Sqlite(sq) = &db else {
+                bail!(
+                    "a PostgreSQL registry is backed up with pg_dump --format=custom and put back with pg_restore (see the README)"
+                );
+            };
+            sq.backup_into(&to)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let copy = kura_registry_sqlite::SqliteDb::open(&to)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let events = copy
+                .event_count()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("backup {}: {events} events", to.display());
         }
         Cmd::Workstations {
             restore: Some(id), ..

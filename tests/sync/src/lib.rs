@@ -355,11 +355,11 @@ impl Registry {
         .collect()
     }
 
-    /// A consistent copy of a SQLite registry's database (its backup).
+    /// A consistent copy of a SQLite registry's database, by its own command while it serves
+    /// (`kura-registry backup --to FILE`).
     pub fn backup(&self, to: &Path) {
-        let path = self.db.strip_prefix("sqlite://").unwrap();
-        let c = rusqlite::Connection::open(path).unwrap();
-        c.execute("VACUUM INTO ?1", [to.to_str().unwrap()]).unwrap();
+        let said = self.admin(&["backup", "--to", to.to_str().unwrap()]);
+        assert!(said.starts_with("backup "), "{said}");
     }
 
     /// Restores a SQLite registry from a copy (it must be stopped).
