@@ -262,8 +262,8 @@ async fn main() -> Result<()> {
             sq.backup_into(&to)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let copy = kura_registry_sqlite::SqliteDb::open(&to)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let copy =
+                kura_registry_sqlite::SqliteDb::open(&to).map_err(|e| anyhow::anyhow!("{e}"))?;
             let events = copy
                 .event_count()
                 .await
