@@ -95,6 +95,11 @@ impl Throwaway {
         Ok(t)
     }
 
+    /// A client program of the same PostgreSQL (pg_dump, pg_restore, psql), run as the caller.
+    pub fn client(&self, tool: &str) -> Command {
+        Command::new(self.bin.join(tool))
+    }
+
     fn cmd(&self, tool: &str) -> Command {
         let path = self.bin.join(tool);
         if self.as_postgres {

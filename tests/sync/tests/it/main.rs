@@ -297,6 +297,7 @@ fn on_postgresql() {
         let reg = Registry::start(&url, d.path());
         scenario(&reg, d.path());
     }
+    restore::a_postgresql_registry_restored_from_a_dump_gets_back_what_it_lost(&server, &rt);
 }
 
 #[test]

@@ -128,3 +128,55 @@ fn a_registry_restored_behind_a_lagging_bench_leaves_no_bench_short() {
     assert_eq!(reg.counts().0, counts[0], "and so does the registry");
     agree(&reg, "NCGM", &[a, b, c]);
 }
+
+/// A PostgreSQL registry backed up as the README says (`pg_dump --format=custom`), then more
+/// pushes, then put back (`pg_restore --clean`): the benches send again what it lost, and every
+/// event is there exactly once. Run by `on_postgresql`, on the suite's one server.
+pub fn a_postgresql_registry_restored_from_a_dump_gets_back_what_it_lost(
+    server: &kura_registry_postgres::throwaway::Throwaway,
+    rt: &tokio::runtime::Runtime,
+) {
+    let url = rt.block_on(server.fresh()).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mut reg = Registry::start(&url, d.path());
+    let v = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&v[0], &v[1]);
+    register(a, 3, "BOX-0001");
+    settle(&[a, b]);
+    let dump = d.path().join("registry.dump");
+    let o = server
+        .client("pg_dump")
+        .args(["--format=custom", "-f", dump.to_str().unwrap(), "-d", &url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (kept, _) = reg.counts();
+    register(a, 5, "BOX-0002");
+    register(b, 2, "BOX-0003");
+    settle(&[a, b]);
+    let (full, _) = reg.counts();
+    assert!(full > kept);
+    reg.kill();
+    let o = server
+        .client("pg_restore")
+        .args([
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "-d",
+            &url,
+            dump.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    reg.restart();
+    assert_eq!(reg.counts().0, kept, "the registry lost the day");
+    settle(&[a, b]);
+    assert_eq!(
+        reg.counts(),
+        (full, full),
+        "every lost event sent again, once"
+    );
+    agree(&reg, "NCGM", &[a, b]);
+}
