@@ -27,6 +27,12 @@ pub struct RestoreReport {
     pub events: u64,
     pub specimens: u64,
     pub token: bool,
+    /// Serials left in the copy's leases, burned: the bench may have issued them after the copy
+    /// was taken, so its next IDs come from a new lease (asked at the next sync).
+    pub burned: u64,
+    /// The copy issues IDs from its own counter (never enrolled): IDs issued after the copy was
+    /// taken cannot be known here and may be issued again.
+    pub unenrolled: bool,
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
@@ -192,11 +198,16 @@ impl Kura {
         if has_token {
             copy_private(&token, &token_path(db))?;
         }
+        let mut store = kura_store::Store::open(db)?;
+        let unenrolled = store.sync_state()?.registry_url.is_none();
+        let burned = store.write(|tx| tx.burn_leases())?;
         Ok(RestoreReport {
             path: db.display().to_string(),
             events: report.events,
             specimens: report.specimens,
             token: has_token,
+            burned,
+            unenrolled,
         })
     }
 }

@@ -1050,7 +1050,14 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     } else {
                         ""
                     }
-                )
+                ) + &if r.unenrolled {
+                    "\nthis database issues Kura IDs from its own counter: IDs it issued after the backup was taken may be issued again; check the newest labels".to_string()
+                } else {
+                    format!(
+                        "\n{} serials left in its leases burned (they may have been used after the backup); the next sync asks the registry for new ones",
+                        r.burned
+                    )
+                }
             });
             return Ok(ExitCode::SUCCESS);
         }

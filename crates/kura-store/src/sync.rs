@@ -368,6 +368,20 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Burns what is left of every leased block (a database restored from a backup may have
+    /// issued those serials after the copy was taken): the next IDs come from a new lease.
+    /// Returns how many serials were burned.
+    pub fn burn_leases(&mut self) -> Result<u64, StoreError> {
+        let mut leases = self.sync_state()?.leases;
+        let mut burned = 0;
+        for b in &mut leases {
+            burned += b.left();
+            b.next = b.last + 1;
+        }
+        self.write_leases(&leases)?;
+        Ok(burned)
+    }
+
     /// Takes `count` serials for Kura IDs of `year`: from the registry's leases once enrolled
     /// (refused, never a collision, when they are used up), else from this database's counter.
     pub fn take_serials(&mut self, year: i32, count: u64) -> Result<Vec<u64>, StoreError> {

@@ -180,3 +180,37 @@ pub fn a_postgresql_registry_restored_from_a_dump_gets_back_what_it_lost(
     );
     agree(&reg, "NCGM", &[a, b]);
 }
+
+/// A bench's disk dies and its backup (`kura backup`, `kura restore`) goes onto a replacement:
+/// the serials its leases still had at the copy are burned (the dead bench may have used them
+/// after it), so the restored bench issues none of the IDs the dead one issued.
+#[test]
+fn a_bench_restored_from_its_backup_issues_no_id_twice() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let v = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&v[0], &v[1]);
+    register(a, 2, "BOX-0001");
+    a.sync_ok();
+    let taken = a.ok(&["backup", "--to", d.path().join("backups").to_str().unwrap()]);
+    assert_eq!(taken["token"], true, "{taken}");
+    // The day goes on after the backup, then the disk dies.
+    let mut issued: Vec<String> = register(a, 9, "BOX-0002");
+    issued.extend(register(b, 9, "BOX-0003"));
+    let replacement = kura_sync_tests::Bench::new(d.path(), "a-new");
+    let r = replacement.ok(&["restore", taken["path"].as_str().unwrap()]);
+    assert!(r["burned"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["unenrolled"], false, "{r}");
+    // No serial is left from the copy: the first register asks for a sync, which brings a new
+    // lease (whatever else that sync says of the stream).
+    let e = replacement
+        .try_run(&["register", "--type", "BLD", "--study", "S", "--donor", "P"])
+        .unwrap_err();
+    assert_eq!(e["code"], "no_serials_left", "{e}");
+    let _ = replacement.sync();
+    issued.extend(register(&replacement, 9, "BOX-0004"));
+    let mut unique = issued.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), issued.len(), "no Kura ID twice: {issued:?}");
+}
