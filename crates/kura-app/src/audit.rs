@@ -343,12 +343,12 @@ impl Kura {
         let specimen = specimen_code.as_ref().map(|c| c.to_string());
         // A specimen's trail is its history: the events about it and those that moved it with
         // its box, rack or freezer (container moves, evacuations), as `kura history` lists them.
-        let about_it: Option<std::collections::HashSet<String>> = match &specimen_code {
+        let about_it: Option<std::collections::HashSet<uuid::Uuid>> = match &specimen_code {
             Some(c) => Some(
                 self.store()
                     .history(c)?
                     .into_iter()
-                    .map(|e| e.event_id.to_string())
+                    .map(|e| e.event_id)
                     .collect(),
             ),
             None => None,
@@ -417,7 +417,7 @@ impl Kura {
                     .and_then(|v| v.as_str())
                     .is_some_and(|id| listed.contains_key(id));
             if let Some(ids) = &about_it
-                && !ids.contains(&e.event_id.to_string())
+                && !ids.contains(&e.event_id)
                 && !signs_listed
             {
                 return Ok(());
@@ -467,12 +467,10 @@ impl Kura {
             }
             let ts = kura_domain::Timestamp(e.at);
             let date = calendar.date(ts);
-            let wanted = about_it
+            // (A specimen's trail was selected above, before the event was parsed.)
+            let wanted = user
                 .as_ref()
-                .is_none_or(|ids| ids.contains(&e.event_id.to_string()) || signs_listed)
-                && user
-                    .as_ref()
-                    .is_none_or(|u| *u == e.actor || body.user() == Some(u.as_str()))
+                .is_none_or(|u| *u == e.actor || body.user() == Some(u.as_str()))
                 && from.is_none_or(|f| date >= f)
                 && to.is_none_or(|t| date <= t);
             if wanted {

@@ -42,14 +42,16 @@ fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
     }
 }
 
-/// Runs `verify` on the database at `path` (no session needed: it reads the file, not a
-/// person's view of it); an error unless it passes.
-fn verified(path: &Path) -> Result<kura_store::VerifyReport, AppError> {
-    let mut store = kura_store::Store::open(path)?;
+/// Runs `verify` on `store` (no session needed: it reads the file, not a person's view of it);
+/// an error naming the backup `named` unless it passes.
+fn verified(
+    store: &mut kura_store::Store,
+    named: &Path,
+) -> Result<kura_store::VerifyReport, AppError> {
     let report = store.verify(&mut |_, _| {})?;
     if !report.ok() {
         return Err(AppError::BackupInvalid {
-            path: path.display().to_string(),
+            path: named.display().to_string(),
             problems: report.problems.len(),
             first: format!("{:?}", report.problems[0]),
         });
@@ -64,12 +66,18 @@ fn copy_private(from: &Path, to: &Path) -> Result<(), AppError> {
     dst.sync_all().map_err(|e| file_err(to, e))
 }
 
-fn remove_db_files(path: &Path) {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+/// Removes what SQLite keeps beside a database file (its WAL, shared memory, journal).
+fn remove_sidecars(path: &Path) {
+    for suffix in ["-wal", "-shm", "-journal"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         std::fs::remove_file(PathBuf::from(p)).ok();
     }
+}
+
+fn remove_db_files(path: &Path) {
+    std::fs::remove_file(path).ok();
+    remove_sidecars(path);
 }
 
 #[cfg(unix)]
@@ -109,19 +117,20 @@ impl Kura {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .map_err(|e| file_err(&partial, e))?;
-        let report = match verified(&partial) {
-            Ok(r) => r,
-            Err(e) => {
+        let checked = kura_store::Store::open(&partial).map(|mut s| verified(&mut s, &partial));
+        let report = match checked {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
                 remove_db_files(&partial);
                 return Err(e);
             }
+            Err(e) => {
+                remove_db_files(&partial);
+                return Err(e.into());
+            }
         };
         // The check closed its connection (its WAL folded back): only the file itself is kept.
-        for suffix in ["-wal", "-shm"] {
-            let mut p = partial.as_os_str().to_owned();
-            p.push(suffix);
-            std::fs::remove_file(PathBuf::from(p)).ok();
-        }
+        remove_sidecars(&partial);
         std::fs::rename(&partial, &path).map_err(|e| file_err(&path, e))?;
         let token = token_path(self.path());
         let has_token = token.exists();
@@ -176,19 +185,18 @@ impl Kura {
             std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
         }
         copy_private(file, db)?;
-        let report = match verified(db) {
-            Ok(r) => r,
-            Err(AppError::BackupInvalid {
-                problems, first, ..
-            }) => {
-                remove_db_files(db);
-                return Err(AppError::BackupInvalid {
-                    path: file.display().to_string(),
-                    problems,
-                    first,
-                });
-            }
+        // One connection checks the copy and then burns its leases.
+        let mut store = match kura_store::Store::open(db) {
+            Ok(s) => s,
             Err(e) => {
+                remove_db_files(db);
+                return Err(e.into());
+            }
+        };
+        let report = match verified(&mut store, file) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(store);
                 remove_db_files(db);
                 return Err(e);
             }
@@ -198,7 +206,6 @@ impl Kura {
         if has_token {
             copy_private(&token, &token_path(db))?;
         }
-        let mut store = kura_store::Store::open(db)?;
         let unenrolled = store.sync_state()?.registry_url.is_none();
         let burned = store.write(|tx| tx.burn_leases())?;
         Ok(RestoreReport {
