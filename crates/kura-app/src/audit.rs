@@ -117,21 +117,7 @@ impl<'a> Labels<'a> {
 
 /// What an event is about: a specimen, a container, a user, a donor, another event.
 fn subject(body: &EventBody) -> String {
-    if let Some(s) = body.specimen() {
-        return s.to_string();
-    }
-    if let Some(u) = body.user() {
-        return u.to_string();
-    }
-    match body {
-        EventBody::ContainerCreated { container } => container.id.to_string(),
-        EventBody::ContainerMoved { container, .. } => container.to_string(),
-        EventBody::ConsentWithdrawn { donor, .. } => donor.clone(),
-        EventBody::Signed { event, .. } => event.to_string(),
-        EventBody::LabelsPrinted { codes, .. } => codes.join(" "),
-        EventBody::AuditExported { scope, .. } => scope.clone(),
-        _ => String::new(),
-    }
+    body.footprint().about
 }
 
 /// The status of a specimen that arrives (registered, received): stored if it was placed.

@@ -404,6 +404,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "da083cc43dbbd85cf0b1198a63ac8eda032aef5c6c0042282779fb6b096e9f81",
     ),
     (
+        "crates/kura-store/src/migrations/0010_order_relearn.sql",
+        "e27ab5c067e035345917739b55daa0629a10c3a3c6bb181c5f02027c2c1fc298",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

@@ -9,6 +9,7 @@
 
 pub mod container;
 pub mod event;
+pub mod footprint;
 pub mod hash;
 pub mod id;
 pub mod position;
@@ -19,6 +20,7 @@ pub mod user;
 
 pub use container::{ContainerKind, ContainerSpec, Temperature};
 pub use event::{Event, EventBody, Location, Outcome, Placement, Purpose};
+pub use footprint::Footprint;
 pub use id::{ContainerId, IdFormat, KuraId, ScanError, SpecimenCode};
 pub use position::{Geometry, Pos};
 pub use rules::{ContainerInfo, Custody, RuleError, Settled, SpecimenState};

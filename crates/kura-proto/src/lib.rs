@@ -264,8 +264,15 @@ pub struct Conflict {
     pub resolved_by: Option<Uuid>,
 }
 
-/// `GET /api/v1/events?after=CURSOR&limit=N`: the site's events from other workstations, and
-/// the conflicts raised, in `server_seq` order. Store `next` with what was applied.
+/// `GET /api/v1/events?after=CURSOR&limit=N&at=POS&id=EVENT`: the site's events from other
+/// workstations, and the conflicts raised, in `server_seq` order. Store `next` with what was
+/// applied.
+///
+/// `at` and `id` name the event the bench holds at position `at`, the highest position at or
+/// below `after` it holds an event of (`at=0` and no `id` when it holds none). A registry whose
+/// order differs there, holds another workstation's event between `at` and `after`, or ends
+/// before `after` (it was restored from an older copy) answers `409 order_changed` instead: the
+/// bench then finds the last position both agree on and learns the order again from there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PullResponse {
     pub v: u32,
@@ -274,6 +281,37 @@ pub struct PullResponse {
     pub next: u64,
     /// More pages wait after `next`.
     pub more: bool,
+    /// Where the registry put the caller's own events of this page (their bodies are not sent:
+    /// the bench has them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own: Vec<OwnPosition>,
+    /// Events of the page's workstations the registry refused (kept as rejections, never in the
+    /// site's order), from each one's event before the page up to its last in the page: the
+    /// only holes a workstation's stream may have. Any other jump is an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedSeq>,
+}
+
+/// The event the bench holds at a position of the site's order (see [`PullResponse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Holding {
+    pub at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+}
+
+/// The caller's own event `seq` sits at `server_seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OwnPosition {
+    pub server_seq: u64,
+    pub seq: u64,
+}
+
+/// Event `seq` of `workstation` was refused by the registry (it is not custody).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefusedSeq {
+    pub workstation: Uuid,
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

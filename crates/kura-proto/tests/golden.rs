@@ -195,6 +195,32 @@ fn fixtures() {
             conflicts: vec![conflict.clone()],
             next: 42,
             more: false,
+            own: vec![],
+            refused: vec![],
+        },
+    );
+    // A page that also says where the caller's own events sit and which seqs of another
+    // workstation's stream the registry refused (an older registry sends neither).
+    check(
+        "pull_response_positions",
+        PullResponse {
+            v: VERSION,
+            events: vec![PulledEvent {
+                server_seq: 41,
+                received_at: 1_764_000_001_000_000,
+                event: event(),
+            }],
+            conflicts: vec![],
+            next: 43,
+            more: true,
+            own: vec![OwnPosition {
+                server_seq: 43,
+                seq: 7,
+            }],
+            refused: vec![RefusedSeq {
+                workstation: event().workstation,
+                seq: 3,
+            }],
         },
     );
     check(

@@ -9,7 +9,7 @@ use kura_proto::{Lease, RejectCode, Verdict, WireEvent};
 use uuid::Uuid;
 
 use crate::testkit::{self, Bench};
-use crate::{Batch, Caller, DbError, EnrollRefusal, Enrollment, RegistryDb, secret_hash};
+use crate::{Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, RegistryDb, secret_hash};
 
 const NOW: i64 = 1_764_000_000_000_000;
 
@@ -33,6 +33,7 @@ where
     case!(gap_and_restore);
     case!(rejection_does_not_block);
     case!(pull_pages);
+    case!(order_check);
     case!(conflicts);
     case!(leases);
     case!(status);
@@ -421,6 +422,23 @@ async fn rejection_does_not_block<D: RegistryDb>(db: D) {
         ["bad_payload", "bad_payload", "wrong_site", "duplicate"]
     );
     assert_eq!(db.event_count().await.unwrap(), (events.len() - 3) as u64);
+    // Another bench of the site pulls the stream with its holes, and is told they are refusals.
+    let (other, _) = enroll(&db, "NCGM", "G").await;
+    let p = db.pull(&other, 0, 100, None).await.unwrap();
+    let refused: Vec<(Uuid, u64)> = p.refused.iter().map(|r| (r.workstation, r.seq)).collect();
+    let n = events.len() as u64;
+    assert_eq!(
+        refused,
+        vec![
+            (me.workstation, n - 3),
+            (me.workstation, n - 2),
+            (me.workstation, n - 1)
+        ]
+    );
+    // A page holding only the event after the hole still says what the hole is.
+    let tail = db.pull(&other, p.next - 1, 100, None).await.unwrap();
+    assert_eq!(tail.events.len(), 1);
+    assert_eq!(tail.refused.len(), 3);
     match &r.verdicts[k - 4] {
         Verdict::Rejected { code, message, .. } => {
             assert_eq!(*code, RejectCode::BadPayload);
@@ -449,7 +467,7 @@ async fn pull_pages<D: RegistryDb>(db: D) {
     let mut got = vec![];
     let mut pages = 0;
     loop {
-        let p = db.pull(&b, cursor, 2).await.unwrap();
+        let p = db.pull(&b, cursor, 2, None).await.unwrap();
         pages += 1;
         assert!(p.next >= cursor);
         got.extend(p.events.iter().map(|e| (e.server_seq, e.event.id)));
@@ -467,10 +485,82 @@ async fn pull_pages<D: RegistryDb>(db: D) {
         "the cursor passes B's own events"
     );
     assert!(pages >= 3);
-    let done = db.pull(&b, cursor, 100).await.unwrap();
+    let done = db.pull(&b, cursor, 100, None).await.unwrap();
     assert!(done.events.is_empty() && !done.more && done.next == cursor);
-    let xs = db.pull(&x, 0, 100).await.unwrap();
+    let xs = db.pull(&x, 0, 100, None).await.unwrap();
     assert!(xs.events.is_empty(), "another site sees nothing of NCGM");
+}
+
+/// A pull names the event the bench holds at its cursor; a registry whose order differs there,
+/// holds another bench's event the bench lacks below the cursor, or ends before it, answers
+/// `order_changed`. Positions of the caller's own events come with the page.
+async fn order_check<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let mut ba = Bench::new(a.workstation);
+    let mut bb = Bench::new(b.workstation);
+    let ea = ba.events(&testkit::storage("A", &["BXA"]));
+    db.push(&a, batch(ea.clone())).await.unwrap();
+    let n = ea.len() as u64;
+    let last = ea.last().unwrap().id;
+    let eb = bb.events(&testkit::storage("B", &["BXB"]));
+    db.push(&b, batch(eb[..1].to_vec())).await.unwrap();
+    let holds = |at: u64, id: Option<Uuid>| Some(kura_proto::Holding { at, id });
+    let changed = |r: DbResult<kura_proto::PullResponse>| match r {
+        Err(DbError::OrderChanged { head, .. }) => Some(head),
+        Err(e) => panic!("{e}"),
+        Ok(_) => None,
+    };
+    // (what, after, holding, the registry's head when it refuses)
+    let cases: Vec<(&str, u64, Option<kura_proto::Holding>, Option<u64>)> = vec![
+        ("a bench that holds nothing yet", 0, holds(0, None), None),
+        (
+            "the same event at the cursor",
+            n,
+            holds(n, Some(last)),
+            None,
+        ),
+        (
+            "the cursor on its own event, the event below it the same",
+            n + 1,
+            holds(n, Some(last)),
+            None,
+        ),
+        (
+            "another event at the cursor",
+            n,
+            holds(n, Some(ea[0].id)),
+            Some(n + 1),
+        ),
+        (
+            "a cursor past the registry's end",
+            n + 5,
+            holds(n, Some(last)),
+            Some(n + 1),
+        ),
+        (
+            "another bench's event between what it holds and its cursor",
+            n,
+            holds(n - 1, Some(ea[n as usize - 2].id)),
+            Some(n + 1),
+        ),
+        ("an old bench that names nothing", n + 5, None, None),
+    ];
+    for (what, after, holding, want) in cases {
+        let got = changed(db.pull(&b, after, 10, holding).await);
+        assert_eq!(got, want, "{what}");
+    }
+    // B's own event: its place comes with the page that passes it.
+    let p = db.pull(&b, n - 1, 10, holds(0, None)).await;
+    assert!(
+        changed(p).is_some(),
+        "a bench holding nothing below a cursor with others' events"
+    );
+    let p = db.pull(&b, 0, 100, holds(0, None)).await.unwrap();
+    let own: Vec<(u64, u64)> = p.own.iter().map(|o| (o.server_seq, o.seq)).collect();
+    assert_eq!(own, vec![(n + 1, 1)]);
+    assert_eq!(p.events.len(), ea.len());
+    assert_eq!(p.next, n + 1);
 }
 
 async fn conflicts<D: RegistryDb>(db: D) {
@@ -499,7 +589,7 @@ async fn conflicts<D: RegistryDb>(db: D) {
     assert_eq!(open[0].code, "already_checked_out");
     assert_eq!(open[0].events, vec![out_a.id, out_b.id]);
     // It travels to the site's benches on pull.
-    let p = db.pull(&a, 0, 100).await.unwrap();
+    let p = db.pull(&a, 0, 100, None).await.unwrap();
     assert_eq!(p.conflicts, open);
     // A resolution referencing both clears it.
     let fix = ba.event(&testkit::resolve(&g1, vec![out_a.id, out_b.id]));

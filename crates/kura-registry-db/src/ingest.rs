@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 
 use kura_domain::container::ContainerSpec;
-use kura_domain::event::{EventBody, Location, Placement};
+use kura_domain::event::{EventBody, Placement};
 use kura_domain::hash::GENESIS;
 use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
 use kura_domain::position::Pos;
@@ -101,6 +101,26 @@ impl Classified {
     pub fn head(&self) -> Head {
         head(self.head_seq, self.head_hash)
     }
+}
+
+/// Each workstation of a pulled page with the lowest and highest seq of its events there: the
+/// page says which of that workstation's events the registry refused from its accepted event
+/// before `low` up to `high`.
+pub fn stream_spans(
+    events: &[kura_proto::PulledEvent],
+) -> std::collections::BTreeMap<Uuid, (u64, u64)> {
+    let mut spans = std::collections::BTreeMap::new();
+    for p in events {
+        let e = &p.event;
+        spans
+            .entry(e.workstation)
+            .and_modify(|(lo, hi): &mut (u64, u64)| {
+                *lo = (*lo).min(e.seq);
+                *hi = (*hi).max(e.seq);
+            })
+            .or_insert((e.seq, e.seq));
+    }
+    spans
 }
 
 pub fn head(seq: u64, hash: [u8; 32]) -> Head {
@@ -364,57 +384,20 @@ impl Keys {
             && self.container_slots.is_empty()
     }
 
-    /// What a batch will obviously read: its specimens, parents, containers and positions.
+    /// What a batch will obviously read: what its events touch ([`EventBody::footprint`]).
     pub fn of(events: &[NewEvent]) -> Keys {
         let mut k = Keys::default();
-        let loc = |k: &mut Keys, l: &Location| {
-            k.containers.insert(l.container.to_string());
-            k.specimen_slots.insert(slot(&l.container, l.pos));
-        };
         for e in events {
-            if let Some(s) = e.body.specimen() {
-                k.specimens.insert(s.to_string());
-            }
-            match &e.body {
-                EventBody::Registered { specimen, location }
-                | EventBody::Derived {
-                    specimen, location, ..
-                } => {
-                    if let Some(p) = &specimen.parent {
-                        k.specimens.insert(p.to_string());
-                    }
-                    if let Some(l) = location {
-                        loc(&mut k, l);
-                    }
-                }
-                EventBody::CheckedIn { location, .. } => loc(&mut k, location),
-                EventBody::Moved { to, .. } => loc(&mut k, to),
-                EventBody::Received {
-                    location: Some(l), ..
-                } => loc(&mut k, l),
-                EventBody::ConflictSettled { outcome, .. } => {
-                    if let Some(l) = outcome.custody.location() {
-                        loc(&mut k, l)
-                    }
-                }
-                EventBody::ContainerCreated { container } => {
-                    k.containers.insert(container.id.to_string());
-                    if let Some(p) = &container.parent {
-                        k.containers.insert(p.to_string());
-                        if let Some(pos) = container.pos {
-                            k.container_slots.insert(slot(p, pos));
-                        }
-                    }
-                }
-                EventBody::ContainerMoved { container, to, .. } => {
-                    k.containers.insert(container.to_string());
-                    k.containers.insert(to.parent.to_string());
-                    if let Some(pos) = to.pos {
-                        k.container_slots.insert(slot(&to.parent, pos));
-                    }
-                }
-                _ => {}
-            }
+            let f = e.body.footprint();
+            k.specimens.extend(f.specimens);
+            k.containers.extend(f.containers);
+            k.specimen_slots
+                .extend(f.specimen_slots.into_iter().map(|(c, p)| (c, p.row, p.col)));
+            k.container_slots.extend(
+                f.container_slots
+                    .into_iter()
+                    .map(|(c, p)| (c, p.row, p.col)),
+            );
         }
         k
     }
@@ -563,11 +546,7 @@ impl View for Work<'_> {
 }
 
 fn subject(body: &EventBody) -> String {
-    match body {
-        EventBody::ContainerCreated { container } => container.id.to_string(),
-        EventBody::ContainerMoved { container, .. } => container.to_string(),
-        b => b.specimen().map(|s| s.to_string()).unwrap_or_default(),
-    }
+    body.footprint().subject.unwrap_or_default()
 }
 
 /// Folds `events` (in `server_seq` order) over what was loaded. `Err(keys)`: load those and call

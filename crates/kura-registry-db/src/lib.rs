@@ -13,7 +13,7 @@
 
 use std::future::Future;
 
-use kura_proto::{Conflict, Head, Lease, PullResponse, PushResponse, Site, WireEvent};
+use kura_proto::{Conflict, Head, Holding, Lease, PullResponse, PushResponse, Site, WireEvent};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -33,6 +33,10 @@ pub enum DbError {
         holds + 1
     )]
     Gap { holds: u64, first: u64 },
+    #[error(
+        "the registry's order of the site's events differs from this bench's at or below position {after} (it now ends at {head}): it was restored from an older copy. The bench learns the order again from the last position both agree on"
+    )]
+    OrderChanged { after: u64, head: u64 },
     #[error("{0}")]
     Enroll(EnrollRefusal),
     #[error("{0}")]
@@ -63,6 +67,7 @@ impl DbError {
             DbError::NotFound(_) => "not_found",
             DbError::Exists(_) => "exists",
             DbError::Gap { .. } => "gap",
+            DbError::OrderChanged { .. } => "order_changed",
             DbError::Enroll(r) => r.code(),
             DbError::BadBatch(_) => "bad_batch",
             DbError::NotYourStream { .. } => "not_your_stream",
@@ -218,12 +223,16 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
         caller: &Caller,
         batch: Batch,
     ) -> impl Future<Output = DbResult<PushResponse>> + Send;
-    /// The site's events after `after` from other workstations, and the conflicts raised.
+    /// The site's events after `after` from other workstations, the conflicts raised, where the
+    /// caller's own events sit and which events of the page's workstations were refused. With
+    /// `holding`, first checks the site's order agrees with the bench's there
+    /// ([`order_agrees`]); [`DbError::OrderChanged`] when it does not.
     fn pull(
         &self,
         caller: &Caller,
         after: u64,
         limit: u32,
+        holding: Option<Holding>,
     ) -> impl Future<Output = DbResult<PullResponse>> + Send;
     fn conflicts(
         &self,
@@ -258,4 +267,34 @@ pub fn next_lease(site: &Site, year: i32, last_leased: u64, count: u64) -> DbRes
         first,
         last: (first + count - 1).min(max),
     })
+}
+
+/// What the registry's order holds where a bench says it holds `holding`, as a backend reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderAt {
+    /// The site's newest position.
+    pub site_seq: u64,
+    /// The event at `holding.at` (none when `at` is 0 or past the end).
+    pub event_at: Option<Uuid>,
+    /// Another workstation's event lies after `holding.at`, at or below `after`: the bench
+    /// would hold it.
+    pub others_between: bool,
+}
+
+/// The bench's order agrees with the registry's up to `after`: the registry reaches `after`, holds
+/// the bench's event at `holding.at`, and nothing of another workstation between (positions the
+/// bench holds nothing at must be its own events, whose places it may not have learnt yet).
+pub fn order_agrees(after: u64, holding: &Holding, seen: &OrderAt) -> DbResult<()> {
+    let agrees = seen.site_seq >= after
+        && holding.at <= after
+        && seen.event_at == holding.id
+        && !seen.others_between;
+    if agrees {
+        Ok(())
+    } else {
+        Err(DbError::OrderChanged {
+            after,
+            head: seen.site_seq,
+        })
+    }
 }

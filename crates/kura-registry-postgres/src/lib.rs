@@ -13,11 +13,14 @@ use std::collections::HashMap;
 use deadpool_postgres::{GenericClient, Pool, Runtime};
 use kura_domain::container::ContainerSpec;
 use kura_domain::rules::SpecimenState;
-use kura_proto::{Conflict, Lease, PullResponse, PulledEvent, PushResponse, Site, WireEvent, hex};
+use kura_proto::{
+    Conflict, Holding, Lease, OwnPosition, PullResponse, PulledEvent, PushResponse, RefusedSeq,
+    Site, WireEvent, hex,
+};
 use kura_registry_db::ingest::{self, ContainerRow, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
-    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, RegistryDb, WorkstationInfo,
-    WsStatus, next_lease,
+    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, OrderAt, RegistryDb,
+    WorkstationInfo, WsStatus, next_lease, order_agrees,
 };
 use tokio_postgres::NoTls;
 use uuid::Uuid;
@@ -930,10 +933,16 @@ impl RegistryDb for PgDb {
         Ok(out)
     }
 
-    async fn pull(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<PullResponse> {
+    async fn pull(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+        holding: Option<Holding>,
+    ) -> DbResult<PullResponse> {
         let limit = limit.clamp(1, kura_proto::MAX_PAGE) as i64;
         let mut c = self.pool.get().await.map_err(pool_err)?;
-        // One snapshot for the site's counter, the events and the conflicts.
+        // One snapshot for the site's counter, the order check, the events and the conflicts.
         let tx = c
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -942,6 +951,42 @@ impl RegistryDb for PgDb {
             .await
             .map_err(pg)?;
         let (_, site_seq) = site_row(&tx, &caller.site.code, false).await?;
+        if let Some(h) = holding {
+            let event_at: Option<Uuid> = match h.at {
+                0 => None,
+                at => tx
+                    .query_opt(
+                        "SELECT id FROM events WHERE site = $1 AND server_seq = $2",
+                        &[&caller.site.code, &(at as i64)],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .map(|r| r.get(0)),
+            };
+            let others_between: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE site = $1 AND server_seq > $2
+                       AND server_seq <= $3 AND workstation <> $4)",
+                    &[
+                        &caller.site.code,
+                        &(h.at as i64),
+                        &(after as i64),
+                        &caller.workstation,
+                    ],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            order_agrees(
+                after,
+                &h,
+                &OrderAt {
+                    site_seq,
+                    event_at,
+                    others_between,
+                },
+            )?;
+        }
         let st = tx
             .prepare_cached(
                 "SELECT server_seq, received_at, id, workstation, seq, actor, at, kind, payload, hash
@@ -964,11 +1009,16 @@ impl RegistryDb for PgDb {
             .map_err(pg)?;
         let mut next = after;
         let mut events = Vec::new();
+        let mut own = Vec::new();
         for r in rows {
             let ss = r.get::<_, i64>(0) as u64;
             next = ss;
             let ws: Uuid = r.get(3);
             if ws == caller.workstation {
+                own.push(OwnPosition {
+                    server_seq: ss,
+                    seq: r.get::<_, i64>(4) as u64,
+                });
                 continue;
             }
             events.push(PulledEvent {
@@ -997,6 +1047,27 @@ impl RegistryDb for PgDb {
             .iter()
             .map(conflict_of)
             .collect();
+        let mut refused = Vec::new();
+        let st = tx
+            .prepare_cached(
+                "SELECT seq FROM rejections WHERE workstation = $1 AND seq < $3 AND seq > coalesce(
+                   (SELECT max(seq) FROM events WHERE workstation = $1 AND seq < $2), 0)
+                 ORDER BY seq",
+            )
+            .await
+            .map_err(pg)?;
+        for (ws, (low, high)) in ingest::stream_spans(&events) {
+            for r in tx
+                .query(&st, &[&ws, &(low as i64), &(high as i64)])
+                .await
+                .map_err(pg)?
+            {
+                refused.push(RefusedSeq {
+                    workstation: ws,
+                    seq: r.get::<_, i64>(0) as u64,
+                });
+            }
+        }
         tx.commit().await.map_err(pg)?;
         Ok(PullResponse {
             v: kura_proto::VERSION,
@@ -1004,6 +1075,8 @@ impl RegistryDb for PgDb {
             conflicts,
             next,
             more: next < site_seq,
+            own,
+            refused,
         })
     }
 

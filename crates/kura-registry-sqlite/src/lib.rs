@@ -13,11 +13,14 @@ use std::sync::{Arc, Mutex};
 
 use kura_domain::container::ContainerSpec;
 use kura_domain::rules::SpecimenState;
-use kura_proto::{Conflict, Lease, PullResponse, PulledEvent, PushResponse, Site, WireEvent, hex};
+use kura_proto::{
+    Conflict, Holding, Lease, OwnPosition, PullResponse, PulledEvent, PushResponse, RefusedSeq,
+    Site, WireEvent, hex,
+};
 use kura_registry_db::ingest::{self, ContainerRow, FoldError, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
-    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, RegistryDb, WorkstationInfo,
-    WsStatus, next_lease,
+    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, OrderAt, RegistryDb,
+    WorkstationInfo, WsStatus, next_lease, order_agrees,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
@@ -890,11 +893,57 @@ impl RegistryDb for SqliteDb {
             .await
     }
 
-    async fn pull(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<PullResponse> {
+    async fn pull(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+        holding: Option<Holding>,
+    ) -> DbResult<PullResponse> {
         let caller = caller.clone();
         let limit = limit.clamp(1, kura_proto::MAX_PAGE);
         self.read(move |tx| {
             let (_, site_seq) = site_row(tx, &caller.site.code)?;
+            if let Some(h) = holding {
+                let event_at = match h.at {
+                    0 => None,
+                    at => tx
+                        .prepare_cached("SELECT id FROM events WHERE site = ?1 AND server_seq = ?2")
+                        .map_err(backend)?
+                        .query_row(params![caller.site.code, at as i64], |r| {
+                            r.get::<_, Vec<u8>>(0)
+                        })
+                        .optional()
+                        .map_err(backend)?
+                        .map(uuid_of)
+                        .transpose()?,
+                };
+                let others_between: bool = tx
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM events WHERE site = ?1 AND server_seq > ?2
+                           AND server_seq <= ?3 AND workstation <> ?4)",
+                    )
+                    .map_err(backend)?
+                    .query_row(
+                        params![
+                            caller.site.code,
+                            h.at as i64,
+                            after as i64,
+                            caller.workstation.as_bytes()
+                        ],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                order_agrees(
+                    after,
+                    &h,
+                    &OrderAt {
+                        site_seq,
+                        event_at,
+                        others_between,
+                    },
+                )?;
+            }
             let mut st = tx
                 .prepare_cached(
                     "SELECT server_seq, received_at, id, workstation, seq, actor, at, kind, payload, hash
@@ -923,12 +972,17 @@ impl RegistryDb for SqliteDb {
                 .map_err(backend)?;
             let mut next = after;
             let mut events = Vec::new();
+            let mut own = Vec::new();
             for row in rows {
                 let (ss, received_at, id, ws, seq, actor, at, kind, payload, hash) =
                     row.map_err(backend)?;
                 next = ss as u64;
                 let ws = uuid_of(ws)?;
                 if ws == caller.workstation {
+                    own.push(OwnPosition {
+                        server_seq: ss as u64,
+                        seq: seq as u64,
+                    });
                     continue;
                 }
                 events.push(PulledEvent {
@@ -957,12 +1011,37 @@ impl RegistryDb for SqliteDb {
                 .map_err(backend)?
                 .map(|r| r.map_err(backend).and_then(finish_conflict))
                 .collect::<DbResult<Vec<_>>>()?;
+            let mut refused = Vec::new();
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT seq FROM rejections WHERE workstation = ?1 AND seq < ?3 AND seq > coalesce(
+                           (SELECT max(seq) FROM events WHERE workstation = ?1 AND seq < ?2), 0)
+                         ORDER BY seq",
+                    )
+                    .map_err(backend)?;
+                for (ws, (low, high)) in ingest::stream_spans(&events) {
+                    let seqs = st
+                        .query_map(params![ws.as_bytes(), low as i64, high as i64], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                        .map_err(backend)?;
+                    for seq in seqs {
+                        refused.push(RefusedSeq {
+                            workstation: ws,
+                            seq: seq.map_err(backend)? as u64,
+                        });
+                    }
+                }
+            }
             Ok(PullResponse {
                 v: kura_proto::VERSION,
                 events,
                 conflicts,
                 next,
                 more: next < site_seq,
+                own,
+                refused,
             })
         })
         .await

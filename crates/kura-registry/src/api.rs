@@ -59,9 +59,10 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         let status = match &e {
             DbError::NotFound(_) => StatusCode::NOT_FOUND,
-            DbError::Exists(_) | DbError::Gap { .. } | DbError::SerialsExhausted { .. } => {
-                StatusCode::CONFLICT
-            }
+            DbError::Exists(_)
+            | DbError::Gap { .. }
+            | DbError::OrderChanged { .. }
+            | DbError::SerialsExhausted { .. } => StatusCode::CONFLICT,
             DbError::Enroll(_) | DbError::NotYourStream { .. } => StatusCode::FORBIDDEN,
             DbError::BadBatch(_) => StatusCode::BAD_REQUEST,
             DbError::Unavailable(_) | DbError::NotMigrated(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -384,17 +385,24 @@ pub struct PullQuery {
     after: u64,
     /// Events per page (at most 1000).
     limit: Option<u32>,
+    /// The highest position at or below `after` the bench holds an event at (0 for none) …
+    at: Option<u64>,
+    /// … and that event's id: the registry checks its order agrees there (else `409
+    /// order_changed`).
+    id: Option<uuid::Uuid>,
 }
 
 #[utoipa::path(get, path = "/api/v1/events", security(("token" = [])), params(PullQuery),
-    responses((status = 200, body = PullResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = PullResponse), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "order_changed: the registry's order differs from the bench's at `at`")))]
 pub async fn pull(
     State(s): Shared,
     Auth(caller): Auth,
     Query(q): Query<PullQuery>,
 ) -> ApiResult<PullResponse> {
     let limit = q.limit.unwrap_or(kura_proto::MAX_PAGE);
-    Ok(Json(s.db.pull(&caller, q.after, limit).await?))
+    let holding = q.at.map(|at| kura_proto::Holding { at, id: q.id });
+    Ok(Json(s.db.pull(&caller, q.after, limit, holding).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use kura_proto::{Conflict, Lease, PullResponse, PushResponse, Site};
+use kura_proto::{Conflict, Holding, Lease, PullResponse, PushResponse, Site};
 use kura_registry_db::{
     Batch, Caller, DbError, DbResult, Enrollment, RegistryDb, WorkstationInfo, WsStatus,
 };
@@ -104,8 +104,14 @@ impl RegistryDb for AnyDb {
     async fn push(&self, caller: &Caller, batch: Batch) -> DbResult<PushResponse> {
         each!(self, d => d.push(caller, batch).await)
     }
-    async fn pull(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<PullResponse> {
-        each!(self, d => d.pull(caller, after, limit).await)
+    async fn pull(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+        holding: Option<Holding>,
+    ) -> DbResult<PullResponse> {
+        each!(self, d => d.pull(caller, after, limit, holding).await)
     }
     async fn conflicts(&self, site: &str, open_only: bool) -> DbResult<Vec<Conflict>> {
         each!(self, d => d.conflicts(site, open_only).await)

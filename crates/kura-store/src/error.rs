@@ -51,6 +51,14 @@ pub enum StoreError {
         "another bench recorded a {kind:?} event that this version of Kura does not know ({message}); update Kura on this workstation to receive it. Nothing of that page was applied"
     )]
     UnknownEvent { kind: String, message: String },
+    #[error(
+        "the registry sent seq {next} of workstation {workstation} after seq {after} without saying the events between were refused; nothing of that page was applied. Sync again; if this comes back, tell the registry administrator"
+    )]
+    StreamGap {
+        workstation: uuid::Uuid,
+        after: u64,
+        next: u64,
+    },
 }
 
 impl StoreError {
@@ -73,6 +81,7 @@ impl StoreError {
             StoreError::NotFound { .. } => "not_found",
             StoreError::NoSerials { .. } => "no_serials_left",
             StoreError::UnknownEvent { .. } => "unknown_event_kind",
+            StoreError::StreamGap { .. } => "stream_gap",
         }
     }
 }

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "open_conflicts",
         include_str!("migrations/0009_open_conflicts.sql"),
     ),
+    (
+        10,
+        "order_relearn",
+        include_str!("migrations/0010_order_relearn.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

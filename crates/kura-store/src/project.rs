@@ -625,11 +625,7 @@ fn restore_row(
 /// What a conflict is about: the container of a container event, else the specimen (the same
 /// subject the registry names).
 pub(crate) fn subject(body: &EventBody) -> String {
-    match body {
-        EventBody::ContainerCreated { container } => container.id.to_string(),
-        EventBody::ContainerMoved { container, .. } => container.to_string(),
-        b => b.specimen().map(|s| s.to_string()).unwrap_or_default(),
-    }
+    body.footprint().subject.unwrap_or_default()
 }
 
 /// A unit-like enum's serde name (material types, temperatures): what the projection stores.

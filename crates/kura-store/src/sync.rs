@@ -198,65 +198,13 @@ struct Touched {
 
 impl Touched {
     fn add(&mut self, body: &EventBody) {
-        let mut at = |l: &kura_domain::Location| {
-            self.boxes.insert(l.container.to_string());
-        };
-        match body {
-            EventBody::Registered { specimen, location }
-            | EventBody::Derived {
-                specimen, location, ..
-            } => {
-                if let Some(p) = &specimen.parent {
-                    self.names.insert(p.to_string());
-                }
-                if let Some(l) = location {
-                    at(l);
-                }
-            }
-            EventBody::CheckedIn { location, .. } => at(location),
-            EventBody::Moved { from, to, .. } => {
-                at(from);
-                at(to);
-            }
-            EventBody::Received {
-                location: Some(l), ..
-            } => at(l),
-            EventBody::ConflictSettled { outcome, .. } => {
-                if let Some(l) = outcome.custody.location() {
-                    at(l);
-                }
-            }
-            EventBody::LabelsPrinted { codes, .. } => {
-                self.names.extend(codes.iter().cloned());
-            }
-            EventBody::ContainerCreated { container } => {
-                self.containers_changed = true;
-                self.boxes.insert(container.id.to_string());
-                if let Some(p) = &container.parent {
-                    self.boxes.insert(p.to_string());
-                }
-            }
-            EventBody::ContainerMoved {
-                container,
-                from,
-                to,
-            } => {
-                self.containers_changed = true;
-                self.boxes.insert(container.to_string());
-                self.boxes.insert(to.parent.to_string());
-                if let Some(f) = from {
-                    self.boxes.insert(f.parent.to_string());
-                }
-            }
-            _ => {}
-        }
-        if let Some(s) = body.specimen() {
-            self.names.insert(s.to_string());
-        }
-        if let Some(u) = body.user() {
-            // Not a code any specimen or container can have (codes have no colon).
-            self.names.insert(format!("user:{u}"));
-        }
+        let f = body.footprint();
+        self.names.extend(f.specimens);
+        // Not a code any specimen or container can have (codes have no colon).
+        self.names
+            .extend(f.users.into_iter().map(|u| format!("user:{u}")));
+        self.boxes.extend(f.containers);
+        self.containers_changed |= f.layout;
     }
 
     fn extend(&mut self, other: Touched) {
@@ -456,15 +404,6 @@ impl Tx<'_> {
     pub fn rewind_push(&mut self, to: u64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE sync_state SET pushed_seq = min(pushed_seq, ?1) WHERE id = 1",
-            [to as i64],
-        )?;
-        Ok(())
-    }
-
-    /// Moves the pull cursor back (the registry's order restarted below it).
-    pub fn rewind_pull(&mut self, to: u64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE sync_state SET pull_cursor = min(pull_cursor, ?1) WHERE id = 1",
             [to as i64],
         )?;
         Ok(())
@@ -707,14 +646,13 @@ impl Tx<'_> {
         let mut out = PullApplied::default();
         let mut heads: HashMap<Uuid, Option<(u64, [u8; 32])>> = HashMap::new();
         let mut fresh: Vec<(&RemoteEvent, EventBody)> = Vec::new();
-        let mut gaps: Vec<(Uuid, u64, u64)> = Vec::new();
         for e in events {
-            let stored: Option<Vec<u8>> = self
+            let stored: Option<(i64, Vec<u8>)> = self
                 .conn()
-                .prepare_cached("SELECT hash FROM events WHERE event_id = ?1")?
-                .query_row([e.id.as_bytes().as_slice()], |r| r.get(0))
+                .prepare_cached("SELECT id, hash FROM events WHERE event_id = ?1")?
+                .query_row([e.id.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            if let Some(h) = stored {
+            if let Some((rowid, h)) = stored {
                 if h[..] != e.hash[..] {
                     return Err(StoreError::Corrupt(format!(
                         "the registry sent event {} with another hash than the copy here",
@@ -722,6 +660,7 @@ impl Tx<'_> {
                     )));
                 }
                 out.known += 1;
+                self.learn_place(rowid, e.server_seq)?;
                 continue;
             }
             if e.workstation == me {
@@ -762,8 +701,12 @@ impl Tx<'_> {
                         e.id, e.workstation, e.seq
                     )));
                 }
-            } else {
-                gaps.push((e.workstation, last_seq, e.seq));
+            } else if !self.refused_between(e.workstation, last_seq, e.seq)? {
+                return Err(StoreError::StreamGap {
+                    workstation: e.workstation,
+                    after: last_seq,
+                    next: e.seq,
+                });
             }
             let body: EventBody =
                 serde_json::from_str(&e.payload).map_err(|err| StoreError::UnknownEvent {
@@ -781,9 +724,26 @@ impl Tx<'_> {
             heads.insert(e.workstation, Some((e.seq, e.hash)));
             fresh.push((e, body));
         }
+        let cursor_before = self.pull_cursor()?;
+        if self.relearning()? > 0 {
+            // The order is being learnt again: the projection is refolded once the pull has caught
+            // up, so the page's events are only recorded now.
+            for (e, body) in &fresh {
+                self.insert_remote(e, body)?;
+                out.new += 1;
+            }
+            if !fresh.is_empty() {
+                self.set_relearn(2)?;
+            }
+            self.conn().execute(
+                "UPDATE sync_state SET pull_cursor = max(pull_cursor, ?1) WHERE id = 1",
+                [cursor as i64],
+            )?;
+            self.advance_cursor(cursor_before)?;
+            return Ok(out);
+        }
         // Does any event applied here belong after this page in the registry's order, and touch
         // what the page touches? (If not, the order makes no difference.)
-        let cursor_before = self.pull_cursor()?;
         let mut ahead: Vec<(i64, i64, i64)> = Vec::new();
         let reorder = match fresh.iter().map(|(e, _)| e.server_seq).min() {
             None => false,
@@ -805,13 +765,6 @@ impl Tx<'_> {
                 meets
             }
         };
-        for (ws, after, next) in gaps {
-            self.conn()
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO stream_gaps (workstation, after_seq, next_seq) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![ws.as_bytes().as_slice(), after as i64, next as i64])?;
-        }
         // This bench's events that belong after the page: undone, the page applied, then applied
         // again in the registry's order. Without their undo images (written before enrollment,
         // or another bench's), the whole projection is refolded instead.
@@ -825,32 +778,7 @@ impl Tx<'_> {
         }
         let mut inserted = Vec::with_capacity(fresh.len());
         for (e, body) in &fresh {
-            self.conn()
-                .prepare_cached(
-                    "INSERT INTO events (event_id, workstation, seq, actor, at, kind, payload, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    e.id.as_bytes().as_slice(),
-                    e.workstation.as_bytes().as_slice(),
-                    e.seq as i64,
-                    e.actor,
-                    e.at,
-                    e.kind,
-                    e.payload,
-                    e.hash.as_slice()
-                ])?;
-            let rowid = self.conn().last_insert_rowid();
-            self.conn()
-                .prepare_cached("INSERT INTO event_order (event, major, minor) VALUES (?1, ?2, 0)")?
-                .execute(params![rowid, e.server_seq as i64])?;
-            if matches!(
-                body,
-                EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
-            ) {
-                self.mark_containers_changed();
-            }
-            inserted.push(rowid);
+            inserted.push(self.insert_remote(e, body)?);
             out.new += 1;
         }
         if !reorder {
@@ -913,6 +841,181 @@ impl Tx<'_> {
             c.max_rowid = newest;
         }
         Ok(out)
+    }
+
+    /// Appends a pulled event to the log at its place in the site's order (not folded).
+    fn insert_remote(&mut self, e: &RemoteEvent, body: &EventBody) -> Result<i64, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO events (event_id, workstation, seq, actor, at, kind, payload, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                e.id.as_bytes().as_slice(),
+                e.workstation.as_bytes().as_slice(),
+                e.seq as i64,
+                e.actor,
+                e.at,
+                e.kind,
+                e.payload,
+                e.hash.as_slice()
+            ])?;
+        let rowid = self.conn().last_insert_rowid();
+        self.conn()
+            .prepare_cached("INSERT INTO event_order (event, major, minor) VALUES (?1, ?2, 0)")?
+            .execute(params![rowid, e.server_seq as i64])?;
+        if matches!(
+            body,
+            EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
+        ) {
+            self.mark_containers_changed();
+        }
+        Ok(rowid)
+    }
+
+    /// An event held here sits at `major` in the site's order. Learnt at another place than it
+    /// had before the order was dropped (or with none, outside a relearning), the projection is
+    /// refolded when the pull has caught up.
+    fn learn_place(&mut self, rowid: i64, major: u64) -> Result<(), StoreError> {
+        let had: Option<(i64, i64)> = self
+            .conn()
+            .prepare_cached("SELECT major, minor FROM event_order WHERE event = ?1")?
+            .query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if had == Some((major as i64, 0)) {
+            return Ok(());
+        }
+        let before: Option<i64> = self
+            .conn()
+            .prepare_cached("DELETE FROM order_relearn WHERE event = ?1 RETURNING major")?
+            .query_row([rowid], |r| r.get(0))
+            .optional()?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO event_order (event, major, minor) VALUES (?1, ?2, 0)
+                 ON CONFLICT (event) DO UPDATE SET major = excluded.major, minor = 0",
+            )?
+            .execute(params![rowid, major as i64])?;
+        if had.is_some() || before != Some(major as i64) {
+            self.set_relearn(2)?;
+        }
+        Ok(())
+    }
+
+    /// Where the registry put this workstation's own events (told with a pulled page). Events
+    /// this database does not hold (it came back from an older copy) are left to the fork check.
+    pub fn learn_own_places(&mut self, places: &[(u64, u64)]) -> Result<(), StoreError> {
+        if places.is_empty() {
+            return Ok(());
+        }
+        if self.relearning()? == 0 {
+            let mut answers = Vec::new();
+            for &(seq, server_seq) in places {
+                if !self.own_rowids(&[seq as i64])?.is_empty() {
+                    answers.push(Answer::Stored {
+                        seq,
+                        server_seq: Some(server_seq),
+                    });
+                }
+            }
+            // Already answered when pushed (the usual case): nothing changes.
+            return self.record_answers(&answers, 0);
+        }
+        let before = self.pull_cursor()?;
+        for &(seq, server_seq) in places {
+            if let Some(&rowid) = self.own_rowids(&[seq as i64])?.first() {
+                self.learn_place(rowid, server_seq)?;
+            }
+        }
+        self.advance_cursor(before)
+    }
+
+    /// Records what the registry said it refused of other workstations' streams.
+    pub fn record_refused(&mut self, refused: &[(Uuid, u64)]) -> Result<(), StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "INSERT OR IGNORE INTO stream_refused (workstation, seq) VALUES (?1, ?2)",
+        )?;
+        for (ws, seq) in refused {
+            st.execute(params![ws.as_bytes().as_slice(), *seq as i64])?;
+        }
+        Ok(())
+    }
+
+    /// Every seq strictly between `after` and `next` of `ws` was refused by the registry.
+    fn refused_between(&self, ws: Uuid, after: u64, next: u64) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT count(*) FROM stream_refused WHERE workstation = ?1 AND seq > ?2 AND seq < ?3",
+            )?
+            .query_row(
+                params![ws.as_bytes().as_slice(), after as i64, next as i64],
+                |r| r.get(0),
+            )?;
+        Ok(n as u64 == next - after - 1)
+    }
+
+    fn relearning(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT relearn FROM sync_state WHERE id = 1")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    fn set_relearn(&mut self, to: i64) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("UPDATE sync_state SET relearn = max(relearn, ?1) WHERE id = 1")?
+            .execute([to])?;
+        Ok(())
+    }
+
+    /// The registry's order differs from what this bench learnt above `agreed` (the registry
+    /// was restored from an older copy and ordered the events sent again anew): the places
+    /// above it are dropped, to be learnt again from the pull, which starts again at `agreed`.
+    /// Returns how many places were dropped.
+    pub fn relearn_order_above(&mut self, agreed: u64) -> Result<u64, StoreError> {
+        let n = self.conn().execute(
+            "INSERT OR REPLACE INTO order_relearn (event, major)
+             SELECT event, major FROM event_order WHERE major > ?1 AND minor = 0",
+            [agreed as i64],
+        )?;
+        self.conn().execute(
+            "DELETE FROM event_order WHERE major > ?1 AND minor = 0",
+            [agreed as i64],
+        )?;
+        self.conn().execute(
+            "UPDATE sync_state SET pull_cursor = min(pull_cursor, ?1) WHERE id = 1",
+            [agreed as i64],
+        )?;
+        self.set_relearn(1)?;
+        *self.ahead_cache() = None;
+        tracing::warn!(
+            agreed,
+            dropped = n,
+            "the registry's order changed above the last position both agree on: learning it again"
+        );
+        Ok(n as u64)
+    }
+
+    /// The pull has caught up: a relearnt order that moved anything (or left events the
+    /// registry no longer holds without a place) is folded again, once. Returns whether it was.
+    pub fn finish_relearn(&mut self) -> Result<bool, StoreError> {
+        let state = self.relearning()?;
+        if state == 0 {
+            return Ok(false);
+        }
+        let left: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM order_relearn", [], |r| r.get(0))?;
+        let refold = state == 2 || left > 0;
+        self.conn().execute("DELETE FROM order_relearn", [])?;
+        self.conn()
+            .execute("UPDATE sync_state SET relearn = 0 WHERE id = 1", [])?;
+        *self.ahead_cache() = None;
+        if refold {
+            self.reorder()?;
+        }
+        Ok(refold)
     }
 
     /// Every one of these is this workstation's and has its undo image.
@@ -1149,6 +1252,29 @@ impl Tx<'_> {
 impl Store {
     pub fn sync_state(&self) -> Result<SyncState, StoreError> {
         read_state(self.conn())
+    }
+
+    /// The highest place in the site's order at or below `at` this bench holds an event at, and
+    /// that event's id: what a pull names so the registry can say whether its order agrees.
+    pub fn held_at_or_below(&self, at: u64) -> Result<Option<(u64, Uuid)>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT o.major, (SELECT e.event_id FROM events e WHERE e.id = o.event)
+                 FROM event_order o WHERE o.minor = 0 AND o.major <= ?1 ORDER BY o.major DESC LIMIT 1",
+            )?
+            .query_row([at as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.map(|(major, id)| (major as u64, uuid_of(id))))
+    }
+
+    /// The lowest place in the site's order above `at` this bench holds an event at.
+    pub fn held_above(&self, at: u64) -> Result<Option<u64>, StoreError> {
+        let major: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT min(major) FROM event_order WHERE minor = 0 AND major > ?1")?
+            .query_row([at as i64], |r| r.get(0))?;
+        Ok(major.map(|m| m as u64))
     }
 
     /// This workstation's newest event: (seq, hash); (0, zeros) when it wrote none.

@@ -231,9 +231,10 @@ impl Store {
         }
         let (mut events, mut workstations) = (0u64, 0u64);
         let own = self.workstation;
-        // Holes the registry told of when another workstation's events were pulled.
-        let gaps: std::collections::HashSet<(Uuid, i64)> = tx
-            .prepare("SELECT workstation, next_seq FROM stream_gaps")?
+        // Events of other workstations the registry said it refused, told when their streams
+        // were pulled: the only holes a stream may have.
+        let refused: std::collections::HashSet<(Uuid, i64)> = tx
+            .prepare("SELECT workstation, seq FROM stream_refused")?
             .query_map([], |r| {
                 Ok((
                     Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or_default(),
@@ -265,16 +266,18 @@ impl Store {
                     prev = GENESIS;
                     expect_seq = 1;
                 }
-                // Another workstation's stream may have holes where the registry refused an event
+                // Another workstation's stream may have holes where the registry refused events
                 // (told when it was pulled); across one, the chain starts again from what came.
-                let told_gap = seq != expect_seq && ws != own && gaps.contains(&(ws, seq));
+                let told_gap = seq > expect_seq
+                    && ws != own
+                    && (expect_seq..seq).all(|s| refused.contains(&(ws, s)));
                 if seq != expect_seq && !told_gap && problems.len() < MAX_PROBLEMS {
                     problems.push(problem(
                         "sequence_gap",
                         Some(eid),
                         Some(ws),
                         Some(seq),
-                        format!("workstation {ws}: expected seq {expect_seq}, found {seq}"),
+                        format!("workstation {ws}: expected seq {expect_seq}, found {seq}: the events between are missing here, and the registry never said it refused them. Tell the registry administrator"),
                     ));
                 }
                 expect_seq = seq + 1;

@@ -587,12 +587,24 @@ fn a_hole_the_registry_left_is_told_and_verify_accepts_it() {
     // The registry kept seq 7 as a rejection: it never reaches another bench.
     let mut page = reg.page(&b);
     page.retain(|e| e.seq != 7);
+    let ws = a.store.workstation();
     let n = reg.log.len() as u64;
-    b.store.write(|tx| tx.apply_remote(&page, n)).unwrap();
+    // Untold, the jump stops the page: nothing of it is applied.
+    let held = b.store.stats().unwrap().events;
+    let e = b.store.write(|tx| tx.apply_remote(&page, n)).unwrap_err();
+    assert_eq!(e.code(), "stream_gap", "{e}");
+    assert_eq!(b.store.stats().unwrap().events, held);
+    // Told (the page says seq 7 was refused), it is applied and verify accepts the hole.
+    b.store
+        .write(|tx| -> Result<_, StoreError> {
+            tx.record_refused(&[(ws, 7)])?;
+            tx.apply_remote(&page, n)
+        })
+        .unwrap();
     b.verify_ok();
     // A hole nobody told of is found.
     let c = rusqlite::Connection::open(&b.path).unwrap();
-    c.execute("DELETE FROM stream_gaps", []).unwrap();
+    c.execute("DELETE FROM stream_refused", []).unwrap();
     let r = b.store.verify(&mut |_, _| {}).unwrap();
     // … and the chain cannot be followed across it.
     assert_eq!(
@@ -670,7 +682,8 @@ fn migration_0005_fills_last_events_from_the_log() {
     // before it.
     let c = rusqlite::Connection::open(d.path().join("a.sqlite3")).unwrap();
     c.execute_batch(
-        "DROP TABLE event_order; DROP TABLE stream_gaps; DROP TABLE conflicts; DROP TABLE undo;
+        "DROP TABLE order_relearn; DROP TABLE stream_refused; ALTER TABLE sync_state DROP COLUMN relearn;
+         DROP TABLE event_order; DROP TABLE stream_gaps; DROP TABLE conflicts; DROP TABLE undo;
          ALTER TABLE specimens DROP COLUMN last_event; ALTER TABLE containers DROP COLUMN last_event;
          ALTER TABLE sync_state DROP COLUMN site; ALTER TABLE sync_state DROP COLUMN registry_ca;
          ALTER TABLE sync_state DROP COLUMN clock_skew_us; ALTER TABLE sync_state DROP COLUMN last_attempt;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kura_domain::Clock;
-use kura_proto::{PushRequest, RejectCode, Verdict, WireEvent, hex, parse_hash};
+use kura_proto::{Holding, PushRequest, RejectCode, Verdict, WireEvent, hex, parse_hash};
 use kura_store::{Answer, PullApplied, RemoteEvent, Store, StoreError};
 use serde::Serialize;
 
@@ -112,6 +112,9 @@ pub struct Report {
     pub conflicts: u64,
     /// The projection was refolded in the registry's order.
     pub reordered: bool,
+    /// The registry's order had changed under this bench's cursor (it was restored from an
+    /// older copy): the order above the last position both agree on was learnt again.
+    pub relearned: bool,
     /// Serials leased.
     pub leased: u64,
     pub clock_skew_us: Option<i64>,
@@ -354,7 +357,6 @@ impl<R: Remote> Engine<R> {
                         return Err(e);
                     }
                 }
-                Op::RewindPull { to } => store.write(|tx| tx.rewind_pull(to))?,
                 Op::Pull { after } => {
                     self.pull(store, after, status.site_seq, &mut report, progress)
                         .await?
@@ -467,11 +469,34 @@ impl<R: Remote> Engine<R> {
     ) -> Result<(), SyncError> {
         // The push may have moved the cursor over this workstation's own events.
         let mut cursor = after.max(store.sync_state()?.pull_cursor);
-        let after = cursor;
+        let mut after = cursor;
+        let mut rewinds = 0;
         loop {
-            let page = self
-                .retry("pull", || self.remote.pull(cursor, self.cfg.page))
-                .await?;
+            let holding = holding(store, cursor)?;
+            let page = match self
+                .retry("pull", || self.remote.pull(cursor, self.cfg.page, holding))
+                .await
+            {
+                Err(RemoteError::Refused { code, .. }) if code == "order_changed" => {
+                    // The registry lost the tail of the site's order (restored from an older
+                    // copy) and ordered the events sent again anew. Learn it again from the last
+                    // position both agree on. (Twice in a round: it is still changing; the next
+                    // round goes on.)
+                    rewinds += 1;
+                    if rewinds > 2 {
+                        return Err(SyncError::Protocol(format!(
+                            "the registry's order kept changing under position {cursor}"
+                        )));
+                    }
+                    let agreed = self.agreement(store, cursor).await?;
+                    store.write(|tx| tx.relearn_order_above(agreed))?;
+                    report.relearned = true;
+                    cursor = agreed;
+                    after = agreed;
+                    continue;
+                }
+                r => r?,
+            };
             if page.next < cursor {
                 return Err(SyncError::Protocol(format!(
                     "a page after {cursor} ends at {}",
@@ -502,6 +527,13 @@ impl<R: Remote> Engine<R> {
             } else {
                 events.chunks(self.cfg.apply_chunk.max(1)).collect()
             };
+            let refused: Vec<(uuid::Uuid, u64)> = page
+                .refused
+                .iter()
+                .map(|r| (r.workstation, r.seq))
+                .collect();
+            let own: Vec<(u64, u64)> = page.own.iter().map(|o| (o.seq, o.server_seq)).collect();
+            let last_chunk = chunks.len() - 1;
             let mut applied = PullApplied::default();
             for (i, chunk) in chunks.iter().enumerate() {
                 // Every event of the site up to a chunk's last one is here once it is applied
@@ -512,7 +544,13 @@ impl<R: Remote> Engine<R> {
                     chunk.last().map_or(next, |e| e.server_seq)
                 };
                 let a = store.write(|tx| -> Result<_, StoreError> {
+                    if i == 0 {
+                        tx.record_refused(&refused)?;
+                    }
                     let a = tx.apply_remote(chunk, until)?;
+                    if i == last_chunk {
+                        tx.learn_own_places(&own)?;
+                    }
                     self.crash(if i == 1 {
                         "before_second_chunk_commit"
                     } else {
@@ -535,8 +573,68 @@ impl<R: Remote> Engine<R> {
             });
             cursor = next;
             if !page.more {
+                report.reordered |= store.write(|tx| tx.finish_relearn())?;
                 return Ok(());
             }
         }
     }
+
+    /// The highest position at or below `cursor` (which the registry disputes) on which this
+    /// bench and the registry agree: probes below it at doubling distances, then halves the
+    /// span between the highest that agrees and the lowest that does not. The registry's order
+    /// only ever loses a tail, so below an agreeing position everything agrees. Each probe is a
+    /// one-event pull.
+    async fn agreement(&self, store: &Store, cursor: u64) -> Result<u64, SyncError> {
+        let agrees = |at: u64| async move {
+            let h = holding(store, at)?;
+            match self.retry("pull", || self.remote.pull(h.at, 1, h)).await {
+                Ok(_) => Ok(true),
+                Err(RemoteError::Refused { code, .. }) if code == "order_changed" => Ok(false),
+                Err(e) => Err(SyncError::Remote(e)),
+            }
+        };
+        let (mut lo, mut hi) = (0u64, cursor);
+        let mut step = 1u64;
+        loop {
+            let probe = match store.held_at_or_below(hi.saturating_sub(step))? {
+                Some((at, _)) if at > 0 => at,
+                _ => break,
+            };
+            if agrees(probe).await? {
+                lo = probe;
+                break;
+            }
+            hi = probe;
+            step = step.saturating_mul(2);
+        }
+        loop {
+            let mid = lo + (hi - lo) / 2;
+            let probe = match store.held_at_or_below(mid)? {
+                Some((at, _)) if at > lo => at,
+                _ => match store.held_above(lo)? {
+                    Some(at) if at < hi => at,
+                    _ => break,
+                },
+            };
+            if agrees(probe).await? {
+                lo = probe;
+            } else {
+                hi = probe;
+            }
+        }
+        tracing::warn!(
+            disputed = cursor,
+            agreed = lo,
+            "the registry's order changed: learning it again above the last position both agree on"
+        );
+        Ok(lo)
+    }
+}
+
+/// What a pull after `cursor` names: the event held at the highest position at or below it.
+fn holding(store: &Store, cursor: u64) -> Result<Holding, SyncError> {
+    Ok(match store.held_at_or_below(cursor)? {
+        Some((at, id)) => Holding { at, id: Some(id) },
+        None => Holding { at: 0, id: None },
+    })
 }

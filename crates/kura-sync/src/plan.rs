@@ -40,9 +40,10 @@ pub enum Op {
     RewindPush { to: u64 },
     /// Push `from..=to` in bounded batches.
     Push { from: u64, to: u64 },
-    /// The site's order restarted below the cursor (the registry restored): read again.
-    RewindPull { to: u64 },
-    /// Pull pages after the cursor until none is left.
+    /// Pull pages after the cursor until none is left. Every round pulls, an empty page when
+    /// nothing is new: a pull names what the bench holds at its cursor, so it is where the bench
+    /// learns the registry's order changed under it (restored from an older copy, even one that
+    /// has grown back past the cursor).
     Pull { after: u64 },
     /// Ask for another block of serials.
     Lease { year: i32, count: u64 },
@@ -78,13 +79,10 @@ pub fn plan(l: &Local, r: &Registry) -> Vec<Op> {
             });
         }
     }
-    let mut after = l.pull_cursor;
-    if r.site_seq < l.pull_cursor {
-        ops.push(Op::RewindPull { to: r.site_seq });
-        after = r.site_seq;
-    }
-    if r.site_seq > after {
-        ops.push(Op::Pull { after });
+    if r.site_seq > 0 || l.pull_cursor > 0 {
+        ops.push(Op::Pull {
+            after: l.pull_cursor,
+        });
     }
     ops
 }
@@ -121,7 +119,7 @@ mod tests {
                 "new events, nothing from others",
                 local(10, 4, Some(true), 7),
                 reg(4, 7),
-                vec![Push { from: 5, to: 10 }],
+                vec![Push { from: 5, to: 10 }, Pull { after: 7 }],
             ),
             (
                 "others wrote",
@@ -142,8 +140,14 @@ mod tests {
                 vec![
                     RewindPush { to: 6 },
                     Push { from: 7, to: 10 },
-                    RewindPull { to: 12 },
+                    Pull { after: 20 },
                 ],
+            ),
+            (
+                "the registry's order grew back past the cursor: the pull's check finds it",
+                local(10, 10, Some(true), 20),
+                reg(10, 20),
+                vec![Pull { after: 20 }],
             ),
             (
                 "the registry holds more than this bench wrote: restored bench",
@@ -161,10 +165,13 @@ mod tests {
                 "same seq, other event: rebuilt bench",
                 local(9, 9, Some(false), 9),
                 reg(9, 9),
-                vec![Fork {
-                    registry: 9,
-                    local: 9,
-                }],
+                vec![
+                    Fork {
+                        registry: 9,
+                        local: 9,
+                    },
+                    Pull { after: 9 },
+                ],
             ),
             (
                 "stopped after a fork: pull only",

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use kura_proto::{
-    EnrollRequest, EnrollResponse, ErrorBody, Lease, PullResponse, PushRequest, PushResponse,
-    SerialsRequest, StatusResponse, VERSION, path,
+    EnrollRequest, EnrollResponse, ErrorBody, Holding, Lease, PullResponse, PushRequest,
+    PushResponse, SerialsRequest, StatusResponse, VERSION, path,
 };
 
 /// Why a request to the registry did not give an answer.
@@ -85,6 +85,7 @@ impl RemoteError {
                 "serials_exhausted" => "serials_exhausted",
                 "bad_year" => "bad_year",
                 "gap" => "gap",
+                "order_changed" => "order_changed",
                 "too_large" => "too_large",
                 "unsupported_version" => "unsupported_version",
                 _ => "registry_refused",
@@ -99,10 +100,13 @@ impl RemoteError {
 pub trait Remote {
     fn status(&self) -> impl Future<Output = Result<StatusResponse, RemoteError>>;
     fn push(&self, req: &PushRequest) -> impl Future<Output = Result<PushResponse, RemoteError>>;
+    /// The site's events after `after`, naming what the bench holds at or below it (see
+    /// [`kura_proto::PullResponse`]).
     fn pull(
         &self,
         after: u64,
         limit: u32,
+        holding: Holding,
     ) -> impl Future<Output = Result<PullResponse, RemoteError>>;
     fn lease(&self, year: i32, count: u64) -> impl Future<Output = Result<Lease, RemoteError>>;
 }
@@ -292,12 +296,19 @@ impl Remote for Http {
         answer(&self.base, self.timeouts, r).await
     }
 
-    async fn pull(&self, after: u64, limit: u32) -> Result<PullResponse, RemoteError> {
+    async fn pull(
+        &self,
+        after: u64,
+        limit: u32,
+        holding: Holding,
+    ) -> Result<PullResponse, RemoteError> {
+        let id = holding.id.map(|id| format!("&id={id}")).unwrap_or_default();
         let r = self
             .client
             .get(format!(
-                "{}?after={after}&limit={limit}",
-                self.url(path::EVENTS)
+                "{}?after={after}&limit={limit}&at={}{id}",
+                self.url(path::EVENTS),
+                holding.at
             ))
             .bearer_auth(&self.token)
             .send()

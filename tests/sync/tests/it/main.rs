@@ -290,12 +290,24 @@ fn on_postgresql() {
         one_specimen_checked_out_at_two_benches,
         faults::faults_on_the_way,
         leases,
-        property::regression_steps,
     ] {
         let url = rt.block_on(server.fresh()).unwrap();
         let d = tempfile::tempdir().unwrap();
         let reg = Registry::start(&url, d.path());
         scenario(&reg, d.path());
+    }
+    for steps in [property::regression_steps, property::restore_steps] {
+        let url = rt.block_on(server.fresh()).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let mut reg = Registry::start(&url, d.path());
+        steps(
+            &mut reg,
+            d.path(),
+            &restore::Copies::Postgres {
+                server: &server,
+                url,
+            },
+        );
     }
     restore::a_postgresql_registry_restored_from_a_dump_gets_back_what_it_lost(&server, &rt);
 }

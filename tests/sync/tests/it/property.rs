@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use kura_sync_tests::{Bench, Fault, Proxy, Registry};
 
+use crate::restore::Copies;
 use crate::{agree, settle};
 
 #[derive(Debug, Clone)]
@@ -40,6 +41,11 @@ enum Step {
         bench: usize,
         in_pull: bool,
     },
+    /// The registry's database copied (a nightly backup) …
+    Backup,
+    /// … and, later, put back: the registry loses what came after the copy, while some benches
+    /// already pulled it (a lagging bench) and some never sent theirs.
+    Restore,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -53,6 +59,8 @@ fn step() -> impl Strategy<Value = Step> {
         3 => b.clone().prop_map(|bench| Step::Sync { bench }),
         1 => b.clone().prop_map(|bench| Step::LostAck { bench }),
         1 => (b, any::<bool>()).prop_map(|(bench, in_pull)| Step::Crash { bench, in_pull }),
+        1 => Just(Step::Backup),
+        1 => Just(Step::Restore),
     ]
 }
 
@@ -64,12 +72,14 @@ fn own_box(bench: usize) -> String {
 
 fn run(steps: &[Step]) {
     let d = tempfile::tempdir().unwrap();
-    let reg = Registry::sqlite(d.path());
-    run_on(&reg, d.path(), steps);
+    let mut reg = Registry::sqlite(d.path());
+    run_on(&mut reg, d.path(), steps, &Copies::Sqlite);
 }
 
-fn run_on(reg: &Registry, dir: &std::path::Path, steps: &[Step]) {
+fn run_on(reg: &mut Registry, dir: &std::path::Path, steps: &[Step], copies: &Copies) {
     let d = dir;
+    let copy = d.join("registry-copy");
+    let mut copied = false;
     reg.site("NCGM", "NCG");
     let proxy = Proxy::start(reg.port);
     let benches: Vec<Bench> = ["a", "b", "c"].iter().map(|n| Bench::new(d, n)).collect();
@@ -157,6 +167,12 @@ fn run_on(reg: &Registry, dir: &std::path::Path, steps: &[Step]) {
                     .output()
                     .unwrap();
             }
+            Step::Backup => {
+                copies.take(reg, &copy);
+                copied = true;
+            }
+            Step::Restore if copied => copies.put_back(reg, &copy),
+            Step::Restore => {}
         }
     }
     settle(&all);
@@ -190,12 +206,12 @@ proptest! {
 #[test]
 fn regression_rebase_after_a_lost_answer_and_a_move() {
     let d = tempfile::tempdir().unwrap();
-    let reg = Registry::sqlite(d.path());
-    regression_steps(&reg, d.path());
+    let mut reg = Registry::sqlite(d.path());
+    regression_steps(&mut reg, d.path(), &Copies::Sqlite);
 }
 
 /// The steps of that regression, on any registry (the PostgreSQL run uses them too).
-pub fn regression_steps(reg: &Registry, dir: &std::path::Path) {
+pub fn regression_steps(reg: &mut Registry, dir: &std::path::Path, copies: &Copies) {
     use Step::*;
     run_on(
         reg,
@@ -264,5 +280,54 @@ pub fn regression_steps(reg: &Registry, dir: &std::path::Path) {
                 shared: false,
             },
         ],
+        copies,
     );
+}
+
+/// Issue 25: a registry restored behind benches that pulled past the copy, among the other
+/// steps (a lost answer, a crash inside a pull, work on all three benches before and after).
+pub fn restore_steps(reg: &mut Registry, dir: &std::path::Path, copies: &Copies) {
+    use Step::*;
+    let reg_ = |bench, shared| Register { bench, shared };
+    run_on(
+        reg,
+        dir,
+        &[
+            reg_(0, true),
+            Sync { bench: 0 },
+            Backup,
+            reg_(0, true),
+            reg_(2, false),
+            Sync { bench: 0 },
+            Sync { bench: 2 },
+            Sync { bench: 1 },
+            LostAck { bench: 1 },
+            reg_(0, false),
+            Move {
+                bench: 1,
+                pick: 1,
+                shared: false,
+            },
+            CheckOut { bench: 0, pick: 0 },
+            Restore,
+            Crash {
+                bench: 1,
+                in_pull: true,
+            },
+            reg_(1, true),
+            Sync { bench: 2 },
+            Sync { bench: 1 },
+            Backup,
+            Sync { bench: 0 },
+            Restore,
+        ],
+        copies,
+    );
+}
+
+#[test]
+fn regression_a_registry_restored_among_other_steps() {
+    let d = tempfile::tempdir().unwrap();
+    let mut reg = Registry::sqlite(d.path());
+    restore_steps(&mut reg, d.path(), &Copies::Sqlite);
 }
