@@ -51,20 +51,30 @@ impl Footprint {
     }
 
     fn container(&mut self, c: &ContainerId) {
-        let c = c.to_string();
-        self.containers.insert(c.clone());
-        self.subject = Some(c);
+        self.containers.insert(c.to_string());
         self.layout = true;
     }
 }
 
 impl EventBody {
+    /// [`Footprint::subject`] alone, without building the rest: the registry's fold asks it of
+    /// every event it folds.
+    pub fn subject(&self) -> Option<String> {
+        match self {
+            EventBody::ContainerCreated { container } => Some(container.id.to_string()),
+            EventBody::ContainerMoved { container, .. } => Some(container.to_string()),
+            b => b.specimen().map(|s| s.to_string()),
+        }
+    }
+
     /// What this event touches. Every variant is named (no catch-all), so a new one must say.
     pub fn footprint(&self) -> Footprint {
-        let mut f = Footprint::default();
+        let mut f = Footprint {
+            subject: self.subject(),
+            ..Footprint::default()
+        };
         if let Some(s) = self.specimen() {
             f.specimens.insert(s.to_string());
-            f.subject = Some(s.to_string());
         }
         if let Some(u) = self.user() {
             f.users.insert(u.to_string());
@@ -154,37 +164,10 @@ mod tests {
     use super::*;
     use crate::container::{ContainerSpec, builtin_type};
     use crate::event::{Outcome, Purpose};
-    use crate::id::{KuraId, SpecimenCode};
     use crate::rules::Custody;
-    use crate::specimen::{SampleType, SpecimenRecord};
+    use crate::rules::tests::{at, cid, record, sid};
     use crate::user::{Meaning, Role, Secret};
 
-    fn sid(n: u32) -> SpecimenCode {
-        SpecimenCode::kura(KuraId::from_data(&format!("TST26{n:07}")).unwrap())
-    }
-    fn cid(s: &str) -> ContainerId {
-        ContainerId::parse(s).unwrap()
-    }
-    fn at(c: &str, row: u16, col: u16) -> Location {
-        Location {
-            container: cid(c),
-            pos: Pos::new(row, col),
-        }
-    }
-    fn record(n: u32, parent: Option<u32>) -> SpecimenRecord {
-        SpecimenRecord {
-            code: sid(n),
-            sample_type: SampleType::parse("PL1").unwrap(),
-            container: "PED".into(),
-            storage: "A".into(),
-            quantity: None,
-            study: "S1".into(),
-            donor: "D1".into(),
-            collected_at: None,
-            parent: parent.map(sid),
-            freeze_thaw: 0,
-        }
-    }
     fn spec(id: &str, parent: Option<&str>, pos: Option<(u16, u16)>) -> ContainerSpec {
         let (kind, geometry) = builtin_type("box-9x9").unwrap();
         ContainerSpec {

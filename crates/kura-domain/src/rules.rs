@@ -1026,4 +1026,4 @@ fn user_effect(body: &EventBody) -> Result<Effect, RuleError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -546,7 +546,7 @@ impl View for Work<'_> {
 }
 
 fn subject(body: &EventBody) -> String {
-    body.footprint().subject.unwrap_or_default()
+    body.subject().unwrap_or_default()
 }
 
 /// Folds `events` (in `server_seq` order) over what was loaded. `Err(keys)`: load those and call

@@ -625,7 +625,7 @@ fn restore_row(
 /// What a conflict is about: the container of a container event, else the specimen (the same
 /// subject the registry names).
 pub(crate) fn subject(body: &EventBody) -> String {
-    body.footprint().subject.unwrap_or_default()
+    body.subject().unwrap_or_default()
 }
 
 /// A unit-like enum's serde name (material types, temperatures): what the projection stores.

@@ -909,15 +909,16 @@ impl Tx<'_> {
             return Ok(());
         }
         if self.relearning()? == 0 {
-            let mut answers = Vec::new();
-            for &(seq, server_seq) in places {
-                if !self.own_rowids(&[seq as i64])?.is_empty() {
-                    answers.push(Answer::Stored {
-                        seq,
-                        server_seq: Some(server_seq),
-                    });
-                }
-            }
+            // This workstation's stream is gapless: it holds every seq up to its head.
+            let head = self.stream_head(self.workstation())?.map_or(0, |h| h.0);
+            let answers: Vec<Answer> = places
+                .iter()
+                .filter(|&&(seq, _)| seq <= head)
+                .map(|&(seq, server_seq)| Answer::Stored {
+                    seq,
+                    server_seq: Some(server_seq),
+                })
+                .collect();
             // Already answered when pushed (the usual case): nothing changes.
             return self.record_answers(&answers, 0);
         }

@@ -93,10 +93,10 @@ impl Mem {
     }
 }
 
-fn cid(s: &str) -> ContainerId {
+pub(crate) fn cid(s: &str) -> ContainerId {
     ContainerId::parse(s).unwrap()
 }
-fn sid(n: u32) -> SpecimenCode {
+pub(crate) fn sid(n: u32) -> SpecimenCode {
     SpecimenCode::kura(KuraId::from_data(&format!("TST26{n:07}")).unwrap())
 }
 fn create(id: &str, ty: &str, parent: Option<&str>, pos: Option<(u16, u16)>) -> EventBody {
@@ -114,7 +114,7 @@ fn create(id: &str, ty: &str, parent: Option<&str>, pos: Option<(u16, u16)>) -> 
         },
     }
 }
-fn record(n: u32, parent: Option<u32>) -> SpecimenRecord {
+pub(crate) fn record(n: u32, parent: Option<u32>) -> SpecimenRecord {
     SpecimenRecord {
         code: sid(n),
         sample_type: SampleType::parse("PL1").unwrap(),
@@ -134,7 +134,7 @@ fn register(n: u32) -> EventBody {
         location: None,
     }
 }
-fn at(c: &str, r: u16, col: u16) -> Location {
+pub(crate) fn at(c: &str, r: u16, col: u16) -> Location {
     Location {
         container: cid(c),
         pos: Pos::new(r, col),
