@@ -33,6 +33,9 @@ pub struct RestoreReport {
     /// The copy issues IDs from its own counter (never enrolled): IDs issued after the copy was
     /// taken cannot be known here and may be issued again.
     pub unenrolled: bool,
+    /// Enrolled: nothing is recorded until the first sync has brought back what this
+    /// workstation recorded after the copy.
+    pub sync_first: bool,
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> AppError {
@@ -207,7 +210,18 @@ impl Kura {
             copy_private(&token, &token_path(db))?;
         }
         let unenrolled = store.sync_state()?.registry_url.is_none();
-        let burned = store.write(|tx| tx.burn_leases())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let burned = store.write(|tx| {
+            let burned = tx.burn_leases()?;
+            // What this workstation recorded after the copy is at the registry: nothing new is
+            // recorded here before a sync has brought it back (no seq written twice).
+            if !unenrolled {
+                tx.mark_restored(now)?;
+            }
+            Ok::<_, kura_store::StoreError>(burned)
+        })?;
         Ok(RestoreReport {
             path: db.display().to_string(),
             events: report.events,
@@ -215,6 +229,7 @@ impl Kura {
             token: has_token,
             burned,
             unenrolled,
+            sync_first: !unenrolled,
         })
     }
 }

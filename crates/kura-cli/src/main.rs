@@ -1054,7 +1054,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     "\nthis database issues Kura IDs from its own counter: IDs it issued after the backup was taken may be issued again; check the newest labels".to_string()
                 } else {
                     format!(
-                        "\n{} serials left in its leases burned (they may have been used after the backup); the next sync asks the registry for new ones",
+                        "\n{} serials left in its leases burned (they may have been used after the backup); the next sync asks the registry for new ones\nsync before recording anything (kura sync): it brings back what this workstation recorded after the backup; until then nothing new is recorded here",
                         r.burned
                     )
                 }

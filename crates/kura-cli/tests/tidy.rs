@@ -408,6 +408,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "e27ab5c067e035345917739b55daa0629a10c3a3c6bb181c5f02027c2c1fc298",
     ),
     (
+        "crates/kura-store/src/migrations/0011_restored.sql",
+        "bf1b2f7266695db2e0622e0529598dab05c957ac86d66477fa62380d12f8326f",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

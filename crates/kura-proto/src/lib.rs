@@ -298,6 +298,11 @@ pub struct Holding {
     pub at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,
+    /// The newest seq of its own stream the bench holds: the registry sends the caller's own
+    /// events above it in full, in their places (a bench back from a backup, or a replacement
+    /// PC, gets back what it had pushed). Without it, own events come as positions only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own: Option<u64>,
 }
 
 /// The caller's own event `seq` sits at `server_seq`.

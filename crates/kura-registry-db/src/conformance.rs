@@ -34,6 +34,7 @@ where
     case!(rejection_does_not_block);
     case!(pull_pages);
     case!(order_check);
+    case!(own_events_back);
     case!(conflicts);
     case!(leases);
     case!(status);
@@ -505,7 +506,7 @@ async fn order_check<D: RegistryDb>(db: D) {
     let last = ea.last().unwrap().id;
     let eb = bb.events(&testkit::storage("B", &["BXB"]));
     db.push(&b, batch(eb[..1].to_vec())).await.unwrap();
-    let holds = |at: u64, id: Option<Uuid>| Some(kura_proto::Holding { at, id });
+    let holds = |at: u64, id: Option<Uuid>| Some(kura_proto::Holding { at, id, own: None });
     let changed = |r: DbResult<kura_proto::PullResponse>| match r {
         Err(DbError::OrderChanged { head, .. }) => Some(head),
         Err(e) => panic!("{e}"),
@@ -561,6 +562,61 @@ async fn order_check<D: RegistryDb>(db: D) {
     assert_eq!(own, vec![(n + 1, 1)]);
     assert_eq!(p.events.len(), ea.len());
     assert_eq!(p.next, n + 1);
+}
+
+/// A bench that lacks part of its own stream (back from a copy, or a replacement PC) names the
+/// newest seq it holds: its own events above it come in full, in their places among the others';
+/// those at or below it come as positions only.
+async fn own_events_back<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let mut ba = Bench::new(a.workstation);
+    let mut bb = Bench::new(b.workstation);
+    let ea = ba.events(&testkit::storage("A", &["BXA"]));
+    let eb = bb.events(&testkit::storage("B", &["BXB"]));
+    // B, A, B, A: the site's order interleaves them.
+    db.push(&b, batch(eb[..1].to_vec())).await.unwrap();
+    db.push(&a, batch(ea[..1].to_vec())).await.unwrap();
+    db.push(&b, batch(eb[1..].to_vec())).await.unwrap();
+    db.push(&a, batch(ea[1..].to_vec())).await.unwrap();
+    let nb = eb.len() as u64;
+    // (what, the newest own seq the bench holds, B's own seqs that come in full)
+    let cases: Vec<(&str, Option<u64>, Vec<u64>)> = vec![
+        ("a bench that names nothing", None, vec![]),
+        ("a bench holding all of its stream", Some(nb), vec![]),
+        ("a bench back from a copy", Some(1), (2..=nb).collect()),
+        ("a replacement PC", Some(0), (1..=nb).collect()),
+    ];
+    for (what, own, want) in cases {
+        let holding = Some(kura_proto::Holding {
+            at: 0,
+            id: None,
+            own,
+        });
+        let p = db.pull(&b, 0, 1000, holding).await.unwrap();
+        let full: Vec<u64> = p
+            .events
+            .iter()
+            .filter(|e| e.event.workstation == b.workstation)
+            .map(|e| e.event.seq)
+            .collect();
+        assert_eq!(full, want, "{what}");
+        let told: Vec<u64> = p.own.iter().map(|o| o.seq).collect();
+        let rest: Vec<u64> = (1..=nb).filter(|s| !want.contains(s)).collect();
+        assert_eq!(told, rest, "{what}: the others as positions");
+        // In the site's order, with A's events between.
+        let order: Vec<u64> = p.events.iter().map(|e| e.server_seq).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{what}");
+        assert_eq!(
+            p.events.len() + p.own.len(),
+            ea.len() + eb.len(),
+            "{what}: every event of the site, once"
+        );
+        let got: Vec<&str> = p.events.iter().map(|e| e.event.hash.as_str()).collect();
+        for e in eb.iter().filter(|e| want.contains(&e.seq)) {
+            assert!(got.contains(&e.hash.as_str()), "{what}: as it was pushed");
+        }
+    }
 }
 
 async fn conflicts<D: RegistryDb>(db: D) {

@@ -1014,7 +1014,12 @@ impl RegistryDb for PgDb {
             let ss = r.get::<_, i64>(0) as u64;
             next = ss;
             let ws: Uuid = r.get(3);
-            if ws == caller.workstation {
+            // The caller's own events come as positions, unless it lacks them (back from a
+            // backup, or a replacement PC): then in full.
+            let lacks = holding
+                .and_then(|h| h.own)
+                .is_some_and(|o| r.get::<_, i64>(4) as u64 > o);
+            if ws == caller.workstation && !lacks {
                 own.push(OwnPosition {
                     server_seq: ss,
                     seq: r.get::<_, i64>(4) as u64,

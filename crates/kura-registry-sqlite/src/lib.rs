@@ -978,7 +978,10 @@ impl RegistryDb for SqliteDb {
                     row.map_err(backend)?;
                 next = ss as u64;
                 let ws = uuid_of(ws)?;
-                if ws == caller.workstation {
+                // The caller's own events come as positions, unless it lacks them (back from a
+                // backup, or a replacement PC): then in full.
+                let lacks = holding.and_then(|h| h.own).is_some_and(|o| seq as u64 > o);
+                if ws == caller.workstation && !lacks {
                     own.push(OwnPosition {
                         server_seq: ss as u64,
                         seq: seq as u64,

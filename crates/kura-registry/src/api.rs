@@ -390,6 +390,9 @@ pub struct PullQuery {
     /// … and that event's id: the registry checks its order agrees there (else `409
     /// order_changed`).
     id: Option<uuid::Uuid>,
+    /// The newest seq of its own stream the bench holds: its own events above it come back in
+    /// full (a bench restored from a backup, or a replacement PC).
+    own: Option<u64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/events", security(("token" = [])), params(PullQuery),
@@ -401,7 +404,11 @@ pub async fn pull(
     Query(q): Query<PullQuery>,
 ) -> ApiResult<PullResponse> {
     let limit = q.limit.unwrap_or(kura_proto::MAX_PAGE);
-    let holding = q.at.map(|at| kura_proto::Holding { at, id: q.id });
+    let holding = q.at.map(|at| kura_proto::Holding {
+        at,
+        id: q.id,
+        own: q.own,
+    });
     Ok(Json(s.db.pull(&caller, q.after, limit, holding).await?))
 }
 

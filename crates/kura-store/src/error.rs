@@ -59,6 +59,14 @@ pub enum StoreError {
         after: u64,
         next: u64,
     },
+    #[error(
+        "this database came back from a copy and has not synced since: sync first (Sync now, or kura sync) so that it gets back what this workstation recorded after the copy; until then nothing new is recorded here, so no number is used twice. Nothing was recorded"
+    )]
+    RestoredUnsynced,
+    #[error(
+        "the registry holds another event as seq {seq} of this workstation than this database does: its history differs from the registry's. Nothing was applied; ask the registry administrator"
+    )]
+    OwnFork { seq: u64 },
 }
 
 impl StoreError {
@@ -82,6 +90,8 @@ impl StoreError {
             StoreError::NoSerials { .. } => "no_serials_left",
             StoreError::UnknownEvent { .. } => "unknown_event_kind",
             StoreError::StreamGap { .. } => "stream_gap",
+            StoreError::RestoredUnsynced => "restored_sync_first",
+            StoreError::OwnFork { .. } => "sequence_fork",
         }
     }
 }

@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "order_relearn",
         include_str!("migrations/0010_order_relearn.sql"),
     ),
+    (11, "restored", include_str!("migrations/0011_restored.sql")),
 ];
 
 /// The newest migration this build knows.

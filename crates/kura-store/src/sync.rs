@@ -104,6 +104,10 @@ pub struct SyncState {
     pub clock_skew_us: Option<i64>,
     /// Why pushing stopped (a sequence fork), until someone looks.
     pub stopped: Option<String>,
+    /// When this database came back from a copy (`kura restore`, `kura recover`), until a sync
+    /// round has brought back what the registry holds of this workstation: nothing new is
+    /// recorded meanwhile.
+    pub restored_at: Option<i64>,
 }
 
 /// What applying a pulled page did.
@@ -156,7 +160,8 @@ fn read_state(conn: &rusqlite::Connection) -> Result<SyncState, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT pushed_seq, pull_cursor, registry_url, token_ref, registry_ca, site, leases,
-                last_success, last_attempt, last_error, last_error_code, clock_skew_us, stopped
+                last_success, last_attempt, last_error, last_error_code, clock_skew_us, stopped,
+                restored_at
              FROM sync_state WHERE id = 1",
         )?
         .query_row([], |r| {
@@ -175,6 +180,7 @@ fn read_state(conn: &rusqlite::Connection) -> Result<SyncState, StoreError> {
                     last_error_code: r.get(10)?,
                     clock_skew_us: r.get(11)?,
                     stopped: r.get(12)?,
+                    restored_at: r.get(13)?,
                 },
                 r.get::<_, String>(6)?,
             ))
@@ -334,6 +340,9 @@ impl Tx<'_> {
     /// (refused, never a collision, when they are used up), else from this database's counter.
     pub fn take_serials(&mut self, year: i32, count: u64) -> Result<Vec<u64>, StoreError> {
         let state = self.sync_state()?;
+        if state.restored_at.is_some() {
+            return Err(StoreError::RestoredUnsynced);
+        }
         if state.registry_url.is_none() {
             let next = self.local_serial(year)?;
             self.set_meta(&format!("serial:{year}"), &(next + count).to_string())?;
@@ -401,6 +410,22 @@ impl Tx<'_> {
 
     /// Moves the high-water mark back: the registry lost events (restored from an older copy)
     /// and will be sent them again.
+    /// This database came back from a copy at `now`: nothing new is recorded until
+    /// [`Tx::caught_up`].
+    pub fn mark_restored(&mut self, now: i64) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE sync_state SET restored_at = ?1 WHERE id = 1", [now])?;
+        Ok(())
+    }
+
+    /// A sync round brought back everything the registry holds of this workstation's stream:
+    /// recording may go on.
+    pub fn caught_up(&mut self) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE sync_state SET restored_at = NULL WHERE id = 1", [])?;
+        Ok(())
+    }
+
     pub fn rewind_push(&mut self, to: u64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE sync_state SET pushed_seq = min(pushed_seq, ?1) WHERE id = 1",
@@ -663,12 +688,9 @@ impl Tx<'_> {
                 self.learn_place(rowid, e.server_seq)?;
                 continue;
             }
-            if e.workstation == me {
-                return Err(StoreError::Corrupt(format!(
-                    "the registry holds event {} (seq {}) of this workstation, which this database does not: it was restored from an older copy",
-                    e.id, e.seq
-                )));
-            }
+            // This workstation's own events come only when this database lacks them (it came
+            // back from a copy, or is a replacement PC): they continue its stream like anyone's.
+            let own = e.workstation == me;
             let head = match heads.get(&e.workstation) {
                 Some(h) => *h,
                 None => {
@@ -678,6 +700,9 @@ impl Tx<'_> {
                 }
             };
             let (last_seq, prev) = head.unwrap_or((0, GENESIS));
+            if own && e.seq <= last_seq {
+                return Err(StoreError::OwnFork { seq: e.seq });
+            }
             if e.seq <= last_seq {
                 return Err(StoreError::Corrupt(format!(
                     "the registry sent seq {} of workstation {} as event {}, but another event holds that seq here",
@@ -695,6 +720,10 @@ impl Tx<'_> {
                     &e.kind,
                     &e.payload,
                 );
+                if want != e.hash && own {
+                    // The registry's seq `last_seq` of this workstation is another event.
+                    return Err(StoreError::OwnFork { seq: last_seq });
+                }
                 if want != e.hash {
                     return Err(StoreError::Corrupt(format!(
                         "event {} (workstation {}, seq {}) does not chain to the event before it: its content or hash was changed",
@@ -723,6 +752,13 @@ impl Tx<'_> {
             }
             heads.insert(e.workstation, Some((e.seq, e.hash)));
             fresh.push((e, body));
+        }
+        // Own events brought back are answered: the registry holds them where it said.
+        if let Some(Some((seq, _))) = heads.get(&me) {
+            self.conn().execute(
+                "UPDATE sync_state SET pushed_seq = max(pushed_seq, ?1) WHERE id = 1",
+                [*seq as i64],
+            )?;
         }
         let cursor_before = self.pull_cursor()?;
         if self.relearning()? > 0 {

@@ -29,6 +29,8 @@ pub struct Tx<'a> {
     /// Enrolled: this workstation's events keep undo images until the registry's order settles
     /// them.
     undo: bool,
+    /// Back from a copy and not synced since: nothing new is recorded (see 0011).
+    restored: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -55,11 +57,13 @@ impl<'a> Tx<'a> {
             ),
             None => (1, GENESIS),
         };
-        let undo: bool = tx
-            .prepare_cached("SELECT registry_url IS NOT NULL FROM sync_state WHERE id = 1")?
-            .query_row([], |r| r.get(0))
+        let (undo, restored): (bool, bool) = tx
+            .prepare_cached(
+                "SELECT registry_url IS NOT NULL, restored_at IS NOT NULL FROM sync_state WHERE id = 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
-            .unwrap_or(false);
+            .unwrap_or((false, false));
         Ok(Tx {
             tx,
             workstation,
@@ -70,6 +74,7 @@ impl<'a> Tx<'a> {
             poisoned: false,
             containers_changed: false,
             undo,
+            restored,
         })
     }
 
@@ -133,6 +138,9 @@ impl<'a> Tx<'a> {
             return Err(StoreError::Corrupt(
                 "an earlier write in this transaction failed".into(),
             ));
+        }
+        if self.restored {
+            return Err(StoreError::RestoredUnsynced);
         }
         let effect: Effect = self.projector().decide(&body)?;
         if matches!(

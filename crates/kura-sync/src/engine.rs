@@ -115,6 +115,9 @@ pub struct Report {
     /// The registry's order had changed under this bench's cursor (it was restored from an
     /// older copy): the order above the last position both agree on was learnt again.
     pub relearned: bool,
+    /// This workstation's own events brought back from the registry (the database came back
+    /// from a copy, or is a replacement PC).
+    pub recovered: u64,
     /// Serials leased.
     pub leased: u64,
     pub clock_skew_us: Option<i64>,
@@ -335,16 +338,10 @@ impl<R: Remote> Engine<R> {
                     store.write(|tx| tx.add_lease(l.year, l.first, l.last))?;
                     report.leased += l.last + 1 - l.first;
                 }
-                Op::Fork { registry, local } => {
-                    let why = if registry > local {
-                        format!(
-                            "the registry holds {registry} events of this workstation, but this database only {local}: it was restored from an older copy or its log was cut"
-                        )
-                    } else {
-                        format!(
-                            "the registry holds another event as seq {registry} of this workstation than this database does: its history was rewritten"
-                        )
-                    };
+                Op::Fork { registry, .. } => {
+                    let why = format!(
+                        "the registry holds another event as seq {registry} of this workstation than this database does: its history was rewritten"
+                    );
                     store.write(|tx| tx.set_stopped(Some(&why)))?;
                     fork = Some(why);
                 }
@@ -358,15 +355,38 @@ impl<R: Remote> Engine<R> {
                     }
                 }
                 Op::Pull { after } => {
-                    self.pull(store, after, status.site_seq, &mut report, progress)
-                        .await?
+                    match self
+                        .pull(store, after, status.site_seq, &mut report, progress)
+                        .await
+                    {
+                        Err(SyncError::Store(e @ StoreError::OwnFork { .. })) => {
+                            let why = e.to_string();
+                            store.write(|tx| tx.set_stopped(Some(&why)))?;
+                            return Err(SyncError::Fork(why));
+                        }
+                        r => r?,
+                    }
                 }
             }
         }
-        match fork {
-            Some(why) => Err(SyncError::Fork(why)),
-            None => Ok(report),
+        if let Some(why) = fork {
+            return Err(SyncError::Fork(why));
         }
+        // A bench back from a copy has all its stream again once the pull is through.
+        let (now_head, _) = store.own_head()?;
+        if status.head.seq > now_head {
+            return Err(SyncError::Protocol(format!(
+                "the registry holds this workstation's events up to seq {}, this database up to {now_head}, and it did not send the rest back: upgrade the registry, then sync again",
+                status.head.seq
+            )));
+        }
+        if head_seq < now_head {
+            report.recovered = now_head - head_seq;
+        }
+        if state.restored_at.is_some() {
+            store.write(|tx| tx.caught_up())?;
+        }
+        Ok(report)
     }
 
     async fn push(
@@ -631,10 +651,20 @@ impl<R: Remote> Engine<R> {
     }
 }
 
-/// What a pull after `cursor` names: the event held at the highest position at or below it.
+/// What a pull after `cursor` names: the event held at the highest position at or below it,
+/// and the newest seq of its own stream (the registry sends its own events above it back).
 fn holding(store: &Store, cursor: u64) -> Result<Holding, SyncError> {
+    let own = Some(store.own_head()?.0);
     Ok(match store.held_at_or_below(cursor)? {
-        Some((at, id)) => Holding { at, id: Some(id) },
-        None => Holding { at: 0, id: None },
+        Some((at, id)) => Holding {
+            at,
+            id: Some(id),
+            own,
+        },
+        None => Holding {
+            at: 0,
+            id: None,
+            own,
+        },
     })
 }

@@ -33,8 +33,9 @@ pub struct Registry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// The histories differ: the bench went backwards (restored, rebuilt) or the registry holds
-    /// other events under this workstation's seqs. Nothing is pushed; nothing is overwritten.
+    /// The histories differ: the registry holds another event under this workstation's seq
+    /// (the bench was rebuilt, or recorded after coming back from a copy without syncing).
+    /// Nothing is pushed; nothing is overwritten.
     Fork { registry: u64, local: u64 },
     /// The registry lost events (restored from an older copy): send them again.
     RewindPush { to: u64 },
@@ -59,13 +60,16 @@ pub fn plan(l: &Local, r: &Registry) -> Vec<Op> {
             });
         }
     }
-    let forked = r.head_seq > l.head_seq || l.same_at_registry_head == Some(false);
-    if forked {
+    // The registry holds more of this workstation's stream than the bench (it came back from a
+    // copy, or is a replacement PC): the pull brings the rest back (and tells a true fork by
+    // the hash chain); nothing is pushed before.
+    let behind = r.head_seq > l.head_seq;
+    if l.same_at_registry_head == Some(false) {
         ops.push(Op::Fork {
             registry: r.head_seq,
             local: l.head_seq,
         });
-    } else if !l.stopped {
+    } else if !l.stopped && !behind {
         if r.head_seq < l.pushed_seq {
             ops.push(Op::RewindPush { to: r.head_seq });
         }
@@ -153,13 +157,13 @@ mod tests {
                 "the registry holds more than this bench wrote: restored bench",
                 local(5, 5, None, 0),
                 reg(9, 9),
-                vec![
-                    Fork {
-                        registry: 9,
-                        local: 5,
-                    },
-                    Pull { after: 0 },
-                ],
+                vec![Pull { after: 0 }],
+            ),
+            (
+                "restored bench with events it had not pushed when copied: they come back too",
+                local(5, 3, None, 4),
+                reg(9, 9),
+                vec![Pull { after: 4 }],
             ),
             (
                 "same seq, other event: rebuilt bench",

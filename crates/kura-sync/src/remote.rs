@@ -303,10 +303,11 @@ impl Remote for Http {
         holding: Holding,
     ) -> Result<PullResponse, RemoteError> {
         let id = holding.id.map(|id| format!("&id={id}")).unwrap_or_default();
+        let own = holding.own.map(|s| format!("&own={s}")).unwrap_or_default();
         let r = self
             .client
             .get(format!(
-                "{}?after={after}&limit={limit}&at={}{id}",
+                "{}?after={after}&limit={limit}&at={}{id}{own}",
                 self.url(path::EVENTS),
                 holding.at
             ))

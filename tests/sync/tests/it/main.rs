@@ -63,6 +63,31 @@ pub fn register(b: &Bench, aliquots: u32, into: &str) -> Vec<String> {
         .collect()
 }
 
+/// Registers a parent with `aliquots` aliquots, placed nowhere; their Kura IDs, parent first.
+pub fn register_loose(b: &Bench, aliquots: u32) -> Vec<String> {
+    let n = aliquots.to_string();
+    let r = b.ok(&[
+        "register",
+        "--type",
+        "BLD",
+        "--study",
+        "S",
+        "--donor",
+        "P-0002",
+        "--aliquots",
+        &n,
+    ]);
+    let mut ids = vec![r["parent"].as_str().unwrap().to_string()];
+    ids.extend(
+        r["aliquots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string()),
+    );
+    ids
+}
+
 /// Every bench and the registry agree: the same exports, the same custody as the registry's
 /// projection, `verify` passes, nothing waits to be sent.
 pub fn agree(reg: &Registry, site: &str, benches: &[&Bench]) {
