@@ -45,7 +45,7 @@ pub use kura_sync::Report as SyncReport;
 pub use labels::{LabelPreview, PrintReport, PrinterTest, StockInfo};
 pub use register::{Choice, RegisterRequest, Registered, Vocabulary};
 pub use storage::LayoutReport;
-pub use sync::{ConflictView, EnrollReport, SyncOptions, SyncStatus, SyncWorker};
+pub use sync::{ConflictView, EnrollReport, RecoverReport, SyncOptions, SyncStatus, SyncWorker};
 pub use transport::PrinterConfig;
 pub use users::{SignatureView, Signing, UserView, Who};
 

@@ -43,6 +43,25 @@ pub struct Enrollment {
     req: kura_proto::EnrollRequest,
 }
 
+/// What `kura recover` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoverReport {
+    #[serde(flatten)]
+    pub enrolled: EnrollReport,
+    /// The dead bench's events the registry had acknowledged (up to this seq of its stream):
+    /// everything it recorded after its last sync is gone.
+    pub acknowledged: u64,
+    /// When the registry last heard from it (µs).
+    pub last_seen: Option<i64>,
+    /// Of its events, how many came back here.
+    pub recovered: u64,
+    /// Every event now here (its own and the site's).
+    pub events: u64,
+    /// The first sync did not finish (the network): run kura sync; nothing is recorded here
+    /// until one has.
+    pub sync_error: Option<String>,
+}
+
 /// The registry's answer to an enrollment (the token travels inside, never shown).
 pub struct Enrolled(kura_proto::EnrollResponse);
 
@@ -200,6 +219,58 @@ impl Kura {
         self.complete_enrollment(e, answer)
     }
 
+    /// A replacement PC takes over a dead bench's identity: `code` was made with
+    /// `kura-registry enroll --replaces WORKSTATION`. Only into a database with no events; the
+    /// old PC's token stops working. The first sync brings back the workstation's own stream and
+    /// the site's, and the projection is built from them; nothing is recorded before it has.
+    pub fn recover(
+        &mut self,
+        code: &str,
+        url: &str,
+        ca: Option<&Path>,
+        name: Option<&str>,
+        progress: &mut dyn FnMut(&str, u64, u64),
+    ) -> Result<RecoverReport, AppError> {
+        let held = self.store().stats()?.events;
+        if held > 0 {
+            return Err(StoreError::NotEmpty {
+                path: self.path().to_path_buf(),
+                events: held as u64,
+            }
+            .into());
+        }
+        let mut e = self.prepare_enrollment(code, url, ca, name)?;
+        e.req.recover = true;
+        let answer = e.send()?;
+        let replaced = answer.0.replaced.ok_or_else(|| {
+            AppError::Sync(SyncError::Protocol(
+                "the registry enrolled this PC as a new workstation instead of the one the code replaces; upgrade the registry".into(),
+            ))
+        })?;
+        self.store_mut().take_identity(answer.0.workstation)?;
+        let enrolled = self.complete_enrollment(e, answer)?;
+        let now = self.now().0;
+        self.store_mut().write(|tx| tx.mark_restored(now))?;
+        tracing::warn!(
+            workstation = %enrolled.workstation,
+            acknowledged = replaced.head,
+            "took over a workstation as its replacement PC"
+        );
+        let round = self.sync(SyncOptions::default(), progress);
+        let (recovered, sync_error) = match round {
+            Ok(r) => (r.recovered, None),
+            Err(e) => (0, Some(e.to_string())),
+        };
+        Ok(RecoverReport {
+            enrolled,
+            acknowledged: replaced.head,
+            last_seen: replaced.last_seen,
+            recovered,
+            events: self.store().stats()?.events as u64,
+            sync_error,
+        })
+    }
+
     /// Checks what was typed and who asks (an administrator where there are users) and makes
     /// the request; nothing is written (the window sends it without holding this `Kura`).
     pub fn prepare_enrollment(
@@ -264,6 +335,7 @@ impl Kura {
                 year,
                 issued,
                 id_format,
+                recover: false,
             },
         })
     }

@@ -280,6 +280,21 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// A replacement PC takes over a dead bench: CODE comes from `kura-registry enroll --site S
+    /// --replaces WORKSTATION`; into a new data directory. Brings back the bench's stream and the
+    /// site's; the old PC's token stops working.
+    Recover {
+        code: String,
+        /// The registry's address, e.g. https://registry.example:8443
+        #[arg(long)]
+        registry: String,
+        /// A CA certificate (PEM) to trust for the registry's HTTPS.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// The name the registry shows for this workstation (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Sync with the registry: one round (push, then pull), or --watch; `kura sync status`.
     Sync {
         #[command(subcommand)]
@@ -665,7 +680,7 @@ fn open(cli: &Cli) -> Result<Kura, AppError> {
     // command on a missing file says so, and creates nothing.
     let mut k = if matches!(
         cli.cmd,
-        Cmd::Init { .. } | Cmd::Demo { .. } | Cmd::Enroll { .. }
+        Cmd::Init { .. } | Cmd::Demo { .. } | Cmd::Enroll { .. } | Cmd::Recover { .. }
     ) {
         Kura::open(&path, &actor)?
     } else {
@@ -1184,6 +1199,16 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         } => {
             let r = k.enroll(&code, &registry, ca.as_deref(), name.as_deref())?;
             out(json, json!(r), || print::enrolled(&r));
+        }
+        Cmd::Recover {
+            code,
+            registry,
+            ca,
+            name,
+        } => {
+            let mut bar = progress_phase();
+            let r = k.recover(&code, &registry, ca.as_deref(), name.as_deref(), &mut bar)?;
+            out(json, json!(r), || print::recovered(&r, k.calendar()));
         }
         Cmd::Sync {
             cmd: Some(SyncCmd::Status),

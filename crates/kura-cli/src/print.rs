@@ -3,7 +3,7 @@
 use kura_app::bench::BenchReport;
 use kura_app::{
     BoxMap, Calendar, ConflictView, ContainerRow, EnrollReport, EventRow, LineageNode,
-    SpecimenView, Stats, SyncReport, SyncStatus, VerifyReport,
+    RecoverReport, SpecimenView, Stats, SyncReport, SyncStatus, VerifyReport,
 };
 
 /// An instant as the site's wall clock shows it.
@@ -274,6 +274,31 @@ pub fn enrolled(r: &EnrollReport) -> String {
         ));
     }
     s.push_str("\nnext: kura sync (or kura sync --watch)");
+    s
+}
+
+pub fn recovered(r: &RecoverReport, cal: &Calendar) -> String {
+    let e = &r.enrolled;
+    let mut s = format!(
+        "this PC is now workstation {} of site {} ({}) on {}; the old PC's token no longer works\nthe registry had acknowledged {} of its events{}; anything it recorded after its last sync is gone",
+        e.workstation,
+        e.site,
+        e.site_name,
+        e.registry,
+        r.acknowledged,
+        r.last_seen
+            .map(|t| format!(" (last heard from {})", when(cal, t)))
+            .unwrap_or_default(),
+    );
+    match &r.sync_error {
+        None => s.push_str(&format!(
+            "\n{} of its events came back; {} events here now (its own and the site's); Kura IDs continue from serial {} of {}",
+            r.recovered, r.events, e.lease_first, e.lease_year
+        )),
+        Some(err) => s.push_str(&format!(
+            "\nthe first sync did not finish ({err}); run kura sync: nothing is recorded here until it has"
+        )),
+    }
     s
 }
 

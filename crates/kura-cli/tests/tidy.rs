@@ -419,6 +419,14 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "crates/kura-registry-postgres/migrations/0001_registry.sql",
         "71f5d95b613cd148946b95f4c6665f1efd388bbacdef4ab71bf116b0c294b4e4",
     ),
+    (
+        "crates/kura-registry-sqlite/migrations/0002_replacement.sql",
+        "7c882e1ad485f5ab533d5d55c82b1a9f50303083b3743850d2e0f0f7050e14b4",
+    ),
+    (
+        "crates/kura-registry-postgres/migrations/0002_replacement.sql",
+        "09164b2770ef66790af07666344466535e2da4dea2951885e75bc2bc5eef54a9",
+    ),
 ];
 
 #[test]

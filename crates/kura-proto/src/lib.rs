@@ -116,6 +116,10 @@ pub struct EnrollRequest {
     /// the code unused) when the site's differs, since those IDs could never join the site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_format: Option<IdFormatClaim>,
+    /// A replacement PC (`kura recover`): the code names the workstation it replaces, whose
+    /// identity (stream, site) it takes; `workstation` is then ignored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recover: bool,
 }
 
 /// The prefix and serial width a bench's own IDs carry.
@@ -133,6 +137,19 @@ pub struct EnrollResponse {
     /// The bearer token for every later request. Shown once; the registry keeps only its hash.
     pub token: String,
     pub lease: Lease,
+    /// A replacement PC: where the replaced workstation's stream stood.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<ReplacedStream>,
+}
+
+/// Where a replaced workstation's stream stood when a new PC took it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReplacedStream {
+    /// Its events the registry holds (acknowledged), up to this seq.
+    pub head: u64,
+    /// When it was last heard from (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
 }
 
 /// `POST /api/v1/events`: one workstation's events in `seq` order, without holes.

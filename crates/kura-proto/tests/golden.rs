@@ -74,6 +74,7 @@ fn fixtures() {
             year: 2026,
             issued: vec![],
             id_format: None,
+            recover: false,
         },
     );
     // Added to version 1: the serials a database issued before enrollment (absent above).
@@ -91,6 +92,7 @@ fn fixtures() {
                 last: 1200,
             }],
             id_format: None,
+            recover: false,
         },
     );
     // Added to version 1: the ID format of a database that issued IDs, so the registry refuses
@@ -112,6 +114,36 @@ fn fixtures() {
                 prefix: "NCG".into(),
                 serial_width: 7,
             }),
+            recover: false,
+        },
+    );
+    // Added to version 1: a replacement PC takes over a workstation (absent above), and the
+    // answer says where the replaced stream stood (absent below).
+    check(
+        "enroll_request_recover",
+        EnrollRequest {
+            v: VERSION,
+            code: "KQ7M-2XPA-9TRB-WC4D".into(),
+            workstation: id(0x59),
+            name: "bench-3 (replacement)".into(),
+            year: 2026,
+            issued: vec![],
+            id_format: None,
+            recover: true,
+        },
+    );
+    check(
+        "enroll_response_replaced",
+        EnrollResponse {
+            v: VERSION,
+            workstation: id(0x58),
+            site: site(),
+            token: "kura_0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+            lease: lease.clone(),
+            replaced: Some(ReplacedStream {
+                head: 4213,
+                last_seen: Some(1_764_000_000_500_000),
+            }),
         },
     );
     check(
@@ -122,6 +154,7 @@ fn fixtures() {
             site: site(),
             token: "kura_0123456789abcdef0123456789abcdef0123456789abcdef".into(),
             lease,
+            replaced: None,
         },
     );
     check(

@@ -9,7 +9,9 @@ use kura_proto::{Lease, RejectCode, Verdict, WireEvent};
 use uuid::Uuid;
 
 use crate::testkit::{self, Bench};
-use crate::{Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, RegistryDb, secret_hash};
+use crate::{
+    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, RegistryDb, secret_hash,
+};
 
 const NOW: i64 = 1_764_000_000_000_000;
 
@@ -28,6 +30,7 @@ where
     }
     case!(sites);
     case!(enrollment);
+    case!(replacement);
     case!(verdicts);
     case!(resend_stores_once);
     case!(gap_and_restore);
@@ -49,7 +52,7 @@ pub async fn enroll<D: RegistryDb>(db: &D, site: &str, prefix: &str) -> (Caller,
     let ws = Uuid::now_v7();
     let code = format!("code-{ws}");
     let token = format!("token-{ws}");
-    db.add_enrollment(site, secret_hash(&code), NOW + 3_600_000_000)
+    db.add_enrollment(site, secret_hash(&code), NOW + 3_600_000_000, None)
         .await
         .unwrap();
     db.enroll(Enrollment {
@@ -62,6 +65,7 @@ pub async fn enroll<D: RegistryDb>(db: &D, site: &str, prefix: &str) -> (Caller,
         lease: 100,
         issued: vec![],
         id_format: None,
+        recover: false,
     })
     .await
     .unwrap();
@@ -104,7 +108,7 @@ async fn sites<D: RegistryDb>(db: D) {
         .collect();
     assert_eq!(codes, ["NCGM", "NCNP"]);
     assert_eq!(
-        db.add_enrollment("NOPE", [1; 32], NOW)
+        db.add_enrollment("NOPE", [1; 32], NOW, None)
             .await
             .unwrap_err()
             .code(),
@@ -115,13 +119,13 @@ async fn sites<D: RegistryDb>(db: D) {
 async fn enrollment<D: RegistryDb>(db: D) {
     db.add_site(testkit::site("NCGM", "G")).await.unwrap();
     db.add_site(testkit::site("NCNP", "N")).await.unwrap();
-    db.add_enrollment("NCGM", secret_hash("good"), NOW + 10)
+    db.add_enrollment("NCGM", secret_hash("good"), NOW + 10, None)
         .await
         .unwrap();
-    db.add_enrollment("NCGM", secret_hash("old"), NOW - 10)
+    db.add_enrollment("NCGM", secret_hash("old"), NOW - 10, None)
         .await
         .unwrap();
-    db.add_enrollment("NCNP", secret_hash("other"), NOW + 10)
+    db.add_enrollment("NCNP", secret_hash("other"), NOW + 10, None)
         .await
         .unwrap();
     let ws = Uuid::now_v7();
@@ -135,8 +139,9 @@ async fn enrollment<D: RegistryDb>(db: D) {
         lease: 50,
         issued: vec![],
         id_format: None,
+        recover: false,
     };
-    let (site, lease) = db.enroll(e("good", "t1")).await.unwrap();
+    let Enrolled { site, lease, .. } = db.enroll(e("good", "t1")).await.unwrap();
     assert_eq!(site.code, "NCGM");
     assert_eq!((lease.year, lease.first, lease.last), (2026, 1, 50));
     let refusal = |r: Result<_, DbError>| match r {
@@ -180,7 +185,7 @@ async fn enrollment<D: RegistryDb>(db: D) {
         db.revoke(Uuid::now_v7(), NOW).await.unwrap_err().code(),
         "not_found"
     );
-    db.add_enrollment("NCGM", secret_hash("again"), NOW + 10)
+    db.add_enrollment("NCGM", secret_hash("again"), NOW + 10, None)
         .await
         .unwrap();
     assert_eq!(
@@ -203,7 +208,7 @@ async fn enrollment<D: RegistryDb>(db: D) {
     db.restore(ws, [7; 32]).await.unwrap();
     assert_eq!(db.workstations().await.unwrap()[0].revoked_at, None);
     assert_eq!(db.authenticate(secret_hash("t1")).await.unwrap(), None);
-    let (_, lease) = db.enroll(e("again", "t3")).await.unwrap();
+    let lease = db.enroll(e("again", "t3")).await.unwrap().lease;
     assert!(
         lease.first > 50,
         "serials 1–50 stay this bench's: {lease:?}"
@@ -213,7 +218,7 @@ async fn enrollment<D: RegistryDb>(db: D) {
     assert_eq!(db.authenticate(secret_hash("t1")).await.unwrap(), None);
 
     // A bench whose own IDs carry another format is refused, and its code stays unused.
-    db.add_enrollment("NCGM", secret_hash("fresh"), NOW + 10)
+    db.add_enrollment("NCGM", secret_hash("fresh"), NOW + 10, None)
         .await
         .unwrap();
     let other = Uuid::now_v7();
@@ -252,6 +257,104 @@ async fn enrollment<D: RegistryDb>(db: D) {
             .unwrap()
             .map(|c| c.workstation),
         Some(other)
+    );
+}
+
+/// A code made for a replacement PC gives it the replaced workstation's identity and says where
+/// that one's stream stood; the old token stops working. Such a code does not enroll a new
+/// workstation, and an ordinary code does not replace one.
+async fn replacement<D: RegistryDb>(db: D) {
+    let (old, old_token) = enroll(&db, "NCGM", "G").await;
+    let (other, _) = enroll(&db, "NCGM", "G").await;
+    let mut bench = Bench::new(old.workstation);
+    let events = bench.events(&testkit::storage("A", &["BXA"]));
+    db.push(&old, batch(events.clone())).await.unwrap();
+    let e = |code: &str, token: &str, recover: bool| Enrollment {
+        code_hash: secret_hash(code),
+        workstation: Uuid::now_v7(),
+        name: "replacement".into(),
+        token_hash: secret_hash(token),
+        now: NOW,
+        year: 2026,
+        lease: 50,
+        issued: vec![],
+        id_format: None,
+        recover,
+    };
+    // (what, the workstation the code replaces, the site, the code error)
+    let made: Vec<(&str, Option<Uuid>, &str, Option<&str>)> = vec![
+        (
+            "a workstation that does not exist",
+            Some(Uuid::now_v7()),
+            "NCGM",
+            Some("not_found"),
+        ),
+        (
+            "another site's workstation",
+            Some(old.workstation),
+            "NCNP",
+            Some("not_found"),
+        ),
+        ("the dead bench", Some(old.workstation), "NCGM", None),
+        ("an ordinary code", None, "NCGM", None),
+    ];
+    db.add_site(testkit::site("NCNP", "N")).await.unwrap();
+    for (i, (what, replaces, site, want)) in made.into_iter().enumerate() {
+        let r = db
+            .add_enrollment(site, secret_hash(&format!("r{i}")), NOW + 10, replaces)
+            .await;
+        assert_eq!(r.err().map(|e| e.code()), want, "{what}");
+    }
+    let refusal = |r: DbResult<Enrolled>| match r {
+        Err(DbError::Enroll(x)) => x,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        refusal(db.enroll(e("r2", "t-new", false)).await),
+        EnrollRefusal::ForReplacement,
+        "a replacement code used to enroll a new workstation"
+    );
+    assert_eq!(
+        refusal(db.enroll(e("r3", "t-new", true)).await),
+        EnrollRefusal::NotForReplacement,
+        "an ordinary code used to recover"
+    );
+    let got = db.enroll(e("r2", "t-new", true)).await.unwrap();
+    assert_eq!(got.workstation, old.workstation, "the replaced identity");
+    assert_eq!(
+        got.replaced.map(|r| r.head),
+        Some(events.len() as u64),
+        "where its stream stood"
+    );
+    assert!(got.replaced.unwrap().last_seen.is_some());
+    assert_eq!(
+        db.authenticate(secret_hash(&old_token)).await.unwrap(),
+        None,
+        "the old token is refused"
+    );
+    let me = db
+        .authenticate(secret_hash("t-new"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(me.workstation, old.workstation);
+    assert_eq!(db.status(&me).await.unwrap().head.seq, events.len() as u64);
+    assert!(
+        got.lease.first > 100,
+        "a new lease after the old PC's: {:?}",
+        got.lease
+    );
+    assert!(
+        db.authenticate(secret_hash(&format!("token-{}", other.workstation)))
+            .await
+            .unwrap()
+            .is_some(),
+        "the other bench is untouched"
+    );
+    // The used code replaces nothing twice.
+    assert_eq!(
+        refusal(db.enroll(e("r2", "t-again", true)).await),
+        EnrollRefusal::UsedCode
     );
 }
 
@@ -731,11 +834,12 @@ async fn leases<D: RegistryDb>(db: D) {
                 lease: 100,
                 issued,
                 id_format: None,
+                recover: false,
             },
         )
     };
     for c in ["alone-1", "alone-2"] {
-        db.add_enrollment("NCCH", secret_hash(c), NOW + 10)
+        db.add_enrollment("NCCH", secret_hash(c), NOW + 10, None)
             .await
             .unwrap();
     }
@@ -747,7 +851,7 @@ async fn leases<D: RegistryDb>(db: D) {
             last: 250,
         }],
     );
-    let (_, first) = db.enroll(e1).await.unwrap();
+    let first = db.enroll(e1).await.unwrap().lease;
     assert_eq!(
         (first.first, first.last),
         (251, 350),

@@ -104,6 +104,14 @@ pub enum EnrollRefusal {
         "this database issued Kura IDs itself whose serials the registry already leased to another workstation of the site: they would collide. Enroll a new database for this workstation, or ask the registry administrator"
     )]
     SerialsTaken,
+    #[error(
+        "this code is for a replacement PC (it takes over an existing workstation's identity); use it with kura recover on a new data directory, or ask for a code for a new workstation"
+    )]
+    ForReplacement,
+    #[error(
+        "kura recover needs a code made for the workstation it replaces (kura-registry enroll --site S --replaces WORKSTATION); this one enrolls a new workstation (the code is still unused)"
+    )]
+    NotForReplacement,
 }
 
 impl EnrollRefusal {
@@ -116,6 +124,8 @@ impl EnrollRefusal {
             EnrollRefusal::Revoked => "workstation_revoked",
             EnrollRefusal::SerialsTaken => "enroll_serials_taken",
             EnrollRefusal::PrefixMismatch => "enroll_prefix_refused",
+            EnrollRefusal::ForReplacement => "enroll_code_for_replacement",
+            EnrollRefusal::NotForReplacement => "enroll_code_not_for_replacement",
         }
     }
 }
@@ -165,6 +175,29 @@ pub struct Enrollment {
     pub issued: Vec<Lease>,
     /// The ID format the bench's own IDs carry, if it issued any: a site with another is refused.
     pub id_format: Option<kura_proto::IdFormatClaim>,
+    /// A replacement PC (`kura recover`): the code must name the workstation it replaces, whose
+    /// identity it takes (`workstation` is then ignored).
+    pub recover: bool,
+}
+
+/// What an enrollment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    /// The workstation now enrolled: the bench's own, or the one a replacement PC took over.
+    pub workstation: Uuid,
+    pub site: Site,
+    pub lease: Lease,
+    /// A replacement: where the old PC's stream stood.
+    pub replaced: Option<Replaced>,
+}
+
+/// Where a replaced workstation's stream stood when a new PC took it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replaced {
+    /// Its events the registry holds (acknowledged), up to this seq.
+    pub head: u64,
+    /// When it was last heard from (µs).
+    pub last_seen: Option<i64>,
 }
 
 /// Where a workstation's stream stands in the registry.
@@ -192,15 +225,20 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
     fn add_site(&self, site: Site) -> impl Future<Output = DbResult<()>> + Send;
     fn sites(&self) -> impl Future<Output = DbResult<Vec<Site>>> + Send;
     /// Stores a one-time enrollment code (its hash) for `site`, valid until `expires_at` (µs).
+    /// With `replaces`, the code is for a replacement PC of that workstation (which must be of
+    /// `site` and not revoked: else [`DbError::NotFound`]).
     fn add_enrollment(
         &self,
         site: &str,
         code_hash: [u8; 32],
         expires_at: i64,
+        replaces: Option<Uuid>,
     ) -> impl Future<Output = DbResult<()>> + Send;
     /// Uses the code once: binds the workstation to the code's site, stores its token's hash
-    /// (replacing an earlier token of the same workstation) and grants its first lease.
-    fn enroll(&self, e: Enrollment) -> impl Future<Output = DbResult<(Site, Lease)>> + Send;
+    /// (replacing an earlier token of the same workstation) and grants its first lease. A
+    /// replacement code gives the replaced workstation's identity to the caller, whose token
+    /// takes the old one's place.
+    fn enroll(&self, e: Enrollment) -> impl Future<Output = DbResult<Enrolled>> + Send;
     /// The workstation holding this token, unless revoked.
     fn authenticate(
         &self,

@@ -19,15 +19,18 @@ use kura_proto::{
 };
 use kura_registry_db::ingest::{self, ContainerRow, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
-    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, OrderAt, RegistryDb,
-    WorkstationInfo, WsStatus, next_lease, order_agrees,
+    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt, RegistryDb,
+    Replaced, WorkstationInfo, WsStatus, next_lease, order_agrees,
 };
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 pub mod throwaway;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_registry.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_registry.sql")),
+    (2, include_str!("../migrations/0002_replacement.sql")),
+];
 
 #[derive(Clone)]
 pub struct PgDb {
@@ -705,44 +708,67 @@ impl RegistryDb for PgDb {
         site: &str,
         code_hash: [u8; 32],
         expires_at: i64,
+        replaces: Option<Uuid>,
     ) -> DbResult<()> {
         let c = self.pool.get().await.map_err(pool_err)?;
         site_row(&c, site, false).await?;
+        if let Some(w) = replaces {
+            let live: bool = c
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM workstations WHERE id = $1 AND site = $2 AND revoked_at IS NULL)",
+                    &[&w, &site],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            if !live {
+                return Err(DbError::NotFound(format!(
+                    "workstation {w} (enrolled at {site}, not revoked)"
+                )));
+            }
+        }
         c.execute(
-            "INSERT INTO enrollments (code_hash, site, expires_at) VALUES ($1, $2, $3)",
-            &[&code_hash.as_slice(), &site, &expires_at],
+            "INSERT INTO enrollments (code_hash, site, expires_at, replaces) VALUES ($1, $2, $3, $4)",
+            &[&code_hash.as_slice(), &site, &expires_at, &replaces],
         )
         .await
         .map_err(pg)?;
         Ok(())
     }
 
-    async fn enroll(&self, e: Enrollment) -> DbResult<(Site, Lease)> {
+    async fn enroll(&self, e: Enrollment) -> DbResult<Enrolled> {
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(pg)?;
         let code = tx
             .query_opt(
-                "SELECT site, expires_at, used_at FROM enrollments WHERE code_hash = $1 FOR UPDATE",
+                "SELECT site, expires_at, used_at, replaces FROM enrollments WHERE code_hash = $1 FOR UPDATE",
                 &[&e.code_hash.as_slice()],
             )
             .await
             .map_err(pg)?;
         let refuse = |r| Err(DbError::Enroll(r));
-        let site_code: String = match code {
+        let (site_code, replaces): (String, Option<Uuid>) = match code {
             None => return refuse(EnrollRefusal::UnknownCode),
             Some(r) if r.get::<_, Option<i64>>(2).is_some() => {
                 return refuse(EnrollRefusal::UsedCode);
             }
             Some(r) if r.get::<_, i64>(1) < e.now => return refuse(EnrollRefusal::ExpiredCode),
-            Some(r) => r.get(0),
+            Some(r) => (r.get(0), r.get(3)),
+        };
+        let ws = match (replaces, e.recover) {
+            (Some(w), true) => w,
+            (None, false) => e.workstation,
+            (Some(_), false) => return refuse(EnrollRefusal::ForReplacement),
+            (None, true) => return refuse(EnrollRefusal::NotForReplacement),
         };
         let known = tx
             .query_opt(
-                "SELECT site, revoked_at FROM workstations WHERE id = $1 FOR UPDATE",
-                &[&e.workstation],
+                "SELECT site, revoked_at, head_seq, last_seen FROM workstations WHERE id = $1 FOR UPDATE",
+                &[&ws],
             )
             .await
             .map_err(pg)?;
+        let mut replaced = None;
         match known {
             Some(r) if r.get::<_, Option<i64>>(1).is_some() => {
                 return refuse(EnrollRefusal::Revoked);
@@ -750,18 +776,26 @@ impl RegistryDb for PgDb {
             Some(r) if r.get::<_, String>(0) != site_code => {
                 return refuse(EnrollRefusal::OtherSite);
             }
-            Some(_) => {
+            Some(r) => {
+                if replaces.is_some() {
+                    replaced = Some(Replaced {
+                        head: r.get::<_, i64>(2) as u64,
+                        last_seen: r.get(3),
+                    });
+                }
                 tx.execute(
                     "UPDATE workstations SET token_hash = $2, name = $3 WHERE id = $1",
-                    &[&e.workstation, &e.token_hash.as_slice(), &e.name],
+                    &[&ws, &e.token_hash.as_slice(), &e.name],
                 )
                 .await
                 .map_err(pg)?;
             }
+            // (A replacement code names a workstation that existed when it was made.)
+            None if replaces.is_some() => return refuse(EnrollRefusal::UnknownCode),
             None => {
                 tx.execute(
                     "INSERT INTO workstations (id, site, name, token_hash, enrolled_at) VALUES ($1, $2, $3, $4, $5)",
-                    &[&e.workstation, &site_code, &e.name, &e.token_hash.as_slice(), &e.now],
+                    &[&ws, &site_code, &e.name, &e.token_hash.as_slice(), &e.now],
                 )
                 .await
                 .map_err(pg)?;
@@ -769,7 +803,7 @@ impl RegistryDb for PgDb {
         }
         tx.execute(
             "UPDATE enrollments SET used_at = $2, used_by = $3 WHERE code_hash = $1",
-            &[&e.code_hash.as_slice(), &e.now, &e.workstation],
+            &[&e.code_hash.as_slice(), &e.now, &ws],
         )
         .await
         .map_err(pg)?;
@@ -784,7 +818,7 @@ impl RegistryDb for PgDb {
             let taken: i64 = tx
                 .query_one(
                     "SELECT count(*) FROM leases WHERE site = $1 AND year = $2 AND first <= $4 AND last >= $3 AND workstation != $5",
-                    &[&site.code, &c.year, &first, &last, &e.workstation],
+                    &[&site.code, &c.year, &first, &last, &ws],
                 )
                 .await
                 .map_err(pg)?
@@ -795,14 +829,19 @@ impl RegistryDb for PgDb {
             tx.execute(
                 "INSERT INTO leases (site, year, first, last, workstation, granted_at) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT DO NOTHING",
-                &[&site.code, &c.year, &first, &last, &e.workstation, &e.now],
+                &[&site.code, &c.year, &first, &last, &ws, &e.now],
             )
             .await
             .map_err(pg)?;
         }
-        let lease = grant(&tx, &site, e.workstation, e.year, e.lease, e.now).await?;
+        let lease = grant(&tx, &site, ws, e.year, e.lease, e.now).await?;
         tx.commit().await.map_err(pg)?;
-        Ok((site, lease))
+        Ok(Enrolled {
+            workstation: ws,
+            site,
+            lease,
+            replaced,
+        })
     }
 
     async fn authenticate(&self, token_hash: [u8; 32]) -> DbResult<Option<Caller>> {

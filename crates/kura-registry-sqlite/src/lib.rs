@@ -19,13 +19,16 @@ use kura_proto::{
 };
 use kura_registry_db::ingest::{self, ContainerRow, FoldError, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
-    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrollment, OrderAt, RegistryDb,
-    WorkstationInfo, WsStatus, next_lease, order_agrees,
+    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt, RegistryDb,
+    Replaced, WorkstationInfo, WsStatus, next_lease, order_agrees,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_registry.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_registry.sql")),
+    (2, include_str!("../migrations/0002_replacement.sql")),
+];
 
 #[derive(Clone)]
 pub struct SqliteDb {
@@ -661,13 +664,33 @@ impl RegistryDb for SqliteDb {
         site: &str,
         code_hash: [u8; 32],
         expires_at: i64,
+        replaces: Option<Uuid>,
     ) -> DbResult<()> {
         let site = site.to_string();
         self.write(move |tx| {
             site_row(tx, &site)?;
+            if let Some(w) = replaces {
+                let live: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM workstations WHERE id = ?1 AND site = ?2 AND revoked_at IS NULL)",
+                        params![w.as_bytes(), site],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if !live {
+                    return Err(DbError::NotFound(format!(
+                        "workstation {w} (enrolled at {site}, not revoked)"
+                    )));
+                }
+            }
             tx.execute(
-                "INSERT INTO enrollments (code_hash, site, expires_at) VALUES (?1, ?2, ?3)",
-                params![code_hash.as_slice(), site, expires_at],
+                "INSERT INTO enrollments (code_hash, site, expires_at, replaces) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    code_hash.as_slice(),
+                    site,
+                    expires_at,
+                    replaces.map(|w| w.as_bytes().to_vec())
+                ],
             )
             .map_err(backend)?;
             Ok(())
@@ -675,22 +698,30 @@ impl RegistryDb for SqliteDb {
         .await
     }
 
-    async fn enroll(&self, e: Enrollment) -> DbResult<(Site, Lease)> {
+    async fn enroll(&self, e: Enrollment) -> DbResult<Enrolled> {
         self.write(move |tx| {
-            let code: Option<(String, i64, Option<i64>)> = tx
+            let code: Option<(String, i64, Option<i64>, Option<Vec<u8>>)> = tx
                 .query_row(
-                    "SELECT site, expires_at, used_at FROM enrollments WHERE code_hash = ?1",
+                    "SELECT site, expires_at, used_at, replaces FROM enrollments WHERE code_hash = ?1",
                     [e.code_hash.as_slice()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
                 .map_err(backend)?;
             let refuse = |r| Err(DbError::Enroll(r));
-            let site_code = match code {
+            let (site_code, replaces) = match code {
                 None => return refuse(EnrollRefusal::UnknownCode),
-                Some((_, _, Some(_))) => return refuse(EnrollRefusal::UsedCode),
-                Some((_, exp, None)) if exp < e.now => return refuse(EnrollRefusal::ExpiredCode),
-                Some((s, _, None)) => s,
+                Some((_, _, Some(_), _)) => return refuse(EnrollRefusal::UsedCode),
+                Some((_, exp, None, _)) if exp < e.now => {
+                    return refuse(EnrollRefusal::ExpiredCode);
+                }
+                Some((s, _, None, r)) => (s, r.map(uuid_of).transpose()?),
+            };
+            let ws = match (replaces, e.recover) {
+                (Some(w), true) => w,
+                (None, false) => e.workstation,
+                (Some(_), false) => return refuse(EnrollRefusal::ForReplacement),
+                (None, true) => return refuse(EnrollRefusal::NotForReplacement),
             };
             if let Some(f) = &e.id_format {
                 let (site, _) = site_row(tx, &site_code)?;
@@ -698,35 +729,44 @@ impl RegistryDb for SqliteDb {
                     return refuse(EnrollRefusal::PrefixMismatch);
                 }
             }
-            let known: Option<(String, Option<i64>)> = tx
+            let known: Option<(String, Option<i64>, i64, Option<i64>)> = tx
                 .query_row(
-                    "SELECT site, revoked_at FROM workstations WHERE id = ?1",
-                    [e.workstation.as_bytes()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    "SELECT site, revoked_at, head_seq, last_seen FROM workstations WHERE id = ?1",
+                    [ws.as_bytes()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
                 .map_err(backend)?;
+            let mut replaced = None;
             match known {
-                Some((_, Some(_))) => return refuse(EnrollRefusal::Revoked),
-                Some((s, None)) if s != site_code => return refuse(EnrollRefusal::OtherSite),
-                Some(_) => {
+                Some((_, Some(_), _, _)) => return refuse(EnrollRefusal::Revoked),
+                Some((s, None, _, _)) if s != site_code => return refuse(EnrollRefusal::OtherSite),
+                Some((_, None, head, last_seen)) => {
+                    if replaces.is_some() {
+                        replaced = Some(Replaced {
+                            head: head as u64,
+                            last_seen,
+                        });
+                    }
                     tx.execute(
                         "UPDATE workstations SET token_hash = ?2, name = ?3 WHERE id = ?1",
-                        params![e.workstation.as_bytes(), e.token_hash.as_slice(), e.name],
+                        params![ws.as_bytes(), e.token_hash.as_slice(), e.name],
                     )
                     .map_err(backend)?;
                 }
+                // (A replacement code names a workstation that existed when it was made.)
+                None if replaces.is_some() => return refuse(EnrollRefusal::UnknownCode),
                 None => {
                     tx.execute(
                         "INSERT INTO workstations (id, site, name, token_hash, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![e.workstation.as_bytes(), site_code, e.name, e.token_hash.as_slice(), e.now],
+                        params![ws.as_bytes(), site_code, e.name, e.token_hash.as_slice(), e.now],
                     )
                     .map_err(backend)?;
                 }
             }
             tx.execute(
                 "UPDATE enrollments SET used_at = ?2, used_by = ?3 WHERE code_hash = ?1",
-                params![e.code_hash.as_slice(), e.now, e.workstation.as_bytes()],
+                params![e.code_hash.as_slice(), e.now, ws.as_bytes()],
             )
             .map_err(backend)?;
             let (site, _) = site_row(tx, &site_code)?;
@@ -734,7 +774,7 @@ impl RegistryDb for SqliteDb {
                 let taken: i64 = tx
                     .query_row(
                         "SELECT count(*) FROM leases WHERE site = ?1 AND year = ?2 AND first <= ?4 AND last >= ?3 AND workstation != ?5",
-                        params![site.code, c.year, c.first as i64, c.last as i64, e.workstation.as_bytes()],
+                        params![site.code, c.year, c.first as i64, c.last as i64, ws.as_bytes()],
                         |r| r.get(0),
                     )
                     .map_err(backend)?;
@@ -743,12 +783,17 @@ impl RegistryDb for SqliteDb {
                 }
                 tx.execute(
                     "INSERT OR IGNORE INTO leases (site, year, first, last, workstation, granted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![site.code, c.year, c.first as i64, c.last as i64, e.workstation.as_bytes(), e.now],
+                    params![site.code, c.year, c.first as i64, c.last as i64, ws.as_bytes(), e.now],
                 )
                 .map_err(backend)?;
             }
-            let lease = grant(tx, &site, e.workstation, e.year, e.lease, e.now)?;
-            Ok((site, lease))
+            let lease = grant(tx, &site, ws, e.year, e.lease, e.now)?;
+            Ok(Enrolled {
+                workstation: ws,
+                site,
+                lease,
+                replaced,
+            })
         })
         .await
     }

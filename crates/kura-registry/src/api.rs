@@ -297,7 +297,7 @@ pub async fn enroll(State(s): Shared, Body(body): Body) -> ApiResult<EnrollRespo
             e.to_string(),
         )
     })?;
-    let (site, lease) =
+    let done =
         s.db.enroll(Enrollment {
             code_hash: secret_hash(&secret::normalize_code(&req.code)),
             workstation: req.workstation,
@@ -308,15 +308,30 @@ pub async fn enroll(State(s): Shared, Body(body): Body) -> ApiResult<EnrollRespo
             lease: kura_proto::DEFAULT_LEASE,
             issued: req.issued.clone(),
             id_format: req.id_format.clone(),
+            recover: req.recover,
         })
         .await?;
-    tracing::info!(workstation = %req.workstation, site = %site.code, "enrolled");
+    match done.replaced {
+        Some(r) => tracing::warn!(
+            workstation = %done.workstation,
+            site = %done.site.code,
+            head = r.head,
+            "a replacement PC took over the workstation; its old token no longer works"
+        ),
+        None => {
+            tracing::info!(workstation = %done.workstation, site = %done.site.code, "enrolled")
+        }
+    }
     Ok(Json(EnrollResponse {
         v: VERSION,
-        workstation: req.workstation,
-        site,
+        workstation: done.workstation,
+        site: done.site,
         token,
-        lease,
+        lease: done.lease,
+        replaced: done.replaced.map(|r| kura_proto::ReplacedStream {
+            head: r.head,
+            last_seen: r.last_seen,
+        }),
     }))
 }
 

@@ -51,6 +51,7 @@ async fn workstations(
             site,
             secret_hash(&secret::normalize_code(&code)),
             now_us() + 3_600_000_000,
+            None,
         )
         .await?;
         let id = uuid::Uuid::now_v7();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use kura_proto::{Conflict, Holding, Lease, PullResponse, PushResponse, Site};
 use kura_registry_db::{
-    Batch, Caller, DbError, DbResult, Enrollment, RegistryDb, WorkstationInfo, WsStatus,
+    Batch, Caller, DbError, DbResult, Enrolled, Enrollment, RegistryDb, WorkstationInfo, WsStatus,
 };
 use kura_registry_postgres::PgDb;
 use kura_registry_sqlite::SqliteDb;
@@ -80,10 +80,11 @@ impl RegistryDb for AnyDb {
         site: &str,
         code_hash: [u8; 32],
         expires_at: i64,
+        replaces: Option<Uuid>,
     ) -> DbResult<()> {
-        each!(self, d => d.add_enrollment(site, code_hash, expires_at).await)
+        each!(self, d => d.add_enrollment(site, code_hash, expires_at, replaces).await)
     }
-    async fn enroll(&self, e: Enrollment) -> DbResult<(Site, Lease)> {
+    async fn enroll(&self, e: Enrollment) -> DbResult<Enrolled> {
         each!(self, d => d.enroll(e).await)
     }
     async fn authenticate(&self, token_hash: [u8; 32]) -> DbResult<Option<Caller>> {

@@ -48,6 +48,10 @@ enum Cmd {
         /// How long the code stays valid: 30m, 24h, 7d.
         #[arg(long, default_value = "24h")]
         expires: String,
+        /// A code for a replacement PC of this workstation (its disk died): `kura recover CODE`
+        /// there takes over its identity and stream; its old token stops working.
+        #[arg(long, value_name = "WORKSTATION_ID")]
+        replaces: Option<uuid::Uuid>,
     },
     /// A consistent copy of an SQLite registry into a new FILE while it serves (a PostgreSQL
     /// registry is backed up with pg_dump; see the README).
@@ -236,7 +240,11 @@ async fn main() -> Result<()> {
                 );
             }
         }
-        Cmd::Enroll { site, expires } => {
+        Cmd::Enroll {
+            site,
+            expires,
+            replaces,
+        } => {
             let valid = parse_duration(&expires)?;
             let code = secret::new_enroll_code()?;
             let site = site.trim().to_ascii_uppercase();
@@ -244,14 +252,21 @@ async fn main() -> Result<()> {
                 &site,
                 secret_hash(&secret::normalize_code(&code)),
                 now_us() + valid,
+                replaces,
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{code}");
-            eprintln!(
-                "one-time enrollment code for site {site}, valid until {}; on the bench: kura enroll CODE --registry URL",
-                time(now_us() + valid)
-            );
+            match replaces {
+                Some(w) => eprintln!(
+                    "one-time code for a replacement PC of workstation {w} (site {site}), valid until {}; on the new PC: kura recover CODE --registry URL. When it is used, the old PC's token stops working",
+                    time(now_us() + valid)
+                ),
+                None => eprintln!(
+                    "one-time enrollment code for site {site}, valid until {}; on the bench: kura enroll CODE --registry URL",
+                    time(now_us() + valid)
+                ),
+            }
         }
         Cmd::Backup { to } => {
             let kura_registry::db::AnyDb::Sqlite(sq) = &db else {

@@ -66,7 +66,7 @@ async fn new_code(db: &AnyDb, site: &str, prefix: &str, valid_us: i64) -> String
     }
     let code = secret::new_enroll_code().unwrap();
     let h = secret_hash(&secret::normalize_code(&code));
-    db.add_enrollment(site, h, kura_registry::api::now_us() + valid_us)
+    db.add_enrollment(site, h, kura_registry::api::now_us() + valid_us, None)
         .await
         .unwrap();
     code

@@ -64,6 +64,10 @@ pub enum StoreError {
     )]
     RestoredUnsynced,
     #[error(
+        "{} already holds {events} events: a replacement PC is recovered into a new data directory (give another with --db or KURA_DB); nothing was changed", path.display()
+    )]
+    NotEmpty { path: PathBuf, events: u64 },
+    #[error(
         "the registry holds another event as seq {seq} of this workstation than this database does: its history differs from the registry's. Nothing was applied; ask the registry administrator"
     )]
     OwnFork { seq: u64 },
@@ -91,6 +95,7 @@ impl StoreError {
             StoreError::UnknownEvent { .. } => "unknown_event_kind",
             StoreError::StreamGap { .. } => "stream_gap",
             StoreError::RestoredUnsynced => "restored_sync_first",
+            StoreError::NotEmpty { .. } => "store_not_empty",
             StoreError::OwnFork { .. } => "sequence_fork",
         }
     }

@@ -305,6 +305,26 @@ impl Store {
         &self.path
     }
 
+    /// Takes over another workstation's identity (a replacement PC of a dead bench): only a
+    /// database that holds no event yet, so that every event here stays of one stream.
+    pub fn take_identity(&mut self, workstation: Uuid) -> Result<(), StoreError> {
+        let events: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        if events > 0 && workstation != self.workstation {
+            return Err(StoreError::NotEmpty {
+                path: self.path.clone(),
+                events: events as u64,
+            });
+        }
+        self.conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'workstation'",
+            [workstation.to_string()],
+        )?;
+        self.workstation = workstation;
+        Ok(())
+    }
+
     /// This workstation's id: every event written here carries it.
     pub fn workstation(&self) -> Uuid {
         self.workstation

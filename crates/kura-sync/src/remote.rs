@@ -80,6 +80,8 @@ impl RemoteError {
                 "enroll_other_site" => "enroll_other_site",
                 "enroll_serials_taken" => "enroll_serials_taken",
                 "enroll_prefix_refused" => "enroll_prefix_refused",
+                "enroll_code_for_replacement" => "enroll_code_for_replacement",
+                "enroll_code_not_for_replacement" => "enroll_code_not_for_replacement",
                 "workstation_revoked" => "workstation_revoked",
                 "not_your_stream" => "not_your_stream",
                 "serials_exhausted" => "serials_exhausted",

@@ -227,6 +227,16 @@ impl Registry {
             .to_string()
     }
 
+    /// A one-time code for a replacement PC of `workstation` (`kura recover`).
+    pub fn replacement_code(&self, site: &str, workstation: &str) -> String {
+        self.admin(&["enroll", "--site", site, "--replaces", workstation])
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     /// Runs `sql` on the registry's database and returns the rows as text columns.
     pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
         if let Some(path) = self.db.strip_prefix("sqlite://") {

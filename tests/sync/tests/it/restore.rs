@@ -302,3 +302,72 @@ fn a_bench_restored_from_its_backup_continues_and_issues_no_id_twice() {
     );
     agree(&reg, "NCGM", &[&replacement, b]);
 }
+
+/// A bench's disk dies mid-day, with events it had not synced. The administrator makes a code for
+/// a replacement PC; `kura recover` on a new data directory takes over the workstation: it says
+/// how many events the registry had acknowledged, brings back its stream and the site's (its
+/// history equals the registry's), goes on recording in the same stream, and the old PC's token
+/// is refused from then on.
+#[test]
+fn a_dead_bench_is_recovered_from_the_registry_on_a_new_pc() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let v = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&v[0], &v[1]);
+    register(a, 5, "BOX-0001");
+    register(b, 3, "BOX-0002");
+    a.sync_ok();
+    b.sync_ok();
+    register(a, 2, "BOX-0001");
+    a.sync_ok();
+    // Recorded, never synced: gone with the disk.
+    register(a, 1, "BOX-0003");
+    let acknowledged = reg.stream(&a.workstation()).0;
+    assert!(a.own_events() > acknowledged);
+    let ws = a.workstation();
+    // The old PC's files, as a thief or a forgotten spare would still have them.
+    let ghost = kura_sync_tests::Bench::new(d.path(), "ghost");
+    std::fs::copy(&a.db, &ghost.db).unwrap();
+    let token = |db: &std::path::Path| format!("{}.token", db.display());
+    std::fs::copy(token(&a.db), token(&ghost.db)).unwrap();
+    std::fs::remove_file(&a.db).unwrap();
+
+    let code = reg.replacement_code("NCGM", &ws);
+    let fresh = kura_sync_tests::Bench::new(&d.path().join("new-pc"), "a");
+    // An ordinary code does not take over a workstation.
+    let e = fresh
+        .try_run(&["recover", &reg.code("NCGM"), "--registry", &reg.url()])
+        .unwrap_err();
+    assert_eq!(e["code"], "enroll_code_not_for_replacement", "{e}");
+    let r = fresh
+        .try_run(&[
+            "recover",
+            &code,
+            "--registry",
+            &reg.url(),
+            "--name",
+            "a-new",
+        ])
+        .unwrap();
+    assert_eq!(r["workstation"], ws.as_str(), "{r}");
+    assert_eq!(r["acknowledged"].as_i64().unwrap(), acknowledged, "{r}");
+    assert_eq!(r["recovered"].as_i64().unwrap(), acknowledged, "{r}");
+    assert!(r["sync_error"].is_null(), "{r}");
+    assert!(r["last_seen"].is_i64(), "{r}");
+    assert_eq!(fresh.workstation(), ws);
+    assert_eq!(fresh.own_events(), acknowledged);
+    fresh.verify_ok();
+    b.sync_ok();
+    agree(&reg, "NCGM", &[&fresh, b]);
+    // The old token is refused.
+    let e = ghost.sync().unwrap_err();
+    assert_eq!(e["code"], "unauthorized", "{e}");
+    // The stream goes on from the new PC.
+    register(&fresh, 4, "BOX-0004");
+    fresh.sync_ok();
+    b.sync_ok();
+    let (head, gapless) = reg.stream(&ws);
+    assert_eq!(head, fresh.own_events());
+    assert!(gapless);
+    agree(&reg, "NCGM", &[&fresh, b]);
+}
