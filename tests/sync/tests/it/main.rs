@@ -315,6 +315,8 @@ fn on_postgresql() {
         one_specimen_checked_out_at_two_benches,
         faults::faults_on_the_way,
         leases,
+        restore::bench_restored_from_its_backup,
+        restore::dead_bench_recovered,
     ] {
         let url = rt.block_on(server.fresh()).unwrap();
         let d = tempfile::tempdir().unwrap();

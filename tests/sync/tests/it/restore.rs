@@ -241,19 +241,23 @@ pub fn a_postgresql_registry_restored_from_a_dump_gets_back_what_it_lost(
 #[test]
 fn a_bench_restored_from_its_backup_continues_and_issues_no_id_twice() {
     let d = tempfile::tempdir().unwrap();
-    let reg = Registry::sqlite(d.path());
-    let v = site(&reg, d.path(), &["a", "b"]);
+    bench_restored_from_its_backup(&Registry::sqlite(d.path()), d.path());
+}
+
+pub fn bench_restored_from_its_backup(reg: &Registry, dir: &Path) {
+    let d = dir;
+    let v = site(reg, d, &["a", "b"]);
     let (a, b) = (&v[0], &v[1]);
     register(a, 2, "BOX-0001");
     a.sync_ok();
-    let taken = a.ok(&["backup", "--to", d.path().join("backups").to_str().unwrap()]);
+    let taken = a.ok(&["backup", "--to", d.join("backups").to_str().unwrap()]);
     assert_eq!(taken["token"], true, "{taken}");
     // The day goes on after the backup (pushed), then the disk dies.
     let mut issued: Vec<String> = register(a, 9, "BOX-0002");
     a.sync_ok();
     issued.extend(register(b, 9, "BOX-0003"));
     let dead_head = reg.stream(&a.workstation()).0;
-    let replacement = kura_sync_tests::Bench::new(d.path(), "a-new");
+    let replacement = kura_sync_tests::Bench::new(d, "a-new");
     let r = replacement.ok(&["restore", taken["path"].as_str().unwrap()]);
     assert!(r["burned"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(r["unenrolled"], false, "{r}");
@@ -300,7 +304,7 @@ fn a_bench_restored_from_its_backup_continues_and_issues_no_id_twice() {
         replacement.specimens().len(),
         "the registry and the restored bench hold the same specimens"
     );
-    agree(&reg, "NCGM", &[&replacement, b]);
+    agree(reg, "NCGM", &[&replacement, b]);
 }
 
 /// A bench's disk dies mid-day, with events it had not synced. The administrator makes a code for
@@ -311,8 +315,12 @@ fn a_bench_restored_from_its_backup_continues_and_issues_no_id_twice() {
 #[test]
 fn a_dead_bench_is_recovered_from_the_registry_on_a_new_pc() {
     let d = tempfile::tempdir().unwrap();
-    let reg = Registry::sqlite(d.path());
-    let v = site(&reg, d.path(), &["a", "b"]);
+    dead_bench_recovered(&Registry::sqlite(d.path()), d.path());
+}
+
+pub fn dead_bench_recovered(reg: &Registry, dir: &Path) {
+    let d = dir;
+    let v = site(reg, d, &["a", "b"]);
     let (a, b) = (&v[0], &v[1]);
     register(a, 5, "BOX-0001");
     register(b, 3, "BOX-0002");
@@ -326,14 +334,14 @@ fn a_dead_bench_is_recovered_from_the_registry_on_a_new_pc() {
     assert!(a.own_events() > acknowledged);
     let ws = a.workstation();
     // The old PC's files, as a thief or a forgotten spare would still have them.
-    let ghost = kura_sync_tests::Bench::new(d.path(), "ghost");
+    let ghost = kura_sync_tests::Bench::new(d, "ghost");
     std::fs::copy(&a.db, &ghost.db).unwrap();
     let token = |db: &std::path::Path| format!("{}.token", db.display());
     std::fs::copy(token(&a.db), token(&ghost.db)).unwrap();
     std::fs::remove_file(&a.db).unwrap();
 
     let code = reg.replacement_code("NCGM", &ws);
-    let fresh = kura_sync_tests::Bench::new(&d.path().join("new-pc"), "a");
+    let fresh = kura_sync_tests::Bench::new(&d.join("new-pc"), "a");
     // An ordinary code does not take over a workstation.
     let e = fresh
         .try_run(&["recover", &reg.code("NCGM"), "--registry", &reg.url()])
@@ -358,7 +366,7 @@ fn a_dead_bench_is_recovered_from_the_registry_on_a_new_pc() {
     assert_eq!(fresh.own_events(), acknowledged);
     fresh.verify_ok();
     b.sync_ok();
-    agree(&reg, "NCGM", &[&fresh, b]);
+    agree(reg, "NCGM", &[&fresh, b]);
     // The old token is refused.
     let e = ghost.sync().unwrap_err();
     assert_eq!(e["code"], "unauthorized", "{e}");
@@ -369,5 +377,5 @@ fn a_dead_bench_is_recovered_from_the_registry_on_a_new_pc() {
     let (head, gapless) = reg.stream(&ws);
     assert_eq!(head, fresh.own_events());
     assert!(gapless);
-    agree(&reg, "NCGM", &[&fresh, b]);
+    agree(reg, "NCGM", &[&fresh, b]);
 }
