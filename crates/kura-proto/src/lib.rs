@@ -27,6 +27,7 @@ pub mod path {
     pub const STATUS: &str = "/api/v1/status";
     pub const CONFLICTS: &str = "/api/v1/conflicts";
     pub const SERIALS: &str = "/api/v1/serials";
+    pub const SERIALS_CLAIM: &str = "/api/v1/serials/claim";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
     pub const HEALTH: &str = "/health";
     pub const READY: &str = "/ready";
@@ -349,6 +350,24 @@ pub struct SerialsRequest {
     pub year: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+}
+
+/// `POST /api/v1/serials/claim`: blocks of serials the bench holds that the registry's status
+/// did not list as its own (the registry was restored from a copy older than the grant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClaimRequest {
+    pub v: u32,
+    pub leases: Vec<Lease>,
+}
+
+/// What the registry made of a claim: `kept` are the caller's again (no other bench will be
+/// leased them); `taken` overlap another workstation's lease, and the bench stops issuing from
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClaimResponse {
+    pub v: u32,
+    pub kept: Vec<Lease>,
+    pub taken: Vec<Lease>,
 }
 
 /// Lower-case hex of a hash.

@@ -40,6 +40,7 @@ where
     case!(own_events_back);
     case!(conflicts);
     case!(leases);
+    case!(claims);
     case!(status);
     case!(workload_is_clean);
 }
@@ -879,6 +880,65 @@ async fn leases<D: RegistryDb>(db: D) {
     assert_eq!(
         db.enroll(e2).await.unwrap_err(),
         DbError::Enroll(EnrollRefusal::SerialsTaken)
+    );
+}
+
+/// A bench holds serials the registry does not list (it was restored from a copy older than
+/// their grant): a claim makes them the bench's again, so no other bench is leased them, unless
+/// another workstation's lease overlaps them already.
+async fn claims<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let l = |first: u64, last: u64| Lease {
+        year: 2026,
+        first,
+        last,
+    };
+    let mine = db.status(&a).await.unwrap().leases;
+    // (what, blocks claimed, kept, taken)
+    let cases: Vec<(&str, Vec<Lease>, Vec<Lease>, Vec<Lease>)> = vec![
+        ("a block it already has", mine.clone(), mine.clone(), vec![]),
+        (
+            "a block the registry forgot",
+            vec![l(5001, 6000)],
+            vec![l(5001, 6000)],
+            vec![],
+        ),
+        (
+            "claimed again",
+            vec![l(5001, 6000)],
+            vec![l(5001, 6000)],
+            vec![],
+        ),
+        (
+            "another bench's block",
+            vec![l(101, 150)],
+            vec![],
+            vec![l(101, 150)],
+        ),
+        (
+            "one of each",
+            vec![l(7001, 7100), l(150, 160)],
+            vec![l(7001, 7100)],
+            vec![l(150, 160)],
+        ),
+    ];
+    for (what, claim, kept, taken) in cases {
+        let got = db.claim(&a, claim, NOW).await.unwrap();
+        assert_eq!((got.kept, got.taken), (kept, taken), "{what}");
+    }
+    let leases = db.status(&a).await.unwrap().leases;
+    assert!(leases.contains(&l(5001, 6000)) && leases.contains(&l(7001, 7100)));
+    // The next lease of any bench comes after what was claimed.
+    let next = db.lease(&b, 2026, 10, NOW).await.unwrap();
+    assert_eq!(next.first, 7101, "{next:?}");
+    db.revoke(a.workstation, NOW).await.unwrap();
+    assert_eq!(
+        db.claim(&a, vec![l(9001, 9010)], NOW)
+            .await
+            .unwrap_err()
+            .code(),
+        "workstation_revoked"
     );
 }
 

@@ -191,6 +191,13 @@ pub struct Enrolled {
     pub replaced: Option<Replaced>,
 }
 
+/// What a claim of serials came to (see [`RegistryDb::claim`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    pub kept: Vec<Lease>,
+    pub taken: Vec<Lease>,
+}
+
 /// Where a replaced workstation's stream stood when a new PC took it over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replaced {
@@ -285,6 +292,15 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
         count: u64,
         now: i64,
     ) -> impl Future<Output = DbResult<Lease>> + Send;
+    /// Serials the caller holds that this registry does not list as its own (it was restored
+    /// from a copy older than their grant): each block becomes the caller's again unless it
+    /// overlaps another workstation's lease (then it is `taken`).
+    fn claim(
+        &self,
+        caller: &Caller,
+        leases: Vec<Lease>,
+        now: i64,
+    ) -> impl Future<Output = DbResult<Claimed>> + Send;
     /// How many custody events the registry holds (for operators and tests).
     fn event_count(&self) -> impl Future<Output = DbResult<u64>> + Send;
 }

@@ -19,8 +19,8 @@ use kura_proto::{
 };
 use kura_registry_db::ingest::{self, ContainerRow, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
-    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt, RegistryDb,
-    Replaced, WorkstationInfo, WsStatus, next_lease, order_agrees,
+    Batch, Caller, Claimed, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt,
+    RegistryDb, Replaced, WorkstationInfo, WsStatus, next_lease, order_agrees,
 };
 use tokio_postgres::NoTls;
 use uuid::Uuid;
@@ -1155,6 +1155,49 @@ impl RegistryDb for PgDb {
         let lease = grant(&tx, &site, caller.workstation, year, count, now).await?;
         tx.commit().await.map_err(pg)?;
         Ok(lease)
+    }
+
+    async fn claim(&self, caller: &Caller, leases: Vec<Lease>, now: i64) -> DbResult<Claimed> {
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let live = tx
+            .query_opt(
+                "SELECT revoked_at FROM workstations WHERE id = $1",
+                &[&caller.workstation],
+            )
+            .await
+            .map_err(pg)?;
+        if !matches!(live.map(|r| r.get::<_, Option<i64>>(0)), Some(None)) {
+            return Err(DbError::Enroll(EnrollRefusal::Revoked));
+        }
+        // The site's row, held: no lease is granted meanwhile.
+        site_row(&tx, &caller.site.code, true).await?;
+        let mut out = Claimed::default();
+        for l in leases {
+            let (first, last) = (l.first as i64, l.last as i64);
+            let others: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM leases WHERE site = $1 AND year = $2 AND first <= $4 AND last >= $3 AND workstation != $5",
+                    &[&caller.site.code, &l.year, &first, &last, &caller.workstation],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            if others > 0 {
+                out.taken.push(l);
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO leases (site, year, first, last, workstation, granted_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT DO NOTHING",
+                &[&caller.site.code, &l.year, &first, &last, &caller.workstation, &now],
+            )
+            .await
+            .map_err(pg)?;
+            out.kept.push(l);
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(out)
     }
 
     async fn event_count(&self) -> DbResult<u64> {

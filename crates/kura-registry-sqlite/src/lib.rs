@@ -19,8 +19,8 @@ use kura_proto::{
 };
 use kura_registry_db::ingest::{self, ContainerRow, FoldError, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
-    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt, RegistryDb,
-    Replaced, WorkstationInfo, WsStatus, next_lease, order_agrees,
+    Batch, Caller, Claimed, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt,
+    RegistryDb, Replaced, WorkstationInfo, WsStatus, next_lease, order_agrees,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
@@ -1128,6 +1128,45 @@ impl RegistryDb for SqliteDb {
             }
             let (site, _) = site_row(tx, &caller.site.code)?;
             grant(tx, &site, caller.workstation, year, count, now)
+        })
+        .await
+    }
+
+    async fn claim(&self, caller: &Caller, leases: Vec<Lease>, now: i64) -> DbResult<Claimed> {
+        let caller = caller.clone();
+        self.write(move |tx| {
+            let live: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT revoked_at FROM workstations WHERE id = ?1",
+                    [caller.workstation.as_bytes()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if !matches!(live, Some(None)) {
+                return Err(DbError::Enroll(EnrollRefusal::Revoked));
+            }
+            let mut out = Claimed::default();
+            for l in leases {
+                let others: i64 = tx
+                    .query_row(
+                        "SELECT count(*) FROM leases WHERE site = ?1 AND year = ?2 AND first <= ?4 AND last >= ?3 AND workstation != ?5",
+                        params![caller.site.code, l.year, l.first as i64, l.last as i64, caller.workstation.as_bytes()],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if others > 0 {
+                    out.taken.push(l);
+                    continue;
+                }
+                tx.execute(
+                    "INSERT OR IGNORE INTO leases (site, year, first, last, workstation, granted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![caller.site.code, l.year, l.first as i64, l.last as i64, caller.workstation.as_bytes(), now],
+                )
+                .map_err(backend)?;
+                out.kept.push(l);
+            }
+            Ok(out)
         })
         .await
     }

@@ -12,8 +12,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kura_proto::{
-    Capabilities, ConflictsResponse, EnrollRequest, EnrollResponse, ErrorBody, Lease, PullResponse,
-    PushRequest, PushResponse, SerialsRequest, StatusResponse, VERSION,
+    Capabilities, ClaimRequest, ClaimResponse, ConflictsResponse, EnrollRequest, EnrollResponse,
+    ErrorBody, Lease, PullResponse, PushRequest, PushResponse, SerialsRequest, StatusResponse,
+    VERSION,
 };
 use kura_registry_db::{Batch, Caller, DbError, Enrollment, RegistryDb, secret_hash};
 use serde::Deserialize;
@@ -468,6 +469,50 @@ pub async fn serials(State(s): Shared, Auth(caller): Auth, Body(body): Body) -> 
     Ok(Json(lease))
 }
 
+#[utoipa::path(post, path = "/api/v1/serials/claim", request_body = ClaimRequest, security(("token" = [])),
+    responses((status = 200, body = ClaimResponse), (status = 401, body = ErrorBody)))]
+pub async fn claim(
+    State(s): Shared,
+    Auth(caller): Auth,
+    Body(body): Body,
+) -> ApiResult<ClaimResponse> {
+    let req: ClaimRequest = parse(&body)?;
+    if req.leases.len() > 100 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_count",
+            "claim at most 100 blocks at once".to_string(),
+        ));
+    }
+    for c in &req.leases {
+        check_year(c.year)?;
+        if c.first == 0 || c.first > c.last || c.last - c.first >= kura_proto::MAX_LEASE {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_count",
+                format!(
+                    "serials {}–{} of {} are not a block the registry could have leased",
+                    c.first, c.last, c.year
+                ),
+            ));
+        }
+    }
+    let got = s.db.claim(&caller, req.leases, now_us()).await?;
+    if !got.kept.is_empty() || !got.taken.is_empty() {
+        tracing::warn!(
+            workstation = %caller.workstation,
+            kept = ?got.kept,
+            taken = ?got.taken,
+            "a bench held serials this registry did not list as its own (restored from an older copy?)"
+        );
+    }
+    Ok(Json(ClaimResponse {
+        v: VERSION,
+        kept: got.kept,
+        taken: got.taken,
+    }))
+}
+
 struct Security;
 
 impl utoipa::Modify for Security {
@@ -484,7 +529,7 @@ impl utoipa::Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Kura registry", description = "The central registry of custody events (sync protocol v1)."),
-    paths(health, ready, capabilities, enroll, push, status, pull, conflicts, serials),
+    paths(health, ready, capabilities, enroll, push, status, pull, conflicts, serials, claim),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use kura_proto::{Conflict, Holding, Lease, PullResponse, PushResponse, Site};
 use kura_registry_db::{
-    Batch, Caller, DbError, DbResult, Enrolled, Enrollment, RegistryDb, WorkstationInfo, WsStatus,
+    Batch, Caller, Claimed, DbError, DbResult, Enrolled, Enrollment, RegistryDb, WorkstationInfo,
+    WsStatus,
 };
 use kura_registry_postgres::PgDb;
 use kura_registry_sqlite::SqliteDb;
@@ -119,6 +120,9 @@ impl RegistryDb for AnyDb {
     }
     async fn lease(&self, caller: &Caller, year: i32, count: u64, now: i64) -> DbResult<Lease> {
         each!(self, d => d.lease(caller, year, count, now).await)
+    }
+    async fn claim(&self, caller: &Caller, leases: Vec<Lease>, now: i64) -> DbResult<Claimed> {
+        each!(self, d => d.claim(caller, leases, now).await)
     }
     async fn event_count(&self) -> DbResult<u64> {
         each!(self, d => d.event_count().await)

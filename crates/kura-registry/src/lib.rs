@@ -44,6 +44,7 @@ pub fn router(db: impl Into<AnyDb>) -> Router {
         .route(path::STATUS, get(api::status))
         .route(path::CONFLICTS, get(api::conflicts))
         .route(path::SERIALS, post(api::serials))
+        .route(path::SERIALS_CLAIM, post(api::claim))
         // The body limit is `api::Body`'s, which answers in `{code, message}`.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn(log))

@@ -322,6 +322,22 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Stops issuing from a block another bench was leased too (the registry forgot it had
+    /// granted it to this one): what is left of it is burned. Returns how many serials.
+    pub fn drop_lease(&mut self, year: i32, first: u64) -> Result<u64, StoreError> {
+        let mut leases = self.sync_state()?.leases;
+        let mut burned = 0;
+        for b in leases
+            .iter_mut()
+            .filter(|b| b.year == year && b.first == first)
+        {
+            burned += b.left();
+            b.next = b.last + 1;
+        }
+        self.write_leases(&leases)?;
+        Ok(burned)
+    }
+
     /// Burns what is left of every leased block (a database restored from a backup may have
     /// issued those serials after the copy was taken): the next IDs come from a new lease.
     /// Returns how many serials were burned.

@@ -120,6 +120,11 @@ pub struct Report {
     pub recovered: u64,
     /// Serials leased.
     pub leased: u64,
+    /// Blocks of serials the registry did not list as this bench's (it was restored from an
+    /// older copy), claimed back …
+    pub leases_reclaimed: u64,
+    /// … or dropped here, another bench having been leased them meanwhile.
+    pub leases_dropped: u64,
     pub clock_skew_us: Option<i64>,
 }
 
@@ -292,6 +297,8 @@ impl<R: Remote> Engine<R> {
         }
         report.clock_skew_us = status.clock_skew_us;
         store.write(|tx| tx.set_clock_skew(status.clock_skew_us))?;
+        self.reconcile_leases(store, &status.leases, &mut report)
+            .await?;
         let state = store.sync_state()?;
         let (head_seq, _) = store.own_head()?;
         let same_at_registry_head = match status.head.seq {
@@ -597,6 +604,64 @@ impl<R: Remote> Engine<R> {
                 return Ok(());
             }
         }
+    }
+
+    /// Every block of serials this bench holds must be listed as its own by the registry: one
+    /// restored from a copy older than the grant would lease it again to another bench. Blocks
+    /// it does not list are claimed back; those another bench was leased meanwhile are dropped
+    /// here (what is left of them burned), so no ID is issued twice from now on.
+    async fn reconcile_leases(
+        &self,
+        store: &mut Store,
+        listed: &[kura_proto::Lease],
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let held = store.sync_state()?.leases;
+        let unlisted: Vec<kura_proto::Lease> = held
+            .iter()
+            .filter(|b| {
+                !listed
+                    .iter()
+                    .any(|l| l.year == b.year && l.first <= b.first && l.last >= b.last)
+            })
+            .map(|b| kura_proto::Lease {
+                year: b.year,
+                first: b.first,
+                last: b.last,
+            })
+            .collect();
+        if unlisted.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            blocks = unlisted.len(),
+            "the registry does not list serials this bench holds (restored from an older copy?): claiming them back"
+        );
+        let got = match self
+            .retry("claim", || self.remote.claim(unlisted.clone()))
+            .await
+        {
+            Ok(g) => g,
+            // A registry from before claims: it cannot be told; nothing changes here.
+            Err(RemoteError::Refused { status: 404, .. }) => {
+                tracing::warn!("the registry does not take claims of serials; upgrade it");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        report.leases_reclaimed += got.kept.len() as u64;
+        for l in &got.taken {
+            let burned = store.write(|tx| tx.drop_lease(l.year, l.first))?;
+            tracing::warn!(
+                year = l.year,
+                first = l.first,
+                last = l.last,
+                burned,
+                "serials this bench held were leased to another bench meanwhile: no more IDs from them"
+            );
+            report.leases_dropped += 1;
+        }
+        Ok(())
     }
 
     /// The highest position at or below `cursor` (which the registry disputes) on which this

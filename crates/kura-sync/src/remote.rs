@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use kura_proto::{
-    EnrollRequest, EnrollResponse, ErrorBody, Holding, Lease, PullResponse, PushRequest,
-    PushResponse, SerialsRequest, StatusResponse, VERSION, path,
+    ClaimRequest, ClaimResponse, EnrollRequest, EnrollResponse, ErrorBody, Holding, Lease,
+    PullResponse, PushRequest, PushResponse, SerialsRequest, StatusResponse, VERSION, path,
 };
 
 /// Why a request to the registry did not give an answer.
@@ -111,6 +111,9 @@ pub trait Remote {
         holding: Holding,
     ) -> impl Future<Output = Result<PullResponse, RemoteError>>;
     fn lease(&self, year: i32, count: u64) -> impl Future<Output = Result<Lease, RemoteError>>;
+    /// Claims blocks of serials the registry's status did not list as this workstation's.
+    fn claim(&self, leases: Vec<Lease>)
+    -> impl Future<Output = Result<ClaimResponse, RemoteError>>;
 }
 
 /// How long to wait on the registry.
@@ -329,6 +332,17 @@ impl Remote for Http {
                 year,
                 count: Some(count),
             })
+            .send()
+            .await;
+        answer(&self.base, self.timeouts, r).await
+    }
+
+    async fn claim(&self, leases: Vec<Lease>) -> Result<ClaimResponse, RemoteError> {
+        let r = self
+            .client
+            .post(self.url(path::SERIALS_CLAIM))
+            .bearer_auth(&self.token)
+            .json(&ClaimRequest { v: VERSION, leases })
             .send()
             .await;
         answer(&self.base, self.timeouts, r).await

@@ -527,7 +527,7 @@ impl Bench {
         );
     }
 
-    fn conn(&self) -> rusqlite::Connection {
+    pub fn conn(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.db).unwrap()
     }
 

@@ -323,7 +323,11 @@ fn on_postgresql() {
         let reg = Registry::start(&url, d.path());
         scenario(&reg, d.path());
     }
-    for steps in [property::regression_steps, property::restore_steps] {
+    for steps in [
+        property::regression_steps,
+        property::restore_steps,
+        restore::registry_restored_forgets_leases_and_an_enrollment,
+    ] {
         let url = rt.block_on(server.fresh()).unwrap();
         let d = tempfile::tempdir().unwrap();
         let mut reg = Registry::start(&url, d.path());

@@ -186,6 +186,114 @@ pub fn registry_restored_behind_a_lagging_bench(reg: &mut Registry, dir: &Path, 
     agree(reg, "NCGM", &[a, b, c]);
 }
 
+/// Issue 25, item 6: a registry put back from a copy older than a lease grant and an enrollment.
+/// The bench whose block it forgot claims it back at its next round (so no other bench is
+/// leased it); the bench it forgot altogether is refused until it enrolls again with a new code,
+/// then sends its whole stream again and claims its block back; no Kura ID is issued twice.
+pub fn registry_restored_forgets_leases_and_an_enrollment(
+    reg: &mut Registry,
+    dir: &Path,
+    copies: &Copies,
+) {
+    let v = site(reg, dir, &["a", "b"]);
+    let (a, b) = (&v[0], &v[1]);
+    let mut issued = register_loose(a, 9);
+    settle(&[a, b]);
+    let copy = dir.join("registry-nightly.copy");
+    copies.take(reg, &copy);
+    // After the copy: A uses most of its first block and is leased a second; C is enrolled.
+    for _ in 0..6 {
+        issued.extend(register_loose(a, 99));
+    }
+    assert!(a.sync_ok()["leased"].as_u64().unwrap() > 0);
+    let c = kura_sync_tests::Bench::new(dir, "c");
+    c.enroll(reg, "NCGM");
+    issued.extend(register_loose(&c, 3));
+    c.sync_ok();
+    let c_events = c.own_events();
+    copies.put_back(reg, &copy);
+    // A claims back the block the registry forgot it had granted.
+    let r = a.sync_ok();
+    assert_eq!(r["leases_reclaimed"], 1, "{r}");
+    assert_eq!(r["leases_dropped"], 0, "{r}");
+    assert_eq!(a.sync_ok()["leases_reclaimed"], 0, "once");
+    // C is unknown to the registry: refused, with nothing lost here.
+    let e = c.sync().unwrap_err();
+    assert_eq!(e["code"], "unauthorized", "{e}");
+    assert_eq!(c.own_events(), c_events);
+    // With a new code it enrolls again and sends its stream again. (Its block is its own again:
+    // claimed back, or granted to it anew by the enrollment, the next after A's.)
+    c.enroll(reg, "NCGM");
+    let r = c.sync_ok();
+    assert_eq!(r["pushed"].as_i64().unwrap(), c_events, "{r}");
+    assert_eq!(r["leases_dropped"], 0, "{r}");
+    // B needs new serials now and uses them: they come after every block claimed back.
+    for _ in 0..12 {
+        issued.extend(register_loose(b, 99));
+        b.sync_ok();
+    }
+    for x in [a, &c] {
+        for _ in 0..5 {
+            issued.extend(register_loose(x, 99));
+            x.sync_ok();
+        }
+    }
+    settle(&[a, b, &c]);
+    let mut unique = issued.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), issued.len(), "no Kura ID twice");
+    assert_eq!(reg.specimens("NCGM").len(), issued.len());
+    // Nor can one be: every block a bench may still issue from is listed by the registry as
+    // that bench's, and as no other's.
+    let leases = reg.query("SELECT first, last, workstation FROM leases WHERE year = 2026");
+    let listed: Vec<(u64, u64, String)> = leases
+        .iter()
+        .map(|r| {
+            (
+                r[0].parse().unwrap(),
+                r[1].parse().unwrap(),
+                r[2].replace('-', "").to_lowercase(),
+            )
+        })
+        .collect();
+    for x in [a, b, &c] {
+        let me = x.workstation().replace('-', "");
+        let json: String = x
+            .conn()
+            .query_row("SELECT leases FROM sync_state", [], |r| r.get(0))
+            .unwrap();
+        let held: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        for blk in held {
+            let (first, last, next) = (
+                blk["first"].as_u64().unwrap(),
+                blk["last"].as_u64().unwrap(),
+                blk["next"].as_u64().unwrap(),
+            );
+            if next > last {
+                continue;
+            }
+            let overlapping: Vec<&(u64, u64, String)> = listed
+                .iter()
+                .filter(|(f, l, _)| *f <= last && *l >= next)
+                .collect();
+            assert!(
+                !overlapping.is_empty() && overlapping.iter().all(|(_, _, w)| *w == me),
+                "bench {}: serials {next}–{last} (of {first}–{last}) leased to {overlapping:?}",
+                x.name
+            );
+        }
+    }
+    agree(reg, "NCGM", &[a, b, &c]);
+}
+
+#[test]
+fn a_registry_restored_from_before_a_lease_and_an_enrollment_issues_no_id_twice() {
+    let d = tempfile::tempdir().unwrap();
+    let mut reg = Registry::sqlite(d.path());
+    registry_restored_forgets_leases_and_an_enrollment(&mut reg, d.path(), &Copies::Sqlite);
+}
+
 #[test]
 fn a_registry_restored_behind_a_lagging_bench_leaves_no_bench_short() {
     let d = tempfile::tempdir().unwrap();
