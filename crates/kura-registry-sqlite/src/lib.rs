@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_replacement.sql")),
 ];
 
+/// The newest registry schema this build knows.
+pub fn newest_schema() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
 #[derive(Clone)]
 pub struct SqliteDb {
     inner: Arc<Inner>,

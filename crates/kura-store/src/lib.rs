@@ -15,6 +15,8 @@
 
 mod error;
 mod migrations;
+/// The newest schema this build knows (migrations are numbered from 1).
+pub use migrations::known as newest_schema;
 mod project;
 mod query;
 pub mod raw;

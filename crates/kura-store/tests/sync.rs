@@ -746,3 +746,197 @@ fn the_cursor_moves_over_own_events_and_stops_at_anothers() {
     );
     a.verify_ok();
 }
+
+/// Going back one released schema: what undoes migration `n` (to schema `n - 1`).
+const UNDO: &[(i64, &str)] = &[
+    (11, "ALTER TABLE sync_state DROP COLUMN restored_at;"),
+    (
+        10,
+        "DROP TABLE order_relearn; DROP TABLE stream_refused; ALTER TABLE sync_state DROP COLUMN relearn;",
+    ),
+    (9, "DROP INDEX conflicts_open;"),
+    (8, "DROP TABLE withdrawals;"),
+    (7, "DROP TABLE signatures;"),
+    (6, "DROP TABLE users;"),
+    (
+        5,
+        "DROP TABLE event_order; DROP TABLE stream_gaps; DROP TABLE conflicts; DROP TABLE undo;
+         ALTER TABLE specimens DROP COLUMN last_event; ALTER TABLE containers DROP COLUMN last_event;
+         ALTER TABLE sync_state DROP COLUMN site; ALTER TABLE sync_state DROP COLUMN registry_ca;
+         ALTER TABLE sync_state DROP COLUMN clock_skew_us; ALTER TABLE sync_state DROP COLUMN last_attempt;
+         ALTER TABLE sync_state DROP COLUMN last_error_code; ALTER TABLE sync_state DROP COLUMN stopped;",
+    ),
+    (
+        4,
+        "DROP TABLE sync_rejections; DROP TABLE sync_state;
+         CREATE TABLE outbox (event INTEGER PRIMARY KEY REFERENCES events(id));
+         INSERT INTO outbox (event) SELECT id FROM events;",
+    ),
+    (3, "DROP INDEX specimens_due;"),
+    (2, "DROP TABLE label_prints;"),
+];
+
+/// A database as text SQL: its schema and every row, in a form `execute_batch` reads back.
+fn dump(c: &rusqlite::Connection) -> String {
+    use rusqlite::types::ValueRef;
+    let mut out = String::from("PRAGMA foreign_keys=OFF;\nBEGIN;\n");
+    let objects: Vec<(String, String, String)> = c
+        .prepare("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (ty, name, sql) in &objects {
+        if ty == "table" && name != "sqlite_sequence" {
+            out.push_str(&format!("{sql};\n"));
+        }
+    }
+    let mut tables: Vec<&str> = objects
+        .iter()
+        .filter(|o| o.0 == "table")
+        .map(|o| o.1.as_str())
+        .collect();
+    tables.sort();
+    for t in tables {
+        let mut st = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = st.column_count();
+        let mut rows = st.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            let vals: Vec<String> = (0..n)
+                .map(|i| match r.get_ref(i).unwrap() {
+                    ValueRef::Null => "NULL".into(),
+                    ValueRef::Integer(v) => v.to_string(),
+                    ValueRef::Real(v) => format!("{v:?}"),
+                    ValueRef::Text(t) => {
+                        format!("'{}'", String::from_utf8_lossy(t).replace('\'', "''"))
+                    }
+                    ValueRef::Blob(b) => format!("X'{}'", kura_proto_hex(b)),
+                })
+                .collect();
+            out.push_str(&format!(
+                "INSERT INTO \"{t}\" VALUES({});\n",
+                vals.join(",")
+            ));
+        }
+    }
+    for (ty, _, sql) in &objects {
+        if ty != "table" {
+            out.push_str(&format!("{sql};\n"));
+        }
+    }
+    out.push_str("COMMIT;\n");
+    out
+}
+
+fn kura_proto_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+fn fixture_path(version: i64) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/schemas")
+        .join(format!("bench-{version:04}.sql"))
+}
+
+/// The columns of every table and the names of every index: what a migrated database must
+/// share with a new one.
+fn shape(c: &rusqlite::Connection) -> Vec<String> {
+    let mut out: Vec<String> = c
+        .prepare(
+            "SELECT m.type || ' ' || m.name || coalesce(' ' || (SELECT group_concat(p.name || ':' || p.type, ',')
+               FROM pragma_table_info(m.name) p), '')
+             FROM sqlite_master m WHERE m.name NOT LIKE 'sqlite_%' ORDER BY m.type, m.name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every released bench schema has a committed fixture database (text SQL under
+/// tests/fixtures/schemas): the current build opens it, migrates it to the newest schema, which
+/// then has the shape of a new database, and `verify` passes with the same projection as the
+/// same events recorded now. (`KURA_BLESS=1` writes the fixtures: a workload of custody events
+/// that every schema knows, recorded now, with the later migrations taken off one by one; the
+/// schema of each is exactly that release's, since released migrations are never edited.)
+#[test]
+fn every_released_schema_migrates_and_verifies() {
+    let d = tempfile::tempdir().unwrap();
+    let mut a = Bench::alone(d.path(), "workload");
+    a.must(world());
+    a.must(vec![
+        register(1),
+        check_in(1, "BX1", 0, 0),
+        register(2),
+        check_in(2, "BX1", 0, 1),
+        check_out(2, "Dr. Ito"),
+        register(3),
+        check_in(3, "BX2", 1, 1),
+    ]);
+    // (Facts without the event ids: the fixtures' events were recorded once, not now.)
+    let facts = |b: &Bench| -> Vec<String> {
+        b.projection()
+            .into_iter()
+            .map(|f| f.rsplit_once('|').map_or(f.clone(), |(x, _)| x.to_string()))
+            .collect()
+    };
+    let want = facts(&a);
+    let known = kura_store::newest_schema();
+    if std::env::var_os("KURA_BLESS").is_some() {
+        drop(a);
+        let c = rusqlite::Connection::open(d.path().join("workload.sqlite3")).unwrap();
+        c.execute_batch("PRAGMA journal_mode=DELETE;").unwrap();
+        std::fs::create_dir_all(fixture_path(1).parent().unwrap()).unwrap();
+        for v in (1..=known).rev() {
+            std::fs::write(fixture_path(v), dump(&c)).unwrap();
+            if let Some((_, undo)) = UNDO.iter().find(|u| u.0 == v) {
+                c.execute_batch(undo).unwrap();
+                c.execute("DELETE FROM schema_migrations WHERE version >= ?1", [v])
+                    .unwrap();
+            }
+        }
+    }
+    let fresh = Bench::alone(d.path(), "fresh");
+    let fresh_shape = shape(&rusqlite::Connection::open(&fresh.path).unwrap());
+    for v in 1..=known {
+        let text = std::fs::read_to_string(fixture_path(v)).unwrap_or_else(|_| {
+            panic!(
+                "schema {v} is released but has no fixture {}: run this test once with KURA_BLESS=1",
+                fixture_path(v).display()
+            )
+        });
+        let path = d.path().join(format!("schema-{v}.sqlite3"));
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(&text).unwrap();
+            let at: i64 = c
+                .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(at, v, "fixture {v} is at schema {v}");
+        }
+        #[cfg(unix)]
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let mut b = Bench {
+            store: Store::open(&path).unwrap_or_else(|e| panic!("schema {v}: {e}")),
+            path: path.clone(),
+            clock: 100,
+        };
+        b.verify_ok();
+        assert_eq!(facts(&b), want, "schema {v}: the same custody");
+        assert_eq!(
+            shape(&rusqlite::Connection::open(&path).unwrap()),
+            fresh_shape,
+            "schema {v} migrated has the shape of a new database"
+        );
+        // And it records on.
+        b.must(vec![register(4), check_in(4, "BX1", 2, 2)]);
+        b.verify_ok();
+    }
+}
