@@ -233,6 +233,36 @@ pub enum EventBody {
 }
 
 impl EventBody {
+    /// Every kind this build knows: what a registry advertises, so that a bench newer than it
+    /// holds back the kinds it would refuse.
+    pub const KINDS: &'static [&'static str] = &[
+        "registered",
+        "derived",
+        "checked_in",
+        "checked_out",
+        "returned",
+        "moved",
+        "thawed",
+        "consumed",
+        "disposed",
+        "blocked",
+        "unblocked",
+        "shipped",
+        "received",
+        "container_created",
+        "container_moved",
+        "conflict_resolved",
+        "conflict_settled",
+        "labels_printed",
+        "user_added",
+        "role_granted",
+        "user_disabled",
+        "credential_set",
+        "signed",
+        "consent_withdrawn",
+        "audit_exported",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             EventBody::Registered { .. } => "registered",

@@ -460,5 +460,7 @@ mod tests {
             assert_eq!(line(&body.footprint()), *want, "{what}");
         }
         assert_eq!(kinds.len(), 25, "one row at least per variant: {kinds:?}");
+        let known: BTreeSet<&str> = EventBody::KINDS.iter().copied().collect();
+        assert_eq!(kinds, known, "EventBody::KINDS names every variant's kind");
     }
 }

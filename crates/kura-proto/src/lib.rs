@@ -255,6 +255,11 @@ pub struct StatusResponse {
     pub clock_skew_us: Option<i64>,
     /// The site's newest `server_seq`: the pull cursor can catch up to here.
     pub site_seq: u64,
+    /// The event kinds this registry takes: a bench newer than it holds events of other kinds
+    /// back (they wait; nothing is refused) and says to upgrade the registry. Absent from
+    /// registries older than this field, which the bench then sends everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
 }
 
 /// An event as the registry ordered it.

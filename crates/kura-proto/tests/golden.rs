@@ -201,10 +201,26 @@ fn fixtures() {
             workstation: id(0x58),
             site: site(),
             head: Head { seq: 0, hash: None },
-            leases: vec![lease],
+            leases: vec![lease.clone()],
             server_time: 1_764_000_001_000_000,
             clock_skew_us: Some(-2_500_000),
             site_seq: 41,
+            kinds: vec![],
+        },
+    );
+    // Added to version 1: the event kinds the registry takes (absent above).
+    check(
+        "status_response_kinds",
+        StatusResponse {
+            v: VERSION,
+            workstation: id(0x58),
+            site: site(),
+            head: Head { seq: 0, hash: None },
+            leases: vec![lease],
+            server_time: 1_764_000_001_000_000,
+            clock_skew_us: None,
+            site_seq: 41,
+            kinds: vec!["registered".into(), "checked_in".into()],
         },
     );
     let conflict = Conflict {

@@ -297,7 +297,32 @@ pub fn classify(
     Ok(out)
 }
 
+/// The kinds this registry takes (it advertises them in `/api/v1/status`, so that a bench newer
+/// than it holds back what it would refuse). A test hook, `KURA_REGISTRY_UNKNOWN_KINDS=a,b`, makes
+/// it behave as a build that does not know those kinds yet; nothing else reads it.
+pub fn known_kinds() -> &'static [String] {
+    static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let unknown = std::env::var("KURA_REGISTRY_UNKNOWN_KINDS").unwrap_or_default();
+        let unknown: Vec<&str> = unknown.split(',').map(str::trim).collect();
+        EventBody::KINDS
+            .iter()
+            .filter(|k| !unknown.contains(k))
+            .map(|k| k.to_string())
+            .collect()
+    })
+}
+
 fn parse_body(site: &Site, e: &WireEvent) -> Result<EventBody, (RejectCode, String)> {
+    if !known_kinds().contains(&e.kind) {
+        return Err((
+            RejectCode::BadPayload,
+            format!(
+                "{:?} is not a custody event this registry knows; update the registry or the bench",
+                e.kind
+            ),
+        ));
+    }
     let body: EventBody = serde_json::from_str(&e.payload).map_err(|err| {
         (
             RejectCode::BadPayload,

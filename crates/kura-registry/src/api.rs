@@ -391,6 +391,7 @@ pub async fn status(State(s): Shared, Auth(caller): Auth) -> ApiResult<StatusRes
         server_time: now_us(),
         clock_skew_us: st.clock_skew_us,
         site_seq: st.site_seq,
+        kinds: kura_registry_db::ingest::known_kinds().to_vec(),
     }))
 }
 

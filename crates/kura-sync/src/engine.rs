@@ -38,6 +38,10 @@ pub enum SyncError {
     Busy,
     #[error("the registry's answer does not fit what was asked: {0}")]
     Protocol(String),
+    #[error(
+        "{waiting} events of this bench wait: the registry does not take {kind:?} events yet (it is older than this bench). Upgrade the registry (kura-registry) to this version of Kura; the events go through at the next sync after it. Nothing is lost or refused; everything else was synced"
+    )]
+    RegistryOutdated { kind: String, waiting: u64 },
 }
 
 impl SyncError {
@@ -49,6 +53,7 @@ impl SyncError {
             SyncError::Fork(_) => "sequence_fork",
             SyncError::Busy => "sync_busy",
             SyncError::Protocol(_) => "registry_protocol",
+            SyncError::RegistryOutdated { .. } => "registry_outdated",
         }
     }
 
@@ -125,6 +130,10 @@ pub struct Report {
     pub leases_reclaimed: u64,
     /// … or dropped here, another bench having been leased them meanwhile.
     pub leases_dropped: u64,
+    /// This bench's events waiting for an upgraded registry, from the first of a kind the
+    /// registry does not take (`held_kind`) on.
+    pub held_back: u64,
+    pub held_kind: Option<String>,
     pub clock_skew_us: Option<i64>,
 }
 
@@ -354,7 +363,11 @@ impl<R: Remote> Engine<R> {
                 }
                 Op::RewindPush { to } => store.write(|tx| tx.rewind_push(to))?,
                 Op::Push { from, to } => {
-                    if let Err(e) = self.push(store, from, to, &mut report, progress).await {
+                    let known = (!status.kinds.is_empty()).then_some(&status.kinds[..]);
+                    if let Err(e) = self
+                        .push(store, from, to, known, &mut report, progress)
+                        .await
+                    {
                         if let SyncError::Fork(why) = &e {
                             store.write(|tx| tx.set_stopped(Some(why)))?;
                         }
@@ -393,14 +406,24 @@ impl<R: Remote> Engine<R> {
         if state.restored_at.is_some() {
             store.write(|tx| tx.caught_up())?;
         }
+        if let Some(kind) = report.held_kind.clone() {
+            return Err(SyncError::RegistryOutdated {
+                kind,
+                waiting: report.held_back,
+            });
+        }
         Ok(report)
     }
 
+    /// Pushes `from..=to`. With `known` (the kinds the registry takes), stops before the first
+    /// event of another kind: it and everything after it wait for an upgraded registry
+    /// (`report.held_back`), nothing is refused.
     async fn push(
         &self,
         store: &mut Store,
         from: u64,
         to: u64,
+        known: Option<&[String]>,
         report: &mut Report,
         progress: &mut dyn FnMut(Phase),
     ) -> Result<(), SyncError> {
@@ -408,7 +431,23 @@ impl<R: Remote> Engine<R> {
         let total = to + 1 - from;
         let mut next = from;
         loop {
-            let batch = store.own_events(next, self.cfg.batch_events, self.cfg.batch_bytes)?;
+            let mut batch = store.own_events(next, self.cfg.batch_events, self.cfg.batch_bytes)?;
+            let mut held = false;
+            if let Some(known) = known
+                && let Some(i) = batch.iter().position(|e| !known.contains(&e.kind))
+            {
+                let first = &batch[i];
+                report.held_back = to + 1 - first.seq;
+                report.held_kind = Some(first.kind.clone());
+                tracing::warn!(
+                    kind = %first.kind,
+                    seq = first.seq,
+                    waiting = report.held_back,
+                    "the registry does not take this kind of event yet: it and the events after it wait; upgrade the registry"
+                );
+                batch.truncate(i);
+                held = true;
+            }
             let Some(last) = batch.last().map(|e| e.seq) else {
                 return Ok(());
             };
@@ -482,6 +521,9 @@ impl<R: Remote> Engine<R> {
                 done: (last + 1 - from).min(total),
                 total,
             });
+            if held {
+                return Ok(());
+            }
             next = last + 1;
         }
     }

@@ -62,6 +62,9 @@ pub struct Registry {
     starts: u32,
     /// `--tls-cert`, `--tls-key`: serve HTTPS.
     tls: Option<(PathBuf, PathBuf)>,
+    /// Environment for the next (re)starts, e.g. `KURA_REGISTRY_UNKNOWN_KINDS` (a registry one
+    /// build behind).
+    pub env: Vec<(String, String)>,
 }
 
 impl Registry {
@@ -81,6 +84,7 @@ impl Registry {
             dir: dir.to_path_buf(),
             starts: 0,
             tls: None,
+            env: Vec::new(),
         };
         r.restart();
         r
@@ -157,6 +161,7 @@ impl Registry {
             dir: dir.to_path_buf(),
             starts: 0,
             tls: Some((cert.clone(), key)),
+            env: Vec::new(),
         };
         r.restart();
         (r, p("ca.pem"))
@@ -175,6 +180,8 @@ impl Registry {
             .dir
             .join(format!("registry-{}-{}.log", self.port, self.starts));
         let mut cmd = Command::new(bin("kura-registry"));
+        cmd.env_remove("KURA_REGISTRY_UNKNOWN_KINDS")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.args(["--db", &self.db, "serve", "--listen"])
             .arg(format!("127.0.0.1:{}", self.port));
         if let Some((cert, key)) = &self.tls {

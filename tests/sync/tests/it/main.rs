@@ -327,6 +327,9 @@ fn on_postgresql() {
         property::regression_steps,
         property::restore_steps,
         restore::registry_restored_forgets_leases_and_an_enrollment,
+        |reg: &mut Registry, dir: &Path, _: &restore::Copies| {
+            restore::bench_ahead_of_its_registry(reg, dir)
+        },
     ] {
         let url = rt.block_on(server.fresh()).unwrap();
         let d = tempfile::tempdir().unwrap();

@@ -487,3 +487,55 @@ pub fn dead_bench_recovered(reg: &Registry, dir: &Path) {
     assert!(gapless);
     agree(reg, "NCGM", &[&fresh, b]);
 }
+
+/// Issue 25, item 7: a bench one event kind ahead of its registry (the registry, started as a
+/// build that does not know `thawed` yet, advertises the kinds it takes). The bench sends what
+/// comes before the first thaw, holds the thaw and everything after it back (nothing refused,
+/// nothing lost), says to upgrade the registry, and sends them after the registry's upgrade.
+pub fn bench_ahead_of_its_registry(reg: &mut Registry, dir: &Path) {
+    reg.kill();
+    reg.env = vec![("KURA_REGISTRY_UNKNOWN_KINDS".into(), "thawed".into())];
+    reg.restart();
+    let v = site(reg, dir, &["a", "b"]);
+    let (a, b) = (&v[0], &v[1]);
+    let tubes = register(a, 3, "BOX-0001");
+    let sent = a.own_events();
+    a.ok(&["thaw", &tubes[0]]);
+    register(a, 2, "BOX-0002");
+    let e = a.sync().unwrap_err();
+    assert_eq!(e["code"], "registry_outdated", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("thawed") && msg.contains("Upgrade the registry"),
+        "{msg}"
+    );
+    // What came before the thaw went through; the thaw and what follows wait, none refused.
+    let waiting = a.status()["waiting"].as_i64().unwrap();
+    assert_eq!(
+        waiting,
+        a.own_events() - sent,
+        "the thaw and everything after it"
+    );
+    assert_eq!(reg.stream(&a.workstation()).0, sent, "up to the thaw");
+    assert_eq!(a.status()["rejections"], 0);
+    assert_eq!(
+        a.sync().unwrap_err()["code"],
+        "registry_outdated",
+        "still waiting"
+    );
+    // The registry is upgraded.
+    reg.kill();
+    reg.env.clear();
+    reg.restart();
+    let r = a.sync_ok();
+    assert_eq!(r["pushed"].as_i64().unwrap(), waiting, "{r}");
+    b.sync_ok();
+    assert_eq!(a.status()["waiting"], 0);
+    agree(reg, "NCGM", &[a, b]);
+}
+
+#[test]
+fn a_bench_one_event_kind_ahead_of_its_registry_holds_it_back_until_the_upgrade() {
+    let d = tempfile::tempdir().unwrap();
+    bench_ahead_of_its_registry(&mut Registry::sqlite(d.path()), d.path());
+}
