@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use kura_app::audit::{AuditExport, AuditQuery};
+use kura_app::backup::{BackupReport, BackupSettings};
 use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
     LabelPreview, LineageNode, Located, Placed, PrintReport, PrinterConfig, PrinterTest,
@@ -472,6 +473,41 @@ async fn rejections(app: S<'_>) -> R<Vec<RejectionRow>> {
     app.kura().rejections().map_err(wire)
 }
 
+#[tauri::command]
+async fn backup_settings(app: S<'_>) -> R<BackupSettings> {
+    app.kura().backup_settings().map_err(wire)
+}
+
+#[tauri::command]
+async fn set_backup_dir(app: S<'_>, dir: String) -> R<BackupSettings> {
+    app.kura().set_backup_dir(&dir).map_err(wire)
+}
+
+#[tauri::command]
+async fn backup_now(app: S<'_>) -> R<BackupReport> {
+    app.kura().backup_now().map_err(wire)
+}
+
+/// The daily backup: a check at start and every `KURA_BACKUP_CHECK` seconds (default an hour),
+/// on its own connection; one is taken when none was in the last day.
+fn daily_backups(path: std::path::PathBuf) {
+    let every = std::env::var("KURA_BACKUP_CHECK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3600u64)
+        .max(1);
+    std::thread::spawn(move || {
+        loop {
+            match Kura::open_existing(&path, "kura-backup").and_then(|mut k| k.backup_if_due()) {
+                Ok(Some(r)) => tracing::info!(path = %r.path, events = r.events, "daily backup"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(code = e.code(), error = %e, "the daily backup failed"),
+            }
+            std::thread::sleep(std::time::Duration::from_secs(every));
+        }
+    });
+}
+
 /// WebKitGTK composites through OpenGL by default; on a bench PC without a usable GPU (or in a VM)
 /// that is Mesa's software GL, and a scrolling list then paints at ~25 frames a second instead of
 /// 60 (measured under Xvfb). Plain software painting is faster there, so Kura asks for it unless
@@ -551,7 +587,10 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         enroll,
         conflicts,
         resolve_conflict,
-        rejections
+        rejections,
+        backup_settings,
+        set_backup_dir,
+        backup_now
     ]
 }
 
@@ -578,6 +617,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30u64);
+    daily_backups(path.clone());
     let syncer = Syncer(SyncWorker::start(
         path.clone(),
         std::time::Duration::from_secs(interval.max(1)),

@@ -50,6 +50,9 @@ fn generate() -> String {
         EnrollReport::decl(),
         ConflictView::decl(),
         RejectionRow::decl(),
+        kura_app::backup::LastBackup::decl(),
+        kura_app::backup::BackupSettings::decl(),
+        kura_app::backup::BackupReport::decl(),
         WireError::decl(),
     ];
     let mut s = HEADER.to_string();

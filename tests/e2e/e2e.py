@@ -455,6 +455,15 @@ def main():
         shown = wait_for(lambda: text("[data-testid=time-zone]"))
         check("Settings shows the site's time zone and today's date there",
               shown and zone["time_zone"] in shown and text("[data-testid=site-today]") == zone["today"], (shown, zone))
+        shown = wait_for(lambda: (lambda t: t if t and "events" in t else None)(text("[data-testid=last-backup]")), 20)
+        path = text("[data-testid=last-backup-path]")
+        check("the window took its daily backup by itself and Settings shows it",
+              shown and path and os.path.getsize(path) > 0 and os.path.dirname(path) == os.path.join(os.path.dirname(DB), "backups"), (shown, path))
+        check("a backup on the database's own disk is called out", text("[data-testid=backup-same-disk]"))
+        click("#backup-now")
+        got = feedback(lambda t: "Backup written" in t)
+        newer = wait_for(lambda: (lambda p: p if p and p != path else None)(text("[data-testid=last-backup-path]")), 10)
+        check("Back up now writes and verifies another copy", got and newer and os.path.exists(newer), (got, newer))
         screenshot("12-settings")
 
         # ---- a Zebra out of labels: the status before the job, in the banner ----

@@ -8,10 +8,13 @@ use serde::Serialize;
 
 use crate::{AppError, Kura, create_private, sync::token_path};
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupReport {
     pub path: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub events: u64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub specimens: u64,
     /// The registry token was copied beside it (an enrolled bench).
     pub token: bool,
@@ -20,6 +23,38 @@ pub struct BackupReport {
     /// The backup folder is on the same disk as the database: it will not survive that disk.
     pub same_disk: bool,
 }
+
+/// The newest backup of this database, as Settings shows it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LastBackup {
+    /// When it was taken (µs).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub at: i64,
+    pub path: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub events: u64,
+    /// On the same disk as the database: it will not survive that disk.
+    pub same_disk: bool,
+}
+
+/// Where the window's daily backups go and how many it keeps; the newest one.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupSettings {
+    pub dir: String,
+    pub keep: u32,
+    pub last: Option<LastBackup>,
+    /// No backup in the last day (or never): the next check takes one.
+    pub due: bool,
+}
+
+const META_LAST: &str = "backup:last";
+const META_DIR: &str = "backup:dir";
+/// How many daily backups the window keeps by default (two weeks).
+pub const DEFAULT_KEEP: u32 = 14;
+/// A day, in µs: the window takes a backup when the newest is older.
+pub const DAILY_US: i64 = 24 * 3600 * 1_000_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
@@ -169,6 +204,85 @@ impl Kura {
             removed,
             same_disk: same_disk(dir, db_dir),
         })
+    }
+
+    /// Where daily backups go: the folder set in Settings, else `backups` beside the database.
+    pub fn backup_settings(&self) -> Result<BackupSettings, AppError> {
+        let dir = match self.store().meta(META_DIR)? {
+            Some(d) => d,
+            None => self
+                .path()
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("backups")
+                .display()
+                .to_string(),
+        };
+        let last: Option<LastBackup> = self
+            .store()
+            .meta(META_LAST)?
+            .and_then(|j| serde_json::from_str(&j).ok());
+        let due = last
+            .as_ref()
+            .is_none_or(|l| self.now().0 - l.at >= DAILY_US);
+        Ok(BackupSettings {
+            dir,
+            keep: DEFAULT_KEEP,
+            last,
+            due,
+        })
+    }
+
+    /// Sets the folder daily backups go to (another disk, ideally); blank for the default.
+    pub fn set_backup_dir(&mut self, dir: &str) -> Result<BackupSettings, AppError> {
+        self.authorize(crate::users::Act::Settings)?;
+        let dir = dir.trim();
+        if !dir.is_empty() && !Path::new(dir).is_absolute() {
+            return Err(AppError::input(
+                "dir",
+                format!("{dir:?} is not a full path to a folder (e.g. /media/backup/kura)"),
+            ));
+        }
+        self.store_mut().write(|tx| -> Result<(), AppError> {
+            if dir.is_empty() {
+                tx.delete_meta(META_DIR)?;
+            } else {
+                tx.set_meta(META_DIR, dir)?;
+            }
+            Ok(())
+        })?;
+        self.backup_settings()
+    }
+
+    /// Takes a backup into the Settings folder, keeping the newest [`DEFAULT_KEEP`], and
+    /// remembers it as the newest.
+    pub fn backup_now(&mut self) -> Result<BackupReport, AppError> {
+        let s = self.backup_settings()?;
+        let r = self.backup(Path::new(&s.dir), Some(s.keep as usize))?;
+        self.remember_backup(&r)?;
+        Ok(r)
+    }
+
+    /// A backup if none was taken in the last day (the window checks now and then).
+    pub fn backup_if_due(&mut self) -> Result<Option<BackupReport>, AppError> {
+        if !self.backup_settings()?.due {
+            return Ok(None);
+        }
+        self.backup_now().map(Some)
+    }
+
+    /// Records `r` as this database's newest backup (Settings shows it).
+    pub fn remember_backup(&mut self, r: &BackupReport) -> Result<(), AppError> {
+        let last = LastBackup {
+            at: self.now().0,
+            path: r.path.clone(),
+            events: r.events,
+            same_disk: r.same_disk,
+        };
+        let json =
+            serde_json::to_string(&last).map_err(|e| AppError::input("backup", e.to_string()))?;
+        self.store_mut()
+            .write(|tx| -> Result<(), AppError> { Ok(tx.set_meta(META_LAST, &json)?) })
     }
 
     /// Restores the backup `file` as the database `db` (a new file: a restore never overwrites

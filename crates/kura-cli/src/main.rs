@@ -2048,6 +2048,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Cmd::Backup { to, keep } => {
             let r = k.backup(&to, keep)?;
+            k.remember_backup(&r)?;
             if r.same_disk {
                 tracing::warn!(
                     "{} is on the same disk as the database: this backup will not survive that disk; back up to another disk",

@@ -139,7 +139,7 @@ fn fixtures() {
             workstation: id(0x58),
             site: site(),
             token: "kura_0123456789abcdef0123456789abcdef0123456789abcdef".into(),
-            lease: lease.clone(),
+            lease,
             replaced: Some(ReplacedStream {
                 head: 4213,
                 last_seen: Some(1_764_000_000_500_000),
@@ -201,7 +201,7 @@ fn fixtures() {
             workstation: id(0x58),
             site: site(),
             head: Head { seq: 0, hash: None },
-            leases: vec![lease.clone()],
+            leases: vec![lease],
             server_time: 1_764_000_001_000_000,
             clock_skew_us: Some(-2_500_000),
             site_seq: 41,

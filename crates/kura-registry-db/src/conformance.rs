@@ -896,7 +896,8 @@ async fn claims<D: RegistryDb>(db: D) {
     };
     let mine = db.status(&a).await.unwrap().leases;
     // (what, blocks claimed, kept, taken)
-    let cases: Vec<(&str, Vec<Lease>, Vec<Lease>, Vec<Lease>)> = vec![
+    type Case<'a> = (&'a str, Vec<Lease>, Vec<Lease>, Vec<Lease>);
+    let cases: Vec<Case> = vec![
         ("a block it already has", mine.clone(), mine.clone(), vec![]),
         (
             "a block the registry forgot",

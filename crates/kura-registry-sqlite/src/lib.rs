@@ -705,7 +705,9 @@ impl RegistryDb for SqliteDb {
 
     async fn enroll(&self, e: Enrollment) -> DbResult<Enrolled> {
         self.write(move |tx| {
-            let code: Option<(String, i64, Option<i64>, Option<Vec<u8>>)> = tx
+            // (site, expires_at, used_at, replaces)
+            type Code = (String, i64, Option<i64>, Option<Vec<u8>>);
+            let code: Option<Code> = tx
                 .query_row(
                     "SELECT site, expires_at, used_at, replaces FROM enrollments WHERE code_hash = ?1",
                     [e.code_hash.as_slice()],

@@ -294,4 +294,34 @@ other: EventRow | null, resolved_by: string | null, };
 
 export type RejectionRow = { event: string, seq: number, kind: string, code: string, message: string, at: number, };
 
+export type LastBackup = { 
+/**
+ * When it was taken (µs).
+ */
+at: number, path: string, events: number, 
+/**
+ * On the same disk as the database: it will not survive that disk.
+ */
+same_disk: boolean, };
+
+export type BackupSettings = { dir: string, keep: number, last: LastBackup | null, 
+/**
+ * No backup in the last day (or never): the next check takes one.
+ */
+due: boolean, };
+
+export type BackupReport = { path: string, events: number, specimens: number, 
+/**
+ * The registry token was copied beside it (an enrolled bench).
+ */
+token: boolean, 
+/**
+ * Older backups of this workstation removed by `--keep`.
+ */
+removed: Array<string>, 
+/**
+ * The backup folder is on the same disk as the database: it will not survive that disk.
+ */
+same_disk: boolean, };
+
 export type WireError = { code: string, message: string, details?: Record<string, unknown>, };
