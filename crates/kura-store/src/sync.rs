@@ -424,8 +424,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Moves the high-water mark back: the registry lost events (restored from an older copy)
-    /// and will be sent them again.
     /// This database came back from a copy at `now`: nothing new is recorded until
     /// [`Tx::caught_up`].
     pub fn mark_restored(&mut self, now: i64) -> Result<(), StoreError> {
@@ -442,6 +440,8 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Moves the high-water mark back: the registry lost events (restored from an older copy)
+    /// and will be sent them again.
     pub fn rewind_push(&mut self, to: u64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE sync_state SET pushed_seq = min(pushed_seq, ?1) WHERE id = 1",
