@@ -1307,26 +1307,37 @@ impl Store {
         read_state(self.conn())
     }
 
-    /// The highest place in the site's order at or below `at` this bench holds an event at, and
-    /// that event's id: what a pull names so the registry can say whether its order agrees.
-    pub fn held_at_or_below(&self, at: u64) -> Result<Option<(u64, Uuid)>, StoreError> {
+    /// The highest place at or below `at` that holds another workstation's event, and that
+    /// event's id. This bench's own events do not count: after a registry restore it sends them
+    /// again itself, and they may land where they were before while the places below changed.
+    pub fn others_at_or_below(&self, at: u64) -> Result<Option<(u64, Uuid)>, StoreError> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn()
             .prepare_cached(
-                "SELECT o.major, (SELECT e.event_id FROM events e WHERE e.id = o.event)
-                 FROM event_order o WHERE o.minor = 0 AND o.major <= ?1 ORDER BY o.major DESC LIMIT 1",
+                "SELECT o.major, e.event_id FROM event_order o JOIN events e ON e.id = o.event
+                 WHERE o.minor = 0 AND o.major <= ?1 AND e.workstation <> ?2
+                 ORDER BY o.major DESC LIMIT 1",
             )?
-            .query_row([at as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                params![at as i64, self.workstation().as_bytes().as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         Ok(row.map(|(major, id)| (major as u64, uuid_of(id))))
     }
 
-    /// The lowest place in the site's order above `at` this bench holds an event at.
-    pub fn held_above(&self, at: u64) -> Result<Option<u64>, StoreError> {
+    /// The lowest place above `at` that holds another workstation's event.
+    pub fn others_above(&self, at: u64) -> Result<Option<u64>, StoreError> {
         let major: Option<i64> = self
             .conn()
-            .prepare_cached("SELECT min(major) FROM event_order WHERE minor = 0 AND major > ?1")?
-            .query_row([at as i64], |r| r.get(0))?;
+            .prepare_cached(
+                "SELECT min(o.major) FROM event_order o JOIN events e ON e.id = o.event
+                 WHERE o.minor = 0 AND o.major > ?1 AND e.workstation <> ?2",
+            )?
+            .query_row(
+                params![at as i64, self.workstation().as_bytes().as_slice()],
+                |r| r.get(0),
+            )?;
         Ok(major.map(|m| m as u64))
     }
 

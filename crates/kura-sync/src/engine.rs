@@ -723,7 +723,7 @@ impl<R: Remote> Engine<R> {
         let (mut lo, mut hi) = (0u64, cursor);
         let mut step = 1u64;
         loop {
-            let probe = match store.held_at_or_below(hi.saturating_sub(step))? {
+            let probe = match store.others_at_or_below(hi.saturating_sub(step))? {
                 Some((at, _)) if at > 0 => at,
                 _ => break,
             };
@@ -736,9 +736,9 @@ impl<R: Remote> Engine<R> {
         }
         loop {
             let mid = lo + (hi - lo) / 2;
-            let probe = match store.held_at_or_below(mid)? {
+            let probe = match store.others_at_or_below(mid)? {
                 Some((at, _)) if at > lo => at,
-                _ => match store.held_above(lo)? {
+                _ => match store.others_above(lo)? {
                     Some(at) if at < hi => at,
                     _ => break,
                 },
@@ -758,11 +758,13 @@ impl<R: Remote> Engine<R> {
     }
 }
 
-/// What a pull after `cursor` names: the event held at the highest position at or below it,
-/// and the newest seq of its own stream (the registry sends its own events above it back).
+/// What a pull after `cursor` names: another workstation's event at the highest position at or
+/// below it (its own, which it may have sent again after a registry restore, prove nothing about
+/// the places below them), and the newest seq of its own stream (the registry sends its own
+/// events above it back).
 fn holding(store: &Store, cursor: u64) -> Result<Holding, SyncError> {
     let own = Some(store.own_head()?.0);
-    Ok(match store.held_at_or_below(cursor)? {
+    Ok(match store.others_at_or_below(cursor)? {
         Some((at, id)) => Holding {
             at,
             id: Some(id),

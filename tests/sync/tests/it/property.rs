@@ -331,3 +331,51 @@ fn regression_a_registry_restored_among_other_steps() {
     let mut reg = Registry::sqlite(d.path());
     restore_steps(&mut reg, d.path(), &Copies::Sqlite);
 }
+
+/// Found by the property test (issue 25): a registry put back to a copy taken before any bench
+/// work, after two benches had pushed and pulled, with work waiting on two benches.
+#[test]
+fn regression_a_registry_restored_to_before_all_work() {
+    use Step::*;
+    let d = tempfile::tempdir().unwrap();
+    let mut reg = Registry::sqlite(d.path());
+    run_on(
+        &mut reg,
+        d.path(),
+        &[
+            Backup,
+            Register {
+                bench: 2,
+                shared: false,
+            },
+            CheckOut {
+                bench: 1,
+                pick: 1339396212830824913,
+            },
+            Register {
+                bench: 1,
+                shared: true,
+            },
+            Move {
+                bench: 1,
+                pick: 6261789760723797048,
+                shared: true,
+            },
+            Sync { bench: 2 },
+            Sync { bench: 0 },
+            Sync { bench: 2 },
+            Sync { bench: 1 },
+            Move {
+                bench: 1,
+                pick: 17780118973109184976,
+                shared: true,
+            },
+            Register {
+                bench: 0,
+                shared: true,
+            },
+            Restore,
+        ],
+        &Copies::Sqlite,
+    );
+}
