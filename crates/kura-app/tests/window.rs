@@ -88,6 +88,7 @@ impl Site {
                     payload: e.payload,
                     hash: e.hash,
                     server_seq,
+                    placed_at: None,
                 });
             }
             from.write(|tx| tx.record_answers(&answers, 0)).unwrap();

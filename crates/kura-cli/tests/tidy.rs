@@ -412,6 +412,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "bf1b2f7266695db2e0622e0529598dab05c957ac86d66477fa62380d12f8326f",
     ),
     (
+        "crates/kura-store/src/migrations/0012_placed_at.sql",
+        "f626964847eab3785d059cf3319a5125c0a9642d7d15fa09b2c550d43af8866e",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),
@@ -426,6 +430,14 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     (
         "crates/kura-registry-postgres/migrations/0002_replacement.sql",
         "09164b2770ef66790af07666344466535e2da4dea2951885e75bc2bc5eef54a9",
+    ),
+    (
+        "crates/kura-registry-sqlite/migrations/0003_limits.sql",
+        "f5e6f4ddcf466eb0ec21368f7619e5085101a53834d8fd2ab1b50fdb84c348e1",
+    ),
+    (
+        "crates/kura-registry-postgres/migrations/0003_limits.sql",
+        "6677483d2106acb7f91e0153e99a334ecc7e413a4a251b179f60332872aa5d46",
     ),
 ];
 

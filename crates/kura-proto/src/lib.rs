@@ -326,6 +326,11 @@ pub struct Holding {
     /// PC, gets back what it had pushed). Without it, own events come as positions only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub own: Option<u64>,
+    /// When the registry stored the event at `at` (its `received_at`, as the page said): names
+    /// that placement, not only the event. An event sent again after a registry restore can land
+    /// where it was before while the places below it changed; its new placement differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed: Option<i64>,
 }
 
 /// The caller's own event `seq` sits at `server_seq`.

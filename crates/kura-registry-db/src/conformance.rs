@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::testkit::{self, Bench};
 use crate::{
-    Batch, Caller, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, RegistryDb, secret_hash,
+    Batch, Caller, DAY_US, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, RegistryDb,
+    SiteLimits, secret_hash,
 };
 
 const NOW: i64 = 1_764_000_000_000_000;
@@ -41,6 +42,7 @@ where
     case!(conflicts);
     case!(leases);
     case!(claims);
+    case!(limits);
     case!(status);
     case!(workload_is_clean);
 }
@@ -209,7 +211,15 @@ async fn enrollment<D: RegistryDb>(db: D) {
     db.restore(ws, [7; 32]).await.unwrap();
     assert_eq!(db.workstations().await.unwrap()[0].revoked_at, None);
     assert_eq!(db.authenticate(secret_hash("t1")).await.unwrap(), None);
-    let lease = db.enroll(e("again", "t3")).await.unwrap().lease;
+    // An ordinary code does not give a known workstation a token: only a code made for it.
+    assert_eq!(
+        refusal(db.enroll(e("again", "t3")).await),
+        EnrollRefusal::WorkstationExists
+    );
+    db.add_enrollment("NCGM", secret_hash("for-ws"), NOW + 10, Some(ws))
+        .await
+        .unwrap();
+    let lease = db.enroll(e("for-ws", "t3")).await.unwrap().lease;
     assert!(
         lease.first > 50,
         "serials 1–50 stay this bench's: {lease:?}"
@@ -315,6 +325,23 @@ async fn replacement<D: RegistryDb>(db: D) {
         EnrollRefusal::ForReplacement,
         "a replacement code used to enroll a new workstation"
     );
+    // A takeover: an ordinary code sent with the live workstation's id (every pulled event
+    // carries it) is refused, the code stays unused, and the workstation keeps its token.
+    let takeover = Enrollment {
+        workstation: old.workstation,
+        ..e("r3", "t-thief", false)
+    };
+    assert_eq!(
+        refusal(db.enroll(takeover).await),
+        EnrollRefusal::WorkstationExists
+    );
+    assert!(
+        db.authenticate(secret_hash(&old_token))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(db.authenticate(secret_hash("t-thief")).await.unwrap(), None);
     assert_eq!(
         refusal(db.enroll(e("r3", "t-new", true)).await),
         EnrollRefusal::NotForReplacement,
@@ -610,7 +637,21 @@ async fn order_check<D: RegistryDb>(db: D) {
     let last = ea.last().unwrap().id;
     let eb = bb.events(&testkit::storage("B", &["BXB"]));
     db.push(&b, batch(eb[..1].to_vec())).await.unwrap();
-    let holds = |at: u64, id: Option<Uuid>| Some(kura_proto::Holding { at, id, own: None });
+    let holds = |at: u64, id: Option<Uuid>| {
+        Some(kura_proto::Holding {
+            at,
+            id,
+            own: None,
+            placed: None,
+        })
+    };
+    let placed_last = db
+        .pull(&b, n - 1, 1, None)
+        .await
+        .unwrap()
+        .events
+        .first()
+        .map(|e| e.received_at);
     let changed = |r: DbResult<kura_proto::PullResponse>| match r {
         Err(DbError::OrderChanged { head, .. }) => Some(head),
         Err(e) => panic!("{e}"),
@@ -650,6 +691,24 @@ async fn order_check<D: RegistryDb>(db: D) {
             Some(n + 1),
         ),
         ("an old bench that names nothing", n + 5, None, None),
+        (
+            "the same event at the cursor, placed when the page said",
+            n,
+            Some(kura_proto::Holding {
+                placed: placed_last,
+                ..holds(n, Some(last)).unwrap()
+            }),
+            None,
+        ),
+        (
+            "the same event at the cursor, placed at another time (sent again after a restore)",
+            n,
+            Some(kura_proto::Holding {
+                placed: placed_last.map(|t| t - 1),
+                ..holds(n, Some(last)).unwrap()
+            }),
+            Some(n + 1),
+        ),
     ];
     for (what, after, holding, want) in cases {
         let got = changed(db.pull(&b, after, 10, holding).await);
@@ -696,6 +755,7 @@ async fn own_events_back<D: RegistryDb>(db: D) {
             at: 0,
             id: None,
             own,
+            placed: None,
         });
         let p = db.pull(&b, 0, 1000, holding).await.unwrap();
         let full: Vec<u64> = p
@@ -810,7 +870,18 @@ async fn leases<D: RegistryDb>(db: D) {
     );
     let status = db.status(&a).await.unwrap();
     assert_eq!(status.leases.len(), 3);
-    // The 7-digit space runs out: the last block is cut short, then nothing.
+    // The 7-digit space runs out: the last block is cut short, then nothing. (With the site's
+    // daily limit raised out of the way.)
+    let site = a.site.code.clone();
+    db.set_site_limits(
+        &site,
+        SiteLimits {
+            claim_cap: 100_000,
+            daily_serials: 100_000_000,
+        },
+    )
+    .await
+    .unwrap();
     let big = db.lease(&a, 2028, 9_999_999, NOW).await.unwrap();
     assert_eq!((big.first, big.last), (1, 9_999_999));
     assert_eq!(
@@ -941,6 +1012,93 @@ async fn claims<D: RegistryDb>(db: D) {
             .code(),
         "workstation_revoked"
     );
+}
+
+/// One enrollment claims at most the site's `claim_cap` serials as issued before it; one
+/// workstation is leased or claims at most `daily_serials` in 24 hours.
+async fn limits<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    assert_eq!(
+        db.site_limits("NCGM").await.unwrap(),
+        SiteLimits {
+            claim_cap: 100_000,
+            daily_serials: 300_000
+        },
+        "the defaults"
+    );
+    assert_eq!(
+        db.site_limits("NOPE").await.unwrap_err().code(),
+        "not_found"
+    );
+    db.set_site_limits(
+        "NCGM",
+        SiteLimits {
+            claim_cap: 500,
+            daily_serials: 1_000,
+        },
+    )
+    .await
+    .unwrap();
+    // (what, serials claimed at enrollment, refused)
+    let cases = [
+        ("a claim within the cap", 500u64, false),
+        ("a claim over it", 501, true),
+    ];
+    for (i, (what, n, refused)) in cases.into_iter().enumerate() {
+        let code = format!("limit-{i}");
+        db.add_enrollment("NCGM", secret_hash(&code), NOW + 10, None)
+            .await
+            .unwrap();
+        let r = db
+            .enroll(Enrollment {
+                code_hash: secret_hash(&code),
+                workstation: Uuid::now_v7(),
+                name: what.into(),
+                token_hash: secret_hash(&format!("tok-{code}")),
+                now: NOW,
+                year: 2027,
+                lease: 10,
+                issued: vec![Lease {
+                    year: 2025,
+                    first: 1 + 1000 * i as u64,
+                    last: n + 1000 * i as u64,
+                }],
+                id_format: None,
+                recover: false,
+            })
+            .await;
+        match r {
+            Err(DbError::Enroll(EnrollRefusal::ClaimTooLarge)) => assert!(refused, "{what}"),
+            Ok(_) => assert!(!refused, "{what}"),
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+    // A's first lease (100) counts; 900 more fit in the day, 901 do not.
+    let e = db.lease(&a, 2026, 901, NOW).await.unwrap_err();
+    assert_eq!(e.code(), "serials_quota", "{e}");
+    db.lease(&a, 2026, 900, NOW).await.unwrap();
+    assert_eq!(
+        db.lease(&a, 2026, 1, NOW).await.unwrap_err().code(),
+        "serials_quota"
+    );
+    assert_eq!(
+        db.claim(
+            &a,
+            vec![Lease {
+                year: 2026,
+                first: 90_001,
+                last: 90_010
+            }],
+            NOW
+        )
+        .await
+        .unwrap_err()
+        .code(),
+        "serials_quota",
+        "a claim counts like a lease"
+    );
+    // A day later the quota is whole again.
+    db.lease(&a, 2026, 900, NOW + DAY_US + 1).await.unwrap();
 }
 
 async fn status<D: RegistryDb>(db: D) {

@@ -53,6 +53,14 @@ pub enum DbError {
         year: i32,
         width: u32,
     },
+    #[error(
+        "this workstation was leased or claimed {granted} serials in the last 24 hours; {asked} more would pass the site's limit of {limit} a day. If the work is real, the registry administrator can raise it (kura-registry site limits SITE --daily-serials N)"
+    )]
+    SerialsQuota {
+        granted: u64,
+        asked: u64,
+        limit: u64,
+    },
     #[error("the database is not reachable: {0}")]
     Unavailable(String),
     #[error("the database has no schema yet or an older one: {0}")]
@@ -72,6 +80,7 @@ impl DbError {
             DbError::BadBatch(_) => "bad_batch",
             DbError::NotYourStream { .. } => "not_your_stream",
             DbError::SerialsExhausted { .. } => "serials_exhausted",
+            DbError::SerialsQuota { .. } => "serials_quota",
             DbError::Unavailable(_) => "database_unavailable",
             DbError::NotMigrated(_) => "database_not_migrated",
             DbError::Backend(_) => "database_error",
@@ -93,7 +102,7 @@ pub enum EnrollRefusal {
     #[error("this workstation is enrolled at another site; its events cannot move to this one")]
     OtherSite,
     #[error(
-        "this workstation was revoked; the registry administrator can re-admit it (kura-registry workstations --restore ID) and give a new enrollment code"
+        "this workstation was revoked; the registry administrator can re-admit it (kura-registry workstations --restore ID) and give it a code made with kura-registry enroll --replaces ID"
     )]
     Revoked,
     #[error(
@@ -108,6 +117,14 @@ pub enum EnrollRefusal {
         "this code is for a replacement PC (it takes over an existing workstation's identity); use it with kura recover on a new data directory, or ask for a code for a new workstation"
     )]
     ForReplacement,
+    #[error(
+        "this workstation is already enrolled, and a new code does not take it over. If this PC is that workstation and lost its token, or replaces it, ask the registry administrator for a code made with kura-registry enroll --replaces WORKSTATION (the code is still unused)"
+    )]
+    WorkstationExists,
+    #[error(
+        "this database says it issued more Kura IDs before enrollment than the site lets one enrollment claim; enroll a new database, or ask the registry administrator (kura-registry site limits SITE --claim-cap N). The code is still unused"
+    )]
+    ClaimTooLarge,
     #[error(
         "kura recover needs a code made for the workstation it replaces (kura-registry enroll --site S --replaces WORKSTATION); this one enrolls a new workstation (the code is still unused)"
     )]
@@ -125,6 +142,8 @@ impl EnrollRefusal {
             EnrollRefusal::SerialsTaken => "enroll_serials_taken",
             EnrollRefusal::PrefixMismatch => "enroll_prefix_refused",
             EnrollRefusal::ForReplacement => "enroll_code_for_replacement",
+            EnrollRefusal::WorkstationExists => "workstation_exists",
+            EnrollRefusal::ClaimTooLarge => "enroll_claim_too_large",
             EnrollRefusal::NotForReplacement => "enroll_code_not_for_replacement",
         }
     }
@@ -191,6 +210,29 @@ pub struct Enrolled {
     pub replaced: Option<Replaced>,
 }
 
+/// How many serials a site lets one enrollment claim as issued before it (`claim_cap`) and one
+/// workstation be leased or claim in 24 hours (`daily_serials`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteLimits {
+    pub claim_cap: u64,
+    pub daily_serials: u64,
+}
+
+/// A day, in µs: the window of [`SiteLimits::daily_serials`].
+pub const DAY_US: i64 = 24 * 3600 * 1_000_000;
+
+/// Refuses `asked` more serials when `granted` in the last day already come near `limit`.
+pub fn within_quota(granted: u64, asked: u64, limit: u64) -> DbResult<()> {
+    if granted.saturating_add(asked) > limit {
+        return Err(DbError::SerialsQuota {
+            granted,
+            asked,
+            limit,
+        });
+    }
+    Ok(())
+}
+
 /// What a claim of serials came to (see [`RegistryDb::claim`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claimed {
@@ -241,10 +283,11 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
         expires_at: i64,
         replaces: Option<Uuid>,
     ) -> impl Future<Output = DbResult<()>> + Send;
-    /// Uses the code once: binds the workstation to the code's site, stores its token's hash
-    /// (replacing an earlier token of the same workstation) and grants its first lease. A
-    /// replacement code gives the replaced workstation's identity to the caller, whose token
-    /// takes the old one's place.
+    /// Uses the code once: binds a new workstation to the code's site, stores its token's hash
+    /// and grants its first lease. A known workstation is refused
+    /// ([`EnrollRefusal::WorkstationExists`]): only a code made for it (`replaces`) gives its
+    /// identity again, to itself (a lost token, a re-admission) or to a replacement PC
+    /// (`recover`), and the new token takes the old one's place in the same transaction.
     fn enroll(&self, e: Enrollment) -> impl Future<Output = DbResult<Enrolled>> + Send;
     /// The workstation holding this token, unless revoked.
     fn authenticate(
@@ -301,6 +344,12 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
         leases: Vec<Lease>,
         now: i64,
     ) -> impl Future<Output = DbResult<Claimed>> + Send;
+    fn site_limits(&self, site: &str) -> impl Future<Output = DbResult<SiteLimits>> + Send;
+    fn set_site_limits(
+        &self,
+        site: &str,
+        limits: SiteLimits,
+    ) -> impl Future<Output = DbResult<()>> + Send;
     /// How many custody events the registry holds (for operators and tests).
     fn event_count(&self) -> impl Future<Output = DbResult<u64>> + Send;
 }
@@ -328,8 +377,10 @@ pub fn next_lease(site: &Site, year: i32, last_leased: u64, count: u64) -> DbRes
 pub struct OrderAt {
     /// The site's newest position.
     pub site_seq: u64,
-    /// The event at `holding.at` (none when `at` is 0 or past the end).
+    /// The event at `holding.at` (none when `at` is 0 or past the end) …
     pub event_at: Option<Uuid>,
+    /// … and when it was stored there (`received_at`).
+    pub placed_at: Option<i64>,
     /// Another workstation's event lies after `holding.at`, at or below `after`: the bench
     /// would hold it.
     pub others_between: bool,
@@ -342,6 +393,7 @@ pub fn order_agrees(after: u64, holding: &Holding, seen: &OrderAt) -> DbResult<(
     let agrees = seen.site_seq >= after
         && holding.at <= after
         && seen.event_at == holding.id
+        && (holding.placed.is_none() || holding.placed == seen.placed_at)
         && !seen.others_between;
     if agrees {
         Ok(())

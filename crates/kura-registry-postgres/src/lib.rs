@@ -20,7 +20,7 @@ use kura_proto::{
 use kura_registry_db::ingest::{self, ContainerRow, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
     Batch, Caller, Claimed, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt,
-    RegistryDb, Replaced, WorkstationInfo, WsStatus, next_lease, order_agrees,
+    RegistryDb, Replaced, SiteLimits, WorkstationInfo, WsStatus, next_lease, order_agrees,
 };
 use tokio_postgres::NoTls;
 use uuid::Uuid;
@@ -30,6 +30,7 @@ pub mod throwaway;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_registry.sql")),
     (2, include_str!("../migrations/0002_replacement.sql")),
+    (3, include_str!("../migrations/0003_limits.sql")),
 ];
 
 #[derive(Clone)]
@@ -130,6 +131,35 @@ async fn site_row(c: &impl GenericClient, code: &str, lock: bool) -> DbResult<(S
         },
         row.get::<_, i64>(4) as u64,
     ))
+}
+
+async fn limits_of(c: &impl GenericClient, site: &str) -> DbResult<SiteLimits> {
+    let r = c
+        .query_opt(
+            "SELECT claim_cap, daily_serials FROM sites WHERE code = $1",
+            &[&site],
+        )
+        .await
+        .map_err(pg)?
+        .ok_or_else(|| DbError::NotFound(format!("site {site}")))?;
+    Ok(SiteLimits {
+        claim_cap: r.get::<_, i64>(0) as u64,
+        daily_serials: r.get::<_, i64>(1) as u64,
+    })
+}
+
+/// Serials leased to or claimed by `ws` in the day before `now`.
+async fn granted_today(c: &impl GenericClient, ws: Uuid, now: i64) -> DbResult<u64> {
+    let since = now - kura_registry_db::DAY_US;
+    let n: i64 = c
+        .query_one(
+            "SELECT coalesce(sum(last - first + 1), 0)::bigint FROM leases WHERE workstation = $1 AND granted_at > $2",
+            &[&ws, &since],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    Ok(n as u64)
 }
 
 async fn grant(
@@ -757,6 +787,8 @@ impl RegistryDb for PgDb {
         };
         let ws = match (replaces, e.recover) {
             (Some(w), true) => w,
+            // The workstation itself, again (a lost token, a re-admission).
+            (Some(w), false) if w == e.workstation => w,
             (None, false) => e.workstation,
             (Some(_), false) => return refuse(EnrollRefusal::ForReplacement),
             (None, true) => return refuse(EnrollRefusal::NotForReplacement),
@@ -776,6 +808,7 @@ impl RegistryDb for PgDb {
             Some(r) if r.get::<_, String>(0) != site_code => {
                 return refuse(EnrollRefusal::OtherSite);
             }
+            Some(_) if replaces.is_none() => return refuse(EnrollRefusal::WorkstationExists),
             Some(r) => {
                 if replaces.is_some() {
                     replaced = Some(Replaced {
@@ -812,6 +845,10 @@ impl RegistryDb for PgDb {
             && (f.prefix != site.prefix || f.serial_width != site.serial_width)
         {
             return refuse(EnrollRefusal::PrefixMismatch);
+        }
+        let claimed: u64 = e.issued.iter().map(|c| c.last + 1 - c.first).sum();
+        if claimed > limits_of(&tx, &site.code).await?.claim_cap {
+            return refuse(EnrollRefusal::ClaimTooLarge);
         }
         for c in &e.issued {
             let (first, last) = (c.first as i64, c.last as i64);
@@ -991,16 +1028,16 @@ impl RegistryDb for PgDb {
             .map_err(pg)?;
         let (_, site_seq) = site_row(&tx, &caller.site.code, false).await?;
         if let Some(h) = holding {
-            let event_at: Option<Uuid> = match h.at {
-                0 => None,
+            let (event_at, placed_at): (Option<Uuid>, Option<i64>) = match h.at {
+                0 => (None, None),
                 at => tx
                     .query_opt(
-                        "SELECT id FROM events WHERE site = $1 AND server_seq = $2",
+                        "SELECT id, received_at FROM events WHERE site = $1 AND server_seq = $2",
                         &[&caller.site.code, &(at as i64)],
                     )
                     .await
                     .map_err(pg)?
-                    .map(|r| r.get(0)),
+                    .map_or((None, None), |r| (Some(r.get(0)), Some(r.get(1)))),
             };
             let others_between: bool = tx
                 .query_one(
@@ -1022,6 +1059,7 @@ impl RegistryDb for PgDb {
                 &OrderAt {
                     site_seq,
                     event_at,
+                    placed_at,
                     others_between,
                 },
             )?;
@@ -1152,6 +1190,11 @@ impl RegistryDb for PgDb {
             return Err(DbError::Enroll(EnrollRefusal::Revoked));
         }
         let (site, _) = site_row(&tx, &caller.site.code, true).await?;
+        kura_registry_db::within_quota(
+            granted_today(&tx, caller.workstation, now).await?,
+            count,
+            limits_of(&tx, &site.code).await?.daily_serials,
+        )?;
         let lease = grant(&tx, &site, caller.workstation, year, count, now).await?;
         tx.commit().await.map_err(pg)?;
         Ok(lease)
@@ -1187,17 +1230,57 @@ impl RegistryDb for PgDb {
                 out.taken.push(l);
                 continue;
             }
-            tx.execute(
-                "INSERT INTO leases (site, year, first, last, workstation, granted_at) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT DO NOTHING",
-                &[&caller.site.code, &l.year, &first, &last, &caller.workstation, &now],
-            )
-            .await
-            .map_err(pg)?;
+            let mine: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM leases WHERE site = $1 AND year = $2 AND first <= $3 AND last >= $4 AND workstation = $5)",
+                    &[&caller.site.code, &l.year, &first, &last, &caller.workstation],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            if !mine {
+                // A claim counts like a lease: a stolen token cannot claim a year away.
+                kura_registry_db::within_quota(
+                    granted_today(&tx, caller.workstation, now).await?,
+                    l.last + 1 - l.first,
+                    limits_of(&tx, &caller.site.code).await?.daily_serials,
+                )?;
+                tx.execute(
+                    "INSERT INTO leases (site, year, first, last, workstation, granted_at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT DO NOTHING",
+                    &[&caller.site.code, &l.year, &first, &last, &caller.workstation, &now],
+                )
+                .await
+                .map_err(pg)?;
+            }
             out.kept.push(l);
         }
         tx.commit().await.map_err(pg)?;
         Ok(out)
+    }
+
+    async fn site_limits(&self, site: &str) -> DbResult<SiteLimits> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        limits_of(&c, site).await
+    }
+
+    async fn set_site_limits(&self, site: &str, limits: SiteLimits) -> DbResult<()> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let n = c
+            .execute(
+                "UPDATE sites SET claim_cap = $2, daily_serials = $3 WHERE code = $1",
+                &[
+                    &site,
+                    &(limits.claim_cap as i64),
+                    &(limits.daily_serials as i64),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        if n == 0 {
+            return Err(DbError::NotFound(format!("site {site}")));
+        }
+        Ok(())
     }
 
     async fn event_count(&self) -> DbResult<u64> {

@@ -20,7 +20,7 @@ use kura_proto::{
 use kura_registry_db::ingest::{self, ContainerRow, FoldError, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
     Batch, Caller, Claimed, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt,
-    RegistryDb, Replaced, WorkstationInfo, WsStatus, next_lease, order_agrees,
+    RegistryDb, Replaced, SiteLimits, WorkstationInfo, WsStatus, next_lease, order_agrees,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
@@ -28,6 +28,7 @@ use uuid::Uuid;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_registry.sql")),
     (2, include_str!("../migrations/0002_replacement.sql")),
+    (3, include_str!("../migrations/0003_limits.sql")),
 ];
 
 /// The newest registry schema this build knows.
@@ -279,6 +280,33 @@ fn grant(
     )
     .map_err(backend)?;
     Ok(lease)
+}
+
+fn limits_of(tx: &rusqlite::Transaction<'_>, site: &str) -> DbResult<SiteLimits> {
+    tx.query_row(
+        "SELECT claim_cap, daily_serials FROM sites WHERE code = ?1",
+        [site],
+        |r| {
+            Ok(SiteLimits {
+                claim_cap: r.get::<_, i64>(0)? as u64,
+                daily_serials: r.get::<_, i64>(1)? as u64,
+            })
+        },
+    )
+    .optional()
+    .map_err(backend)?
+    .ok_or_else(|| DbError::NotFound(format!("site {site}")))
+}
+
+/// Serials leased to or claimed by `ws` in the day before `now`.
+fn granted_today(tx: &rusqlite::Transaction<'_>, ws: Uuid, now: i64) -> DbResult<u64> {
+    tx.query_row(
+        "SELECT coalesce(sum(last - first + 1), 0) FROM leases WHERE workstation = ?1 AND granted_at > ?2",
+        params![ws.as_bytes(), now - kura_registry_db::DAY_US],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+    .map_err(backend)
 }
 
 fn leases_of(tx: &rusqlite::Transaction<'_>, ws: Uuid) -> DbResult<Vec<Lease>> {
@@ -726,6 +754,8 @@ impl RegistryDb for SqliteDb {
             };
             let ws = match (replaces, e.recover) {
                 (Some(w), true) => w,
+                // The workstation itself, again (a lost token, a re-admission).
+                (Some(w), false) if w == e.workstation => w,
                 (None, false) => e.workstation,
                 (Some(_), false) => return refuse(EnrollRefusal::ForReplacement),
                 (None, true) => return refuse(EnrollRefusal::NotForReplacement),
@@ -748,6 +778,7 @@ impl RegistryDb for SqliteDb {
             match known {
                 Some((_, Some(_), _, _)) => return refuse(EnrollRefusal::Revoked),
                 Some((s, None, _, _)) if s != site_code => return refuse(EnrollRefusal::OtherSite),
+                Some(_) if replaces.is_none() => return refuse(EnrollRefusal::WorkstationExists),
                 Some((_, None, head, last_seen)) => {
                     if replaces.is_some() {
                         replaced = Some(Replaced {
@@ -777,6 +808,10 @@ impl RegistryDb for SqliteDb {
             )
             .map_err(backend)?;
             let (site, _) = site_row(tx, &site_code)?;
+            let claimed: u64 = e.issued.iter().map(|c| c.last + 1 - c.first).sum();
+            if claimed > limits_of(tx, &site.code)?.claim_cap {
+                return refuse(EnrollRefusal::ClaimTooLarge);
+            }
             for c in &e.issued {
                 let taken: i64 = tx
                     .query_row(
@@ -957,18 +992,22 @@ impl RegistryDb for SqliteDb {
         self.read(move |tx| {
             let (_, site_seq) = site_row(tx, &caller.site.code)?;
             if let Some(h) = holding {
-                let event_at = match h.at {
-                    0 => None,
-                    at => tx
-                        .prepare_cached("SELECT id FROM events WHERE site = ?1 AND server_seq = ?2")
+                let (event_at, placed_at) = match h.at {
+                    0 => (None, None),
+                    at => match tx
+                        .prepare_cached(
+                            "SELECT id, received_at FROM events WHERE site = ?1 AND server_seq = ?2",
+                        )
                         .map_err(backend)?
                         .query_row(params![caller.site.code, at as i64], |r| {
-                            r.get::<_, Vec<u8>>(0)
+                            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
                         })
                         .optional()
                         .map_err(backend)?
-                        .map(uuid_of)
-                        .transpose()?,
+                    {
+                        Some((id, placed)) => (Some(uuid_of(id)?), Some(placed)),
+                        None => (None, None),
+                    },
                 };
                 let others_between: bool = tx
                     .prepare_cached(
@@ -992,6 +1031,7 @@ impl RegistryDb for SqliteDb {
                     &OrderAt {
                         site_seq,
                         event_at,
+                        placed_at,
                         others_between,
                     },
                 )?;
@@ -1134,6 +1174,11 @@ impl RegistryDb for SqliteDb {
                 return Err(DbError::Enroll(EnrollRefusal::Revoked));
             }
             let (site, _) = site_row(tx, &caller.site.code)?;
+            kura_registry_db::within_quota(
+                granted_today(tx, caller.workstation, now)?,
+                count,
+                limits_of(tx, &site.code)?.daily_serials,
+            )?;
             grant(tx, &site, caller.workstation, year, count, now)
         })
         .await
@@ -1166,14 +1211,51 @@ impl RegistryDb for SqliteDb {
                     out.taken.push(l);
                     continue;
                 }
-                tx.execute(
-                    "INSERT OR IGNORE INTO leases (site, year, first, last, workstation, granted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![caller.site.code, l.year, l.first as i64, l.last as i64, caller.workstation.as_bytes(), now],
-                )
-                .map_err(backend)?;
+                let mine: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM leases WHERE site = ?1 AND year = ?2 AND first <= ?3 AND last >= ?4 AND workstation = ?5)",
+                        params![caller.site.code, l.year, l.first as i64, l.last as i64, caller.workstation.as_bytes()],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if !mine {
+                    // A claim counts like a lease: a stolen token cannot claim a year away.
+                    kura_registry_db::within_quota(
+                        granted_today(tx, caller.workstation, now)?,
+                        l.last + 1 - l.first,
+                        limits_of(tx, &caller.site.code)?.daily_serials,
+                    )?;
+                    tx.execute(
+                        "INSERT OR IGNORE INTO leases (site, year, first, last, workstation, granted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![caller.site.code, l.year, l.first as i64, l.last as i64, caller.workstation.as_bytes(), now],
+                    )
+                    .map_err(backend)?;
+                }
                 out.kept.push(l);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn site_limits(&self, site: &str) -> DbResult<SiteLimits> {
+        let site = site.to_string();
+        self.read(move |tx| limits_of(tx, &site)).await
+    }
+
+    async fn set_site_limits(&self, site: &str, limits: SiteLimits) -> DbResult<()> {
+        let site = site.to_string();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE sites SET claim_cap = ?2, daily_serials = ?3 WHERE code = ?1",
+                    params![site, limits.claim_cap as i64, limits.daily_serials as i64],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(DbError::NotFound(format!("site {site}")));
+            }
+            Ok(())
         })
         .await
     }

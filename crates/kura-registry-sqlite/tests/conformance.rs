@@ -29,7 +29,13 @@ fn refuses_a_newer_schema() {
 }
 
 /// Going back one released registry schema: what undoes migration `n` (to schema `n - 1`).
-const UNDO: &[(i64, &str)] = &[(2, "ALTER TABLE enrollments DROP COLUMN replaces;")];
+const UNDO: &[(i64, &str)] = &[
+    (
+        3,
+        "ALTER TABLE sites DROP COLUMN claim_cap; ALTER TABLE sites DROP COLUMN daily_serials;",
+    ),
+    (2, "ALTER TABLE enrollments DROP COLUMN replaces;"),
+];
 
 /// A database as text SQL (schema and rows) that `execute_batch` reads back. (The bench store's
 /// schema test has its own: the registry never depends on the bench store.)

@@ -64,13 +64,20 @@ impl From<DbError> for ApiError {
             | DbError::Gap { .. }
             | DbError::OrderChanged { .. }
             | DbError::SerialsExhausted { .. } => StatusCode::CONFLICT,
+            DbError::SerialsQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             DbError::Enroll(_) | DbError::NotYourStream { .. } => StatusCode::FORBIDDEN,
             DbError::BadBatch(_) => StatusCode::BAD_REQUEST,
             DbError::Unavailable(_) | DbError::NotMigrated(_) => StatusCode::SERVICE_UNAVAILABLE,
             DbError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
+            // The details stay in the log: a client learns nothing of the database.
             tracing::error!(code = e.code(), error = %e, "database");
+            return ApiError::new(
+                status,
+                e.code(),
+                "the registry could not reach or use its database; try again later (the details are in the registry's log)".to_string(),
+            );
         }
         ApiError::new(status, e.code(), e.to_string())
     }
@@ -410,6 +417,8 @@ pub struct PullQuery {
     /// The newest seq of its own stream the bench holds: its own events above it come back in
     /// full (a bench restored from a backup, or a replacement PC).
     own: Option<u64>,
+    /// When the registry stored the event at `at` (its `received_at`): names the placement.
+    placed: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/events", security(("token" = [])), params(PullQuery),
@@ -425,6 +434,7 @@ pub async fn pull(
         at,
         id: q.id,
         own: q.own,
+        placed: q.placed,
     });
     Ok(Json(s.db.pull(&caller, q.after, limit, holding).await?))
 }

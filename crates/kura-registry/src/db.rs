@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use kura_proto::{Conflict, Holding, Lease, PullResponse, PushResponse, Site};
 use kura_registry_db::{
-    Batch, Caller, Claimed, DbError, DbResult, Enrolled, Enrollment, RegistryDb, WorkstationInfo,
-    WsStatus,
+    Batch, Caller, Claimed, DbError, DbResult, Enrolled, Enrollment, RegistryDb, SiteLimits,
+    WorkstationInfo, WsStatus,
 };
 use kura_registry_postgres::PgDb;
 use kura_registry_sqlite::SqliteDb;
@@ -123,6 +123,12 @@ impl RegistryDb for AnyDb {
     }
     async fn claim(&self, caller: &Caller, leases: Vec<Lease>, now: i64) -> DbResult<Claimed> {
         each!(self, d => d.claim(caller, leases, now).await)
+    }
+    async fn site_limits(&self, site: &str) -> DbResult<SiteLimits> {
+        each!(self, d => d.site_limits(site).await)
+    }
+    async fn set_site_limits(&self, site: &str, limits: SiteLimits) -> DbResult<()> {
+        each!(self, d => d.set_site_limits(site, limits).await)
     }
     async fn event_count(&self) -> DbResult<u64> {
         each!(self, d => d.event_count().await)

@@ -64,8 +64,8 @@ enum Cmd {
         /// Its token stops working at once and it gets no more serials.
         #[arg(long, value_name = "WORKSTATION_ID", conflicts_with = "restore")]
         revoke: Option<uuid::Uuid>,
-        /// Re-admit a revoked workstation: its old token stays dead; it enrolls again with a new
-        /// code (kura-registry enroll) and keeps its stream and serials.
+        /// Re-admit a revoked workstation: its old token stays dead; it enrolls again with a code
+        /// made for it (kura-registry enroll --replaces ID) and keeps its stream and serials.
         #[arg(long, value_name = "WORKSTATION_ID")]
         restore: Option<uuid::Uuid>,
     },
@@ -117,6 +117,15 @@ enum SiteCmd {
         serial_width: u32,
     },
     List,
+    /// Show or set a site's limits on serials: how many one enrollment may claim as issued
+    /// before it, and how many one workstation may be leased or claim in 24 hours.
+    Limits {
+        code: String,
+        #[arg(long)]
+        claim_cap: Option<u64>,
+        #[arg(long)]
+        daily_serials: Option<u64>,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<i64> {
@@ -232,6 +241,31 @@ async fn main() -> Result<()> {
                 f.prefix
             );
         }
+        Cmd::Site {
+            cmd:
+                SiteCmd::Limits {
+                    code,
+                    claim_cap,
+                    daily_serials,
+                },
+        } => {
+            let code = code.trim().to_ascii_uppercase();
+            let mut l = db
+                .site_limits(&code)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if claim_cap.is_some() || daily_serials.is_some() {
+                l.claim_cap = claim_cap.unwrap_or(l.claim_cap);
+                l.daily_serials = daily_serials.unwrap_or(l.daily_serials);
+                db.set_site_limits(&code, l)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            println!(
+                "site {code}: an enrollment may claim up to {} serials issued before it; a workstation may be leased or claim up to {} serials in 24 hours",
+                l.claim_cap, l.daily_serials
+            );
+        }
         Cmd::Site { cmd: SiteCmd::List } => {
             for s in db.sites().await.map_err(|e| anyhow::anyhow!("{e}"))? {
                 println!(
@@ -293,7 +327,7 @@ async fn main() -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
-                "workstation {id} re-admitted: its old token stays dead; give it a new code (kura-registry enroll --site SITE) and run kura enroll on the bench"
+                "workstation {id} re-admitted: its old token stays dead; give it a code made for it (kura-registry enroll --site SITE --replaces {id}) and run kura enroll with it on the bench"
             );
         }
         Cmd::Workstations {

@@ -285,6 +285,16 @@ async fn security(reg: &Reg) {
     let (s, _) = post(reg, "/api/v1/enroll", None, enroll_body(&used), None).await;
     assert_eq!(s, StatusCode::OK);
     let expired = new_code(&reg.db, "NCGM", "G", -1).await;
+    let fresh = new_code(&reg.db, "NCGM", "G", 3_600_000_000).await;
+    let fresh2 = new_code(&reg.db, "NCGM", "G", 3_600_000_000).await;
+    let takeover =
+        json!({"v": 1, "code": fresh, "workstation": a.id, "name": "thief", "year": 2026})
+            .to_string()
+            .into_bytes();
+    let greedy = json!({"v": 1, "code": fresh2, "workstation": Uuid::now_v7(), "name": "greedy",
+        "year": 2026, "issued": [{"year": 2026, "first": 5_000_000, "last": 5_100_000}]})
+    .to_string()
+    .into_bytes();
     let big = vec![b' '; kura_registry::MAX_BODY + 1];
     let bomb = zstd::encode_all(&vec![b' '; kura_proto::MAX_BATCH_BYTES + 10][..], 3).unwrap();
     let mut future = json!({"v": 2, "workstation": a.id, "events": ea});
@@ -301,6 +311,24 @@ async fn security(reg: &Reg) {
         &'a str,
     );
     let cases: Vec<Case> = vec![
+        (
+            "a fresh code sent with a live workstation's id: a takeover",
+            "/api/v1/enroll",
+            None,
+            takeover,
+            none,
+            StatusCode::FORBIDDEN,
+            "workstation_exists",
+        ),
+        (
+            "a claim of more serials than the site lets one enrollment claim",
+            "/api/v1/enroll",
+            None,
+            greedy,
+            none,
+            StatusCode::FORBIDDEN,
+            "enroll_claim_too_large",
+        ),
         (
             "no token",
             "/api/v1/events",
@@ -493,8 +521,32 @@ async fn security(reg: &Reg) {
         let (s, _) = get(reg, path, None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} without a token");
     }
-    // And the right request still works.
+    // And the right request still works: A kept its token.
     assert_eq!(words(&push(reg, &a, &ea).await), vec!["accepted"; 5]);
+    // One workstation is leased at most the site's daily limit (300,000 by default).
+    let ask = json!({"v": 1, "year": 2026, "count": 100_000}).to_string();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (s, v) = post(
+            reg,
+            "/api/v1/serials",
+            Some(&b.token),
+            ask.clone().into_bytes(),
+            None,
+        )
+        .await;
+        answers.push((s, v["code"].as_str().map(str::to_string)));
+    }
+    assert_eq!(
+        answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        vec![
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "{answers:?}"
+    );
+    assert_eq!(answers[2].1.as_deref(), Some("serials_quota"));
 }
 
 async fn conflicts_and_leases(reg: &Reg) {

@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0010_order_relearn.sql"),
     ),
     (11, "restored", include_str!("migrations/0011_restored.sql")),
+    (
+        12,
+        "placed_at",
+        include_str!("migrations/0012_placed_at.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

@@ -43,6 +43,8 @@ pub struct RemoteEvent {
     pub payload: String,
     pub hash: [u8; 32],
     pub server_seq: u64,
+    /// When the registry stored it there (its `received_at`).
+    pub placed_at: Option<i64>,
 }
 
 /// The registry's answer for one of this workstation's events, as far as the store keeps it.
@@ -702,6 +704,11 @@ impl Tx<'_> {
                 }
                 out.known += 1;
                 self.learn_place(rowid, e.server_seq)?;
+                if e.placed_at.is_some() {
+                    self.conn()
+                        .prepare_cached("UPDATE event_order SET placed_at = ?2 WHERE event = ?1")?
+                        .execute(params![rowid, e.placed_at])?;
+                }
                 continue;
             }
             // This workstation's own events come only when this database lacks them (it came
@@ -914,8 +921,10 @@ impl Tx<'_> {
             ])?;
         let rowid = self.conn().last_insert_rowid();
         self.conn()
-            .prepare_cached("INSERT INTO event_order (event, major, minor) VALUES (?1, ?2, 0)")?
-            .execute(params![rowid, e.server_seq as i64])?;
+            .prepare_cached(
+                "INSERT INTO event_order (event, major, minor, placed_at) VALUES (?1, ?2, 0, ?3)",
+            )?
+            .execute(params![rowid, e.server_seq as i64, e.placed_at])?;
         if matches!(
             body,
             EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
@@ -1310,20 +1319,24 @@ impl Store {
     /// The highest place at or below `at` that holds another workstation's event, and that
     /// event's id. This bench's own events do not count: after a registry restore it sends them
     /// again itself, and they may land where they were before while the places below changed.
-    pub fn others_at_or_below(&self, at: u64) -> Result<Option<(u64, Uuid)>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> = self
+    /// With it, when the registry stored it there, if the page said.
+    pub fn others_at_or_below(
+        &self,
+        at: u64,
+    ) -> Result<Option<(u64, Uuid, Option<i64>)>, StoreError> {
+        let row: Option<(i64, Vec<u8>, Option<i64>)> = self
             .conn()
             .prepare_cached(
-                "SELECT o.major, e.event_id FROM event_order o JOIN events e ON e.id = o.event
+                "SELECT o.major, e.event_id, o.placed_at FROM event_order o JOIN events e ON e.id = o.event
                  WHERE o.minor = 0 AND o.major <= ?1 AND e.workstation <> ?2
                  ORDER BY o.major DESC LIMIT 1",
             )?
             .query_row(
                 params![at as i64, self.workstation().as_bytes().as_slice()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        Ok(row.map(|(major, id)| (major as u64, uuid_of(id))))
+        Ok(row.map(|(major, id, placed)| (major as u64, uuid_of(id), placed)))
     }
 
     /// The lowest place above `at` that holds another workstation's event.

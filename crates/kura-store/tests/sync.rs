@@ -221,6 +221,7 @@ impl Order {
                         payload: e.payload,
                         hash: e.hash,
                         server_seq: s,
+                        placed_at: None,
                     });
                     s
                 }
@@ -249,6 +250,7 @@ impl Order {
                 payload: e.payload,
                 hash: e.hash,
                 server_seq: s,
+                placed_at: None,
             });
         }
     }
@@ -749,6 +751,7 @@ fn the_cursor_moves_over_own_events_and_stops_at_anothers() {
 
 /// Going back one released schema: what undoes migration `n` (to schema `n - 1`).
 const UNDO: &[(i64, &str)] = &[
+    (12, "ALTER TABLE event_order DROP COLUMN placed_at;"),
     (11, "ALTER TABLE sync_state DROP COLUMN restored_at;"),
     (
         10,

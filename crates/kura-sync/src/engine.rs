@@ -588,6 +588,7 @@ impl<R: Remote> Engine<R> {
                     payload: e.payload,
                     hash,
                     server_seq: p.server_seq,
+                    placed_at: Some(p.received_at),
                 });
             }
             let next = page.next;
@@ -724,7 +725,7 @@ impl<R: Remote> Engine<R> {
         let mut step = 1u64;
         loop {
             let probe = match store.others_at_or_below(hi.saturating_sub(step))? {
-                Some((at, _)) if at > 0 => at,
+                Some((at, ..)) if at > 0 => at,
                 _ => break,
             };
             if agrees(probe).await? {
@@ -737,7 +738,7 @@ impl<R: Remote> Engine<R> {
         loop {
             let mid = lo + (hi - lo) / 2;
             let probe = match store.others_at_or_below(mid)? {
-                Some((at, _)) if at > lo => at,
+                Some((at, ..)) if at > lo => at,
                 _ => match store.others_above(lo)? {
                     Some(at) if at < hi => at,
                     _ => break,
@@ -765,15 +766,17 @@ impl<R: Remote> Engine<R> {
 fn holding(store: &Store, cursor: u64) -> Result<Holding, SyncError> {
     let own = Some(store.own_head()?.0);
     Ok(match store.others_at_or_below(cursor)? {
-        Some((at, id)) => Holding {
+        Some((at, id, placed)) => Holding {
             at,
             id: Some(id),
             own,
+            placed,
         },
         None => Holding {
             at: 0,
             id: None,
             own,
+            placed: None,
         },
     })
 }

@@ -83,8 +83,11 @@ impl RemoteError {
                 "enroll_code_for_replacement" => "enroll_code_for_replacement",
                 "enroll_code_not_for_replacement" => "enroll_code_not_for_replacement",
                 "workstation_revoked" => "workstation_revoked",
+                "workstation_exists" => "workstation_exists",
                 "not_your_stream" => "not_your_stream",
                 "serials_exhausted" => "serials_exhausted",
+                "serials_quota" => "serials_quota",
+                "enroll_claim_too_large" => "enroll_claim_too_large",
                 "bad_year" => "bad_year",
                 "gap" => "gap",
                 "order_changed" => "order_changed",
@@ -309,10 +312,14 @@ impl Remote for Http {
     ) -> Result<PullResponse, RemoteError> {
         let id = holding.id.map(|id| format!("&id={id}")).unwrap_or_default();
         let own = holding.own.map(|s| format!("&own={s}")).unwrap_or_default();
+        let placed = holding
+            .placed
+            .map(|t| format!("&placed={t}"))
+            .unwrap_or_default();
         let r = self
             .client
             .get(format!(
-                "{}?after={after}&limit={limit}&at={}{id}{own}",
+                "{}?after={after}&limit={limit}&at={}{id}{own}{placed}",
                 self.url(path::EVENTS),
                 holding.at
             ))

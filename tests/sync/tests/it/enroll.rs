@@ -262,14 +262,19 @@ fn a_failed_enrollment_spends_nothing_and_a_revoked_bench_can_come_back() {
         e["message"].as_str().unwrap().contains("--restore"),
         "says how: {e}"
     );
-    // ... until the administrator re-admits it: then a new code does, and its stream goes on.
+    // ... until the administrator re-admits it: then a code made for it does (an ordinary one
+    // takes over no known workstation), and its stream goes on.
     reg.admin(&["workstations", "--restore", &b.workstation()]);
     assert_eq!(
         b.sync().unwrap_err()["code"],
         "unauthorized",
         "the old token stays dead"
     );
-    b.enroll_at(&reg.url(), &reg.code("NCGM")).unwrap();
+    let e = b.enroll_at(&reg.url(), &reg.code("NCGM")).unwrap_err();
+    assert_eq!(e["code"], "workstation_exists", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("--replaces"), "{e}");
+    b.enroll_at(&reg.url(), &reg.replacement_code("NCGM", &b.workstation()))
+        .unwrap();
     b.ok(&["storage", "add", "SITE2", "--type", "site"]);
     b.sync_ok();
     assert_eq!(reg.stream(&b.workstation()), (2, true));

@@ -327,6 +327,7 @@ fn on_postgresql() {
         property::regression_steps,
         property::restore_steps,
         restore::registry_restored_forgets_leases_and_an_enrollment,
+        restore::resent_event_lands_where_it_was,
         |reg: &mut Registry, dir: &Path, _: &restore::Copies| {
             restore::bench_ahead_of_its_registry(reg, dir)
         },

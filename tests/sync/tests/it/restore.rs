@@ -539,3 +539,37 @@ fn a_bench_one_event_kind_ahead_of_its_registry_holds_it_back_until_the_upgrade(
     let d = tempfile::tempdir().unwrap();
     bench_ahead_of_its_registry(&mut Registry::sqlite(d.path()), d.path());
 }
+
+/// Issue 25: after a registry restore, another bench's event sent again lands exactly where it was
+/// before, while the places below it now hold other events. A bench that had pulled past the copy
+/// must not take that for agreement: the pull names the event's placement (when the registry
+/// stored it), not only the event, and the bench learns the order again.
+pub fn resent_event_lands_where_it_was(reg: &mut Registry, dir: &Path, copies: &Copies) {
+    let v = site(reg, dir, &["a", "b", "c", "d"]);
+    let (a, b, c, d) = (&v[0], &v[1], &v[2], &v[3]);
+    let copy = dir.join("registry-copy");
+    copies.take(reg, &copy);
+    // C's three events, then D's one; B pulls all four.
+    register(c, 1, "BOX-0003");
+    c.sync_ok();
+    register_loose(d, 0);
+    d.sync_ok();
+    b.sync_ok();
+    // A works offline; the registry is put back.
+    register(a, 1, "BOX-0001");
+    copies.put_back(reg, &copy);
+    // A's three events take the places C's had; D's one lands where it was.
+    a.sync_ok();
+    d.sync_ok();
+    let r = b.sync_ok();
+    assert_eq!(r["relearned"], true, "{r}");
+    settle(&[a, b, c, d]);
+    agree(reg, "NCGM", &[a, b, c, d]);
+}
+
+#[test]
+fn an_event_sent_again_to_its_old_place_is_not_taken_for_agreement() {
+    let d = tempfile::tempdir().unwrap();
+    let mut reg = Registry::sqlite(d.path());
+    resent_event_lands_where_it_was(&mut reg, d.path(), &Copies::Sqlite);
+}
