@@ -125,6 +125,9 @@ pub struct Report {
     pub recovered: u64,
     /// Serials leased.
     pub leased: u64,
+    /// The registry refused a lease this round (`serials_quota`, `serials_exhausted`); the rest
+    /// of the round went on.
+    pub lease_refused: Option<String>,
     /// Blocks of serials the registry did not list as this bench's (it was restored from an
     /// older copy), claimed back …
     pub leases_reclaimed: u64,
@@ -348,11 +351,21 @@ impl<R: Remote> Engine<R> {
             tracing::debug!(?op, "sync");
             match op {
                 Op::Lease { year, count } => {
-                    let l = self
-                        .retry("lease", || self.remote.lease(year, count))
-                        .await?;
-                    store.write(|tx| tx.add_lease(l.year, l.first, l.last))?;
-                    report.leased += l.last + 1 - l.first;
+                    match self.retry("lease", || self.remote.lease(year, count)).await {
+                        Ok(l) => {
+                            store.write(|tx| tx.add_lease(l.year, l.first, l.last))?;
+                            report.leased += l.last + 1 - l.first;
+                        }
+                        // No more serials today (the site's limit) or at all: the round still
+                        // pushes and pulls; the bench issues what it has left and says so.
+                        Err(RemoteError::Refused { code, message, .. })
+                            if code == "serials_quota" || code == "serials_exhausted" =>
+                        {
+                            tracing::warn!(%code, %message, "the registry leased no more serials");
+                            report.lease_refused = Some(code);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Op::Fork { registry, .. } => {
                     let why = format!(

@@ -380,3 +380,23 @@ fn a_rejected_event_is_kept_shown_and_does_not_block_the_stream() {
     a.sync_ok();
     assert_eq!(a.status()["rejections"], 1);
 }
+
+/// Issue 26: a workstation at its site's daily limit of serials is refused a lease, and the round
+/// still pushes and pulls (a lease refusal never stops sync); the next day's lease comes again.
+#[test]
+fn a_lease_refused_at_the_daily_limit_does_not_stop_sync() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let v = site(&reg, d.path(), &["a"]);
+    let a = &v[0];
+    reg.admin(&["site", "limits", "NCGM", "--daily-serials", "1000"]);
+    // Below the bench's low mark: the next round asks for more, over today's limit.
+    for _ in 0..6 {
+        register_loose(a, 99);
+    }
+    let r = a.sync_ok();
+    assert_eq!(r["lease_refused"], "serials_quota", "{r}");
+    assert!(r["pushed"].as_u64().unwrap() >= 600, "{r}");
+    assert_eq!(a.status()["waiting"], 0);
+    agree(&reg, "NCGM", &[a]);
+}
