@@ -148,6 +148,35 @@ async fn limits_of(c: &impl GenericClient, site: &str) -> DbResult<SiteLimits> {
     })
 }
 
+/// `ws` is enrolled and not revoked: else [`EnrollRefusal::Revoked`].
+async fn live(c: &impl GenericClient, ws: Uuid) -> DbResult<()> {
+    let revoked = c
+        .query_opt("SELECT revoked_at FROM workstations WHERE id = $1", &[&ws])
+        .await
+        .map_err(pg)?;
+    match revoked.map(|r| r.get::<_, Option<i64>>(0)) {
+        Some(None) => Ok(()),
+        _ => Err(DbError::Enroll(EnrollRefusal::Revoked)),
+    }
+}
+
+/// Another workstation of `site` holds serials of `block`.
+async fn leased_to_others(
+    c: &impl GenericClient,
+    site: &str,
+    block: &Lease,
+    ws: Uuid,
+) -> DbResult<bool> {
+    let (first, last) = (block.first as i64, block.last as i64);
+    Ok(c.query_one(
+        "SELECT EXISTS (SELECT 1 FROM leases WHERE site = $1 AND year = $2 AND first <= $4 AND last >= $3 AND workstation != $5)",
+        &[&site, &block.year, &first, &last, &ws],
+    )
+    .await
+    .map_err(pg)?
+    .get(0))
+}
+
 /// Serials leased to or claimed by `ws` in the day before `now`.
 async fn granted_today(c: &impl GenericClient, ws: Uuid, now: i64) -> DbResult<u64> {
     let since = now - kura_registry_db::DAY_US;
@@ -852,15 +881,7 @@ impl RegistryDb for PgDb {
         }
         for c in &e.issued {
             let (first, last) = (c.first as i64, c.last as i64);
-            let taken: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM leases WHERE site = $1 AND year = $2 AND first <= $4 AND last >= $3 AND workstation != $5",
-                    &[&site.code, &c.year, &first, &last, &ws],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            if taken > 0 {
+            if leased_to_others(&tx, &site.code, c, ws).await? {
                 return refuse(EnrollRefusal::SerialsTaken);
             }
             tx.execute(
@@ -1179,16 +1200,7 @@ impl RegistryDb for PgDb {
     async fn lease(&self, caller: &Caller, year: i32, count: u64, now: i64) -> DbResult<Lease> {
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(pg)?;
-        let live = tx
-            .query_opt(
-                "SELECT revoked_at FROM workstations WHERE id = $1",
-                &[&caller.workstation],
-            )
-            .await
-            .map_err(pg)?;
-        if !matches!(live.map(|r| r.get::<_, Option<i64>>(0)), Some(None)) {
-            return Err(DbError::Enroll(EnrollRefusal::Revoked));
-        }
+        live(&tx, caller.workstation).await?;
         let (site, _) = site_row(&tx, &caller.site.code, true).await?;
         kura_registry_db::within_quota(
             granted_today(&tx, caller.workstation, now).await?,
@@ -1203,30 +1215,13 @@ impl RegistryDb for PgDb {
     async fn claim(&self, caller: &Caller, leases: Vec<Lease>, now: i64) -> DbResult<Claimed> {
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(pg)?;
-        let live = tx
-            .query_opt(
-                "SELECT revoked_at FROM workstations WHERE id = $1",
-                &[&caller.workstation],
-            )
-            .await
-            .map_err(pg)?;
-        if !matches!(live.map(|r| r.get::<_, Option<i64>>(0)), Some(None)) {
-            return Err(DbError::Enroll(EnrollRefusal::Revoked));
-        }
+        live(&tx, caller.workstation).await?;
         // The site's row, held: no lease is granted meanwhile.
         site_row(&tx, &caller.site.code, true).await?;
         let mut out = Claimed::default();
         for l in leases {
             let (first, last) = (l.first as i64, l.last as i64);
-            let others: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM leases WHERE site = $1 AND year = $2 AND first <= $4 AND last >= $3 AND workstation != $5",
-                    &[&caller.site.code, &l.year, &first, &last, &caller.workstation],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            if others > 0 {
+            if leased_to_others(&tx, &caller.site.code, &l, caller.workstation).await? {
                 out.taken.push(l);
                 continue;
             }

@@ -298,6 +298,37 @@ fn limits_of(tx: &rusqlite::Transaction<'_>, site: &str) -> DbResult<SiteLimits>
     .ok_or_else(|| DbError::NotFound(format!("site {site}")))
 }
 
+/// `ws` is enrolled and not revoked: else [`EnrollRefusal::Revoked`].
+fn live(tx: &rusqlite::Transaction<'_>, ws: Uuid) -> DbResult<()> {
+    let revoked: Option<Option<i64>> = tx
+        .query_row(
+            "SELECT revoked_at FROM workstations WHERE id = ?1",
+            [ws.as_bytes()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    match revoked {
+        Some(None) => Ok(()),
+        _ => Err(DbError::Enroll(EnrollRefusal::Revoked)),
+    }
+}
+
+/// Another workstation of `site` holds serials of `block`.
+fn leased_to_others(
+    tx: &rusqlite::Transaction<'_>,
+    site: &str,
+    block: &Lease,
+    ws: Uuid,
+) -> DbResult<bool> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM leases WHERE site = ?1 AND year = ?2 AND first <= ?4 AND last >= ?3 AND workstation != ?5)",
+        params![site, block.year, block.first as i64, block.last as i64, ws.as_bytes()],
+        |r| r.get(0),
+    )
+    .map_err(backend)
+}
+
 /// Serials leased to or claimed by `ws` in the day before `now`.
 fn granted_today(tx: &rusqlite::Transaction<'_>, ws: Uuid, now: i64) -> DbResult<u64> {
     tx.query_row(
@@ -813,14 +844,7 @@ impl RegistryDb for SqliteDb {
                 return refuse(EnrollRefusal::ClaimTooLarge);
             }
             for c in &e.issued {
-                let taken: i64 = tx
-                    .query_row(
-                        "SELECT count(*) FROM leases WHERE site = ?1 AND year = ?2 AND first <= ?4 AND last >= ?3 AND workstation != ?5",
-                        params![site.code, c.year, c.first as i64, c.last as i64, ws.as_bytes()],
-                        |r| r.get(0),
-                    )
-                    .map_err(backend)?;
-                if taken > 0 {
+                if leased_to_others(tx, &site.code, c, ws)? {
                     return refuse(EnrollRefusal::SerialsTaken);
                 }
                 tx.execute(
@@ -1162,17 +1186,7 @@ impl RegistryDb for SqliteDb {
     async fn lease(&self, caller: &Caller, year: i32, count: u64, now: i64) -> DbResult<Lease> {
         let caller = caller.clone();
         self.write(move |tx| {
-            let live: Option<Option<i64>> = tx
-                .query_row(
-                    "SELECT revoked_at FROM workstations WHERE id = ?1",
-                    [caller.workstation.as_bytes()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            if !matches!(live, Some(None)) {
-                return Err(DbError::Enroll(EnrollRefusal::Revoked));
-            }
+            live(tx, caller.workstation)?;
             let (site, _) = site_row(tx, &caller.site.code)?;
             kura_registry_db::within_quota(
                 granted_today(tx, caller.workstation, now)?,
@@ -1187,27 +1201,10 @@ impl RegistryDb for SqliteDb {
     async fn claim(&self, caller: &Caller, leases: Vec<Lease>, now: i64) -> DbResult<Claimed> {
         let caller = caller.clone();
         self.write(move |tx| {
-            let live: Option<Option<i64>> = tx
-                .query_row(
-                    "SELECT revoked_at FROM workstations WHERE id = ?1",
-                    [caller.workstation.as_bytes()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            if !matches!(live, Some(None)) {
-                return Err(DbError::Enroll(EnrollRefusal::Revoked));
-            }
+            live(tx, caller.workstation)?;
             let mut out = Claimed::default();
             for l in leases {
-                let others: i64 = tx
-                    .query_row(
-                        "SELECT count(*) FROM leases WHERE site = ?1 AND year = ?2 AND first <= ?4 AND last >= ?3 AND workstation != ?5",
-                        params![caller.site.code, l.year, l.first as i64, l.last as i64, caller.workstation.as_bytes()],
-                        |r| r.get(0),
-                    )
-                    .map_err(backend)?;
-                if others > 0 {
+                if leased_to_others(tx, &caller.site.code, &l, caller.workstation)? {
                     out.taken.push(l);
                     continue;
                 }

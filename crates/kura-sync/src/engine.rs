@@ -778,18 +778,14 @@ impl<R: Remote> Engine<R> {
 /// events above it back).
 fn holding(store: &Store, cursor: u64) -> Result<Holding, SyncError> {
     let own = Some(store.own_head()?.0);
-    Ok(match store.others_at_or_below(cursor)? {
-        Some((at, id, placed)) => Holding {
-            at,
-            id: Some(id),
-            own,
-            placed,
-        },
-        None => Holding {
-            at: 0,
-            id: None,
-            own,
-            placed: None,
-        },
+    let (at, id, placed) = match store.others_at_or_below(cursor)? {
+        Some((at, id, placed)) => (at, Some(id), placed),
+        None => (0, None, None),
+    };
+    Ok(Holding {
+        at,
+        id,
+        own,
+        placed,
     })
 }
