@@ -431,6 +431,7 @@ async fn enroll(
             &registry,
             ca.as_deref().map(std::path::Path::new),
             None,
+            false,
         )
         .map_err(wire)?;
     let (e, answer) = tauri::async_runtime::spawn_blocking(move || e.send().map(|a| (e, a)))

@@ -34,6 +34,9 @@ pub struct EnrollReport {
     /// Kura IDs this database issued before it was enrolled (outside the registry's leases).
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub issued_before: u64,
+    /// SHA-256 of the CA certificate given with --ca, to compare with what the registry's
+    /// administrator read out (`kura-registry tls generate` prints it).
+    pub ca_fingerprint: Option<String>,
 }
 
 /// An enrollment checked and ready to send.
@@ -213,8 +216,9 @@ impl Kura {
         url: &str,
         ca: Option<&Path>,
         name: Option<&str>,
+        insecure_http: bool,
     ) -> Result<EnrollReport, AppError> {
-        let e = self.prepare_enrollment(code, url, ca, name)?;
+        let e = self.prepare_enrollment(code, url, ca, name, insecure_http)?;
         let answer = e.send()?;
         self.complete_enrollment(e, answer)
     }
@@ -229,6 +233,7 @@ impl Kura {
         url: &str,
         ca: Option<&Path>,
         name: Option<&str>,
+        insecure_http: bool,
         progress: &mut dyn FnMut(&str, u64, u64),
     ) -> Result<RecoverReport, AppError> {
         let held = self.store().stats()?.events;
@@ -239,7 +244,7 @@ impl Kura {
             }
             .into());
         }
-        let mut e = self.prepare_enrollment(code, url, ca, name)?;
+        let mut e = self.prepare_enrollment(code, url, ca, name, insecure_http)?;
         e.req.recover = true;
         let answer = e.send()?;
         let replaced = answer.0.replaced.ok_or_else(|| {
@@ -273,12 +278,14 @@ impl Kura {
 
     /// Checks what was typed and who asks (an administrator where there are users) and makes
     /// the request; nothing is written (the window sends it without holding this `Kura`).
+    /// `http://` to another machine is refused unless `insecure_http`.
     pub fn prepare_enrollment(
         &mut self,
         code: &str,
         url: &str,
         ca: Option<&Path>,
         name: Option<&str>,
+        insecure_http: bool,
     ) -> Result<Enrollment, AppError> {
         // Everything that can be checked here is, before the one-time code is spent.
         self.authorize(crate::users::Act::Settings)?;
@@ -288,6 +295,7 @@ impl Kura {
             None => host_name(),
         };
         let base = kura_sync::remote::base_url(url).map_err(SyncError::from)?;
+        kura_sync::remote::check_transport(&base, insecure_http).map_err(SyncError::from)?;
         let ca = ca
             .filter(|p| !p.as_os_str().is_empty())
             .map(|p| {
@@ -377,6 +385,11 @@ impl Kura {
         let site_json =
             serde_json::to_string(&site).map_err(|e| AppError::input("site", e.to_string()))?;
         let ca_text = e.ca.as_ref().map(|p| p.display().to_string());
+        let ca_fingerprint =
+            e.ca.as_deref()
+                .map(kura_sync::remote::ca_fingerprint)
+                .transpose()
+                .map_err(SyncError::from)?;
         let lease = res.lease;
         self.store_mut().write(|tx| -> Result<(), StoreError> {
             tx.set_enrollment(&base, &token_ref, ca_text.as_deref(), &site_json)?;
@@ -394,6 +407,7 @@ impl Kura {
             lease_first: lease.first,
             lease_last: lease.last,
             issued_before,
+            ca_fingerprint,
         })
     }
 

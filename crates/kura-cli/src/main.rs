@@ -279,6 +279,10 @@ enum Cmd {
         /// The name the registry shows for this workstation (default: the host name).
         #[arg(long)]
         name: Option<String>,
+        /// Allow http:// to another machine (the token and events travel unencrypted): only on
+        /// a network you trust.
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// A replacement PC takes over a dead bench: CODE comes from `kura-registry enroll --site S
     /// --replaces WORKSTATION`; into a new data directory. Brings back the bench's stream and the
@@ -294,6 +298,10 @@ enum Cmd {
         /// The name the registry shows for this workstation (default: the host name).
         #[arg(long)]
         name: Option<String>,
+        /// Allow http:// to another machine (the token and events travel unencrypted): only on
+        /// a network you trust.
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Sync with the registry: one round (push, then pull), or --watch; `kura sync status`.
     Sync {
@@ -1196,8 +1204,15 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             registry,
             ca,
             name,
+            insecure_http,
         } => {
-            let r = k.enroll(&code, &registry, ca.as_deref(), name.as_deref())?;
+            let r = k.enroll(
+                &code,
+                &registry,
+                ca.as_deref(),
+                name.as_deref(),
+                insecure_http,
+            )?;
             out(json, json!(r), || print::enrolled(&r));
         }
         Cmd::Recover {
@@ -1205,9 +1220,17 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             registry,
             ca,
             name,
+            insecure_http,
         } => {
             let mut bar = progress_phase();
-            let r = k.recover(&code, &registry, ca.as_deref(), name.as_deref(), &mut bar)?;
+            let r = k.recover(
+                &code,
+                &registry,
+                ca.as_deref(),
+                name.as_deref(),
+                insecure_http,
+                &mut bar,
+            )?;
             out(json, json!(r), || print::recovered(&r, k.calendar()));
         }
         Cmd::Sync {

@@ -267,6 +267,11 @@ pub fn enrolled(r: &EnrollReport) -> String {
         r.lease_last,
         r.lease_year
     );
+    if let Some(f) = &r.ca_fingerprint {
+        s.push_str(&format!(
+            "\ntrusting the CA certificate with SHA-256 fingerprint {f}: compare it with what the registry's administrator read out"
+        ));
+    }
     if r.issued_before > 0 {
         s.push_str(&format!(
             "\nnote: this database issued {} ID(s) itself before it was enrolled; they are outside the registry's leases",

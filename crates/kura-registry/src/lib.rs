@@ -26,6 +26,7 @@ pub mod api;
 pub mod bench;
 pub mod db;
 pub mod secret;
+pub mod tls;
 
 pub use db::AnyDb;
 

@@ -35,6 +35,15 @@ enum Cmd {
         tls_cert: Option<PathBuf>,
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Serve plain HTTP on an address other than loopback: only behind a proxy that ends TLS
+        /// on the same machine or network segment (logged at every start).
+        #[arg(long, conflicts_with = "tls_cert")]
+        insecure_http: bool,
+    },
+    /// Certificates for the registry's HTTPS.
+    Tls {
+        #[command(subcommand)]
+        cmd: TlsCmd,
     },
     /// Sites: the benches of one biobank, sharing an ID prefix.
     Site {
@@ -99,6 +108,23 @@ enum Cmd {
         /// Include resolved ones.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCmd {
+    /// Make a site CA and a server certificate signed by it: ca.pem (for every bench: kura
+    /// enroll --ca ca.pem), ca.key (keep offline), cert.pem and key.pem (for serve --tls-cert
+    /// --tls-key). Prints the CA's SHA-256 fingerprint.
+    Generate {
+        /// A name or IP address the benches use to reach the registry (repeat for more).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// How long the server certificate stays valid, in days (the CA: 10 years).
+        #[arg(long, default_value_t = 825)]
+        days: u32,
     },
 }
 
@@ -188,14 +214,52 @@ async fn main() -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"));
     }
+    if let Cmd::Tls {
+        cmd: TlsCmd::Generate { hosts, out, days },
+    } = &cli.cmd
+    {
+        let g = kura_registry::tls::generate(hosts, out, *days)?;
+        println!("CA fingerprint (SHA-256): {}", g.ca_fingerprint);
+        eprintln!(
+            "wrote {} (give it to every bench: kura enroll CODE --registry https://{}:8470 --ca ca.pem; it prints this fingerprint to compare), {} (keep it offline), {} and {} (kura-registry serve --tls-cert {} --tls-key {})",
+            g.ca_cert.display(),
+            hosts[0],
+            g.ca_key.display(),
+            g.cert.display(),
+            g.key.display(),
+            g.cert.display(),
+            g.key.display(),
+        );
+        return Ok(());
+    }
+    if let Cmd::Serve {
+        listen,
+        tls_cert: None,
+        insecure_http,
+        ..
+    } = &cli.cmd
+    {
+        if !kura_registry::tls::loopback(listen) {
+            if !insecure_http {
+                bail!(
+                    "refusing to serve plain HTTP on {listen}: tokens, enrollment codes and custody events would cross the network in the clear. Give --tls-cert and --tls-key (kura-registry tls generate makes them), listen on 127.0.0.1, or, behind a proxy that ends TLS, add --insecure-http"
+                );
+            }
+            tracing::warn!(
+                %listen,
+                "serving plain HTTP off loopback (--insecure-http): tokens and custody events cross the network in the clear unless a proxy in front ends TLS"
+            );
+        }
+    }
     let url = cli.db.unwrap_or_else(db::default_url);
     let db = db::open(&url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     match cli.cmd {
-        Cmd::Bench { .. } => unreachable!("handled above"),
+        Cmd::Bench { .. } | Cmd::Tls { .. } => unreachable!("handled above"),
         Cmd::Serve {
             listen,
             tls_cert,
             tls_key,
+            ..
         } => {
             let scheme = if tls_cert.is_some() { "https" } else { "http" };
             match (tls_cert, tls_key) {

@@ -1052,3 +1052,146 @@ async fn tls() {
         .unwrap();
     assert!(!untrusted.status.success());
 }
+
+/// `kura-registry tls generate` makes a site CA and a server certificate that curl trusts through
+/// the CA alone; the printed fingerprint is the CA certificate's (as openssl computes it); it
+/// overwrites nothing. Plain HTTP off loopback is refused at start, and starts (logged) only with
+/// --insecure-http.
+#[tokio::test]
+async fn generated_tls_and_plain_http_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tls");
+    let generate = || {
+        Command::new(BIN)
+            .args([
+                "tls",
+                "generate",
+                "--host",
+                "127.0.0.1",
+                "--host",
+                "registry.example",
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let made = generate();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let printed = String::from_utf8_lossy(&made.stdout);
+    let printed = printed
+        .trim()
+        .strip_prefix("CA fingerprint (SHA-256): ")
+        .unwrap_or_else(|| panic!("{printed}"))
+        .to_string();
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(out.join("ca.pem"))
+        .output()
+        .unwrap();
+    let theirs = String::from_utf8_lossy(&openssl.stdout);
+    assert_eq!(
+        theirs.trim().rsplit('=').next().unwrap(),
+        printed,
+        "the printed fingerprint is the CA certificate's"
+    );
+    #[cfg(unix)]
+    for key in ["ca.key", "key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{key} is owner-only");
+    }
+    let again = generate();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let url = format!("sqlite://{}", dir.path().join("r.sqlite3").display());
+    let (cert, key) = (out.join("cert.pem"), out.join("key.pem"));
+    let p = Proc::start(
+        &url,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let curl = |ca: &std::path::Path| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(ca)
+            .arg(format!("{}/health", p.base))
+            .output()
+            .unwrap()
+    };
+    let ok = curl(&out.join("ca.pem"));
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Another site's CA does not vouch for this registry.
+    let other = dir.path().join("other");
+    let o = Command::new(BIN)
+        .args(["tls", "generate", "--host", "127.0.0.1", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(!curl(&other.join("ca.pem")).status.success());
+    drop(p);
+
+    // Plain HTTP on every address: refused before it listens.
+    let port = free_port();
+    let refused = Command::new(BIN)
+        .args([
+            "--db",
+            &url,
+            "serve",
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("refusing to serve plain HTTP"), "{err}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    // With --insecure-http it serves, and says so in its log.
+    let log = dir.path().join("insecure.log");
+    let mut child = Command::new(BIN)
+        .args([
+            "--db",
+            &url,
+            "serve",
+            "--insecure-http",
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(30), "did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("insecure-http"), "{log}");
+}

@@ -42,6 +42,12 @@ pub enum RemoteError {
     Protocol(String),
     #[error("{0}")]
     Config(String),
+    /// `http://` to another machine: the token and every event would cross the network in the
+    /// clear.
+    #[error(
+        "{url} is plain HTTP to another machine ({host}): the bench's token and every custody event would cross the network unencrypted. Use the registry's https:// address (with --ca for its CA certificate), or, only on a network you trust, add --insecure-http"
+    )]
+    PlainHttp { url: String, host: String },
 }
 
 impl RemoteError {
@@ -97,6 +103,7 @@ impl RemoteError {
             },
             RemoteError::Protocol(_) => "registry_protocol",
             RemoteError::Config(_) => "sync_config",
+            RemoteError::PlainHttp { .. } => "registry_plain_http",
         }
     }
 }
@@ -179,6 +186,53 @@ pub fn base_url(url: &str) -> Result<String, RemoteError> {
         )));
     }
     Ok(u.to_string())
+}
+
+/// The host of an `http://` address that is not this machine (`None` for https or loopback).
+pub fn plain_http_host(base: &str) -> Option<String> {
+    let rest = base.trim().strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| host.to_string())
+}
+
+/// Refuses `http://` to another machine unless the person said `--insecure-http`.
+pub fn check_transport(base: &str, insecure_http: bool) -> Result<(), RemoteError> {
+    match plain_http_host(base) {
+        Some(host) if !insecure_http => Err(RemoteError::PlainHttp {
+            url: base.to_string(),
+            host,
+        }),
+        Some(host) => {
+            tracing::warn!(%host, "plain HTTP to the registry (--insecure-http)");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// The SHA-256 fingerprint of the first certificate in a PEM file, as `AB:CD:…` (what
+/// `kura-registry tls generate` printed for the site CA).
+pub fn ca_fingerprint(ca: &Path) -> Result<String, RemoteError> {
+    use rustls_pki_types::pem::PemObject;
+    let cert = rustls_pki_types::CertificateDer::from_pem_file(ca).map_err(|e| {
+        RemoteError::Config(format!("{} is not a PEM certificate: {e}", ca.display()))
+    })?;
+    use sha2::Digest;
+    Ok(sha2::Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 fn classify(url: &str, t: Timeouts, e: reqwest::Error) -> RemoteError {

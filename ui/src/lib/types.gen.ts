@@ -280,7 +280,12 @@ prefix: string, workstation: string, lease_year: number, lease_first: number, le
 /**
  * Kura IDs this database issued before it was enrolled (outside the registry's leases).
  */
-issued_before: number, };
+issued_before: number, 
+/**
+ * SHA-256 of the CA certificate given with --ca, to compare with what the registry's
+ * administrator read out (`kura-registry tls generate` prints it).
+ */
+ca_fingerprint: string | null, };
 
 export type ConflictView = { subject: string, code: string, message: string, 
 /**

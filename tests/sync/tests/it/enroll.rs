@@ -46,6 +46,13 @@ fn enrollment_errors_say_what_to_do() {
             "registry_certificate",
         ),
         (
+            "plain HTTP to another machine",
+            "http://192.0.2.10:8470",
+            &good,
+            None,
+            "registry_plain_http",
+        ),
+        (
             "not an address",
             "registry.local",
             &good,
@@ -69,6 +76,17 @@ fn enrollment_errors_say_what_to_do() {
     // The CA given, the same code enrolls, and sync works over HTTPS.
     let ok = b.ok(&["enroll", &good, "--registry", &reg.url(), "--ca", ca]);
     assert_eq!(ok["prefix"], "NCG");
+    // It shows the CA's fingerprint, as openssl computes it, to compare with the registry's.
+    let openssl = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in", ca])
+        .output()
+        .unwrap();
+    let theirs = String::from_utf8_lossy(&openssl.stdout);
+    assert_eq!(
+        ok["ca_fingerprint"].as_str(),
+        theirs.trim().rsplit('=').next(),
+        "{ok}"
+    );
     b.ok(&["storage", "add", "SITE", "--type", "site"]);
     b.sync_ok();
     assert_eq!(reg.stream(&b.workstation()), (1, true));
