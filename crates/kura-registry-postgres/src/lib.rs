@@ -26,12 +26,30 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 pub mod throwaway;
+mod tls;
+
+/// Set on every session: a statement waits at most 10 s for a lock (the site's row is held only
+/// while one push commits), and a session idle inside a transaction for a minute is ended, so a
+/// stuck client cannot hold the site's lock.
+pub const SESSION_LIMITS: &str =
+    "-c lock_timeout=10000 -c idle_in_transaction_session_timeout=60000";
+
+/// How long a request waits for a pooled connection before it is answered `unavailable`.
+pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_registry.sql")),
     (2, include_str!("../migrations/0002_replacement.sql")),
     (3, include_str!("../migrations/0003_limits.sql")),
 ];
+
+/// See [`PgDb::session`].
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub ssl: bool,
+    pub lock_timeout: String,
+    pub idle_in_transaction_session_timeout: String,
+}
 
 #[derive(Clone)]
 pub struct PgDb {
@@ -47,7 +65,18 @@ fn pg(e: tokio_postgres::Error) -> DbError {
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> DbError {
-    DbError::Unavailable(e.to_string())
+    // The cause (a refused TLS certificate, a refused password) is in the source chain.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !message.contains(&more) {
+            message.push_str(": ");
+            message.push_str(&more);
+        }
+        source = s.source();
+    }
+    DbError::Unavailable(message)
 }
 
 fn json_err(e: serde_json::Error) -> DbError {
@@ -62,16 +91,60 @@ fn hash_of(b: Vec<u8>) -> DbResult<[u8; 32]> {
 impl PgDb {
     /// Connects a pool to `url` (`postgres://…`) and brings the schema up to date (several
     /// processes starting at once migrate once: an advisory lock orders them).
+    ///
+    /// TLS as libpq spells it: `sslmode=require` encrypts without checking the server's
+    /// certificate; `sslmode=verify-full&sslrootcert=PATH` also checks it against the CA in PATH
+    /// and the host name. Every session gets a `lock_timeout` and an
+    /// `idle_in_transaction_session_timeout` (see [`SESSION_LIMITS`]), and a request waits at
+    /// most [`POOL_WAIT`] for a connection.
     pub async fn open(url: &str) -> DbResult<PgDb> {
-        let mut cfg = deadpool_postgres::Config::new();
-        cfg.url = Some(url.to_string());
-        cfg.pool = Some(deadpool_postgres::PoolConfig::new(16));
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1), NoTls)
+        let (url, tls) = tls::split(url)?;
+        let mut pg: tokio_postgres::Config = url
+            .parse()
             .map_err(|e| DbError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let options = match pg.get_options() {
+            Some(theirs) if !theirs.is_empty() => format!("{SESSION_LIMITS} {theirs}"),
+            _ => SESSION_LIMITS.to_string(),
+        };
+        pg.options(&options);
+        let manager_config = deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            None => deadpool_postgres::Manager::from_config(pg, NoTls, manager_config),
+            Some(config) => deadpool_postgres::Manager::from_config(
+                pg,
+                tokio_postgres_rustls::MakeRustlsConnect::new(config),
+                manager_config,
+            ),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|e| DbError::Unavailable(format!("cannot set up the connection pool: {e}")))?;
         let db = PgDb { pool };
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// What a pooled session is: encrypted or not, and its limits (as PostgreSQL shows them).
+    pub async fn session(&self) -> DbResult<Session> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let r = c
+            .query_one(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout')",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(Session {
+            ssl: r.get(0),
+            lock_timeout: r.get(1),
+            idle_in_transaction_session_timeout: r.get(2),
+        })
     }
 
     async fn migrate(&self) -> DbResult<()> {

@@ -50,6 +50,16 @@ fn free_port() -> std::io::Result<u16> {
 impl Throwaway {
     /// Starts a server. `durable`: fsync and synchronous_commit on (benchmarks); off for tests.
     pub fn start(durable: bool) -> std::io::Result<Throwaway> {
+        Throwaway::start_with(durable, None)
+    }
+
+    /// Starts a server that also accepts TLS (`ssl=on`) with this PEM certificate chain and key
+    /// (plain connections are still accepted, so one server serves both kinds of test).
+    pub fn start_tls(durable: bool, cert: &Path, key: &Path) -> std::io::Result<Throwaway> {
+        Throwaway::start_with(durable, Some((cert, key)))
+    }
+
+    fn start_with(durable: bool, tls: Option<(&Path, &Path)>) -> std::io::Result<Throwaway> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new().prefix("kura-pg-").tempdir()?;
         let as_postgres = is_root();
@@ -80,8 +90,34 @@ impl Throwaway {
             ])
             .arg(&data))?;
         let fsync = if durable { "on" } else { "off" };
+        let mut ssl = String::new();
+        if let Some((cert, key)) = tls {
+            // The server reads its key only if the key is its own and owner-only.
+            let (c, k) = (
+                t.dir.path().join("server.crt"),
+                t.dir.path().join("server.key"),
+            );
+            std::fs::copy(cert, &c)?;
+            std::fs::copy(key, &k)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600))?;
+            }
+            if as_postgres {
+                run(Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&c)
+                    .arg(&k))?;
+            }
+            ssl = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                c.display(),
+                k.display()
+            );
+        }
         let opts = format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync={fsync} -c synchronous_commit={fsync} -c full_page_writes={fsync} -c max_connections=200 -c shared_buffers=256MB",
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync={fsync} -c synchronous_commit={fsync} -c full_page_writes={fsync} -c max_connections=200 -c shared_buffers=256MB{ssl}",
             t.port,
             t.dir.path().display()
         );

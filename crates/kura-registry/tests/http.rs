@@ -881,7 +881,13 @@ async fn pg_count(url: &str) -> (i64, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres() {
-    let server = Throwaway::start(false).expect("a throwaway PostgreSQL");
+    // One server for the whole suite; it also speaks TLS, with a certificate from the registry's
+    // own `tls generate` (a site CA and a server certificate for 127.0.0.1).
+    let certs = tempfile::tempdir().unwrap();
+    let tls = kura_registry::tls::generate(&["127.0.0.1".into()], certs.path(), 2).unwrap();
+    let server = Throwaway::start_tls(false, &tls.cert, &tls.key).expect("a throwaway PostgreSQL");
+    eprintln!("http: postgres over TLS");
+    postgres_tls(&server, &tls.ca_cert, certs.path()).await;
     scenarios(async || AnyDb::from(PgDb::open(&server.fresh().await.unwrap()).await.unwrap()))
         .await;
     eprintln!("http: crash");
@@ -892,6 +898,71 @@ async fn postgres() {
     let url = server.fresh().await.unwrap();
     let db = AnyDb::from(PgDb::open(&url).await.unwrap());
     holes(&url, db, server.dir()).await;
+}
+
+/// The registry reaches PostgreSQL over TLS when the URL says so: `require` encrypts,
+/// `verify-full` also checks the server against the CA given; a wrong CA, a name the certificate
+/// does not carry, or verify-full without a CA are refused with a sentence; and every session
+/// carries the lock and idle-transaction limits.
+async fn postgres_tls(server: &Throwaway, ca: &std::path::Path, dir: &std::path::Path) {
+    let plain = server.fresh().await.unwrap();
+    let url = |q: &str| format!("{plain}?{q}");
+    // (what, query, encrypted)
+    let cases = [
+        ("no sslmode", String::new(), false),
+        ("sslmode=disable", "sslmode=disable".to_string(), false),
+        ("sslmode=require", "sslmode=require".to_string(), true),
+        (
+            "sslmode=verify-full with the site CA",
+            format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+            true,
+        ),
+    ];
+    for (what, q, want) in cases {
+        let u = if q.is_empty() { plain.clone() } else { url(&q) };
+        let db = PgDb::open(&u)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let facts = db.session().await.unwrap();
+        assert_eq!(facts.ssl, want, "{what}");
+        assert_eq!(facts.lock_timeout, "10s", "{what}");
+        assert_eq!(facts.idle_in_transaction_session_timeout, "1min", "{what}");
+    }
+    // A CA that did not sign the server's certificate, and a name it does not carry.
+    let other = dir.join("other");
+    let other = kura_registry::tls::generate(&["127.0.0.1".into()], &other, 2).unwrap();
+    let localhost = plain.replace("127.0.0.1", "localhost");
+    let refused = [
+        (
+            "another CA",
+            url(&format!(
+                "sslmode=verify-full&sslrootcert={}",
+                other.ca_cert.display()
+            )),
+            "certificate",
+        ),
+        (
+            "a name the certificate does not carry",
+            format!(
+                "{localhost}?sslmode=verify-full&sslrootcert={}",
+                ca.display()
+            ),
+            "certificate",
+        ),
+        (
+            "verify-full without a CA",
+            url("sslmode=verify-full"),
+            "sslrootcert",
+        ),
+        ("verify-ca", url("sslmode=verify-ca"), "not supported"),
+    ];
+    for (what, u, says) in refused {
+        let e = PgDb::open(&u)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: opened"));
+        assert!(e.to_string().to_lowercase().contains(says), "{what}: {e}");
+    }
 }
 
 /// Two registry processes on one database, four benches pushing at once, a fifth pulling all the
