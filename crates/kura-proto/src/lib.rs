@@ -178,6 +178,8 @@ pub enum RejectCode {
     WrongSite,
     /// The payload is not a custody event this registry knows (malformed, or a newer kind).
     BadPayload,
+    /// Another event the registry holds (or an earlier one of the batch) has this event's id.
+    IdTaken,
 }
 
 impl RejectCode {
@@ -187,6 +189,7 @@ impl RejectCode {
             RejectCode::ChainBroken => "chain_broken",
             RejectCode::WrongSite => "wrong_site",
             RejectCode::BadPayload => "bad_payload",
+            RejectCode::IdTaken => "id_taken",
         }
     }
 }

@@ -34,6 +34,7 @@ where
     case!(replacement);
     case!(verdicts);
     case!(resend_stores_once);
+    case!(id_taken);
     case!(gap_and_restore);
     case!(rejection_does_not_block);
     case!(pull_pages);
@@ -475,6 +476,41 @@ async fn verdicts<D: RegistryDb>(db: D) {
     let e = db.push(&me, batch(vec![y, x])).await.unwrap_err();
     assert_eq!(e.code(), "bad_batch");
     assert_eq!(db.event_count().await.unwrap(), n as u64 + 2);
+}
+
+/// An event whose id another event already carries (stored earlier, by any workstation, or
+/// earlier in the same batch) is kept as a rejection, `id_taken`; the rest of the batch is
+/// stored, the stream goes on, and a re-send says the same.
+async fn id_taken<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let mut bench_a = Bench::new(a.workstation);
+    let g1 = testkit::specimen("G", 1);
+    let mut events = bench_a.events(&testkit::storage("1", &["BX1"]));
+    events.push(bench_a.event(&testkit::register(&g1, Some(testkit::at("BX1", 0, 0)))));
+    let stored = events.len() as u64;
+    db.push(&a, batch(events.clone())).await.unwrap();
+    let used = events[0].id;
+    let mut bench_b = Bench::new(b.workstation);
+    let fresh = Uuid::now_v7();
+    let sent = vec![
+        bench_b.event(&testkit::thawed(&g1)),
+        bench_b.with_id(used, &testkit::thawed(&g1)),
+        bench_b.with_id(fresh, &testkit::thawed(&g1)),
+        bench_b.with_id(fresh, &testkit::thawed(&g1)),
+        bench_b.event(&testkit::thawed(&g1)),
+    ];
+    let want = vec!["accepted", "id_taken", "accepted", "id_taken", "accepted"];
+    let r = db.push(&b, batch(sent.clone())).await.unwrap();
+    assert_eq!(words(&r.verdicts), want);
+    assert_eq!(r.head.seq, 5, "the stream goes on past them");
+    assert_eq!(db.event_count().await.unwrap(), stored + 3);
+    let again = db.push(&b, batch(sent)).await.unwrap();
+    assert_eq!(
+        words(&again.verdicts),
+        vec!["duplicate", "id_taken", "duplicate", "id_taken", "duplicate"]
+    );
+    assert_eq!(db.event_count().await.unwrap(), stored + 3);
 }
 
 async fn resend_stores_once<D: RegistryDb>(db: D) {

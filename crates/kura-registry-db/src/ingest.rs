@@ -13,7 +13,7 @@
 //!    loaded it answers the [`Keys`] to load, and the backend runs it again. Refusals by the rules
 //!    become conflicts; the event stays stored.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
 
 use kura_domain::container::ContainerSpec;
@@ -170,14 +170,26 @@ pub fn prepare(site: &Site, events: Vec<WireEvent>) -> Vec<Prepared> {
         .collect()
 }
 
+/// The ids of the batch's events the registry does not hold yet (past `head_seq`): the backend
+/// asks which of them another stored event already carries, for [`classify`].
+pub fn new_ids(head_seq: u64, events: &[Prepared]) -> Vec<Uuid> {
+    events
+        .iter()
+        .filter(|p| p.wire.seq > head_seq)
+        .map(|p| p.wire.id)
+        .collect()
+}
+
 /// The verdict of every event. `head_seq`/`head_hash` is what the registry holds of the
 /// workstation (0 and anything for none); `stored` has the events it holds among the batch's
-/// `seq`s. A batch that starts past `head_seq + 1` is a gap: the bench must ask the status and
-/// re-send what the registry lacks.
+/// `seq`s; `taken` the ids among [`new_ids`] that stored events already carry (such an event is
+/// kept as a rejection, `id_taken`, rather than failing the batch). A batch that starts past
+/// `head_seq + 1` is a gap: the bench must ask the status and re-send what the registry lacks.
 pub fn classify(
     head_seq: u64,
     head_hash: [u8; 32],
     stored: &HashMap<u64, Stored>,
+    taken: &HashSet<Uuid>,
     events: Vec<Prepared>,
 ) -> DbResult<Classified> {
     if let Some(first) = events.first()
@@ -197,6 +209,7 @@ pub fn classify(
     };
     let mut broken: Option<u64> = None;
     let mut prev_sent: Option<[u8; 32]> = None;
+    let mut seen: HashSet<Uuid> = HashSet::new();
     for p in events {
         let Prepared {
             wire: e,
@@ -263,6 +276,16 @@ pub fn classify(
         };
         out.head_seq = seq;
         out.head_hash = hash;
+        let body = if taken.contains(&id) || !seen.insert(id) {
+            Err((
+                RejectCode::IdTaken,
+                format!(
+                    "another event already has the id {id}: an event id is never reused. Not stored as custody; the bench that wrote it should be checked"
+                ),
+            ))
+        } else {
+            body
+        };
         match body {
             Ok(body) => {
                 out.accept.push(NewEvent {

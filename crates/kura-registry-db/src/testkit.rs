@@ -51,6 +51,26 @@ impl Bench {
         e
     }
 
+    /// The next event, carrying an id of the caller's choosing (one already used, say).
+    pub fn with_id(&mut self, id: Uuid, body: &EventBody) -> WireEvent {
+        self.seq += 1;
+        self.at += 1_000;
+        let mut e = WireEvent {
+            id,
+            workstation: self.workstation,
+            seq: self.seq,
+            actor: "technician".into(),
+            at: self.at,
+            kind: body.kind().into(),
+            payload: body.canonical(),
+            hash: String::new(),
+        };
+        let h = e.expected_hash(&self.prev);
+        e.hash = hex(&h);
+        self.prev = h;
+        e
+    }
+
     pub fn event(&mut self, body: &EventBody) -> WireEvent {
         self.raw(body.kind(), &body.canonical())
     }

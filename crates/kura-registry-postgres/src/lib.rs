@@ -636,7 +636,17 @@ async fn push_tx(
         .await
         .map_err(pg)
     };
-    let (head, rows) = tokio::try_join!(head, stored_rows)?;
+    // Ids another stored event already carries (asked for the whole batch: only those of new
+    // events count).
+    let ids = ingest::new_ids(0, &events);
+    let taken_rows = async {
+        tx.query("SELECT id FROM events WHERE id = ANY($1)", &[&ids])
+            .await
+            .map_err(pg)
+    };
+    let (head, rows, taken_rows) = tokio::try_join!(head, stored_rows, taken_rows)?;
+    let taken: std::collections::HashSet<Uuid> =
+        taken_rows.iter().map(|r| r.get::<_, Uuid>(0)).collect();
     let head = head.ok_or(DbError::Enroll(EnrollRefusal::Revoked))?;
     let head_seq = head.get::<_, i64>(0) as u64;
     let head_hash = head
@@ -662,7 +672,7 @@ async fn push_tx(
             },
         );
     }
-    let mut c = ingest::classify(head_seq, head_hash, &stored, events)?;
+    let mut c = ingest::classify(head_seq, head_hash, &stored, &taken, events)?;
     let new_site_seq = ingest::assign(&mut c, site_seq);
     let mut loaded = Loaded::default();
     let mut keys = Keys::of(&c.accept);

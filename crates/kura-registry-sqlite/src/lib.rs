@@ -517,7 +517,18 @@ fn push_tx(
             );
         }
     }
-    let mut c = ingest::classify(head_seq, head_hash, &stored, events)?;
+    let mut taken = std::collections::HashSet::new();
+    {
+        let mut st = tx
+            .prepare_cached("SELECT 1 FROM events WHERE id = ?1")
+            .map_err(backend)?;
+        for id in ingest::new_ids(head_seq, &events) {
+            if st.exists([id.as_bytes()]).map_err(backend)? {
+                taken.insert(id);
+            }
+        }
+    }
+    let mut c = ingest::classify(head_seq, head_hash, &stored, &taken, events)?;
     let new_site_seq = ingest::assign(&mut c, site_seq);
     {
         let mut st = tx
