@@ -508,7 +508,13 @@ async fn id_taken<D: RegistryDb>(db: D) {
     let again = db.push(&b, batch(sent)).await.unwrap();
     assert_eq!(
         words(&again.verdicts),
-        vec!["duplicate", "id_taken", "duplicate", "id_taken", "duplicate"]
+        vec![
+            "duplicate",
+            "id_taken",
+            "duplicate",
+            "id_taken",
+            "duplicate"
+        ]
     );
     assert_eq!(db.event_count().await.unwrap(), stored + 3);
 }

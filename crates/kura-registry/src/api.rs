@@ -26,6 +26,7 @@ use crate::secret;
 
 pub struct AppState {
     pub db: AnyDb,
+    pub limits: crate::Limits,
 }
 
 pub type Shared = State<Arc<AppState>>;
@@ -102,14 +103,32 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// `{code, message}` before it is read to the end.
 pub struct Body(pub Bytes);
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+impl axum::extract::FromRequest<Arc<AppState>> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Body, ApiError> {
-        axum::body::to_bytes(req.into_body(), crate::MAX_BODY)
-            .await
-            .map(Body)
-            .map_err(|_| too_large())
+    /// The whole body must arrive within the body deadline: a client that trickles it (or
+    /// stops) is answered 408 and holds nothing longer.
+    async fn from_request(
+        req: axum::extract::Request,
+        s: &Arc<AppState>,
+    ) -> Result<Body, ApiError> {
+        let deadline = s.limits.body_timeout;
+        match tokio::time::timeout(
+            deadline,
+            axum::body::to_bytes(req.into_body(), crate::MAX_BODY),
+        )
+        .await
+        {
+            Ok(read) => read.map(Body).map_err(|_| too_large()),
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s; send it again",
+                    deadline.as_secs_f64()
+                ),
+            )),
+        }
     }
 }
 

@@ -39,6 +39,24 @@ enum Cmd {
         /// on the same machine or network segment (logged at every start).
         #[arg(long, conflicts_with = "tls_cert")]
         insecure_http: bool,
+        /// Seconds a whole request may take (then 503 request_timeout).
+        #[arg(long, default_value_t = 60)]
+        request_timeout: u64,
+        /// Seconds a request's body may take to arrive (then 408 body_timeout).
+        #[arg(long, default_value_t = 30)]
+        body_timeout: u64,
+        /// Requests handled at once; more wait for a slot.
+        #[arg(long, default_value_t = 256)]
+        max_in_flight: usize,
+        /// Requests per second one address may make after a burst of --per-ip-burst (then 429
+        /// rate_limited; a proxy in front counts as one address).
+        #[arg(long, default_value_t = 200)]
+        per_ip_rate: u64,
+        #[arg(long, default_value_t = 2000)]
+        per_ip_burst: u32,
+        /// Enrollments one address may try at once; then one per second.
+        #[arg(long, default_value_t = 60)]
+        enroll_burst: u32,
     },
     /// Certificates for the registry's HTTPS.
     Tls {
@@ -259,23 +277,45 @@ async fn main() -> Result<()> {
             listen,
             tls_cert,
             tls_key,
-            ..
+            insecure_http: _,
+            request_timeout,
+            body_timeout,
+            max_in_flight,
+            per_ip_rate,
+            per_ip_burst,
+            enroll_burst,
         } => {
+            let limits = kura_registry::Limits {
+                request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
+                body_timeout: std::time::Duration::from_secs(body_timeout.max(1)),
+                max_in_flight,
+                per_ip_per_second: per_ip_rate,
+                per_ip_burst,
+                enroll_burst,
+                ..kura_registry::Limits::default()
+            };
             let scheme = if tls_cert.is_some() { "https" } else { "http" };
             match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => {
                     let l = std::net::TcpListener::bind(listen)
                         .with_context(|| format!("cannot listen on {listen}"))?;
                     eprintln!("kura-registry: serving {scheme}://{}", l.local_addr()?);
-                    kura_registry::serve_tls(l, db, &cert, &key, kura_registry::terminated())
-                        .await?;
+                    kura_registry::serve_tls(
+                        l,
+                        db,
+                        limits,
+                        &cert,
+                        &key,
+                        kura_registry::terminated(),
+                    )
+                    .await?;
                 }
                 _ => {
                     let l = tokio::net::TcpListener::bind(listen)
                         .await
                         .with_context(|| format!("cannot listen on {listen}"))?;
                     eprintln!("kura-registry: serving {scheme}://{}", l.local_addr()?);
-                    kura_registry::serve(l, db, kura_registry::terminated()).await?;
+                    kura_registry::serve_with(l, db, limits, kura_registry::terminated()).await?;
                 }
             }
         }

@@ -1266,3 +1266,131 @@ async fn generated_tls_and_plain_http_off_loopback() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("insecure-http"), "{log}");
 }
+
+/// A client on `from` (a loopback address of its own: the rate limits key on it).
+fn client_from(from: &str) -> reqwest::Client {
+    let _ = kura_registry::http_client();
+    reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Slow and flooding clients are answered in bounded time and cost the others nothing: a body
+/// that trickles gets 408 `body_timeout` when its deadline passes; an address past its rate gets
+/// 429 `rate_limited` with Retry-After, and past its enrollment rate likewise, while a bench on
+/// another address keeps pushing throughout. Every refusal is `{code, message}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_and_flooding_clients_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let db = AnyDb::from(SqliteDb::open(&dir.path().join("r.sqlite3")).unwrap());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let limits = kura_registry::Limits {
+        body_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(20),
+        per_ip_per_second: 2,
+        per_ip_burst: 30,
+        enroll_every: Duration::from_secs(600),
+        enroll_burst: 3,
+        ..kura_registry::Limits::default()
+    };
+    tokio::spawn(kura_registry::serve_with(l, db.clone(), limits, async {
+        let _ = rx.await;
+    }));
+    let reg = Reg {
+        base: format!("http://{addr}"),
+        http: client_from("127.0.0.1"),
+        db,
+        stop: Some(tx),
+    };
+    let mut a = enroll(&reg, "NCGM", "G").await;
+    let first = a.bench.events(&testkit::storage("1", &["BX1"]));
+    assert_eq!(
+        words(&push(&reg, &a, &first).await),
+        vec!["accepted"; first.len()]
+    );
+
+    // A body that stops after one byte, from its own address, while A pushes.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+    let mut slow = socket.connect(addr).await.unwrap();
+    slow.write_all(
+        format!(
+            "POST /api/v1/events HTTP/1.1\r\nHost: r\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+            a.token
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let more = a.bench.events(&testkit::storage("2", &["BX2"]));
+    assert_eq!(
+        words(&push(&reg, &a, &more).await),
+        vec!["accepted"; more.len()]
+    );
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), slow.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"body_timeout\""), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // A flood of unauthenticated requests from another address: refused once past its burst.
+    let flood = client_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..60 {
+        let r = flood
+            .get(format!("{}/api/v1/status", reg.base))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS && limited.is_none() {
+            let retry = r.headers().get("retry-after").cloned();
+            limited = Some((retry, r.json::<Value>().await.unwrap()));
+        }
+    }
+    assert!(statuses.iter().take(25).all(|s| *s == 401), "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 20,
+        "{statuses:?}"
+    );
+    let (retry, body) = limited.unwrap();
+    assert!(retry.is_some(), "Retry-After");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    // A's pushes are still served.
+    let third = a.bench.events(&testkit::storage("3", &["BX3"]));
+    assert_eq!(
+        words(&push(&reg, &a, &third).await),
+        vec!["accepted"; third.len()]
+    );
+
+    // Enrollment from a fourth address: three tries, then 429 (A enrolled from the first).
+    let guesser = client_from("127.0.0.4");
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let r = guesser
+            .post(format!("{}/api/v1/enroll", reg.base))
+            .json(&json!({"v": 1, "code": "ABCD-EFGH-JKMN-PQRS-TVWX", "workstation": Uuid::now_v7(), "name": "x", "year": 2026}))
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        codes.push(v["code"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        codes,
+        vec![
+            "enroll_code_unknown",
+            "enroll_code_unknown",
+            "enroll_code_unknown",
+            "rate_limited",
+            "rate_limited"
+        ]
+    );
+}

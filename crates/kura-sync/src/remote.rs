@@ -59,6 +59,9 @@ impl RemoteError {
                 | RemoteError::Timeout { .. }
                 | RemoteError::Server { .. }
                 | RemoteError::Protocol(_)
+        ) || matches!(
+            self,
+            RemoteError::Refused { code, .. } if code == "rate_limited" || code == "body_timeout"
         )
     }
 
@@ -98,6 +101,8 @@ impl RemoteError {
                 "gap" => "gap",
                 "order_changed" => "order_changed",
                 "too_large" => "too_large",
+                "rate_limited" => "rate_limited",
+                "body_timeout" => "body_timeout",
                 "unsupported_version" => "unsupported_version",
                 _ => "registry_refused",
             },
