@@ -434,6 +434,11 @@ impl Emit<'_, '_> {
     /// withdrawal, audit export) is signed by the armed signer in the same transaction, or
     /// refused with `signature_required`.
     pub fn emit(&mut self, body: EventBody) -> Result<kura_domain::Event, AppError> {
+        let at = self.clock.now();
+        self.emit_at(body, at)
+    }
+
+    fn emit_at(&mut self, body: EventBody, at: Timestamp) -> Result<kura_domain::Event, AppError> {
         let mut sign = None;
         if let Some(a) = self.auth {
             users::check(a, &body)?;
@@ -444,7 +449,6 @@ impl Emit<'_, '_> {
                 sign = Some(act);
             }
         }
-        let at = self.clock.now();
         let id = self.ids.next(at);
         let ev = self.tx.append(id, self.actor, at, body)?;
         if let Some(act) = sign {
@@ -464,31 +468,41 @@ impl Emit<'_, '_> {
             return Ok(v.clone());
         }
         let s = self.signer.ok_or(AppError::SignatureRequired { act })?;
-        let v = self.sign(event, &s.user, &s.name, s.meaning)?;
+        let v = self.sign(event, s)?;
         self.signed.push(v.clone());
         Ok(v)
     }
 
     /// Signs the event `event` (recorded earlier in this transaction or before): a `signed`
-    /// event bound to its hash.
+    /// event bound to its hash, carrying the signer's Ed25519 signature over that hash, the
+    /// meaning and the `signed` event's own time.
     pub fn sign(
         &mut self,
         event: uuid::Uuid,
-        signer: &str,
-        name: &str,
-        meaning: kura_domain::Meaning,
+        signer: &users::Signer,
     ) -> Result<users::SignatureView, AppError> {
         let event_hash = self.tx.event_hash(event)?.ok_or(AppError::NotFound {
             what: "event",
             code: event.to_string(),
         })?;
-        let sig = self.emit(EventBody::Signed {
-            event,
-            event_hash: event_hash.clone(),
-            signer: signer.to_string(),
-            name: name.to_string(),
-            meaning,
-        })?;
+        let (name, meaning) = (signer.name.as_str(), signer.meaning);
+        let at = self.clock.now();
+        let signature = signer
+            .key
+            .as_ref()
+            .map(|k| k.sign(&kura_domain::sign::message(&event_hash, meaning, at.0)));
+        let signer = signer.user.as_str();
+        let sig = self.emit_at(
+            EventBody::Signed {
+                event,
+                event_hash: event_hash.clone(),
+                signer: signer.to_string(),
+                name: name.to_string(),
+                meaning,
+                signature,
+            },
+            at,
+        )?;
         Ok(users::SignatureView {
             event,
             event_hash,

@@ -152,12 +152,14 @@ pub fn signed_act_of(body: &EventBody, actor: &str) -> Option<Act> {
     }
 }
 
-/// A signer re-authenticated for one write.
+/// A signer re-authenticated for one write, with the signing key their password derived
+/// (None for a user whose password was set before signing keys: their signatures carry none).
 #[derive(Debug, Clone)]
 pub(crate) struct Signer {
     pub user: String,
     pub name: String,
     pub meaning: kura_domain::Meaning,
+    pub key: Option<std::sync::Arc<kura_domain::sign::SigningKey>>,
 }
 
 /// What a signer gives to sign: their user ID (at the first signing of a session), their
@@ -319,6 +321,28 @@ fn getrandom_fill(buf: &mut [u8]) {
         let r = uuid::Uuid::new_v4();
         chunk.copy_from_slice(&r.as_bytes()[..chunk.len()]);
     }
+}
+
+/// The signing key `password` derives with `salt`: Argon2id (the credential's parameters) into
+/// a 32-byte Ed25519 seed. Only the person who knows the password can make it; the public half
+/// is published, the seed never leaves this process.
+pub fn signing_key(password: &str, salt: &[u8]) -> Result<kura_domain::sign::SigningKey, AppError> {
+    let mut seed = [0u8; 32];
+    argon2()
+        .hash_password_into(password.as_bytes(), salt, &mut seed)
+        .map_err(|e| AppError::input("secret", e.to_string()))?;
+    kura_domain::sign::SigningKey::from_seed(&seed)
+        .ok_or_else(|| AppError::input("secret", "the signing key could not be made"))
+}
+
+/// A new signing key for `password` (a fresh salt): what its `credential_set` publishes.
+pub fn new_public_key(password: &str) -> Result<kura_domain::sign::PublicKey, AppError> {
+    let mut salt = [0u8; 16];
+    getrandom_fill(&mut salt);
+    Ok(kura_domain::sign::PublicKey {
+        ed25519: signing_key(password, &salt)?.public_hex(),
+        salt: hex::encode(salt),
+    })
 }
 
 /// Whether `secret` matches `hash` (a malformed hash matches nothing).
@@ -517,7 +541,7 @@ impl Kura {
 
     /// The signer, re-authenticated (21 CFR 11.200): the signed-in user only; at the first
     /// signing of a session both components (user ID and password), afterwards the password.
-    pub(crate) fn signer(&mut self, s: &Signing) -> Result<(String, String), AppError> {
+    pub(crate) fn signer(&mut self, s: &Signing) -> Result<Signer, AppError> {
         self.auth()?.ok_or(AppError::SignatureNeedsUsers)?;
         let session = self.session.clone().ok_or(AppError::SignInRequired)?;
         if !session.signed_once {
@@ -546,22 +570,37 @@ impl Kura {
             tracing::info!(user = %row.code, "signature refused: wrong password");
             return Err(AppError::SignIn);
         }
+        // The key the password derives must be the one published: only then can anyone check
+        // what it signs.
+        let key = match (&row.key_salt, &row.signing_key) {
+            (Some(salt), Some(public)) => {
+                let salt = hex::decode(salt)
+                    .map_err(|_| AppError::input("secret", "the stored key salt is not hex"))?;
+                let key = signing_key(&s.secret, &salt)?;
+                if key.public_hex() != *public {
+                    tracing::warn!(user = %row.code, "the password derives another key than the one published");
+                    return Err(AppError::SignIn);
+                }
+                Some(std::sync::Arc::new(key))
+            }
+            _ => None,
+        };
         if let Some(sess) = self.session.as_mut() {
             sess.signed_once = true;
         }
-        Ok((row.code, row.name))
+        Ok(Signer {
+            user: row.code,
+            name: row.name,
+            meaning: s.meaning,
+            key,
+        })
     }
 
     /// Re-authenticates the signer (see [`Kura::signer`]) for the next write only: the signed
     /// acts it makes carry their signature. Without it, a signed act on a database with users
     /// is refused with `signature_required`; a failed write leaves nothing armed.
     fn arm_signature(&mut self, signing: &Signing) -> Result<(), AppError> {
-        let (user, name) = self.signer(signing)?;
-        self.armed = Some(Signer {
-            user,
-            name,
-            meaning: signing.meaning,
-        });
+        self.armed = Some(self.signer(signing)?);
         Ok(())
     }
 
@@ -616,9 +655,8 @@ impl Kura {
         if have != shown_hash.trim().to_ascii_lowercase() {
             return Err(AppError::SignatureStale);
         }
-        let (signer, name) = self.signer(signing)?;
-        let meaning = signing.meaning;
-        self.write(|e| e.sign(event, &signer, &name, meaning))
+        let signer = self.signer(signing)?;
+        self.write(|e| e.sign(event, &signer))
     }
 
     /// The signatures on the event with this id (as the window has it, text).
@@ -797,9 +835,10 @@ impl Kura {
         let id = kura_domain::user::parse_user_id(user).map_err(|m| AppError::input("user", m))?;
         check_secret(Secret::Password, password)?;
         let hash = hash_secret(password)?;
+        let key = new_public_key(password)?;
         self.actor = id.clone();
         let name = name.trim().to_string();
-        self.write_new_user(&id, &name, Role::Administrator, None, &hash)?;
+        self.write_new_user(&id, &name, Role::Administrator, None, &hash, key)?;
         self.secured_seen
             .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(self.start_session(id, name))
@@ -840,7 +879,8 @@ impl Kura {
         }
         check_secret(Secret::Password, password)?;
         let hash = hash_secret(password)?;
-        self.write_new_user(&id, name.trim(), role, badge, &hash)?;
+        let key = new_public_key(password)?;
+        self.write_new_user(&id, name.trim(), role, badge, &hash, key)?;
         self.user_view(&id)
     }
 
@@ -852,6 +892,7 @@ impl Kura {
         role: Role,
         badge: Option<String>,
         password_hash: &str,
+        key: kura_domain::sign::PublicKey,
     ) -> Result<(), AppError> {
         self.write(|e| {
             e.emit(EventBody::UserAdded {
@@ -864,6 +905,7 @@ impl Kura {
                 user: id.to_string(),
                 secret: Secret::Password,
                 hash: password_hash.to_string(),
+                key: Some(key),
             })?;
             Ok(())
         })
@@ -897,11 +939,17 @@ impl Kura {
         let id = self.existing_user(user)?;
         check_secret(secret, value)?;
         let hash = hash_secret(value)?;
+        // A password derives the user's signing key; a PIN signs nothing and publishes none.
+        let key = match secret {
+            Secret::Password => Some(new_public_key(value)?),
+            Secret::Pin => None,
+        };
         self.write(|e| {
             e.emit(EventBody::CredentialSet {
                 user: id.clone(),
                 secret,
                 hash: hash.clone(),
+                key: key.clone(),
             })
         })?;
         Ok(())

@@ -416,6 +416,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "f626964847eab3785d059cf3319a5125c0a9642d7d15fa09b2c550d43af8866e",
     ),
     (
+        "crates/kura-store/src/migrations/0013_signing_keys.sql",
+        "e19ff8aebe901562358cd10764f1028d34ae1d5879bb0248b9486fbfd9f603c9",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

@@ -201,6 +201,10 @@ pub enum EventBody {
         user: String,
         secret: Secret,
         hash: String,
+        /// With a password: the public half of the signing key it derives (absent for a PIN,
+        /// which never signs, and in events made before signing keys).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<crate::sign::PublicKey>,
     },
     /// A donor withdrew consent: every specimen of theirs, and everything derived from them, is
     /// blocked from use and distribution (the `blocked` events that follow in the same
@@ -229,6 +233,10 @@ pub enum EventBody {
         signer: String,
         name: String,
         meaning: Meaning,
+        /// Ed25519 by the signer's key over the event hash, the meaning and this event's time
+        /// ([`crate::sign::message`]); absent in signatures made before signing keys.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
     },
 }
 

@@ -14,6 +14,7 @@ pub mod hash;
 pub mod id;
 pub mod position;
 pub mod rules;
+pub mod sign;
 pub mod specimen;
 pub mod time;
 pub mod user;

@@ -800,6 +800,7 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             signer,
             name,
             meaning,
+            ..
         } => {
             if !is_sha256_hex(event_hash)
                 || name.trim().is_empty()
@@ -1006,15 +1007,23 @@ fn user_effect(body: &EventBody) -> Result<Effect, RuleError> {
             }
             UserChange::Disable
         }
-        EventBody::CredentialSet { secret, hash, .. } => {
+        EventBody::CredentialSet {
+            secret, hash, key, ..
+        } => {
             if !hash.starts_with("$argon2id$") {
                 return Err(bad(
                     "a credential is recorded as an Argon2id hash, never in clear".into(),
                 ));
             }
+            if key.is_some() && *secret == crate::user::Secret::Pin {
+                return Err(bad(
+                    "a PIN never signs: a PIN credential publishes no signing key".into(),
+                ));
+            }
             UserChange::Credential {
                 secret: *secret,
                 hash: hash.clone(),
+                key: key.clone(),
             }
         }
         _ => return Err(bad("not a user event".into())),

@@ -139,6 +139,8 @@ pub enum UserChange {
     Credential {
         secret: Secret,
         hash: String,
+        /// With a password: the signing key it derives (see [`crate::sign`]).
+        key: Option<crate::sign::PublicKey>,
     },
 }
 

@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "placed_at",
         include_str!("migrations/0012_placed_at.sql"),
     ),
+    (
+        13,
+        "signing_keys",
+        include_str!("migrations/0013_signing_keys.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

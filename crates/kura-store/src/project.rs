@@ -263,12 +263,21 @@ impl Projector<'_> {
             UserChange::Credential {
                 secret: Secret::Password,
                 hash,
+                key,
             } => c
-                .prepare_cached("UPDATE users SET password = ?2 WHERE code = ?1")?
-                .execute(params![user, hash])?,
+                .prepare_cached(
+                    "UPDATE users SET password = ?2, signing_key = ?3, key_salt = ?4 WHERE code = ?1",
+                )?
+                .execute(params![
+                    user,
+                    hash,
+                    key.as_ref().map(|k| k.ed25519.as_str()),
+                    key.as_ref().map(|k| k.salt.as_str())
+                ])?,
             UserChange::Credential {
                 secret: Secret::Pin,
                 hash,
+                ..
             } => c
                 .prepare_cached("UPDATE users SET pin = ?2 WHERE code = ?1")?
                 .execute(params![user, hash])?,

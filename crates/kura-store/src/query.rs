@@ -846,10 +846,12 @@ pub struct UserRow {
     pub pin: Option<String>,
     pub added_at: i64,
     pub updated_at: i64,
+    /// The public signing key and its salt, as the newest password credential published them.
+    pub signing_key: Option<String>,
+    pub key_salt: Option<String>,
 }
 
-const USER_COLS: &str =
-    "SELECT code, name, role, badge, disabled, password, pin, added_at, updated_at FROM users";
+const USER_COLS: &str = "SELECT code, name, role, badge, disabled, password, pin, added_at, updated_at, signing_key, key_salt FROM users";
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -862,6 +864,8 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         pin: r.get(6)?,
         added_at: r.get(7)?,
         updated_at: r.get(8)?,
+        signing_key: r.get(9)?,
+        key_salt: r.get(10)?,
     })
 }
 

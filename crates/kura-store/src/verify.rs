@@ -155,7 +155,7 @@ const PROJECTION: &[(&str, &str, &str)] = &[
     ("label_prints", "SELECT code, prints, last FROM label_prints", "code"),
     (
         "users",
-        "SELECT code, name, role, badge, disabled, password, pin, added_at, updated_at, last_event FROM users",
+        "SELECT code, name, role, badge, disabled, password, pin, added_at, updated_at, last_event, signing_key, key_salt FROM users",
         "code",
     ),
     (
@@ -353,6 +353,38 @@ impl Store {
                         },
                     ));
                 }
+            }
+        }
+        // Every signature verifies against its signer's key at its point of the log (the key
+        // their newest password credential before it published), in the order the log is folded.
+        {
+            let mut book = kura_domain::sign::KeyBook::default();
+            let mut stmt = tx.prepare(
+                "SELECT e.event_id, e.workstation, e.seq, e.at, e.payload FROM events e
+                 LEFT JOIN event_order o ON o.event = e.id
+                 WHERE e.kind IN ('credential_set', 'signed')
+                 ORDER BY coalesce(o.major, 9223372036854775807), coalesce(o.minor, 0), e.id",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let payload: String = r.get(4)?;
+                let Ok(body) = serde_json::from_str::<EventBody>(&payload) else {
+                    continue;
+                };
+                if let Err(e) = book.check(&body, r.get(3)?, false)
+                    && problems.len() < MAX_PROBLEMS
+                {
+                    let eid = Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or_default();
+                    let ws = Uuid::from_slice(&r.get::<_, Vec<u8>>(1)?).unwrap_or_default();
+                    problems.push(problem(
+                        "signature_invalid",
+                        Some(eid),
+                        Some(ws),
+                        Some(r.get(2)?),
+                        format!("signature {eid}: {e}"),
+                    ));
+                }
+                book.apply(&body);
             }
         }
         // The projection must equal a rebuild: snapshot it, rebuild in this transaction, compare,

@@ -258,6 +258,7 @@ fn history(dir: &Path) -> std::path::PathBuf {
                 user: "sato".into(),
                 secret: kura_domain::Secret::Password,
                 hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                key: None,
             },
             "",
         ),
@@ -381,4 +382,122 @@ fn rebuild_reproduces_the_projection_exactly() {
     assert_eq!(r.specimens, 2);
     drop(s);
     assert_eq!(dump(&db), before);
+}
+
+/// A signature verifies against its signer's key at its point of the log, or `verify` says
+/// `signature_invalid`: another key, another meaning or time than signed, no signature from a
+/// signer who has a key. A bench that writes its own events (a hand-edited database) cannot
+/// make a signature that passes without the signer's password-derived key.
+#[test]
+fn verify_checks_every_signature_against_its_signers_key() {
+    use kura_domain::sign::{PublicKey, SigningKey, message};
+    let sato = SigningKey::from_seed(&[1; 32]).unwrap();
+    let mallory = SigningKey::from_seed(&[2; 32]).unwrap();
+    let published = |k: &SigningKey| PublicKey {
+        ed25519: k.public_hex(),
+        salt: "00".repeat(16),
+    };
+    // (what, key that signs (None: no signature), meaning signed, time signed, problem)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a SigningKey>,
+        Meaning,
+        i64,
+        Option<&'a str>,
+    );
+    use kura_domain::Meaning;
+    let cases: Vec<Case> = vec![
+        (
+            "signed with the signer's key",
+            Some(&sato),
+            Meaning::Approved,
+            0,
+            None,
+        ),
+        (
+            "signed with another key",
+            Some(&mallory),
+            Meaning::Approved,
+            0,
+            Some("signature_invalid"),
+        ),
+        (
+            "signed for another meaning",
+            Some(&sato),
+            Meaning::Reviewed,
+            0,
+            Some("signature_invalid"),
+        ),
+        (
+            "signed at another time",
+            Some(&sato),
+            Meaning::Approved,
+            1,
+            Some("signature_invalid"),
+        ),
+        (
+            "no signature from a signer with a key",
+            None,
+            Meaning::Approved,
+            0,
+            Some("signature_invalid"),
+        ),
+    ];
+    for (what, key, meaning, shift, want) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path());
+        steps(
+            &mut s,
+            &[
+                (
+                    EventBody::UserAdded {
+                        user: "sato".into(),
+                        name: "Sato".into(),
+                        role: kura_domain::Role::Supervisor,
+                        badge: None,
+                    },
+                    "",
+                ),
+                (
+                    EventBody::CredentialSet {
+                        user: "sato".into(),
+                        secret: kura_domain::Secret::Password,
+                        hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                        key: Some(published(&sato)),
+                    },
+                    "",
+                ),
+            ],
+        );
+        let target = Uuid::now_v7();
+        s.write(|tx| -> Result<(), StoreError> {
+            tx.append(
+                target,
+                "sato",
+                Timestamp(100),
+                create("SITE9", "site", None, None),
+            )?;
+            let hash = tx.event_hash(target)?.unwrap();
+            let at = 200;
+            let signature = key.map(|k| k.sign(&message(&hash, meaning, at + shift)));
+            tx.append(
+                Uuid::now_v7(),
+                "sato",
+                Timestamp(at),
+                EventBody::Signed {
+                    event: target,
+                    event_hash: hash,
+                    signer: "sato".into(),
+                    name: "Sato".into(),
+                    meaning: Meaning::Approved,
+                    signature,
+                },
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let report = s.verify(&mut |_, _| {}).unwrap();
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        assert_eq!(codes, want.into_iter().collect::<Vec<_>>(), "{what}");
+    }
 }

@@ -751,6 +751,10 @@ fn the_cursor_moves_over_own_events_and_stops_at_anothers() {
 
 /// Going back one released schema: what undoes migration `n` (to schema `n - 1`).
 const UNDO: &[(i64, &str)] = &[
+    (
+        13,
+        "ALTER TABLE users DROP COLUMN signing_key; ALTER TABLE users DROP COLUMN key_salt;",
+    ),
     (12, "ALTER TABLE event_order DROP COLUMN placed_at;"),
     (11, "ALTER TABLE sync_state DROP COLUMN restored_at;"),
     (
