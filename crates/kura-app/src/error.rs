@@ -62,6 +62,10 @@ pub enum AppError {
     Sync(#[from] kura_sync::SyncError),
     #[error("the user ID or the password (or the badge or the PIN) is wrong; try again")]
     SignIn,
+    #[error(
+        "too many wrong passwords or PINs for {who}: wait {seconds} s before trying again (or ask an administrator)"
+    )]
+    SignInThrottled { who: String, seconds: u64 },
     #[error("this database records who acts: sign in first (kura login, or scan your badge)")]
     SignInRequired,
     #[error("the session ended after a time without activity: sign in again (kura login)")]
@@ -132,6 +136,7 @@ impl AppError {
             AppError::Print { code, .. } => code,
             AppError::Sync(e) => e.code(),
             AppError::SignIn => "sign_in_failed",
+            AppError::SignInThrottled { .. } => "sign_in_throttled",
             AppError::SignInRequired => "sign_in_required",
             AppError::SessionExpired => "session_expired",
             AppError::SignatureRequired { .. } => "signature_required",

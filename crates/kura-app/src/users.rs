@@ -376,6 +376,20 @@ fn sign_in_failed() -> AppError {
     AppError::SignIn
 }
 
+/// Wrong secrets allowed in a row before sign-in slows down.
+pub const FREE_ATTEMPTS: u64 = 5;
+
+/// How long a user ID or badge must wait after `failures` wrong secrets in a row: nothing for
+/// the first [`FREE_ATTEMPTS`], then 30 s doubling each time, at most 15 minutes. A 4–6 digit
+/// PIN cannot be tried through Kura faster than this.
+pub fn throttle_secs(failures: u64) -> u64 {
+    if failures < FREE_ATTEMPTS {
+        return 0;
+    }
+    let doublings = (failures - FREE_ATTEMPTS).min(10) as u32;
+    (30u64 << doublings).min(15 * 60)
+}
+
 impl Kura {
     /// Whether this database has users (and so needs a signed-in user for every act). Once
     /// it has, it always will (users are disabled, never removed): that answer is kept.
@@ -475,14 +489,62 @@ impl Kura {
         }
     }
 
+    /// Refuses at once while `who` (a user ID or a badge) must still wait after wrong secrets.
+    fn throttled(&self, who: &str) -> Result<(), AppError> {
+        let Some((failures, last)) = self.failures(who)? else {
+            return Ok(());
+        };
+        let wait = throttle_secs(failures) as i64 * 1_000_000;
+        let left = last + wait - self.now().0;
+        if left > 0 {
+            return Err(AppError::SignInThrottled {
+                who: who.to_string(),
+                seconds: (left as u64).div_ceil(1_000_000),
+            });
+        }
+        Ok(())
+    }
+
+    fn failures(&self, who: &str) -> Result<Option<(u64, i64)>, AppError> {
+        Ok(self
+            .store()
+            .meta(&format!("sign_in_failures:{who}"))?
+            .and_then(|v| {
+                let (n, at) = v.split_once(':')?;
+                Some((n.parse().ok()?, at.parse().ok()?))
+            }))
+    }
+
+    /// Counts a wrong secret for `who` (`ok`: resets the count). Kept in this database only.
+    fn attempt(&mut self, who: &str, ok: bool) -> Result<(), AppError> {
+        let key = format!("sign_in_failures:{who}");
+        if ok {
+            if self.failures(who)?.is_some() {
+                self.store_mut()
+                    .write(|tx| -> Result<(), AppError> { Ok(tx.set_meta(&key, "0:0")?) })?;
+            }
+            return Ok(());
+        }
+        let n = self.failures(who)?.map_or(0, |f| f.0) + 1;
+        let v = format!("{n}:{}", self.now().0);
+        self.store_mut()
+            .write(|tx| -> Result<(), AppError> { Ok(tx.set_meta(&key, &v)?) })?;
+        if n >= FREE_ATTEMPTS {
+            tracing::warn!(who, failures = n, "sign-in slowed down after wrong secrets");
+        }
+        Ok(())
+    }
+
     /// Signs in with user ID and password.
     pub fn sign_in(&mut self, user: &str, password: &str) -> Result<Session, AppError> {
         let id = kura_domain::user::parse_user_id(user).map_err(|_| sign_in_failed())?;
+        self.throttled(&id)?;
         let row = self.store().user(&id)?.ok_or_else(sign_in_failed)?;
         let ok = row
             .password
             .as_deref()
             .is_some_and(|h| verify_secret(password, h));
+        self.attempt(&id, ok)?;
         if !ok {
             tracing::info!(user = %id, "sign-in refused");
             return Err(sign_in_failed());
@@ -496,6 +558,7 @@ impl Kura {
     /// Signs in with a badge scan and the PIN.
     pub fn sign_in_badge(&mut self, badge: &str, pin: &str) -> Result<Session, AppError> {
         let b = kura_domain::user::parse_badge(badge).map_err(|_| sign_in_failed())?;
+        self.throttled(&b)?;
         let rows: Vec<_> = self
             .store()
             .users_with_badge(&b)?
@@ -503,9 +566,13 @@ impl Kura {
             .filter(|r| !r.disabled)
             .collect();
         let [row] = rows.as_slice() else {
+            self.attempt(&b, false)?;
             return Err(sign_in_failed());
         };
-        if !row.pin.as_deref().is_some_and(|h| verify_secret(pin, h)) {
+        let ok = row.pin.as_deref().is_some_and(|h| verify_secret(pin, h));
+        let row = row.clone();
+        self.attempt(&b, ok)?;
+        if !ok {
             tracing::info!(badge = %b, "badge sign-in refused");
             return Err(sign_in_failed());
         }
@@ -562,11 +629,13 @@ impl Kura {
         if row.disabled {
             return Err(AppError::UserDisabled { user: row.code });
         }
-        if !row
+        self.throttled(&row.code)?;
+        let ok = row
             .password
             .as_deref()
-            .is_some_and(|h| verify_secret(&s.secret, h))
-        {
+            .is_some_and(|h| verify_secret(&s.secret, h));
+        self.attempt(&row.code, ok)?;
+        if !ok {
             tracing::info!(user = %row.code, "signature refused: wrong password");
             return Err(AppError::SignIn);
         }

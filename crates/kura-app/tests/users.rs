@@ -613,3 +613,62 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
     );
     assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
 }
+
+/// Wrong secrets slow sign-in down, per user ID and per badge: five are free, then each try is
+/// refused unchecked until the wait (30 s, doubling) has passed, even with the right secret; a
+/// success resets the count. A PIN found by searching a synced hash offline cannot be tried
+/// here faster, and it never signs.
+#[test]
+fn wrong_secrets_slow_sign_in_down_and_a_pin_never_signs() {
+    let (mut b, _) = secured();
+    let k = &mut b.kura;
+    // (what, attempt, code)
+    for i in 0..5 {
+        assert_eq!(
+            k.sign_in_badge("USR-0001", "0000").unwrap_err().code(),
+            "sign_in_failed",
+            "wrong PIN {i}"
+        );
+    }
+    let e = k.sign_in_badge("USR-0001", "4321").unwrap_err();
+    assert_eq!(e.code(), "sign_in_throttled", "the right PIN, too soon");
+    assert!(e.to_string().contains("USR-0001"), "{e}");
+    // Another badge and the user ID are counted apart.
+    k.sign_in_badge("USR-0002", "4321").unwrap();
+    k.sign_out();
+    // The test clock steps a second per reading.
+    for _ in 0..31 {
+        k.now();
+    }
+    k.sign_in_badge("USR-0001", "4321").unwrap();
+    k.sign_out();
+    for _ in 0..5 {
+        assert_eq!(
+            k.sign_in_badge("USR-0001", "0000").unwrap_err().code(),
+            "sign_in_failed",
+            "the count started again"
+        );
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            k.sign_in("tech", "wrong-password").unwrap_err().code(),
+            "sign_in_failed"
+        );
+    }
+    assert_eq!(
+        k.sign_in("tech", "tech-password").unwrap_err().code(),
+        "sign_in_throttled"
+    );
+    for _ in 0..31 {
+        k.now();
+    }
+    // Signed in by PIN, the PIN signs nothing.
+    k.sign_in_badge("USR-0002", "4321").unwrap();
+    let pin = signing(Some("sup"), "4321", kura_app::Meaning::Performed);
+    assert_eq!(
+        k.with_signature(Some(&pin), |_| Ok(())).unwrap_err().code(),
+        "sign_in_failed"
+    );
+    let password = signing(Some("sup"), "sup-password", kura_app::Meaning::Performed);
+    k.with_signature(Some(&password), |_| Ok(())).unwrap();
+}
