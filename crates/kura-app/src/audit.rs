@@ -57,6 +57,18 @@ pub struct AuditReport {
     pub verify: VerifyReport,
     /// Each workstation's chain head: (workstation, last seq, hash).
     pub heads: Vec<(String, i64, String)>,
+    /// Each signer of a listed signature, with the fingerprint of the key they signed with
+    /// (None: signed before signing keys), so an inspector can check the signatures offline
+    /// against the keys the exported events publish.
+    pub keys: Vec<SignerKey>,
+}
+
+/// A signer and their key's fingerprint ([`kura_domain::sign::fingerprint`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SignerKey {
+    pub user: String,
+    pub name: String,
+    pub fingerprint: Option<String>,
 }
 
 /// What `kura audit --out` wrote.
@@ -386,6 +398,8 @@ impl Kura {
         let mut rows: Vec<AuditRow> = Vec::new();
         let mut listed: HashMap<String, usize> = HashMap::new();
         let mut signatures: HashMap<String, Vec<String>> = HashMap::new();
+        let mut book = kura_domain::sign::KeyBook::default();
+        let mut keys: std::collections::BTreeSet<SignerKey> = Default::default();
         let total = self.stats()?.events as u64;
         let mut seen = 0u64;
         let labels = Labels::new(self.store());
@@ -402,6 +416,13 @@ impl Kura {
                     .get("event")
                     .and_then(|v| v.as_str())
                     .is_some_and(|id| listed.contains_key(id));
+            // Every key, whatever is listed: a listed signature is checked against the key its
+            // signer had then.
+            if e.kind == "credential_set"
+                && let Ok(b) = EventBody::deserialize(&e.payload)
+            {
+                book.apply(&b);
+            }
             if let Some(ids) = &about_it
                 && !ids.contains(&e.event_id)
                 && !signs_listed
@@ -442,6 +463,13 @@ impl Kura {
                 ..
             } = &body
             {
+                keys.insert(SignerKey {
+                    user: signer.clone(),
+                    name: name.clone(),
+                    fingerprint: book
+                        .key(signer)
+                        .map(|k| kura_domain::sign::fingerprint(&k.ed25519)),
+                });
                 signatures
                     .entry(event.to_string())
                     .or_default()
@@ -507,11 +535,24 @@ impl Kura {
             .into_iter()
             .map(|(w, s, h)| (w.to_string(), s, h))
             .collect();
+        // Only the signers of listed events.
+        let signers: std::collections::HashSet<&str> = rows
+            .iter()
+            .flat_map(|r| r.signatures.lines())
+            .filter_map(|l| l.split_once(" (").and_then(|(_, rest)| rest.split_once(')')))
+            .map(|(user, _)| user)
+            .collect();
+        let keys = keys
+            .iter()
+            .filter(|k| signers.contains(k.user.as_str()))
+            .cloned()
+            .collect();
         Ok(AuditReport {
             scope,
             rows,
             verify,
             heads,
+            keys,
         })
     }
 
@@ -773,6 +814,18 @@ impl Kura {
         closing.push(t("audit.heads"));
         for (w, seq, hash) in &r.heads {
             closing.push(format!("{w} #{seq}  {hash}"));
+        }
+        if !r.keys.is_empty() {
+            closing.push(String::new());
+            closing.push(t("audit.keys"));
+            for k in &r.keys {
+                closing.push(format!(
+                    "{} ({}): {}",
+                    k.name,
+                    k.user,
+                    k.fingerprint.clone().unwrap_or_else(|| t("audit.no_key"))
+                ));
+            }
         }
         closing.push(String::new());
         closing.push(t("audit.recorded"));

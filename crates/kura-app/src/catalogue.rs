@@ -42,6 +42,8 @@ mod tests {
             for key in [
                 "audit.title",
                 "audit.verify_ok",
+                "audit.keys",
+                "audit.no_key",
                 "event.disposed",
                 "status.available",
             ] {

@@ -113,6 +113,22 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
         disposed.signatures
     );
     assert!(report.verify.ok());
+    // The signer's key, as the log published it: its fingerprint is printed for an inspector.
+    let published: String = rusqlite::Connection::open(b.db())
+        .unwrap()
+        .query_row("SELECT signing_key FROM users WHERE code = 'sup'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let fingerprint = kura_domain::sign::fingerprint(&published);
+    assert_eq!(
+        report
+            .keys
+            .iter()
+            .map(|k| (k.user.as_str(), k.fingerprint.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![("sup", Some(fingerprint.as_str()))]
+    );
 
     // The PDF, in Japanese: rasterised, and its text extracted.
     let pdf = b.dir.path().join("trail.pdf");
@@ -183,6 +199,10 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     }
     let last = pdftotext(&pdf, Some(x.pages));
     assert!(last.contains("記録の検証"), "{last}");
+    assert!(
+        last.replace('\n', " ").contains(&fingerprint),
+        "the signer's key fingerprint is printed:\n{last}"
+    );
     assert!(
         last.contains("ハッシュチェーンは改ざんなし"),
         "the last page says the chain is intact:\n{last}"
