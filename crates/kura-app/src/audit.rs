@@ -539,7 +539,10 @@ impl Kura {
         let signers: std::collections::HashSet<&str> = rows
             .iter()
             .flat_map(|r| r.signatures.lines())
-            .filter_map(|l| l.split_once(" (").and_then(|(_, rest)| rest.split_once(')')))
+            .filter_map(|l| {
+                l.split_once(" (")
+                    .and_then(|(_, rest)| rest.split_once(')'))
+            })
             .map(|(user, _)| user)
             .collect();
         let keys = keys

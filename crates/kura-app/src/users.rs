@@ -1,7 +1,7 @@
 //! People: users and roles, sign-in, sessions, and who may do what.
 //!
-//! **Where authorisation is decided**: here, in [`allowed`] — a table of act × role — and
-//! nowhere else. Every event a use case emits passes [`check`] inside its transaction
+//! **Where authorisation is decided**: in [`allowed`] — a table of act × role, in
+//! `kura_domain::authz` so that the registry judges by the same table — and nowhere else. Every event a use case emits passes [`check`] inside its transaction
 //! (`Emit::emit`), and the writes that are not events (printers, the time zone, enrollment) ask
 //! [`Kura::authorize`] first; the CLI and the window only pass on what they were told. Events
 //! pulled from the registry were authorised where they were made and are not judged again.
@@ -18,139 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AppError, Kura};
 
-/// What a person does, as the authorisation table names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Act {
-    /// Register specimens, aliquots and derivatives (and import them).
-    Register,
-    /// Check in, check out, return, move, thaw, consume, ship, receive.
-    Handle,
-    /// Print labels and box maps.
-    Print,
-    /// Dispose of a specimen (irreversible).
-    Dispose,
-    /// Block and unblock specimens and donors.
-    Block,
-    /// Add or move boxes, racks, freezers: the storage layout.
-    StorageLayout,
-    /// Settle a conflict between benches.
-    ResolveConflict,
-    /// Add users, grant roles, disable users, set another user's credentials.
-    ManageUsers,
-    /// Printers, the site's time zone, enrollment with the registry.
-    Settings,
-    /// Read specimens, storage, history; verify; export; audit reports.
-    Read,
-}
-
-impl Act {
-    pub const ALL: [Act; 10] = [
-        Act::Register,
-        Act::Handle,
-        Act::Print,
-        Act::Dispose,
-        Act::Block,
-        Act::StorageLayout,
-        Act::ResolveConflict,
-        Act::ManageUsers,
-        Act::Settings,
-        Act::Read,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Act::Register => "register",
-            Act::Handle => "handle",
-            Act::Print => "print",
-            Act::Dispose => "dispose",
-            Act::Block => "block",
-            Act::StorageLayout => "storage_layout",
-            Act::ResolveConflict => "resolve_conflict",
-            Act::ManageUsers => "manage_users",
-            Act::Settings => "settings",
-            Act::Read => "read",
-        }
-    }
-}
-
-/// The authorisation table: may `role` do `act`?
-pub fn allowed(act: Act, role: Role) -> bool {
-    use Act::*;
-    match role {
-        Role::Technician => matches!(act, Register | Handle | Print | Read),
-        Role::Supervisor => matches!(
-            act,
-            Register | Handle | Print | Read | Dispose | Block | StorageLayout | ResolveConflict
-        ),
-        Role::Administrator => matches!(act, ManageUsers | Settings | Read),
-        Role::Auditor => matches!(act, Read),
-    }
-}
-
-/// The least role that may do `act` (what a `forbidden` error names).
-pub fn role_needed(act: Act) -> Role {
-    [
-        Role::Technician,
-        Role::Supervisor,
-        Role::Administrator,
-        Role::Auditor,
-    ]
-    .into_iter()
-    .find(|r| allowed(act, *r))
-    .unwrap_or(Role::Administrator)
-}
-
-/// The act an event records. A user changing their own password or PIN needs no role.
-pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
-    Some(match body {
-        EventBody::Registered { .. } | EventBody::Derived { .. } => Act::Register,
-        EventBody::CheckedIn { .. }
-        | EventBody::CheckedOut { .. }
-        | EventBody::Returned { .. }
-        | EventBody::Moved { .. }
-        | EventBody::Thawed { .. }
-        | EventBody::Consumed { .. }
-        | EventBody::Shipped { .. }
-        | EventBody::Received { .. } => Act::Handle,
-        EventBody::Disposed { .. } => Act::Dispose,
-        EventBody::Blocked { .. }
-        | EventBody::Unblocked { .. }
-        | EventBody::ConsentWithdrawn { .. } => Act::Block,
-        EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. } => Act::StorageLayout,
-        EventBody::ConflictResolved { .. } | EventBody::ConflictSettled { .. } => {
-            Act::ResolveConflict
-        }
-        EventBody::LabelsPrinted { .. } => Act::Print,
-        EventBody::AuditExported { .. } => Act::Read,
-        EventBody::CredentialSet { user, .. } if user == actor => return None,
-        // A signature is its signer's own statement; the act it signs was checked on its own.
-        EventBody::Signed { .. } => return None,
-        EventBody::UserAdded { .. }
-        | EventBody::RoleGranted { .. }
-        | EventBody::UserDisabled { .. }
-        | EventBody::CredentialSet { .. } => Act::ManageUsers,
-    })
-}
-
-/// The acts that are signed on a database with users: the irreversible ones and those that
-/// change who may do what or where things are.
-pub fn is_signed(act: Act) -> bool {
-    matches!(
-        act,
-        Act::Dispose | Act::StorageLayout | Act::ResolveConflict | Act::ManageUsers
-    )
-}
-
-/// The act for which this event must carry its author's signature (None: it need not). A
-/// consent withdrawal and an audit export are signed too.
-pub fn signed_act_of(body: &EventBody, actor: &str) -> Option<Act> {
-    match body {
-        EventBody::ConsentWithdrawn { .. } => Some(Act::Block),
-        EventBody::AuditExported { .. } => Some(Act::Read),
-        _ => act_of(body, actor).filter(|a| is_signed(*a)),
-    }
-}
+pub use kura_domain::authz::{Act, act_of, allowed, is_signed, role_needed, signed_act_of};
 
 /// A signer re-authenticated for one write, with the signing key their password derived
 /// (None for a user whose password was set before signing keys: their signatures carry none).

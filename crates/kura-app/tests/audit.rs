@@ -116,9 +116,11 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     // The signer's key, as the log published it: its fingerprint is printed for an inspector.
     let published: String = rusqlite::Connection::open(b.db())
         .unwrap()
-        .query_row("SELECT signing_key FROM users WHERE code = 'sup'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT signing_key FROM users WHERE code = 'sup'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let fingerprint = kura_domain::sign::fingerprint(&published);
     assert_eq!(

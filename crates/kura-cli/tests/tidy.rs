@@ -443,6 +443,14 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "crates/kura-registry-postgres/migrations/0003_limits.sql",
         "6677483d2106acb7f91e0153e99a334ecc7e413a4a251b179f60332872aa5d46",
     ),
+    (
+        "crates/kura-registry-sqlite/migrations/0004_site_users.sql",
+        "b114e75d9954a1e61ced188a50c05c20526c0762c7060afd4745c6ce32bb1e50",
+    ),
+    (
+        "crates/kura-registry-postgres/migrations/0004_site_users.sql",
+        "e78f574e59885b62292e4bef9477f6caa5b892b7bcc7e36e1905e0dfe3340cfa",
+    ),
 ];
 
 #[test]

@@ -7,6 +7,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod authz;
 pub mod container;
 pub mod event;
 pub mod footprint;

@@ -180,6 +180,9 @@ pub enum RejectCode {
     BadPayload,
     /// Another event the registry holds (or an earlier one of the batch) has this event's id.
     IdTaken,
+    /// Its actor may not do this at this site (not a user, disabled, a role that does not
+    /// allow it), or a signed act without a valid signature by someone allowed to do it.
+    Forbidden,
 }
 
 impl RejectCode {
@@ -190,6 +193,7 @@ impl RejectCode {
             RejectCode::WrongSite => "wrong_site",
             RejectCode::BadPayload => "bad_payload",
             RejectCode::IdTaken => "id_taken",
+            RejectCode::Forbidden => "forbidden",
         }
     }
 }

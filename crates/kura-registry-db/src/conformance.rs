@@ -35,6 +35,7 @@ where
     case!(verdicts);
     case!(resend_stores_once);
     case!(id_taken);
+    case!(authorization);
     case!(gap_and_restore);
     case!(rejection_does_not_block);
     case!(pull_pages);
@@ -517,6 +518,151 @@ async fn id_taken<D: RegistryDb>(db: D) {
         ]
     );
     assert_eq!(db.event_count().await.unwrap(), stored + 3);
+}
+
+/// The registry judges every event by its own projection of the site's users: a table of what a
+/// stolen token or a hand-edited bench might send, each refused `forbidden` (kept in the chain,
+/// never folded, never pulled), beside what is allowed.
+async fn authorization<D: RegistryDb>(db: D) {
+    use kura_domain::Role;
+    use kura_domain::sign::SigningKey;
+    use testkit::{create, password, user_added};
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let mut bench = Bench::new(a.workstation);
+    let admin = SigningKey::from_seed(&[1; 32]).unwrap();
+    let tech = SigningKey::from_seed(&[2; 32]).unwrap();
+    let sup = SigningKey::from_seed(&[3; 32]).unwrap();
+    let forged = SigningKey::from_seed(&[9; 32]).unwrap();
+    // Before any user, anything goes; the first administrator sets the site up.
+    let mut setup = vec![bench.event(&create("S1", "site", None, None))];
+    setup.push(bench.by("admin", &user_added("admin", Role::Administrator)));
+    setup.push(bench.by("admin", &password("admin", &admin)));
+    for (user, role, key) in [
+        ("tech", Role::Technician, &tech),
+        ("sup", Role::Supervisor, &sup),
+    ] {
+        let added = bench.by("admin", &user_added(user, role));
+        let signed = bench.signature("admin", &added, Some(&admin));
+        let cred = bench.by("admin", &password(user, key));
+        let signed2 = bench.signature("admin", &cred, Some(&admin));
+        setup.extend([added, signed, cred, signed2]);
+    }
+    let r = db.push(&a, batch(setup.clone())).await.unwrap();
+    assert_eq!(words(&r.verdicts), vec!["accepted"; setup.len()]);
+    let mut stored = setup.len() as u64;
+
+    // (what, events, verdicts)
+    let mut cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = Vec::new();
+    let e = bench.by("tech", &user_added("mallory", Role::Administrator));
+    let s = bench.signature("tech", &e, Some(&tech));
+    cases.push((
+        "a technician adds an administrator, signing it",
+        vec![e, s],
+        vec!["forbidden"; 2],
+    ));
+    let e = bench.by("admin", &user_added("nosig", Role::Technician));
+    cases.push((
+        "user administration with no signature",
+        vec![e],
+        vec!["forbidden"],
+    ));
+    let e = bench.by("admin", &user_added("forged", Role::Administrator));
+    let s = bench.signature("admin", &e, Some(&forged));
+    cases.push((
+        "user administration signed with a forged key",
+        vec![e, s],
+        vec!["forbidden"; 2],
+    ));
+    let e = bench.by("admin", &user_added("keyless", Role::Technician));
+    let s = bench.signature("admin", &e, None);
+    cases.push((
+        "user administration with a signature that carries none",
+        vec![e, s],
+        vec!["forbidden"; 2],
+    ));
+    let e = bench.by("boss", &user_added("boss", Role::Administrator));
+    let c = bench.by("boss", &password("boss", &forged));
+    cases.push((
+        "a second first administrator",
+        vec![e, c],
+        vec!["forbidden"; 2],
+    ));
+    let e = bench.by("nobody", &create("S2", "site", None, None));
+    cases.push((
+        "custody by someone who is not a user",
+        vec![e],
+        vec!["forbidden"],
+    ));
+    let e = bench.by("tech", &create("S3", "site", None, None));
+    cases.push((
+        "a storage change by a technician",
+        vec![e],
+        vec!["forbidden"],
+    ));
+    let e = bench.by("sup", &create("S4", "site", None, None));
+    let s = bench.signature("sup", &e, Some(&forged));
+    cases.push((
+        "a supervisor's signed act signed with another key",
+        vec![e, s],
+        vec!["forbidden"; 2],
+    ));
+    let e = bench.by("sup", &create("S5", "site", None, None));
+    let s = bench.signature("tech", &e, Some(&tech));
+    cases.push((
+        "a supervisor's act signed by a technician",
+        vec![e, s],
+        vec!["forbidden"; 2],
+    ));
+    let e = bench.by("sup", &create("S6", "site", None, None));
+    let s = bench.signature("sup", &e, Some(&sup));
+    cases.push((
+        "a supervisor's act, signed",
+        vec![e, s],
+        vec!["accepted"; 2],
+    ));
+    let e = bench.by("tech", &testkit::register(&testkit::specimen("G", 1), None));
+    cases.push((
+        "a technician registers a specimen",
+        vec![e],
+        vec!["accepted"],
+    ));
+    let e = bench.by("tech", &password("tech", &tech));
+    cases.push(("a user sets their own password", vec![e], vec!["accepted"]));
+    let mut forbidden = Vec::new();
+    for (what, events, want) in cases {
+        let r = db.push(&a, batch(events.clone())).await.unwrap();
+        assert_eq!(words(&r.verdicts), want, "{what}");
+        for (e, v) in events.iter().zip(&r.verdicts) {
+            match v {
+                Verdict::Accepted { .. } => stored += 1,
+                Verdict::Rejected { message, .. } => {
+                    assert!(message.len() > 20, "{what}: a sentence");
+                    forbidden.push(e.id);
+                }
+                Verdict::Duplicate { .. } => panic!("{what}: duplicate"),
+            }
+        }
+        // Sent again: the same verdicts, nothing more stored.
+        let again = db.push(&a, batch(events)).await.unwrap();
+        let repeat: Vec<String> = words(&again.verdicts)
+            .into_iter()
+            .map(|w| {
+                if w == "duplicate" {
+                    "accepted".to_string()
+                } else {
+                    w
+                }
+            })
+            .collect();
+        assert_eq!(repeat, want, "{what}, sent again");
+    }
+    assert_eq!(db.event_count().await.unwrap(), stored);
+    // Another bench of the site never receives a refused event.
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let p = db.pull(&b, 0, 1000, None).await.unwrap();
+    assert_eq!(p.events.len() as u64, stored);
+    assert!(p.events.iter().all(|e| !forbidden.contains(&e.event.id)));
+    assert_eq!(p.refused.len(), forbidden.len());
 }
 
 async fn resend_stores_once<D: RegistryDb>(db: D) {

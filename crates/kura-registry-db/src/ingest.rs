@@ -394,6 +394,70 @@ fn foreign_prefix(site: &Site, code: &SpecimenCode) -> Option<String> {
 
 /// Gives the accepted events the site's next `server_seq`s (the site's counter is locked by the
 /// caller until commit) and returns the new counter.
+/// Judges the batch's accepted events by the site's users (`authority`, updated as they are
+/// taken): a refused one becomes a rejection, `forbidden`, kept in the chain and never folded.
+/// Runs after [`classify`] and before [`assign`].
+pub fn authorize(c: &mut Classified, authority: &mut kura_domain::authz::Authority) {
+    let hashes: Vec<String> = c.accept.iter().map(|e| hex(&e.hash)).collect();
+    let judged: Vec<kura_domain::authz::Judged<'_>> = c
+        .accept
+        .iter()
+        .zip(&hashes)
+        .map(|(e, h)| kura_domain::authz::Judged {
+            actor: &e.wire.actor,
+            at: e.wire.at,
+            id: e.wire.id,
+            hash: h,
+            body: &e.body,
+        })
+        .collect();
+    let verdicts = authority.judge(&judged);
+    if verdicts.iter().all(Option::is_none) {
+        return;
+    }
+    let accept = std::mem::take(&mut c.accept);
+    for (e, v) in accept.into_iter().zip(verdicts) {
+        match v {
+            None => c.accept.push(e),
+            Some(message) => {
+                c.verdicts[e.verdict] = Verdict::Rejected {
+                    seq: e.wire.seq,
+                    id: e.wire.id,
+                    code: RejectCode::Forbidden,
+                    message: message.clone(),
+                };
+                c.reject.push(NewRejection {
+                    wire: e.wire,
+                    hash: e.hash,
+                    code: RejectCode::Forbidden,
+                    message,
+                });
+            }
+        }
+    }
+    c.reject.sort_by_key(|r| r.wire.seq);
+}
+
+/// The site's users as the registry projects them, rebuilt from its stored user events in the
+/// site's order (`(actor, kind, payload)`): for a registry upgraded from before it kept them.
+pub fn authority_from<'a>(
+    events: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> kura_domain::authz::Authority {
+    let mut a = kura_domain::authz::Authority::default();
+    for (actor, payload) in events {
+        if let Ok(body) = serde_json::from_str::<EventBody>(payload) {
+            a.apply(&kura_domain::authz::Judged {
+                actor,
+                at: 0,
+                id: Uuid::nil(),
+                hash: "",
+                body: &body,
+            });
+        }
+    }
+    a
+}
+
 pub fn assign(c: &mut Classified, site_seq: u64) -> u64 {
     let mut next = site_seq;
     for e in &mut c.accept {

@@ -71,6 +71,48 @@ impl Bench {
         e
     }
 
+    /// The next event, recorded by `actor`.
+    pub fn by(&mut self, actor: &str, body: &EventBody) -> WireEvent {
+        self.seq += 1;
+        self.at += 1_000;
+        let mut e = WireEvent {
+            id: Uuid::now_v7(),
+            workstation: self.workstation,
+            seq: self.seq,
+            actor: actor.into(),
+            at: self.at,
+            kind: body.kind().into(),
+            payload: body.canonical(),
+            hash: String::new(),
+        };
+        let h = e.expected_hash(&self.prev);
+        e.hash = hex(&h);
+        self.prev = h;
+        e
+    }
+
+    /// `signer`'s signature on `target`, the next event, signed with `key` (None: no signature).
+    pub fn signature(
+        &mut self,
+        signer: &str,
+        target: &WireEvent,
+        key: Option<&kura_domain::sign::SigningKey>,
+    ) -> WireEvent {
+        let meaning = kura_domain::Meaning::Approved;
+        let at = self.at + 1_000;
+        let body = EventBody::Signed {
+            event: target.id,
+            event_hash: target.hash.clone(),
+            signer: signer.into(),
+            name: signer.into(),
+            meaning,
+            signature: key.map(|k| k.sign(&kura_domain::sign::message(&target.hash, meaning, at))),
+        };
+        let e = self.by(signer, &body);
+        assert_eq!(e.at, at);
+        e
+    }
+
     pub fn event(&mut self, body: &EventBody) -> WireEvent {
         self.raw(body.kind(), &body.canonical())
     }
@@ -268,4 +310,27 @@ pub fn workload(
     }
     out.truncate(n);
     out
+}
+
+/// A user added with `role`.
+pub fn user_added(user: &str, role: kura_domain::Role) -> EventBody {
+    EventBody::UserAdded {
+        user: user.into(),
+        name: user.into(),
+        role,
+        badge: None,
+    }
+}
+
+/// `user`'s password credential, publishing `key`'s public half.
+pub fn password(user: &str, key: &kura_domain::sign::SigningKey) -> EventBody {
+    EventBody::CredentialSet {
+        user: user.into(),
+        secret: kura_domain::Secret::Password,
+        hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        key: Some(kura_domain::sign::PublicKey {
+            ed25519: key.public_hex(),
+            salt: "00".repeat(16),
+        }),
+    }
 }

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_registry.sql")),
     (2, include_str!("../migrations/0002_replacement.sql")),
     (3, include_str!("../migrations/0003_limits.sql")),
+    (4, include_str!("../migrations/0004_site_users.sql")),
 ];
 
 /// See [`PgDb::session`].
@@ -174,6 +175,9 @@ impl PgDb {
         }
         for (v, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
             tx.batch_execute(sql).await.map_err(pg)?;
+            if *v == 4 {
+                backfill_site_users(&tx).await?;
+            }
             tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[v])
                 .await
                 .map_err(pg)?;
@@ -181,6 +185,88 @@ impl PgDb {
         }
         tx.commit().await.map_err(pg)
     }
+}
+
+/// Fills `site_users` from the user events a registry took before it kept them.
+async fn backfill_site_users(tx: &impl GenericClient) -> DbResult<()> {
+    let sites = tx.query("SELECT code FROM sites", &[]).await.map_err(pg)?;
+    for s in sites {
+        let site: String = s.get(0);
+        let rows = tx
+            .query(
+                "SELECT actor, payload FROM events WHERE site = $1
+                 AND kind IN ('user_added', 'role_granted', 'user_disabled', 'credential_set')
+                 ORDER BY server_seq",
+                &[&site],
+            )
+            .await
+            .map_err(pg)?;
+        let rows: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let a = ingest::authority_from(rows.iter().map(|(a, p)| (a.as_str(), p.as_str())));
+        save_authority(tx, &site, &Default::default(), &a).await?;
+    }
+    Ok(())
+}
+
+async fn load_authority(
+    tx: &impl GenericClient,
+    site: &str,
+) -> DbResult<kura_domain::authz::Authority> {
+    let rows = tx
+        .query(
+            "SELECT code, role, disabled, signing_key, key_salt FROM site_users WHERE site = $1",
+            &[&site],
+        )
+        .await
+        .map_err(pg)?;
+    let mut a = kura_domain::authz::Authority::default();
+    for r in rows {
+        let key: Option<String> = r.get(3);
+        let salt: Option<String> = r.get(4);
+        a.members.insert(
+            r.get(0),
+            kura_domain::authz::Member {
+                role: kura_domain::Role::parse(r.get(1)).unwrap_or(kura_domain::Role::Auditor),
+                disabled: r.get(2),
+                key: key
+                    .zip(salt)
+                    .map(|(ed25519, salt)| kura_domain::sign::PublicKey { ed25519, salt }),
+            },
+        );
+    }
+    Ok(a)
+}
+
+/// Writes the members that changed between `before` and `after`.
+async fn save_authority(
+    tx: &impl GenericClient,
+    site: &str,
+    before: &kura_domain::authz::Authority,
+    after: &kura_domain::authz::Authority,
+) -> DbResult<()> {
+    for (code, m) in &after.members {
+        if before.members.get(code) == Some(m) {
+            continue;
+        }
+        tx.execute(
+            "INSERT INTO site_users (site, code, role, disabled, signing_key, key_salt)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (site, code) DO UPDATE SET role = excluded.role,
+               disabled = excluded.disabled, signing_key = excluded.signing_key,
+               key_salt = excluded.key_salt",
+            &[
+                &site,
+                code,
+                &m.role.as_str(),
+                &m.disabled,
+                &m.key.as_ref().map(|k| k.ed25519.as_str()),
+                &m.key.as_ref().map(|k| k.salt.as_str()),
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
 }
 
 async fn site_row(c: &impl GenericClient, code: &str, lock: bool) -> DbResult<(Site, u64)> {
@@ -673,6 +759,10 @@ async fn push_tx(
         );
     }
     let mut c = ingest::classify(head_seq, head_hash, &stored, &taken, events)?;
+    let before = load_authority(tx, &site.code).await?;
+    let mut authority = before.clone();
+    ingest::authorize(&mut c, &mut authority);
+    save_authority(tx, &site.code, &before, &authority).await?;
     let new_site_seq = ingest::assign(&mut c, site_seq);
     let mut loaded = Loaded::default();
     let mut keys = Keys::of(&c.accept);

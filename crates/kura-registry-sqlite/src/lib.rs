@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_registry.sql")),
     (2, include_str!("../migrations/0002_replacement.sql")),
     (3, include_str!("../migrations/0003_limits.sql")),
+    (4, include_str!("../migrations/0004_site_users.sql")),
 ];
 
 /// The newest registry schema this build knows.
@@ -220,10 +221,110 @@ fn migrate(c: &mut Connection) -> DbResult<()> {
     for (v, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
         let tx = c.transaction().map_err(backend)?;
         tx.execute_batch(sql).map_err(backend)?;
+        if *v == 4 {
+            backfill_site_users(&tx)?;
+        }
         tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [v])
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
         tracing::info!(version = v, "registry migration applied");
+    }
+    Ok(())
+}
+
+/// Fills `site_users` from the user events a registry took before it kept them.
+fn backfill_site_users(tx: &rusqlite::Transaction<'_>) -> DbResult<()> {
+    let sites: Vec<String> = tx
+        .prepare("SELECT code FROM sites")
+        .map_err(backend)?
+        .query_map([], |r| r.get(0))
+        .map_err(backend)?
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    for site in sites {
+        let rows: Vec<(String, String)> = tx
+            .prepare(
+                "SELECT actor, payload FROM events WHERE site = ?1
+                 AND kind IN ('user_added', 'role_granted', 'user_disabled', 'credential_set')
+                 ORDER BY server_seq",
+            )
+            .map_err(backend)?
+            .query_map([&site], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        let a = ingest::authority_from(rows.iter().map(|(a, p)| (a.as_str(), p.as_str())));
+        save_authority(tx, &site, &Default::default(), &a)?;
+    }
+    Ok(())
+}
+
+fn load_authority(
+    tx: &rusqlite::Transaction<'_>,
+    site: &str,
+) -> DbResult<kura_domain::authz::Authority> {
+    let mut st = tx
+        .prepare_cached(
+            "SELECT code, role, disabled, signing_key, key_salt FROM site_users WHERE site = ?1",
+        )
+        .map_err(backend)?;
+    let rows = st
+        .query_map([site], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut a = kura_domain::authz::Authority::default();
+    for row in rows {
+        let (code, role, disabled, key, salt) = row.map_err(backend)?;
+        a.members.insert(
+            code,
+            kura_domain::authz::Member {
+                role: kura_domain::Role::parse(&role).unwrap_or(kura_domain::Role::Auditor),
+                disabled,
+                key: key
+                    .zip(salt)
+                    .map(|(ed25519, salt)| kura_domain::sign::PublicKey { ed25519, salt }),
+            },
+        );
+    }
+    Ok(a)
+}
+
+/// Writes the members that changed between `before` and `after`.
+fn save_authority(
+    tx: &rusqlite::Transaction<'_>,
+    site: &str,
+    before: &kura_domain::authz::Authority,
+    after: &kura_domain::authz::Authority,
+) -> DbResult<()> {
+    let mut st = tx
+        .prepare_cached(
+            "INSERT INTO site_users (site, code, role, disabled, signing_key, key_salt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (site, code) DO UPDATE SET role = excluded.role,
+               disabled = excluded.disabled, signing_key = excluded.signing_key,
+               key_salt = excluded.key_salt",
+        )
+        .map_err(backend)?;
+    for (code, m) in &after.members {
+        if before.members.get(code) == Some(m) {
+            continue;
+        }
+        st.execute(params![
+            site,
+            code,
+            m.role.as_str(),
+            m.disabled,
+            m.key.as_ref().map(|k| k.ed25519.as_str()),
+            m.key.as_ref().map(|k| k.salt.as_str())
+        ])
+        .map_err(backend)?;
     }
     Ok(())
 }
@@ -529,6 +630,10 @@ fn push_tx(
         }
     }
     let mut c = ingest::classify(head_seq, head_hash, &stored, &taken, events)?;
+    let before = load_authority(tx, &site.code)?;
+    let mut authority = before.clone();
+    ingest::authorize(&mut c, &mut authority);
+    save_authority(tx, &site.code, &before, &authority)?;
     let new_site_seq = ingest::assign(&mut c, site_seq);
     {
         let mut st = tx
