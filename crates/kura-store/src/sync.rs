@@ -1404,7 +1404,7 @@ impl Store {
             params![
                 self.workstation().as_bytes().as_slice(),
                 from_seq as i64,
-                max_events as i64
+                max_events as i64 + 1
             ],
             |r| {
                 Ok(OutEvent {
@@ -1421,15 +1421,22 @@ impl Store {
         )?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
+        let mut next = None;
         for e in rows {
             let e = e?;
             // What one event costs on the wire besides its payload (ids, hash, field names).
             let size = e.payload.len() + e.actor.len() + e.kind.len() + 260;
-            if !out.is_empty() && bytes + size > max_bytes {
+            if !out.is_empty() && (out.len() >= max_events || bytes + size > max_bytes) {
+                next = Some(e);
                 break;
             }
             bytes += size;
             out.push(e);
+        }
+        // A signed act travels with its signature: the registry judges them together, so a
+        // batch never ends right before a `signed` event (unless it is all there is).
+        while next.as_ref().is_some_and(|n| n.kind == "signed") && out.len() > 1 {
+            next = out.pop();
         }
         Ok(out)
     }

@@ -501,3 +501,57 @@ fn verify_checks_every_signature_against_its_signers_key() {
         assert_eq!(codes, want.into_iter().collect::<Vec<_>>(), "{what}");
     }
 }
+
+/// A push batch never ends between an act and the signature that follows it: the registry
+/// judges them together.
+#[test]
+fn a_push_batch_keeps_an_act_with_its_signature() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = open(d.path());
+    let target = Uuid::now_v7();
+    s.write(|tx| -> Result<(), StoreError> {
+        tx.append(
+            Uuid::now_v7(),
+            "t",
+            Timestamp(1),
+            create("SITE8", "site", None, None),
+        )?;
+        tx.append(
+            target,
+            "t",
+            Timestamp(2),
+            create("SITE9", "site", None, None),
+        )?;
+        let hash = tx.event_hash(target)?.unwrap();
+        tx.append(
+            Uuid::now_v7(),
+            "t",
+            Timestamp(3),
+            EventBody::Signed {
+                event: target,
+                event_hash: hash,
+                signer: "sato".into(),
+                name: "Sato".into(),
+                meaning: kura_domain::Meaning::Approved,
+                signature: None,
+            },
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    // (at most this many events, the seqs sent)
+    for (max, want) in [
+        (1, vec![1]),
+        (2, vec![1]),
+        (3, vec![1, 2, 3]),
+        (9, vec![1, 2, 3]),
+    ] {
+        let got: Vec<u64> = s
+            .own_events(1, max, 1 << 20)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(got, want, "at most {max}");
+    }
+}
