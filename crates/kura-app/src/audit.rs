@@ -616,7 +616,7 @@ impl Kura {
                 AppError::input(
                     "out",
                     format!(
-                        "{}: an audit report is a .pdf or a .csv file",
+                        "{}: an audit report is a .pdf or a .csv file (or .jsonl: every event of the log as stored)",
                         out.display()
                     ),
                 )
@@ -632,6 +632,7 @@ impl Kura {
                     let r = kura_labels::report::render_report(&k.audit_document(&report, lang)?);
                     (r.bytes, r.pages)
                 }
+                "jsonl" => (k.events_jsonl()?, 0),
                 _ => (audit_csv(&report.rows)?, 0),
             };
             let sha256 = {
@@ -671,6 +672,29 @@ impl Kura {
                 signature,
             })
         })
+    }
+
+    /// Every event of the log, one JSON object per line in the order the log is folded, as
+    /// stored (id, workstation, seq, actor, time, kind, payload, hash): what an inspector's own
+    /// tools check the signatures against, with the key fingerprints a PDF report prints.
+    fn events_jsonl(&self) -> Result<Vec<u8>, AppError> {
+        let mut out = Vec::new();
+        self.store().for_each_event(|e, hash| {
+            let line = serde_json::json!({
+                "event_id": e.event_id,
+                "workstation": e.workstation,
+                "seq": e.seq,
+                "actor": e.actor,
+                "at": e.at,
+                "kind": e.kind,
+                "payload": e.payload,
+                "hash": hash,
+            });
+            out.extend_from_slice(line.to_string().as_bytes());
+            out.push(b'\n');
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// The report as a document to print, its words from the catalogue in `lang`.
@@ -889,6 +913,7 @@ fn report_format(name: &str) -> Option<&'static str> {
     match name {
         "pdf" => Some("pdf"),
         "csv" => Some("csv"),
+        "jsonl" => Some("jsonl"),
         _ => None,
     }
 }

@@ -254,6 +254,50 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     let now = b.kura.audit(&q, &mut |_, _| {}).unwrap();
     assert_eq!(back, now.rows);
     assert_eq!(back.len(), 4);
+
+    // The events as stored, and a checker of its own (Python, another Ed25519) that reads only
+    // them and the PDF: every signature verifies, and the key of each signature on a record
+    // the PDF lists is printed there. A changed signature fails it.
+    let events = b.dir.path().join("events.jsonl");
+    b.kura
+        .export_audit(
+            &q,
+            &events,
+            "en",
+            Some(&Signing {
+                user: None,
+                ..signing("aud", Meaning::Reviewed)
+            }),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    let check = |events: &Path| {
+        let o = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/audit/check.py"))
+            .arg("--pdf")
+            .arg(&pdf)
+            .arg("--events")
+            .arg(events)
+            .output()
+            .expect("python3");
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+        (o.status.success(), summary)
+    };
+
+    let (ok, summary) = check(&events);
+    assert!(ok, "{summary}");
+    assert!(summary["verified"].as_u64().unwrap() >= 5, "{summary}");
+    assert_eq!(summary["printed"], 1, "the disposal's signature: {summary}");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let at = text.find("\"signature\":\"").unwrap() + 13;
+    let mut forged = text.into_bytes();
+    forged[at] = if forged[at] == b'0' { b'1' } else { b'0' };
+    let bad = b.dir.path().join("forged.jsonl");
+    std::fs::write(&bad, forged).unwrap();
+    let (ok, summary) = check(&bad);
+    assert!(!ok, "a changed signature fails: {summary}");
+    assert_eq!(summary["failed"].as_array().unwrap().len(), 1, "{summary}");
     // The auditor changed nothing in custody.
     assert_eq!(
         b.kura.thaw(&tubes[2]).unwrap_err().code(),
