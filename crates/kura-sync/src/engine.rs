@@ -503,7 +503,11 @@ impl<R: Remote> Engine<R> {
                     }
                     Verdict::Rejected {
                         seq,
-                        code: code @ (RejectCode::BadPayload | RejectCode::WrongSite),
+                        code:
+                            code @ (RejectCode::BadPayload
+                            | RejectCode::WrongSite
+                            | RejectCode::IdTaken
+                            | RejectCode::Forbidden),
                         message,
                         ..
                     } => {

@@ -323,3 +323,77 @@ fn sync_watch_runs_unattended_on_a_database_with_users() {
     b.try_run_with(&["login", "sato", "--password-stdin"], "sato-password")
         .unwrap();
 }
+
+/// Issue 26: a bench cannot make itself the site's administrator. Bench b, which never pulled the
+/// site's users, sets up a first administrator of its own and adds another administrator, signed
+/// by it: the registry refuses all of it (`forbidden`), b shows the refusals, and bench a never
+/// receives any of it; b's custody recorded by its own administrator is refused too.
+#[test]
+fn a_bench_that_sets_up_its_own_administrator_is_refused_by_the_registry() {
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::sqlite(d.path());
+    let benches = site(&reg, d.path(), &["a", "b"]);
+    let (a, b) = (&benches[0], &benches[1]);
+    first_admin(a);
+    add_user(a, "sato", "佐藤 花子", "technician", &["--signer", "admin"]).unwrap();
+    a.sync_ok();
+    // Bench b pushes before it ever pulls: its own "first administrator" and a user it adds.
+    b.try_run_with(
+        &[
+            "user",
+            "add",
+            "boss",
+            "--name",
+            "Boss",
+            "--role",
+            "administrator",
+            "--password-stdin",
+        ],
+        "boss-password",
+    )
+    .unwrap();
+    b.try_run_with(
+        &[
+            "user",
+            "add",
+            "mallory",
+            "--name",
+            "Mallory",
+            "--role",
+            "administrator",
+            "--password-stdin",
+            "--sign-stdin",
+            "--signer",
+            "boss",
+        ],
+        "mallory-password\nboss-password",
+    )
+    .unwrap();
+    let r = b.sync_ok();
+    assert!(r["rejected"].as_u64().unwrap() >= 4, "{r}");
+    let list = b.ok(&["sync", "rejections"]);
+    let kinds: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["kind"].as_str().unwrap(), x["code"].as_str().unwrap()))
+        .collect();
+    assert!(
+        kinds.contains(&("user_added", "forbidden")) && kinds.iter().all(|k| k.1 == "forbidden"),
+        "{list}"
+    );
+    a.sync_ok();
+    let users: Vec<String> = a
+        .ok(&["user", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        users,
+        ["admin", "sato"],
+        "bench a never received b's administrators"
+    );
+    a.verify_ok();
+}
