@@ -164,6 +164,7 @@ async fn scenarios(fresh: impl AsyncFn() -> AnyDb) {
         ("security", 1),
         ("conflicts and leases", 2),
         ("operations", 3),
+        ("authorization", 4),
     ] {
         eprintln!("http: {name}");
         let reg = in_process(fresh().await).await;
@@ -171,9 +172,106 @@ async fn scenarios(fresh: impl AsyncFn() -> AnyDb) {
             0 => protocol(&reg).await,
             1 => security(&reg).await,
             2 => conflicts_and_leases(&reg).await,
-            _ => operations(&reg).await,
+            3 => operations(&reg).await,
+            _ => authorization(&reg).await,
         }
     }
+}
+
+/// Over real HTTP: what a stolen token or a hand-edited bench sends on a site with users is
+/// answered `forbidden` per event (the batch is not failed), and another bench never pulls it.
+async fn authorization(reg: &Reg) {
+    use kura_domain::Role;
+    use kura_domain::sign::SigningKey;
+    use testkit::{password, user_added};
+    let mut a = enroll(reg, "NCGM", "G").await;
+    let admin = SigningKey::from_seed(&[1; 32]).unwrap();
+    let sup = SigningKey::from_seed(&[3; 32]).unwrap();
+    let forged = SigningKey::from_seed(&[9; 32]).unwrap();
+    let g1 = testkit::specimen("G", 1);
+    let mut setup = a.bench.events(&testkit::storage("1", &["BX1"]));
+    setup.push(
+        a.bench
+            .event(&testkit::register(&g1, Some(testkit::at("BX1", 0, 0)))),
+    );
+    setup.push(
+        a.bench
+            .by("admin", &user_added("admin", Role::Administrator)),
+    );
+    setup.push(a.bench.by("admin", &password("admin", &admin)));
+    let e = a.bench.by("admin", &user_added("sup", Role::Supervisor));
+    let s1 = a.bench.signature("admin", &e, Some(&admin));
+    let c = a.bench.by("admin", &password("sup", &sup));
+    let s2 = a.bench.signature("admin", &c, Some(&admin));
+    setup.extend([e, s1, c, s2]);
+    assert_eq!(
+        words(&push(reg, &a, &setup).await),
+        vec!["accepted"; setup.len()]
+    );
+    // (what, events, verdicts)
+    let mut cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = Vec::new();
+    let e = a
+        .bench
+        .by("sup", &user_added("mallory", Role::Administrator));
+    let s = a.bench.signature("sup", &e, Some(&sup));
+    cases.push((
+        "user administration signed by a supervisor",
+        vec![e, s],
+        vec!["forbidden"; 2],
+    ));
+    let e = a
+        .bench
+        .by("admin", &user_added("nobody", Role::Administrator));
+    cases.push((
+        "user administration signed by nobody",
+        vec![e],
+        vec!["forbidden"],
+    ));
+    let e = a
+        .bench
+        .by("admin", &user_added("forged", Role::Administrator));
+    let s = a.bench.signature("admin", &e, Some(&forged));
+    cases.push((
+        "user administration signed with a forged key",
+        vec![e, s],
+        vec!["forbidden"; 2],
+    ));
+    let disposal = kura_domain::EventBody::Disposed {
+        specimen: g1.clone(),
+        reason: "hemolysed".into(),
+    };
+    let e = a.bench.by("sup", &disposal);
+    let s = a.bench.signature("sup", &e, Some(&forged));
+    cases.push((
+        "a disposal signed with another key",
+        vec![e, s],
+        vec!["forbidden"; 2],
+    ));
+    let e = a.bench.by("boss", &user_added("boss", Role::Administrator));
+    cases.push(("a second first administrator", vec![e], vec!["forbidden"]));
+    let e = a.bench.by("sup", &disposal);
+    let s = a.bench.signature("sup", &e, Some(&sup));
+    cases.push((
+        "the disposal, signed by its supervisor",
+        vec![e, s],
+        vec!["accepted"; 2],
+    ));
+    let mut refused = 0;
+    for (what, events, want) in cases {
+        let r = push(reg, &a, &events).await;
+        assert_eq!(words(&r), want, "{what}");
+        refused += want.iter().filter(|w| **w == "forbidden").count();
+    }
+    let b = enroll(reg, "NCGM", "G").await;
+    let (st, page) = get(reg, "/api/v1/events?after=0&limit=1000", Some(&b.token)).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    let page: PullResponse = serde_json::from_value(page).unwrap();
+    assert_eq!(page.refused.len(), refused, "the refusals are holes, named");
+    assert!(
+        page.events
+            .iter()
+            .all(|e| !e.event.payload.contains("mallory"))
+    );
 }
 
 async fn protocol(reg: &Reg) {
