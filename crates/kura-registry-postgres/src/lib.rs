@@ -730,7 +730,10 @@ async fn push_tx(
             .await
             .map_err(pg)
     };
-    let (head, rows, taken_rows) = tokio::try_join!(head, stored_rows, taken_rows)?;
+    // The site's users, which the batch is judged by (pipelined with the reads above).
+    let authority = load_authority(tx, &caller.site.code);
+    let (head, rows, taken_rows, before) =
+        tokio::try_join!(head, stored_rows, taken_rows, authority)?;
     let taken: std::collections::HashSet<Uuid> =
         taken_rows.iter().map(|r| r.get::<_, Uuid>(0)).collect();
     let head = head.ok_or(DbError::Enroll(EnrollRefusal::Revoked))?;
@@ -759,7 +762,6 @@ async fn push_tx(
         );
     }
     let mut c = ingest::classify(head_seq, head_hash, &stored, &taken, events)?;
-    let before = load_authority(tx, &site.code).await?;
     let mut authority = before.clone();
     ingest::authorize(&mut c, &mut authority);
     save_authority(tx, &site.code, &before, &authority).await?;
