@@ -43,6 +43,8 @@ pub struct EnrollReport {
 pub struct Enrollment {
     base: String,
     ca: Option<PathBuf>,
+    /// The CA's fingerprint, read before the code is spent.
+    ca_fingerprint: Option<String>,
     req: kura_proto::EnrollRequest,
 }
 
@@ -332,9 +334,15 @@ impl Kura {
             }),
             _ => None,
         };
+        let ca_fingerprint = ca
+            .as_deref()
+            .map(kura_sync::remote::ca_fingerprint)
+            .transpose()
+            .map_err(SyncError::from)?;
         Ok(Enrollment {
             base,
             ca,
+            ca_fingerprint,
             req: kura_proto::EnrollRequest {
                 v: kura_proto::VERSION,
                 code,
@@ -385,11 +393,7 @@ impl Kura {
         let site_json =
             serde_json::to_string(&site).map_err(|e| AppError::input("site", e.to_string()))?;
         let ca_text = e.ca.as_ref().map(|p| p.display().to_string());
-        let ca_fingerprint =
-            e.ca.as_deref()
-                .map(kura_sync::remote::ca_fingerprint)
-                .transpose()
-                .map_err(SyncError::from)?;
+        let ca_fingerprint = e.ca_fingerprint.clone();
         let lease = res.lease;
         self.store_mut().write(|tx| -> Result<(), StoreError> {
             tx.set_enrollment(&base, &token_ref, ca_text.as_deref(), &site_json)?;
