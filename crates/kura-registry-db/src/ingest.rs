@@ -831,3 +831,146 @@ pub enum FoldError<E> {
 pub fn occupied(state: &SpecimenState) -> Option<Slot> {
     state.location().map(|l| slot(&l.container, l.pos))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::words;
+    use crate::testkit::{self, Bench};
+
+    /// `classify` on its own, as a table: what the registry holds of a workstation (head, the
+    /// stored events among the batch's seqs, ids other events carry) and a batch, and the verdict
+    /// of each event. The backends only load the rows and write what it decides.
+    #[test]
+    fn classify_decides_each_event_from_what_is_held() {
+        let site = testkit::site("NCGM", "G");
+        let mut bench = Bench::new(Uuid::now_v7());
+        let g1 = testkit::specimen("G", 1);
+        let first = bench.events(&testkit::storage("1", &["BX1"]));
+        let n = first.len() as u64;
+        let head_hash = parse_hash(&first[first.len() - 1].hash).unwrap();
+        let mut next = bench.clone();
+        let good = next.event(&testkit::thawed(&g1));
+        let after = next.event(&testkit::thawed(&g1));
+        let mut tampered = good.clone();
+        tampered.actor = "someone else".into();
+        let mut bad = bench.clone();
+        let garbled = bad.raw("thawed", "{not json");
+        let after_garbled = bad.event(&testkit::thawed(&g1));
+        let stored: HashMap<u64, Stored> = first
+            .iter()
+            .map(|e| {
+                (
+                    e.seq,
+                    Stored {
+                        hash: parse_hash(&e.hash).unwrap(),
+                        rejection: None,
+                        server_seq: Some(e.seq + 100),
+                    },
+                )
+            })
+            .collect();
+        let mut rejected = stored.clone();
+        rejected.get_mut(&n).unwrap().rejection =
+            Some((RejectCode::BadPayload, "was refused".into()));
+        let mut forked = first[first.len() - 1].clone();
+        forked.hash = hex(&[7; 32]);
+        let mut twice = bench.clone();
+        let twice_a = twice.event(&testkit::thawed(&g1));
+        let twice_b = twice.with_id(twice_a.id, &testkit::thawed(&g1));
+        let none = HashSet::new();
+        let taken: HashSet<Uuid> = [good.id].into();
+        // (what, head, stored, taken ids, batch, verdicts)
+        type Case<'a> = (
+            &'a str,
+            u64,
+            &'a HashMap<u64, Stored>,
+            &'a HashSet<Uuid>,
+            Vec<WireEvent>,
+            Vec<&'a str>,
+        );
+        let empty = HashMap::new();
+        let cases: Vec<Case> = vec![
+            (
+                "a new stream",
+                0,
+                &empty,
+                &none,
+                first.clone(),
+                vec!["accepted"; n as usize],
+            ),
+            (
+                "what follows the head",
+                n,
+                &stored,
+                &none,
+                vec![good.clone(), after.clone()],
+                vec!["accepted"; 2],
+            ),
+            (
+                "the head again",
+                n,
+                &stored,
+                &none,
+                vec![first[first.len() - 1].clone()],
+                vec!["duplicate"],
+            ),
+            (
+                "the head again, kept as a rejection",
+                n,
+                &rejected,
+                &none,
+                vec![first[first.len() - 1].clone()],
+                vec!["bad_payload"],
+            ),
+            (
+                "another event under the head's seq",
+                n,
+                &stored,
+                &none,
+                vec![forked],
+                vec!["sequence_fork"],
+            ),
+            (
+                "changed after hashing, and what follows it",
+                n,
+                &stored,
+                &none,
+                vec![tampered, after.clone()],
+                vec!["chain_broken"; 2],
+            ),
+            (
+                "a payload no registry reads, and the stream goes on",
+                n,
+                &stored,
+                &none,
+                vec![garbled, after_garbled],
+                vec!["bad_payload", "accepted"],
+            ),
+            (
+                "an id another event carries",
+                n,
+                &stored,
+                &taken,
+                vec![good.clone(), after.clone()],
+                vec!["id_taken", "accepted"],
+            ),
+            (
+                "the same id twice in a batch",
+                n,
+                &stored,
+                &none,
+                vec![twice_a, twice_b],
+                vec!["accepted", "id_taken"],
+            ),
+        ];
+        for (what, head, stored, taken, batch, want) in cases {
+            let hash = if head == 0 { [0; 32] } else { head_hash };
+            let c = classify(head, hash, stored, taken, prepare(&site, batch)).unwrap();
+            assert_eq!(words(&c.verdicts), want, "{what}");
+        }
+        // A batch that starts past the head + 1 is a gap, not a verdict.
+        let e = classify(0, [0; 32], &empty, &none, prepare(&site, vec![good])).unwrap_err();
+        assert_eq!(e.code(), "gap");
+    }
+}
