@@ -31,15 +31,15 @@ impl Bench {
         }
     }
 
-    /// The next event of the stream with any kind and payload (for malformed payloads).
-    pub fn raw(&mut self, kind: &str, payload: &str) -> WireEvent {
+    /// The next event of the stream: its seq, time and hash chained on the one before.
+    fn next(&mut self, id: Uuid, actor: &str, kind: &str, payload: &str) -> WireEvent {
         self.seq += 1;
         self.at += 1_000;
         let mut e = WireEvent {
-            id: Uuid::now_v7(),
+            id,
             workstation: self.workstation,
             seq: self.seq,
-            actor: "technician".into(),
+            actor: actor.into(),
             at: self.at,
             kind: kind.into(),
             payload: payload.into(),
@@ -51,44 +51,19 @@ impl Bench {
         e
     }
 
+    /// The next event of the stream with any kind and payload (for malformed payloads).
+    pub fn raw(&mut self, kind: &str, payload: &str) -> WireEvent {
+        self.next(Uuid::now_v7(), "technician", kind, payload)
+    }
+
     /// The next event, carrying an id of the caller's choosing (one already used, say).
     pub fn with_id(&mut self, id: Uuid, body: &EventBody) -> WireEvent {
-        self.seq += 1;
-        self.at += 1_000;
-        let mut e = WireEvent {
-            id,
-            workstation: self.workstation,
-            seq: self.seq,
-            actor: "technician".into(),
-            at: self.at,
-            kind: body.kind().into(),
-            payload: body.canonical(),
-            hash: String::new(),
-        };
-        let h = e.expected_hash(&self.prev);
-        e.hash = hex(&h);
-        self.prev = h;
-        e
+        self.next(id, "technician", body.kind(), &body.canonical())
     }
 
     /// The next event, recorded by `actor`.
     pub fn by(&mut self, actor: &str, body: &EventBody) -> WireEvent {
-        self.seq += 1;
-        self.at += 1_000;
-        let mut e = WireEvent {
-            id: Uuid::now_v7(),
-            workstation: self.workstation,
-            seq: self.seq,
-            actor: actor.into(),
-            at: self.at,
-            kind: body.kind().into(),
-            payload: body.canonical(),
-            hash: String::new(),
-        };
-        let h = e.expected_hash(&self.prev);
-        e.hash = hex(&h);
-        self.prev = h;
-        e
+        self.next(Uuid::now_v7(), actor, body.kind(), &body.canonical())
     }
 
     /// `signer`'s signature on `target`, the next event, signed with `key` (None: no signature).
