@@ -515,7 +515,7 @@ impl Kura {
                     workstation: e.workstation.to_string(),
                     seq: e.seq,
                     event_id: e.event_id.to_string(),
-                    hash,
+                    hash: hash.to_string(),
                 });
             }
             Ok(())
@@ -533,7 +533,7 @@ impl Kura {
             .store()
             .heads()?
             .into_iter()
-            .map(|(w, s, h)| (w.to_string(), s, h))
+            .map(|(w, s, h)| (w.to_string(), s, h.to_string()))
             .collect();
         // Only the signers of listed events.
         let signers: std::collections::HashSet<&str> = rows

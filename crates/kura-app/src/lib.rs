@@ -481,10 +481,14 @@ impl Emit<'_, '_> {
         event: uuid::Uuid,
         signer: &users::Signer,
     ) -> Result<users::SignatureView, AppError> {
-        let event_hash = self.tx.event_hash(event)?.ok_or(AppError::NotFound {
-            what: "event",
-            code: event.to_string(),
-        })?;
+        let event_hash = self
+            .tx
+            .event_hash(event)?
+            .ok_or(AppError::NotFound {
+                what: "event",
+                code: event.to_string(),
+            })?
+            .to_string();
         let (name, meaning) = (signer.name.as_str(), signer.meaning);
         let at = self.clock.now();
         let signature = signer

@@ -589,7 +589,7 @@ impl Kura {
             what: "event",
             code: event.to_string(),
         })?;
-        if have != shown_hash.trim().to_ascii_lowercase() {
+        if shown_hash.trim().parse() != Ok(have) {
             return Err(AppError::SignatureStale);
         }
         let signer = self.signer(signing)?;

@@ -21,8 +21,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use kura_app::{CheckOut, Kura, Meaning, Signing};
+use kura_domain::Placed;
 use kura_domain::Role;
-use kura_store::{Answer, RemoteEvent, Store};
+use kura_store::{Answer, Store};
 
 /// Tables that grow with the specimens or with the log: a plan never scans them whole.
 const BIG: &[&str] = &[
@@ -59,12 +60,11 @@ fn signing(user: &str, pw: &str) -> Signing {
 /// What the registry would do, in memory: places `from`'s events past its mark in the site's
 /// order (answering them) and applies the others' events past `to`'s cursor.
 struct Site {
-    log: Vec<RemoteEvent>,
+    log: Vec<Placed>,
 }
 
 impl Site {
     fn push(&mut self, from: &mut Store) {
-        let ws = from.workstation();
         loop {
             let mark = from.sync_state().unwrap().pushed_seq;
             let events = from.own_events(mark + 1, 500, 1 << 20).unwrap();
@@ -78,17 +78,10 @@ impl Site {
                     seq: e.seq,
                     server_seq: Some(server_seq),
                 });
-                self.log.push(RemoteEvent {
-                    id: e.id,
-                    workstation: ws,
-                    seq: e.seq,
-                    actor: e.actor,
-                    at: e.at,
-                    kind: e.kind,
-                    payload: e.payload,
-                    hash: e.hash,
+                self.log.push(Placed {
                     server_seq,
-                    placed_at: None,
+                    received_at: e.at,
+                    event: e,
                 });
             }
             from.write(|tx| tx.record_answers(&answers, 0)).unwrap();
@@ -100,7 +93,7 @@ impl Site {
         let ws = to.workstation();
         let page: Vec<_> = self.log[cursor..]
             .iter()
-            .filter(|e| e.workstation != ws)
+            .filter(|e| e.event.workstation != ws)
             .cloned()
             .collect();
         let next = self.log.len() as u64;

@@ -156,7 +156,7 @@ pub struct Judged<'a> {
     pub actor: &'a str,
     pub at: i64,
     pub id: uuid::Uuid,
-    pub hash: &'a str,
+    pub hash: crate::hash::Digest,
     pub body: &'a EventBody,
 }
 
@@ -243,7 +243,7 @@ impl Authority {
         if let Some(act) = signed_act_of(e.body, e.actor) {
             let signature = after.iter().find(|s| {
                 matches!(s.body, EventBody::Signed { event, event_hash, .. }
-                    if *event == e.id && event_hash.eq_ignore_ascii_case(e.hash))
+                    if *event == e.id && event_hash.parse().ok() == Some(e.hash))
             });
             let Some(s) = signature else {
                 return Some(format!(

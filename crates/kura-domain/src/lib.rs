@@ -9,6 +9,7 @@
 
 pub mod authz;
 pub mod container;
+pub mod envelope;
 pub mod event;
 pub mod footprint;
 pub mod hash;
@@ -21,8 +22,10 @@ pub mod time;
 pub mod user;
 
 pub use container::{ContainerKind, ContainerSpec, Temperature};
+pub use envelope::{Envelope, Placed};
 pub use event::{Event, EventBody, Location, Outcome, Placement, Purpose};
 pub use footprint::Footprint;
+pub use hash::Digest;
 pub use id::{ContainerId, IdFormat, KuraId, ScanError, SpecimenCode};
 pub use position::{Geometry, Pos};
 pub use rules::{ContainerInfo, Custody, RuleError, Settled, SpecimenState};

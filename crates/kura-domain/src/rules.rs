@@ -916,7 +916,7 @@ pub fn settle<V: View>(view: &mut V, body: &EventBody) -> Result<Settled, V::Err
 
 /// A SHA-256 written out: 64 hex digits.
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    s.parse::<crate::hash::Digest>().is_ok()
 }
 
 fn conflict_effect<V: View>(view: &mut V, body: &EventBody) -> Result<Option<Effect>, V::Error> {

@@ -63,21 +63,9 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// A custody event as a bench stored it. `payload` is the canonical JSON that was hashed;
-/// `hash` is `kura_domain::hash::event_hash` over the previous event of the workstation and
-/// every other field, in lower-case hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct WireEvent {
-    pub id: Uuid,
-    pub workstation: Uuid,
-    pub seq: u64,
-    pub actor: String,
-    /// The bench's clock, µs since the Unix epoch (UTC). Never used for ordering.
-    pub at: i64,
-    pub kind: String,
-    pub payload: String,
-    pub hash: String,
-}
+/// A custody event as a bench stored it, and as the registry ordered it: the domain's
+/// envelope travels as it is (the hash as 64 lower-case hex digits).
+pub use kura_domain::{Digest, Envelope, Placed};
 
 /// A site: the benches of one biobank that share an ID prefix and their freezers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -161,7 +149,7 @@ pub struct PushRequest {
     /// The bench's clock when it sent the batch (µs): the registry reports the skew.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<i64>,
-    pub events: Vec<WireEvent>,
+    pub events: Vec<Envelope>,
 }
 
 /// Why the registry refused one event. The codes are stable.
@@ -237,7 +225,8 @@ pub struct Head {
     /// 0 when the registry holds nothing of this workstation.
     pub seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub hash: Option<Digest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -269,15 +258,6 @@ pub struct StatusResponse {
     pub kinds: Vec<String>,
 }
 
-/// An event as the registry ordered it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct PulledEvent {
-    pub server_seq: u64,
-    /// The registry's clock when it stored the event (µs).
-    pub received_at: i64,
-    pub event: WireEvent,
-}
-
 /// Two (or more) benches recorded custody that cannot both be true; both events are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Conflict {
@@ -306,7 +286,7 @@ pub struct Conflict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PullResponse {
     pub v: u32,
-    pub events: Vec<PulledEvent>,
+    pub events: Vec<Placed>,
     pub conflicts: Vec<Conflict>,
     pub next: u64,
     /// More pages wait after `next`.
@@ -385,45 +365,4 @@ pub struct ClaimResponse {
     pub v: u32,
     pub kept: Vec<Lease>,
     pub taken: Vec<Lease>,
-}
-
-/// Lower-case hex of a hash.
-pub fn hex(bytes: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(D[(b >> 4) as usize] as char);
-        s.push(D[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// Parses a 64-digit hex hash.
-pub fn parse_hash(s: &str) -> Option<[u8; 32]> {
-    let b = s.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in b.chunks(2).enumerate() {
-        let d = |c: u8| (c as char).to_digit(16);
-        out[i] = (d(pair[0])? * 16 + d(pair[1])?) as u8;
-    }
-    Some(out)
-}
-
-impl WireEvent {
-    /// The hash this event should carry after `prev`.
-    pub fn expected_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
-        kura_domain::hash::event_hash(
-            prev,
-            self.id,
-            self.workstation,
-            self.seq as i64,
-            &self.actor,
-            self.at,
-            &self.kind,
-            &self.payload,
-        )
-    }
 }

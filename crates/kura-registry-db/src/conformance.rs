@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use kura_proto::{Lease, RejectCode, Verdict, WireEvent};
+use kura_proto::{Digest, Envelope, Lease, RejectCode, Verdict};
 use uuid::Uuid;
 
 use crate::testkit::{self, Bench};
@@ -79,7 +79,7 @@ pub async fn enroll<D: RegistryDb>(db: &D, site: &str, prefix: &str) -> (Caller,
     (caller, token)
 }
 
-pub fn batch(events: Vec<WireEvent>) -> Batch {
+pub fn batch(events: Vec<Envelope>) -> Batch {
     Batch {
         events,
         sent_at: None,
@@ -427,14 +427,14 @@ async fn verdicts<D: RegistryDb>(db: D) {
     // A table of what can come next: (what, batch, verdicts).
     let mut forked = events[n - 1].clone();
     forked.payload = forked.payload.replace("PL1", "SER");
-    forked.hash = kura_proto::hex(&[7; 32]);
+    forked.hash = Digest::from_bytes([7; 32]);
     let mut next = bench.clone();
     let good = next.event(&testkit::thawed(&g1));
     let mut tampered = good.clone();
     tampered.actor = "someone else".into();
     let mut after = next.clone();
     let follows = after.event(&testkit::thawed(&g1));
-    let cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Vec<Envelope>, Vec<&str>)> = vec![
         (
             "the last one again",
             vec![events[n - 1].clone()],
@@ -552,7 +552,7 @@ async fn authorization<D: RegistryDb>(db: D) {
     let mut stored = setup.len() as u64;
 
     // (what, events, verdicts)
-    let mut cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = Vec::new();
+    let mut cases: Vec<(&str, Vec<Envelope>, Vec<&str>)> = Vec::new();
     let e = bench.by("tech", &user_added("mallory", Role::Administrator));
     let s = bench.signature("tech", &e, Some(&tech));
     cases.push((
@@ -711,10 +711,7 @@ async fn gap_and_restore<D: RegistryDb>(db: D) {
     // An empty batch answers the head.
     let r = db.push(&me, batch(vec![])).await.unwrap();
     assert_eq!(r.head.seq, events.len() as u64);
-    assert_eq!(
-        r.head.hash.as_deref(),
-        Some(events.last().unwrap().hash.as_str())
-    );
+    assert_eq!(r.head.hash, Some(events.last().unwrap().hash));
 }
 
 async fn rejection_does_not_block<D: RegistryDb>(db: D) {
@@ -964,9 +961,9 @@ async fn own_events_back<D: RegistryDb>(db: D) {
             ea.len() + eb.len(),
             "{what}: every event of the site, once"
         );
-        let got: Vec<&str> = p.events.iter().map(|e| e.event.hash.as_str()).collect();
+        let got: Vec<Digest> = p.events.iter().map(|e| e.event.hash).collect();
         for e in eb.iter().filter(|e| want.contains(&e.seq)) {
-            assert!(got.contains(&e.hash.as_str()), "{what}: as it was pushed");
+            assert!(got.contains(&e.hash), "{what}: as it was pushed");
         }
     }
 }
@@ -1292,7 +1289,7 @@ async fn limits<D: RegistryDb>(db: D) {
 async fn status<D: RegistryDb>(db: D) {
     let (me, _) = enroll(&db, "NCGM", "G").await;
     let s = db.status(&me).await.unwrap();
-    assert_eq!((s.head.seq, s.head.hash.clone(), s.site_seq), (0, None, 0));
+    assert_eq!((s.head.seq, s.head.hash, s.site_seq), (0, None, 0));
     assert_eq!(s.leases.len(), 1);
     let mut bench = Bench::new(me.workstation);
     let events = bench.events(&testkit::storage("1", &[]));
@@ -1301,10 +1298,7 @@ async fn status<D: RegistryDb>(db: D) {
     db.push(&me, b).await.unwrap();
     let s = db.status(&me).await.unwrap();
     assert_eq!(s.head.seq, events.len() as u64);
-    assert_eq!(
-        s.head.hash.as_deref(),
-        Some(events.last().unwrap().hash.as_str())
-    );
+    assert_eq!(s.head.hash, Some(events.last().unwrap().hash));
     assert_eq!(
         s.clock_skew_us,
         Some(-90_000_000),

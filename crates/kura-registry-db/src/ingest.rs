@@ -22,13 +22,13 @@ use kura_domain::hash::GENESIS;
 use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
 use kura_domain::position::Pos;
 use kura_domain::rules::{self, ContainerInfo, Effect, RuleError, Settled, SpecimenState, View};
-use kura_proto::{Conflict, Head, RejectCode, Site, Verdict, WireEvent, hex, parse_hash};
+use kura_proto::{Conflict, Digest, Envelope, Head, Placed, RejectCode, Site, Verdict};
 use uuid::Uuid;
 
 use crate::{Caller, DbError, DbResult};
 
 /// Refuses what no database is needed to refuse. An empty batch is allowed (it answers the head).
-pub fn check_shape(caller: &Caller, events: &[WireEvent]) -> DbResult<()> {
+pub fn check_shape(caller: &Caller, events: &[Envelope]) -> DbResult<()> {
     if events.len() > kura_proto::MAX_BATCH_EVENTS {
         return Err(DbError::BadBatch(format!(
             "a batch holds at most {} events; this one has {}",
@@ -60,7 +60,7 @@ pub fn check_shape(caller: &Caller, events: &[WireEvent]) -> DbResult<()> {
 /// What the registry already holds under one `(workstation, seq)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
-    pub hash: [u8; 32],
+    pub hash: Digest,
     /// Set when the event was kept as a rejection rather than a custody event.
     pub rejection: Option<(RejectCode, String)>,
     /// Where the site's order put it (a custody event).
@@ -70,8 +70,7 @@ pub struct Stored {
 /// An event to store as custody.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub wire: WireEvent,
-    pub hash: [u8; 32],
+    pub event: Envelope,
     pub body: EventBody,
     pub server_seq: u64,
     verdict: usize,
@@ -81,8 +80,7 @@ pub struct NewEvent {
 /// is not custody.
 #[derive(Debug, Clone)]
 pub struct NewRejection {
-    pub wire: WireEvent,
-    pub hash: [u8; 32],
+    pub event: Envelope,
     pub code: RejectCode,
     pub message: String,
 }
@@ -94,7 +92,7 @@ pub struct Classified {
     pub reject: Vec<NewRejection>,
     /// The workstation's head after this batch.
     pub head_seq: u64,
-    pub head_hash: [u8; 32],
+    pub head_hash: Digest,
 }
 
 impl Classified {
@@ -106,9 +104,7 @@ impl Classified {
 /// Each workstation of a pulled page with the lowest and highest seq of its events there: the
 /// page says which of that workstation's events the registry refused from its accepted event
 /// before `low` up to `high`.
-pub fn stream_spans(
-    events: &[kura_proto::PulledEvent],
-) -> std::collections::BTreeMap<Uuid, (u64, u64)> {
+pub fn stream_spans(events: &[Placed]) -> std::collections::BTreeMap<Uuid, (u64, u64)> {
     let mut spans = std::collections::BTreeMap::new();
     for p in events {
         let e = &p.event;
@@ -123,46 +119,40 @@ pub fn stream_spans(
     spans
 }
 
-pub fn head(seq: u64, hash: [u8; 32]) -> Head {
+pub fn head(seq: u64, hash: Digest) -> Head {
     Head {
         seq,
-        hash: (seq > 0).then(|| hex(&hash)),
+        hash: (seq > 0).then_some(hash),
     }
 }
 
-/// An event checked as far as it can be without the database: its sent hash, whether it links
-/// to the event before it in the batch, its payload parsed. Done before the site is locked.
+/// An event checked as far as it can be without the database: whether it links to the event
+/// before it in the batch, its payload parsed. Done before the site is locked.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    wire: WireEvent,
-    sent: Option<[u8; 32]>,
-    /// `sent` equals the hash computed over the previous event's `sent` hash.
+    event: Envelope,
+    /// Its hash is the one computed over the previous event of the batch.
     linked_to_previous: bool,
     body: Result<EventBody, (RejectCode, String)>,
 }
 
 impl Prepared {
     pub fn seq(&self) -> u64 {
-        self.wire.seq
+        self.event.seq
     }
 }
 
 /// Hashes and parses a batch (the expensive, lock-free part of a push).
-pub fn prepare(site: &Site, events: Vec<WireEvent>) -> Vec<Prepared> {
-    let mut prev: Option<[u8; 32]> = None;
+pub fn prepare(site: &Site, events: Vec<Envelope>) -> Vec<Prepared> {
+    let mut prev: Option<Digest> = None;
     events
         .into_iter()
         .map(|e| {
-            let sent = parse_hash(&e.hash);
-            let linked_to_previous = match (prev, sent) {
-                (Some(p), Some(s)) => e.expected_hash(&p) == s,
-                _ => false,
-            };
-            prev = sent;
+            let linked_to_previous = prev.is_some_and(|p| e.links_to(&p));
+            prev = Some(e.hash);
             let body = parse_body(site, &e);
             Prepared {
-                wire: e,
-                sent,
+                event: e,
                 linked_to_previous,
                 body,
             }
@@ -175,8 +165,8 @@ pub fn prepare(site: &Site, events: Vec<WireEvent>) -> Vec<Prepared> {
 pub fn new_ids(head_seq: u64, events: &[Prepared]) -> Vec<Uuid> {
     events
         .iter()
-        .filter(|p| p.wire.seq > head_seq)
-        .map(|p| p.wire.id)
+        .filter(|p| p.event.seq > head_seq)
+        .map(|p| p.event.id)
         .collect()
 }
 
@@ -187,17 +177,17 @@ pub fn new_ids(head_seq: u64, events: &[Prepared]) -> Vec<Uuid> {
 /// `head_seq + 1` is a gap: the bench must ask the status and re-send what the registry lacks.
 pub fn classify(
     head_seq: u64,
-    head_hash: [u8; 32],
+    head_hash: Digest,
     stored: &HashMap<u64, Stored>,
     taken: &HashSet<Uuid>,
     events: Vec<Prepared>,
 ) -> DbResult<Classified> {
     if let Some(first) = events.first()
-        && first.wire.seq > head_seq + 1
+        && first.event.seq > head_seq + 1
     {
         return Err(DbError::Gap {
             holds: head_seq,
-            first: first.wire.seq,
+            first: first.event.seq,
         });
     }
     let mut out = Classified {
@@ -208,20 +198,19 @@ pub fn classify(
         head_hash: if head_seq == 0 { GENESIS } else { head_hash },
     };
     let mut broken: Option<u64> = None;
-    let mut prev_sent: Option<[u8; 32]> = None;
+    let mut prev_sent: Option<Digest> = None;
     let mut seen: HashSet<Uuid> = HashSet::new();
     for p in events {
         let Prepared {
-            wire: e,
-            sent,
+            event: e,
             linked_to_previous,
             body,
         } = p;
-        let (seq, id) = (e.seq, e.id);
-        let before = std::mem::replace(&mut prev_sent, sent);
+        let (seq, id, hash) = (e.seq, e.id, e.hash);
+        let before = prev_sent.replace(hash);
         if seq <= head_seq {
-            let verdict = match (stored.get(&seq), sent) {
-                (Some(s), Some(h)) if s.hash == h => match &s.rejection {
+            let verdict = match stored.get(&seq) {
+                Some(s) if s.hash == hash => match &s.rejection {
                     None => Verdict::Duplicate {
                         seq,
                         id,
@@ -261,19 +250,18 @@ pub fn classify(
         // The link to the previous event was computed before the lock when that event is the
         // one the registry now holds as head; otherwise (the batch's first new event) it is
         // computed here.
-        let links = match (before, sent) {
-            (Some(b), Some(_)) if b == out.head_hash => linked_to_previous,
-            (_, Some(s)) => e.expected_hash(&out.head_hash) == s,
-            (_, None) => false,
+        let links = match before {
+            Some(b) if b == out.head_hash => linked_to_previous,
+            _ => e.links_to(&out.head_hash),
         };
-        let Some(hash) = sent.filter(|_| links) else {
+        if !links {
             broken = Some(seq);
             out.verdicts.push(chain(format!(
                 "the hash of seq {seq} does not match its content and the previous event the registry holds (seq {}): the event was changed after it was written, or an earlier one is missing",
                 out.head_seq
             )));
             continue;
-        };
+        }
         out.head_seq = seq;
         out.head_hash = hash;
         let body = if taken.contains(&id) || !seen.insert(id) {
@@ -289,8 +277,7 @@ pub fn classify(
         match body {
             Ok(body) => {
                 out.accept.push(NewEvent {
-                    wire: e,
-                    hash,
+                    event: e,
                     body,
                     server_seq: 0,
                     verdict: out.verdicts.len(),
@@ -309,8 +296,7 @@ pub fn classify(
                     message: message.clone(),
                 });
                 out.reject.push(NewRejection {
-                    wire: e,
-                    hash,
+                    event: e,
                     code,
                     message,
                 });
@@ -336,7 +322,7 @@ pub fn known_kinds() -> &'static [String] {
     })
 }
 
-fn parse_body(site: &Site, e: &WireEvent) -> Result<EventBody, (RejectCode, String)> {
+fn parse_body(site: &Site, e: &Envelope) -> Result<EventBody, (RejectCode, String)> {
     if !known_kinds().contains(&e.kind) {
         return Err((
             RejectCode::BadPayload,
@@ -398,16 +384,14 @@ fn foreign_prefix(site: &Site, code: &SpecimenCode) -> Option<String> {
 /// taken): a refused one becomes a rejection, `forbidden`, kept in the chain and never folded.
 /// Runs after [`classify`] and before [`assign`].
 pub fn authorize(c: &mut Classified, authority: &mut kura_domain::authz::Authority) {
-    let hashes: Vec<String> = c.accept.iter().map(|e| hex(&e.hash)).collect();
     let judged: Vec<kura_domain::authz::Judged<'_>> = c
         .accept
         .iter()
-        .zip(&hashes)
-        .map(|(e, h)| kura_domain::authz::Judged {
-            actor: &e.wire.actor,
-            at: e.wire.at,
-            id: e.wire.id,
-            hash: h,
+        .map(|e| kura_domain::authz::Judged {
+            actor: &e.event.actor,
+            at: e.event.at,
+            id: e.event.id,
+            hash: e.event.hash,
             body: &e.body,
         })
         .collect();
@@ -421,21 +405,20 @@ pub fn authorize(c: &mut Classified, authority: &mut kura_domain::authz::Authori
             None => c.accept.push(e),
             Some(message) => {
                 c.verdicts[e.verdict] = Verdict::Rejected {
-                    seq: e.wire.seq,
-                    id: e.wire.id,
+                    seq: e.event.seq,
+                    id: e.event.id,
                     code: RejectCode::Forbidden,
                     message: message.clone(),
                 };
                 c.reject.push(NewRejection {
-                    wire: e.wire,
-                    hash: e.hash,
+                    event: e.event,
                     code: RejectCode::Forbidden,
                     message,
                 });
             }
         }
     }
-    c.reject.sort_by_key(|r| r.wire.seq);
+    c.reject.sort_by_key(|r| r.event.seq);
 }
 
 /// The site's users as the registry projects them, rebuilt from its stored user events in the
@@ -450,7 +433,7 @@ pub fn authority_from<'a>(
                 actor,
                 at: 0,
                 id: Uuid::nil(),
-                hash: "",
+                hash: kura_domain::hash::GENESIS,
                 body: &body,
             });
         }
@@ -673,7 +656,7 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
     let mut touched: BTreeSet<String> = BTreeSet::new();
     let mut ctouched: BTreeSet<String> = BTreeSet::new();
     for e in events {
-        let id = e.wire.id;
+        let id = e.event.id;
         let subj = subject(&e.body);
         let (effect, refused) = match rules::settle(&mut work, &e.body) {
             Ok(Settled::Applied(effect)) => (Some(effect), None),
@@ -848,7 +831,7 @@ mod tests {
         let g1 = testkit::specimen("G", 1);
         let first = bench.events(&testkit::storage("1", &["BX1"]));
         let n = first.len() as u64;
-        let head_hash = parse_hash(&first[first.len() - 1].hash).unwrap();
+        let head_hash = first[first.len() - 1].hash;
         let mut next = bench.clone();
         let good = next.event(&testkit::thawed(&g1));
         let after = next.event(&testkit::thawed(&g1));
@@ -863,7 +846,7 @@ mod tests {
                 (
                     e.seq,
                     Stored {
-                        hash: parse_hash(&e.hash).unwrap(),
+                        hash: e.hash,
                         rejection: None,
                         server_seq: Some(e.seq + 100),
                     },
@@ -874,7 +857,7 @@ mod tests {
         rejected.get_mut(&n).unwrap().rejection =
             Some((RejectCode::BadPayload, "was refused".into()));
         let mut forked = first[first.len() - 1].clone();
-        forked.hash = hex(&[7; 32]);
+        forked.hash = Digest::from_bytes([7; 32]);
         let mut twice = bench.clone();
         let twice_a = twice.event(&testkit::thawed(&g1));
         let twice_b = twice.with_id(twice_a.id, &testkit::thawed(&g1));
@@ -886,7 +869,7 @@ mod tests {
             u64,
             &'a HashMap<u64, Stored>,
             &'a HashSet<Uuid>,
-            Vec<WireEvent>,
+            Vec<Envelope>,
             Vec<&'a str>,
         );
         let empty = HashMap::new();
@@ -965,12 +948,12 @@ mod tests {
             ),
         ];
         for (what, head, stored, taken, batch, want) in cases {
-            let hash = if head == 0 { [0; 32] } else { head_hash };
+            let hash = if head == 0 { GENESIS } else { head_hash };
             let c = classify(head, hash, stored, taken, prepare(&site, batch)).unwrap();
             assert_eq!(words(&c.verdicts), want, "{what}");
         }
         // A batch that starts past the head + 1 is a gap, not a verdict.
-        let e = classify(0, [0; 32], &empty, &none, prepare(&site, vec![good])).unwrap_err();
+        let e = classify(0, GENESIS, &empty, &none, prepare(&site, vec![good])).unwrap_err();
         assert_eq!(e.code(), "gap");
     }
 }

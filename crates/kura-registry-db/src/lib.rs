@@ -13,7 +13,7 @@
 
 use std::future::Future;
 
-use kura_proto::{Conflict, Head, Holding, Lease, PullResponse, PushResponse, Site, WireEvent};
+use kura_proto::{Conflict, Envelope, Head, Holding, Lease, PullResponse, PushResponse, Site};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -261,7 +261,7 @@ pub struct WsStatus {
 /// A push that passed the checks that need no database (size, order, own stream).
 #[derive(Debug, Clone)]
 pub struct Batch {
-    pub events: Vec<WireEvent>,
+    pub events: Vec<Envelope>,
     pub sent_at: Option<i64>,
     pub received_at: i64,
 }

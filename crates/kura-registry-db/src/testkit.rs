@@ -9,7 +9,7 @@ use kura_domain::hash::GENESIS;
 use kura_domain::id::{ContainerId, KuraId, SpecimenCode};
 use kura_domain::position::Pos;
 use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord};
-use kura_proto::{Site, WireEvent, hex};
+use kura_proto::{Digest, Envelope, Site};
 use uuid::Uuid;
 
 /// One workstation's stream, as a bench writes it.
@@ -17,7 +17,7 @@ use uuid::Uuid;
 pub struct Bench {
     pub workstation: Uuid,
     pub seq: u64,
-    pub prev: [u8; 32],
+    pub prev: Digest,
     pub at: i64,
 }
 
@@ -32,10 +32,10 @@ impl Bench {
     }
 
     /// The next event of the stream: its seq, time and hash chained on the one before.
-    fn next(&mut self, id: Uuid, actor: &str, kind: &str, payload: &str) -> WireEvent {
+    fn next(&mut self, id: Uuid, actor: &str, kind: &str, payload: &str) -> Envelope {
         self.seq += 1;
         self.at += 1_000;
-        let mut e = WireEvent {
+        let mut e = Envelope {
             id,
             workstation: self.workstation,
             seq: self.seq,
@@ -43,26 +43,25 @@ impl Bench {
             at: self.at,
             kind: kind.into(),
             payload: payload.into(),
-            hash: String::new(),
+            hash: GENESIS,
         };
-        let h = e.expected_hash(&self.prev);
-        e.hash = hex(&h);
-        self.prev = h;
+        e.hash = e.expected_hash(&self.prev);
+        self.prev = e.hash;
         e
     }
 
     /// The next event of the stream with any kind and payload (for malformed payloads).
-    pub fn raw(&mut self, kind: &str, payload: &str) -> WireEvent {
+    pub fn raw(&mut self, kind: &str, payload: &str) -> Envelope {
         self.next(Uuid::now_v7(), "technician", kind, payload)
     }
 
     /// The next event, carrying an id of the caller's choosing (one already used, say).
-    pub fn with_id(&mut self, id: Uuid, body: &EventBody) -> WireEvent {
+    pub fn with_id(&mut self, id: Uuid, body: &EventBody) -> Envelope {
         self.next(id, "technician", body.kind(), &body.canonical())
     }
 
     /// The next event, recorded by `actor`.
-    pub fn by(&mut self, actor: &str, body: &EventBody) -> WireEvent {
+    pub fn by(&mut self, actor: &str, body: &EventBody) -> Envelope {
         self.next(Uuid::now_v7(), actor, body.kind(), &body.canonical())
     }
 
@@ -70,29 +69,35 @@ impl Bench {
     pub fn signature(
         &mut self,
         signer: &str,
-        target: &WireEvent,
+        target: &Envelope,
         key: Option<&kura_domain::sign::SigningKey>,
-    ) -> WireEvent {
+    ) -> Envelope {
         let meaning = kura_domain::Meaning::Approved;
         let at = self.at + 1_000;
         let body = EventBody::Signed {
             event: target.id,
-            event_hash: target.hash.clone(),
+            event_hash: target.hash.to_string(),
             signer: signer.into(),
             name: signer.into(),
             meaning,
-            signature: key.map(|k| k.sign(&kura_domain::sign::message(&target.hash, meaning, at))),
+            signature: key.map(|k| {
+                k.sign(&kura_domain::sign::message(
+                    &target.hash.to_string(),
+                    meaning,
+                    at,
+                ))
+            }),
         };
         let e = self.by(signer, &body);
         assert_eq!(e.at, at);
         e
     }
 
-    pub fn event(&mut self, body: &EventBody) -> WireEvent {
+    pub fn event(&mut self, body: &EventBody) -> Envelope {
         self.raw(body.kind(), &body.canonical())
     }
 
-    pub fn events(&mut self, bodies: &[EventBody]) -> Vec<WireEvent> {
+    pub fn events(&mut self, bodies: &[EventBody]) -> Vec<Envelope> {
         bodies.iter().map(|b| self.event(b)).collect()
     }
 }
@@ -228,7 +233,7 @@ pub fn workload(
     prefix: &str,
     first_serial: u64,
     n: usize,
-) -> Vec<WireEvent> {
+) -> Vec<Envelope> {
     let site = format!("S{tag}");
     let room = format!("ROOM{tag}");
     let mut out = vec![

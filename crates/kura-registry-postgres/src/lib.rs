@@ -12,10 +12,11 @@ use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Pool, Runtime};
 use kura_domain::container::ContainerSpec;
+use kura_domain::hash::{Digest, GENESIS};
 use kura_domain::rules::SpecimenState;
 use kura_proto::{
-    Conflict, Holding, Lease, OwnPosition, PullResponse, PulledEvent, PushResponse, RefusedSeq,
-    Site, WireEvent, hex,
+    Conflict, Envelope, Holding, Lease, OwnPosition, Placed, PullResponse, PushResponse,
+    RefusedSeq, Site,
 };
 use kura_registry_db::ingest::{self, ContainerRow, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
@@ -84,9 +85,8 @@ fn json_err(e: serde_json::Error) -> DbError {
     DbError::Backend(format!("a stored row does not read back: {e}"))
 }
 
-fn hash_of(b: Vec<u8>) -> DbResult<[u8; 32]> {
-    b.try_into()
-        .map_err(|_| DbError::Backend("a stored hash is not 32 bytes".into()))
+fn hash_of(b: Vec<u8>) -> DbResult<Digest> {
+    Digest::from_slice(&b).ok_or_else(|| DbError::Backend("a stored hash is not 32 bytes".into()))
 }
 
 impl PgDb {
@@ -525,20 +525,20 @@ async fn insert_events(
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
     for e in accept {
-        let (server_seq, seq) = (e.server_seq as i64, e.wire.seq as i64);
+        let (server_seq, seq) = (e.server_seq as i64, e.event.seq as i64);
         writer
             .as_mut()
             .write(&[
                 &site,
                 &server_seq,
-                &e.wire.id,
+                &e.event.id,
                 &ws,
                 &seq,
-                &e.wire.actor,
-                &e.wire.at,
-                &e.wire.kind,
-                &e.wire.payload,
-                &e.hash.as_slice(),
+                &e.event.actor,
+                &e.event.at,
+                &e.event.kind,
+                &e.event.payload,
+                &e.event.hash.as_bytes().as_slice(),
                 &received_at,
             ])
             .await
@@ -742,7 +742,7 @@ async fn push_tx(
         .get::<_, Option<Vec<u8>>>(1)
         .map(hash_of)
         .transpose()?
-        .unwrap_or([0; 32]);
+        .unwrap_or(GENESIS);
     let mut stored = HashMap::new();
     for r in rows {
         let rejection = match r.get::<_, Option<String>>(2) {
@@ -781,13 +781,13 @@ async fn push_tx(
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     &ws,
-                    &(r.wire.seq as i64),
-                    &r.wire.id,
-                    &r.hash.as_slice(),
+                    &(r.event.seq as i64),
+                    &r.event.id,
+                    &r.event.hash.as_bytes().as_slice(),
                     &r.code.as_str(),
                     &r.message,
-                    &r.wire.kind,
-                    &r.wire.payload,
+                    &r.event.kind,
+                    &r.event.payload,
                     &batch.received_at,
                 ],
             )
@@ -799,7 +799,7 @@ async fn push_tx(
     // COPY holds the connection while it runs; the reads go right after it.
     insert_events(tx, &site.code, ws, batch.received_at, &c.accept).await?;
     tokio::try_join!(rejections, first_load)?;
-    let head_hash = (c.head_seq > 0).then(|| c.head_hash.to_vec());
+    let head_hash = (c.head_seq > 0).then(|| c.head_hash.as_bytes().to_vec());
     let ws_update = async {
         tx.execute(
             "UPDATE workstations SET head_seq = $2, head_hash = $3, last_seen = $4,
@@ -1183,7 +1183,7 @@ impl RegistryDb for PgDb {
                 r.get::<_, Option<Vec<u8>>>(1)
                     .map(hash_of)
                     .transpose()?
-                    .unwrap_or([0; 32]),
+                    .unwrap_or(GENESIS),
             ),
             leases,
             clock_skew_us: r.get(2),
@@ -1299,10 +1299,10 @@ impl RegistryDb for PgDb {
                 });
                 continue;
             }
-            events.push(PulledEvent {
+            events.push(Placed {
                 server_seq: ss,
                 received_at: r.get(1),
-                event: WireEvent {
+                event: Envelope {
                     id: r.get(2),
                     workstation: ws,
                     seq: r.get::<_, i64>(4) as u64,
@@ -1310,7 +1310,7 @@ impl RegistryDb for PgDb {
                     at: r.get(6),
                     kind: r.get(7),
                     payload: r.get(8),
-                    hash: hex(r.get::<_, &[u8]>(9)),
+                    hash: hash_of(r.get(9))?,
                 },
             });
         }
@@ -1467,8 +1467,8 @@ impl RegistryDb for PgDb {
 /// `warm` rows of warm-up. Returns the time of the measured part.
 pub async fn baseline_copy(
     url: &str,
-    warm: &[WireEvent],
-    rows: &[WireEvent],
+    warm: &[Envelope],
+    rows: &[Envelope],
 ) -> DbResult<std::time::Duration> {
     use tokio_postgres::binary_copy::BinaryCopyInWriter;
     use tokio_postgres::types::Type;
@@ -1488,7 +1488,7 @@ pub async fn baseline_copy(
         Type::BYTEA,
         Type::INT8,
     ];
-    let mut copy = async |events: &[WireEvent]| -> DbResult<()> {
+    let mut copy = async |events: &[Envelope]| -> DbResult<()> {
         let sink = c
             .copy_in(
                 "COPY events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at) FROM STDIN BINARY",
@@ -1499,7 +1499,6 @@ pub async fn baseline_copy(
         let mut writer = std::pin::pin!(writer);
         for e in events {
             n += 1;
-            let hash = kura_proto::parse_hash(&e.hash).unwrap_or([0; 32]);
             let seq = e.seq as i64;
             let zero = 0i64;
             writer
@@ -1514,7 +1513,7 @@ pub async fn baseline_copy(
                     &e.at,
                     &e.kind,
                     &e.payload,
-                    &hash.as_slice(),
+                    &e.hash.as_bytes().as_slice(),
                     &zero,
                 ])
                 .await

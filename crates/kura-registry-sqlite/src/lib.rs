@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use kura_domain::container::ContainerSpec;
+use kura_domain::hash::{Digest, GENESIS};
 use kura_domain::rules::SpecimenState;
 use kura_proto::{
-    Conflict, Holding, Lease, OwnPosition, PullResponse, PulledEvent, PushResponse, RefusedSeq,
-    Site, WireEvent, hex,
+    Conflict, Envelope, Holding, Lease, OwnPosition, Placed, PullResponse, PushResponse,
+    RefusedSeq, Site,
 };
 use kura_registry_db::ingest::{self, ContainerRow, FoldError, Keys, Loaded, SpecimenRow, Stored};
 use kura_registry_db::{
@@ -333,9 +334,8 @@ fn uuid_of(b: Vec<u8>) -> DbResult<Uuid> {
     Uuid::from_slice(&b).map_err(|e| DbError::Backend(format!("a stored id is not a UUID: {e}")))
 }
 
-fn hash_of(b: Vec<u8>) -> DbResult<[u8; 32]> {
-    b.try_into()
-        .map_err(|_| DbError::Backend("a stored hash is not 32 bytes".into()))
+fn hash_of(b: Vec<u8>) -> DbResult<Digest> {
+    Digest::from_slice(&b).ok_or_else(|| DbError::Backend("a stored hash is not 32 bytes".into()))
 }
 
 fn site_row(tx: &rusqlite::Transaction<'_>, code: &str) -> DbResult<(Site, u64)> {
@@ -576,7 +576,7 @@ fn push_tx(
         .map_err(backend)?
         .ok_or(DbError::Enroll(EnrollRefusal::Revoked))?;
     let head_seq = head_seq as u64;
-    let head_hash = head_hash.map(hash_of).transpose()?.unwrap_or([0; 32]);
+    let head_hash = head_hash.map(hash_of).transpose()?.unwrap_or(GENESIS);
     let mut stored = HashMap::new();
     if let (Some(first), Some(last)) = (events.first(), events.last())
         && first.seq() <= head_seq
@@ -643,7 +643,7 @@ fn push_tx(
             )
             .map_err(backend)?;
         for e in &c.accept {
-            let w = &e.wire;
+            let w = &e.event;
             st.execute(params![
                 site.code,
                 e.server_seq as i64,
@@ -654,7 +654,7 @@ fn push_tx(
                 w.at,
                 w.kind,
                 w.payload,
-                e.hash.as_slice(),
+                e.event.hash.as_bytes().as_slice(),
                 batch.received_at
             ])
             .map_err(backend)?;
@@ -668,13 +668,13 @@ fn push_tx(
         for r in &c.reject {
             st.execute(params![
                 ws.as_bytes(),
-                r.wire.seq as i64,
-                r.wire.id.as_bytes(),
-                r.hash.as_slice(),
+                r.event.seq as i64,
+                r.event.id.as_bytes(),
+                r.event.hash.as_bytes().as_slice(),
                 r.code.as_str(),
                 r.message,
-                r.wire.kind,
-                r.wire.payload,
+                r.event.kind,
+                r.event.payload,
                 batch.received_at
             ])
             .map_err(backend)?;
@@ -762,7 +762,7 @@ fn push_tx(
         params![
             ws.as_bytes(),
             c.head_seq as i64,
-            (c.head_seq > 0).then_some(c.head_hash.as_slice()),
+            (c.head_seq > 0).then_some(c.head_hash.as_bytes().as_slice()),
             batch.received_at,
             batch.sent_at.map(|s| s - batch.received_at)
         ],
@@ -1100,7 +1100,7 @@ impl RegistryDb for SqliteDb {
             Ok(WsStatus {
                 head: ingest::head(
                     seq as u64,
-                    hash.map(hash_of).transpose()?.unwrap_or([0; 32]),
+                    hash.map(hash_of).transpose()?.unwrap_or(GENESIS),
                 ),
                 leases: leases_of(tx, caller.workstation)?,
                 clock_skew_us: skew,
@@ -1220,10 +1220,10 @@ impl RegistryDb for SqliteDb {
                     });
                     continue;
                 }
-                events.push(PulledEvent {
+                events.push(Placed {
                     server_seq: ss as u64,
                     received_at,
-                    event: WireEvent {
+                    event: Envelope {
                         id: uuid_of(id)?,
                         workstation: ws,
                         seq: seq as u64,
@@ -1231,7 +1231,7 @@ impl RegistryDb for SqliteDb {
                         at,
                         kind,
                         payload,
-                        hash: hex(&hash),
+                        hash: hash_of(hash)?,
                     },
                 });
             }
@@ -1388,14 +1388,14 @@ impl RegistryDb for SqliteDb {
 /// `warm` rows of warm-up. Returns the time of the measured part.
 pub fn baseline_insert(
     path: &Path,
-    warm: &[WireEvent],
-    rows: &[WireEvent],
+    warm: &[Envelope],
+    rows: &[Envelope],
     batch: usize,
 ) -> DbResult<std::time::Duration> {
     drop(SqliteDb::open(path)?);
     let mut c = connect(path, OpenFlags::default())?;
     let mut n = 0i64;
-    let mut insert = |c: &mut Connection, events: &[WireEvent]| -> DbResult<()> {
+    let mut insert = |c: &mut Connection, events: &[Envelope]| -> DbResult<()> {
         for chunk in events.chunks(batch.max(1)) {
             let tx = c.transaction().map_err(backend)?;
             {
@@ -1407,7 +1407,6 @@ pub fn baseline_insert(
                     .map_err(backend)?;
                 for e in chunk {
                     n += 1;
-                    let hash = kura_proto::parse_hash(&e.hash).unwrap_or([0; 32]);
                     st.execute(params![
                         n,
                         e.id.as_bytes(),
@@ -1417,7 +1416,7 @@ pub fn baseline_insert(
                         e.at,
                         e.kind,
                         e.payload,
-                        hash.as_slice()
+                        e.hash.as_bytes().as_slice()
                     ])
                     .map_err(backend)?;
                 }

@@ -160,12 +160,7 @@ async fn every_released_schema_migrates_and_serves() {
         // The stream goes on: the next events chain to the stored head.
         let mut bench = testkit::Bench {
             seq: status.head.seq,
-            prev: status
-                .head
-                .hash
-                .as_deref()
-                .and_then(kura_proto::parse_hash)
-                .unwrap(),
+            prev: status.head.hash.unwrap(),
             at: 1_800_000_000_000_000,
             ..testkit::Bench::new(me.workstation)
         };

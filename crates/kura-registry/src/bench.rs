@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use kura_proto::{EnrollResponse, PushResponse, WireEvent};
+use kura_proto::{EnrollResponse, Envelope, PushResponse};
 use kura_registry_db::testkit::{self, Bench};
 use kura_registry_db::{RegistryDb, secret_hash};
 
@@ -26,7 +26,7 @@ pub struct Options {
 struct Ws {
     token: String,
     bodies: Vec<Vec<u8>>,
-    events: Vec<WireEvent>,
+    events: Vec<Envelope>,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -134,7 +134,7 @@ async fn one(
     name: &str,
     db: AnyDb,
     o: &Options,
-    baseline: impl AsyncFnOnce(&[WireEvent], &[WireEvent]) -> Result<Duration, Error>,
+    baseline: impl AsyncFnOnce(&[Envelope], &[Envelope]) -> Result<Duration, Error>,
 ) -> Result<(), Error> {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", l.local_addr()?);
@@ -174,11 +174,11 @@ async fn one(
     {
         return Err("the registry does not hold every event exactly once".into());
     }
-    let rows: Vec<WireEvent> = measured
+    let rows: Vec<Envelope> = measured
         .iter()
         .flat_map(|w| w.events.iter().cloned())
         .collect();
-    let warm_rows: Vec<WireEvent> = warm.iter().flat_map(|w| w.events.iter().cloned()).collect();
+    let warm_rows: Vec<Envelope> = warm.iter().flat_map(|w| w.events.iter().cloned()).collect();
     let payload = rows.iter().map(|e| e.payload.len()).sum::<usize>() / rows.len().max(1);
     let b = baseline(&warm_rows, &rows).await?;
     let reg = total as f64 / d.as_secs_f64();

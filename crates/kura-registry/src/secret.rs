@@ -10,7 +10,7 @@ pub fn random<const N: usize>() -> std::io::Result<[u8; N]> {
 
 /// A workstation's bearer token: `kura_` and 256 random bits in hex.
 pub fn new_token() -> std::io::Result<String> {
-    Ok(format!("kura_{}", kura_proto::hex(&random::<32>()?)))
+    Ok(format!("kura_{}", hex::encode(random::<32>()?)))
 }
 
 /// Crockford's base32: no I, L, O, U, so that a code read aloud or typed is not misread.

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kura_proto::{EnrollResponse, PullResponse, PushResponse, StatusResponse, WireEvent};
+use kura_proto::{EnrollResponse, Envelope, PullResponse, PushResponse, StatusResponse};
 use kura_registry::{AnyDb, secret};
 use kura_registry_db::testkit::{self, Bench};
 use kura_registry_db::{RegistryDb, secret_hash};
@@ -129,7 +129,7 @@ async fn enroll(reg: &Reg, site: &str, prefix: &str) -> Ws {
     }
 }
 
-fn body(ws: Uuid, events: &[WireEvent]) -> Vec<u8> {
+fn body(ws: Uuid, events: &[Envelope]) -> Vec<u8> {
     json!({"v": 1, "workstation": ws, "sent_at": kura_registry::api::now_us(), "events": events})
         .to_string()
         .into_bytes()
@@ -141,7 +141,7 @@ fn gzip(b: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-async fn push(reg: &Reg, ws: &Ws, events: &[WireEvent]) -> PushResponse {
+async fn push(reg: &Reg, ws: &Ws, events: &[Envelope]) -> PushResponse {
     let (s, v) = post(
         reg,
         "/api/v1/events",
@@ -209,7 +209,7 @@ async fn authorization(reg: &Reg) {
         vec!["accepted"; setup.len()]
     );
     // (what, events, verdicts)
-    let mut cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = Vec::new();
+    let mut cases: Vec<(&str, Vec<Envelope>, Vec<&str>)> = Vec::new();
     let e = a
         .bench
         .by("sup", &user_added("mallory", Role::Administrator));
@@ -290,10 +290,10 @@ async fn protocol(reg: &Reg) {
     }
     let mut forked = events[99].clone();
     forked.payload = forked.payload.replace("D0000", "D9999");
-    forked.hash = kura_proto::hex(&[9; 32]);
+    forked.hash = kura_proto::Digest::from_bytes([9; 32]);
     let mut tampered = events[100].clone();
     tampered.payload = tampered.payload.replace("PL1", "SER");
-    let cases: Vec<(&str, Vec<WireEvent>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Vec<Envelope>, Vec<&str>)> = vec![
         ("a fork", vec![forked], vec!["sequence_fork"]),
         (
             "changed after it was hashed",
@@ -396,7 +396,7 @@ async fn security(reg: &Reg) {
     let big = vec![b' '; kura_registry::MAX_BODY + 1];
     let bomb = zstd::encode_all(&vec![b' '; kura_proto::MAX_BATCH_BYTES + 10][..], 3).unwrap();
     let mut future = json!({"v": 2, "workstation": a.id, "events": ea});
-    let too_many: Vec<WireEvent> = (0..501).map(|_| ea[0].clone()).collect();
+    let too_many: Vec<Envelope> = (0..501).map(|_| ea[0].clone()).collect();
     future["events"] = json!(ea);
     let none: Option<&str> = None;
     type Case<'a> = (

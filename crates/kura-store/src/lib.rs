@@ -40,9 +40,7 @@ pub use query::{
     BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, ScanFlags, SignatureRow,
     SpecimenView, Stats, UserRow,
 };
-pub use sync::{
-    Answer, ConflictRow, LeaseBlock, OutEvent, PullApplied, RejectionRow, RemoteEvent, SyncState,
-};
+pub use sync::{Answer, ConflictRow, LeaseBlock, PullApplied, RejectionRow, SyncState};
 pub use tx::Tx;
 pub use verify::{RebuildReport, VerifyProblem, VerifyReport};
 

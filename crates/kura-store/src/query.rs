@@ -1,5 +1,6 @@
 //! Read models: what the use cases show. All reads go through indexes; none scans the log.
 
+use kura_domain::hash::Digest;
 use kura_domain::{Geometry, Pos, SpecimenCode};
 use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
@@ -696,10 +697,10 @@ impl Store {
     }
 
     /// Every event, in the order the projection folds them (the registry's, then this bench's
-    /// own not yet ordered), each with its stored hash (lower-case hex): the audit trail.
+    /// own not yet ordered), each with its stored hash: the audit trail.
     pub fn for_each_event(
         &self,
-        mut f: impl FnMut(EventRow, String) -> Result<(), StoreError>,
+        mut f: impl FnMut(EventRow, Digest) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut stmt = self.conn().prepare(
             "SELECT e.event_id, e.workstation, e.seq, e.actor, e.at, e.kind, e.payload, e.hash
@@ -708,31 +709,35 @@ impl Store {
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let hash: Vec<u8> = r.get(7)?;
-            f(event_row(r)?, hex::encode(&hash))?;
+            let row = event_row(r)?;
+            let hash = crate::sync::digest(&r.get::<_, Vec<u8>>(7)?, || {
+                format!("event {} has a malformed hash", row.event_id)
+            })?;
+            f(row, hash)?;
         }
         Ok(())
     }
 
     /// The head of each workstation's chain: its last sequence number and that event's hash.
-    pub fn heads(&self) -> Result<Vec<(Uuid, i64, String)>, StoreError> {
+    pub fn heads(&self) -> Result<Vec<(Uuid, i64, Digest)>, StoreError> {
         let mut stmt = self.conn().prepare(
             "SELECT workstation, max(seq), hash FROM events GROUP BY workstation ORDER BY workstation",
         )?;
-        let rows = stmt.query_map([], |r| {
-            let ws: Vec<u8> = r.get(0)?;
-            let hash: Vec<u8> = r.get(2)?;
-            Ok((
-                Uuid::from_slice(&ws).unwrap_or_default(),
-                r.get(1)?,
-                hex::encode(&hash),
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let ws = Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or_default();
+            let seq: i64 = r.get(1)?;
+            let hash = crate::sync::digest(&r.get::<_, Vec<u8>>(2)?, || {
+                format!("seq {seq} of {ws} has a malformed hash")
+            })?;
+            out.push((ws, seq, hash));
+        }
+        Ok(out)
     }
 
-    /// The stored hash of an event (lower-case hex): what a signature binds.
-    pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
+    /// The stored hash of an event: what a signature binds.
+    pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<Digest>, StoreError> {
         event_hash(self.conn(), id)
     }
 
@@ -872,12 +877,13 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 pub(crate) fn event_hash(
     conn: &rusqlite::Connection,
     id: uuid::Uuid,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Digest>, StoreError> {
     let h: Option<Vec<u8>> = conn
         .prepare_cached("SELECT hash FROM events WHERE event_id = ?1")?
         .query_row([id.as_bytes().as_slice()], |r| r.get(0))
         .optional()?;
-    Ok(h.map(hex::encode))
+    h.map(|h| crate::sync::digest(&h, || format!("event {id} has a malformed hash")))
+        .transpose()
 }
 
 /// A signature as the projection holds it.

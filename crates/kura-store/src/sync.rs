@@ -11,41 +11,14 @@
 use std::collections::{HashMap, HashSet};
 
 use kura_domain::EventBody;
-use kura_domain::hash::{GENESIS, event_hash};
+use kura_domain::hash::{Digest, GENESIS};
+use kura_domain::{Envelope, Placed};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::verify::replay;
 use crate::{Store, StoreError, Tx};
-
-/// One of this workstation's events, as it is pushed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutEvent {
-    pub id: Uuid,
-    pub seq: u64,
-    pub actor: String,
-    pub at: i64,
-    pub kind: String,
-    pub payload: String,
-    pub hash: [u8; 32],
-}
-
-/// Another workstation's event, as pulled, with the place the registry gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteEvent {
-    pub id: Uuid,
-    pub workstation: Uuid,
-    pub seq: u64,
-    pub actor: String,
-    pub at: i64,
-    pub kind: String,
-    pub payload: String,
-    pub hash: [u8; 32],
-    pub server_seq: u64,
-    /// When the registry stored it there (its `received_at`).
-    pub placed_at: Option<i64>,
-}
 
 /// The registry's answer for one of this workstation's events, as far as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +125,11 @@ pub struct RejectionRow {
     pub message: String,
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub at: i64,
+}
+
+/// A hash column: 32 bytes, or the database is damaged (`what` says where).
+pub(crate) fn digest(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Digest, StoreError> {
+    Digest::from_slice(bytes).ok_or_else(|| StoreError::Corrupt(what()))
 }
 
 fn uuid_of(bytes: Vec<u8>) -> Uuid {
@@ -682,33 +660,32 @@ impl Tx<'_> {
     /// (as the registry did); an event already here is skipped.
     pub fn apply_remote(
         &mut self,
-        events: &[RemoteEvent],
+        events: &[Placed],
         cursor: u64,
     ) -> Result<PullApplied, StoreError> {
         let me = self.workstation();
         let mut out = PullApplied::default();
-        let mut heads: HashMap<Uuid, Option<(u64, [u8; 32])>> = HashMap::new();
-        let mut fresh: Vec<(&RemoteEvent, EventBody)> = Vec::new();
-        for e in events {
+        let mut heads: HashMap<Uuid, Option<(u64, Digest)>> = HashMap::new();
+        let mut fresh: Vec<(&Placed, EventBody)> = Vec::new();
+        for placed in events {
+            let e = &placed.event;
             let stored: Option<(i64, Vec<u8>)> = self
                 .conn()
                 .prepare_cached("SELECT id, hash FROM events WHERE event_id = ?1")?
                 .query_row([e.id.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             if let Some((rowid, h)) = stored {
-                if h[..] != e.hash[..] {
+                if h[..] != e.hash.as_bytes()[..] {
                     return Err(StoreError::Corrupt(format!(
                         "the registry sent event {} with another hash than the copy here",
                         e.id
                     )));
                 }
                 out.known += 1;
-                self.learn_place(rowid, e.server_seq)?;
-                if e.placed_at.is_some() {
-                    self.conn()
-                        .prepare_cached("UPDATE event_order SET placed_at = ?2 WHERE event = ?1")?
-                        .execute(params![rowid, e.placed_at])?;
-                }
+                self.learn_place(rowid, placed.server_seq)?;
+                self.conn()
+                    .prepare_cached("UPDATE event_order SET placed_at = ?2 WHERE event = ?1")?
+                    .execute(params![rowid, placed.received_at])?;
                 continue;
             }
             // This workstation's own events come only when this database lacks them (it came
@@ -733,21 +710,12 @@ impl Tx<'_> {
                 )));
             }
             if e.seq == last_seq + 1 {
-                let want = event_hash(
-                    &prev,
-                    e.id,
-                    e.workstation,
-                    e.seq as i64,
-                    &e.actor,
-                    e.at,
-                    &e.kind,
-                    &e.payload,
-                );
-                if want != e.hash && own {
+                let links = e.links_to(&prev);
+                if !links && own {
                     // The registry's seq `last_seq` of this workstation is another event.
                     return Err(StoreError::OwnFork { seq: last_seq });
                 }
-                if want != e.hash {
+                if !links {
                     return Err(StoreError::Corrupt(format!(
                         "event {} (workstation {}, seq {}) does not chain to the event before it: its content or hash was changed",
                         e.id, e.workstation, e.seq
@@ -774,7 +742,7 @@ impl Tx<'_> {
                 )));
             }
             heads.insert(e.workstation, Some((e.seq, e.hash)));
-            fresh.push((e, body));
+            fresh.push((placed, body));
         }
         // Own events brought back are answered: the registry holds them where it said.
         if let Some(Some((seq, _))) = heads.get(&me) {
@@ -844,7 +812,7 @@ impl Tx<'_> {
             for (rowid, (e, body)) in inserted.iter().zip(&fresh) {
                 if self
                     .projector()
-                    .settle(*rowid, e.at, body, false)?
+                    .settle(*rowid, e.event.at, body, false)?
                     .is_some()
                 {
                     out.conflicts += 1;
@@ -865,7 +833,8 @@ impl Tx<'_> {
                 match page {
                     Some(i) => {
                         let (e, body) = &fresh[i];
-                        self.projector().settle(inserted[i], e.at, body, false)?;
+                        self.projector()
+                            .settle(inserted[i], e.event.at, body, false)?;
                     }
                     None => {
                         let id = key.2;
@@ -903,7 +872,8 @@ impl Tx<'_> {
     }
 
     /// Appends a pulled event to the log at its place in the site's order (not folded).
-    fn insert_remote(&mut self, e: &RemoteEvent, body: &EventBody) -> Result<i64, StoreError> {
+    fn insert_remote(&mut self, placed: &Placed, body: &EventBody) -> Result<i64, StoreError> {
+        let e = &placed.event;
         self.conn()
             .prepare_cached(
                 "INSERT INTO events (event_id, workstation, seq, actor, at, kind, payload, hash)
@@ -917,14 +887,14 @@ impl Tx<'_> {
                 e.at,
                 e.kind,
                 e.payload,
-                e.hash.as_slice()
+                e.hash.as_bytes().as_slice()
             ])?;
         let rowid = self.conn().last_insert_rowid();
         self.conn()
             .prepare_cached(
                 "INSERT INTO event_order (event, major, minor, placed_at) VALUES (?1, ?2, 0, ?3)",
             )?
-            .execute(params![rowid, e.server_seq as i64, e.placed_at])?;
+            .execute(params![rowid, placed.server_seq as i64, placed.received_at])?;
         if matches!(
             body,
             EventBody::ContainerCreated { .. } | EventBody::ContainerMoved { .. }
@@ -1101,7 +1071,7 @@ impl Tx<'_> {
             .query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0))?)
     }
 
-    fn stream_head(&self, ws: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+    fn stream_head(&self, ws: Uuid) -> Result<Option<(u64, Digest)>, StoreError> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn()
             .prepare_cached(
@@ -1110,9 +1080,10 @@ impl Tx<'_> {
             .query_row([ws.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         row.map(|(seq, h)| {
-            <[u8; 32]>::try_from(h.as_slice())
-                .map(|h| (seq as u64, h))
-                .map_err(|_| StoreError::Corrupt(format!("seq {seq} of {ws} has a malformed hash")))
+            Ok((
+                seq as u64,
+                digest(&h, || format!("seq {seq} of {ws} has a malformed hash"))?,
+            ))
         })
         .transpose()
     }
@@ -1355,7 +1326,7 @@ impl Store {
     }
 
     /// This workstation's newest event: (seq, hash); (0, zeros) when it wrote none.
-    pub fn own_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+    pub fn own_head(&self) -> Result<(u64, Digest), StoreError> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn()
             .prepare_cached(
@@ -1369,14 +1340,13 @@ impl Store {
             None => Ok((0, GENESIS)),
             Some((seq, h)) => Ok((
                 seq as u64,
-                <[u8; 32]>::try_from(h.as_slice())
-                    .map_err(|_| StoreError::Corrupt(format!("seq {seq} has a malformed hash")))?,
+                digest(&h, || format!("seq {seq} has a malformed hash"))?,
             )),
         }
     }
 
     /// The hash of this workstation's event `seq`, if it wrote one.
-    pub fn own_hash(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+    pub fn own_hash(&self, seq: u64) -> Result<Option<Digest>, StoreError> {
         let h: Option<Vec<u8>> = self
             .conn()
             .prepare_cached("SELECT hash FROM events WHERE workstation = ?1 AND seq = ?2")?
@@ -1385,7 +1355,7 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        Ok(h.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
+        Ok(h.and_then(|h| Digest::from_slice(&h)))
     }
 
     /// This workstation's events from `from_seq` on: at most `max_events`, and no more than
@@ -1395,7 +1365,8 @@ impl Store {
         from_seq: u64,
         max_events: usize,
         max_bytes: usize,
-    ) -> Result<Vec<OutEvent>, StoreError> {
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let me = self.workstation();
         let mut st = self.conn().prepare_cached(
             "SELECT event_id, seq, actor, at, kind, payload, hash FROM events
              WHERE workstation = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
@@ -1407,15 +1378,15 @@ impl Store {
                 max_events as i64 + 1
             ],
             |r| {
-                Ok(OutEvent {
+                Ok(Envelope {
                     id: uuid_of(r.get(0)?),
+                    workstation: me,
                     seq: r.get::<_, i64>(1)? as u64,
                     actor: r.get(2)?,
                     at: r.get(3)?,
                     kind: r.get(4)?,
                     payload: r.get(5)?,
-                    hash: <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(6)?.as_slice())
-                        .unwrap_or(GENESIS),
+                    hash: Digest::from_slice(&r.get::<_, Vec<u8>>(6)?).unwrap_or(GENESIS),
                 })
             },
         )?;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::StoreError;
 use crate::project::{ContainerCache, Projector, read_state};
 use crate::sync::AheadCache;
-use kura_domain::hash::{GENESIS, event_hash};
+use kura_domain::hash::{Digest, GENESIS, event_hash};
 
 /// An open write transaction. Dropping it without [`Store::write`](crate::Store::write)
 /// committing rolls everything back.
@@ -19,7 +19,7 @@ pub struct Tx<'a> {
     tx: Transaction<'a>,
     workstation: Uuid,
     next_seq: i64,
-    prev_hash: [u8; 32],
+    prev_hash: Digest,
     cache: &'a mut ContainerCache,
     ahead: &'a mut Option<AheadCache>,
     /// Set when a write failed half-way: the transaction must not commit.
@@ -51,9 +51,7 @@ impl<'a> Tx<'a> {
         let (next_seq, prev_hash) = match last {
             Some((seq, hash)) => (
                 seq + 1,
-                <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| {
-                    StoreError::Corrupt(format!("event seq {seq} has a malformed hash"))
-                })?,
+                crate::sync::digest(&hash, || format!("event seq {seq} has a malformed hash"))?,
             ),
             None => (1, GENESIS),
         };
@@ -193,7 +191,7 @@ impl<'a> Tx<'a> {
                 at.0,
                 kind,
                 payload,
-                &hash[..]
+                &hash.as_bytes()[..]
             ])?;
         let rowid = self.tx.last_insert_rowid();
         if self.undo {
@@ -306,8 +304,8 @@ impl<'a> Tx<'a> {
             .collect::<Result<_, _>>()?)
     }
 
-    /// The stored hash of an event (lower-case hex), as a signature binds it.
-    pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<String>, StoreError> {
+    /// The stored hash of an event, as a signature binds it.
+    pub fn event_hash(&self, id: uuid::Uuid) -> Result<Option<Digest>, StoreError> {
         crate::query::event_hash(self.conn(), id)
     }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::project::{ContainerCache, Projector};
 use crate::{Store, StoreError};
-use kura_domain::hash::{GENESIS, event_hash};
+use kura_domain::hash::{Digest, GENESIS, event_hash};
 
 /// One thing `verify` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -282,7 +282,10 @@ impl Store {
                 }
                 expect_seq = seq + 1;
                 let computed = event_hash(&prev, eid, ws, seq, &actor, at, &kind, &payload);
-                if !told_gap && computed[..] != stored[..] && problems.len() < MAX_PROBLEMS {
+                if !told_gap
+                    && computed.as_bytes()[..] != stored[..]
+                    && problems.len() < MAX_PROBLEMS
+                {
                     problems.push(problem(
                         "hash_mismatch",
                         Some(eid),
@@ -312,7 +315,7 @@ impl Store {
                     )),
                     _ => {}
                 }
-                prev = <[u8; 32]>::try_from(stored.as_slice()).unwrap_or(GENESIS);
+                prev = Digest::from_slice(&stored).unwrap_or(GENESIS);
             }
         }
         // Every signature is bound to the exact event it signed: that event is in the log and

@@ -477,7 +477,7 @@ fn verify_checks_every_signature_against_its_signers_key() {
                 Timestamp(100),
                 create("SITE9", "site", None, None),
             )?;
-            let hash = tx.event_hash(target)?.unwrap();
+            let hash = tx.event_hash(target)?.unwrap().to_string();
             let at = 200;
             let signature = key.map(|k| k.sign(&message(&hash, meaning, at + shift)));
             tx.append(
@@ -522,7 +522,7 @@ fn a_push_batch_keeps_an_act_with_its_signature() {
             Timestamp(2),
             create("SITE9", "site", None, None),
         )?;
-        let hash = tx.event_hash(target)?.unwrap();
+        let hash = tx.event_hash(target)?.unwrap().to_string();
         tx.append(
             Uuid::now_v7(),
             "t",

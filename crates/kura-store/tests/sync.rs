@@ -6,13 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
+use kura_domain::Placed;
 use kura_domain::container::builtin_type;
 use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord};
 use kura_domain::{
     ContainerId, ContainerSpec, Custody, EventBody, KuraId, Location, Outcome, Pos, Purpose,
     SpecimenCode, Timestamp,
 };
-use kura_store::{Answer, RemoteEvent, Store, StoreError};
+use kura_store::{Answer, Store, StoreError};
 use uuid::Uuid;
 
 fn cid(s: &str) -> ContainerId {
@@ -193,10 +194,13 @@ impl Bench {
     }
 }
 
+/// When the registry stored its `server_seq` 0 (µs).
+const RECEIVED: i64 = 1_800_000_000_000_000;
+
 /// The registry as the store sees it: one order for every event of the site.
 #[derive(Default)]
 struct Order {
-    log: Vec<RemoteEvent>,
+    log: Vec<Placed>,
 }
 
 impl Order {
@@ -204,30 +208,23 @@ impl Order {
     fn push(&mut self, b: &mut Bench) {
         let st = b.store.sync_state().unwrap();
         let events = b.store.own_events(st.pushed_seq + 1, 500, 1 << 20).unwrap();
-        let ws = b.store.workstation();
         let mut answers = Vec::new();
         for e in events {
-            let server_seq = match self.log.iter().find(|r| r.id == e.id) {
+            let seq = e.seq;
+            let server_seq = match self.log.iter().find(|r| r.event.id == e.id) {
                 Some(r) => r.server_seq,
                 None => {
                     let s = self.log.len() as u64 + 1;
-                    self.log.push(RemoteEvent {
-                        id: e.id,
-                        workstation: ws,
-                        seq: e.seq,
-                        actor: e.actor,
-                        at: e.at,
-                        kind: e.kind,
-                        payload: e.payload,
-                        hash: e.hash,
+                    self.log.push(Placed {
                         server_seq: s,
-                        placed_at: None,
+                        received_at: RECEIVED + s as i64,
+                        event: e,
                     });
                     s
                 }
             };
             answers.push(Answer::Stored {
-                seq: e.seq,
+                seq,
                 server_seq: Some(server_seq),
             });
         }
@@ -237,31 +234,23 @@ impl Order {
     /// Like `push`, but the answer never reaches the bench (a cut connection, a crash).
     fn push_lost(&mut self, b: &mut Bench) {
         let st = b.store.sync_state().unwrap();
-        let ws = b.store.workstation();
         for e in b.store.own_events(st.pushed_seq + 1, 500, 1 << 20).unwrap() {
             let s = self.log.len() as u64 + 1;
-            self.log.push(RemoteEvent {
-                id: e.id,
-                workstation: ws,
-                seq: e.seq,
-                actor: e.actor,
-                at: e.at,
-                kind: e.kind,
-                payload: e.payload,
-                hash: e.hash,
+            self.log.push(Placed {
                 server_seq: s,
-                placed_at: None,
+                received_at: RECEIVED + s as i64,
+                event: e,
             });
         }
     }
 
     /// The others' events past the bench's cursor, in the site's order.
-    fn page(&self, b: &Bench) -> Vec<RemoteEvent> {
+    fn page(&self, b: &Bench) -> Vec<Placed> {
         let cursor = b.store.sync_state().unwrap().pull_cursor as usize;
         let ws = b.store.workstation();
         self.log[cursor.min(self.log.len())..]
             .iter()
-            .filter(|e| e.workstation != ws)
+            .filter(|e| e.event.workstation != ws)
             .cloned()
             .collect()
     }
@@ -276,7 +265,7 @@ impl Order {
     /// `between` with the bench after each page but the last.
     fn pull_paged(&self, b: &mut Bench, size: usize, between: &mut dyn FnMut(usize, &mut Bench)) {
         let all = self.page(b);
-        let pages: Vec<&[RemoteEvent]> = all.chunks(size).collect();
+        let pages: Vec<&[Placed]> = all.chunks(size).collect();
         for (i, page) in pages.iter().enumerate() {
             let next = if i + 1 == pages.len() {
                 self.log.len() as u64
@@ -529,33 +518,24 @@ fn bad_pages_are_refused_whole() {
     reg.push(&mut a);
     let good = reg.page(&b);
     let n = good.len() as u64;
-    let mut cases: Vec<(&str, Vec<RemoteEvent>, &str)> = Vec::new();
+    let mut cases: Vec<(&str, Vec<Placed>, &str)> = Vec::new();
     let mut tampered = good.clone();
-    tampered[3].payload = tampered[3].payload.replace("R1", "R9");
+    tampered[3].event.payload = tampered[3].event.payload.replace("R1", "R9");
     cases.push(("a payload changed", tampered, "store_corrupt"));
     // A newer bench's event, correctly chained, of a kind this version has never heard of.
     let mut unknown = good.clone();
-    let prev = unknown[unknown.len() - 2].hash;
-    let e = unknown.last_mut().unwrap();
+    let prev = unknown[unknown.len() - 2].event.hash;
+    let e = &mut unknown.last_mut().unwrap().event;
     e.kind = "teleported".into();
     e.payload = r#"{"kind":"teleported"}"#.into();
-    e.hash = kura_domain::hash::event_hash(
-        &prev,
-        e.id,
-        e.workstation,
-        e.seq as i64,
-        &e.actor,
-        e.at,
-        &e.kind,
-        &e.payload,
-    );
+    e.hash = e.expected_hash(&prev);
     cases.push((
         "an event this version does not know",
         unknown,
         "unknown_event_kind",
     ));
     let mut mine = good.clone();
-    mine[0].workstation = b.store.workstation();
+    mine[0].event.workstation = b.store.workstation();
     // (Its own events come back only to a bench that lacks them, and must continue its chain.)
     cases.push((
         "an event of this bench's stream that does not continue its chain",
@@ -589,7 +569,7 @@ fn a_hole_the_registry_left_is_told_and_verify_accepts_it() {
     reg.push(&mut a);
     // The registry kept seq 7 as a rejection: it never reaches another bench.
     let mut page = reg.page(&b);
-    page.retain(|e| e.seq != 7);
+    page.retain(|e| e.event.seq != 7);
     let ws = a.store.workstation();
     let n = reg.log.len() as u64;
     // Untold, the jump stops the page: nothing of it is applied.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kura_domain::Clock;
-use kura_proto::{Holding, PushRequest, RejectCode, Verdict, WireEvent, hex, parse_hash};
-use kura_store::{Answer, PullApplied, RemoteEvent, Store, StoreError};
+use kura_proto::{Holding, PushRequest, RejectCode, Verdict};
+use kura_store::{Answer, PullApplied, Store, StoreError};
 use serde::Serialize;
 
 use crate::plan::{self, Op};
@@ -211,19 +211,6 @@ fn lock(db: &Path) -> Result<Lock, SyncError> {
     Err(SyncError::Busy)
 }
 
-fn wire(ws: uuid::Uuid, e: kura_store::OutEvent) -> WireEvent {
-    WireEvent {
-        id: e.id,
-        workstation: ws,
-        seq: e.seq,
-        actor: e.actor,
-        at: e.at,
-        kind: e.kind,
-        payload: e.payload,
-        hash: hex(&e.hash),
-    }
-}
-
 impl<R: Remote> Engine<R> {
     pub fn new(path: impl AsRef<Path>, remote: R, clock: Arc<dyn Clock>, cfg: Config) -> Self {
         Engine {
@@ -317,7 +304,7 @@ impl<R: Remote> Engine<R> {
             0 => None,
             seq => store
                 .own_hash(seq)?
-                .map(|mine| status.head.hash.as_deref().and_then(parse_hash) == Some(mine)),
+                .map(|mine| status.head.hash == Some(mine)),
         };
         let local = plan::Local {
             head_seq,
@@ -469,7 +456,7 @@ impl<R: Remote> Engine<R> {
                 v: kura_proto::VERSION,
                 workstation: ws,
                 sent_at: Some(self.clock.now().0),
-                events: batch.into_iter().map(|e| wire(ws, e)).collect(),
+                events: batch,
             };
             let res = self.retry("push", || self.remote.push(&req)).await?;
             self.crash("after_push_response");
@@ -589,27 +576,9 @@ impl<R: Remote> Engine<R> {
                     page.next
                 )));
             }
-            let mut events = Vec::with_capacity(page.events.len());
-            for p in page.events {
-                let e = p.event;
-                let hash = parse_hash(&e.hash).ok_or_else(|| {
-                    SyncError::Protocol(format!("event {} has no valid hash", e.id))
-                })?;
-                events.push(RemoteEvent {
-                    id: e.id,
-                    workstation: e.workstation,
-                    seq: e.seq,
-                    actor: e.actor,
-                    at: e.at,
-                    kind: e.kind,
-                    payload: e.payload,
-                    hash,
-                    server_seq: p.server_seq,
-                    placed_at: Some(p.received_at),
-                });
-            }
+            let events = page.events;
             let next = page.next;
-            let chunks: Vec<&[RemoteEvent]> = if events.is_empty() {
+            let chunks: Vec<&[kura_domain::Placed]> = if events.is_empty() {
                 vec![&events[..]]
             } else {
                 events.chunks(self.cfg.apply_chunk.max(1)).collect()
