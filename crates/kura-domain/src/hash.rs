@@ -51,6 +51,16 @@ impl Digest {
     pub fn is_genesis(&self) -> bool {
         *self == GENESIS
     }
+
+    /// Upper-case hex pairs joined by colons, the way certificate tools print a SHA-256
+    /// fingerprint (`AB:CD:…`): what an administrator reads out to compare a site's CA.
+    pub fn colon_hex(&self) -> String {
+        self.0
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
 }
 
 impl From<[u8; 32]> for Digest {
@@ -192,6 +202,8 @@ mod tests {
             Digest::of(b"abc").to_string(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        assert!(Digest::of(b"abc").colon_hex().starts_with("BA:78:16:BF:"));
+        assert_eq!(Digest::of(b"abc").colon_hex().len(), 32 * 3 - 1);
     }
 
     const GOLDEN: &str = "4e5c95de2730ec5c8240bf68c4577bfdad1876ad2f2d23509ed17ebb4cbfef1e";

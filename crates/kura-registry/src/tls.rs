@@ -12,7 +12,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -43,11 +42,7 @@ pub struct Generated {
 
 /// SHA-256 of a certificate's DER bytes, as `AB:CD:…` (how browsers and openssl show it).
 pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    kura_domain::Digest::of(der).colon_hex()
 }
 
 fn ymd(t: chrono::DateTime<chrono::Utc>) -> (i32, u8, u8) {

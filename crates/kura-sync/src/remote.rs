@@ -232,12 +232,7 @@ pub fn ca_fingerprint(ca: &Path) -> Result<String, RemoteError> {
     let cert = rustls_pki_types::CertificateDer::from_pem_file(ca).map_err(|e| {
         RemoteError::Config(format!("{} is not a PEM certificate: {e}", ca.display()))
     })?;
-    use sha2::Digest;
-    Ok(sha2::Sha256::digest(cert.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":"))
+    Ok(kura_domain::Digest::of(cert.as_ref()).colon_hex())
 }
 
 fn classify(url: &str, t: Timeouts, e: reqwest::Error) -> RemoteError {
