@@ -49,6 +49,10 @@ impl Touched {
     }
 }
 
+/// An event's place in the canonical order: (major, minor, local id); not ordered yet: major =
+/// `i64::MAX`.
+pub(super) type OrderKey = (i64, i64, i64);
+
 /// The events applied here that the canonical order puts after a pulled page (the ones the
 /// registry ordered after it, and this bench's it has not ordered yet), and what they touch.
 /// Worked out once, then carried from one page of a pull to the next: the pages rise, so events
@@ -60,7 +64,7 @@ pub(crate) struct AheadCache {
     /// Valid for pages whose lowest `server_seq` is at least this.
     pub(super) low: u64,
     /// (major, minor, local id) in the canonical order; not ordered yet: major = `i64::MAX`.
-    pub(super) events: std::collections::VecDeque<(i64, i64, i64)>,
+    pub(super) events: std::collections::VecDeque<OrderKey>,
     /// What they touch. Events that left the front stay counted until the next full count: a
     /// superset can only cause a rebase that was not needed, never miss one.
     pub(super) touched: Touched,
@@ -353,7 +357,7 @@ impl Tx<'_> {
     }
 
     /// Every one of these is this workstation's and has its undo image.
-    pub(super) fn can_rebase(&self, ahead: &[(i64, i64, i64)]) -> Result<bool, StoreError> {
+    pub(super) fn can_rebase(&self, ahead: &[OrderKey]) -> Result<bool, StoreError> {
         let me = self.workstation();
         let mut st = self.conn().prepare_cached(
             "SELECT (SELECT workstation FROM events e WHERE e.id = ?1), EXISTS (SELECT 1 FROM undo WHERE event = ?1)",

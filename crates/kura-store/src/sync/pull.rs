@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::order::Touched;
+use super::order::{OrderKey, Touched};
 use super::{digest, parse_body, uuid_of};
 use crate::{Store, StoreError, Tx};
 
@@ -26,6 +26,69 @@ pub struct PullApplied {
     /// The projection was rebuilt in the registry's order (own events and pulled ones
     /// touched the same specimens or boxes).
     pub reordered: bool,
+}
+
+/// A pulled page as [`Tx::check_page`] found it.
+#[derive(Default)]
+struct CheckedPage<'p> {
+    /// Events already here, with their local ids: only their places are learnt.
+    known: Vec<(i64, &'p Placed)>,
+    /// Events new here, in the page's order, with their payloads read.
+    fresh: Vec<(&'p Placed, EventBody)>,
+    /// The newest of this workstation's own events the page brings back (to a database that
+    /// came back from a copy).
+    own_head: Option<u64>,
+}
+
+/// How a checked page goes into the projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fold {
+    /// The order is being learnt again (after a registry restore): the events are only recorded;
+    /// the projection is refolded once the pull has caught up.
+    Record,
+    /// Nothing applied here belongs after the page, or nothing of it touches what the page
+    /// touches: each event is settled as it comes.
+    InOrder,
+    /// This bench's own events after the page touch what it touches, and each has its undo
+    /// image: they are undone, the page applied, and they are applied again in the registry's
+    /// order.
+    Rebase,
+    /// As for a rebase, but some of them have no undo image (written before enrollment, or
+    /// another bench's): the whole projection is rebuilt in the canonical order.
+    Refold,
+}
+
+/// What [`decide`] decides by.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PageFacts<'a> {
+    /// The order is being learnt again.
+    pub relearning: bool,
+    /// What the page's new events touch (with the boxes their specimens were in).
+    pub page: &'a Touched,
+    /// What the events applied here that belong after the page touch; `None` when there are
+    /// none.
+    pub ahead: Option<&'a Touched>,
+    /// Every one of those is this workstation's and has its undo image (read only when the two
+    /// meet).
+    pub undo_images: bool,
+}
+
+/// How a page goes into the projection: the order of two sets of events matters only when
+/// they touch something in common.
+pub(super) fn decide(f: &PageFacts<'_>) -> Fold {
+    if f.relearning {
+        return Fold::Record;
+    }
+    match f.ahead {
+        Some(ahead) if ahead.meets(f.page) => {
+            if f.undo_images {
+                Fold::Rebase
+            } else {
+                Fold::Refold
+            }
+        }
+        _ => Fold::InOrder,
+    }
 }
 
 impl Tx<'_> {
@@ -70,16 +133,30 @@ impl Tx<'_> {
 
     /// Applies a pulled page (in `server_seq` order) and stores the new cursor, in this
     /// transaction. Each event's hash is checked against the one before it of its workstation
-    /// (as the registry did); an event already here is skipped.
+    /// (as the registry did); an event already here is skipped. The steps: [`Tx::check_page`]
+    /// reads and refuses; [`Tx::learn_known`] records where the events already here sit (what
+    /// comes next reads it); [`decide`] says how the new ones go into the projection, from what
+    /// [`Tx::plan_page`] reads; [`Tx::write_page`] writes them.
     pub fn apply_remote(
         &mut self,
         events: &[Placed],
         cursor: u64,
     ) -> Result<PullApplied, StoreError> {
+        let page = self.check_page(events)?;
+        self.learn_known(&page)?;
+        let (fold, ahead) = self.plan_page(&page.fresh)?;
+        let mut out = self.write_page(&page.fresh, fold, &ahead, cursor)?;
+        out.known = page.known.len() as u64;
+        Ok(out)
+    }
+
+    /// Checks a page against what is here, writing nothing: an event already here must carry
+    /// the same hash; a new one must continue its workstation's chain (or follow a hole the
+    /// registry said it refused), and its payload must be the kind it says.
+    fn check_page<'p>(&self, events: &'p [Placed]) -> Result<CheckedPage<'p>, StoreError> {
         let me = self.workstation();
-        let mut out = PullApplied::default();
+        let mut page = CheckedPage::default();
         let mut heads: HashMap<Uuid, Option<(u64, Digest)>> = HashMap::new();
-        let mut fresh: Vec<(&Placed, EventBody)> = Vec::new();
         for placed in events {
             let e = &placed.event;
             let stored: Option<(i64, Vec<u8>)> = self
@@ -94,11 +171,7 @@ impl Tx<'_> {
                         e.id
                     )));
                 }
-                out.known += 1;
-                self.learn_place(rowid, placed.server_seq)?;
-                self.conn()
-                    .prepare_cached("UPDATE event_order SET placed_at = ?2 WHERE event = ?1")?
-                    .execute(params![rowid, placed.received_at])?;
+                page.known.push((rowid, placed));
                 continue;
             }
             // This workstation's own events come only when this database lacks them (it came
@@ -155,119 +228,166 @@ impl Tx<'_> {
                 )));
             }
             heads.insert(e.workstation, Some((e.seq, e.hash)));
-            fresh.push((placed, body));
+            if own {
+                page.own_head = Some(e.seq);
+            }
+            page.fresh.push((placed, body));
+        }
+        Ok(page)
+    }
+
+    /// Reads what [`decide`] needs, and no more: whether the order is being learnt again; the
+    /// events applied here that belong after the page (only when it has new events) and what
+    /// they touch; what the page touches, with the boxes its specimens were in (only when there
+    /// are such events); whether they all have undo images (only when the two meet). Returns the
+    /// decision and, for a rebase or refold, the events ahead (their canonical keys); otherwise
+    /// the ahead cache is kept for the next page.
+    fn plan_page(
+        &mut self,
+        fresh: &[(&Placed, EventBody)],
+    ) -> Result<(Fold, Vec<OrderKey>), StoreError> {
+        let relearning = self.relearning()? > 0;
+        let mut page = Touched::default();
+        let mut facts = PageFacts {
+            relearning,
+            page: &page,
+            ahead: None,
+            undo_images: false,
+        };
+        let Some(low) = fresh.iter().map(|(e, _)| e.server_seq).min() else {
+            return Ok((decide(&facts), Vec::new()));
+        };
+        if relearning {
+            return Ok((decide(&facts), Vec::new()));
+        }
+        let cache = self.ahead_of(low)?;
+        if cache.events.is_empty() {
+            *self.ahead_cache() = Some(cache);
+            return Ok((decide(&facts), Vec::new()));
+        }
+        for (_, b) in fresh {
+            page.add(b);
+        }
+        self.add_history_boxes(&mut page)?;
+        let meets = cache.touched.meets(&page);
+        let ahead: Vec<OrderKey> = if meets {
+            cache.events.iter().copied().collect()
+        } else {
+            Vec::new()
+        };
+        let undo_images = meets && self.can_rebase(&ahead)?;
+        facts = PageFacts {
+            relearning,
+            page: &page,
+            ahead: Some(&cache.touched),
+            undo_images,
+        };
+        let fold = decide(&facts);
+        if fold == Fold::InOrder {
+            *self.ahead_cache() = Some(cache);
+        }
+        Ok((fold, ahead))
+    }
+
+    /// The places of the page's events already here, and this workstation's own events it
+    /// brings back answered: before the plan, which reads both (the order and the high-water
+    /// mark).
+    fn learn_known(&mut self, page: &CheckedPage<'_>) -> Result<(), StoreError> {
+        for (rowid, placed) in &page.known {
+            self.learn_place(*rowid, placed.server_seq)?;
+            self.conn()
+                .prepare_cached("UPDATE event_order SET placed_at = ?2 WHERE event = ?1")?
+                .execute(params![rowid, placed.received_at])?;
         }
         // Own events brought back are answered: the registry holds them where it said.
-        if let Some(Some((seq, _))) = heads.get(&me) {
+        if let Some(seq) = page.own_head {
             self.conn().execute(
                 "UPDATE sync_state SET pushed_seq = max(pushed_seq, ?1) WHERE id = 1",
-                [*seq as i64],
+                [seq as i64],
             )?;
         }
+        Ok(())
+    }
+
+    /// Writes a checked page's new events the way [`decide`] said, and the new cursor.
+    fn write_page(
+        &mut self,
+        fresh: &[(&Placed, EventBody)],
+        fold: Fold,
+        ahead: &[OrderKey],
+        cursor: u64,
+    ) -> Result<PullApplied, StoreError> {
+        let mut out = PullApplied::default();
         let cursor_before = self.pull_cursor()?;
-        if self.relearning()? > 0 {
-            // The order is being learnt again: the projection is refolded once the pull has caught
-            // up, so the page's events are only recorded now.
-            for (e, body) in &fresh {
-                self.insert_remote(e, body)?;
-                out.new += 1;
-            }
-            if !fresh.is_empty() {
-                self.set_relearn(2)?;
-            }
-            self.conn().execute(
-                "UPDATE sync_state SET pull_cursor = max(pull_cursor, ?1) WHERE id = 1",
-                [cursor as i64],
-            )?;
-            self.advance_cursor(cursor_before)?;
-            return Ok(out);
-        }
-        // Does any event applied here belong after this page in the registry's order, and touch
-        // what the page touches? (If not, the order makes no difference.)
-        let mut ahead: Vec<(i64, i64, i64)> = Vec::new();
-        let reorder = match fresh.iter().map(|(e, _)| e.server_seq).min() {
-            None => false,
-            Some(low) => {
-                let cache = self.ahead_of(low)?;
-                let meets = !cache.events.is_empty() && {
-                    let mut theirs = Touched::default();
-                    for (_, b) in &fresh {
-                        theirs.add(b);
-                    }
-                    self.add_history_boxes(&mut theirs)?;
-                    cache.touched.meets(&theirs)
-                };
-                if meets {
-                    ahead = cache.events.iter().copied().collect();
-                } else {
-                    *self.ahead_cache() = Some(cache);
-                }
-                meets
-            }
-        };
-        // This bench's events that belong after the page: undone, the page applied, then applied
-        // again in the registry's order. Without their undo images (written before enrollment,
-        // or another bench's), the whole projection is refolded instead.
         let before = self.count_conflicts()?;
-        let rebase = reorder && self.can_rebase(&ahead)?;
-        if rebase {
+        if fold == Fold::Rebase {
+            // This bench's events that belong after the page: undone, the page applied, then
+            // applied again in the registry's order.
             for (_, _, id) in ahead.iter().rev() {
                 self.projector().undo(*id)?;
             }
             self.mark_containers_changed();
         }
         let mut inserted = Vec::with_capacity(fresh.len());
-        for (e, body) in &fresh {
+        for (e, body) in fresh {
             inserted.push(self.insert_remote(e, body)?);
             out.new += 1;
         }
-        if !reorder {
-            for (rowid, (e, body)) in inserted.iter().zip(&fresh) {
-                if self
-                    .projector()
-                    .settle(*rowid, e.event.at, body, false)?
-                    .is_some()
-                {
-                    out.conflicts += 1;
+        match fold {
+            Fold::Record => {
+                // The projection is refolded once the pull has caught up.
+                if !fresh.is_empty() {
+                    self.set_relearn(2)?;
                 }
             }
-        } else if rebase {
-            // The page's events and this bench's, merged in the registry's order (a page may
-            // hold events from before and from after this bench's).
-            let mut merged: Vec<((i64, i64, i64), Option<usize>)> = Vec::new();
-            for (i, (rowid, (e, _))) in inserted.iter().zip(&fresh).enumerate() {
-                merged.push(((e.server_seq as i64, 0, *rowid), Some(i)));
-            }
-            for key in &ahead {
-                merged.push((*key, None));
-            }
-            merged.sort_by_key(|m| m.0);
-            for (key, page) in merged {
-                match page {
-                    Some(i) => {
-                        let (e, body) = &fresh[i];
-                        self.projector()
-                            .settle(inserted[i], e.event.at, body, false)?;
-                    }
-                    None => {
-                        let id = key.2;
-                        let (at, payload): (i64, String) = self
-                            .conn()
-                            .prepare_cached("SELECT at, payload FROM events WHERE id = ?1")?
-                            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                        let body = parse_body(&payload, || format!("event {id}"))?;
-                        self.projector().settle(id, at, &body, true)?;
+            Fold::InOrder => {
+                for (rowid, (e, body)) in inserted.iter().zip(fresh) {
+                    if self
+                        .projector()
+                        .settle(*rowid, e.event.at, body, false)?
+                        .is_some()
+                    {
+                        out.conflicts += 1;
                     }
                 }
             }
-            tracing::debug!(
-                undone = ahead.len(),
-                "rebased own events around a pulled page"
-            );
-        } else {
-            self.reorder()?;
+            Fold::Rebase => {
+                // The page's events and this bench's, merged in the registry's order (a page
+                // may hold events from before and from after this bench's).
+                let mut merged: Vec<(OrderKey, Option<usize>)> = Vec::new();
+                for (i, (rowid, (e, _))) in inserted.iter().zip(fresh).enumerate() {
+                    merged.push(((e.server_seq as i64, 0, *rowid), Some(i)));
+                }
+                for key in ahead {
+                    merged.push((*key, None));
+                }
+                merged.sort_by_key(|m| m.0);
+                for (key, page) in merged {
+                    match page {
+                        Some(i) => {
+                            let (e, body) = &fresh[i];
+                            self.projector()
+                                .settle(inserted[i], e.event.at, body, false)?;
+                        }
+                        None => {
+                            let id = key.2;
+                            let (at, payload): (i64, String) = self
+                                .conn()
+                                .prepare_cached("SELECT at, payload FROM events WHERE id = ?1")?
+                                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                            let body = parse_body(&payload, || format!("event {id}"))?;
+                            self.projector().settle(id, at, &body, true)?;
+                        }
+                    }
+                }
+                tracing::debug!(
+                    undone = ahead.len(),
+                    "rebased own events around a pulled page"
+                );
+            }
+            Fold::Refold => self.reorder()?,
         }
-        if reorder {
+        if matches!(fold, Fold::Rebase | Fold::Refold) {
             out.conflicts = (self.count_conflicts()? - before).max(0) as u64;
             out.reordered = true;
         }
@@ -276,10 +396,12 @@ impl Tx<'_> {
             [cursor as i64],
         )?;
         self.advance_cursor(cursor_before)?;
-        // The page's events are below the next page: the cache stays valid past them.
-        let newest = self.newest_rowid()?;
-        if let Some(c) = self.ahead_cache().as_mut() {
-            c.max_rowid = newest;
+        if fold != Fold::Record {
+            // The page's events are below the next page: the cache stays valid past them.
+            let newest = self.newest_rowid()?;
+            if let Some(c) = self.ahead_cache().as_mut() {
+                c.max_rowid = newest;
+            }
         }
         Ok(out)
     }
@@ -406,5 +528,183 @@ impl Store {
                 |r| r.get(0),
             )?;
         Ok(major.map(|m| m as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kura_domain::{ContainerId, Location, Placement, Pos, SpecimenCode};
+
+    use super::*;
+
+    fn tube(code: &str) -> SpecimenCode {
+        SpecimenCode::from_stored(code.into())
+    }
+
+    fn boxed(code: &str) -> ContainerId {
+        ContainerId::from_stored(code.into())
+    }
+
+    fn thawed(code: &str) -> EventBody {
+        EventBody::Thawed {
+            specimen: tube(code),
+        }
+    }
+
+    /// `code` moved within `bx`, from A1 to A2.
+    fn moved(code: &str, bx: &str) -> EventBody {
+        let at = |col| Location {
+            container: boxed(bx),
+            pos: Pos { row: 0, col },
+        };
+        EventBody::Moved {
+            specimen: tube(code),
+            from: at(0),
+            to: at(1),
+        }
+    }
+
+    fn container_moved(bx: &str, rack: &str) -> EventBody {
+        EventBody::ContainerMoved {
+            container: boxed(bx),
+            from: None,
+            to: Placement {
+                parent: boxed(rack),
+                pos: None,
+            },
+        }
+    }
+
+    fn user_disabled(user: &str) -> EventBody {
+        EventBody::UserDisabled {
+            user: user.into(),
+            reason: "left".into(),
+        }
+    }
+
+    fn touched(bodies: &[EventBody]) -> Touched {
+        let mut t = Touched::default();
+        for b in bodies {
+            t.add(b);
+        }
+        t
+    }
+
+    /// How a pulled page goes into the projection, as a table: what the page touches, what the
+    /// events applied here after it touch (none, or a list), whether those all have undo images,
+    /// and whether the order is being learnt again.
+    #[test]
+    fn decide_folds_in_order_unless_the_events_ahead_touch_the_page() {
+        use Fold::*;
+        // (what, page, ahead, undo images, relearning, fold)
+        type Case = (
+            &'static str,
+            Vec<EventBody>,
+            Option<Vec<EventBody>>,
+            bool,
+            bool,
+            Fold,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "nothing applied here after the page",
+                vec![thawed("T1")],
+                None,
+                true,
+                false,
+                InOrder,
+            ),
+            (
+                "an empty page",
+                vec![],
+                Some(vec![thawed("T1")]),
+                true,
+                false,
+                InOrder,
+            ),
+            (
+                "own events after it, on other specimens in other boxes",
+                vec![thawed("T1"), moved("T2", "BX1")],
+                Some(vec![thawed("T3"), moved("T4", "BX2")]),
+                true,
+                false,
+                InOrder,
+            ),
+            (
+                "the same specimen, undo images kept",
+                vec![thawed("T1")],
+                Some(vec![thawed("T1")]),
+                true,
+                false,
+                Rebase,
+            ),
+            (
+                "the same specimen, without undo images",
+                vec![thawed("T1")],
+                Some(vec![thawed("T1")]),
+                false,
+                false,
+                Refold,
+            ),
+            (
+                "other specimens in the same box",
+                vec![moved("T1", "BX1")],
+                Some(vec![moved("T2", "BX1")]),
+                true,
+                false,
+                Rebase,
+            ),
+            (
+                "both change the layout",
+                vec![container_moved("BX1", "R1")],
+                Some(vec![container_moved("BX2", "R2")]),
+                true,
+                false,
+                Rebase,
+            ),
+            (
+                "only one changes the layout",
+                vec![container_moved("BX1", "R1")],
+                Some(vec![thawed("T1")]),
+                true,
+                false,
+                InOrder,
+            ),
+            (
+                "the same user",
+                vec![user_disabled("U0001")],
+                Some(vec![user_disabled("U0001")]),
+                true,
+                false,
+                Rebase,
+            ),
+            (
+                "a user named like a specimen is not that specimen",
+                vec![user_disabled("T1")],
+                Some(vec![thawed("T1")]),
+                true,
+                false,
+                InOrder,
+            ),
+            (
+                "the order being learnt again",
+                vec![thawed("T1")],
+                Some(vec![thawed("T1")]),
+                true,
+                true,
+                Record,
+            ),
+        ];
+        for (what, page, ahead, undo_images, relearning, want) in cases {
+            let page = touched(&page);
+            let ahead = ahead.map(|a| touched(&a));
+            let facts = PageFacts {
+                relearning,
+                page: &page,
+                ahead: ahead.as_ref(),
+                undo_images,
+            };
+            assert_eq!(decide(&facts), want, "{what}");
+        }
     }
 }
