@@ -325,12 +325,7 @@ async fn users(app: S<'_>) -> R<Vec<UserView>> {
 }
 
 fn role(r: &str) -> Result<kura_app::Role, WireError> {
-    kura_app::Role::parse(r).ok_or_else(|| {
-        wire(kura_app::AppError::input(
-            "role",
-            format!("{r:?} is not a role: technician, supervisor, administrator or auditor"),
-        ))
-    })
+    kura_app::users::role(r).map_err(wire)
 }
 
 #[tauri::command]

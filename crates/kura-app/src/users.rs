@@ -148,6 +148,26 @@ fn argon2() -> Argon2<'static> {
 }
 
 /// An Argon2id PHC string for `secret`, with a fresh salt.
+/// A role as a person typed or picked it (either face): the error names the four.
+pub fn role(text: &str) -> Result<Role, AppError> {
+    Role::parse(text).ok_or_else(|| {
+        AppError::input(
+            "role",
+            format!("{text:?} is not a role: technician, supervisor, administrator or auditor"),
+        )
+    })
+}
+
+/// What a signature means, as a person typed or picked it.
+pub fn meaning(text: &str) -> Result<kura_domain::Meaning, AppError> {
+    kura_domain::Meaning::parse(text).ok_or_else(|| {
+        AppError::input(
+            "meaning",
+            "a signature means performed, reviewed or approved",
+        )
+    })
+}
+
 pub fn hash_secret(secret: &str) -> Result<String, AppError> {
     let mut salt = [0u8; 16];
     getrandom_fill(&mut salt);
@@ -869,6 +889,19 @@ impl Kura {
             })
         })?;
         self.user_view(&id)
+    }
+
+    /// Whether setting `user`'s password or PIN is a signed act here: one's own never is (the
+    /// domain's `act_of`); another user's is user administration, signed on a database with
+    /// users. A face asks before it asks for a signature.
+    pub fn secret_needs_signature(&self, user: &str) -> Result<bool, AppError> {
+        if !self.secured()? {
+            return Ok(false);
+        }
+        let own = self
+            .session()
+            .is_some_and(|s| s.user.eq_ignore_ascii_case(user.trim()));
+        Ok(!own)
     }
 
     /// Sets a password or PIN: one's own, or (an administrator) anyone's.

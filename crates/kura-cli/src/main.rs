@@ -798,7 +798,7 @@ fn sign_for_meaning(
         return Ok(None);
     }
     k.authorize(act)?;
-    let meaning = parse_meaning(a.meaning.as_deref().unwrap_or(default_meaning))?;
+    let meaning = kura_app::users::meaning(a.meaning.as_deref().unwrap_or(default_meaning))?;
     let who = k.who()?;
     let mut user = a.signer.clone();
     let needs_id = user.is_none() && !who.signed_once;
@@ -903,15 +903,6 @@ fn withdraw_consent(
     Ok(())
 }
 
-fn parse_meaning(m: &str) -> Result<kura_app::Meaning, AppError> {
-    kura_app::Meaning::parse(m).ok_or_else(|| {
-        AppError::input(
-            "meaning",
-            "a signature means performed, reviewed or approved",
-        )
-    })
-}
-
 /// Sets a password or PIN: one's own needs no signature; another user's is user
 /// administration, signed.
 fn set_secret(
@@ -921,10 +912,7 @@ fn set_secret(
     value: &str,
     a: &SignArgs,
 ) -> Result<(), AppError> {
-    let own = k
-        .session()
-        .is_some_and(|s| s.user.eq_ignore_ascii_case(who.trim()));
-    if own || !k.secured()? {
+    if !k.secret_needs_signature(who)? {
         return k.set_secret(who, secret, value);
     }
     signed(k, kura_app::users::Act::ManageUsers, a, |k| {
@@ -934,15 +922,6 @@ fn set_secret(
 
 fn path_of(k: &Kura) -> std::path::PathBuf {
     k.path().to_path_buf()
-}
-
-fn parse_role(s: &str) -> Result<kura_app::Role, AppError> {
-    kura_app::Role::parse(s).ok_or_else(|| {
-        AppError::input(
-            "role",
-            format!("{s:?} is not a role: technician, supervisor, administrator or auditor"),
-        )
-    })
 }
 
 fn out(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
@@ -1499,7 +1478,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             password_stdin,
             sign,
         }) => {
-            let role = parse_role(&role)?;
+            let role = kura_app::users::role(&role)?;
             let first = !k.secured()?;
             if first && role != kura_app::Role::Administrator {
                 return Err(AppError::input(
@@ -1548,7 +1527,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             });
         }
         Cmd::User(UserCmd::Grant { user, role, sign }) => {
-            let role = parse_role(&role)?;
+            let role = kura_app::users::role(&role)?;
             let v = signed(&mut k, kura_app::users::Act::ManageUsers, &sign, |k| {
                 k.grant_role(&user, role)
             })?;
