@@ -495,3 +495,115 @@ fn migrations_are_numbered_pinned_and_never_edited() {
         );
     }
 }
+
+/// The faces parse nothing a person chooses: a role, what a signature means and whether setting
+/// a password is signed are kura-app's (`users::role`, `users::meaning`,
+/// `Kura::secret_needs_signature`), so both faces refuse the same input with the same words.
+#[test]
+fn the_faces_parse_no_role_or_meaning() {
+    let mut files = sources("kura-cli");
+    for e in std::fs::read_dir(root().join("src-tauri/src")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "rs") {
+            files.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
+        }
+    }
+    assert!(files.len() > 2, "the faces' sources were found");
+    for (path, text) in files {
+        for parse in ["Role::parse", "Meaning::parse", "eq_ignore_ascii_case(who"] {
+            assert!(
+                !text.contains(parse),
+                "{} has {parse}: what a person chooses is parsed in kura-app, once for both faces",
+                path.display()
+            );
+        }
+    }
+}
+
+/// ARCHITECTURE.md stays true: every crate under crates/ has its section, every crate it names
+/// exists, and every source file a crate's section names is in that crate.
+#[test]
+fn architecture_names_what_exists() {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let all = crates();
+    // The sections: "### `crates/a`" or "### `crates/a`, `crates/b`".
+    let mut sections: Vec<(Vec<String>, String)> = Vec::new();
+    for part in text.split("\n### ").skip(1) {
+        let (head, body) = part.split_once('\n').unwrap_or((part, ""));
+        let named: Vec<String> = head
+            .split('`')
+            .filter_map(|t| t.strip_prefix("crates/"))
+            .map(str::to_string)
+            .collect();
+        if !named.is_empty() {
+            sections.push((named, body.split("\n## ").next().unwrap_or("").to_string()));
+        }
+    }
+    for c in &all {
+        assert!(
+            sections.iter().any(|(n, _)| n.contains(c)),
+            "crates/{c} has no section in ARCHITECTURE.md"
+        );
+    }
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '/')) {
+        if let Some(name) = word
+            .strip_prefix("crates/")
+            .map(|n| n.split('/').next().unwrap())
+            && !name.is_empty()
+        {
+            assert!(
+                all.iter().any(|c| c == name),
+                "ARCHITECTURE.md names crates/{name}, which does not exist"
+            );
+        }
+    }
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for (named, body) in &sections {
+        let files: Vec<String> = named
+            .iter()
+            .flat_map(|c| {
+                let mut out = Vec::new();
+                walk_files(&root().join("crates").join(c), &mut out);
+                out
+            })
+            .collect();
+        for token in body.split('`').skip(1).step_by(2) {
+            let token = token.trim();
+            if !token.ends_with(".rs") && !token.ends_with(".sql") {
+                continue;
+            }
+            // "sync/pull.rs", "tests/store.rs", "migrations/0001_custody.sql": the path's end.
+            if token.contains(' ') || token.contains('*') || token.contains('…') {
+                continue;
+            }
+            checked += 1;
+            // A path from the top of the repository, or the end of a path in the crate.
+            if !root().join(token).exists()
+                && !files.iter().any(|f| f.ends_with(&format!("/{token}")))
+            {
+                missing.push(format!("{named:?}: {token}"));
+            }
+        }
+    }
+    assert!(checked > 40, "the file names were read ({checked})");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names files its crates do not have:\n{}",
+        missing.join("\n")
+    );
+}
+
+fn walk_files(dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk_files(&p, out);
+        } else {
+            out.push(p.to_string_lossy().into_owned());
+        }
+    }
+}
