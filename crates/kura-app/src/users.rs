@@ -147,7 +147,6 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// An Argon2id PHC string for `secret`, with a fresh salt.
 /// A role as a person typed or picked it (either face): the error names the four.
 pub fn role(text: &str) -> Result<Role, AppError> {
     Role::parse(text).ok_or_else(|| {
@@ -168,6 +167,7 @@ pub fn meaning(text: &str) -> Result<kura_domain::Meaning, AppError> {
     })
 }
 
+/// An Argon2id PHC string for `secret`, with a fresh salt.
 pub fn hash_secret(secret: &str) -> Result<String, AppError> {
     let mut salt = [0u8; 16];
     getrandom_fill(&mut salt);
@@ -891,9 +891,10 @@ impl Kura {
         self.user_view(&id)
     }
 
-    /// Whether setting `user`'s password or PIN is a signed act here: one's own never is (the
-    /// domain's `act_of`); another user's is user administration, signed on a database with
-    /// users. A face asks before it asks for a signature.
+    /// Whether setting `user`'s password or PIN is a signed act here: one's own never is (as
+    /// the domain's `act_of` says of a `credential_set` by its own user); another user's is user
+    /// administration, signed on a database with users. A face asks before it asks for a
+    /// signature.
     pub fn secret_needs_signature(&self, user: &str) -> Result<bool, AppError> {
         if !self.secured()? {
             return Ok(false);
