@@ -124,20 +124,40 @@ fn layering_points_down_only() {
     }
 }
 
-fn sources(krate: &str) -> Vec<(PathBuf, String)> {
-    fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
-            }
+/// Every file under `dir`, at any depth (nothing when there is no such directory).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
         }
     }
-    let mut out = Vec::new();
-    walk(&root().join("crates").join(krate).join("src"), &mut out);
     out
+}
+
+/// The Rust sources under `dir`, with their text; there are some, or the check would pass on
+/// nothing.
+fn sources_in(dir: &Path) -> Vec<(PathBuf, String)> {
+    let out: Vec<(PathBuf, String)> = files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect();
+    assert!(!out.is_empty(), "no Rust sources under {}", dir.display());
+    out
+}
+
+fn sources(krate: &str) -> Vec<(PathBuf, String)> {
+    sources_in(&root().join("crates").join(krate).join("src"))
 }
 
 #[test]
@@ -502,12 +522,7 @@ fn migrations_are_numbered_pinned_and_never_edited() {
 #[test]
 fn the_faces_parse_no_role_or_meaning() {
     let mut files = sources("kura-cli");
-    for e in std::fs::read_dir(root().join("src-tauri/src")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "rs") {
-            files.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
-        }
-    }
+    files.extend(sources_in(&root().join("src-tauri/src")));
     assert!(files.len() > 2, "the faces' sources were found");
     for (path, text) in files {
         for parse in ["Role::parse", "Meaning::parse", "eq_ignore_ascii_case(who"] {
@@ -562,11 +577,8 @@ fn architecture_names_what_exists() {
     for (named, body) in &sections {
         let files: Vec<String> = named
             .iter()
-            .flat_map(|c| {
-                let mut out = Vec::new();
-                walk_files(&root().join("crates").join(c), &mut out);
-                out
-            })
+            .flat_map(|c| files_under(&root().join("crates").join(c)))
+            .map(|p| p.to_string_lossy().into_owned())
             .collect();
         for token in body.split('`').skip(1).step_by(2) {
             let token = token.trim();
@@ -592,18 +604,4 @@ fn architecture_names_what_exists() {
         "ARCHITECTURE.md names files its crates do not have:\n{}",
         missing.join("\n")
     );
-}
-
-fn walk_files(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            walk_files(&p, out);
-        } else {
-            out.push(p.to_string_lossy().into_owned());
-        }
-    }
 }
