@@ -155,7 +155,8 @@ impl Kura {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .map_err(|e| file_err(&partial, e))?;
-        let checked = kura_store::Store::open(&partial).map(|mut s| verified(&mut s, &partial));
+        let checked =
+            kura_store::Store::open_existing(&partial).map(|mut s| verified(&mut s, &partial));
         let report = match checked {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -303,7 +304,7 @@ impl Kura {
         }
         copy_private(file, db)?;
         // One connection checks the copy and then burns its leases.
-        let mut store = match kura_store::Store::open(db) {
+        let mut store = match kura_store::Store::open_existing(db) {
             Ok(s) => s,
             Err(e) => {
                 remove_db_files(db);

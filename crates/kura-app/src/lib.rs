@@ -152,7 +152,7 @@ impl Kura {
     ) -> Result<Kura, AppError> {
         let actor = input::text("actor", actor, 64)?;
         let created = !path.as_ref().exists();
-        let store = Store::open(path)?;
+        let store = Store::open(path, Uuid::now_v7)?;
         let calendar = match store.meta(calendar::META_KEY)? {
             Some(name) => Calendar::named(&name).unwrap_or_else(|e| {
                 tracing::warn!(

@@ -102,7 +102,7 @@ impl Site {
 }
 
 fn enroll(db: &Path) -> Store {
-    let mut s = Store::open(db).unwrap();
+    let mut s = Store::open(db, uuid::Uuid::now_v7).unwrap();
     s.write(|tx| {
         tx.set_enrollment(
             "https://registry.test",

@@ -239,9 +239,37 @@ pub(crate) const PRAGMAS: &str = "
 
 impl Store {
     /// Opens (creating if needed) the store at `path`, applies pending migrations and sets WAL
-    /// with `synchronous=FULL`. A new store gets a fresh workstation id.
-    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
-        let path = path.as_ref().to_path_buf();
+    /// with `synchronous=FULL`. A new store takes `new_workstation()` as its workstation id (the
+    /// store mints no ids and reads no clock: `kura-app` gives a time-ordered v7 UUID).
+    pub fn open(
+        path: impl AsRef<Path>,
+        new_workstation: impl FnOnce() -> Uuid,
+    ) -> Result<Store, StoreError> {
+        Store::open_inner(path.as_ref(), Some(new_workstation))
+    }
+
+    /// Opens a store that already has a workstation id (a backup, the database a sync round
+    /// works on); creates nothing. A file that is not there, or a database without a workstation
+    /// id, is refused.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "there is no database here; give the path of an existing Kura database",
+                ),
+            });
+        }
+        Store::open_inner(path, None::<fn() -> Uuid>)
+    }
+
+    fn open_inner(
+        path: &Path,
+        new_workstation: Option<impl FnOnce() -> Uuid>,
+    ) -> Result<Store, StoreError> {
+        let path = path.to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
                 path: dir.to_path_buf(),
@@ -270,7 +298,13 @@ impl Store {
             Some(s) => Uuid::parse_str(&s)
                 .map_err(|e| StoreError::Corrupt(format!("workstation id {s:?}: {e}")))?,
             None => {
-                let id = Uuid::now_v7();
+                let Some(new_workstation) = new_workstation else {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} holds no workstation id: it is not a database this bench wrote",
+                        path.display()
+                    )));
+                };
+                let id = new_workstation();
                 // Only a new database writes here (opening never waits on another writer).
                 conn.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('workstation', ?1)",

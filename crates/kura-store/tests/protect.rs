@@ -14,7 +14,7 @@ fn mode(p: &std::path::Path) -> u32 {
 fn a_new_database_is_owner_only_and_one_others_can_write_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let db = d.path().join("kura.sqlite3");
-    drop(Store::open(&db).unwrap());
+    drop(Store::open(&db, uuid::Uuid::now_v7).unwrap());
     assert_eq!(mode(&db), 0o600, "the database");
     let wal = d.path().join("kura.sqlite3-wal");
     if wal.exists() {
@@ -32,7 +32,7 @@ fn a_new_database_is_owner_only_and_one_others_can_write_is_refused() {
     for (m, opens) in cases {
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(m)).unwrap();
         let before = std::fs::read(&db).unwrap();
-        match Store::open(&db) {
+        match Store::open(&db, uuid::Uuid::now_v7) {
             Ok(_) => assert!(opens, "{m:o} opened"),
             Err(e) => {
                 assert!(!opens, "{m:o}: {e}");

@@ -84,7 +84,7 @@ const WORLD: fn() -> Vec<EventBody> = || {
 };
 
 fn open(dir: &Path) -> Store {
-    Store::open(dir.join("kura.sqlite3")).unwrap()
+    Store::open(dir.join("kura.sqlite3"), Uuid::now_v7).unwrap()
 }
 
 fn count(store_path: &Path, sql: &str) -> i64 {
@@ -330,7 +330,7 @@ fn verify_finds_each_kind_of_tampering_and_rebuild_repairs_the_projection() {
             .unwrap()
             .execute_batch(sql)
             .unwrap();
-        let mut s = Store::open(&db).unwrap();
+        let mut s = Store::open(&db, Uuid::now_v7).unwrap();
         let report = s.verify(&mut |_, _| {}).unwrap();
         let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
         assert!(codes.contains(want), "{sql}: {codes:?}");
@@ -377,7 +377,7 @@ fn rebuild_reproduces_the_projection_exactly() {
         out
     };
     let before = dump(&db);
-    let mut s = Store::open(&db).unwrap();
+    let mut s = Store::open(&db, Uuid::now_v7).unwrap();
     let r = s.rebuild(&mut |_, _| {}).unwrap();
     assert_eq!(r.specimens, 2);
     drop(s);
@@ -554,4 +554,19 @@ fn a_push_batch_keeps_an_act_with_its_signature() {
             .collect();
         assert_eq!(got, want, "at most {max}");
     }
+}
+
+/// A sync round and a backup check open a database that is there; they never make one.
+#[test]
+fn open_existing_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kura.sqlite3");
+    let err = Store::open_existing(&db).err().expect("no database yet");
+    assert_eq!(err.code(), "store_io", "{err}");
+    assert!(!db.exists(), "open_existing made {}", db.display());
+    let ws = Uuid::now_v7();
+    drop(Store::open(&db, || ws).unwrap());
+    assert_eq!(Store::open_existing(&db).unwrap().workstation(), ws);
+    // The id is taken once: opening again keeps the first.
+    assert_eq!(Store::open(&db, Uuid::now_v7).unwrap().workstation(), ws);
 }

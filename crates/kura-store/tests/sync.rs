@@ -112,7 +112,7 @@ impl Bench {
     fn alone(dir: &Path, name: &str) -> Bench {
         let path = dir.join(format!("{name}.sqlite3"));
         Bench {
-            store: Store::open(&path).unwrap(),
+            store: Store::open(&path, Uuid::now_v7).unwrap(),
             path,
             clock: 0,
         }
@@ -120,7 +120,7 @@ impl Bench {
 
     fn new(dir: &Path, name: &str) -> Bench {
         let path = dir.join(format!("{name}.sqlite3"));
-        let mut store = Store::open(&path).unwrap();
+        let mut store = Store::open(&path, Uuid::now_v7).unwrap();
         if enrolled() {
             store
                 .write(|tx| tx.set_enrollment("http://registry.test", "file:token", None, "{}"))
@@ -911,7 +911,7 @@ fn every_released_schema_migrates_and_verifies() {
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let mut b = Bench {
-            store: Store::open(&path).unwrap_or_else(|e| panic!("schema {v}: {e}")),
+            store: Store::open(&path, Uuid::now_v7).unwrap_or_else(|e| panic!("schema {v}: {e}")),
             path: path.clone(),
             clock: 100,
         };

@@ -253,7 +253,7 @@ impl<R: Remote> Engine<R> {
     /// One round: status, plan, push, pull, leases. Records when it ran and how it ended.
     pub async fn round(&self, progress: &mut dyn FnMut(Phase)) -> Result<Report, SyncError> {
         let _lock = lock(&self.path)?;
-        let mut store = Store::open(&self.path)?;
+        let mut store = Store::open_existing(&self.path)?;
         // A scan in the window goes before the next sync transaction.
         store.set_background(true);
         if store.sync_state()?.registry_url.is_none() {

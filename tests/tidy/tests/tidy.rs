@@ -306,6 +306,21 @@ fn only_the_app_reads_the_system_clock() {
     }
 }
 
+/// The store mints no ids: a new workstation's id, like every event's, comes from its caller
+/// (`Uuid::now_v7` reads the system clock, which only kura-app does).
+#[test]
+fn the_store_mints_no_ids() {
+    for (path, text) in sources("kura-store") {
+        for minted in ["now_v7", "new_v4"] {
+            assert!(
+                !text.contains(minted),
+                "{} calls Uuid::{minted}; ids come from the store's caller",
+                path.display()
+            );
+        }
+    }
+}
+
 /// Sync never calls the use cases: kura-app starts it, not the other way round.
 #[test]
 fn sync_knows_nothing_of_the_use_cases() {
