@@ -4,84 +4,27 @@
 
 use std::path::Path;
 
-use kura_domain::container::builtin_type;
-use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord};
-use kura_domain::{
-    ContainerId, ContainerSpec, Custody, EventBody, KuraId, Location, Pos, Purpose, SpecimenCode,
-    Timestamp,
-};
+use kura_domain::{Custody, EventBody, SpecimenCode, Timestamp};
 use kura_store::{Store, StoreError};
+use kura_testkit::{self as kit, at, create};
 use uuid::Uuid;
 
-fn cid(s: &str) -> ContainerId {
-    ContainerId::parse(s).unwrap()
-}
+// The tests' own numbering over the shared builders: specimen n is TST26000000n, checked out
+// to Dr. Sato.
 fn sid(n: u32) -> SpecimenCode {
-    SpecimenCode::kura(KuraId::from_data(&format!("TST26{n:07}")).unwrap())
-}
-fn create(id: &str, ty: &str, parent: Option<&str>, pos: Option<(u16, u16)>) -> EventBody {
-    let (kind, geometry) = builtin_type(ty).unwrap();
-    EventBody::ContainerCreated {
-        container: ContainerSpec {
-            id: cid(id),
-            kind,
-            name: id.into(),
-            type_name: ty.into(),
-            geometry,
-            temperature: None,
-            parent: parent.map(cid),
-            pos: pos.map(|(r, c)| Pos::new(r, c)),
-        },
-    }
+    kit::specimen("TST", n.into())
 }
 fn register(n: u32) -> EventBody {
-    EventBody::Registered {
-        specimen: SpecimenRecord {
-            code: sid(n),
-            sample_type: SampleType::parse("PL1").unwrap(),
-            container: "PED".into(),
-            storage: "A".into(),
-            quantity: Some(Quantity::parse("1", "mL").unwrap()),
-            study: "S1".into(),
-            donor: "D1".into(),
-            collected_at: None,
-            parent: None,
-            freeze_thaw: 0,
-        },
-        location: None,
-    }
-}
-fn at(c: &str, r: u16, col: u16) -> Location {
-    Location {
-        container: cid(c),
-        pos: Pos::new(r, col),
-    }
+    kit::register(&sid(n), None)
 }
 fn check_in(n: u32, c: &str, r: u16, col: u16) -> EventBody {
-    EventBody::CheckedIn {
-        specimen: sid(n),
-        location: at(c, r, col),
-    }
+    kit::check_in(&sid(n), at(c, r, col))
 }
 fn check_out(n: u32) -> EventBody {
-    EventBody::CheckedOut {
-        specimen: sid(n),
-        to: "Dr. Sato".into(),
-        purpose: Purpose::Qc,
-        due: None,
-        note: None,
-    }
+    kit::check_out(&sid(n), "Dr. Sato")
 }
 
-const WORLD: fn() -> Vec<EventBody> = || {
-    vec![
-        create("SITE", "site", None, None),
-        create("ROOM1", "room", Some("SITE"), None),
-        create("F1", "freezer-5-shelves", Some("ROOM1"), None),
-        create("R1", "rack-5x4", Some("F1"), Some((0, 0))),
-        create("BX1", "box-9x9", Some("R1"), Some((0, 0))),
-    ]
-};
+const WORLD: fn() -> Vec<EventBody> = || kit::storage("1", &["BX1"]);
 
 fn open(dir: &Path) -> Store {
     Store::open(dir.join("kura.sqlite3"), Uuid::now_v7).unwrap()

@@ -7,82 +7,30 @@
 use std::path::{Path, PathBuf};
 
 use kura_domain::Placed;
-use kura_domain::container::builtin_type;
-use kura_domain::specimen::{Quantity, SampleType, SpecimenRecord};
-use kura_domain::{
-    ContainerId, ContainerSpec, Custody, EventBody, KuraId, Location, Outcome, Pos, Purpose,
-    SpecimenCode, Timestamp,
-};
+use kura_domain::specimen::Quantity;
+use kura_domain::{Custody, EventBody, Outcome, Pos, SpecimenCode, Timestamp};
 use kura_store::{Answer, Store, StoreError};
+use kura_testkit::{self as kit, at, cid, create};
 use uuid::Uuid;
 
-fn cid(s: &str) -> ContainerId {
-    ContainerId::parse(s).unwrap()
-}
+// The tests' own numbering over the shared builders: specimen n is TST26000000n.
 fn sid(n: u32) -> SpecimenCode {
-    SpecimenCode::kura(KuraId::from_data(&format!("TST26{n:07}")).unwrap())
-}
-fn create(id: &str, ty: &str, parent: Option<&str>, pos: Option<(u16, u16)>) -> EventBody {
-    let (kind, geometry) = builtin_type(ty).unwrap();
-    EventBody::ContainerCreated {
-        container: ContainerSpec {
-            id: cid(id),
-            kind,
-            name: id.into(),
-            type_name: ty.into(),
-            geometry,
-            temperature: None,
-            parent: parent.map(cid),
-            pos: pos.map(|(r, c)| Pos::new(r, c)),
-        },
-    }
+    kit::specimen("TST", n.into())
 }
 fn register(n: u32) -> EventBody {
-    EventBody::Registered {
-        specimen: SpecimenRecord {
-            code: sid(n),
-            sample_type: SampleType::parse("PL1").unwrap(),
-            container: "PED".into(),
-            storage: "A".into(),
-            quantity: Some(Quantity::parse("1", "mL").unwrap()),
-            study: "S1".into(),
-            donor: "D1".into(),
-            collected_at: None,
-            parent: None,
-            freeze_thaw: 0,
-        },
-        location: None,
-    }
-}
-fn at(c: &str, r: u16, col: u16) -> Location {
-    Location {
-        container: cid(c),
-        pos: Pos::new(r, col),
-    }
+    kit::register(&sid(n), None)
 }
 fn check_in(n: u32, c: &str, r: u16, col: u16) -> EventBody {
-    EventBody::CheckedIn {
-        specimen: sid(n),
-        location: at(c, r, col),
-    }
+    kit::check_in(&sid(n), at(c, r, col))
 }
 fn check_out(n: u32, to: &str) -> EventBody {
-    EventBody::CheckedOut {
-        specimen: sid(n),
-        to: to.into(),
-        purpose: Purpose::Analysis,
-        due: None,
-        note: None,
-    }
+    kit::check_out(&sid(n), to)
 }
 fn moved(n: u32, from: (&str, u16, u16), to: (&str, u16, u16)) -> EventBody {
-    EventBody::Moved {
-        specimen: sid(n),
-        from: at(from.0, from.1, from.2),
-        to: at(to.0, to.1, to.2),
-    }
+    kit::moved(&sid(n), at(from.0, from.1, from.2), at(to.0, to.1, to.2))
 }
 
+/// The storage the released schemas' fixtures hold.
 fn world() -> Vec<EventBody> {
     vec![
         create("SITE", "site", None, None),

@@ -88,7 +88,13 @@ fn layering_points_down_only() {
         ),
         ("kura-cli", &["kura-app"]),
         ("kura-proto", &["kura-domain"]),
-        ("kura-registry-db", &["kura-domain", "kura-proto"]),
+        // Its testkit module (the conformance suite's and the benchmark's events) re-exports
+        // kura-testkit.
+        (
+            "kura-registry-db",
+            &["kura-domain", "kura-proto", "kura-testkit"],
+        ),
+        ("kura-testkit", &["kura-domain"]),
         (
             "kura-registry-sqlite",
             &["kura-domain", "kura-proto", "kura-registry-db"],
