@@ -5,7 +5,7 @@
 //! a round (a gap, then the order of the site's events changed), a history that is not this
 //! bench's (a fork), a registry that cannot be reached. Each case says what the round answers and
 //! which requests it made; every case but the fork then runs a clean round and checks that
-//! nothing was lost or stored twice. The real processes and a faulty network are `tests/sync`'s.
+//! nothing was lost or stored twice. The real processes and a faulty network are in `tests/it`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
