@@ -205,7 +205,10 @@ async fn block(app: S<'_>, specimen: String, reason: String) -> R<()> {
 
 #[tauri::command]
 async fn unblock(app: S<'_>, specimen: String, reason: String) -> R<()> {
-    app.kura().unblock(&specimen, &reason).map_err(wire)
+    app.kura()
+        .unblock(&specimen, &reason)
+        .map(drop)
+        .map_err(wire)
 }
 
 #[tauri::command]
@@ -215,12 +218,9 @@ async fn dispose(
     reason: String,
     signing: Option<Signing>,
 ) -> R<Option<SignatureView>> {
-    let mut k = app.kura();
-    match signing {
-        Some(s) => k.dispose_signed(&specimen, &reason, &s).map(Some),
-        None => k.dispose(&specimen, &reason).map(|_| None),
-    }
-    .map_err(wire)
+    app.kura()
+        .with_signature(signing.as_ref(), |k| k.dispose(&specimen, &reason))
+        .map_err(wire)
 }
 
 #[tauri::command]
@@ -383,8 +383,10 @@ async fn export_audit(
 ) -> R<AuditExport> {
     let mut k = app.kura();
     let out = k.audit_report_path(&format).map_err(wire)?;
-    k.export_audit(&query, &out, &lang, signing.as_ref(), &mut |_, _| {})
-        .map_err(wire)
+    k.with_signature(signing.as_ref(), |k| {
+        k.export_audit(&query, &out, &lang, &mut |_, _| {})
+    })
+    .map_err(wire)
 }
 
 #[tauri::command]

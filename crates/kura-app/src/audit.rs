@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use kura_domain::{EventBody, Geometry, Location, Placement, Pos};
 use serde::{Deserialize, Serialize};
 
-use crate::users::{Act, SignatureView, Signing};
+use crate::users::{Act, SignatureView};
 use crate::{AppError, Kura, VerifyReport};
 
 /// Which events a report lists (all of them when nothing is given; the filters combine).
@@ -595,15 +595,14 @@ impl Kura {
     }
 
     /// Writes the audit report for `q` to `out` (`.pdf` or `.csv`, in `lang` — `en` or `ja`),
-    /// and records the export, signed on a database with users: `signing` (or a signature
-    /// armed by [`Kura::with_signature`]) is checked before anything is read, and a file whose
+    /// and records the export, signed on a database with users: run it in
+    /// [`Kura::with_signature`], whose signer is checked before anything is read; a file whose
     /// export could not be recorded is removed.
     pub fn export_audit(
         &mut self,
         q: &AuditQuery,
         out: &Path,
         lang: &str,
-        signing: Option<&Signing>,
         progress: crate::Progress<'_>,
     ) -> Result<AuditExport, AppError> {
         let format = out
@@ -622,55 +621,54 @@ impl Kura {
                 )
             })?;
         self.authorize(Act::Read)?;
-        if self.secured()? && signing.is_none() && self.armed.is_none() {
+        if self.secured()? && self.armed.is_none() {
             return Err(AppError::SignatureRequired { act: Act::Read });
         }
-        self.with_signature(signing, |k| {
-            let report = k.audit(q, progress)?;
-            let (bytes, pages) = match format {
-                "pdf" => {
-                    let r = kura_labels::report::render_report(&k.audit_document(&report, lang)?);
-                    (r.bytes, r.pages)
-                }
-                "jsonl" => (k.events_jsonl()?, 0),
-                _ => (audit_csv(&report.rows)?, 0),
-            };
-            let sha256 = {
-                use sha2::{Digest, Sha256};
-                hex::encode(Sha256::digest(&bytes))
-            };
-            write_new(out, &bytes)?;
-            let head = report
-                .rows
-                .last()
-                .map(|r| r.hash.clone())
-                .unwrap_or_default();
-            let recorded = k.write(|e| {
-                let ev = e.emit(EventBody::AuditExported {
-                    scope: report.scope.clone(),
-                    format: format.to_string(),
-                    events: report.rows.len() as u64,
-                    head: head.clone(),
-                    sha256: sha256.clone(),
-                })?;
-                Ok(e.signed.iter().find(|v| v.event == ev.id).cloned())
-            });
-            let signature = match recorded {
-                Ok(s) => s,
-                Err(err) => {
-                    let _ = std::fs::remove_file(out);
-                    return Err(err);
-                }
-            };
-            Ok(AuditExport {
-                path: out.display().to_string(),
+        let k = self;
+        let report = k.audit(q, progress)?;
+        let (bytes, pages) = match format {
+            "pdf" => {
+                let r = kura_labels::report::render_report(&k.audit_document(&report, lang)?);
+                (r.bytes, r.pages)
+            }
+            "jsonl" => (k.events_jsonl()?, 0),
+            _ => (audit_csv(&report.rows)?, 0),
+        };
+        let sha256 = {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(&bytes))
+        };
+        write_new(out, &bytes)?;
+        let head = report
+            .rows
+            .last()
+            .map(|r| r.hash.clone())
+            .unwrap_or_default();
+        let recorded = k.write(|e| {
+            let ev = e.emit(EventBody::AuditExported {
+                scope: report.scope.clone(),
                 format: format.to_string(),
                 events: report.rows.len() as u64,
-                pages,
-                sha256,
-                intact: report.verify.ok(),
-                signature,
-            })
+                head: head.clone(),
+                sha256: sha256.clone(),
+            })?;
+            Ok(e.signed.iter().find(|v| v.event == ev.id).cloned())
+        });
+        let signature = match recorded {
+            Ok(s) => s,
+            Err(err) => {
+                let _ = std::fs::remove_file(out);
+                return Err(err);
+            }
+        };
+        Ok(AuditExport {
+            path: out.display().to_string(),
+            format: format.to_string(),
+            events: report.rows.len() as u64,
+            pages,
+            sha256,
+            intact: report.verify.ok(),
+            signature,
         })
     }
 

@@ -380,38 +380,23 @@ impl Kura {
         })
     }
 
-    /// Disposes of a specimen. Irreversible: on a database with users it is signed
-    /// ([`Kura::dispose_signed`]) and this refuses it with `signature_required`.
-    pub fn dispose(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
-        let code = self.specimen_code(specimen)?;
-        let reason = input::reason(reason)?;
-        self.write(|e| {
-            e.emit(EventBody::Disposed {
-                specimen: code,
-                reason,
-            })
-            .map(|_| ())
-        })
-    }
-
-    /// Disposes of a specimen with the signer's electronic signature, in one transaction: the
-    /// `disposed` event and the `signed` event bound to its hash.
-    pub fn dispose_signed(
+    /// Disposes of a specimen. Irreversible: on a database with users it is signed — run it in
+    /// [`Kura::with_signature`], else it is refused with `signature_required` — and the
+    /// signature, made in the same transaction as the `disposed` event, is returned.
+    pub fn dispose(
         &mut self,
         specimen: &str,
         reason: &str,
-        signing: &crate::users::Signing,
-    ) -> Result<crate::users::SignatureView, AppError> {
+    ) -> Result<Option<crate::users::SignatureView>, AppError> {
         let code = self.specimen_code(specimen)?;
         let reason = input::reason(reason)?;
-        self.signed_act(
-            crate::users::Act::Dispose,
-            signing,
-            EventBody::Disposed {
+        self.write(|e| {
+            let ev = e.emit(EventBody::Disposed {
                 specimen: code,
                 reason,
-            },
-        )
+            })?;
+            Ok(e.signed.iter().find(|v| v.event == ev.id).cloned())
+        })
     }
 
     pub fn block(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
@@ -426,86 +411,74 @@ impl Kura {
         })
     }
 
-    pub fn unblock(&mut self, specimen: &str, reason: &str) -> Result<(), AppError> {
-        let code = self.specimen_code(specimen)?;
-        // An exception to a consent withdrawal is a supervisor's signed act.
-        if self.secured()? && self.store().withdrawal_of(code.as_str())?.is_some() {
-            return Err(AppError::SignatureRequired {
-                act: crate::users::Act::Block,
-            });
-        }
-        let reason = input::reason(reason)?;
-        self.write(|e| {
-            e.emit(EventBody::Unblocked {
-                specimen: code,
-                reason,
-            })
-            .map(|_| ())
-        })
-    }
-
-    /// Lifts a block with the signer's signature (an exception to a consent withdrawal).
-    pub fn unblock_signed(
+    /// Lifts a block. An exception to a consent withdrawal, on a database with users, is a
+    /// supervisor's signed act: run it in [`Kura::with_signature`] (else `signature_required`);
+    /// the signature is returned.
+    pub fn unblock(
         &mut self,
         specimen: &str,
         reason: &str,
-        signing: &crate::users::Signing,
-    ) -> Result<crate::users::SignatureView, AppError> {
+    ) -> Result<Option<crate::users::SignatureView>, AppError> {
         let code = self.specimen_code(specimen)?;
+        let exception = self.secured()? && self.store().withdrawal_of(code.as_str())?.is_some();
+        if exception {
+            self.authorize(crate::users::Act::Block)?;
+        }
         let reason = input::reason(reason)?;
-        self.signed_act(
-            crate::users::Act::Block,
-            signing,
-            EventBody::Unblocked {
+        self.write(|e| {
+            if exception && e.signer.is_none() {
+                return Err(AppError::SignatureRequired {
+                    act: crate::users::Act::Block,
+                });
+            }
+            let ev = e.emit(EventBody::Unblocked {
                 specimen: code,
                 reason,
-            },
-        )
+            })?;
+            if exception {
+                return e.sign_armed(ev.id, crate::users::Act::Block).map(Some);
+            }
+            Ok(None)
+        })
     }
 
     /// A donor withdrew consent: in one transaction, every specimen of theirs and everything
     /// derived from them through the lineage is blocked (the reason kept with each), the
-    /// withdrawal recorded, and — on a database with users — signed. The specimens then wait in
-    /// the destruction queue; destruction is a signed disposal.
-    pub fn withdraw_consent(
-        &mut self,
-        donor: &str,
-        reason: &str,
-        signing: Option<&crate::users::Signing>,
-    ) -> Result<Withdrawal, AppError> {
+    /// withdrawal recorded, and — on a database with users — signed (run it in
+    /// [`Kura::with_signature`]). The specimens then wait in the destruction queue; destruction
+    /// is a signed disposal.
+    pub fn withdraw_consent(&mut self, donor: &str, reason: &str) -> Result<Withdrawal, AppError> {
         let donor = input::text("donor", donor, 64)?;
         let reason = input::reason(reason)?;
         self.authorize(crate::users::Act::Block)?;
         let block_reason = format!("consent withdrawn: {reason}");
-        self.with_signature(signing, |k| {
-            k.write(|e| {
-                let codes = e.tx.donor_lineage(&donor)?;
-                if codes.is_empty() && e.tx.donor_specimens(&donor)?.is_empty() {
-                    return Err(AppError::NotFound {
-                        what: "donor",
-                        code: donor.clone(),
-                    });
+        self.write(|e| {
+            let codes = e.tx.donor_lineage(&donor)?;
+            if codes.is_empty() && e.tx.donor_specimens(&donor)?.is_empty() {
+                return Err(AppError::NotFound {
+                    what: "donor",
+                    code: donor.clone(),
+                });
+            }
+            let w = e.emit(EventBody::ConsentWithdrawn {
+                donor: donor.clone(),
+                reason: reason.clone(),
+            })?;
+            let mut blocked = Vec::new();
+            for c in &codes {
+                if e.tx.specimen(c)?.is_some_and(|s| !s.blocked) {
+                    e.emit(EventBody::Blocked {
+                        specimen: c.clone(),
+                        reason: block_reason.clone(),
+                    })?;
                 }
-                let w = e.emit(EventBody::ConsentWithdrawn {
-                    donor: donor.clone(),
-                    reason: reason.clone(),
-                })?;
-                let mut blocked = Vec::new();
-                for c in &codes {
-                    if e.tx.specimen(c)?.is_some_and(|s| !s.blocked) {
-                        e.emit(EventBody::Blocked {
-                            specimen: c.clone(),
-                            reason: block_reason.clone(),
-                        })?;
-                    }
-                    blocked.push(c.to_string());
-                }
-                let signature = e.signed.iter().find(|v| v.event == w.id).cloned();
-                Ok(Withdrawal {
-                    donor: donor.clone(),
-                    blocked,
-                    signature,
-                })
+                blocked.push(c.to_string());
+            }
+            let signature = e.signed.iter().find(|v| v.event == w.id).cloned();
+            Ok(Withdrawal {
+                donor: donor.clone(),
+                blocked,
+                signature,
             })
         })
     }

@@ -579,24 +579,6 @@ impl Kura {
         r
     }
 
-    /// An irreversible act and its signature, in one transaction: `act` allowed, the signer
-    /// re-authenticated, then `body` and the `signed` event bound to its hash.
-    pub(crate) fn signed_act(
-        &mut self,
-        act: Act,
-        signing: &Signing,
-        body: EventBody,
-    ) -> Result<SignatureView, AppError> {
-        self.authorize(act)?;
-        self.arm_signature(signing)?;
-        let r = self.write(|e| {
-            let ev = e.emit(body)?;
-            e.sign_armed(ev.id, act)
-        });
-        self.armed = None;
-        r
-    }
-
     /// Signs an event already recorded, e.g. a supervisor's review. `shown_hash` is the hash of
     /// the event as the signer was shown it: if it is not that event's hash now, nothing is signed.
     pub fn sign(

@@ -55,11 +55,10 @@ fn site() -> (common::Bench, Vec<String>) {
         )
         .unwrap();
     b.kura
-        .dispose_signed(
-            &r.aliquots[1],
-            "溶血のため廃棄",
-            &signing("sup", Meaning::Performed),
-        )
+        .with_signature(Some(&signing("sup", Meaning::Performed)), |k| {
+            k.dispose(&r.aliquots[1], "溶血のため廃棄")
+        })
+        .map(|s| s.expect("a signed act returns its signature"))
         .unwrap();
     (b, r.aliquots)
 }
@@ -138,7 +137,7 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     // The auditor's export is signed: without a signature nothing is written.
     let e = b
         .kura
-        .export_audit(&q, &pdf, "ja", None, &mut |_, _| {})
+        .export_audit(&q, &pdf, "ja", &mut |_, _| {})
         .unwrap_err();
     assert_eq!(e.code(), "signature_required");
     assert!(!pdf.exists());
@@ -148,20 +147,18 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     };
     let e = b
         .kura
-        .export_audit(&q, &pdf, "ja", Some(&wrong), &mut |_, _| {})
+        .with_signature(Some(&wrong), |k| {
+            k.export_audit(&q, &pdf, "ja", &mut |_, _| {})
+        })
         .unwrap_err();
     assert_eq!(e.code(), "sign_in_failed");
     assert!(!pdf.exists());
     assert_eq!(b.kura.stats().unwrap().events, before, "nothing recorded");
     let x = b
         .kura
-        .export_audit(
-            &q,
-            &pdf,
-            "ja",
-            Some(&signing("aud", Meaning::Reviewed)),
-            &mut |_, _| {},
-        )
+        .with_signature(Some(&signing("aud", Meaning::Reviewed)), |k| {
+            k.export_audit(&q, &pdf, "ja", &mut |_, _| {})
+        })
         .unwrap();
     assert!(x.intact && x.pages >= 2, "{x:?}");
     let png = b.dir.path().join("page");
@@ -238,15 +235,12 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     let csv = b.dir.path().join("trail.csv");
     let x = b
         .kura
-        .export_audit(
-            &q,
-            &csv,
-            "en",
+        .with_signature(
             Some(&Signing {
                 user: None,
                 ..signing("aud", Meaning::Reviewed)
             }),
-            &mut |_, _| {},
+            |k| k.export_audit(&q, &csv, "en", &mut |_, _| {}),
         )
         .unwrap();
     assert_eq!(x.sha256, sha256(&csv));
@@ -260,15 +254,12 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     // the PDF lists is printed there. A changed signature fails it.
     let events = b.dir.path().join("events.jsonl");
     b.kura
-        .export_audit(
-            &q,
-            &events,
-            "en",
+        .with_signature(
             Some(&Signing {
                 user: None,
                 ..signing("aud", Meaning::Reviewed)
             }),
-            &mut |_, _| {},
+            |k| k.export_audit(&q, &events, "en", &mut |_, _| {}),
         )
         .unwrap();
     let check = |events: &Path| {
@@ -400,13 +391,9 @@ fn by_user_and_by_period_and_a_tampered_record_on_the_last_page() {
     k.sign_in("sup", "sup-password").unwrap();
     let pdf = b.dir.path().join("tampered.pdf");
     let x = k
-        .export_audit(
-            &AuditQuery::default(),
-            &pdf,
-            "en",
-            Some(&signing("sup", Meaning::Reviewed)),
-            &mut |_, _| {},
-        )
+        .with_signature(Some(&signing("sup", Meaning::Reviewed)), |k| {
+            k.export_audit(&AuditQuery::default(), &pdf, "en", &mut |_, _| {})
+        })
         .unwrap();
     assert!(!x.intact);
     let last = pdftotext(&pdf, Some(x.pages));
@@ -423,13 +410,9 @@ fn reports_without_a_file_picker_go_beside_the_database_and_never_overwrite() {
     assert!(dir.is_dir(), "reports/ is made");
     let x = b
         .kura
-        .export_audit(
-            &AuditQuery::default(),
-            &first,
-            "ja",
-            Some(&signing("sup", Meaning::Reviewed)),
-            &mut |_, _| {},
-        )
+        .with_signature(Some(&signing("sup", Meaning::Reviewed)), |k| {
+            k.export_audit(&AuditQuery::default(), &first, "ja", &mut |_, _| {})
+        })
         .unwrap();
     assert_eq!(x.sha256, sha256(&first));
     // A clock that stands still: the second report of the same second gets a new name.

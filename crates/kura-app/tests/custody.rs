@@ -179,9 +179,7 @@ fn donor_block_and_find() {
     let mut b = bench();
     let k = &mut b.kura;
     let r = register(k, 5);
-    let w = k
-        .withdraw_consent("D0001", "consent withdrawn", None)
-        .unwrap();
+    let w = k.withdraw_consent("D0001", "consent withdrawn").unwrap();
     assert_eq!(w.blocked.len(), 6);
     let found = k
         .find(&FindQuery {
@@ -201,7 +199,7 @@ fn donor_block_and_find() {
     assert_eq!(lineage.code, r.parent);
     assert_eq!(lineage.children.len(), 5);
     assert_eq!(
-        k.withdraw_consent("NOBODY", "x", None).unwrap_err().code(),
+        k.withdraw_consent("NOBODY", "x").unwrap_err().code(),
         "not_found"
     );
 }

@@ -285,7 +285,7 @@ fn argument_values_into_the_use_cases_never_panic() {
             );
             let _ = k.return_specimen(&a, flag);
             let _ = k.dispose(&a, &c);
-            let _ = k.withdraw_consent(&a, &c, None);
+            let _ = k.withdraw_consent(&a, &c);
             let _ = k.show(&a);
             let _ = k.history(&a);
             let _ = k.lineage(&a);

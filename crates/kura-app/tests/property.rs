@@ -74,9 +74,9 @@ fn run(k: &mut Kura, codes: &[String], c: &Cmd) -> Result<(), kura_app::AppError
             .map(|_| ()),
         Cmd::Thaw(s) => k.thaw(&codes[*s]),
         Cmd::Consume(s) => k.consume(&codes[*s], Some("0.1"), Some("mL"), false),
-        Cmd::Dispose(s) => k.dispose(&codes[*s], "test"),
+        Cmd::Dispose(s) => k.dispose(&codes[*s], "test").map(drop),
         Cmd::Block(s) => k.block(&codes[*s], "test"),
-        Cmd::Unblock(s) => k.unblock(&codes[*s], "test"),
+        Cmd::Unblock(s) => k.unblock(&codes[*s], "test").map(drop),
         Cmd::MoveBox(b, (r, c)) => {
             k.move_container(BOXES[*b], "R1", Some(&format!("{}-{}", r + 1, c + 1)))
         }

@@ -94,7 +94,9 @@ fn attempt(k: &mut Kura, act: Act, n: usize, codes: &[String]) -> Result<(), kur
         Act::Dispose => {
             let c = spec(k, n);
             let s = signing_of(k);
-            k.dispose_signed(&c, "used up in QC", &s).map(|_| ())
+            k.with_signature(Some(&s), |k| k.dispose(&c, "used up in QC"))
+                .map(|s| s.expect("a signed act returns its signature"))
+                .map(|_| ())
         }
         Act::Block => {
             let c = spec(k, n);
@@ -344,23 +346,28 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
         ),
         (
             b.kura
-                .dispose_signed(&codes[0], "QC", &signing(None, "sup-password", Performed)),
+                .with_signature(Some(&signing(None, "sup-password", Performed)), |k| {
+                    k.dispose(&codes[0], "QC")
+                })
+                .map(|s| s.expect("a signed act returns its signature")),
             "signature_needs_id",
         ),
         (
-            b.kura.dispose_signed(
-                &codes[0],
-                "QC",
-                &signing(Some("tech"), "tech-password", Performed),
-            ),
+            b.kura
+                .with_signature(
+                    Some(&signing(Some("tech"), "tech-password", Performed)),
+                    |k| k.dispose(&codes[0], "QC"),
+                )
+                .map(|s| s.expect("a signed act returns its signature")),
             "sign_in_failed",
         ),
         (
-            b.kura.dispose_signed(
-                &codes[0],
-                "QC",
-                &signing(Some("sup"), "wrong-password", Performed),
-            ),
+            b.kura
+                .with_signature(
+                    Some(&signing(Some("sup"), "wrong-password", Performed)),
+                    |k| k.dispose(&codes[0], "QC"),
+                )
+                .map(|s| s.expect("a signed act returns its signature")),
             "sign_in_failed",
         ),
     ];
@@ -371,11 +378,11 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     // Both components at the first signature of the session, then the password alone.
     let s1 = b
         .kura
-        .dispose_signed(
-            &codes[0],
-            "QC",
-            &signing(Some("SUP"), "sup-password", Performed),
+        .with_signature(
+            Some(&signing(Some("SUP"), "sup-password", Performed)),
+            |k| k.dispose(&codes[0], "QC"),
         )
+        .map(|s| s.expect("a signed act returns its signature"))
         .unwrap();
     assert_eq!(
         (s1.signer.as_str(), s1.name.as_str(), s1.meaning.as_str()),
@@ -383,7 +390,10 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     );
     let s2 = b
         .kura
-        .dispose_signed(&codes[1], "QC", &signing(None, "sup-password", Approved))
+        .with_signature(Some(&signing(None, "sup-password", Approved)), |k| {
+            k.dispose(&codes[1], "QC")
+        })
+        .map(|s| s.expect("a signed act returns its signature"))
         .unwrap();
     assert_eq!(s2.meaning, "approved");
     let disposed = b
@@ -436,7 +446,10 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     }
     let e = b
         .kura
-        .dispose_signed(&codes[2], "QC", &signing(None, "sup-password", Performed));
+        .with_signature(Some(&signing(None, "sup-password", Performed)), |k| {
+            k.dispose(&codes[2], "QC")
+        })
+        .map(|s| s.expect("a signed act returns its signature"));
     assert_eq!(e.unwrap_err().code(), "session_expired");
     // Nobody signed in reads nothing either.
     assert_eq!(
@@ -519,10 +532,9 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
     let parent = b.kura.lineage(&codes[0]).unwrap().code;
     let e = b
         .kura
-        .withdraw_consent(
-            "D0001",
-            "the donor withdrew",
+        .with_signature(
             Some(&signing(Some("tech"), "tech-password", Performed)),
+            |k| k.withdraw_consent("D0001", "the donor withdrew"),
         )
         .unwrap_err();
     assert_eq!(
@@ -533,18 +545,16 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
     as_user(&mut b.kura, "sup");
     assert_eq!(
         b.kura
-            .withdraw_consent("D0001", "the donor withdrew", None)
+            .withdraw_consent("D0001", "the donor withdrew")
             .unwrap_err()
             .code(),
         "signature_required"
     );
     let w = b
         .kura
-        .withdraw_consent(
-            "D0001",
-            "the donor withdrew",
-            Some(&signing(Some("sup"), "sup-password", Approved)),
-        )
+        .with_signature(Some(&signing(Some("sup"), "sup-password", Approved)), |k| {
+            k.withdraw_consent("D0001", "the donor withdrew")
+        })
         .unwrap();
     // The parent and every aliquot derived from it, in one act.
     assert_eq!(w.blocked.len(), codes.len() + 1, "{:?}", w.blocked);
@@ -579,11 +589,11 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
     );
     as_user(&mut b.kura, "sup");
     b.kura
-        .dispose_signed(
-            &codes[0],
-            "destroyed after consent withdrawal",
-            &signing(Some("sup"), "sup-password", Performed),
+        .with_signature(
+            Some(&signing(Some("sup"), "sup-password", Performed)),
+            |k| k.dispose(&codes[0], "destroyed after consent withdrawal"),
         )
+        .map(|s| s.expect("a signed act returns its signature"))
         .unwrap();
     assert_eq!(b.kura.destruction_queue().unwrap().len(), codes.len());
     // An exception: a supervisor's signature and a reason.
@@ -592,21 +602,20 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
         "signature_required"
     );
     b.kura
-        .unblock_signed(
-            &codes[1],
-            "ethics committee exception 2026-12",
-            &signing(None, "sup-password", Approved),
-        )
+        .with_signature(Some(&signing(None, "sup-password", Approved)), |k| {
+            k.unblock(&codes[1], "ethics committee exception 2026-12")
+        })
+        .map(|s| s.expect("a signed act returns its signature"))
         .unwrap();
     assert!(!b.kura.show(&codes[1]).unwrap().blocked);
     as_user(&mut b.kura, "tech");
     assert_eq!(
         b.kura
-            .unblock_signed(
-                &codes[2],
-                "x",
-                &signing(Some("tech"), "tech-password", Approved)
+            .with_signature(
+                Some(&signing(Some("tech"), "tech-password", Approved)),
+                |k| k.unblock(&codes[2], "x")
             )
+            .map(|s| s.expect("a signed act returns its signature"))
             .unwrap_err()
             .code(),
         "forbidden"

@@ -227,11 +227,9 @@ parent = "GUARD-R"
         .map(|c| (c.clone(), a.show(c).unwrap().donor))
         .find(|(_, d)| !others.contains(d))
         .unwrap();
-    a.withdraw_consent(
-        &donor,
-        "withdrawn by letter",
-        Some(&signing("sup", "sup-password")),
-    )
+    a.with_signature(Some(&signing("sup", "sup-password")), |k| {
+        k.withdraw_consent(&donor, "withdrawn by letter")
+    })
     .unwrap();
     a.sign_out();
     a.sign_in("tech", "tech-password").unwrap();

@@ -850,15 +850,6 @@ fn sign_for_meaning(
     }))
 }
 
-/// The same, for acts whose signature means "approved" unless --meaning says otherwise.
-fn sign_for(
-    k: &mut Kura,
-    act: kura_app::users::Act,
-    a: &SignArgs,
-) -> Result<Option<kura_app::Signing>, AppError> {
-    sign_for_meaning(k, act, a, "approved")
-}
-
 /// Runs a signed act with the signature `a` gives, and keeps the session (a first signature
 /// changes what the next one asks).
 fn signed<T>(
@@ -867,7 +858,18 @@ fn signed<T>(
     a: &SignArgs,
     f: impl FnOnce(&mut Kura) -> Result<T, AppError>,
 ) -> Result<T, AppError> {
-    let s = sign_for(k, act, a)?;
+    signed_meaning(k, act, a, "approved", f)
+}
+
+/// The same, for an act whose signature means `default_meaning` unless --meaning says otherwise.
+fn signed_meaning<T>(
+    k: &mut Kura,
+    act: kura_app::users::Act,
+    a: &SignArgs,
+    default_meaning: &str,
+    f: impl FnOnce(&mut Kura) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let s = sign_for_meaning(k, act, a, default_meaning)?;
     let r = k.with_signature(s.as_ref(), f)?;
     if s.is_some() {
         let db = path_of(k);
@@ -885,10 +887,9 @@ fn withdraw_consent(
     sign: &SignArgs,
     json: bool,
 ) -> Result<(), AppError> {
-    let signing = sign_for(k, kura_app::users::Act::Block, sign)?;
-    let w = k.withdraw_consent(donor, reason, signing.as_ref())?;
-    let db = path_of(k);
-    save_session(k, &db)?;
+    let w = signed(k, kura_app::users::Act::Block, sign, |k| {
+        k.withdraw_consent(donor, reason)
+    })?;
     out(json, json!(w), || {
         format!(
             "consent of {} withdrawn: {} specimen(s) blocked and queued for destruction{}",
@@ -1762,31 +1763,24 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             reason,
             sign,
         } => {
-            let signing =
-                sign_for_meaning(&mut k, kura_app::users::Act::Dispose, &sign, "performed")?;
-            match signing {
-                Some(signing) => {
-                    let sig = k.dispose_signed(&specimen, &reason, &signing)?;
-                    // The next signature of this session asks only the password.
-                    let db = path_of(&k);
-                    save_session(&mut k, &db)?;
-                    out(
-                        json,
-                        json!({ "disposed": specimen, "signature": sig }),
-                        || {
-                            format!(
-                                "{specimen} disposed; signed by {} ({}) — {}",
-                                sig.name, sig.signer, sig.meaning
-                            )
-                        },
-                    );
-                }
-                None => {
-                    k.dispose(&specimen, &reason)?;
-                    out(json, json!({ "disposed": specimen }), || {
-                        format!("{specimen} disposed")
-                    });
-                }
+            let act = kura_app::users::Act::Dispose;
+            // The next signature of this session asks only the password.
+            match signed_meaning(&mut k, act, &sign, "performed", |k| {
+                k.dispose(&specimen, &reason)
+            })? {
+                Some(sig) => out(
+                    json,
+                    json!({ "disposed": specimen, "signature": sig }),
+                    || {
+                        format!(
+                            "{specimen} disposed; signed by {} ({}) — {}",
+                            sig.name, sig.signer, sig.meaning
+                        )
+                    },
+                ),
+                None => out(json, json!({ "disposed": specimen }), || {
+                    format!("{specimen} disposed")
+                }),
             }
         }
         Cmd::Block {
@@ -1812,13 +1806,15 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
             // Lifting a consent withdrawal's block on a database with users is an exception,
             // signed; any other block is lifted as before.
             let exception = k.secured()? && k.consent_withdrawn(&specimen)?.is_some();
-            if exception {
-                let signing = sign_for(&mut k, kura_app::users::Act::Block, &sign)?
-                    .ok_or(AppError::SignatureNeedsUsers)?;
-                let sig = k.unblock_signed(&specimen, &reason, &signing)?;
-                let db = path_of(&k);
-                save_session(&mut k, &db)?;
-                out(
+            let sig = if exception {
+                signed(&mut k, kura_app::users::Act::Block, &sign, |k| {
+                    k.unblock(&specimen, &reason)
+                })?
+            } else {
+                k.unblock(&specimen, &reason)?
+            };
+            match sig {
+                Some(sig) => out(
                     json,
                     json!({ "unblocked": specimen, "signature": sig }),
                     || {
@@ -1827,12 +1823,10 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                             sig.name, sig.signer, sig.meaning
                         )
                     },
-                );
-            } else {
-                k.unblock(&specimen, &reason)?;
-                out(json, json!({ "unblocked": specimen }), || {
+                ),
+                None => out(json, json!({ "unblocked": specimen }), || {
                     format!("{specimen} unblocked")
-                });
+                }),
             }
         }
         Cmd::Show { specimen } => {
@@ -2008,7 +2002,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 to,
             };
             let x = signed(&mut k, kura_app::users::Act::Read, &sign, |k| {
-                k.export_audit(&q, &file, &lang, None, &mut progress("audit"))
+                k.export_audit(&q, &file, &lang, &mut progress("audit"))
             });
             let x = x?;
             out(json, json!(x), || {
