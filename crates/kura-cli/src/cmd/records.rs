@@ -1,0 +1,162 @@
+//! Records in and out: spreadsheet import and export, the audit report.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use kura_app::AppError;
+use serde_json::json;
+
+use crate::output::{out, progress};
+use crate::session::{Ctx, SignArgs, signed};
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Import inventory from CSV (all rows or none).
+    Import {
+        file: PathBuf,
+        /// auto (UTF-8 with or without BOM, else CP932), utf-8, or cp932 (Excel's plain "CSV" on
+        /// Japanese Windows).
+        #[arg(long, default_value = "auto")]
+        encoding: String,
+    },
+    /// Export inventory to CSV in UTF-8 (stdout without a file).
+    Export {
+        file: Option<PathBuf>,
+        /// Start with a byte-order mark, so that Excel on Japanese Windows shows the Japanese.
+        #[arg(long)]
+        bom: bool,
+    },
+    /// The audit trail of a specimen, a user or a period (all events without a filter): every
+    /// event with the values it changed, who, when, where, why and its signatures, as a PDF
+    /// whose last page is the verification of the chain, or as CSV. The export is recorded
+    /// (and signed on a database with users).
+    Audit {
+        #[arg(long)]
+        specimen: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// First date at the site, YYYY-MM-DD (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last date at the site (inclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// The report: FILE.pdf or FILE.csv.
+        #[arg(long)]
+        out: PathBuf,
+        /// The report's language, en or ja (default: from LANG).
+        #[arg(long)]
+        lang: Option<String>,
+        #[command(flatten)]
+        sign: SignArgs,
+    },
+}
+
+pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
+    let json = ctx.json;
+    let mut k = ctx.open(false)?;
+    match cmd {
+        Cmd::Import { file, encoding } => {
+            let encoding: kura_app::import::CsvEncoding = encoding.parse()?;
+            let f = std::fs::File::open(&file).map_err(|e| AppError::File {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let r = k.import_csv_as(
+                std::io::BufReader::new(f),
+                encoding,
+                &mut progress("import"),
+            )?;
+            out(json, json!(r), || {
+                format!(
+                    "imported {} specimens ({} new IDs issued, {} stored)",
+                    r.rows, r.issued, r.stored
+                )
+            });
+        }
+        Cmd::Export { file, bom } => {
+            let n = match &file {
+                Some(path) => {
+                    let f = kura_app::create_private(path).map_err(|e| AppError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                    let mut w = std::io::BufWriter::new(f);
+                    let n = k.export_csv(&mut w, bom)?;
+                    w.flush().map_err(|e| AppError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                    n
+                }
+                None => k.export_csv(std::io::stdout().lock(), bom)?,
+            };
+            if file.is_some() {
+                out(json, json!({ "exported": n }), || {
+                    format!("exported {n} specimens")
+                });
+            }
+        }
+        Cmd::Audit {
+            specimen,
+            user,
+            from,
+            to,
+            out: file,
+            lang,
+            sign,
+        } => {
+            let lang = match lang.as_deref() {
+                Some(l @ ("en" | "ja")) => l.to_string(),
+                Some(other) => {
+                    return Err(AppError::input(
+                        "lang",
+                        format!("{other:?}: a report is in en or ja"),
+                    ));
+                }
+                None => {
+                    let env = |k: &str| std::env::var(k).ok();
+                    let (a, b, c) = (env("LC_ALL"), env("LC_MESSAGES"), env("LANG"));
+                    kura_app::input::language([a.as_deref(), b.as_deref(), c.as_deref()])
+                        .to_string()
+                }
+            };
+            let q = kura_app::audit::AuditQuery {
+                specimen,
+                user,
+                from,
+                to,
+            };
+            let x = signed(&mut k, kura_app::users::Act::Read, &sign, |k| {
+                k.export_audit(&q, &file, &lang, &mut progress("audit"))
+            });
+            let x = x?;
+            out(json, json!(x), || {
+                format!(
+                    "{} events to {} ({}{}); chain {}; SHA-256 {}{}",
+                    x.events,
+                    x.path,
+                    x.format,
+                    if x.pages > 0 {
+                        format!(", {} pages", x.pages)
+                    } else {
+                        String::new()
+                    },
+                    if x.intact {
+                        "intact"
+                    } else {
+                        "NOT intact: see the last page and kura verify"
+                    },
+                    x.sha256,
+                    x.signature
+                        .as_ref()
+                        .map(|s| format!("; signed by {} ({}) — {}", s.name, s.signer, s.meaning))
+                        .unwrap_or_default()
+                )
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
