@@ -626,3 +626,60 @@ fn architecture_names_what_exists() {
         missing.join("\n")
     );
 }
+
+/// The arrows ARCHITECTURE.md lists ("- `crate` → `dep`, …") are the manifests' own: every crate
+/// under crates/ has its line, and its line names exactly the Kura crates it depends on.
+#[test]
+fn architecture_draws_the_arrows_the_manifests_have() {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    // "- `crate` → …", and the indented lines that continue it.
+    let mut arrows: Vec<(String, String)> = Vec::new();
+    let mut open = false;
+    for line in text.lines() {
+        if let Some((name, deps)) = line
+            .strip_prefix("- `")
+            .and_then(|rest| rest.split_once("` → "))
+        {
+            arrows.push((name.to_string(), deps.to_string()));
+            open = true;
+        } else if open && line.starts_with("  ") {
+            arrows.last_mut().unwrap().1.push_str(line);
+        } else {
+            open = false;
+        }
+    }
+    let arrows: Vec<(String, Vec<String>)> = arrows
+        .into_iter()
+        .map(|(name, text)| {
+            let mut deps: Vec<String> = text
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect();
+            deps.sort();
+            (name, deps)
+        })
+        .collect();
+    for c in crates() {
+        let Some((_, drawn)) = arrows.iter().find(|(n, _)| *n == c) else {
+            panic!("ARCHITECTURE.md lists no arrows for {c}");
+        };
+        let mut have: Vec<String> = manifest(&c)
+            .normal
+            .into_iter()
+            .filter(|d| d.starts_with("kura-"))
+            .collect();
+        have.sort();
+        assert_eq!(
+            drawn, &have,
+            "{c}: the arrows ARCHITECTURE.md lists, and the Kura crates its manifest depends on"
+        );
+    }
+    for (name, _) in &arrows {
+        assert!(
+            crates().contains(name),
+            "ARCHITECTURE.md lists arrows for {name}, which is not a crate under crates/"
+        );
+    }
+}
