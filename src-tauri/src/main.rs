@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use kura_app::audit::{AuditExport, AuditQuery};
 use kura_app::backup::{BackupReport, BackupSettings};
+use kura_app::users::Act;
 use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
     LabelPreview, LineageNode, Located, Placed, PrintReport, PrinterConfig, PrinterTest,
@@ -164,7 +165,7 @@ async fn move_container(
     signing: Option<Signing>,
 ) -> R<()> {
     app.kura()
-        .with_signature(signing.as_ref(), |k| {
+        .with_signature(Act::StorageLayout, signing.as_ref(), |k| {
             k.move_container(&container, &parent, position.as_deref())
         })
         .map_err(wire)
@@ -219,7 +220,9 @@ async fn dispose(
     signing: Option<Signing>,
 ) -> R<Option<SignatureView>> {
     app.kura()
-        .with_signature(signing.as_ref(), |k| k.dispose(&specimen, &reason))
+        .with_signature(Act::Dispose, signing.as_ref(), |k| {
+            k.dispose(&specimen, &reason)
+        })
         .map_err(wire)
 }
 
@@ -340,7 +343,7 @@ async fn add_user(
 ) -> R<UserView> {
     let r = role(&role_name)?;
     app.kura()
-        .with_signature(signing.as_ref(), |k| {
+        .with_signature(Act::ManageUsers, signing.as_ref(), |k| {
             k.add_user(&user, &name, r, badge.as_deref(), &password)
         })
         .map_err(wire)
@@ -355,7 +358,9 @@ async fn grant_role(
 ) -> R<UserView> {
     let r = role(&role_name)?;
     app.kura()
-        .with_signature(signing.as_ref(), |k| k.grant_role(&user, r))
+        .with_signature(Act::ManageUsers, signing.as_ref(), |k| {
+            k.grant_role(&user, r)
+        })
         .map_err(wire)
 }
 
@@ -367,7 +372,9 @@ async fn disable_user(
     signing: Option<Signing>,
 ) -> R<UserView> {
     app.kura()
-        .with_signature(signing.as_ref(), |k| k.disable_user(&user, &reason))
+        .with_signature(Act::ManageUsers, signing.as_ref(), |k| {
+            k.disable_user(&user, &reason)
+        })
         .map_err(wire)
 }
 
@@ -383,7 +390,7 @@ async fn export_audit(
 ) -> R<AuditExport> {
     let mut k = app.kura();
     let out = k.audit_report_path(&format).map_err(wire)?;
-    k.with_signature(signing.as_ref(), |k| {
+    k.with_signature(Act::Read, signing.as_ref(), |k| {
         k.export_audit(&query, &out, &lang, &mut |_, _| {})
     })
     .map_err(wire)
@@ -458,7 +465,7 @@ async fn resolve_conflict(
 ) -> R<SpecimenView> {
     let v = app
         .kura()
-        .with_signature(signing.as_ref(), |k| {
+        .with_signature(Act::ResolveConflict, signing.as_ref(), |k| {
             k.resolve_conflict(&specimen, &keep, &reason)
         })
         .map_err(wire)?;

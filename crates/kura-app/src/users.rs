@@ -561,14 +561,18 @@ impl Kura {
         Ok(())
     }
 
-    /// Runs `f` with `signing` armed (on a database with users; elsewhere there is nobody to
-    /// sign and it is not asked): the signed acts of its first write carry the signature.
-    /// Nothing stays armed after `f`, whatever it did.
+    /// Runs `f`, the signed act `act`, with `signing` armed (on a database with users;
+    /// elsewhere there is nobody to sign and it is not asked): the signed acts of its first
+    /// write carry the signature. Whether this person may do `act` at all is asked first, before
+    /// any password is checked. Nothing stays armed after `f`, whatever it did. The one way a
+    /// signed act is given its signature: the act's own method takes none.
     pub fn with_signature<T>(
         &mut self,
+        act: Act,
         signing: Option<&Signing>,
         f: impl FnOnce(&mut Kura) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
+        self.authorize(act)?;
         if let Some(s) = signing
             && self.secured()?
         {

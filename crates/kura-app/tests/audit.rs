@@ -37,7 +37,7 @@ fn site() -> (common::Bench, Vec<String>) {
     ] {
         let s = signing("admin", Meaning::Approved);
         b.kura
-            .with_signature(Some(&s), |k| {
+            .with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {
                 k.add_user(u, name, role, None, &format!("{u}-password"))
             })
             .unwrap();
@@ -55,9 +55,11 @@ fn site() -> (common::Bench, Vec<String>) {
         )
         .unwrap();
     b.kura
-        .with_signature(Some(&signing("sup", Meaning::Performed)), |k| {
-            k.dispose(&r.aliquots[1], "溶血のため廃棄")
-        })
+        .with_signature(
+            kura_app::users::Act::Dispose,
+            Some(&signing("sup", Meaning::Performed)),
+            |k| k.dispose(&r.aliquots[1], "溶血のため廃棄"),
+        )
         .map(|s| s.expect("a signed act returns its signature"))
         .unwrap();
     (b, r.aliquots)
@@ -147,7 +149,7 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     };
     let e = b
         .kura
-        .with_signature(Some(&wrong), |k| {
+        .with_signature(kura_app::users::Act::Read, Some(&wrong), |k| {
             k.export_audit(&q, &pdf, "ja", &mut |_, _| {})
         })
         .unwrap_err();
@@ -156,9 +158,11 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     assert_eq!(b.kura.stats().unwrap().events, before, "nothing recorded");
     let x = b
         .kura
-        .with_signature(Some(&signing("aud", Meaning::Reviewed)), |k| {
-            k.export_audit(&q, &pdf, "ja", &mut |_, _| {})
-        })
+        .with_signature(
+            kura_app::users::Act::Read,
+            Some(&signing("aud", Meaning::Reviewed)),
+            |k| k.export_audit(&q, &pdf, "ja", &mut |_, _| {}),
+        )
         .unwrap();
     assert!(x.intact && x.pages >= 2, "{x:?}");
     let png = b.dir.path().join("page");
@@ -236,6 +240,7 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     let x = b
         .kura
         .with_signature(
+            kura_app::users::Act::Read,
             Some(&Signing {
                 user: None,
                 ..signing("aud", Meaning::Reviewed)
@@ -255,6 +260,7 @@ fn a_specimens_trail_as_pdf_and_csv_with_old_and_new_values_and_signatures() {
     let events = b.dir.path().join("events.jsonl");
     b.kura
         .with_signature(
+            kura_app::users::Act::Read,
             Some(&Signing {
                 user: None,
                 ..signing("aud", Meaning::Reviewed)
@@ -391,9 +397,11 @@ fn by_user_and_by_period_and_a_tampered_record_on_the_last_page() {
     k.sign_in("sup", "sup-password").unwrap();
     let pdf = b.dir.path().join("tampered.pdf");
     let x = k
-        .with_signature(Some(&signing("sup", Meaning::Reviewed)), |k| {
-            k.export_audit(&AuditQuery::default(), &pdf, "en", &mut |_, _| {})
-        })
+        .with_signature(
+            kura_app::users::Act::Read,
+            Some(&signing("sup", Meaning::Reviewed)),
+            |k| k.export_audit(&AuditQuery::default(), &pdf, "en", &mut |_, _| {}),
+        )
         .unwrap();
     assert!(!x.intact);
     let last = pdftotext(&pdf, Some(x.pages));
@@ -410,9 +418,11 @@ fn reports_without_a_file_picker_go_beside_the_database_and_never_overwrite() {
     assert!(dir.is_dir(), "reports/ is made");
     let x = b
         .kura
-        .with_signature(Some(&signing("sup", Meaning::Reviewed)), |k| {
-            k.export_audit(&AuditQuery::default(), &first, "ja", &mut |_, _| {})
-        })
+        .with_signature(
+            kura_app::users::Act::Read,
+            Some(&signing("sup", Meaning::Reviewed)),
+            |k| k.export_audit(&AuditQuery::default(), &first, "ja", &mut |_, _| {}),
+        )
         .unwrap();
     assert_eq!(x.sha256, sha256(&first));
     // A clock that stands still: the second report of the same second gets a new name.

@@ -31,7 +31,7 @@ fn secured() -> (common::Bench, Vec<String>) {
         // User administration is signed by the administrator.
         let s = signing_of(&b.kura);
         b.kura
-            .with_signature(Some(&s), |k| {
+            .with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {
                 k.add_user(
                     user,
                     &format!("{user} name"),
@@ -42,7 +42,9 @@ fn secured() -> (common::Bench, Vec<String>) {
             })
             .unwrap();
         b.kura
-            .with_signature(Some(&s), |k| k.set_secret(user, Secret::Pin, "4321"))
+            .with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {
+                k.set_secret(user, Secret::Pin, "4321")
+            })
             .unwrap();
     }
     b.kura.sign_out();
@@ -94,9 +96,11 @@ fn attempt(k: &mut Kura, act: Act, n: usize, codes: &[String]) -> Result<(), kur
         Act::Dispose => {
             let c = spec(k, n);
             let s = signing_of(k);
-            k.with_signature(Some(&s), |k| k.dispose(&c, "used up in QC"))
-                .map(|s| s.expect("a signed act returns its signature"))
-                .map(|_| ())
+            k.with_signature(kura_app::users::Act::Dispose, Some(&s), |k| {
+                k.dispose(&c, "used up in QC")
+            })
+            .map(|s| s.expect("a signed act returns its signature"))
+            .map(|_| ())
         }
         Act::Block => {
             let c = spec(k, n);
@@ -104,7 +108,7 @@ fn attempt(k: &mut Kura, act: Act, n: usize, codes: &[String]) -> Result<(), kur
         }
         Act::StorageLayout => {
             let s = signing_of(k);
-            k.with_signature(Some(&s), |k| {
+            k.with_signature(kura_app::users::Act::StorageLayout, Some(&s), |k| {
                 k.create_container(&format!("NEW{n}"), "box-9x9", None, Some("R1"), None, None)
             })
             .map(|_| ())
@@ -115,7 +119,7 @@ fn attempt(k: &mut Kura, act: Act, n: usize, codes: &[String]) -> Result<(), kur
         }
         Act::ManageUsers => {
             let s = signing_of(k);
-            k.with_signature(Some(&s), |k| {
+            k.with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {
                 k.add_user(
                     &format!("new{n}"),
                     "New person",
@@ -254,7 +258,9 @@ fn sign_in_by_password_and_by_badge_and_what_is_refused() {
     register_one(&mut b.kura).unwrap();
     let s = signing_of(&other);
     other
-        .with_signature(Some(&s), |k| k.disable_user("tech", "left the bank"))
+        .with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {
+            k.disable_user("tech", "left the bank")
+        })
         .unwrap();
     assert_eq!(
         register_one(&mut b.kura).unwrap_err().code(),
@@ -268,7 +274,9 @@ fn sign_in_by_password_and_by_badge_and_what_is_refused() {
     as_user(&mut b.kura, "aud");
     assert_eq!(register_one(&mut b.kura).unwrap_err().code(), "forbidden");
     other
-        .with_signature(Some(&s), |k| k.grant_role("aud", Role::Technician))
+        .with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {
+            k.grant_role("aud", Role::Technician)
+        })
         .unwrap();
     register_one(&mut b.kura).unwrap();
     // The first administrator is made once; demo data never goes into a secured database.
@@ -346,15 +354,18 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
         ),
         (
             b.kura
-                .with_signature(Some(&signing(None, "sup-password", Performed)), |k| {
-                    k.dispose(&codes[0], "QC")
-                })
+                .with_signature(
+                    kura_app::users::Act::Dispose,
+                    Some(&signing(None, "sup-password", Performed)),
+                    |k| k.dispose(&codes[0], "QC"),
+                )
                 .map(|s| s.expect("a signed act returns its signature")),
             "signature_needs_id",
         ),
         (
             b.kura
                 .with_signature(
+                    kura_app::users::Act::Dispose,
                     Some(&signing(Some("tech"), "tech-password", Performed)),
                     |k| k.dispose(&codes[0], "QC"),
                 )
@@ -364,6 +375,7 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
         (
             b.kura
                 .with_signature(
+                    kura_app::users::Act::Dispose,
                     Some(&signing(Some("sup"), "wrong-password", Performed)),
                     |k| k.dispose(&codes[0], "QC"),
                 )
@@ -379,6 +391,7 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     let s1 = b
         .kura
         .with_signature(
+            kura_app::users::Act::Dispose,
             Some(&signing(Some("SUP"), "sup-password", Performed)),
             |k| k.dispose(&codes[0], "QC"),
         )
@@ -390,9 +403,11 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     );
     let s2 = b
         .kura
-        .with_signature(Some(&signing(None, "sup-password", Approved)), |k| {
-            k.dispose(&codes[1], "QC")
-        })
+        .with_signature(
+            kura_app::users::Act::Dispose,
+            Some(&signing(None, "sup-password", Approved)),
+            |k| k.dispose(&codes[1], "QC"),
+        )
         .map(|s| s.expect("a signed act returns its signature"))
         .unwrap();
     assert_eq!(s2.meaning, "approved");
@@ -431,7 +446,9 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     as_user(&mut admin, "admin");
     let s = signing_of(&admin);
     admin
-        .with_signature(Some(&s), |k| k.disable_user("tech", "left"))
+        .with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {
+            k.disable_user("tech", "left")
+        })
         .unwrap();
     let e = b.kura.sign(
         disposed.event_id,
@@ -446,9 +463,11 @@ fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     }
     let e = b
         .kura
-        .with_signature(Some(&signing(None, "sup-password", Performed)), |k| {
-            k.dispose(&codes[2], "QC")
-        })
+        .with_signature(
+            kura_app::users::Act::Dispose,
+            Some(&signing(None, "sup-password", Performed)),
+            |k| k.dispose(&codes[2], "QC"),
+        )
         .map(|s| s.expect("a signed act returns its signature"));
     assert_eq!(e.unwrap_err().code(), "session_expired");
     // Nobody signed in reads nothing either.
@@ -533,6 +552,7 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
     let e = b
         .kura
         .with_signature(
+            kura_app::users::Act::Block,
             Some(&signing(Some("tech"), "tech-password", Performed)),
             |k| k.withdraw_consent("D0001", "the donor withdrew"),
         )
@@ -552,9 +572,11 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
     );
     let w = b
         .kura
-        .with_signature(Some(&signing(Some("sup"), "sup-password", Approved)), |k| {
-            k.withdraw_consent("D0001", "the donor withdrew")
-        })
+        .with_signature(
+            kura_app::users::Act::Block,
+            Some(&signing(Some("sup"), "sup-password", Approved)),
+            |k| k.withdraw_consent("D0001", "the donor withdrew"),
+        )
         .unwrap();
     // The parent and every aliquot derived from it, in one act.
     assert_eq!(w.blocked.len(), codes.len() + 1, "{:?}", w.blocked);
@@ -590,6 +612,7 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
     as_user(&mut b.kura, "sup");
     b.kura
         .with_signature(
+            kura_app::users::Act::Dispose,
             Some(&signing(Some("sup"), "sup-password", Performed)),
             |k| k.dispose(&codes[0], "destroyed after consent withdrawal"),
         )
@@ -602,9 +625,11 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
         "signature_required"
     );
     b.kura
-        .with_signature(Some(&signing(None, "sup-password", Approved)), |k| {
-            k.unblock(&codes[1], "ethics committee exception 2026-12")
-        })
+        .with_signature(
+            kura_app::users::Act::Block,
+            Some(&signing(None, "sup-password", Approved)),
+            |k| k.unblock(&codes[1], "ethics committee exception 2026-12"),
+        )
         .map(|s| s.expect("a signed act returns its signature"))
         .unwrap();
     assert!(!b.kura.show(&codes[1]).unwrap().blocked);
@@ -612,6 +637,7 @@ fn consent_withdrawal_blocks_the_lineage_queues_it_for_destruction_and_is_signed
     assert_eq!(
         b.kura
             .with_signature(
+                kura_app::users::Act::Block,
                 Some(&signing(Some("tech"), "tech-password", Approved)),
                 |k| k.unblock(&codes[2], "x")
             )
@@ -675,9 +701,12 @@ fn wrong_secrets_slow_sign_in_down_and_a_pin_never_signs() {
     k.sign_in_badge("USR-0002", "4321").unwrap();
     let pin = signing(Some("sup"), "4321", kura_app::Meaning::Performed);
     assert_eq!(
-        k.with_signature(Some(&pin), |_| Ok(())).unwrap_err().code(),
+        k.with_signature(kura_app::users::Act::Read, Some(&pin), |_| Ok(()))
+            .unwrap_err()
+            .code(),
         "sign_in_failed"
     );
     let password = signing(Some("sup"), "sup-password", kura_app::Meaning::Performed);
-    k.with_signature(Some(&password), |_| Ok(())).unwrap();
+    k.with_signature(kura_app::users::Act::Read, Some(&password), |_| Ok(()))
+        .unwrap();
 }

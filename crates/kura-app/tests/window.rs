@@ -206,11 +206,11 @@ parent = "GUARD-R"
         ("sup", Role::Supervisor, "USR-0002"),
         ("tech", Role::Technician, "USR-0001"),
     ] {
-        a.with_signature(Some(&admin), |k| {
+        a.with_signature(kura_app::users::Act::ManageUsers, Some(&admin), |k| {
             k.add_user(user, user, role, Some(badge), &format!("{user}-password"))
         })
         .unwrap();
-        a.with_signature(Some(&admin), |k| {
+        a.with_signature(kura_app::users::Act::ManageUsers, Some(&admin), |k| {
             k.set_secret(user, kura_domain::Secret::Pin, "4321")
         })
         .unwrap();
@@ -227,9 +227,11 @@ parent = "GUARD-R"
         .map(|c| (c.clone(), a.show(c).unwrap().donor))
         .find(|(_, d)| !others.contains(d))
         .unwrap();
-    a.with_signature(Some(&signing("sup", "sup-password")), |k| {
-        k.withdraw_consent(&donor, "withdrawn by letter")
-    })
+    a.with_signature(
+        kura_app::users::Act::Block,
+        Some(&signing("sup", "sup-password")),
+        |k| k.withdraw_consent(&donor, "withdrawn by letter"),
+    )
     .unwrap();
     a.sign_out();
     a.sign_in("tech", "tech-password").unwrap();

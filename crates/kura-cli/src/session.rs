@@ -226,7 +226,7 @@ pub(crate) fn signed_meaning<T>(
     f: impl FnOnce(&mut Kura) -> Result<T, AppError>,
 ) -> Result<T, AppError> {
     let s = sign_for_meaning(k, act, a, default_meaning)?;
-    let r = k.with_signature(s.as_ref(), f)?;
+    let r = k.with_signature(act, s.as_ref(), f)?;
     if s.is_some() {
         let db = path_of(k);
         save_session(k, &db)?;
