@@ -339,6 +339,31 @@ fn signing(user: Option<&str>, secret: &str, meaning: kura_app::Meaning) -> kura
     }
 }
 
+/// Whether a person may do a signed act is asked before their password: a technician's
+/// disposal is forbidden whatever password comes with it, and a wrong one is not counted.
+#[test]
+fn a_signed_act_is_allowed_or_not_before_any_password_is_checked() {
+    use kura_app::Meaning::Performed;
+    let (mut b, codes) = secured();
+    as_user(&mut b.kura, "tech");
+    for secret in ["tech-password", "wrong-password"] {
+        let got = b.kura.with_signature(
+            kura_app::users::Act::Dispose,
+            Some(&signing(Some("tech"), secret, Performed)),
+            |k| k.dispose(&codes[0], "QC"),
+        );
+        assert_eq!(got.unwrap_err().code(), "forbidden", "{secret}");
+    }
+    // Nothing counted against the technician: their own password still signs what they may.
+    b.kura
+        .with_signature(
+            kura_app::users::Act::Read,
+            Some(&signing(Some("tech"), "tech-password", Performed)),
+            |_| Ok(()),
+        )
+        .unwrap();
+}
+
 #[test]
 fn a_disposal_is_signed_and_the_signature_is_bound_to_it() {
     use kura_app::Meaning::*;
