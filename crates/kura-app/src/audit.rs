@@ -216,9 +216,43 @@ fn sets(body: &EventBody, before: &Attrs, labels: &Labels<'_>) -> Vec<(&'static 
             ..
         } => vec![
             ("status", s("in_transit")),
+            ("location", String::new()),
             ("holder", destination.clone()),
             ("shipment", shipment.clone()),
         ],
+        EventBody::Distributed {
+            shipment,
+            recipient,
+            mta,
+            ..
+        } => vec![
+            ("status", s("distributed")),
+            ("location", String::new()),
+            ("holder", recipient.clone()),
+            ("shipment", shipment.clone()),
+            ("mta", mta.clone()),
+        ],
+        EventBody::ShipmentDispatched { shipment: m } => {
+            let mut v = vec![
+                ("destination", m.destination.label()),
+                ("tubes", m.specimens.len().to_string()),
+                ("coolant", s(m.coolant.as_str())),
+            ];
+            if let Some(line) = m.dry_ice_line() {
+                v.push(("dangerous_goods", line));
+            }
+            for (k, x) in [
+                ("courier", &m.courier),
+                ("tracking", &m.tracking),
+                ("logger", &m.logger),
+                ("mta", &m.mta),
+            ] {
+                if let Some(x) = x {
+                    v.push((k, x.clone()));
+                }
+            }
+            v
+        }
         EventBody::Received { location, .. } => {
             let mut v = vec![
                 ("status", arrived(location.is_some())),

@@ -117,6 +117,8 @@ fn attempt(k: &mut Kura, act: Act, n: usize, codes: &[String]) -> Result<(), kur
             // Settling needs a conflict; the authorisation is asked before anything else.
             k.authorize(Act::ResolveConflict)
         }
+        // No use case distributes yet (issue 28): the authorisation it will ask.
+        Act::Distribute => k.authorize(Act::Distribute),
         Act::ManageUsers => {
             let s = signing_of(k);
             k.with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {

@@ -25,6 +25,8 @@ pub enum Act {
     StorageLayout,
     /// Settle a conflict between benches.
     ResolveConflict,
+    /// Send tubes out of the network to a researcher (an MTA): Kura's custody ends.
+    Distribute,
     /// Add users, grant roles, disable users, set another user's credentials.
     ManageUsers,
     /// Printers, the site's time zone, enrollment with the registry.
@@ -34,7 +36,7 @@ pub enum Act {
 }
 
 impl Act {
-    pub const ALL: [Act; 10] = [
+    pub const ALL: [Act; 11] = [
         Act::Register,
         Act::Handle,
         Act::Print,
@@ -42,6 +44,7 @@ impl Act {
         Act::Block,
         Act::StorageLayout,
         Act::ResolveConflict,
+        Act::Distribute,
         Act::ManageUsers,
         Act::Settings,
         Act::Read,
@@ -56,6 +59,7 @@ impl Act {
             Act::Block => "block",
             Act::StorageLayout => "storage_layout",
             Act::ResolveConflict => "resolve_conflict",
+            Act::Distribute => "distribute",
             Act::ManageUsers => "manage_users",
             Act::Settings => "settings",
             Act::Read => "read",
@@ -70,7 +74,15 @@ pub fn allowed(act: Act, role: Role) -> bool {
         Role::Technician => matches!(act, Register | Handle | Print | Read),
         Role::Supervisor => matches!(
             act,
-            Register | Handle | Print | Read | Dispose | Block | StorageLayout | ResolveConflict
+            Register
+                | Handle
+                | Print
+                | Read
+                | Dispose
+                | Block
+                | StorageLayout
+                | ResolveConflict
+                | Distribute
         ),
         Role::Administrator => matches!(act, ManageUsers | Settings | Read),
         Role::Auditor => matches!(act, Read),
@@ -103,6 +115,11 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
         | EventBody::Shipped { .. }
         | EventBody::Received { .. } => Act::Handle,
         EventBody::Disposed { .. } => Act::Dispose,
+        EventBody::ShipmentDispatched { shipment } if shipment.destination.leaves_network() => {
+            Act::Distribute
+        }
+        EventBody::ShipmentDispatched { .. } => Act::Handle,
+        EventBody::Distributed { .. } => Act::Distribute,
         EventBody::Blocked { .. }
         | EventBody::Unblocked { .. }
         | EventBody::ConsentWithdrawn { .. } => Act::Block,
@@ -127,7 +144,11 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
 pub fn is_signed(act: Act) -> bool {
     matches!(
         act,
-        Act::Dispose | Act::StorageLayout | Act::ResolveConflict | Act::ManageUsers
+        Act::Dispose
+            | Act::StorageLayout
+            | Act::ResolveConflict
+            | Act::Distribute
+            | Act::ManageUsers
     )
 }
 

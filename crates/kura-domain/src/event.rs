@@ -9,6 +9,7 @@ use crate::container::ContainerSpec;
 use crate::id::{ContainerId, SpecimenCode};
 use crate::position::Pos;
 use crate::rules::Custody;
+use crate::shipment::Shipment;
 use crate::specimen::{Quantity, SpecimenRecord};
 use crate::time::Timestamp;
 use crate::user::{Meaning, Role, Secret};
@@ -224,6 +225,21 @@ pub enum EventBody {
         head: String,
         sha256: String,
     },
+    /// A shipment leaves: its manifest (where to, how it is kept cold, the courier, which tubes).
+    /// Each tube's own event follows in the same transaction: `shipped` to a site of the
+    /// network, `distributed` out of it. Signed when it leaves the network.
+    ShipmentDispatched {
+        shipment: Shipment,
+    },
+    /// A tube leaves Kura's custody for a researcher outside the network, under a material
+    /// transfer agreement (`mta`), in `shipment`. Final: nothing more is done with it here.
+    /// Signed.
+    Distributed {
+        specimen: SpecimenCode,
+        shipment: String,
+        recipient: String,
+        mta: String,
+    },
     /// An electronic signature: the signer (user ID and printed name, as they were when signing),
     /// what it means, and the exact event signed — its id and its hash, so that the signature
     /// cannot be moved to another record. The time is this event's own.
@@ -269,6 +285,8 @@ impl EventBody {
         "signed",
         "consent_withdrawn",
         "audit_exported",
+        "shipment_dispatched",
+        "distributed",
     ];
 
     pub fn kind(&self) -> &'static str {
@@ -298,6 +316,8 @@ impl EventBody {
             EventBody::Signed { .. } => "signed",
             EventBody::ConsentWithdrawn { .. } => "consent_withdrawn",
             EventBody::AuditExported { .. } => "audit_exported",
+            EventBody::ShipmentDispatched { .. } => "shipment_dispatched",
+            EventBody::Distributed { .. } => "distributed",
         }
     }
 
@@ -318,6 +338,7 @@ impl EventBody {
             | EventBody::Unblocked { specimen, .. }
             | EventBody::Shipped { specimen, .. }
             | EventBody::Received { specimen, .. }
+            | EventBody::Distributed { specimen, .. }
             | EventBody::ConflictResolved { specimen, .. }
             | EventBody::ConflictSettled { specimen, .. } => Some(specimen),
             EventBody::ContainerCreated { .. }
@@ -329,7 +350,8 @@ impl EventBody {
             | EventBody::CredentialSet { .. }
             | EventBody::Signed { .. }
             | EventBody::ConsentWithdrawn { .. }
-            | EventBody::AuditExported { .. } => None,
+            | EventBody::AuditExported { .. }
+            | EventBody::ShipmentDispatched { .. } => None,
         }
     }
 

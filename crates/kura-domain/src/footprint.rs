@@ -130,6 +130,11 @@ impl EventBody {
                 f.specimens.extend(codes.iter().cloned());
                 f.about = codes.join(" ");
             }
+            EventBody::ShipmentDispatched { shipment } => {
+                f.specimens
+                    .extend(shipment.specimens.iter().map(|c| c.to_string()));
+                f.about = shipment.id.clone();
+            }
             EventBody::ConsentWithdrawn { donor, .. } => f.about = donor.clone(),
             EventBody::Signed { event, .. } => f.about = event.to_string(),
             EventBody::AuditExported { scope, .. } => f.about = scope.clone(),
@@ -142,6 +147,7 @@ impl EventBody {
             | EventBody::Blocked { .. }
             | EventBody::Unblocked { .. }
             | EventBody::Shipped { .. }
+            | EventBody::Distributed { .. }
             | EventBody::ConflictResolved { .. }
             | EventBody::UserAdded { .. }
             | EventBody::RoleGranted { .. }
@@ -444,6 +450,35 @@ mod tests {
                 "- | 2026-01-01..2026-03-31 |  |  |  |  |  | -".to_string(),
             ),
             (
+                "shipment dispatched",
+                EventBody::ShipmentDispatched {
+                    shipment: crate::shipment::Shipment {
+                        id: "SHP-1".into(),
+                        destination: crate::shipment::Destination::Site {
+                            code: "NCNP".into(),
+                        },
+                        specimens: vec![sid(1), sid(2)],
+                        coolant: crate::shipment::Coolant::Ambient,
+                        dry_ice_grams: None,
+                        courier: None,
+                        tracking: None,
+                        logger: None,
+                        mta: None,
+                    },
+                },
+                format!("- | SHP-1 | {s1},{} |  |  |  |  | -", sid(2)),
+            ),
+            (
+                "distributed",
+                EventBody::Distributed {
+                    specimen: sid(1),
+                    shipment: "SHP-1".into(),
+                    recipient: "Dr. Tanaka".into(),
+                    mta: "MTA-1".into(),
+                },
+                format!("{s1} | {s1} | {s1} |  |  |  |  | -"),
+            ),
+            (
                 "signed",
                 EventBody::Signed {
                     event: ev,
@@ -461,7 +496,7 @@ mod tests {
             kinds.insert(body.kind());
             assert_eq!(line(&body.footprint()), *want, "{what}");
         }
-        assert_eq!(kinds.len(), 25, "one row at least per variant: {kinds:?}");
+        assert_eq!(kinds.len(), 27, "one row at least per variant: {kinds:?}");
         let known: BTreeSet<&str> = EventBody::KINDS.iter().copied().collect();
         assert_eq!(kinds, known, "EventBody::KINDS names every variant's kind");
     }

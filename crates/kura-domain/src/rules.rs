@@ -36,6 +36,8 @@ pub enum Custody {
     Consumed,
     /// Destroyed.
     Disposed,
+    /// Out of the network, to a researcher under an MTA.
+    Distributed,
 }
 
 impl Custody {
@@ -47,6 +49,7 @@ impl Custody {
             Custody::InTransit => Status::InTransit,
             Custody::Consumed => Status::Consumed,
             Custody::Disposed => Status::Disposed,
+            Custody::Distributed => Status::Distributed,
         }
     }
 
@@ -89,6 +92,7 @@ impl Custody {
             Status::InTransit => plain(Custody::InTransit),
             Status::Consumed => plain(Custody::Consumed),
             Status::Disposed => plain(Custody::Disposed),
+            Status::Distributed => plain(Custody::Distributed),
             Status::Available => match (location, holder, due) {
                 (Some(at), None, None) => Some(Custody::Stored { at }),
                 _ => None,
@@ -172,6 +176,8 @@ pub enum Effect {
         donor: String,
         reason: String,
     },
+    /// A shipment's manifest is recorded (the tubes' own events change their custody).
+    Ship(crate::shipment::Shipment),
     /// A signature is added to an event.
     Sign {
         id: uuid::Uuid,
@@ -223,6 +229,8 @@ pub enum RuleError {
     Final { specimen: String, status: String },
     #[error("specimen {specimen} is not in transit")]
     NotInTransit { specimen: String },
+    #[error("shipment {shipment}: {reason}")]
+    BadShipment { shipment: String, reason: String },
     #[error("specimen {specimen} is not in conflict")]
     NotInConflict { specimen: String },
     #[error("position {pos} of {container} is occupied by {by}; choose a free position")]
@@ -289,6 +297,7 @@ impl RuleError {
             RuleError::NotBlocked { .. } => "not_blocked",
             RuleError::Final { .. } => "specimen_final",
             RuleError::NotInTransit { .. } => "not_in_transit",
+            RuleError::BadShipment { .. } => "bad_shipment",
             RuleError::NotInConflict { .. } => "not_in_conflict",
             RuleError::PositionOccupied { .. } => "position_occupied",
             RuleError::ContainerFull { .. } => "container_full",
@@ -682,10 +691,39 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
             s.custody = Custody::InTransit;
             Ok(Effect::Update(s))
         }
+        E::ShipmentDispatched { shipment } => match shipment.check() {
+            Ok(()) => Ok(Effect::Ship(shipment.clone())),
+            Err(p) => rule(RuleError::BadShipment {
+                shipment: shipment.id.clone(),
+                reason: p.message(),
+            }),
+        },
+        E::Distributed {
+            specimen,
+            shipment,
+            recipient,
+            mta,
+        } => {
+            if [shipment, recipient, mta]
+                .iter()
+                .any(|t| t.trim().is_empty())
+            {
+                return rule(RuleError::BadShipment {
+                    shipment: shipment.clone(),
+                    reason: "a distribution names its shipment, its recipient and its MTA".into(),
+                });
+            }
+            let mut s = existing(view, specimen)?;
+            stored(&s)?;
+            not_blocked(&s)?;
+            s.custody = Custody::Distributed;
+            Ok(Effect::Update(s))
+        }
         E::Received {
             specimen, location, ..
         } => {
             let mut s = existing(view, specimen)?;
+            not_final(&s)?;
             if s.custody != Custody::InTransit {
                 return rule(RuleError::NotInTransit {
                     specimen: specimen.to_string(),

@@ -437,6 +437,8 @@ pub enum Status {
     Consumed,
     /// Destroyed.
     Disposed,
+    /// Gone out of the network to a researcher (an MTA): no longer in Kura's custody.
+    Distributed,
 }
 
 impl Status {
@@ -448,6 +450,7 @@ impl Status {
             Status::InTransit => "in_transit",
             Status::Consumed => "consumed",
             Status::Disposed => "disposed",
+            Status::Distributed => "distributed",
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
@@ -458,13 +461,17 @@ impl Status {
             Status::InTransit,
             Status::Consumed,
             Status::Disposed,
+            Status::Distributed,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
     }
     /// No custody act but viewing is possible any more.
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Consumed | Status::Disposed)
+        matches!(
+            self,
+            Status::Consumed | Status::Disposed | Status::Distributed
+        )
     }
 }
 

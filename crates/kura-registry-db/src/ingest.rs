@@ -763,6 +763,7 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
             // nobody in and destroys nothing, so it keeps no projection of users, signatures or
             // withdrawals.
             Some(Effect::Log { .. })
+            | Some(Effect::Ship(_))
             | Some(Effect::User { .. })
             | Some(Effect::Sign { .. })
             | Some(Effect::Withdraw { .. })

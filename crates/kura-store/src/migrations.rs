@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "signing_keys",
         include_str!("migrations/0013_signing_keys.sql"),
     ),
+    (
+        14,
+        "shipments",
+        include_str!("migrations/0014_shipments.sql"),
+    ),
 ];
 
 /// The newest migration this build knows.

@@ -158,13 +158,14 @@ impl Projector<'_> {
     pub fn keep_undo(&mut self, event: i64, effect: &Effect) -> Result<(), StoreError> {
         // The projection tables an undo image covers (each keyed by `code`), and which rows of
         // them this effect changes.
-        const TABLES: [&str; 6] = [
+        const TABLES: [&str; 7] = [
             "specimens",
             "containers",
             "label_prints",
             "users",
             "signatures",
             "withdrawals",
+            "shipments",
         ];
         let (table, codes): (&str, Vec<String>) = match effect {
             Effect::Register { state, .. } | Effect::Update(state) => {
@@ -176,6 +177,7 @@ impl Projector<'_> {
             Effect::User { user, .. } => ("users", vec![user.clone()]),
             Effect::Sign { .. } => ("signatures", vec![event.to_string()]),
             Effect::Withdraw { donor, .. } => ("withdrawals", vec![donor.clone()]),
+            Effect::Ship(shipment) => ("shipments", vec![shipment.id.clone()]),
         };
         let mut image = serde_json::Map::new();
         for t in TABLES {
@@ -218,6 +220,7 @@ impl Projector<'_> {
             "label_prints",
             "users",
             "signatures",
+            "shipments",
         ] {
             for pair in image[table].as_array().into_iter().flatten() {
                 let code = pair[0].as_str().unwrap_or_default();
@@ -467,6 +470,23 @@ impl Projector<'_> {
                 }
             }
             Effect::User { user, change } => self.write_user(event, at, &user, change)?,
+            Effect::Ship(shipment) => {
+                let manifest = serde_json::to_string(&shipment)
+                    .map_err(|e| StoreError::Corrupt(format!("shipment {}: {e}", shipment.id)))?;
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO shipments (code, destination, manifest, tubes, dispatched_at, last_event)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        shipment.id,
+                        shipment.destination.label(),
+                        manifest,
+                        shipment.specimens.len() as i64,
+                        at,
+                        event
+                    ])?;
+            }
             Effect::Withdraw { donor, reason } => {
                 self.conn
                     .prepare_cached(

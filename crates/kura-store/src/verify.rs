@@ -82,7 +82,7 @@ pub(crate) fn replay(
         "PRAGMA defer_foreign_keys = ON;
          DELETE FROM undo; DELETE FROM conflicts; DELETE FROM event_subjects; DELETE FROM specimens;
          DELETE FROM containers; DELETE FROM label_prints; DELETE FROM users; DELETE FROM signatures;
-         DELETE FROM withdrawals;",
+         DELETE FROM withdrawals; DELETE FROM shipments;",
     )?;
     let unsettled: std::collections::HashSet<i64> = match own {
         None => Default::default(),
@@ -166,6 +166,11 @@ const PROJECTION: &[(&str, &str, &str)] = &[
     (
         "withdrawals",
         "SELECT code, reason, at, last_event FROM withdrawals",
+        "code",
+    ),
+    (
+        "shipments",
+        "SELECT code, destination, manifest, tubes, dispatched_at, last_event FROM shipments",
         "code",
     ),
     (

@@ -513,3 +513,65 @@ fn open_existing_creates_nothing() {
     // The id is taken once: opening again keeps the first.
     assert_eq!(Store::open(&db, Uuid::now_v7).unwrap().workstation(), ws);
 }
+
+/// A shipment's manifest is kept as one row, its tubes go in transit, and a rebuild from the log
+/// gives the same (verify compares the shipments table too).
+#[test]
+fn a_dispatched_shipment_is_projected_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    let mut steps_: Vec<(EventBody, &str)> = WORLD().into_iter().map(|b| (b, "")).collect();
+    let shipment = kura_domain::Shipment {
+        id: "SHP-0a1b2c3d-1".into(),
+        destination: kura_domain::Destination::Site {
+            code: "NCNP".into(),
+        },
+        specimens: vec![sid(1), sid(2)],
+        coolant: kura_domain::Coolant::DryIce,
+        dry_ice_grams: Some(5_500),
+        courier: Some("Yamato".into()),
+        tracking: Some("1234-5678".into()),
+        logger: None,
+        mta: None,
+    };
+    let shipped = |n: u32| EventBody::Shipped {
+        specimen: sid(n),
+        shipment: "SHP-0a1b2c3d-1".into(),
+        destination: "site:NCNP".into(),
+    };
+    steps_.extend([
+        (register(1), ""),
+        (check_in(1, "BX1", 0, 0), ""),
+        (register(2), ""),
+        (check_in(2, "BX1", 0, 1), ""),
+        (
+            EventBody::ShipmentDispatched {
+                shipment: shipment.clone(),
+            },
+            "",
+        ),
+        (shipped(1), ""),
+        (shipped(2), ""),
+        (shipped(2), "not_in_storage"),
+    ]);
+    steps(&mut s, &steps_);
+    let db = dir.path().join("kura.sqlite3");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM shipments WHERE code = 'SHP-0a1b2c3d-1' AND tubes = 2 AND destination = 'site:NCNP'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM specimens WHERE status = 'in_transit' AND row IS NULL"
+        ),
+        2
+    );
+    let r = s.verify(&mut |_, _| {}).unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    s.rebuild(&mut |_, _| {}).unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM shipments"), 1);
+}

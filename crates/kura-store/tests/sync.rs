@@ -620,7 +620,7 @@ fn migration_0005_fills_last_events_from_the_log() {
          ALTER TABLE sync_state DROP COLUMN site; ALTER TABLE sync_state DROP COLUMN registry_ca;
          ALTER TABLE sync_state DROP COLUMN clock_skew_us; ALTER TABLE sync_state DROP COLUMN last_attempt;
          ALTER TABLE sync_state DROP COLUMN last_error_code; ALTER TABLE sync_state DROP COLUMN stopped;
-         DROP TABLE users; DROP TABLE signatures; DROP TABLE withdrawals;
+         DROP TABLE users; DROP TABLE signatures; DROP TABLE withdrawals; DROP TABLE shipments;
          DELETE FROM schema_migrations WHERE version >= 5;",
     )
     .unwrap();
@@ -679,6 +679,7 @@ fn the_cursor_moves_over_own_events_and_stops_at_anothers() {
 
 /// Going back one released schema: what undoes migration `n` (to schema `n - 1`).
 const UNDO: &[(i64, &str)] = &[
+    (14, "DROP TABLE shipments;"),
     (
         13,
         "ALTER TABLE users DROP COLUMN signing_key; ALTER TABLE users DROP COLUMN key_salt;",

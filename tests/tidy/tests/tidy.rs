@@ -461,6 +461,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "e19ff8aebe901562358cd10764f1028d34ae1d5879bb0248b9486fbfd9f603c9",
     ),
     (
+        "crates/kura-store/src/migrations/0014_shipments.sql",
+        "ee80167fb2237bc430bb613982d65358a8288a71843e2412ce2ff64e316ba172",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

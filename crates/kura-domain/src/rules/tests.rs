@@ -81,6 +81,7 @@ impl Mem {
                 );
             }
             Effect::Log { .. }
+            | Effect::Ship(_)
             | Effect::User { .. }
             | Effect::Sign { .. }
             | Effect::Withdraw { .. } => {}
@@ -262,7 +263,7 @@ fn custody_sequences() {
         vec![
             (register(1), ""),
             (check_in(1, "BX1", 0, 0), ""),
-            (blocked, ""),
+            (blocked.clone(), ""),
             (disposed.clone(), ""),
             (check_out(1), "specimen_final"),
         ],
@@ -394,9 +395,117 @@ fn custody_sequences() {
             (check_in(1, "BX1", 0, 0), ""),
             (settled(1, Some(("BX1", 0, 1))), "not_in_conflict"),
         ],
+        // Shipping to a site: the manifest, then the tube in transit (its position freed, any
+        // use refused) until it is received.
+        vec![
+            (register(1), ""),
+            (check_in(1, "BX1", 0, 0), ""),
+            (dispatched(&[1], None), ""),
+            (shipped(1), ""),
+            (check_out(1), "not_in_storage"),
+            (register(2), ""),
+            (check_in(2, "BX1", 0, 0), ""),
+            (received(1, Some(("BX1", 0, 0))), "position_occupied"),
+            (received(1, Some(("BX1", 0, 1))), ""),
+            (received(1, None), "not_in_transit"),
+        ],
+        // A blocked tube, or one not in storage, is not shipped or distributed.
+        vec![
+            (register(1), ""),
+            (shipped(1), "not_in_storage"),
+            (distributed(1), "not_in_storage"),
+            (check_in(1, "BX1", 0, 0), ""),
+            (blocked.clone(), ""),
+            (shipped(1), "specimen_blocked"),
+            (distributed(1), "specimen_blocked"),
+        ],
+        // Distribution ends custody: nothing more is done with the tube.
+        vec![
+            (register(1), ""),
+            (check_in(1, "BX1", 0, 0), ""),
+            (dispatched(&[1], Some("MTA-2026-014")), ""),
+            (distributed(1), ""),
+            (check_in(1, "BX1", 0, 0), "specimen_final"),
+            (received(1, None), "specimen_final"),
+            (distributed(1), "specimen_final"),
+        ],
+        // A manifest that cannot be: no tubes, a tube twice, out of the network without an MTA.
+        vec![(dispatched(&[], None), "bad_shipment")],
+        vec![(dispatched(&[1, 1], None), "bad_shipment")],
+        vec![
+            (
+                EventBody::ShipmentDispatched {
+                    shipment: crate::shipment::Shipment {
+                        destination: crate::shipment::Destination::Recipient {
+                            name: "Dr. Tanaka".into(),
+                        },
+                        ..manifest(&[1], None)
+                    },
+                },
+                "bad_shipment",
+            ),
+            (
+                EventBody::Distributed {
+                    specimen: sid(1),
+                    shipment: "SHP-1".into(),
+                    recipient: "Dr. Tanaka".into(),
+                    mta: " ".into(),
+                },
+                "bad_shipment",
+            ),
+        ],
     ];
     for steps in &cases {
         check(steps);
+    }
+}
+
+fn manifest(tubes: &[u32], mta: Option<&str>) -> crate::shipment::Shipment {
+    use crate::shipment::{Coolant, Destination, Shipment};
+    Shipment {
+        id: "SHP-1".into(),
+        destination: match mta {
+            Some(_) => Destination::Recipient {
+                name: "Dr. Tanaka".into(),
+            },
+            None => Destination::Site {
+                code: "NCNP".into(),
+            },
+        },
+        specimens: tubes.iter().map(|&n| sid(n)).collect(),
+        coolant: Coolant::DryIce,
+        dry_ice_grams: Some(5_000),
+        courier: None,
+        tracking: None,
+        logger: None,
+        mta: mta.map(str::to_string),
+    }
+}
+fn dispatched(tubes: &[u32], mta: Option<&str>) -> EventBody {
+    EventBody::ShipmentDispatched {
+        shipment: manifest(tubes, mta),
+    }
+}
+fn shipped(n: u32) -> EventBody {
+    EventBody::Shipped {
+        specimen: sid(n),
+        shipment: "SHP-1".into(),
+        destination: "site:NCNP".into(),
+    }
+}
+fn received(n: u32, at: Option<(&str, u16, u16)>) -> EventBody {
+    EventBody::Received {
+        specimen: sid(n),
+        shipment: "SHP-1".into(),
+        location: at.map(|(c, r, col)| self::at(c, r, col)),
+    }
+}
+fn distributed(n: u32) -> EventBody {
+    EventBody::Distributed {
+        specimen: sid(n),
+        shipment: "SHP-1".into(),
+        recipient: "Dr. Tanaka".into(),
+        mta: "MTA-2026-014".into(),
     }
 }
 
