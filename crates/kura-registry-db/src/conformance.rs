@@ -51,10 +51,19 @@ where
 
 /// Enrolls a new workstation at `site` (the site is created when missing).
 pub async fn enroll<D: RegistryDb>(db: &D, site: &str, prefix: &str) -> (Caller, String) {
+    enroll_as(db, site, prefix, Uuid::now_v7()).await
+}
+
+/// The same, for the workstation `ws` (a bench database that already has its id).
+pub async fn enroll_as<D: RegistryDb>(
+    db: &D,
+    site: &str,
+    prefix: &str,
+    ws: Uuid,
+) -> (Caller, String) {
     if !db.sites().await.unwrap().iter().any(|s| s.code == site) {
         db.add_site(testkit::site(site, prefix)).await.unwrap();
     }
-    let ws = Uuid::now_v7();
     let code = format!("code-{ws}");
     let token = format!("token-{ws}");
     db.add_enrollment(site, secret_hash(&code), NOW + 3_600_000_000, None)

@@ -19,7 +19,7 @@ use kura_domain::{Clock, EventBody, Timestamp};
 use kura_proto::{
     ClaimResponse, Holding, Lease, PullResponse, PushRequest, PushResponse, StatusResponse,
 };
-use kura_registry_db::{Batch, Caller, DbError, Enrollment, RegistryDb, secret_hash};
+use kura_registry_db::{Batch, Caller, DbError, RegistryDb};
 use kura_registry_sqlite::SqliteDb;
 use kura_store::Store;
 use kura_sync::{Config, Engine, Remote, RemoteError, Report};
@@ -191,43 +191,15 @@ impl Remote for &Scripted {
 
 /// Enrolls `ws` at the site (made when missing) and answers who it is.
 async fn enroll(db: &SqliteDb, ws: Uuid) -> Caller {
-    if db.sites().await.unwrap().is_empty() {
-        db.add_site(kura_registry_db::testkit::site(SITE, "TST"))
-            .await
-            .unwrap();
-    }
-    let (code, token) = (format!("code-{ws}"), format!("token-{ws}"));
-    db.add_enrollment(SITE, secret_hash(&code), NOW + 3_600_000_000, None)
+    kura_registry_db::conformance::enroll_as(db, SITE, "TST", ws)
         .await
-        .unwrap();
-    db.enroll(Enrollment {
-        code_hash: secret_hash(&code),
-        workstation: ws,
-        name: format!("bench {ws}"),
-        token_hash: secret_hash(&token),
-        now: NOW,
-        year: 2026,
-        lease: 100,
-        issued: vec![],
-        id_format: None,
-        recover: false,
-    })
-    .await
-    .unwrap();
-    db.authenticate(secret_hash(&token)).await.unwrap().unwrap()
+        .0
 }
 
 /// Another bench's stream, pushed straight into a registry's storage.
 async fn push_stream(db: &SqliteDb, caller: &Caller, events: Vec<kura_domain::Envelope>) {
     let res = db
-        .push(
-            caller,
-            Batch {
-                events,
-                sent_at: None,
-                received_at: NOW,
-            },
-        )
+        .push(caller, kura_registry_db::conformance::batch(events))
         .await
         .unwrap();
     assert!(
