@@ -165,7 +165,7 @@ pub struct PrinterTest {
     pub warnings: Vec<String>,
 }
 
-fn label_error(e: kura_labels::LabelError) -> AppError {
+pub(crate) fn label_error(e: kura_labels::LabelError) -> AppError {
     AppError::input("labels", e.to_string())
 }
 
@@ -557,6 +557,7 @@ impl Kura {
                 m.occupied,
                 m.capacity.unwrap_or(0)
             ),
+            matrix: None,
         })
     }
 

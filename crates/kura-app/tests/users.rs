@@ -117,8 +117,21 @@ fn attempt(k: &mut Kura, act: Act, n: usize, codes: &[String]) -> Result<(), kur
             // Settling needs a conflict; the authorisation is asked before anything else.
             k.authorize(Act::ResolveConflict)
         }
-        // No use case distributes yet (issue 28): the authorisation it will ask.
-        Act::Distribute => k.authorize(Act::Distribute),
+        Act::Distribute => {
+            let c = spec(k, n);
+            let s = signing_of(k);
+            k.with_signature(Act::Distribute, Some(&s), |k| {
+                k.ship(&kura_app::ShipForm {
+                    scans: vec![c],
+                    to_recipient: Some("Dr. Tanaka".into()),
+                    temperature: "dry-ice".into(),
+                    dry_ice_kg: Some("2.5".into()),
+                    mta: Some("MTA-2026-001".into()),
+                    ..Default::default()
+                })
+            })
+            .map(|d| assert!(d.signature.is_some(), "a distribution is signed"))
+        }
         Act::ManageUsers => {
             let s = signing_of(k);
             k.with_signature(kura_app::users::Act::ManageUsers, Some(&s), |k| {

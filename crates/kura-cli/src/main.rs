@@ -53,6 +53,8 @@ enum Cmd {
     #[command(flatten)]
     Records(cmd::records::Cmd),
     #[command(flatten)]
+    Shipping(cmd::shipping::Cmd),
+    #[command(flatten)]
     Sync(cmd::sync::Cmd),
 }
 
@@ -103,6 +105,7 @@ fn run(cli: Cli) -> Result<ExitCode, AppError> {
         Cmd::Labels(c) => cmd::labels::run(c, &ctx),
         Cmd::People(c) => cmd::people::run(c, &ctx),
         Cmd::Records(c) => cmd::records::run(c, &ctx),
+        Cmd::Shipping(c) => cmd::shipping::run(c, &ctx),
         Cmd::Sync(c) => cmd::sync::run(c, &ctx),
     }
 }

@@ -280,3 +280,22 @@ pub(crate) fn set_secret(
 pub(crate) fn path_of(k: &Kura) -> std::path::PathBuf {
     k.path().to_path_buf()
 }
+
+/// Scans typed (or piped) one per line on standard input, up to its end or a line `done`.
+pub(crate) fn stdin_scans() -> Result<Vec<String>, AppError> {
+    let mut scans = Vec::new();
+    for line in std::io::stdin().lines() {
+        let line = line.map_err(|e| AppError::File {
+            path: "stdin".into(),
+            message: e.to_string(),
+        })?;
+        let line = line.trim();
+        if line.eq_ignore_ascii_case("done") {
+            break;
+        }
+        if !line.is_empty() {
+            scans.push(line.to_string());
+        }
+    }
+    Ok(scans)
+}

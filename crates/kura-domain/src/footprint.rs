@@ -463,6 +463,7 @@ mod tests {
                         courier: None,
                         tracking: None,
                         logger: None,
+                        packed: vec![],
                         mta: None,
                     },
                 },

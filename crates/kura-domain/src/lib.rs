@@ -30,7 +30,7 @@ pub use hash::Digest;
 pub use id::{ContainerId, IdFormat, KuraId, ScanError, SpecimenCode};
 pub use position::{Geometry, Pos};
 pub use rules::{ContainerInfo, Custody, RuleError, Settled, SpecimenState};
-pub use shipment::{Coolant, Destination, Shipment};
+pub use shipment::{Coolant, Destination, Packed, Shipment};
 pub use specimen::{Quantity, SampleType, SpecimenRecord, Status};
 pub use time::{Clock, Timestamp};
 pub use user::{Meaning, Role, Secret, UserChange};

@@ -97,6 +97,21 @@ pub struct Shipment {
     /// The material transfer agreement (required out of the network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mta: Option<String>,
+    /// Where each tube sat when it was packed (its box and position at the sending bench):
+    /// the receiver checks tubes in box by box against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packed: Vec<Packed>,
+}
+
+/// A tube's place in the box it travels in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Packed {
+    pub specimen: SpecimenCode,
+    /// The box's code at the sending site.
+    #[serde(rename = "box")]
+    pub container: String,
+    /// The position label, e.g. `A3`.
+    pub position: String,
 }
 
 /// Why a shipment cannot be what it says.
@@ -109,6 +124,7 @@ pub enum ShipmentProblem {
     DryIceMass,
     DryIceMassWithout,
     NoMta,
+    PackedNotShipped(String),
 }
 
 impl ShipmentProblem {
@@ -125,6 +141,9 @@ impl ShipmentProblem {
             }
             ShipmentProblem::DryIceMassWithout => {
                 "a dry-ice mass is given, but the shipment is not on dry ice".into()
+            }
+            ShipmentProblem::PackedNotShipped(c) => {
+                format!("{c} is packed in a box but is not one of the shipment's tubes")
             }
             ShipmentProblem::NoMta => {
                 "a shipment out of the network (to a recipient) names its material transfer agreement".into()
@@ -146,6 +165,9 @@ impl Shipment {
             if !seen.insert(c) {
                 return Err(ShipmentProblem::TubeTwice(c.to_string()));
             }
+        }
+        if let Some(p) = self.packed.iter().find(|p| !seen.contains(&p.specimen)) {
+            return Err(ShipmentProblem::PackedNotShipped(p.specimen.to_string()));
         }
         match &self.destination {
             Destination::Site { code } if code.trim().is_empty() => {
@@ -228,6 +250,7 @@ mod tests {
             tracking: None,
             logger: None,
             mta: None,
+            packed: vec![],
         }
     }
 
@@ -251,6 +274,17 @@ mod tests {
                 "no site",
                 |s| s.destination = Destination::Site { code: "".into() },
                 Some(ShipmentProblem::NoDestination),
+            ),
+            (
+                "a packed tube not shipped",
+                |s| {
+                    s.packed.push(Packed {
+                        specimen: code(3),
+                        container: "BOX-1".into(),
+                        position: "A1".into(),
+                    })
+                },
+                Some(ShipmentProblem::PackedNotShipped(code(3).to_string())),
             ),
             (
                 "dry ice without its mass",

@@ -35,11 +35,13 @@ pub struct BoxMapData {
     pub col_labels: Vec<String>,
     pub cells: Vec<BoxMapCell>,
     pub summary: String,
+    /// A DataMatrix for the header beside the box's Code128 (a shipment's `SHIPMENT/BOX`).
+    pub matrix: Option<String>,
 }
 
 const PT: f64 = 25.4 / 72.0;
 
-fn text_at(out: &mut Layout, x: f64, top: f64, w: f64, max_pt: f64, s: &str) -> f64 {
+pub(crate) fn text_at(out: &mut Layout, x: f64, top: f64, w: f64, max_pt: f64, s: &str) -> f64 {
     let (t, size) = text::fit(s, w, max_pt, 3.5);
     let h = layout::line_mm(size);
     if !t.is_empty() {
@@ -68,6 +70,7 @@ pub fn layout(stock: &LabelStock, m: &BoxMapData) -> Layout {
     let mut y = margin;
     // Header: barcode on the right, text on the left.
     let mut text_w = width;
+    let mut header_h: f64 = 14.0;
     if let Ok(bars) = symbol::code128(&m.code) {
         let modules = bars.len() + 20;
         if let Some((module, dots)) = layout::module_for(stock, modules, width * 0.45) {
@@ -90,6 +93,27 @@ pub fn layout(stock: &LabelStock, m: &BoxMapData) -> Layout {
                 data: m.code.clone(),
             });
             text_w = x0 - margin - 2.0;
+            if let Some(data) = &m.matrix {
+                match symbol::datamatrix(data) {
+                    Ok(mx) => {
+                        let modules = mx.width + 2;
+                        match layout::module_for(stock, modules, 18.0) {
+                            Some((module, dots)) => {
+                                let side = modules as f64 * module;
+                                let x = x0 - 3.0 - side;
+                                out.elements
+                                    .push(layout::matrix_el(stock, mx, data, x, y, module, dots));
+                                text_w = x - margin - 2.0;
+                                header_h = header_h.max(side);
+                            }
+                            None => out
+                                .warnings
+                                .push(format!("{data}: the DataMatrix does not fit on the page")),
+                        }
+                    }
+                    Err(e) => out.warnings.push(e.to_string()),
+                }
+            }
         } else {
             out.warnings.push(format!(
                 "{}: the box's Code128 does not fit on the box map",
@@ -107,7 +131,7 @@ pub fn layout(stock: &LabelStock, m: &BoxMapData) -> Layout {
     ) + 1.0;
     y += text_at(&mut out, margin, y, text_w, 8.0, &m.path) + 0.8;
     y += text_at(&mut out, margin, y, text_w, 7.0, &m.printed) + 0.8;
-    y = y.max(margin + 14.0) + 3.0;
+    y = y.max(margin + header_h) + 3.0;
     // The grid.
     let (rows, cols) = (f64::from(m.rows.max(1)), f64::from(m.cols.max(1)));
     let head = 7.0;

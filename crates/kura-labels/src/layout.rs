@@ -214,7 +214,7 @@ fn lines(out: &mut Layout, ls: &[String], x: f64, mut top: f64, w: f64, line_h: 
     }
 }
 
-fn matrix_el(
+pub(crate) fn matrix_el(
     stock: &LabelStock,
     m: Matrix,
     data: &str,

@@ -10,6 +10,7 @@
 
 pub mod boxmap;
 pub mod layout;
+pub mod manifest;
 mod pdf;
 mod raster;
 pub mod report;
@@ -21,6 +22,7 @@ pub mod zpl;
 
 pub use boxmap::{BoxMapCell, BoxMapData};
 pub use layout::{Element, LabelData, Layout, Rect};
+pub use manifest::ManifestData;
 pub use stock::{LabelStock, StockError, Template};
 pub use zpl::ZplOptions;
 
@@ -143,4 +145,9 @@ pub fn render_box_map(stock: &LabelStock, map: &BoxMapData) -> Result<Rendered, 
         pages: 1,
         warnings: l.warnings,
     })
+}
+
+/// A shipment's manifest to an A4 PDF (cover, a page per box, the tube list).
+pub fn render_manifest(stock: &LabelStock, m: &ManifestData) -> Result<Rendered, LabelError> {
+    manifest::render(stock, m)
 }

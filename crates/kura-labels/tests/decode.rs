@@ -202,6 +202,7 @@ fn a_box_map_carries_its_box_barcode() {
         col_labels: (1..=9).map(|c| c.to_string()).collect(),
         cells,
         summary: "70 of 81 positions used".into(),
+        matrix: None,
     };
     let r = kura_labels::render_box_map(&stock, &map).unwrap();
     let pdf = dir.join("boxmap.pdf");
@@ -275,4 +276,98 @@ fn a_shipment_label_carries_a_gs1_datamatrix() {
     assert_eq!(got[0].1, "DataMatrix");
     // zxing-cpp reports GS1 content in its human-readable form: the FNC1 was read as GS1.
     assert_eq!(got[0].2, hri);
+}
+
+#[test]
+fn a_manifest_carries_its_shipment_and_each_box_as_the_receiver_scans_them() {
+    tools();
+    let dir = tempfile_dir();
+    let stock = stock::builtin("boxmap-a4").unwrap();
+    let shipment = "SHP-0193AB12-7";
+    let boxes: Vec<BoxMapData> = ["F80-01-R01-B01", "F80-01-R01-B02"]
+        .iter()
+        .enumerate()
+        .map(|(b, code)| BoxMapData {
+            code: code.to_string(),
+            name: code.to_string(),
+            kind: "box".into(),
+            path: format!("{shipment} → site:NCNP"),
+            printed: String::new(),
+            title: "Packed box / 梱包ボックス".into(),
+            rows: 9,
+            cols: 9,
+            row_labels: (0..9).map(|r| ((b'A' + r) as char).to_string()).collect(),
+            col_labels: (1..=9).map(|c| c.to_string()).collect(),
+            cells: (0..5)
+                .map(|i| BoxMapCell {
+                    row: 0,
+                    col: i,
+                    label: format!("A{}", i + 1),
+                    code: Some(kura_id(&format!("NCC26{:07}", 10 * b + i as usize))),
+                    kind: "PL1".into(),
+                    date: "2026-12-01".into(),
+                })
+                .collect(),
+            summary: "5 tube(s)".into(),
+            matrix: Some(format!("{shipment}/{code}")),
+        })
+        .collect();
+    let m = kura_labels::ManifestData {
+        shipment: shipment.into(),
+        title: "Shipment manifest / 発送明細書".into(),
+        cover: vec![
+            ("From / 発送元".into(), "site NCC".into()),
+            ("To / 発送先".into(), "site NCNP".into()),
+            ("Courier / 運送業者".into(), "ヤマト運輸".into()),
+        ],
+        dangerous_goods: Some("UN 1845 Dry ice, 5.5 kg net".into()),
+        boxes,
+        columns: vec![("Kura ID".into(), 50.0), ("Type".into(), 30.0)],
+        tubes: (0..90)
+            .map(|i| vec![kura_id(&format!("NCC26{i:07}")), "PL1".into()])
+            .collect(),
+        printed: "Printed 2026-12-05 10:00 +09:00 by tester".into(),
+    };
+    let r = kura_labels::render_manifest(&stock, &m).unwrap();
+    assert_eq!(r.warnings, Vec::<String>::new());
+    assert_eq!(
+        r.pages,
+        1 + 2 + 2,
+        "cover, two boxes, 90 tubes on two pages"
+    );
+    let pdf = dir.join("manifest.pdf");
+    std::fs::write(&pdf, &r.bytes).unwrap();
+    let mut got = decode(&pdf, 300);
+    got.sort();
+    let s = |p: usize, f: &str, t: &str| (p, f.to_string(), t.to_string());
+    assert_eq!(
+        got,
+        vec![
+            s(0, "DataMatrix", shipment),
+            s(1, "Code128", "F80-01-R01-B01"),
+            s(1, "DataMatrix", "SHP-0193AB12-7/F80-01-R01-B01"),
+            s(2, "Code128", "F80-01-R01-B02"),
+            s(2, "DataMatrix", "SHP-0193AB12-7/F80-01-R01-B02"),
+        ]
+    );
+    // Every page's drawing stays on the page and nothing overlaps.
+    let page = LabelStock {
+        label: kura_labels::stock::LabelSize {
+            width: 210.0,
+            height: 297.0,
+            shape: Default::default(),
+        },
+        ..stock.clone()
+    };
+    for b in &m.boxes {
+        let l = kura_labels::boxmap::layout(&stock, b);
+        assert_eq!(layout::check(&page, &l), Vec::<String>::new(), "{}", b.code);
+    }
+    let text = std::process::Command::new("pdftotext")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("UN 1845 Dry ice, 5.5 kg net"), "{text}");
 }

@@ -37,8 +37,8 @@ use uuid::Uuid;
 pub use error::StoreError;
 pub use migrations::MIGRATIONS;
 pub use query::{
-    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, ScanFlags, SignatureRow,
-    SpecimenView, Stats, UserRow,
+    BoxMap, BoxSlot, ContainerRow, EventRow, FindQuery, LineageNode, ScanFlags, ShipmentRow,
+    SignatureRow, SpecimenView, Stats, UserRow,
 };
 pub use sync::{Answer, ConflictRow, LeaseBlock, PullApplied, RejectionRow, SyncState};
 pub use tx::Tx;

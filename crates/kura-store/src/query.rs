@@ -8,6 +8,25 @@ use uuid::Uuid;
 
 use crate::{Store, StoreError};
 
+/// A shipment's manifest and when it was dispatched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShipmentRow {
+    pub shipment: kura_domain::Shipment,
+    /// µs since the epoch.
+    pub dispatched_at: i64,
+}
+
+fn shipment_row(r: &Row<'_>) -> rusqlite::Result<Result<ShipmentRow, StoreError>> {
+    let manifest: String = r.get(0)?;
+    let dispatched_at: i64 = r.get(1)?;
+    Ok(serde_json::from_str(&manifest)
+        .map(|shipment| ShipmentRow {
+            shipment,
+            dispatched_at,
+        })
+        .map_err(|e| StoreError::Corrupt(format!("shipment manifest: {e}"))))
+}
+
 /// One specimen with its full location, as the find screen and `kura show` present it.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -599,6 +618,33 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))
         })
         .transpose()
+    }
+
+    /// The shipments this bench knows, newest first.
+    pub fn shipments(&self) -> Result<Vec<ShipmentRow>, StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT manifest, dispatched_at FROM shipments ORDER BY dispatched_at DESC, code",
+        )?;
+        let rows = st.query_map([], shipment_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// One shipment by its id.
+    pub fn shipment(&self, code: &str) -> Result<Option<ShipmentRow>, StoreError> {
+        self.conn()
+            .prepare_cached("SELECT manifest, dispatched_at FROM shipments WHERE code = ?1")?
+            .query_row([code], shipment_row)
+            .optional()?
+            .transpose()
+    }
+
+    /// How many shipments have ids starting with `prefix` (a bench numbers its own).
+    pub fn shipments_numbered(&self, prefix: &str) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .prepare_cached("SELECT count(*) FROM shipments WHERE code >= ?1 AND code < ?1 || '~'")?
+            .query_row([prefix], |r| r.get(0))?;
+        Ok(n as u64)
     }
 
     /// How many events the log holds (the newest local row id: events are never deleted).

@@ -532,6 +532,7 @@ fn a_dispatched_shipment_is_projected_and_rebuilt() {
         courier: Some("Yamato".into()),
         tracking: Some("1234-5678".into()),
         logger: None,
+        packed: vec![],
         mta: None,
     };
     let shipped = |n: u32| EventBody::Shipped {

@@ -8,7 +8,7 @@ use kura_app::{AppError, CheckOut, RegisterRequest};
 use serde_json::json;
 
 use crate::output::out;
-use crate::session::{Ctx, SignArgs, signed, signed_meaning, withdraw_consent};
+use crate::session::{Ctx, SignArgs, signed, signed_meaning, stdin_scans, withdraw_consent};
 
 #[derive(Subcommand)]
 pub enum Cmd {
@@ -202,19 +202,7 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             mut specimens,
         } => {
             if specimens.is_empty() {
-                for line in std::io::stdin().lines() {
-                    let line = line.map_err(|e| AppError::File {
-                        path: "stdin".into(),
-                        message: e.to_string(),
-                    })?;
-                    let line = line.trim();
-                    if line.eq_ignore_ascii_case("done") {
-                        break;
-                    }
-                    if !line.is_empty() {
-                        specimens.push(line.to_string());
-                    }
-                }
+                specimens = stdin_scans()?;
             }
             let placed = k.check_in_box(&container, &specimens)?;
             out(json, json!(placed), || {

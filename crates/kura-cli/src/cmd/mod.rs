@@ -6,5 +6,6 @@ pub mod find;
 pub mod labels;
 pub mod people;
 pub mod records;
+pub mod shipping;
 pub mod storage;
 pub mod sync;

@@ -478,6 +478,7 @@ fn manifest(tubes: &[u32], mta: Option<&str>) -> crate::shipment::Shipment {
         courier: None,
         tracking: None,
         logger: None,
+        packed: vec![],
         mta: mta.map(str::to_string),
     }
 }

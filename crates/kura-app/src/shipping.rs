@@ -1,0 +1,542 @@
+//! Shipments: tubes (scanned one by one, or a whole box at once) sent to another site of the
+//! network, or out of it to a researcher under a material transfer agreement; the manifest that
+//! travels with them; the list of shipments this bench knows.
+
+use std::path::Path;
+
+use kura_domain::id::{ContainerId, SpecimenCode};
+use kura_domain::shipment::{Coolant, Destination, Packed, Shipment, grams, kg};
+use kura_domain::{EventBody, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::{AppError, Kura, input};
+
+/// A shipment as the technician fills it in (the CLI's flags, the window's Ship screen).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ShipForm {
+    /// What was scanned: tubes, or boxes (each stands for every tube in it).
+    pub scans: Vec<String>,
+    /// Another site of the network (its code).
+    pub to_site: Option<String>,
+    /// A researcher outside the network (the tubes leave Kura's custody; needs `mta`).
+    pub to_recipient: Option<String>,
+    pub courier: Option<String>,
+    pub tracking: Option<String>,
+    /// dry-ice, ln2-dry-shipper, ambient or 4C.
+    pub temperature: String,
+    /// Net dry ice in kg (with dry ice).
+    pub dry_ice_kg: Option<String>,
+    /// The temperature logger travelling with the tubes.
+    pub logger: Option<String>,
+    /// The material transfer agreement's reference.
+    pub mta: Option<String>,
+}
+
+/// A dispatched shipment.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Dispatched {
+    pub shipment: String,
+    /// `site:CODE` or `recipient:NAME`.
+    pub destination: String,
+    pub tubes: Vec<String>,
+    /// The boxes the tubes were packed from.
+    pub boxes: Vec<String>,
+    /// Out of the network: the tubes' custody ended (`distributed`).
+    pub distributed: bool,
+    /// The supervisor's signature of a distribution.
+    pub signature: Option<crate::users::SignatureView>,
+}
+
+/// One shipment in a list.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct ShipmentSummary {
+    pub shipment: String,
+    /// `outgoing` (dispatched from this site) or `incoming`.
+    pub direction: String,
+    pub destination: String,
+    /// YYYY-MM-DD HH:MM at the site.
+    pub dispatched: String,
+    pub coolant: String,
+    pub courier: Option<String>,
+    pub tracking: Option<String>,
+    pub tubes: usize,
+    /// Tubes still on the way.
+    pub in_transit: usize,
+}
+
+impl ShipForm {
+    fn destination(&self, own_site: Option<&str>) -> Result<Destination, AppError> {
+        let site = input::optional_text("to", self.to_site.as_deref(), 32)?;
+        let recipient = input::optional_text("to_recipient", self.to_recipient.as_deref(), 100)?;
+        match (site, recipient) {
+            (Some(code), None) => {
+                let code = code.to_uppercase();
+                if own_site == Some(code.as_str()) {
+                    return Err(AppError::input(
+                        "to",
+                        format!("{code} is this site: a shipment goes to another site"),
+                    ));
+                }
+                Ok(Destination::Site { code })
+            }
+            (None, Some(name)) => Ok(Destination::Recipient { name }),
+            (Some(_), Some(_)) => Err(AppError::input(
+                "to",
+                "a shipment goes either to a site or to a recipient, not both",
+            )),
+            (None, None) => Err(AppError::input(
+                "to",
+                "say where the shipment goes: a site's code, or a recipient's name",
+            )),
+        }
+    }
+
+    fn coolant(&self) -> Result<(Coolant, Option<u32>), AppError> {
+        let coolant = Coolant::parse(&self.temperature).ok_or_else(|| {
+            AppError::input(
+                "temperature",
+                format!(
+                    "{:?} is not a shipping temperature: use {}",
+                    self.temperature,
+                    Coolant::ALL.map(Coolant::as_str).join(", ")
+                ),
+            )
+        })?;
+        let grams = match self.dry_ice_kg.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(grams(v).filter(|g| *g > 0).ok_or_else(|| {
+                AppError::input(
+                    "dry_ice_kg",
+                    format!("{v:?} is not a mass in kg (e.g. 5 or 5.5)"),
+                )
+            })?),
+        };
+        match (coolant, grams) {
+            (Coolant::DryIce, None) => Err(AppError::input(
+                "dry_ice_kg",
+                "a dry-ice shipment declares its dry ice's net mass (UN 1845): give it in kg",
+            )),
+            (c, Some(_)) if c != Coolant::DryIce => Err(AppError::input(
+                "dry_ice_kg",
+                "a dry-ice mass is given, but the temperature is not dry-ice",
+            )),
+            _ => Ok((coolant, grams)),
+        }
+    }
+}
+
+impl Kura {
+    /// This site's code, once enrolled with the registry.
+    pub(crate) fn own_site(&self) -> Result<Option<String>, AppError> {
+        Ok(self
+            .store()
+            .sync_state()?
+            .site
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<kura_proto::Site>(s).ok())
+            .map(|s| s.code))
+    }
+
+    /// The tubes a list of scans names, each once, in scan order: a box's code stands for every
+    /// specimen in it (stored or held for one checked out, which the rules then refuse by name).
+    fn tubes_of(&self, scans: &[String]) -> Result<Vec<SpecimenCode>, AppError> {
+        let mut out: Vec<SpecimenCode> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for raw in scans.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let as_box = ContainerId::parse(raw)
+                .ok()
+                .map(|c| self.store().box_map(c.as_str()))
+                .transpose()?
+                .flatten();
+            let codes = match as_box {
+                Some(m) => {
+                    let codes: Vec<SpecimenCode> = m
+                        .slots
+                        .iter()
+                        .filter_map(|s| s.specimen.as_deref())
+                        .map(|c| self.specimen_code(c))
+                        .collect::<Result<_, _>>()?;
+                    if codes.is_empty() {
+                        return Err(AppError::input(
+                            "scans",
+                            format!("box {} holds no specimen to ship", m.code),
+                        ));
+                    }
+                    codes
+                }
+                // A code with a dash is no Kura ID: say the box is not known here.
+                None if raw.contains('-') && self.specimen_code(raw).is_err() => {
+                    return Err(AppError::NotFound {
+                        what: "container",
+                        code: raw.to_uppercase(),
+                    });
+                }
+                None => vec![self.specimen_code(raw)?],
+            };
+            for c in codes {
+                if seen.insert(c.clone()) {
+                    out.push(c);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(AppError::input(
+                "scans",
+                "scan at least one tube or box to ship",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Dispatches a shipment in one transaction: its manifest (`shipment_dispatched`), then each
+    /// tube `shipped` (in transit: its position freed, any use refused until it is received) or,
+    /// out of the network, `distributed` (Kura's custody ends). A distribution is a supervisor's
+    /// signed act: on a database with users, run it in [`Kura::with_signature`] with
+    /// [`crate::users::Act::Distribute`].
+    pub fn ship(&mut self, form: &ShipForm) -> Result<Dispatched, AppError> {
+        let own = self.own_site()?;
+        let destination = form.destination(own.as_deref())?;
+        let (coolant, dry_ice_grams) = form.coolant()?;
+        let courier = input::optional_text("courier", form.courier.as_deref(), 100)?;
+        let tracking = input::optional_text("tracking", form.tracking.as_deref(), 100)?;
+        let logger = input::optional_text("logger", form.logger.as_deref(), 100)?;
+        let mta = input::optional_text("mta", form.mta.as_deref(), 100)?;
+        if destination.leaves_network() && mta.is_none() {
+            return Err(AppError::input(
+                "mta",
+                "a shipment to a recipient outside the network names its material transfer agreement (--mta)",
+            ));
+        }
+        let tubes = self.tubes_of(&form.scans)?;
+        let mut packed = Vec::new();
+        let mut boxes: Vec<String> = Vec::new();
+        for t in &tubes {
+            if let Some(v) = self.store().specimen(t)?
+                && let (Some(container), Some(position)) = (v.container, v.position)
+            {
+                if !boxes.contains(&container) {
+                    boxes.push(container.clone());
+                }
+                packed.push(Packed {
+                    specimen: t.clone(),
+                    container,
+                    position,
+                });
+            }
+        }
+        let prefix = format!(
+            "SHP-{}-",
+            &self.workstation().simple().to_string()[..8].to_uppercase()
+        );
+        let n = self.store().shipments_numbered(&prefix)? + 1;
+        let shipment = Shipment {
+            id: format!("{prefix}{n}"),
+            destination: destination.clone(),
+            specimens: tubes.clone(),
+            coolant,
+            dry_ice_grams,
+            courier,
+            tracking,
+            logger,
+            mta: mta.clone(),
+            packed,
+        };
+        let id = shipment.id.clone();
+        let signature = self.write(|e| {
+            let d = e.emit(EventBody::ShipmentDispatched {
+                shipment: shipment.clone(),
+            })?;
+            for t in &tubes {
+                e.emit(match &destination {
+                    Destination::Site { .. } => EventBody::Shipped {
+                        specimen: t.clone(),
+                        shipment: id.clone(),
+                        destination: destination.label(),
+                    },
+                    Destination::Recipient { name } => EventBody::Distributed {
+                        specimen: t.clone(),
+                        shipment: id.clone(),
+                        recipient: name.clone(),
+                        mta: mta.clone().unwrap_or_default(),
+                    },
+                })?;
+            }
+            Ok(e.signed.iter().find(|v| v.event == d.id).cloned())
+        })?;
+        tracing::info!(shipment = %id, tubes = tubes.len(), to = %destination.label(), "dispatched");
+        Ok(Dispatched {
+            shipment: id,
+            destination: destination.label(),
+            tubes: tubes.iter().map(|t| t.to_string()).collect(),
+            boxes,
+            distributed: destination.leaves_network(),
+            signature,
+        })
+    }
+
+    /// The shipments this bench knows, newest first.
+    pub fn shipments(&self) -> Result<Vec<ShipmentSummary>, AppError> {
+        self.may_read()?;
+        self.store()
+            .shipments()?
+            .into_iter()
+            .map(|r| self.summary(r))
+            .collect()
+    }
+
+    fn summary(&self, r: kura_store::ShipmentRow) -> Result<ShipmentSummary, AppError> {
+        let s = r.shipment;
+        let mut in_transit = 0;
+        for t in &s.specimens {
+            if self
+                .store()
+                .specimen(t)?
+                .is_some_and(|v| v.status == "in_transit")
+            {
+                in_transit += 1;
+            }
+        }
+        Ok(ShipmentSummary {
+            direction: "outgoing".into(),
+            destination: s.destination.label(),
+            dispatched: self.calendar().wall_with_offset(Timestamp(r.dispatched_at)),
+            coolant: s.coolant.as_str().into(),
+            courier: s.courier.clone(),
+            tracking: s.tracking.clone(),
+            tubes: s.specimens.len(),
+            in_transit,
+            shipment: s.id,
+        })
+    }
+
+    /// One shipment's manifest as stored.
+    pub fn shipment(&self, id: &str) -> Result<Shipment, AppError> {
+        self.may_read()?;
+        let id = id.trim().to_uppercase();
+        self.store()
+            .shipment(&id)?
+            .map(|r| r.shipment)
+            .ok_or(AppError::NotFound {
+                what: "shipment",
+                code: id,
+            })
+    }
+
+    /// What the manifest PDF shows: the cover (sender, recipient, courier, temperature, the
+    /// dry-ice line), a page per box with its grid, the tube list.
+    pub fn manifest_data(&self, id: &str) -> Result<kura_labels::ManifestData, AppError> {
+        self.may_read()?;
+        let id = id.trim().to_uppercase();
+        let row = self
+            .store()
+            .shipment(&id)?
+            .ok_or_else(|| AppError::NotFound {
+                what: "shipment",
+                code: id.clone(),
+            })?;
+        let s = &row.shipment;
+        let sender = match (self.own_site()?, self.id_format()) {
+            (Some(site), _) => format!("site {site}"),
+            (None, Ok(f)) => format!("site {}…", f.prefix),
+            (None, Err(_)) => "this bench".into(),
+        };
+        let to = match &s.destination {
+            Destination::Site { code } => format!("site {code}"),
+            Destination::Recipient { name } => format!("{name} (outside the network)"),
+        };
+        let mut cover = vec![
+            ("Shipment / 発送番号".to_string(), s.id.clone()),
+            ("From / 発送元".into(), sender),
+            ("To / 発送先".into(), to),
+            (
+                "Dispatched / 発送日時".into(),
+                self.calendar()
+                    .wall_with_offset(Timestamp(row.dispatched_at)),
+            ),
+            (
+                "Temperature / 温度".into(),
+                match s.coolant {
+                    Coolant::DryIce => "dry ice / ドライアイス".into(),
+                    Coolant::Ln2DryShipper => "LN2 dry shipper / 液体窒素ドライシッパー".into(),
+                    Coolant::Ambient => "ambient / 常温".into(),
+                    Coolant::Cold4C => "2–8 °C / 冷蔵".into(),
+                },
+            ),
+            (
+                "Tubes / 検体数".into(),
+                format!("{} in {} box(es)", s.specimens.len(), boxes_of(s).len()),
+            ),
+        ];
+        for (label, v) in [
+            ("Courier / 運送業者", &s.courier),
+            ("Tracking / 追跡番号", &s.tracking),
+            ("Logger / 温度ロガー", &s.logger),
+            ("MTA / 試料提供契約", &s.mta),
+        ] {
+            if let Some(v) = v {
+                cover.push((label.into(), v.clone()));
+            }
+        }
+        let mut pages = Vec::new();
+        for b in boxes_of(s) {
+            pages.push(self.packed_box(s, &b)?);
+        }
+        let mut tubes = Vec::new();
+        for t in &s.specimens {
+            let v = self.store().specimen(t)?;
+            let place = s
+                .packed
+                .iter()
+                .find(|p| &p.specimen == t)
+                .map(|p| format!("{} {}", p.container, p.position))
+                .unwrap_or_default();
+            tubes.push(match v {
+                Some(v) => vec![
+                    t.to_string(),
+                    v.sample_type.clone(),
+                    v.quantity_milli
+                        .map(|q| format!("{} {}", kg_free(q), v.unit.clone().unwrap_or_default()))
+                        .unwrap_or_default(),
+                    v.donor.clone(),
+                    place,
+                ],
+                None => vec![
+                    t.to_string(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    place,
+                ],
+            });
+        }
+        Ok(kura_labels::ManifestData {
+            shipment: s.id.clone(),
+            title: "Shipment manifest / 発送明細書".into(),
+            cover,
+            dangerous_goods: s.dry_ice_line(),
+            boxes: pages,
+            columns: vec![
+                ("Kura ID".into(), 48.0),
+                ("Type / 種別".into(), 30.0),
+                ("Volume / 量".into(), 28.0),
+                ("Donor / 提供者（仮名）".into(), 40.0),
+                ("Packed / 梱包位置".into(), 44.0),
+            ],
+            tubes,
+            printed: format!(
+                "Printed {} by {} / 印刷",
+                self.calendar().wall_with_offset(self.now()),
+                self.actor()
+            ),
+        })
+    }
+
+    /// A packed box's page: its grid as it was packed.
+    fn packed_box(&self, s: &Shipment, code: &str) -> Result<kura_labels::BoxMapData, AppError> {
+        let in_box: Vec<&Packed> = s.packed.iter().filter(|p| p.container == code).collect();
+        let geometry = self.store().container_geometry(code)?;
+        let (rows, cols, row_labels, col_labels) = match &geometry {
+            Some(kura_domain::Geometry::Grid {
+                rows,
+                cols,
+                row_scheme,
+                col_scheme,
+                ..
+            }) => (
+                *rows,
+                *cols,
+                (0..*rows).map(|r| row_scheme.label(r)).collect(),
+                (0..*cols).map(|c| col_scheme.label(c)).collect(),
+            ),
+            Some(kura_domain::Geometry::Linear { slots, scheme }) => (
+                1,
+                *slots,
+                vec![String::new()],
+                (0..*slots).map(|c| scheme.label(c)).collect(),
+            ),
+            // A box this bench does not know the shape of: one row per tube.
+            _ => (
+                in_box.len() as u16,
+                1,
+                in_box.iter().map(|p| p.position.clone()).collect(),
+                vec![String::new()],
+            ),
+        };
+        let mut cells = Vec::new();
+        for (i, p) in in_box.iter().enumerate() {
+            let pos = match &geometry {
+                Some(g) => g.parse(&p.position).ok(),
+                None => None,
+            }
+            .unwrap_or(kura_domain::Pos {
+                row: i as u16,
+                col: 0,
+            });
+            let v = self.store().specimen(&p.specimen)?;
+            cells.push(kura_labels::BoxMapCell {
+                row: pos.row,
+                col: pos.col,
+                label: p.position.clone(),
+                code: Some(p.specimen.to_string()),
+                kind: v
+                    .as_ref()
+                    .map(|v| v.sample_type.clone())
+                    .unwrap_or_default(),
+                date: v
+                    .map(|v| self.calendar().date(Timestamp(v.registered_at)).to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(kura_labels::BoxMapData {
+            code: code.to_string(),
+            name: code.to_string(),
+            kind: "box".into(),
+            path: format!("{} → {}", s.id, s.destination.label()),
+            printed: String::new(),
+            title: "Packed box / 梱包ボックス".into(),
+            rows,
+            cols,
+            row_labels,
+            col_labels,
+            summary: format!(
+                "{} tube(s) in this box / 本数 {}",
+                in_box.len(),
+                in_box.len()
+            ),
+            cells,
+            matrix: Some(format!("{}/{}", s.id, code)),
+        })
+    }
+
+    /// Writes a shipment's manifest PDF.
+    pub fn print_manifest(&self, id: &str, out: &Path) -> Result<usize, AppError> {
+        let data = self.manifest_data(id)?;
+        let stock = crate::labels::stock("boxmap-a4")?;
+        let r = kura_labels::render_manifest(&stock, &data).map_err(crate::labels::label_error)?;
+        std::fs::write(out, &r.bytes).map_err(|e| crate::labels::file_err(out, e))?;
+        Ok(r.pages)
+    }
+}
+
+/// The boxes a shipment was packed from, in packing order.
+fn boxes_of(s: &Shipment) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in &s.packed {
+        if !out.contains(&p.container) {
+            out.push(p.container.clone());
+        }
+    }
+    out
+}
+
+/// Thousandths as a plain number (`1500` → `1.5`).
+fn kg_free(milli: i64) -> String {
+    if milli < 0 {
+        return format!("-{}", kg(milli.unsigned_abs() as u32));
+    }
+    kg(milli as u32)
+}
