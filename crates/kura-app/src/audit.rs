@@ -253,6 +253,21 @@ fn sets(body: &EventBody, before: &Attrs, labels: &Labels<'_>) -> Vec<(&'static 
             }
             v
         }
+        EventBody::ShipmentArrived {
+            shipment: m,
+            dispatch,
+            key,
+            tubes,
+        } => vec![
+            ("shipment", m.id.clone()),
+            ("status", s("in_transit")),
+            ("tubes", tubes.len().to_string()),
+            ("dispatch", dispatch.to_string()),
+            ("key", key.clone()),
+        ],
+        EventBody::KeyTrusted { name, fingerprint } => {
+            vec![("name", name.clone()), ("fingerprint", fingerprint.clone())]
+        }
         EventBody::Received { location, .. } => {
             let mut v = vec![
                 ("status", arrived(location.is_some())),

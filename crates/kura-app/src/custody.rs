@@ -24,7 +24,25 @@ pub struct Placed {
 }
 
 impl Placed {
-    fn new(specimen: &SpecimenCode, container: &ContainerId, pos: Pos, position: String) -> Placed {
+    /// Received without a position (not into a box yet).
+    pub(crate) fn unplaced(specimen: &SpecimenCode) -> Placed {
+        Placed {
+            specimen: specimen.to_string(),
+            container: String::new(),
+            row: 0,
+            col: 0,
+            position: String::new(),
+            in_conflict: false,
+            consent_withdrawn: None,
+        }
+    }
+
+    pub(crate) fn new(
+        specimen: &SpecimenCode,
+        container: &ContainerId,
+        pos: Pos,
+        position: String,
+    ) -> Placed {
         Placed {
             specimen: specimen.to_string(),
             container: container.to_string(),
@@ -552,7 +570,42 @@ impl Kura {
                 code: code.to_string(),
             });
         }
-        Ok(self.store().history(&code)?)
+        let mut rows = self.store().history(&code)?;
+        // A tube that came from another site: its past there, from the bundle it came in.
+        let mut before = Vec::new();
+        for r in &rows {
+            if r.kind != "shipment_arrived" {
+                continue;
+            }
+            let Some(id) = r.payload["shipment"]["id"].as_str() else {
+                continue;
+            };
+            if let Some(b) = self.store().bundle_of(id)? {
+                for c in &b.events {
+                    let Ok(body) = serde_json::from_str::<kura_domain::EventBody>(&c.event.payload)
+                    else {
+                        continue;
+                    };
+                    if body.footprint().specimens.contains(code.as_str()) {
+                        before.push(kura_store::EventRow {
+                            event_id: c.event.id,
+                            workstation: c.event.workstation,
+                            seq: c.event.seq as i64,
+                            actor: c.event.actor.clone(),
+                            at: c.event.at,
+                            kind: c.event.kind.clone(),
+                            payload: serde_json::from_str(&c.event.payload)
+                                .unwrap_or(serde_json::Value::Null),
+                        });
+                    }
+                }
+            }
+        }
+        if !before.is_empty() {
+            before.append(&mut rows);
+            rows = before;
+        }
+        Ok(rows)
     }
 
     pub fn lineage(&self, specimen: &str) -> Result<kura_store::LineageNode, AppError> {

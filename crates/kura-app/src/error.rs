@@ -98,6 +98,21 @@ pub enum AppError {
         site: String,
         site_prefix: String,
     },
+    #[error("shipment bundle refused: {0}")]
+    Bundle(#[from] kura_domain::bundle::BundleProblem),
+    #[error(
+        "shipment {shipment} is signed by key {fingerprint}, which this site does not trust. Confirm the fingerprint with the sending site (by telephone, not by e-mail), then an administrator runs: kura trust add NAME \"{fingerprint}\""
+    )]
+    UntrustedKey {
+        shipment: String,
+        fingerprint: String,
+    },
+    #[error("shipment {shipment} goes to site {to}, not to this site ({here})")]
+    WrongSite {
+        shipment: String,
+        to: String,
+        here: String,
+    },
 }
 
 impl From<StoreError> for AppError {
@@ -146,6 +161,9 @@ impl AppError {
             AppError::UserDisabled { .. } => "user_disabled",
             AppError::Forbidden { .. } => "forbidden",
             AppError::PrefixMismatch { .. } => "enroll_prefix_mismatch",
+            AppError::Bundle(p) => p.code(),
+            AppError::UntrustedKey { .. } => "untrusted_key",
+            AppError::WrongSite { .. } => "wrong_site",
         }
     }
 

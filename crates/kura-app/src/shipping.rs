@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use kura_domain::bundle::Bundle;
 use kura_domain::id::{ContainerId, SpecimenCode};
 use kura_domain::shipment::{Coolant, Destination, Packed, Shipment, grams, kg};
 use kura_domain::{EventBody, Timestamp};
@@ -58,7 +59,7 @@ pub struct ShipmentSummary {
     /// `outgoing` (dispatched from this site) or `incoming`.
     pub direction: String,
     pub destination: String,
-    /// YYYY-MM-DD HH:MM at the site.
+    /// YYYY-MM-DD HH:MM at the site: when it was dispatched from here, or arrived here.
     pub dispatched: String,
     pub coolant: String,
     pub courier: Option<String>,
@@ -244,14 +245,16 @@ impl Kura {
             logger,
             mta: mta.clone(),
             packed,
+            carries: vec![],
         };
         let id = shipment.id.clone();
         let signature = self.write(|e| {
-            let d = e.emit(EventBody::ShipmentDispatched {
-                shipment: shipment.clone(),
-            })?;
+            // Each tube's own event first, then the manifest naming by hash every event the
+            // receiver needs (the tubes' registrations and lineage, their `shipped`): the
+            // dispatch's own hash seals the bundle, which is made and kept here at once.
+            let mut moved = Vec::new();
             for t in &tubes {
-                e.emit(match &destination {
+                let ev = e.emit(match &destination {
                     Destination::Site { .. } => EventBody::Shipped {
                         specimen: t.clone(),
                         shipment: id.clone(),
@@ -264,6 +267,40 @@ impl Kura {
                         mta: mta.clone().unwrap_or_default(),
                     },
                 })?;
+                moved.push(ev.id);
+            }
+            let mut shipment = shipment.clone();
+            let carried = match &destination {
+                Destination::Site { .. } => e.tx.carried(&tubes, &moved)?,
+                Destination::Recipient { .. } => Vec::new(),
+            };
+            shipment.carries = carried.iter().map(|c| c.event.hash).collect();
+            let d = e.emit(EventBody::ShipmentDispatched { shipment })?;
+            if !carried.is_empty() {
+                let at = e.clock.now().0;
+                let key = e.tx.workstation_key(
+                    || {
+                        let mut seed = [0u8; 32];
+                        crate::users::getrandom_fill(&mut seed);
+                        seed
+                    },
+                    at,
+                )?;
+                let dispatch = e.tx.carried_event(d.id)?;
+                let signer =
+                    kura_domain::sign::SigningKey::from_seed(&key.seed).ok_or_else(|| {
+                        AppError::input("key", "this workstation's shipment key is unusable")
+                    })?;
+                let bundle = Bundle {
+                    kura_bundle: kura_domain::bundle::FORMAT,
+                    shipment: id.clone(),
+                    site: own.clone(),
+                    signature: signer.sign(&kura_domain::bundle::message(&dispatch.event.hash)),
+                    key: key.public,
+                    dispatch,
+                    events: carried,
+                };
+                e.tx.keep_bundle(&bundle, at)?;
             }
             Ok(e.signed.iter().find(|v| v.event == d.id).cloned())
         })?;
@@ -301,7 +338,7 @@ impl Kura {
             }
         }
         Ok(ShipmentSummary {
-            direction: "outgoing".into(),
+            direction: if r.incoming { "incoming" } else { "outgoing" }.into(),
             destination: s.destination.label(),
             dispatched: self.calendar().wall_with_offset(Timestamp(r.dispatched_at)),
             coolant: s.coolant.as_str().into(),
@@ -539,4 +576,373 @@ fn kg_free(milli: i64) -> String {
         return format!("-{}", kg(milli.unsigned_abs() as u32));
     }
     kg(milli as u32)
+}
+
+/// How a tube arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Ok,
+    /// Thawed on the way: a freeze–thaw cycle is counted.
+    Thawed,
+    /// Damaged or leaked: received, and blocked until someone looks at it.
+    Damaged,
+    Leaked,
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Option<Condition> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "ok" => Condition::Ok,
+            "thawed" => Condition::Thawed,
+            "damaged" => Condition::Damaged,
+            "leaked" => Condition::Leaked,
+            _ => return None,
+        })
+    }
+}
+
+/// A reception reconciled against its manifest.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconciled {
+    pub shipment: String,
+    /// Received now (into a box: with the position).
+    pub received: Vec<crate::Placed>,
+    /// On the manifest, not received yet: still in transit (a straggler can be received later).
+    pub missing: Vec<String>,
+    /// Scanned but not on the manifest: reported, never registered.
+    pub unexpected: Vec<String>,
+    /// Received damaged or leaked (and blocked).
+    pub damaged: Vec<String>,
+    /// Scanned again, received before.
+    pub already: Vec<String>,
+}
+
+/// A bundle taken: the shipment now known here as incoming.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Taken {
+    pub shipment: String,
+    /// The trusted key's name (None: through the registry, which vouched for its site).
+    pub from: Option<String>,
+    pub tubes: usize,
+    /// It had been taken before (nothing new was recorded).
+    pub again: bool,
+}
+
+/// This workstation's key for shipments, as the receiving site confirms it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    pub fingerprint: String,
+    pub public: String,
+}
+
+/// One scan at reception: a tube, and perhaps its position and its condition (`CODE`,
+/// `CODE B3`, `CODE damaged`, `CODE B3 thawed`).
+struct ReceiptScan {
+    code: String,
+    position: Option<String>,
+    condition: Option<Condition>,
+}
+
+fn receipt_scan(raw: &str) -> ReceiptScan {
+    let mut words = raw.split_whitespace();
+    let code = words.next().unwrap_or_default().to_string();
+    let (mut position, mut condition) = (None, None);
+    for w in words {
+        match Condition::parse(w) {
+            Some(c) => condition = Some(c),
+            None => position = Some(w.to_string()),
+        }
+    }
+    ReceiptScan {
+        code,
+        position,
+        condition,
+    }
+}
+
+impl Kura {
+    /// This workstation's shipment-signing key (made now if it has none yet).
+    pub fn workstation_key(&mut self) -> Result<KeyView, AppError> {
+        let at = self.now().0;
+        let key = self.write(|e| {
+            Ok(e.tx.workstation_key(
+                || {
+                    let mut seed = [0u8; 32];
+                    crate::users::getrandom_fill(&mut seed);
+                    seed
+                },
+                at,
+            )?)
+        })?;
+        Ok(KeyView {
+            fingerprint: kura_domain::sign::fingerprint(&key.public),
+            public: key.public,
+        })
+    }
+
+    /// Trusts a sending workstation's key for sealed shipments, by its fingerprint (as the
+    /// sender's `kura key` shows it, confirmed out of band). An administrator's signed act on a
+    /// database with users: run it in [`Kura::with_signature`] with `ManageUsers`.
+    pub fn trust_key(&mut self, name: &str, fingerprint: &str) -> Result<(), AppError> {
+        let name = input::text("name", name, 100)?;
+        let hex: String = fingerprint
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != ':')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let fingerprint = hex
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.write(|e| {
+            e.emit(EventBody::KeyTrusted { name, fingerprint })?;
+            Ok(())
+        })
+    }
+
+    /// The keys this site trusts: (fingerprint, name).
+    pub fn trusted_keys(&self) -> Result<Vec<(String, String)>, AppError> {
+        self.may_read()?;
+        Ok(self
+            .store()
+            .trusted_keys()?
+            .into_iter()
+            .map(|(f, n, _)| (f, n))
+            .collect())
+    }
+
+    /// A shipment's bundle as this bench made it at dispatch (for a sealed manifest).
+    pub fn bundle(&self, shipment: &str) -> Result<Bundle, AppError> {
+        self.may_read()?;
+        let s = self.shipment(shipment)?;
+        if let Destination::Recipient { .. } = s.destination {
+            return Err(AppError::input(
+                "shipment",
+                format!(
+                    "{} left the network: no site receives it, so it has no bundle",
+                    s.id
+                ),
+            ));
+        }
+        self.store().bundle_of(&s.id)?.ok_or(AppError::NotFound {
+            what: "shipment bundle",
+            code: s.id,
+        })
+    }
+
+    /// Writes a shipment's bundle as a sealed manifest file.
+    pub fn write_sealed(&self, shipment: &str, out: &Path) -> Result<Bundle, AppError> {
+        let b = self.bundle(shipment)?;
+        let json =
+            serde_json::to_vec_pretty(&b).map_err(|e| AppError::input("bundle", e.to_string()))?;
+        std::fs::write(out, json).map_err(|e| crate::labels::file_err(out, e))?;
+        Ok(b)
+    }
+
+    /// Reads a sealed manifest file (not yet checked).
+    pub fn read_sealed(path: &Path) -> Result<Bundle, AppError> {
+        let bytes = std::fs::read(path).map_err(|e| crate::labels::file_err(path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| AppError::File {
+            path: path.display().to_string(),
+            message: format!("this is not a Kura sealed manifest: {e}"),
+        })
+    }
+
+    /// Takes a bundle from another site: checked (every event's hash, the dispatch naming what
+    /// it carries, the signature) and signed by a key this site trusts; kept apart, as
+    /// received; its tubes recorded here in transit (`shipment_arrived`). Taking it again changes
+    /// nothing.
+    pub fn take_bundle(&mut self, b: Bundle) -> Result<Taken, AppError> {
+        let shipment = b.check()?;
+        let fingerprint = kura_domain::sign::fingerprint(&b.key);
+        let from =
+            self.store()
+                .trusted_key(&fingerprint)?
+                .ok_or_else(|| AppError::UntrustedKey {
+                    shipment: shipment.id.clone(),
+                    fingerprint: fingerprint.clone(),
+                })?;
+        let tubes = b.tubes(&shipment);
+        if let Some(kept) = self.store().bundle_of(&shipment.id)? {
+            if kept.dispatch.event.hash == b.dispatch.event.hash {
+                return Ok(Taken {
+                    shipment: shipment.id,
+                    from: Some(from),
+                    tubes: tubes.len(),
+                    again: true,
+                });
+            }
+            return Err(AppError::input(
+                "bundle",
+                format!(
+                    "a different bundle of shipment {} was taken here before: ask the sending site",
+                    shipment.id
+                ),
+            ));
+        }
+        let Destination::Site { code: to } = &shipment.destination else {
+            return Err(AppError::input(
+                "bundle",
+                format!("{} went to a recipient outside the network", shipment.id),
+            ));
+        };
+        if let Some(here) = self.own_site()?
+            && &here != to
+        {
+            return Err(AppError::WrongSite {
+                shipment: shipment.id.clone(),
+                to: to.clone(),
+                here,
+            });
+        }
+        let n = tubes.len();
+        let id = shipment.id.clone();
+        let at = self.now().0;
+        self.write(|e| {
+            e.tx.keep_bundle(&b, at)?;
+            e.emit(EventBody::ShipmentArrived {
+                shipment: shipment.clone(),
+                dispatch: b.dispatch.event.hash,
+                key: fingerprint.clone(),
+                tubes: tubes.clone(),
+            })?;
+            Ok(())
+        })?;
+        tracing::info!(shipment = %id, tubes = n, from = %from, "shipment arrived");
+        Ok(Taken {
+            shipment: id,
+            from: Some(from),
+            tubes: n,
+            again: false,
+        })
+    }
+
+    /// Receives scanned tubes of an incoming shipment, in one transaction: each on the manifest
+    /// and in transit is received (into `into`, at its scanned position or the next free one;
+    /// thawed ones count a cycle; damaged or leaked ones are blocked), the rest reported. The
+    /// answer reconciles the manifest: what is still missing stays in transit.
+    pub fn receive(
+        &mut self,
+        shipment: &str,
+        into: Option<&str>,
+        scans: &[String],
+        condition: Option<&str>,
+    ) -> Result<Reconciled, AppError> {
+        let s = self.shipment(shipment)?;
+        let default = match condition {
+            None => Condition::Ok,
+            Some(c) => Condition::parse(c).ok_or_else(|| {
+                AppError::input(
+                    "condition",
+                    format!("{c:?} is not a condition: use ok, thawed, damaged or leaked"),
+                )
+            })?,
+        };
+        let into = into.map(|b| self.container_code(b)).transpose()?;
+        let mut plan = Vec::new();
+        let mut unexpected = Vec::new();
+        let mut already = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for raw in scans.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let r = receipt_scan(raw);
+            // A scan of the box's DataMatrix (SHIPMENT/BOX) says which box is opened.
+            if r.code.contains('/') {
+                continue;
+            }
+            let code = match self.specimen_code(&r.code) {
+                Ok(c) => c,
+                Err(_) => {
+                    unexpected.push(r.code.clone());
+                    continue;
+                }
+            };
+            if !s.specimens.contains(&code) {
+                unexpected.push(code.to_string());
+                continue;
+            }
+            if !seen.insert(code.clone()) {
+                continue;
+            }
+            match self.store().specimen(&code)? {
+                Some(v) if v.status == "in_transit" => plan.push((code, r)),
+                _ => already.push(code.to_string()),
+            }
+        }
+        let id = s.id.clone();
+        let (received, damaged) = self.write(|e| {
+            let mut received = Vec::new();
+            let mut damaged = Vec::new();
+            for (code, r) in plan {
+                let placed = match &into {
+                    Some(b) => {
+                        let (p, label) = e.target(b, r.position.as_deref())?;
+                        e.emit(EventBody::Received {
+                            specimen: code.clone(),
+                            shipment: id.clone(),
+                            location: Some(kura_domain::Location {
+                                container: b.clone(),
+                                pos: p,
+                            }),
+                        })?;
+                        crate::Placed::new(&code, b, p, label)
+                    }
+                    None => {
+                        e.emit(EventBody::Received {
+                            specimen: code.clone(),
+                            shipment: id.clone(),
+                            location: None,
+                        })?;
+                        crate::Placed::unplaced(&code)
+                    }
+                };
+                match r.condition.unwrap_or(default) {
+                    Condition::Ok => {}
+                    Condition::Thawed => {
+                        e.emit(EventBody::Thawed {
+                            specimen: code.clone(),
+                        })?;
+                    }
+                    c @ (Condition::Damaged | Condition::Leaked) => {
+                        e.emit(EventBody::Blocked {
+                            specimen: code.clone(),
+                            reason: format!(
+                                "arrived {} in shipment {id}",
+                                if c == Condition::Damaged {
+                                    "damaged"
+                                } else {
+                                    "leaked"
+                                }
+                            ),
+                        })?;
+                        damaged.push(code.to_string());
+                    }
+                }
+                received.push(placed);
+            }
+            Ok((received, damaged))
+        })?;
+        let mut missing = Vec::new();
+        for t in &s.specimens {
+            if self
+                .store()
+                .specimen(t)?
+                .is_some_and(|v| v.status == "in_transit")
+            {
+                missing.push(t.to_string());
+            }
+        }
+        Ok(Reconciled {
+            shipment: id,
+            received,
+            missing,
+            unexpected,
+            damaged,
+            already,
+        })
+    }
 }

@@ -203,7 +203,7 @@ pub fn session_file(db: &std::path::Path) -> std::path::PathBuf {
     db.with_file_name(format!(".{name}.session"))
 }
 
-fn getrandom_fill(buf: &mut [u8]) {
+pub(crate) fn getrandom_fill(buf: &mut [u8]) {
     // UUIDv4 draws from the OS's random source (getrandom); 16 bytes at a time.
     for chunk in buf.chunks_mut(16) {
         let r = uuid::Uuid::new_v4();

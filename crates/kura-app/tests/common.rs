@@ -55,13 +55,18 @@ parent = "R1"
 
 /// A fresh database in a temp dir, initialised with prefix TST and the test layout.
 pub fn bench() -> Bench {
+    bench_with("TST")
+}
+
+/// The same, issuing Kura IDs with `prefix` (another site's bench).
+pub fn bench_with(prefix: &str) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(SteppingClock::new(
         Timestamp::parse("2026-11-21T09:00:00Z").unwrap(),
         1_000_000,
     ));
     let mut kura = Kura::open_with_clock(dir.path().join("kura.sqlite3"), "tester", clock).unwrap();
-    kura.init("TST", 7).unwrap();
+    kura.init(prefix, 7).unwrap();
     kura.apply_layout(LAYOUT).unwrap();
     Bench { dir, kura }
 }

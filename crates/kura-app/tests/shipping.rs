@@ -248,3 +248,165 @@ fn the_manifest_has_a_cover_a_page_per_box_and_the_tube_list() {
     assert_eq!(pages, 4, "cover, two boxes, one page of tubes");
     assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
 }
+
+/// A sender (site NCC) and a receiver (site NCN) with no registry between them.
+fn two_sites() -> (common::Bench, common::Bench, Vec<String>) {
+    let mut a = common::bench_with("NCC");
+    let r = register(&mut a.kura, 10);
+    a.kura.check_in_box("BX1", &r.aliquots).unwrap();
+    let b = common::bench_with("NCN");
+    (a, b, r.aliquots)
+}
+
+fn sealed(a: &mut common::Bench, tubes: &[String]) -> (String, std::path::PathBuf) {
+    let mut f = to_site(&[]);
+    f.scans = tubes.to_vec();
+    f.to_site = Some("NCN".into());
+    let d = a.kura.ship(&f).unwrap();
+    let file = a.dir.path().join(format!("{}.kura-shipment", d.shipment));
+    a.kura.write_sealed(&d.shipment, &file).unwrap();
+    (d.shipment, file)
+}
+
+fn trust_sender(a: &mut common::Bench, b: &mut common::Bench) {
+    let key = a.kura.workstation_key().unwrap();
+    b.kura.trust_key("NCC bench 1", &key.fingerprint).unwrap();
+}
+
+#[test]
+fn a_sealed_manifest_travels_without_a_registry_and_the_receipt_reconciles_it() {
+    let (mut a, mut b, tubes) = two_sites();
+    let (shipment, file) = sealed(&mut a, &tubes);
+    // B does not trust A's key yet: refused, nothing recorded.
+    let bundle = Kura::read_sealed(&file).unwrap();
+    let before = events(&b.kura);
+    let err = b.kura.take_bundle(bundle.clone()).unwrap_err();
+    assert_eq!(err.code(), "untrusted_key", "{err}");
+    assert!(err.to_string().contains("kura trust add"), "{err}");
+    assert_eq!(events(&b.kura), before);
+    trust_sender(&mut a, &mut b);
+    let taken = b.kura.take_bundle(bundle.clone()).unwrap();
+    assert_eq!((taken.tubes, taken.again), (10, false));
+    assert_eq!(taken.from.as_deref(), Some("NCC bench 1"));
+    // Taken again: nothing new.
+    let n = events(&b.kura);
+    assert!(b.kura.take_bundle(bundle).unwrap().again);
+    assert_eq!(events(&b.kura), n);
+    let list = b.kura.shipments().unwrap();
+    assert_eq!(list[0].direction, "incoming");
+    assert_eq!((list[0].tubes, list[0].in_transit), (10, 10));
+    assert_eq!(b.kura.show(&tubes[0]).unwrap().status, "in_transit");
+    // Nine of the ten arrive, with a tube nobody shipped (one of B's own) and one damaged.
+    let stranger = register(&mut b.kura, 0).parent;
+    let mut scans: Vec<String> = tubes[..9].to_vec();
+    scans[8] = format!("{} damaged", tubes[8]);
+    scans.push(stranger.clone());
+    let r = b
+        .kura
+        .receive(&shipment, Some("BX1"), &scans, None)
+        .unwrap();
+    assert_eq!(r.received.len(), 9);
+    assert_eq!(r.missing, [tubes[9].clone()]);
+    assert_eq!(r.unexpected, [stranger.clone()]);
+    assert_eq!(r.damaged, [tubes[8].clone()]);
+    assert_eq!(r.received[0].position, "A1");
+    assert_eq!(b.kura.show(&tubes[0]).unwrap().status, "available");
+    assert!(b.kura.show(&tubes[8]).unwrap().blocked);
+    // The stranger was reported, never received into the shipment.
+    assert_eq!(b.kura.show(&stranger).unwrap().container, None);
+    // The straggler a day later.
+    let r = b
+        .kura
+        .receive(&shipment, Some("BX1"), &[format!("{} C5", tubes[9])], None)
+        .unwrap();
+    assert_eq!(r.received.len(), 1);
+    assert_eq!(r.received[0].position, "C5");
+    assert!(r.missing.is_empty());
+    // Both benches' records hold; B's history of a tube shows where it came from.
+    assert!(a.kura.verify(&mut |_, _| {}).unwrap().ok());
+    let v = b.kura.verify(&mut |_, _| {}).unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    let kinds: Vec<String> = b
+        .kura
+        .history(&tubes[0])
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["derived", "shipped", "shipment_arrived", "received"]
+    );
+}
+
+/// The bundle's JSON with `edit` applied to it.
+fn edited(
+    file: &std::path::Path,
+    name: &str,
+    edit: impl FnOnce(&mut kura_domain::bundle::Bundle),
+) -> std::path::PathBuf {
+    let mut b = Kura::read_sealed(file).unwrap();
+    edit(&mut b);
+    let out = file.with_extension(name);
+    std::fs::write(&out, serde_json::to_vec(&b).unwrap()).unwrap();
+    out
+}
+
+#[test]
+fn a_forged_or_foreign_sealed_manifest_is_refused() {
+    let (mut a, mut b, tubes) = two_sites();
+    let (_, file) = sealed(&mut a, &tubes[..2]);
+    trust_sender(&mut a, &mut b);
+    let donor = "D0001";
+    let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
+        (
+            "a byte changed",
+            edited(&file, "flipped", |b| {
+                assert!(b.events[0].event.payload.contains(donor));
+                b.events[0].event.payload = b.events[0].event.payload.replace(donor, "D9999");
+            }),
+            "bundle_tampered",
+        ),
+        (
+            // A careful forger: the registration edited and re-hashed, the dispatch re-made
+            // to name the new hash and re-hashed too; only the signature cannot follow.
+            "edited and re-hashed consistently",
+            edited(&file, "forged", |b| {
+                let e = &mut b.events[0];
+                e.event.payload = e.event.payload.replace(donor, "D9999");
+                let old = e.event.hash;
+                e.event.hash = e.event.expected_hash(&e.prev);
+                let new = e.event.hash.to_string();
+                let d = &mut b.dispatch;
+                d.event.payload = d.event.payload.replace(&old.to_string(), &new);
+                d.event.hash = d.event.expected_hash(&d.prev);
+            }),
+            "bundle_signature",
+        ),
+        (
+            "signed by a key B does not trust",
+            edited(&file, "foreign", |b| {
+                let k = kura_domain::sign::SigningKey::from_seed(&[9; 32]).unwrap();
+                b.key = k.public_hex();
+                b.signature = k.sign(&kura_domain::bundle::message(&b.dispatch.event.hash));
+            }),
+            "untrusted_key",
+        ),
+    ];
+    for (what, path, code) in cases {
+        let before = events(&b.kura);
+        let bundle = Kura::read_sealed(&path).unwrap();
+        let err = b.kura.take_bundle(bundle).unwrap_err();
+        assert_eq!(err.code(), code, "{what}: {err}");
+        assert_eq!(events(&b.kura), before, "{what}");
+        assert!(b.kura.show(&tubes[0]).is_err(), "{what}: nothing arrived");
+    }
+    // The true one is taken.
+    assert_eq!(
+        b.kura
+            .take_bundle(Kura::read_sealed(&file).unwrap())
+            .unwrap()
+            .tubes,
+        2
+    );
+}

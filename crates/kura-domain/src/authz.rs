@@ -120,6 +120,8 @@ pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
         }
         EventBody::ShipmentDispatched { .. } => Act::Handle,
         EventBody::Distributed { .. } => Act::Distribute,
+        EventBody::ShipmentArrived { .. } => Act::Handle,
+        EventBody::KeyTrusted { .. } => Act::ManageUsers,
         EventBody::Blocked { .. }
         | EventBody::Unblocked { .. }
         | EventBody::ConsentWithdrawn { .. } => Act::Block,

@@ -240,6 +240,22 @@ pub enum EventBody {
         recipient: String,
         mta: String,
     },
+    /// Another site's shipment arrives here: this bench took its bundle (checked, signed by a
+    /// key the site trusts, kept apart under the dispatch's hash) and holds its tubes in transit
+    /// until each is received. `tubes` are their records as the bundle's registrations state
+    /// them; `key` is the sending workstation's key's fingerprint.
+    ShipmentArrived {
+        shipment: Shipment,
+        dispatch: crate::hash::Digest,
+        key: String,
+        tubes: Vec<SpecimenRecord>,
+    },
+    /// This site trusts a sending workstation's key for sealed shipments: a name for it and the
+    /// key's fingerprint, confirmed out of band. Signed by an administrator.
+    KeyTrusted {
+        name: String,
+        fingerprint: String,
+    },
     /// An electronic signature: the signer (user ID and printed name, as they were when signing),
     /// what it means, and the exact event signed — its id and its hash, so that the signature
     /// cannot be moved to another record. The time is this event's own.
@@ -287,6 +303,8 @@ impl EventBody {
         "audit_exported",
         "shipment_dispatched",
         "distributed",
+        "shipment_arrived",
+        "key_trusted",
     ];
 
     pub fn kind(&self) -> &'static str {
@@ -318,6 +336,8 @@ impl EventBody {
             EventBody::AuditExported { .. } => "audit_exported",
             EventBody::ShipmentDispatched { .. } => "shipment_dispatched",
             EventBody::Distributed { .. } => "distributed",
+            EventBody::ShipmentArrived { .. } => "shipment_arrived",
+            EventBody::KeyTrusted { .. } => "key_trusted",
         }
     }
 
@@ -351,7 +371,9 @@ impl EventBody {
             | EventBody::Signed { .. }
             | EventBody::ConsentWithdrawn { .. }
             | EventBody::AuditExported { .. }
-            | EventBody::ShipmentDispatched { .. } => None,
+            | EventBody::ShipmentDispatched { .. }
+            | EventBody::ShipmentArrived { .. }
+            | EventBody::KeyTrusted { .. } => None,
         }
     }
 

@@ -135,6 +135,13 @@ impl EventBody {
                     .extend(shipment.specimens.iter().map(|c| c.to_string()));
                 f.about = shipment.id.clone();
             }
+            EventBody::ShipmentArrived {
+                shipment, tubes, ..
+            } => {
+                f.specimens.extend(tubes.iter().map(|t| t.code.to_string()));
+                f.about = shipment.id.clone();
+            }
+            EventBody::KeyTrusted { fingerprint, .. } => f.about = fingerprint.clone(),
             EventBody::ConsentWithdrawn { donor, .. } => f.about = donor.clone(),
             EventBody::Signed { event, .. } => f.about = event.to_string(),
             EventBody::AuditExported { scope, .. } => f.about = scope.clone(),
@@ -464,6 +471,7 @@ mod tests {
                         tracking: None,
                         logger: None,
                         packed: vec![],
+                        carries: vec![],
                         mta: None,
                     },
                 },
@@ -478,6 +486,38 @@ mod tests {
                     mta: "MTA-1".into(),
                 },
                 format!("{s1} | {s1} | {s1} |  |  |  |  | -"),
+            ),
+            (
+                "shipment arrived",
+                EventBody::ShipmentArrived {
+                    shipment: crate::shipment::Shipment {
+                        id: "SHP-1".into(),
+                        destination: crate::shipment::Destination::Site {
+                            code: "NCNP".into(),
+                        },
+                        specimens: vec![sid(1)],
+                        coolant: crate::shipment::Coolant::Ambient,
+                        dry_ice_grams: None,
+                        courier: None,
+                        tracking: None,
+                        logger: None,
+                        packed: vec![],
+                        carries: vec![],
+                        mta: None,
+                    },
+                    dispatch: crate::hash::GENESIS,
+                    key: "a1b2".into(),
+                    tubes: vec![crate::rules::tests::record(1, None)],
+                },
+                format!("- | SHP-1 | {s1} |  |  |  |  | -"),
+            ),
+            (
+                "key trusted",
+                EventBody::KeyTrusted {
+                    name: "NCC bench".into(),
+                    fingerprint: "a1b2 c3d4".into(),
+                },
+                "- | a1b2 c3d4 |  |  |  |  |  | -".to_string(),
             ),
             (
                 "signed",
@@ -497,7 +537,7 @@ mod tests {
             kinds.insert(body.kind());
             assert_eq!(line(&body.footprint()), *want, "{what}");
         }
-        assert_eq!(kinds.len(), 27, "one row at least per variant: {kinds:?}");
+        assert_eq!(kinds.len(), 29, "one row at least per variant: {kinds:?}");
         let known: BTreeSet<&str> = EventBody::KINDS.iter().copied().collect();
         assert_eq!(kinds, known, "EventBody::KINDS names every variant's kind");
     }

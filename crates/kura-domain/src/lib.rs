@@ -8,6 +8,7 @@
 )]
 
 pub mod authz;
+pub mod bundle;
 pub mod container;
 pub mod envelope;
 pub mod event;

@@ -178,6 +178,16 @@ pub enum Effect {
     },
     /// A shipment's manifest is recorded (the tubes' own events change their custody).
     Ship(crate::shipment::Shipment),
+    /// Another site's shipment arrives: its manifest, and its tubes, new here, in transit.
+    Arrive {
+        shipment: crate::shipment::Shipment,
+        tubes: Vec<(SpecimenRecord, SpecimenState)>,
+    },
+    /// A sending workstation's key is trusted for sealed shipments.
+    Trust {
+        fingerprint: String,
+        name: String,
+    },
     /// A signature is added to an event.
     Sign {
         id: uuid::Uuid,
@@ -231,6 +241,10 @@ pub enum RuleError {
     NotInTransit { specimen: String },
     #[error("shipment {shipment}: {reason}")]
     BadShipment { shipment: String, reason: String },
+    #[error(
+        "{fingerprint:?} is not a key fingerprint: 32 hex digits, as `kura key` shows them (groups of four)"
+    )]
+    BadFingerprint { fingerprint: String },
     #[error("specimen {specimen} is not in conflict")]
     NotInConflict { specimen: String },
     #[error("position {pos} of {container} is occupied by {by}; choose a free position")]
@@ -298,6 +312,7 @@ impl RuleError {
             RuleError::Final { .. } => "specimen_final",
             RuleError::NotInTransit { .. } => "not_in_transit",
             RuleError::BadShipment { .. } => "bad_shipment",
+            RuleError::BadFingerprint { .. } => "bad_fingerprint",
             RuleError::NotInConflict { .. } => "not_in_conflict",
             RuleError::PositionOccupied { .. } => "position_occupied",
             RuleError::ContainerFull { .. } => "container_full",
@@ -698,6 +713,67 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                 reason: p.message(),
             }),
         },
+        E::ShipmentArrived {
+            shipment, tubes, ..
+        } => {
+            if let Err(p) = shipment.check() {
+                return rule(RuleError::BadShipment {
+                    shipment: shipment.id.clone(),
+                    reason: p.message(),
+                });
+            }
+            let mut out = Vec::new();
+            for t in tubes {
+                if !shipment.specimens.contains(&t.code) {
+                    return rule(RuleError::BadShipment {
+                        shipment: shipment.id.clone(),
+                        reason: format!("{} arrives but is not on the manifest", t.code),
+                    });
+                }
+                if view.specimen(&t.code).map_err(DecideError::View)?.is_some() {
+                    return rule(RuleError::AlreadyRegistered {
+                        specimen: t.code.to_string(),
+                    });
+                }
+                let mut record = t.clone();
+                // A parent that stayed at the sending site is not held here.
+                if let Some(p) = &t.parent
+                    && view.specimen(p).map_err(DecideError::View)?.is_none()
+                {
+                    record.parent = None;
+                }
+                let state = SpecimenState {
+                    code: t.code.clone(),
+                    custody: Custody::InTransit,
+                    blocked: false,
+                    in_conflict: false,
+                    freeze_thaw: t.freeze_thaw,
+                    quantity: t.quantity,
+                };
+                out.push((record, state));
+            }
+            Ok(Effect::Arrive {
+                shipment: shipment.clone(),
+                tubes: out,
+            })
+        }
+        E::KeyTrusted { name, fingerprint } => {
+            let hex: String = fingerprint.chars().filter(|c| !c.is_whitespace()).collect();
+            if name.trim().is_empty()
+                || hex.len() != 32
+                || !hex
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            {
+                return rule(RuleError::BadFingerprint {
+                    fingerprint: fingerprint.clone(),
+                });
+            }
+            Ok(Effect::Trust {
+                fingerprint: fingerprint.clone(),
+                name: name.clone(),
+            })
+        }
         E::Distributed {
             specimen,
             shipment,

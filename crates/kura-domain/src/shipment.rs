@@ -101,6 +101,11 @@ pub struct Shipment {
     /// the receiver checks tubes in box by box against it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packed: Vec<Packed>,
+    /// The hashes of the sending site's events the receiver needs to hold the tubes (their
+    /// registrations and lineage, each tube's `shipped`), in the sender's order: what the
+    /// shipment's bundle carries, sealed by this event's own hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carries: Vec<crate::hash::Digest>,
 }
 
 /// A tube's place in the box it travels in.
@@ -251,6 +256,7 @@ mod tests {
             logger: None,
             mta: None,
             packed: vec![],
+            carries: vec![],
         }
     }
 

@@ -687,87 +687,99 @@ pub fn fold(events: &[NewEvent], loaded: &Loaded) -> Result<FoldOut, Keys> {
                 resolved_by: None,
             });
         }
-        match effect {
-            Some(Effect::Register { state, .. }) | Some(Effect::Update(state)) => {
-                let code = state.code.to_string();
-                let before = work.row(&code).and_then(|r| r.state.location().cloned());
-                let after = state.location().cloned();
-                if before != after {
-                    if let Some(l) = before {
-                        work.w
-                            .specimen_slots
-                            .insert(slot(&l.container, l.pos), None);
-                    }
-                    if let Some(l) = after {
-                        work.w
-                            .specimen_slots
-                            .insert(slot(&l.container, l.pos), Some(code.clone()));
-                    }
-                }
-                if let EventBody::ConflictResolved { .. } | EventBody::ConflictSettled { .. } =
-                    e.body
-                    && !state.in_conflict
-                {
-                    out.resolved.push((code.clone(), id));
-                    for c in out.conflicts.iter_mut() {
-                        if c.subject == code && c.resolved_by.is_none() {
-                            c.resolved_by = Some(id);
+        // An arrival from another site registers its tubes here, one by one.
+        let effects: Vec<Option<Effect>> = match effect {
+            Some(Effect::Arrive { tubes, .. }) => tubes
+                .into_iter()
+                .map(|(record, state)| Some(Effect::Register { record, state }))
+                .collect(),
+            other => vec![other],
+        };
+        for effect in effects {
+            match effect {
+                Some(Effect::Register { state, .. }) | Some(Effect::Update(state)) => {
+                    let code = state.code.to_string();
+                    let before = work.row(&code).and_then(|r| r.state.location().cloned());
+                    let after = state.location().cloned();
+                    if before != after {
+                        if let Some(l) = before {
+                            work.w
+                                .specimen_slots
+                                .insert(slot(&l.container, l.pos), None);
+                        }
+                        if let Some(l) = after {
+                            work.w
+                                .specimen_slots
+                                .insert(slot(&l.container, l.pos), Some(code.clone()));
                         }
                     }
-                }
-                work.w.specimens.insert(
-                    code.clone(),
-                    Some(SpecimenRow {
-                        state,
-                        last_event: id,
-                    }),
-                );
-                touched.insert(code);
-            }
-            Some(Effect::CreateContainer(spec)) => {
-                let cid = spec.id.to_string();
-                if let (Some(p), Some(pos)) = (&spec.parent, spec.pos) {
-                    work.w
-                        .container_slots
-                        .insert(slot(p, pos), Some(cid.clone()));
-                }
-                work.w.containers.insert(
-                    cid.clone(),
-                    Some(ContainerRow {
-                        spec,
-                        last_event: id,
-                    }),
-                );
-                ctouched.insert(cid);
-            }
-            Some(Effect::MoveContainer { id: cid, to }) => {
-                let key = cid.to_string();
-                if let Some(mut row) = work.crow(&key) {
-                    if let (Some(p), Some(pos)) = (&row.spec.parent, row.spec.pos) {
-                        work.w.container_slots.insert(slot(p, pos), None);
+                    if let EventBody::ConflictResolved { .. } | EventBody::ConflictSettled { .. } =
+                        e.body
+                        && !state.in_conflict
+                    {
+                        out.resolved.push((code.clone(), id));
+                        for c in out.conflicts.iter_mut() {
+                            if c.subject == code && c.resolved_by.is_none() {
+                                c.resolved_by = Some(id);
+                            }
+                        }
                     }
-                    let Placement { parent, pos } = to;
-                    if let Some(pos) = pos {
+                    work.w.specimens.insert(
+                        code.clone(),
+                        Some(SpecimenRow {
+                            state,
+                            last_event: id,
+                        }),
+                    );
+                    touched.insert(code);
+                }
+                Some(Effect::CreateContainer(spec)) => {
+                    let cid = spec.id.to_string();
+                    if let (Some(p), Some(pos)) = (&spec.parent, spec.pos) {
                         work.w
                             .container_slots
-                            .insert(slot(&parent, pos), Some(key.clone()));
+                            .insert(slot(p, pos), Some(cid.clone()));
                     }
-                    row.spec.parent = Some(parent);
-                    row.spec.pos = pos;
-                    row.last_event = id;
-                    work.w.containers.insert(key.clone(), Some(row));
-                    ctouched.insert(key);
+                    work.w.containers.insert(
+                        cid.clone(),
+                        Some(ContainerRow {
+                            spec,
+                            last_event: id,
+                        }),
+                    );
+                    ctouched.insert(cid);
                 }
+                Some(Effect::MoveContainer { id: cid, to }) => {
+                    let key = cid.to_string();
+                    if let Some(mut row) = work.crow(&key) {
+                        if let (Some(p), Some(pos)) = (&row.spec.parent, row.spec.pos) {
+                            work.w.container_slots.insert(slot(p, pos), None);
+                        }
+                        let Placement { parent, pos } = to;
+                        if let Some(pos) = pos {
+                            work.w
+                                .container_slots
+                                .insert(slot(&parent, pos), Some(key.clone()));
+                        }
+                        row.spec.parent = Some(parent);
+                        row.spec.pos = pos;
+                        row.last_event = id;
+                        work.w.containers.insert(key.clone(), Some(row));
+                        ctouched.insert(key);
+                    }
+                }
+                // The registry keeps user events in the site's log for every bench to pull; it signs
+                // nobody in and destroys nothing, so it keeps no projection of users, signatures or
+                // withdrawals.
+                Some(Effect::Log { .. })
+                | Some(Effect::Ship(_))
+                | Some(Effect::Trust { .. })
+                | Some(Effect::User { .. })
+                | Some(Effect::Sign { .. })
+                | Some(Effect::Withdraw { .. })
+                | Some(Effect::Arrive { .. })
+                | None => {}
             }
-            // The registry keeps user events in the site's log for every bench to pull; it signs
-            // nobody in and destroys nothing, so it keeps no projection of users, signatures or
-            // withdrawals.
-            Some(Effect::Log { .. })
-            | Some(Effect::Ship(_))
-            | Some(Effect::User { .. })
-            | Some(Effect::Sign { .. })
-            | Some(Effect::Withdraw { .. })
-            | None => {}
         }
     }
     if !work.misses.is_empty() {

@@ -13,6 +13,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod bundles;
 mod error;
 mod migrations;
 /// The newest schema this build knows (migrations are numbered from 1).
@@ -34,6 +35,7 @@ use kura_domain::Geometry;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
+pub use bundles::WorkstationKey;
 pub use error::StoreError;
 pub use migrations::MIGRATIONS;
 pub use query::{

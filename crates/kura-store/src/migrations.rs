@@ -65,6 +65,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shipments",
         include_str!("migrations/0014_shipments.sql"),
     ),
+    (15, "bundles", include_str!("migrations/0015_bundles.sql")),
 ];
 
 /// The newest migration this build knows.

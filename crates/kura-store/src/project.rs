@@ -158,7 +158,7 @@ impl Projector<'_> {
     pub fn keep_undo(&mut self, event: i64, effect: &Effect) -> Result<(), StoreError> {
         // The projection tables an undo image covers (each keyed by `code`), and which rows of
         // them this effect changes.
-        const TABLES: [&str; 7] = [
+        const TABLES: [&str; 8] = [
             "specimens",
             "containers",
             "label_prints",
@@ -166,22 +166,34 @@ impl Projector<'_> {
             "signatures",
             "withdrawals",
             "shipments",
+            "trusted_keys",
         ];
-        let (table, codes): (&str, Vec<String>) = match effect {
+        let changes: Vec<(&str, Vec<String>)> = match effect {
             Effect::Register { state, .. } | Effect::Update(state) => {
-                ("specimens", vec![state.code.to_string()])
+                vec![("specimens", vec![state.code.to_string()])]
             }
-            Effect::CreateContainer(spec) => ("containers", vec![spec.id.to_string()]),
-            Effect::MoveContainer { id, .. } => ("containers", vec![id.to_string()]),
-            Effect::Log { codes } => ("label_prints", codes.clone()),
-            Effect::User { user, .. } => ("users", vec![user.clone()]),
-            Effect::Sign { .. } => ("signatures", vec![event.to_string()]),
-            Effect::Withdraw { donor, .. } => ("withdrawals", vec![donor.clone()]),
-            Effect::Ship(shipment) => ("shipments", vec![shipment.id.clone()]),
+            Effect::CreateContainer(spec) => vec![("containers", vec![spec.id.to_string()])],
+            Effect::MoveContainer { id, .. } => vec![("containers", vec![id.to_string()])],
+            Effect::Log { codes } => vec![("label_prints", codes.clone())],
+            Effect::User { user, .. } => vec![("users", vec![user.clone()])],
+            Effect::Sign { .. } => vec![("signatures", vec![event.to_string()])],
+            Effect::Withdraw { donor, .. } => vec![("withdrawals", vec![donor.clone()])],
+            Effect::Ship(shipment) => vec![("shipments", vec![shipment.id.clone()])],
+            Effect::Arrive { shipment, tubes } => vec![
+                (
+                    "specimens",
+                    tubes.iter().map(|(_, s)| s.code.to_string()).collect(),
+                ),
+                ("shipments", vec![shipment.id.clone()]),
+            ],
+            Effect::Trust { fingerprint, .. } => vec![("trusted_keys", vec![fingerprint.clone()])],
         };
         let mut image = serde_json::Map::new();
         for t in TABLES {
-            let codes: &[String] = if t == table { &codes } else { &[] };
+            let codes: &[String] = changes
+                .iter()
+                .find(|(table, _)| *table == t)
+                .map_or(&[], |(_, c)| c.as_slice());
             let (table, key) = (t, "code");
             let rows: Vec<serde_json::Value> = codes
                 .iter()
@@ -221,6 +233,7 @@ impl Projector<'_> {
             "users",
             "signatures",
             "shipments",
+            "trusted_keys",
         ] {
             for pair in image[table].as_array().into_iter().flatten() {
                 let code = pair[0].as_str().unwrap_or_default();
@@ -355,6 +368,33 @@ impl Projector<'_> {
         })
     }
 
+    /// A shipment's manifest: one dispatched here, or one that arrived (`incoming`).
+    fn write_shipment(
+        &mut self,
+        event: i64,
+        at: i64,
+        shipment: &kura_domain::Shipment,
+        incoming: bool,
+    ) -> Result<(), StoreError> {
+        let manifest = serde_json::to_string(shipment)
+            .map_err(|e| StoreError::Corrupt(format!("shipment {}: {e}", shipment.id)))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO shipments (code, destination, manifest, tubes, dispatched_at, last_event, incoming)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                shipment.id,
+                shipment.destination.label(),
+                manifest,
+                shipment.specimens.len() as i64,
+                at,
+                event,
+                incoming
+            ])?;
+        Ok(())
+    }
+
     pub fn write(&mut self, event: i64, at: i64, effect: Effect) -> Result<(), StoreError> {
         match effect {
             Effect::Register { record, state } => {
@@ -470,22 +510,21 @@ impl Projector<'_> {
                 }
             }
             Effect::User { user, change } => self.write_user(event, at, &user, change)?,
-            Effect::Ship(shipment) => {
-                let manifest = serde_json::to_string(&shipment)
-                    .map_err(|e| StoreError::Corrupt(format!("shipment {}: {e}", shipment.id)))?;
+            Effect::Ship(shipment) => self.write_shipment(event, at, &shipment, false)?,
+            Effect::Arrive { shipment, tubes } => {
+                for (record, state) in tubes {
+                    self.write(event, at, Effect::Register { record, state })?;
+                }
+                self.write_shipment(event, at, &shipment, true)?;
+            }
+            Effect::Trust { fingerprint, name } => {
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO shipments (code, destination, manifest, tubes, dispatched_at, last_event)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT INTO trusted_keys (code, name, at, last_event) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(code) DO UPDATE SET name = excluded.name, at = excluded.at,
+                             last_event = excluded.last_event",
                     )?
-                    .execute(params![
-                        shipment.id,
-                        shipment.destination.label(),
-                        manifest,
-                        shipment.specimens.len() as i64,
-                        at,
-                        event
-                    ])?;
+                    .execute(params![fingerprint, name, at, event])?;
             }
             Effect::Withdraw { donor, reason } => {
                 self.conn

@@ -12,17 +12,21 @@ use crate::{Store, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShipmentRow {
     pub shipment: kura_domain::Shipment,
-    /// µs since the epoch.
+    /// µs since the epoch: when it was dispatched here, or when it arrived here (`incoming`).
     pub dispatched_at: i64,
+    /// It came from another site.
+    pub incoming: bool,
 }
 
 fn shipment_row(r: &Row<'_>) -> rusqlite::Result<Result<ShipmentRow, StoreError>> {
     let manifest: String = r.get(0)?;
     let dispatched_at: i64 = r.get(1)?;
+    let incoming: bool = r.get(2)?;
     Ok(serde_json::from_str(&manifest)
         .map(|shipment| ShipmentRow {
             shipment,
             dispatched_at,
+            incoming,
         })
         .map_err(|e| StoreError::Corrupt(format!("shipment manifest: {e}"))))
 }
@@ -623,7 +627,7 @@ impl Store {
     /// The shipments this bench knows, newest first.
     pub fn shipments(&self) -> Result<Vec<ShipmentRow>, StoreError> {
         let mut st = self.conn().prepare_cached(
-            "SELECT manifest, dispatched_at FROM shipments ORDER BY dispatched_at DESC, code",
+            "SELECT manifest, dispatched_at, incoming FROM shipments ORDER BY dispatched_at DESC, code",
         )?;
         let rows = st.query_map([], shipment_row)?;
         rows.map(|r| r?).collect()
@@ -632,7 +636,9 @@ impl Store {
     /// One shipment by its id.
     pub fn shipment(&self, code: &str) -> Result<Option<ShipmentRow>, StoreError> {
         self.conn()
-            .prepare_cached("SELECT manifest, dispatched_at FROM shipments WHERE code = ?1")?
+            .prepare_cached(
+                "SELECT manifest, dispatched_at, incoming FROM shipments WHERE code = ?1",
+            )?
             .query_row([code], shipment_row)
             .optional()?
             .transpose()

@@ -82,7 +82,7 @@ pub(crate) fn replay(
         "PRAGMA defer_foreign_keys = ON;
          DELETE FROM undo; DELETE FROM conflicts; DELETE FROM event_subjects; DELETE FROM specimens;
          DELETE FROM containers; DELETE FROM label_prints; DELETE FROM users; DELETE FROM signatures;
-         DELETE FROM withdrawals; DELETE FROM shipments;",
+         DELETE FROM withdrawals; DELETE FROM shipments; DELETE FROM trusted_keys;",
     )?;
     let unsettled: std::collections::HashSet<i64> = match own {
         None => Default::default(),
@@ -170,7 +170,12 @@ const PROJECTION: &[(&str, &str, &str)] = &[
     ),
     (
         "shipments",
-        "SELECT code, destination, manifest, tubes, dispatched_at, last_event FROM shipments",
+        "SELECT code, destination, manifest, tubes, dispatched_at, last_event, incoming FROM shipments",
+        "code",
+    ),
+    (
+        "trusted_keys",
+        "SELECT code, name, at, last_event FROM trusted_keys",
         "code",
     ),
     (
@@ -393,6 +398,69 @@ impl Store {
                     ));
                 }
                 book.apply(&body);
+            }
+        }
+        // Every arrival from another site took a bundle that is here, as received, still checks
+        // (hashes, the dispatch naming what it carries, the sender's signature) and says what
+        // the arrival says: the same key, manifest and tubes.
+        {
+            let mut stmt = tx.prepare(
+                "SELECT event_id, workstation, seq, payload FROM events WHERE kind = 'shipment_arrived'",
+            )?;
+            let mut bundle = tx.prepare_cached("SELECT bundle FROM bundles WHERE dispatch = ?1")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let eid = Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or_default();
+                let ws = Uuid::from_slice(&r.get::<_, Vec<u8>>(1)?).unwrap_or_default();
+                let seq: i64 = r.get(2)?;
+                let Ok(EventBody::ShipmentArrived {
+                    shipment,
+                    dispatch,
+                    key,
+                    tubes,
+                }) = serde_json::from_str::<EventBody>(&r.get::<_, String>(3)?)
+                else {
+                    continue;
+                };
+                let json: Option<String> = bundle
+                    .query_row([dispatch.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()?;
+                let found = match json {
+                    None => Err(format!(
+                        "the bundle of shipment {} (dispatch {dispatch}) is not here",
+                        shipment.id
+                    )),
+                    Some(j) => match serde_json::from_str::<kura_domain::bundle::Bundle>(&j) {
+                        Err(e) => Err(format!("the bundle of {} does not parse: {e}", shipment.id)),
+                        Ok(b) => match b.check() {
+                            Err(e) => Err(format!("the bundle of {}: {e}", shipment.id)),
+                            Ok(m) if m != shipment => Err(format!(
+                                "the arrival of {} states another manifest than its bundle",
+                                shipment.id
+                            )),
+                            Ok(m) if b.tubes(&m) != tubes => Err(format!(
+                                "the arrival of {} states other tubes than its bundle",
+                                shipment.id
+                            )),
+                            Ok(_) if kura_domain::sign::fingerprint(&b.key) != key => Err(format!(
+                                "the arrival of {} names another key than its bundle's",
+                                shipment.id
+                            )),
+                            Ok(_) => Ok(()),
+                        },
+                    },
+                };
+                if let Err(message) = found
+                    && problems.len() < MAX_PROBLEMS
+                {
+                    problems.push(problem(
+                        "bundle_mismatch",
+                        Some(eid),
+                        Some(ws),
+                        Some(seq),
+                        message,
+                    ));
+                }
             }
         }
         // The projection must equal a rebuild: snapshot it, rebuild in this transaction, compare,

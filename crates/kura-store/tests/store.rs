@@ -533,6 +533,7 @@ fn a_dispatched_shipment_is_projected_and_rebuilt() {
         tracking: Some("1234-5678".into()),
         logger: None,
         packed: vec![],
+        carries: vec![],
         mta: None,
     };
     let shipped = |n: u32| EventBody::Shipped {

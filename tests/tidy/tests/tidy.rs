@@ -465,6 +465,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "ee80167fb2237bc430bb613982d65358a8288a71843e2412ce2ff64e316ba172",
     ),
     (
+        "crates/kura-store/src/migrations/0015_bundles.sql",
+        "b66d8fec9be79282515bdf31a62e07a27a88de8c9f297ea08f8612d4baf51a1d",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),

@@ -44,9 +44,39 @@ pub enum Cmd {
         /// Where to write the manifest PDF (default: SHIPMENT.pdf here).
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
+        /// Also write the shipment's sealed manifest (its signed bundle) to FILE, for a site that
+        /// shares no registry with this one.
+        #[arg(long, value_name = "FILE")]
+        sealed: Option<PathBuf>,
         #[command(flatten)]
         sign: SignArgs,
     },
+    /// Receive an incoming shipment: scans (arguments, or one per line on stdin: `CODE`,
+    /// `CODE B3`, `CODE damaged`) are received into --into BOX and reconciled against the
+    /// manifest: received, missing (still in transit), unexpected, damaged.
+    Receive {
+        /// The shipment (known here through the registry, or from --sealed).
+        #[arg(required_unless_present = "sealed")]
+        shipment: Option<String>,
+        /// Take a sealed manifest first (checked against the keys this site trusts).
+        #[arg(long, value_name = "FILE")]
+        sealed: Option<PathBuf>,
+        /// The box the tubes go into (the next free position, unless a scan names one).
+        #[arg(long, value_name = "BOX")]
+        into: Option<String>,
+        /// How the tubes arrived unless a scan says otherwise: ok, thawed, damaged, leaked.
+        #[arg(long)]
+        condition: Option<String>,
+        /// Take the sealed manifest only; receive nothing yet.
+        #[arg(long, requires = "sealed")]
+        take_only: bool,
+        scans: Vec<String>,
+    },
+    /// This workstation's key for shipments: tell its fingerprint to a receiving site.
+    Key,
+    /// The keys this site trusts for sealed shipments.
+    #[command(subcommand)]
+    Trust(TrustCmd),
     /// The shipments this bench knows, newest first.
     Shipments {
         /// Only those coming here.
@@ -64,6 +94,20 @@ pub enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+pub enum TrustCmd {
+    /// Trust a sending workstation's key (its fingerprint, confirmed with the sender out of
+    /// band). An administrator's signed act on a database with users.
+    Add {
+        name: String,
+        fingerprint: String,
+        #[command(flatten)]
+        sign: SignArgs,
+    },
+    /// The keys trusted here.
+    List,
+}
+
 pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
     let json = ctx.json;
     let mut k = ctx.open(false)?;
@@ -79,6 +123,7 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             logger,
             mta,
             manifest,
+            sealed,
             sign,
         } => {
             if scans.is_empty() {
@@ -105,9 +150,13 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             };
             let file = manifest.unwrap_or_else(|| PathBuf::from(format!("{}.pdf", d.shipment)));
             let pages = k.print_manifest(&d.shipment, &file)?;
+            if let Some(path) = &sealed {
+                k.write_sealed(&d.shipment, path)?;
+            }
             out(
                 json,
                 json!({
+                    "sealed": sealed.as_ref().map(|p| p.display().to_string()),
                     "shipment": d.shipment,
                     "destination": d.destination,
                     "tubes": d.tubes,
@@ -119,7 +168,7 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
                 }),
                 || {
                     format!(
-                        "{}: {} tube(s) {} {}; manifest {} ({} page(s)){}",
+                        "{}: {} tube(s) {} {}; manifest {} ({} page(s)){}{}",
                         d.shipment,
                         d.tubes.len(),
                         if d.distributed {
@@ -130,6 +179,10 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
                         d.destination,
                         file.display(),
                         pages,
+                        sealed
+                            .as_ref()
+                            .map(|p| format!("; sealed manifest {}", p.display()))
+                            .unwrap_or_default(),
                         d.signature
                             .as_ref()
                             .map(|s| format!(
@@ -175,6 +228,117 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        Cmd::Receive {
+            shipment,
+            sealed,
+            into,
+            condition,
+            take_only,
+            mut scans,
+        } => {
+            let mut taken = None;
+            if let Some(path) = &sealed {
+                let b = kura_app::Kura::read_sealed(path)?;
+                taken = Some(k.take_bundle(b)?);
+            }
+            let id = match (&shipment, &taken) {
+                (Some(s), _) => s.clone(),
+                (None, Some(t)) => t.shipment.clone(),
+                (None, None) => unreachable!("clap requires a shipment or --sealed"),
+            };
+            if take_only {
+                let t = taken.expect("--take-only requires --sealed");
+                out(json, json!(t), || {
+                    format!(
+                        "{}: {} tube(s) on the way here from {}{}",
+                        t.shipment,
+                        t.tubes,
+                        t.from.clone().unwrap_or_default(),
+                        if t.again { " (taken before)" } else { "" }
+                    )
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            if scans.is_empty() {
+                scans = stdin_scans()?;
+            }
+            let r = k.receive(&id, into.as_deref(), &scans, condition.as_deref())?;
+            out(json, json!(r), || {
+                let mut lines: Vec<String> = r
+                    .received
+                    .iter()
+                    .map(|p| {
+                        if p.container.is_empty() {
+                            format!("received {}", p.specimen)
+                        } else {
+                            format!("received {} → {} {}", p.specimen, p.container, p.position)
+                        }
+                    })
+                    .collect();
+                for (what, list) in [
+                    ("damaged (blocked)", &r.damaged),
+                    (
+                        "unexpected (not on the manifest; not received)",
+                        &r.unexpected,
+                    ),
+                    ("received before", &r.already),
+                    ("missing (still in transit)", &r.missing),
+                ] {
+                    if !list.is_empty() {
+                        lines.push(format!("{what}: {}", list.join(" ")));
+                    }
+                }
+                lines.push(format!(
+                    "{}: {} received now, {} missing, {} unexpected",
+                    r.shipment,
+                    r.received.len(),
+                    r.missing.len(),
+                    r.unexpected.len()
+                ));
+                lines.join("\n")
+            });
+        }
+        Cmd::Key => {
+            let key = k.workstation_key()?;
+            out(json, json!(key), || {
+                format!(
+                    "this workstation's shipment key: {}\n(public key {})",
+                    key.fingerprint, key.public
+                )
+            });
+        }
+        Cmd::Trust(TrustCmd::Add {
+            name,
+            fingerprint,
+            sign,
+        }) => {
+            signed(&mut k, kura_app::users::Act::ManageUsers, &sign, |k| {
+                k.trust_key(&name, &fingerprint)
+            })?;
+            out(json, json!({ "trusted": name }), || {
+                format!("trusted {name}'s key for sealed shipments")
+            });
+        }
+        Cmd::Trust(TrustCmd::List) => {
+            let keys = k.trusted_keys()?;
+            out(
+                json,
+                json!(
+                    keys.iter()
+                        .map(|(f, n)| json!({ "fingerprint": f, "name": n }))
+                        .collect::<Vec<_>>()
+                ),
+                || {
+                    if keys.is_empty() {
+                        return "no trusted keys".into();
+                    }
+                    keys.iter()
+                        .map(|(f, n)| format!("{f}  {n}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
         }
         Cmd::Manifest {
             shipment,

@@ -80,8 +80,14 @@ impl Mem {
                     },
                 );
             }
+            Effect::Arrive { tubes, .. } => {
+                for (_, state) in tubes {
+                    self.specimens.insert(state.code.clone(), state);
+                }
+            }
             Effect::Log { .. }
             | Effect::Ship(_)
+            | Effect::Trust { .. }
             | Effect::User { .. }
             | Effect::Sign { .. }
             | Effect::Withdraw { .. } => {}
@@ -409,6 +415,32 @@ fn custody_sequences() {
             (received(1, Some(("BX1", 0, 1))), ""),
             (received(1, None), "not_in_transit"),
         ],
+        // Another site's tubes arrive in transit (a parent left behind is not held here) and are
+        // received; a tube this site holds already, or one not on the manifest, cannot arrive.
+        vec![
+            (arrived(&[1, 2], &[1, 2]), ""),
+            (check_in(1, "BX1", 0, 0), "not_in_storage"),
+            (received(1, Some(("BX1", 0, 0))), ""),
+            (received(2, None), ""),
+            (arrived(&[1], &[1]), "already_registered"),
+        ],
+        vec![(arrived(&[1], &[1, 3]), "bad_shipment")],
+        // A trusted key is named and is a fingerprint.
+        vec![
+            (
+                trusted("NCC bench 1", "a1b2 c3d4 e5f6 a7b8 c9d0 e1f2 a3b4 c5d6"),
+                "",
+            ),
+            (
+                trusted(" ", "a1b2 c3d4 e5f6 a7b8 c9d0 e1f2 a3b4 c5d6"),
+                "bad_fingerprint",
+            ),
+            (trusted("NCC", "a1b2 c3d4"), "bad_fingerprint"),
+            (
+                trusted("NCC", "A1B2 C3D4 E5F6 A7B8 C9D0 E1F2 A3B4 C5D6"),
+                "bad_fingerprint",
+            ),
+        ],
         // A blocked tube, or one not in storage, is not shipped or distributed.
         vec![
             (register(1), ""),
@@ -479,6 +511,7 @@ fn manifest(tubes: &[u32], mta: Option<&str>) -> crate::shipment::Shipment {
         tracking: None,
         logger: None,
         packed: vec![],
+        carries: vec![],
         mta: mta.map(str::to_string),
     }
 }
@@ -487,6 +520,23 @@ fn dispatched(tubes: &[u32], mta: Option<&str>) -> EventBody {
         shipment: manifest(tubes, mta),
     }
 }
+fn arrived(manifest_tubes: &[u32], tubes: &[u32]) -> EventBody {
+    EventBody::ShipmentArrived {
+        shipment: manifest(manifest_tubes, None),
+        dispatch: crate::hash::Digest::from_bytes([7; 32]),
+        key: "a1b2".into(),
+        // Each with a parent that stayed behind.
+        tubes: tubes.iter().map(|&n| record(n, Some(90 + n))).collect(),
+    }
+}
+
+fn trusted(name: &str, fingerprint: &str) -> EventBody {
+    EventBody::KeyTrusted {
+        name: name.into(),
+        fingerprint: fingerprint.into(),
+    }
+}
+
 fn shipped(n: u32) -> EventBody {
     EventBody::Shipped {
         specimen: sid(n),

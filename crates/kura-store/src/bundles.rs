@@ -1,0 +1,218 @@
+//! What shipments between sites need from the store: the sending site's events a bundle
+//! carries (each with the hash before it in its chain), the bundles this bench took (kept apart,
+//! as received), this workstation's bundle-signing key, the keys this site trusts.
+
+use kura_domain::bundle::{Bundle, Carried};
+use kura_domain::envelope::Envelope;
+use kura_domain::hash::GENESIS;
+use kura_domain::{EventBody, SpecimenCode};
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::sync::digest;
+use crate::{Store, StoreError, Tx};
+
+/// This workstation's key for signing bundles: its seed and public key (hex).
+pub struct WorkstationKey {
+    pub seed: [u8; 32],
+    pub public: String,
+}
+
+fn carried_by_rowid(conn: &Connection, rowid: i64) -> Result<Carried, StoreError> {
+    let (mut event, ws, hash): (Envelope, Vec<u8>, Vec<u8>) = conn
+        .prepare_cached(
+            "SELECT event_id, workstation, seq, actor, at, kind, payload, hash FROM events WHERE id = ?1",
+        )?
+        .query_row([rowid], |r| {
+            let ws: Vec<u8> = r.get(1)?;
+            Ok((
+                Envelope {
+                    id: Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or_default(),
+                    workstation: Uuid::from_slice(&ws).unwrap_or_default(),
+                    seq: r.get::<_, i64>(2)? as u64,
+                    actor: r.get(3)?,
+                    at: r.get(4)?,
+                    kind: r.get(5)?,
+                    payload: r.get(6)?,
+                    hash: GENESIS,
+                },
+                ws,
+                r.get(7)?,
+            ))
+        })?;
+    event.hash = digest(&hash, || format!("event {rowid} has a malformed hash"))?;
+    let seq = event.seq as i64;
+    let prev = if seq <= 1 {
+        GENESIS
+    } else {
+        let h: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT hash FROM events WHERE workstation = ?1 AND seq = ?2")?
+            .query_row(params![ws, seq - 1], |r| r.get(0))
+            .optional()?;
+        let h = h.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "event {rowid}: the event before it in its workstation's chain is not here"
+            ))
+        })?;
+        digest(&h, || {
+            format!("event {rowid}'s predecessor has a malformed hash")
+        })?
+    };
+    Ok(Carried { event, prev })
+}
+
+/// The event that created `code` here (its registration or derivation): its row id and parent.
+fn creation(conn: &Connection, code: &str) -> Result<Option<(i64, Option<String>)>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT e.id, e.payload FROM event_subjects x JOIN events e ON e.id = x.event
+         WHERE x.specimen = (SELECT id FROM specimens WHERE code = ?1)
+           AND e.kind IN ('registered', 'derived')
+         ORDER BY e.id",
+    )?;
+    let rows: Vec<(i64, String)> = st
+        .query_map([code], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, payload) in rows {
+        let rec = match serde_json::from_str::<EventBody>(&payload) {
+            Ok(EventBody::Registered { specimen, .. } | EventBody::Derived { specimen, .. }) => {
+                specimen
+            }
+            _ => continue,
+        };
+        if rec.code.as_str() == code {
+            return Ok(Some((id, rec.parent.map(|p| p.to_string()))));
+        }
+    }
+    Ok(None)
+}
+
+impl Tx<'_> {
+    /// The events a shipment of `tubes` carries besides their `shipped` events (`more`): each
+    /// tube's registration and its ancestors', once each, in the order they were recorded here.
+    pub fn carried(
+        &self,
+        tubes: &[SpecimenCode],
+        more: &[Uuid],
+    ) -> Result<Vec<Carried>, StoreError> {
+        let conn = self.conn();
+        let mut rows = std::collections::BTreeSet::new();
+        for t in tubes {
+            let mut code = Some(t.to_string());
+            while let Some(c) = code.take() {
+                match creation(conn, &c)? {
+                    Some((id, parent)) if rows.insert(id) => code = parent,
+                    Some(_) => {}
+                    // A tube that arrived here from elsewhere: its own bundle holds its past.
+                    None => {}
+                }
+            }
+        }
+        for id in more {
+            let rowid: i64 = conn
+                .prepare_cached("SELECT id FROM events WHERE event_id = ?1")?
+                .query_row([id.as_bytes().as_slice()], |r| r.get(0))?;
+            rows.insert(rowid);
+        }
+        rows.into_iter()
+            .map(|r| carried_by_rowid(conn, r))
+            .collect()
+    }
+
+    /// One event as a bundle carries it.
+    pub fn carried_event(&self, id: Uuid) -> Result<Carried, StoreError> {
+        let rowid: i64 = self
+            .conn()
+            .prepare_cached("SELECT id FROM events WHERE event_id = ?1")?
+            .query_row([id.as_bytes().as_slice()], |r| r.get(0))?;
+        carried_by_rowid(self.conn(), rowid)
+    }
+
+    /// This workstation's bundle-signing key, made from `seed` the first time it is asked for.
+    pub fn workstation_key(
+        &self,
+        seed: impl FnOnce() -> [u8; 32],
+        at: i64,
+    ) -> Result<WorkstationKey, StoreError> {
+        if let Some(k) = workstation_key(self.conn())? {
+            return Ok(k);
+        }
+        let seed = seed();
+        let public = kura_domain::sign::SigningKey::from_seed(&seed)
+            .ok_or_else(|| StoreError::Corrupt("the new workstation key was refused".into()))?
+            .public_hex();
+        self.conn().execute(
+            "INSERT INTO workstation_key (id, seed, public, created_at) VALUES (1, ?1, ?2, ?3)",
+            params![seed.as_slice(), public, at],
+        )?;
+        Ok(WorkstationKey { seed, public })
+    }
+
+    /// Keeps a bundle as received, under its dispatch's hash (once: taking it again is refused).
+    pub fn keep_bundle(&self, bundle: &Bundle, at: i64) -> Result<(), StoreError> {
+        let json = serde_json::to_string(bundle)
+            .map_err(|e| StoreError::Corrupt(format!("bundle {}: {e}", bundle.shipment)))?;
+        self.conn().execute(
+            "INSERT INTO bundles (dispatch, shipment, bundle, taken_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                bundle.dispatch.event.hash.as_bytes().as_slice(),
+                bundle.shipment,
+                json,
+                at
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+fn workstation_key(conn: &Connection) -> Result<Option<WorkstationKey>, StoreError> {
+    let row: Option<(Vec<u8>, String)> = conn
+        .prepare_cached("SELECT seed, public FROM workstation_key WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(seed, public)| {
+        let seed: [u8; 32] = seed.try_into().map_err(|_| {
+            StoreError::Corrupt("the workstation key's seed is not 32 bytes".into())
+        })?;
+        Ok(WorkstationKey { seed, public })
+    })
+    .transpose()
+}
+
+impl Store {
+    /// This workstation's bundle-signing key, once it has one.
+    pub fn workstation_key(&self) -> Result<Option<WorkstationKey>, StoreError> {
+        workstation_key(self.conn())
+    }
+
+    /// The name under which this site trusts the key with `fingerprint`.
+    pub fn trusted_key(&self, fingerprint: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT name FROM trusted_keys WHERE code = ?1")?
+            .query_row([fingerprint], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Every trusted key: (fingerprint, name, when).
+    pub fn trusted_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT code, name, at FROM trusted_keys ORDER BY name, code")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The bundle taken for a shipment, as received.
+    pub fn bundle_of(&self, shipment: &str) -> Result<Option<Bundle>, StoreError> {
+        let json: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT bundle FROM bundles WHERE shipment = ?1")?
+            .query_row([shipment], |r| r.get(0))
+            .optional()?;
+        json.map(|j| {
+            serde_json::from_str(&j)
+                .map_err(|e| StoreError::Corrupt(format!("the bundle of {shipment}: {e}")))
+        })
+        .transpose()
+    }
+}
