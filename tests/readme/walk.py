@@ -24,6 +24,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug"))
 EXAMPLE_CODE = "7KQM-2XPA-9TRB-WC4D-H3NF"
+# The sending bench's key fingerprint as the README shows it; the walk uses the one `kura key`
+# printed, as the receiving site would be told it by telephone.
+EXAMPLE_FINGERPRINT = "1f66 64c1 912b 3c78 224c ad1a e21b 0bbd"
 WALL = "@2026-12-04 10:00:00"
 
 
@@ -89,6 +92,7 @@ def main():
         sys.exit("libfaketime is missing (scripts/setup installs it)")
     env["LD_PRELOAD"] = faketime
     code = None
+    fingerprint = None
     session = None
     server = None
     ran = skipped = 0
@@ -103,6 +107,8 @@ def main():
                 continue
             if code:
                 cmd = cmd.replace(EXAMPLE_CODE, code)
+            if fingerprint:
+                cmd = cmd.replace(EXAMPLE_FINGERPRINT, fingerprint)
             cmd = cmd.replace("https://registry.example:8470", "http://127.0.0.1:8470")
             stdin = None
             if "-stdin" in cmd:
@@ -149,6 +155,9 @@ def main():
                 session = words[2] if words[1] == "login" else words[3]
             if words[:2] == ["kura", "logout"]:
                 session = None
+            if words[:2] == ["kura", "key"]:
+                m = re.search(r"\b([0-9a-f]{4}(?: [0-9a-f]{4}){7})\b", out)
+                fingerprint = m.group(1) if m else sys.exit(f"no fingerprint in: {out}")
             if words[:2] == ["kura-registry", "enroll"]:
                 m = re.search(r"\b([0-9A-Z]{4}(?:-[0-9A-Z]{4}){4})\b", out)
                 code = m.group(1) if m else sys.exit(f"no code in: {out}")

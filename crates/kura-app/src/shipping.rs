@@ -229,9 +229,11 @@ impl Kura {
                 });
             }
         }
+        // The workstation's random tail (a v7 id starts with its creation time, which two
+        // benches set up the same minute share).
         let prefix = format!(
             "SHP-{}-",
-            &self.workstation().simple().to_string()[..8].to_uppercase()
+            &self.workstation().simple().to_string()[24..].to_uppercase()
         );
         let n = self.store().shipments_numbered(&prefix)? + 1;
         let shipment = Shipment {
@@ -944,5 +946,40 @@ impl Kura {
             damaged,
             already,
         })
+    }
+}
+
+impl Kura {
+    /// Declares a tube of a shipment lost on the way: it must be on the manifest and still in
+    /// transit. Irreversible, a supervisor's signed disposal: run it in
+    /// [`Kura::with_signature`] with `Dispose`; the signature is returned.
+    pub fn declare_lost(
+        &mut self,
+        shipment: &str,
+        specimen: &str,
+        reason: &str,
+    ) -> Result<Option<crate::users::SignatureView>, AppError> {
+        let s = self.shipment(shipment)?;
+        let code = self.specimen_code(specimen)?;
+        if !s.specimens.contains(&code) {
+            return Err(AppError::input(
+                "specimen",
+                format!("{code} is not on the manifest of {}", s.id),
+            ));
+        }
+        if self
+            .store()
+            .specimen(&code)?
+            .is_none_or(|v| v.status != "in_transit")
+        {
+            return Err(AppError::Rule(kura_domain::RuleError::NotInTransit {
+                specimen: code.to_string(),
+            }));
+        }
+        let reason = input::reason(reason)?;
+        self.dispose(
+            code.as_str(),
+            &format!("lost in shipment {}: {reason}", s.id),
+        )
     }
 }

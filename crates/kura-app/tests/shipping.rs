@@ -410,3 +410,30 @@ fn a_forged_or_foreign_sealed_manifest_is_refused() {
         2
     );
 }
+
+#[test]
+fn a_missing_tube_can_be_declared_lost_and_only_a_missing_one() {
+    let (mut a, mut b, tubes) = two_sites();
+    let (shipment, file) = sealed(&mut a, &tubes[..3]);
+    trust_sender(&mut a, &mut b);
+    b.kura
+        .take_bundle(Kura::read_sealed(&file).unwrap())
+        .unwrap();
+    b.kura
+        .receive(&shipment, Some("BX1"), &tubes[..2], None)
+        .unwrap();
+    refused(&mut b.kura, "not_in_transit", |k| {
+        k.declare_lost(&shipment, &tubes[0], "not found")
+            .map(|_| ())
+    });
+    refused(&mut b.kura, "bad_input", |k| {
+        k.declare_lost(&shipment, &tubes[5], "not found")
+            .map(|_| ())
+    });
+    b.kura
+        .declare_lost(&shipment, &tubes[2], "box arrived open, tube not in it")
+        .unwrap();
+    assert_eq!(b.kura.show(&tubes[2]).unwrap().status, "disposed");
+    let r = b.kura.receive(&shipment, None, &[], None).unwrap();
+    assert!(r.missing.is_empty(), "{:?}", r.missing);
+}

@@ -9,7 +9,7 @@ use kura_app::{AppError, ShipForm};
 use serde_json::json;
 
 use crate::output::out;
-use crate::session::{Ctx, SignArgs, signed, stdin_scans};
+use crate::session::{Ctx, SignArgs, signed, signed_meaning, stdin_scans};
 
 #[derive(Subcommand)]
 pub enum Cmd {
@@ -55,7 +55,7 @@ pub enum Cmd {
     /// `CODE B3`, `CODE damaged`) are received into --into BOX and reconciled against the
     /// manifest: received, missing (still in transit), unexpected, damaged.
     Receive {
-        /// The shipment (known here through the registry, or from --sealed).
+        /// The shipment (with --sealed, the file names it, and every argument is a scan).
         #[arg(required_unless_present = "sealed")]
         shipment: Option<String>,
         /// Take a sealed manifest first (checked against the keys this site trusts).
@@ -70,6 +70,14 @@ pub enum Cmd {
         /// Take the sealed manifest only; receive nothing yet.
         #[arg(long, requires = "sealed")]
         take_only: bool,
+        /// Declare these missing tubes lost instead (a supervisor's signed disposal; needs
+        /// --reason).
+        #[arg(long, value_name = "TUBE", requires = "reason")]
+        lost: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        sign: SignArgs,
         scans: Vec<String>,
     },
     /// This workstation's key for shipments: tell its fingerprint to a receiving site.
@@ -235,9 +243,18 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             into,
             condition,
             take_only,
+            lost,
+            reason,
+            sign,
             mut scans,
         } => {
             let mut taken = None;
+            let mut shipment = shipment;
+            if sealed.is_some()
+                && let Some(first) = shipment.take()
+            {
+                scans.insert(0, first);
+            }
             if let Some(path) = &sealed {
                 let b = kura_app::Kura::read_sealed(path)?;
                 taken = Some(k.take_bundle(b)?);
@@ -257,6 +274,24 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
                         t.from.clone().unwrap_or_default(),
                         if t.again { " (taken before)" } else { "" }
                     )
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !lost.is_empty() {
+                let reason = reason.unwrap_or_default();
+                let mut done = Vec::new();
+                for t in &lost {
+                    let sig = signed_meaning(
+                        &mut k,
+                        kura_app::users::Act::Dispose,
+                        &sign,
+                        "performed",
+                        |k| k.declare_lost(&id, t, &reason),
+                    )?;
+                    done.push(json!({ "lost": t, "signature": sig }));
+                }
+                out(json, json!({ "shipment": id, "lost": done }), || {
+                    format!("{id}: declared lost: {}", lost.join(" "))
                 });
                 return Ok(ExitCode::SUCCESS);
             }
