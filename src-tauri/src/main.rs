@@ -227,6 +227,72 @@ async fn dispose(
 }
 
 #[tauri::command]
+async fn ship(
+    app: S<'_>,
+    form: kura_app::ShipForm,
+    sealed: bool,
+    signing: Option<Signing>,
+) -> R<kura_app::Shipped> {
+    let mut k = app.kura();
+    // Out of the network the dispatch is a supervisor's signed distribution.
+    if form
+        .to_recipient
+        .as_deref()
+        .is_some_and(|r| !r.trim().is_empty())
+    {
+        k.with_signature(Act::Distribute, signing.as_ref(), |k| {
+            k.ship_to_files(&form, sealed)
+        })
+    } else {
+        k.ship_to_files(&form, sealed)
+    }
+    .map_err(wire)
+}
+
+#[tauri::command]
+async fn shipments(app: S<'_>) -> R<Vec<kura_app::ShipmentSummary>> {
+    app.kura().shipments().map_err(wire)
+}
+
+#[tauri::command]
+async fn take_sealed(app: S<'_>, path: String) -> R<kura_app::Taken> {
+    let b = kura_app::Kura::read_sealed(std::path::Path::new(path.trim())).map_err(wire)?;
+    app.kura().take_bundle(b).map_err(wire)
+}
+
+#[tauri::command]
+async fn receive(
+    app: S<'_>,
+    shipment: String,
+    into: Option<String>,
+    scans: Vec<String>,
+    condition: Option<String>,
+) -> R<kura_app::Reconciled> {
+    app.kura()
+        .receive(&shipment, into.as_deref(), &scans, condition.as_deref())
+        .map_err(wire)
+}
+
+#[tauri::command]
+async fn workstation_key(app: S<'_>) -> R<kura_app::KeyView> {
+    app.kura().workstation_key().map_err(wire)
+}
+
+#[tauri::command]
+async fn trust_key(
+    app: S<'_>,
+    name: String,
+    fingerprint: String,
+    signing: Option<Signing>,
+) -> R<()> {
+    app.kura()
+        .with_signature(Act::ManageUsers, signing.as_ref(), |k| {
+            k.trust_key(&name, &fingerprint)
+        })
+        .map_err(wire)
+}
+
+#[tauri::command]
 async fn destruction_queue(app: S<'_>) -> R<Vec<QueuedForDestruction>> {
     app.kura().destruction_queue().map_err(wire)
 }
@@ -566,6 +632,12 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         block,
         unblock,
         dispose,
+        ship,
+        shipments,
+        take_sealed,
+        receive,
+        workstation_key,
+        trust_key,
         stocks,
         label_preview,
         codes_in_box,
@@ -605,8 +677,16 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("KURA_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let path = std::env::var_os("KURA_DB")
-        .map(std::path::PathBuf::from)
+    // `kura-desktop --db PATH` (a second bench's database), else KURA_DB, else the default.
+    let mut args = std::env::args_os().skip(1);
+    let mut from_args = None;
+    while let Some(a) = args.next() {
+        if a == "--db" {
+            from_args = args.next().map(std::path::PathBuf::from);
+        }
+    }
+    let path = from_args
+        .or_else(|| std::env::var_os("KURA_DB").map(std::path::PathBuf::from))
         .unwrap_or_else(kura_app::default_db_path);
     let kura = match actor(std::env::var("KURA_USER").ok(), std::env::var("USER").ok())
         .and_then(|actor| Kura::open(&path, &actor))

@@ -53,6 +53,13 @@ fn generate() -> String {
         kura_app::backup::LastBackup::decl(),
         kura_app::backup::BackupSettings::decl(),
         kura_app::backup::BackupReport::decl(),
+        ShipForm::decl(),
+        Dispatched::decl(),
+        Shipped::decl(),
+        ShipmentSummary::decl(),
+        Reconciled::decl(),
+        Taken::decl(),
+        KeyView::decl(),
         WireError::decl(),
     ];
     let mut s = HEADER.to_string();

@@ -33,8 +33,9 @@ def http(method, path, body=None, timeout=300):
 class Window:
     """One WebDriver session on the app: starting it launches the window."""
 
-    def __init__(self, app):
-        self.id = http("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}})["sessionId"]
+    def __init__(self, app, args=()):
+        options = {"application": app, "args": list(args)}
+        self.id = http("POST", "/session", {"capabilities": {"alwaysMatch": {"tauri:options": options}}})["sessionId"]
         self.s = f"/session/{self.id}"
 
     def close(self):

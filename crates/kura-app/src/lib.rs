@@ -45,7 +45,7 @@ pub use kura_store::{ConflictRow, RejectionRow};
 pub use kura_sync::Report as SyncReport;
 pub use labels::{LabelPreview, PrintReport, PrinterTest, StockInfo};
 pub use register::{Choice, RegisterRequest, Registered, Vocabulary};
-pub use shipping::{Dispatched, KeyView, Reconciled, ShipForm, ShipmentSummary, Taken};
+pub use shipping::{Dispatched, KeyView, Reconciled, ShipForm, ShipmentSummary, Shipped, Taken};
 pub use storage::LayoutReport;
 pub use sync::{ConflictView, EnrollReport, RecoverReport, SyncOptions, SyncStatus, SyncWorker};
 pub use transport::PrinterConfig;

@@ -983,3 +983,40 @@ impl Kura {
         )
     }
 }
+
+/// A dispatch from the window: the shipment, and where its manifest (and sealed manifest) went.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Shipped {
+    pub dispatched: Dispatched,
+    /// The manifest PDF (in the labels folder next to the database).
+    pub manifest: String,
+    pub pages: usize,
+    /// The sealed manifest file, when asked for.
+    pub sealed: Option<String>,
+}
+
+impl Kura {
+    /// Ships (see [`Kura::ship`]) and writes the manifest PDF, and with `sealed` the sealed
+    /// manifest, into [`Kura::labels_dir`] as `SHIPMENT.pdf` and `SHIPMENT.kura-shipment`.
+    pub fn ship_to_files(&mut self, form: &ShipForm, sealed: bool) -> Result<Shipped, AppError> {
+        let dir = self.labels_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| crate::labels::file_err(&dir, e))?;
+        let dispatched = self.ship(form)?;
+        let manifest = dir.join(format!("{}.pdf", dispatched.shipment));
+        let pages = self.print_manifest(&dispatched.shipment, &manifest)?;
+        let sealed = if sealed && !dispatched.distributed {
+            let path = dir.join(format!("{}.kura-shipment", dispatched.shipment));
+            self.write_sealed(&dispatched.shipment, &path)?;
+            Some(path.display().to_string())
+        } else {
+            None
+        };
+        Ok(Shipped {
+            dispatched,
+            manifest: manifest.display().to_string(),
+            pages,
+            sealed,
+        })
+    }
+}

@@ -120,6 +120,9 @@ pub struct SyncStatus {
     /// Open conflicts.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub conflicts: u64,
+    /// Incoming shipments with tubes still on the way (the header counts them).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub incoming: u64,
     /// This workstation's clock minus the registry's, at the last push (ms).
     pub clock_skew_ms: Option<f64>,
     /// Kura IDs left for this year in the leases (None: not enrolled, IDs from the local counter).
@@ -605,6 +608,7 @@ impl Kura {
             // Counters, never lists: the window asks every few seconds.
             rejections: self.store().rejection_count()?,
             conflicts: self.store().open_conflicts()?,
+            incoming: self.store().incoming_in_transit()?,
             clock_skew_ms: st.clock_skew_us.map(|us| us as f64 / 1000.0),
             ids_left,
             ids_per_day,

@@ -296,6 +296,11 @@ fn a_sealed_manifest_travels_without_a_registry_and_the_receipt_reconciles_it() 
     assert_eq!(list[0].direction, "incoming");
     assert_eq!((list[0].tubes, list[0].in_transit), (10, 10));
     assert_eq!(b.kura.show(&tubes[0]).unwrap().status, "in_transit");
+    assert_eq!(
+        b.kura.sync_status().unwrap().incoming,
+        1,
+        "the header counts it"
+    );
     // Nine of the ten arrive, with a tube nobody shipped (one of B's own) and one damaged.
     let stranger = register(&mut b.kura, 0).parent;
     let mut scans: Vec<String> = tubes[..9].to_vec();
@@ -322,6 +327,11 @@ fn a_sealed_manifest_travels_without_a_registry_and_the_receipt_reconciles_it() 
     assert_eq!(r.received.len(), 1);
     assert_eq!(r.received[0].position, "C5");
     assert!(r.missing.is_empty());
+    assert_eq!(
+        b.kura.sync_status().unwrap().incoming,
+        0,
+        "nothing left on the way"
+    );
     // Both benches' records hold; B's history of a tube shows where it came from.
     assert!(a.kura.verify(&mut |_, _| {}).unwrap().ok());
     let v = b.kura.verify(&mut |_, _| {}).unwrap();

@@ -369,6 +369,24 @@ const WINDOW: &[Call] = &[
     ("screen", "destruction_queue", |w| {
         assert!(!w.kura.destruction_queue().unwrap().is_empty());
     }),
+    // The Ship screen: a tube shipped to another site (its bundle made from its registration
+    // and lineage), then the list of shipments.
+    ("scan", "ship", |w| {
+        let code = w.stored[20].clone();
+        let d = w
+            .kura
+            .ship(&kura_app::ShipForm {
+                scans: vec![code],
+                to_site: Some("NCN".into()),
+                temperature: "ambient".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(d.tubes.len(), 1);
+    }),
+    ("screen", "shipments", |w| {
+        assert!(!w.kura.shipments().unwrap().is_empty());
+    }),
 ];
 
 /// The tables and aliases `sql` names after FROM or JOIN: alias → table.

@@ -644,6 +644,20 @@ impl Store {
             .transpose()
     }
 
+    /// How many incoming shipments still have a tube in transit here (each shipment's tubes
+    /// looked up by code until one is found on the way).
+    pub fn incoming_in_transit(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT count(*) FROM shipments s WHERE s.incoming = 1 AND EXISTS (
+                     SELECT 1 FROM json_each(s.manifest, '$.specimens') j
+                     JOIN specimens p ON p.code = j.value WHERE p.status = 'in_transit')",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// How many shipments have ids starting with `prefix` (a bench numbers its own).
     pub fn shipments_numbered(&self, prefix: &str) -> Result<u64, StoreError> {
         let n: i64 = self

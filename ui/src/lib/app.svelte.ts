@@ -7,8 +7,8 @@ import { tone } from './tones';
 
 export const api = backend();
 
-export type ScreenId = 'checkin' | 'checkout' | 'return' | 'move' | 'find' | 'detail' | 'register' | 'storage' | 'print' | 'settings' | 'sync' | 'people';
-export const SCREENS: ScreenId[] = ['checkin', 'checkout', 'return', 'move', 'find', 'register', 'storage', 'print', 'settings', 'sync', 'people'];
+export type ScreenId = 'checkin' | 'checkout' | 'return' | 'move' | 'find' | 'detail' | 'register' | 'storage' | 'print' | 'settings' | 'sync' | 'people' | 'ship' | 'receive';
+export const SCREENS: ScreenId[] = ['checkin', 'checkout', 'return', 'move', 'find', 'register', 'storage', 'print', 'settings', 'sync', 'people', 'ship', 'receive'];
 
 const LANG_KEY = 'kura.lang';
 const saved = typeof localStorage !== 'undefined' ? (localStorage.getItem(LANG_KEY) as Lang | null) : null;

@@ -37,6 +37,12 @@ import type {
   UserView,
   AuditQuery,
   AuditExport,
+  KeyView,
+  Reconciled,
+  ShipForm,
+  Shipped,
+  ShipmentSummary,
+  Taken,
 } from './types.gen';
 
 export type * from './types.gen';
@@ -123,6 +129,13 @@ export function backend(t: Transport = tauri) {
     unblock: (specimen: string, reason: string) => call<null>('unblock', { specimen, reason }),
     dispose: (specimen: string, reason: string, signing: Signing | null = null) =>
       call<SignatureView | null>('dispose', { specimen, reason, signing }),
+    ship: (form: ShipForm, sealed: boolean, signing: Signing | null = null) => call<Shipped>('ship', { form, sealed, signing }),
+    shipments: () => call<ShipmentSummary[]>('shipments'),
+    takeSealed: (path: string) => call<Taken>('take_sealed', { path }),
+    receive: (shipment: string, into: string | null, scans: string[], condition: string | null) =>
+      call<Reconciled>('receive', { shipment, into, scans, condition }),
+    workstationKey: () => call<KeyView>('workstation_key'),
+    trustKey: (name: string, fingerprint: string, signing: Signing | null = null) => call<null>('trust_key', { name, fingerprint, signing }),
     signatures: (event: string) => call<SignatureView[]>('signatures', { event }),
     destructionQueue: () => call<QueuedForDestruction[]>('destruction_queue'),
     stocks: () => call<StockInfo[]>('stocks'),

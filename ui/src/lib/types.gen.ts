@@ -248,6 +248,10 @@ rejections: number,
  */
 conflicts: number, 
 /**
+ * Incoming shipments with tubes still on the way (the header counts them).
+ */
+incoming: number, 
+/**
  * This workstation's clock minus the registry's, at the last push (ms).
  */
 clock_skew_ms: number | null, 
@@ -328,5 +332,111 @@ removed: Array<string>,
  * The backup folder is on the same disk as the database: it will not survive that disk.
  */
 same_disk: boolean, };
+
+export type ShipForm = { 
+/**
+ * What was scanned: tubes, or boxes (each stands for every tube in it).
+ */
+scans: Array<string>, 
+/**
+ * Another site of the network (its code).
+ */
+to_site: string | null, 
+/**
+ * A researcher outside the network (the tubes leave Kura's custody; needs `mta`).
+ */
+to_recipient: string | null, courier: string | null, tracking: string | null, 
+/**
+ * dry-ice, ln2-dry-shipper, ambient or 4C.
+ */
+temperature: string, 
+/**
+ * Net dry ice in kg (with dry ice).
+ */
+dry_ice_kg: string | null, 
+/**
+ * The temperature logger travelling with the tubes.
+ */
+logger: string | null, 
+/**
+ * The material transfer agreement's reference.
+ */
+mta: string | null, };
+
+export type Dispatched = { shipment: string, 
+/**
+ * `site:CODE` or `recipient:NAME`.
+ */
+destination: string, tubes: Array<string>, 
+/**
+ * The boxes the tubes were packed from.
+ */
+boxes: Array<string>, 
+/**
+ * Out of the network: the tubes' custody ended (`distributed`).
+ */
+distributed: boolean, 
+/**
+ * The supervisor's signature of a distribution.
+ */
+signature: SignatureView | null, };
+
+export type Shipped = { dispatched: Dispatched, 
+/**
+ * The manifest PDF (in the labels folder next to the database).
+ */
+manifest: string, pages: number, 
+/**
+ * The sealed manifest file, when asked for.
+ */
+sealed: string | null, };
+
+export type ShipmentSummary = { shipment: string, 
+/**
+ * `outgoing` (dispatched from this site) or `incoming`.
+ */
+direction: string, destination: string, 
+/**
+ * YYYY-MM-DD HH:MM at the site: when it was dispatched from here, or arrived here.
+ */
+dispatched: string, coolant: string, courier: string | null, tracking: string | null, tubes: number, 
+/**
+ * Tubes still on the way.
+ */
+in_transit: number, };
+
+export type Reconciled = { shipment: string, 
+/**
+ * Received now (into a box: with the position).
+ */
+received: Array<Placed>, 
+/**
+ * On the manifest, not received yet: still in transit (a straggler can be received later).
+ */
+missing: Array<string>, 
+/**
+ * Scanned but not on the manifest: reported, never registered.
+ */
+unexpected: Array<string>, 
+/**
+ * Received damaged or leaked (and blocked).
+ */
+damaged: Array<string>, 
+/**
+ * Scanned again, received before.
+ */
+already: Array<string>, };
+
+export type Taken = { shipment: string, 
+/**
+ * The trusted key's name (None: through the registry, which vouched for its site).
+ */
+from: string | null, tubes: number, 
+/**
+ * It had been taken before (nothing new was recorded).
+ */
+again: boolean, };
+
+export type KeyView = { fingerprint: string, public: string, };
 
 export type WireError = { code: string, message: string, details?: Record<string, unknown>, };

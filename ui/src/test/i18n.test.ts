@@ -46,7 +46,7 @@ function rustNames(file: string, fnHead: string): string[] {
   const s = readFileSync(join(__dirname, '../../../crates', file), 'utf8');
   const start = s.indexOf(fnHead);
   const body = s.slice(start, s.indexOf('\n    }', start));
-  return [...body.matchAll(/=> "([a-z_0-9]+)"/g)].map((m) => m[1]);
+  return [...body.matchAll(/=> "([A-Za-z_0-9-]+)"/g)].map((m) => m[1]);
 }
 
 describe('catalogue', () => {
@@ -67,10 +67,13 @@ describe('catalogue', () => {
       'role.': rustNames('kura-domain/src/user.rs', 'pub fn as_str(self)'),
       'meaning.': ['performed', 'reviewed', 'approved'],
       'grid.legend.': ['empty', 'available', 'checked_out', 'blocked', 'holds'],
-      'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings', 'sync'],
+      'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings', 'sync', 'people', 'ship', 'receive'],
       'sync.': ['in_effect', 'refused'],
       'sync.state.': ['not_enrolled', 'online', 'offline', 'error', 'stopped', 'syncing'],
       'field.': ['to', 'purpose', 'due', 'reason', 'thawed'],
+      // Coolant::as_str (kura-domain shipment.rs) and the reception conditions (kura-app).
+      'coolant.': rustNames('kura-domain/src/shipment.rs', 'pub fn as_str(self)'),
+      'condition.': ['ok', 'thawed', 'damaged', 'leaked'],
     };
     expect(prefixes.filter((p) => !(p in built))).toEqual([]);
     for (const [p, names] of Object.entries(built)) {
