@@ -447,3 +447,37 @@ fn a_missing_tube_can_be_declared_lost_and_only_a_missing_one() {
     let r = b.kura.receive(&shipment, None, &[], None).unwrap();
     assert!(r.missing.is_empty(), "{:?}", r.missing);
 }
+
+/// A tube that came from NCC is shipped on from NCN to a third site: its registration travels on
+/// from the bundle it came in, and the third site holds it as NCN's bundle says.
+#[test]
+fn a_tube_shipped_on_carries_its_registration_from_the_bundle_it_came_in() {
+    let (mut a, mut b, tubes) = two_sites();
+    let (shipment, file) = sealed(&mut a, &tubes[..1]);
+    trust_sender(&mut a, &mut b);
+    b.kura
+        .take_bundle(Kura::read_sealed(&file).unwrap())
+        .unwrap();
+    b.kura
+        .receive(&shipment, Some("BX1"), &tubes[..1], None)
+        .unwrap();
+    let mut f = to_site(&[tubes[0].as_str()]);
+    f.to_site = Some("NCGM".into());
+    let on = b.kura.ship(&f).unwrap();
+    let bundle = b.kura.bundle(&on.shipment).unwrap();
+    let m = bundle.check().unwrap();
+    let records = bundle.tubes(&m);
+    assert_eq!(records.len(), 1, "the registration came along");
+    assert_eq!(records[0].code.to_string(), tubes[0]);
+    let mut c = common::bench_with("NCG");
+    let key = b.kura.workstation_key().unwrap();
+    c.kura.trust_key("NCN bench", &key.fingerprint).unwrap();
+    assert_eq!(c.kura.take_bundle(bundle).unwrap().tubes, 1);
+    let r = c
+        .kura
+        .receive(&on.shipment, Some("BX1"), &tubes[..1], None)
+        .unwrap();
+    assert_eq!(r.received.len(), 1);
+    assert!(c.kura.verify(&mut |_, _| {}).unwrap().ok());
+    assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
+}

@@ -96,14 +96,16 @@ impl Tx<'_> {
     ) -> Result<Vec<Carried>, StoreError> {
         let conn = self.conn();
         let mut rows = std::collections::BTreeSet::new();
+        let mut elsewhere = Vec::new();
         for t in tubes {
             let mut code = Some(t.to_string());
             while let Some(c) = code.take() {
                 match creation(conn, &c)? {
                     Some((id, parent)) if rows.insert(id) => code = parent,
                     Some(_) => {}
-                    // A tube that arrived here from elsewhere: its own bundle holds its past.
-                    None => {}
+                    // A tube that arrived here from another site: its registration travels on
+                    // from the bundle it came in.
+                    None => elsewhere.push(c),
                 }
             }
         }
@@ -113,9 +115,14 @@ impl Tx<'_> {
                 .query_row([id.as_bytes().as_slice()], |r| r.get(0))?;
             rows.insert(rowid);
         }
-        rows.into_iter()
+        let mut out: Vec<Carried> = rows
+            .into_iter()
             .map(|r| carried_by_rowid(conn, r))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        if !elsewhere.is_empty() {
+            out.extend(from_bundles(conn, &elsewhere)?);
+        }
+        Ok(out)
     }
 
     /// One event as a bundle carries it.
@@ -162,6 +169,28 @@ impl Tx<'_> {
         )?;
         Ok(())
     }
+}
+
+/// The registrations of `codes` as the bundles they arrived in carry them (once each).
+fn from_bundles(conn: &Connection, codes: &[String]) -> Result<Vec<Carried>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT bundle FROM bundles ORDER BY taken_at")?;
+    let jsons: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut out: Vec<Carried> = Vec::new();
+    for j in jsons {
+        let b: Bundle = serde_json::from_str(&j)
+            .map_err(|e| StoreError::Corrupt(format!("a kept bundle does not parse: {e}")))?;
+        for (c, body) in b.bodies() {
+            if let Some(
+                EventBody::Registered { specimen, .. } | EventBody::Derived { specimen, .. },
+            ) = body
+                && codes.iter().any(|x| x == specimen.code.as_str())
+                && !out.iter().any(|o| o.event.hash == c.event.hash)
+            {
+                out.push(c.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn workstation_key(conn: &Connection) -> Result<Option<WorkstationKey>, StoreError> {

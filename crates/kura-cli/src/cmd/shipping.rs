@@ -134,6 +134,12 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             sealed,
             sign,
         } => {
+            if sealed.is_some() && to_recipient.is_some() {
+                return Err(AppError::input(
+                    "sealed",
+                    "a shipment to a recipient outside the network has no sealed manifest: no site receives it",
+                ));
+            }
             if scans.is_empty() {
                 scans = stdin_scans()?;
             }
