@@ -165,6 +165,32 @@ pub struct PrinterTest {
     pub warnings: Vec<String>,
 }
 
+/// A map's rows and columns with their labels (a linear container is one unlabelled row);
+/// None for a container without positions.
+pub(crate) fn grid_of(g: &Geometry) -> Option<(u16, u16, Vec<String>, Vec<String>)> {
+    match g {
+        Geometry::Grid {
+            rows,
+            cols,
+            row_scheme,
+            col_scheme,
+            ..
+        } => Some((
+            *rows,
+            *cols,
+            (0..*rows).map(|r| row_scheme.label(r)).collect(),
+            (0..*cols).map(|c| col_scheme.label(c)).collect(),
+        )),
+        Geometry::Linear { slots, scheme } => Some((
+            1,
+            *slots,
+            vec![String::new()],
+            (0..*slots).map(|c| scheme.label(c)).collect(),
+        )),
+        Geometry::Unpositioned => None,
+    }
+}
+
 pub(crate) fn label_error(e: kura_labels::LabelError) -> AppError {
     AppError::input("labels", e.to_string())
 }
@@ -488,31 +514,11 @@ impl Kura {
     /// What a box map shows, from the store.
     pub fn box_map_data(&self, container: &str) -> Result<BoxMapData, AppError> {
         let m = self.box_map(container)?;
-        let (rows, cols, row_labels, col_labels) = match &m.geometry {
-            Geometry::Grid {
-                rows,
-                cols,
-                row_scheme,
-                col_scheme,
-                ..
-            } => (
-                *rows,
-                *cols,
-                (0..*rows).map(|r| row_scheme.label(r)).collect(),
-                (0..*cols).map(|c| col_scheme.label(c)).collect(),
-            ),
-            Geometry::Linear { slots, scheme } => (
-                1,
-                *slots,
-                vec![String::new()],
-                (0..*slots).map(|c| scheme.label(c)).collect(),
-            ),
-            Geometry::Unpositioned => {
-                return Err(AppError::input(
-                    "box",
-                    format!("{} has no positions to map", m.code),
-                ));
-            }
+        let Some((rows, cols, row_labels, col_labels)) = grid_of(&m.geometry) else {
+            return Err(AppError::input(
+                "box",
+                format!("{} has no positions to map", m.code),
+            ));
         };
         let now = self.calendar().wall_with_offset(self.now());
         let cells = m

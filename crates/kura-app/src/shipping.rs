@@ -133,13 +133,7 @@ impl ShipForm {
 impl Kura {
     /// This site's code, once enrolled with the registry.
     pub(crate) fn own_site(&self) -> Result<Option<String>, AppError> {
-        Ok(self
-            .store()
-            .sync_state()?
-            .site
-            .as_deref()
-            .and_then(|s| serde_json::from_str::<kura_proto::Site>(s).ok())
-            .map(|s| s.code))
+        Ok(crate::sync::site_code(&self.store().sync_state()?))
     }
 
     /// The tubes a list of scans names, each once, in scan order: a box's code stands for every
@@ -280,14 +274,7 @@ impl Kura {
             let d = e.emit(EventBody::ShipmentDispatched { shipment })?;
             if !carried.is_empty() {
                 let at = e.clock.now().0;
-                let key = e.tx.workstation_key(
-                    || {
-                        let mut seed = [0u8; 32];
-                        crate::users::getrandom_fill(&mut seed);
-                        seed
-                    },
-                    at,
-                )?;
+                let key = e.tx.workstation_key(new_seed, at)?;
                 let dispatch = e.tx.carried_event(d.id)?;
                 let signer =
                     kura_domain::sign::SigningKey::from_seed(&key.seed).ok_or_else(|| {
@@ -478,33 +465,18 @@ impl Kura {
     fn packed_box(&self, s: &Shipment, code: &str) -> Result<kura_labels::BoxMapData, AppError> {
         let in_box: Vec<&Packed> = s.packed.iter().filter(|p| p.container == code).collect();
         let geometry = self.store().container_geometry(code)?;
-        let (rows, cols, row_labels, col_labels) = match &geometry {
-            Some(kura_domain::Geometry::Grid {
-                rows,
-                cols,
-                row_scheme,
-                col_scheme,
-                ..
-            }) => (
-                *rows,
-                *cols,
-                (0..*rows).map(|r| row_scheme.label(r)).collect(),
-                (0..*cols).map(|c| col_scheme.label(c)).collect(),
-            ),
-            Some(kura_domain::Geometry::Linear { slots, scheme }) => (
-                1,
-                *slots,
-                vec![String::new()],
-                (0..*slots).map(|c| scheme.label(c)).collect(),
-            ),
-            // A box this bench does not know the shape of: one row per tube.
-            _ => (
-                in_box.len() as u16,
-                1,
-                in_box.iter().map(|p| p.position.clone()).collect(),
-                vec![String::new()],
-            ),
-        };
+        // A box this bench does not know the shape of: one row per tube.
+        let (rows, cols, row_labels, col_labels) = geometry
+            .as_ref()
+            .and_then(crate::labels::grid_of)
+            .unwrap_or_else(|| {
+                (
+                    in_box.len() as u16,
+                    1,
+                    in_box.iter().map(|p| p.position.clone()).collect(),
+                    vec![String::new()],
+                )
+            });
         let mut cells = Vec::new();
         for (i, p) in in_box.iter().enumerate() {
             let pos = match &geometry {
@@ -559,6 +531,13 @@ impl Kura {
         std::fs::write(out, &r.bytes).map_err(|e| crate::labels::file_err(out, e))?;
         Ok(r.pages)
     }
+}
+
+/// A new workstation key's seed, from the OS's random source.
+fn new_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    crate::users::getrandom_fill(&mut seed);
+    seed
 }
 
 /// The boxes a shipment was packed from, in packing order.
@@ -669,16 +648,7 @@ impl Kura {
     /// This workstation's shipment-signing key (made now if it has none yet).
     pub fn workstation_key(&mut self) -> Result<KeyView, AppError> {
         let at = self.now().0;
-        let key = self.write(|e| {
-            Ok(e.tx.workstation_key(
-                || {
-                    let mut seed = [0u8; 32];
-                    crate::users::getrandom_fill(&mut seed);
-                    seed
-                },
-                at,
-            )?)
-        })?;
+        let key = self.write(|e| Ok(e.tx.workstation_key(new_seed, at)?))?;
         Ok(KeyView {
             fingerprint: kura_domain::sign::fingerprint(&key.public),
             public: key.public,
@@ -695,12 +665,7 @@ impl Kura {
             .filter(|c| !c.is_whitespace() && *c != ':')
             .collect::<String>()
             .to_ascii_lowercase();
-        let fingerprint = hex
-            .as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let fingerprint = kura_domain::sign::grouped(&hex);
         self.write(|e| {
             e.emit(EventBody::KeyTrusted { name, fingerprint })?;
             Ok(())

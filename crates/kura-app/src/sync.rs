@@ -590,11 +590,7 @@ impl Kura {
                 (Some(_), _) => "error",
             }
         };
-        let site = st
-            .site
-            .as_deref()
-            .and_then(|s| serde_json::from_str::<kura_proto::Site>(s).ok())
-            .map(|s| s.code);
+        let site = site_code(&st);
         Ok(SyncStatus {
             enrolled,
             state: state.to_string(),
@@ -883,4 +879,12 @@ async fn worker(
             _ = wake.notified() => {}
         }
     }
+}
+
+/// The code of the site this bench is enrolled with (None: not enrolled).
+pub(crate) fn site_code(st: &kura_store::SyncState) -> Option<String> {
+    st.site
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<kura_proto::Site>(s).ok())
+        .map(|s| s.code)
 }

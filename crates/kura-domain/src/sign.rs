@@ -72,8 +72,12 @@ pub fn verify(public: &str, msg: &[u8], signature: &str) -> bool {
 /// in groups of four hex digits (`a1b2 c3d4 …`).
 pub fn fingerprint(public: &str) -> String {
     let d = Sha256::digest(unhex(public).unwrap_or_default());
-    let h = hex(&d[..16]);
-    h.as_bytes()
+    grouped(&hex(&d[..16]))
+}
+
+/// Hex digits in groups of four, as fingerprints are shown and typed (`a1b2 c3d4 …`).
+pub fn grouped(hex: &str) -> String {
+    hex.as_bytes()
         .chunks(4)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect::<Vec<_>>()

@@ -61,6 +61,13 @@ fn carried_by_rowid(conn: &Connection, rowid: i64) -> Result<Carried, StoreError
     Ok(Carried { event, prev })
 }
 
+/// An event's row id by its id.
+fn rowid_of(conn: &Connection, id: Uuid) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM events WHERE event_id = ?1")?
+        .query_row([id.as_bytes().as_slice()], |r| r.get(0))?)
+}
+
 /// The event that created `code` here (its registration or derivation): its row id and parent.
 fn creation(conn: &Connection, code: &str) -> Result<Option<(i64, Option<String>)>, StoreError> {
     let mut st = conn.prepare_cached(
@@ -110,10 +117,7 @@ impl Tx<'_> {
             }
         }
         for id in more {
-            let rowid: i64 = conn
-                .prepare_cached("SELECT id FROM events WHERE event_id = ?1")?
-                .query_row([id.as_bytes().as_slice()], |r| r.get(0))?;
-            rows.insert(rowid);
+            rows.insert(rowid_of(conn, *id)?);
         }
         let mut out: Vec<Carried> = rows
             .into_iter()
@@ -127,11 +131,7 @@ impl Tx<'_> {
 
     /// One event as a bundle carries it.
     pub fn carried_event(&self, id: Uuid) -> Result<Carried, StoreError> {
-        let rowid: i64 = self
-            .conn()
-            .prepare_cached("SELECT id FROM events WHERE event_id = ?1")?
-            .query_row([id.as_bytes().as_slice()], |r| r.get(0))?;
-        carried_by_rowid(self.conn(), rowid)
+        carried_by_rowid(self.conn(), rowid_of(self.conn(), id)?)
     }
 
     /// This workstation's bundle-signing key, made from `seed` the first time it is asked for.
