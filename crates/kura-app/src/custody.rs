@@ -601,10 +601,38 @@ impl Kura {
                 }
             }
         }
+        // A tube this site shipped: where the receiving site received it, as the registry's
+        // receipt says.
+        let mut after = Vec::new();
+        for r in &rows {
+            if r.kind != "shipped" {
+                continue;
+            }
+            let Some(id) = r.payload["shipment"].as_str() else {
+                continue;
+            };
+            for receipt in self.store().receipts(Some(id))? {
+                let e = &receipt.event;
+                let payload: serde_json::Value =
+                    serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
+                if payload["specimen"].as_str() == Some(code.as_str()) {
+                    after.push(kura_store::EventRow {
+                        event_id: e.id,
+                        workstation: e.workstation,
+                        seq: e.seq as i64,
+                        actor: e.actor.clone(),
+                        at: e.at,
+                        kind: e.kind.clone(),
+                        payload,
+                    });
+                }
+            }
+        }
         if !before.is_empty() {
             before.append(&mut rows);
             rows = before;
         }
+        rows.append(&mut after);
         Ok(rows)
     }
 

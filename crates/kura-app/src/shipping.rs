@@ -305,13 +305,36 @@ impl Kura {
     }
 
     /// The shipments this bench knows, newest first.
+    /// Shipments the registry brought that no bench here has taken yet come first (incoming,
+    /// every tube on the way; `dispatched` is when they left).
     pub fn shipments(&self) -> Result<Vec<ShipmentSummary>, AppError> {
         self.may_read()?;
-        self.store()
-            .shipments()?
-            .into_iter()
-            .map(|r| self.summary(r))
-            .collect()
+        let mut out = Vec::new();
+        for b in self.store().inbox()? {
+            // One that does not check is refused when it is taken; it is listed all the same.
+            let Ok(EventBody::ShipmentDispatched { shipment: s }) =
+                serde_json::from_str::<EventBody>(&b.dispatch.event.payload)
+            else {
+                continue;
+            };
+            out.push(ShipmentSummary {
+                direction: "incoming".into(),
+                destination: s.destination.label(),
+                dispatched: self
+                    .calendar()
+                    .wall_with_offset(Timestamp(b.dispatch.event.at)),
+                coolant: s.coolant.as_str().into(),
+                courier: s.courier.clone(),
+                tracking: s.tracking.clone(),
+                tubes: s.specimens.len(),
+                in_transit: s.specimens.len(),
+                shipment: s.id,
+            });
+        }
+        for r in self.store().shipments()? {
+            out.push(self.summary(r)?);
+        }
+        Ok(out)
     }
 
     fn summary(&self, r: kura_store::ShipmentRow) -> Result<ShipmentSummary, AppError> {
@@ -734,12 +757,34 @@ impl Kura {
                     shipment: shipment.id.clone(),
                     fingerprint: fingerprint.clone(),
                 })?;
+        self.take_checked(b, shipment, fingerprint, Some(from))
+    }
+
+    /// Takes the bundle of `shipment` the registry sent this site, if it did. The registry
+    /// vouched for the sender (the bundle's dispatch is that workstation's acknowledged event, its
+    /// key the one that workstation's first bundle bound); the bundle is still checked here.
+    pub fn take_sent(&mut self, shipment: &str) -> Result<Option<Taken>, AppError> {
+        let Some(b) = self.store().sent_bundle(shipment)? else {
+            return Ok(None);
+        };
+        let s = b.check()?;
+        let fingerprint = kura_domain::sign::fingerprint(&b.key);
+        self.take_checked(b, s, fingerprint, None).map(Some)
+    }
+
+    fn take_checked(
+        &mut self,
+        b: Bundle,
+        shipment: Shipment,
+        fingerprint: String,
+        from: Option<String>,
+    ) -> Result<Taken, AppError> {
         let tubes = b.tubes(&shipment);
         if let Some(kept) = self.store().bundle_of(&shipment.id)? {
             if kept.dispatch.event.hash == b.dispatch.event.hash {
                 return Ok(Taken {
                     shipment: shipment.id,
-                    from: Some(from),
+                    from,
                     tubes: tubes.len(),
                     again: true,
                 });
@@ -780,10 +825,10 @@ impl Kura {
             })?;
             Ok(())
         })?;
-        tracing::info!(shipment = %id, tubes = n, from = %from, "shipment arrived");
+        tracing::info!(shipment = %id, tubes = n, from = ?from, "shipment arrived");
         Ok(Taken {
             shipment: id,
-            from: Some(from),
+            from,
             tubes: n,
             again: false,
         })
@@ -800,6 +845,11 @@ impl Kura {
         scans: &[String],
         condition: Option<&str>,
     ) -> Result<Reconciled, AppError> {
+        // A shipment the registry brought that no bench here has taken yet: take it now.
+        let wanted = shipment.trim().to_uppercase();
+        if self.store().shipment(&wanted)?.is_none() {
+            self.take_sent(&wanted)?;
+        }
         let s = self.shipment(shipment)?;
         let default = match condition {
             None => Condition::Ok,

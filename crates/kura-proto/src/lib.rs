@@ -28,6 +28,7 @@ pub mod path {
     pub const CONFLICTS: &str = "/api/v1/conflicts";
     pub const SERIALS: &str = "/api/v1/serials";
     pub const SERIALS_CLAIM: &str = "/api/v1/serials/claim";
+    pub const PARCELS: &str = "/api/v1/parcels";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
     pub const HEALTH: &str = "/health";
     pub const READY: &str = "/ready";
@@ -365,4 +366,87 @@ pub struct ClaimResponse {
     pub v: u32,
     pub kept: Vec<Lease>,
     pub taken: Vec<Lease>,
+}
+
+/// What travels between sites through the registry beside the events. A `bundle` is a shipment's
+/// bundle ([`kura_domain::bundle::Bundle`]), posted by the workstation that dispatched it once its
+/// events were acknowledged, and addressed to the destination site. A `receipt` is made by the
+/// registry when a bench of the destination site records a tube of it `received`, and addressed
+/// back to the sending site: the receiving bench's event, as the registry took it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Parcel {
+    Bundle {
+        #[schema(value_type = Object)]
+        bundle: kura_domain::bundle::Bundle,
+    },
+    Receipt {
+        shipment: String,
+        /// The receiving site's code.
+        site: String,
+        event: Envelope,
+    },
+}
+
+impl Parcel {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Parcel::Bundle { .. } => "bundle",
+            Parcel::Receipt { .. } => "receipt",
+        }
+    }
+
+    pub fn shipment(&self) -> &str {
+        match self {
+            Parcel::Bundle { bundle } => &bundle.shipment,
+            Parcel::Receipt { shipment, .. } => shipment,
+        }
+    }
+
+    /// What names it: the dispatch's hash for a bundle, the receiving event's for a receipt.
+    pub fn hash(&self) -> Digest {
+        match self {
+            Parcel::Bundle { bundle } => bundle.dispatch.event.hash,
+            Parcel::Receipt { event, .. } => event.hash,
+        }
+    }
+}
+
+/// `POST /api/v1/parcels`: a shipment's bundle, sent by the workstation that dispatched it after
+/// the registry acknowledged the dispatch. Sent again, it changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ParcelPost {
+    pub v: u32,
+    pub parcel: Parcel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ParcelPosted {
+    pub v: u32,
+    /// Its place in the registry's parcels.
+    pub seq: u64,
+    /// The registry already held it.
+    pub duplicate: bool,
+}
+
+/// A parcel and its place in the registry's parcels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlacedParcel {
+    pub seq: u64,
+    pub parcel: Parcel,
+}
+
+/// `GET /api/v1/parcels?after=CURSOR&limit=N`: the parcels addressed to the caller's site after
+/// the cursor, in order. `at` is the hash of the parcel the registry holds at `after` (absent
+/// when it holds none there): a bench that took another parcel there knows the registry was put
+/// back from an older copy and reads again from 0 (parcels are taken once, by their hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ParcelsResponse {
+    pub v: u32,
+    pub parcels: Vec<PlacedParcel>,
+    pub next: u64,
+    pub more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub at: Option<Digest>,
 }

@@ -304,6 +304,52 @@ fn fixtures() {
             count: Some(500),
         },
     );
+    // Added to version 1: shipments through the registry.
+    check(
+        "parcel_post",
+        kura_proto::ParcelPost {
+            v: VERSION,
+            parcel: kura_proto::Parcel::Bundle {
+                bundle: kura_domain::bundle::Bundle {
+                    kura_bundle: 1,
+                    shipment: "SHP-9F2C1A7B-1".into(),
+                    site: Some("NCGM".into()),
+                    dispatch: kura_domain::bundle::Carried {
+                        event: event(),
+                        prev: kura_domain::hash::GENESIS,
+                    },
+                    events: vec![],
+                    key: "ab".repeat(32),
+                    signature: "cd".repeat(64),
+                },
+            },
+        },
+    );
+    check(
+        "parcel_posted",
+        kura_proto::ParcelPosted {
+            v: VERSION,
+            seq: 7,
+            duplicate: false,
+        },
+    );
+    check(
+        "parcels_response",
+        kura_proto::ParcelsResponse {
+            v: VERSION,
+            parcels: vec![kura_proto::PlacedParcel {
+                seq: 8,
+                parcel: kura_proto::Parcel::Receipt {
+                    shipment: "SHP-9F2C1A7B-1".into(),
+                    site: "NCNP".into(),
+                    event: event(),
+                },
+            }],
+            next: 8,
+            more: false,
+            at: Some(event().hash),
+        },
+    );
 }
 
 /// The event hash the protocol carries is the one the bench store computes: the domain's golden.

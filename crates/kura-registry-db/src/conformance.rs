@@ -46,6 +46,7 @@ where
     case!(claims);
     case!(limits);
     case!(status);
+    case!(parcels);
     case!(workload_is_clean);
 }
 
@@ -1333,4 +1334,156 @@ pub async fn workload_is_clean<D: RegistryDb>(db: D) {
     assert!(db.conflicts("NCGM", true).await.unwrap().is_empty());
     let avg = events.iter().map(|e| e.payload.len()).sum::<usize>() / events.len();
     assert!((250..=350).contains(&avg), "payloads average {avg} bytes");
+}
+
+/// Shipments through the registry: a bundle is taken only from the workstation that dispatched
+/// it, once the registry holds that dispatch, with the key its first bundle bound; kept once; read
+/// by the destination site alone; a tube received there makes a receipt for the sending site,
+/// whether the bundle came before the reception or after it.
+async fn parcels<D: RegistryDb>(db: D) {
+    use kura_domain::sign::SigningKey;
+    use kura_proto::Parcel;
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (a2, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCNP", "N").await;
+    let key = SigningKey::from_seed(&[3; 32]).unwrap();
+    let mut bench = Bench::new(a.workstation);
+    let tubes: Vec<_> = (1..=3).map(|n| testkit::specimen("G", n)).collect();
+    let mut stream = bench.events(&testkit::storage("1", &["BX1"]));
+    for t in &tubes {
+        let e = bench.event(&testkit::register(t, None));
+        stream.push(e);
+    }
+    let regs: Vec<Envelope> = stream[stream.len() - 3..].to_vec();
+    let (shipped, bundle) = testkit::ship(
+        &mut bench,
+        &stream,
+        &[&regs[0], &regs[1]],
+        &tubes[..2],
+        "SHP-1",
+        "NCNP",
+        &key,
+    );
+    stream.extend(shipped.clone());
+    db.push(&a, batch(stream.clone())).await.unwrap();
+    // Before the registry holds the dispatch: not yet.
+    let (held_back, unheld) = {
+        let mut b2 = bench.clone();
+        let mut s2 = stream.clone();
+        let (more, later) = testkit::ship(
+            &mut b2,
+            &s2,
+            &[&regs[2]],
+            &tubes[2..],
+            "SHP-2",
+            "NCNP",
+            &key,
+        );
+        s2.extend(more.clone());
+        (more, later)
+    };
+    let refused = |r: DbResult<kura_proto::ParcelPosted>| match r {
+        Err(e) => e.code().to_string(),
+        Ok(p) => format!("taken as {}", p.seq),
+    };
+    assert_eq!(
+        refused(db.post_bundle(&a, unheld.clone(), NOW).await),
+        "not_acknowledged"
+    );
+    // Refusals, as a table: (what, who sends, the bundle).
+    let mut forged = bundle.clone();
+    forged.events[0].event.payload = forged.events[0].event.payload.replace("D0001", "D9999");
+    forged.events[0].event.hash = forged.events[0].event.expected_hash(&forged.events[0].prev);
+    let mut other_key = bundle.clone();
+    let key2 = SigningKey::from_seed(&[4; 32]).unwrap();
+    other_key.key = key2.public_hex();
+    other_key.signature = key2.sign(&kura_domain::bundle::message(&bundle.dispatch.event.hash));
+    let cases: Vec<(&str, &Caller, kura_domain::bundle::Bundle, &str)> = vec![
+        ("an edited event", &a, forged, "bundle_tampered"),
+        (
+            "another workstation's dispatch",
+            &a2,
+            bundle.clone(),
+            "not_your_stream",
+        ),
+    ];
+    for (what, who, b, want) in cases {
+        assert_eq!(refused(db.post_bundle(who, b, NOW).await), want, "{what}");
+    }
+    let first = db.post_bundle(&a, bundle.clone(), NOW).await.unwrap();
+    assert!(!first.duplicate);
+    let again = db.post_bundle(&a, bundle.clone(), NOW).await.unwrap();
+    assert_eq!((again.seq, again.duplicate), (first.seq, true), "kept once");
+    // The key is bound by the first bundle: the same dispatch signed by another key is refused.
+    assert_eq!(
+        refused(db.post_bundle(&a, other_key, NOW).await),
+        "key_changed"
+    );
+    // The destination reads it; the sender's site does not.
+    let feed = db.parcels(&b, 0, 10).await.unwrap();
+    assert_eq!(feed.parcels.len(), 1);
+    assert_eq!(feed.parcels[0].seq, first.seq);
+    assert_eq!(
+        feed.parcels[0].parcel,
+        Parcel::Bundle {
+            bundle: bundle.clone()
+        }
+    );
+    assert_eq!(feed.next, first.seq);
+    assert_eq!(feed.at, None);
+    assert!(db.parcels(&a, 0, 10).await.unwrap().parcels.is_empty());
+    let past = db.parcels(&b, first.seq, 10).await.unwrap();
+    assert!(past.parcels.is_empty());
+    assert_eq!(
+        past.at,
+        Some(bundle.dispatch.event.hash),
+        "the hash at the cursor"
+    );
+
+    // B receives the first tube: a receipt for A.
+    let mut bb = Bench::new(b.workstation);
+    let mut at_b = bb.events(&testkit::storage("2", &["BX2"]));
+    let got = bb.event(&testkit::received(&tubes[0], "SHP-1"));
+    at_b.push(got.clone());
+    db.push(&b, batch(at_b.clone())).await.unwrap();
+    let back = db.parcels(&a, 0, 10).await.unwrap();
+    assert_eq!(
+        back.parcels
+            .iter()
+            .map(|p| p.parcel.clone())
+            .collect::<Vec<_>>(),
+        vec![Parcel::Receipt {
+            shipment: "SHP-1".into(),
+            site: "NCNP".into(),
+            event: got.clone()
+        }]
+    );
+    // B sent again: no second receipt.
+    db.push(&b, batch(at_b.clone())).await.unwrap();
+    assert_eq!(db.parcels(&a, 0, 10).await.unwrap().parcels.len(), 1);
+
+    // A tube received before the registry held its bundle (a sealed manifest, or a registry put
+    // back from an older copy): the receipt is made when the bundle comes.
+    let late = bb.event(&testkit::received(&tubes[2], "SHP-2"));
+    db.push(&b, batch(vec![late.clone()])).await.unwrap();
+    assert_eq!(db.parcels(&a, 0, 10).await.unwrap().parcels.len(), 1);
+    db.push(&a, batch(held_back)).await.unwrap();
+    db.post_bundle(&a, unheld, NOW).await.unwrap();
+    let back = db.parcels(&a, 0, 10).await.unwrap();
+    assert_eq!(back.parcels.len(), 2);
+    assert_eq!(
+        back.parcels[1].parcel,
+        Parcel::Receipt {
+            shipment: "SHP-2".into(),
+            site: "NCNP".into(),
+            event: late
+        }
+    );
+    // Pages.
+    let one = db.parcels(&a, 0, 1).await.unwrap();
+    assert!(one.more);
+    assert_eq!(one.parcels.len(), 1);
+    let two = db.parcels(&a, one.next, 1).await.unwrap();
+    assert!(!two.more);
+    assert_eq!(two.parcels[0].seq, back.parcels[1].seq);
 }

@@ -13,12 +13,16 @@
 
 use std::future::Future;
 
-use kura_proto::{Conflict, Envelope, Head, Holding, Lease, PullResponse, PushResponse, Site};
+use kura_proto::{
+    Conflict, Envelope, Head, Holding, Lease, ParcelPosted, ParcelsResponse, PullResponse,
+    PushResponse, Site,
+};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub mod conformance;
 pub mod ingest;
+pub mod parcels;
 pub mod testkit;
 
 /// What went wrong in the registry's store. `code()` is stable and reaches the client.
@@ -61,6 +65,9 @@ pub enum DbError {
         asked: u64,
         limit: u64,
     },
+    /// A parcel the registry does not take (see [`parcels`]).
+    #[error("{message}")]
+    Parcel { code: &'static str, message: String },
     #[error("the database is not reachable: {0}")]
     Unavailable(String),
     #[error("the database has no schema yet or an older one: {0}")]
@@ -81,6 +88,7 @@ impl DbError {
             DbError::NotYourStream { .. } => "not_your_stream",
             DbError::SerialsExhausted { .. } => "serials_exhausted",
             DbError::SerialsQuota { .. } => "serials_quota",
+            DbError::Parcel { code, .. } => code,
             DbError::Unavailable(_) => "database_unavailable",
             DbError::NotMigrated(_) => "database_not_migrated",
             DbError::Backend(_) => "database_error",
@@ -350,6 +358,24 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
         site: &str,
         limits: SiteLimits,
     ) -> impl Future<Output = DbResult<()>> + Send;
+    /// Takes a shipment's bundle from the workstation that dispatched it ([`parcels::check_bundle`]):
+    /// its dispatch must be the caller's event the registry holds with the same hash, its key
+    /// the one the caller's first bundle bound ([`parcels::KeyChanged`]). Kept once, by the
+    /// dispatch's hash, for the destination site; a receipt is made at once for each tube the
+    /// destination already received.
+    fn post_bundle(
+        &self,
+        caller: &Caller,
+        bundle: kura_domain::bundle::Bundle,
+        now: i64,
+    ) -> impl Future<Output = DbResult<ParcelPosted>> + Send;
+    /// The parcels addressed to the caller's site after `after`.
+    fn parcels(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = DbResult<ParcelsResponse>> + Send;
     /// How many custody events the registry holds (for operators and tests).
     fn event_count(&self) -> impl Future<Output = DbResult<u64>> + Send;
 }

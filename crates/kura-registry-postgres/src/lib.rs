@@ -15,10 +15,11 @@ use kura_domain::container::ContainerSpec;
 use kura_domain::hash::{Digest, GENESIS};
 use kura_domain::rules::SpecimenState;
 use kura_proto::{
-    Conflict, Envelope, Holding, Lease, OwnPosition, Placed, PullResponse, PushResponse,
-    RefusedSeq, Site,
+    Conflict, Envelope, Holding, Lease, OwnPosition, Parcel, ParcelPosted, ParcelsResponse, Placed,
+    PlacedParcel, PullResponse, PushResponse, RefusedSeq, Site,
 };
 use kura_registry_db::ingest::{self, ContainerRow, Keys, Loaded, SpecimenRow, Stored};
+use kura_registry_db::parcels;
 use kura_registry_db::{
     Batch, Caller, Claimed, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt,
     RegistryDb, Replaced, SiteLimits, WorkstationInfo, WsStatus, next_lease, order_agrees,
@@ -43,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_replacement.sql")),
     (3, include_str!("../migrations/0003_limits.sql")),
     (4, include_str!("../migrations/0004_site_users.sql")),
+    (5, include_str!("../migrations/0005_parcels.sql")),
 ];
 
 /// See [`PgDb::session`].
@@ -692,6 +694,156 @@ async fn upsert_containers(
 /// One push inside its transaction. Statements that do not depend on each other are sent
 /// together (tokio-postgres pipelines them on the connection), so the site lock is held for as
 /// few round trips as possible.
+/// Keeps a parcel once, by its hash: its seq, and whether it was already kept.
+async fn keep_parcel(
+    tx: &impl GenericClient,
+    to_site: &str,
+    from_site: &str,
+    parcel: &Parcel,
+    now: i64,
+) -> DbResult<(u64, bool)> {
+    let hash = parcel.hash().as_bytes().to_vec();
+    let body = serde_json::to_string(parcel).map_err(json_err)?;
+    if let Some(r) = tx
+        .query_opt(
+            "INSERT INTO parcels (to_site, from_site, kind, shipment, hash, body, stored_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING RETURNING seq",
+            &[
+                &to_site,
+                &from_site,
+                &parcel.kind(),
+                &parcel.shipment(),
+                &hash,
+                &body,
+                &now,
+            ],
+        )
+        .await
+        .map_err(pg)?
+    {
+        return Ok((r.get::<_, i64>(0) as u64, false));
+    }
+    let r = tx
+        .query_one("SELECT seq FROM parcels WHERE hash = $1", &[&hash])
+        .await
+        .map_err(pg)?;
+    Ok((r.get::<_, i64>(0) as u64, true))
+}
+
+/// The receipt of `event` (`received`, of `site`) goes back to the site that sent its shipment,
+/// when the registry holds that shipment's bundle for `site`.
+async fn receipt_back(
+    tx: &impl GenericClient,
+    site: &str,
+    event: &Envelope,
+    now: i64,
+) -> DbResult<()> {
+    let Some(shipment) = parcels::received_shipment(&event.kind, &event.payload) else {
+        return Ok(());
+    };
+    let from = tx
+        .query_opt(
+            "SELECT from_site FROM parcels WHERE kind = 'bundle' AND shipment = $1 AND to_site = $2",
+            &[&shipment, &site],
+        )
+        .await
+        .map_err(pg)?;
+    if let Some(from) = from {
+        let from: String = from.get(0);
+        keep_parcel(
+            tx,
+            &from,
+            site,
+            &parcels::receipt(&shipment, site, event),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn post_bundle_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    caller: &Caller,
+    a: parcels::Addressed,
+    bundle: kura_domain::bundle::Bundle,
+    now: i64,
+) -> DbResult<ParcelPosted> {
+    // The destination's lock: its pushes (which make receipts) wait, or went before.
+    site_row(tx, &a.to_site, true)
+        .await
+        .map_err(|_| DbError::Parcel {
+            code: "unknown_site",
+            message: format!(
+                "shipment {} goes to site {}, which this registry does not know; check the site's code",
+                a.shipment, a.to_site
+            ),
+        })?;
+    let held = tx
+        .query_opt(
+            "SELECT hash FROM events WHERE workstation = $1 AND seq = $2",
+            &[&caller.workstation, &(a.seq as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    parcels::dispatch_held(
+        &a,
+        held.map(|r| hash_of(r.get::<_, Vec<u8>>(0))).transpose()?,
+    )?;
+    let bound = tx
+        .query_opt(
+            "SELECT key FROM workstation_keys WHERE workstation = $1",
+            &[&caller.workstation],
+        )
+        .await
+        .map_err(pg)?
+        .map(|r| r.get::<_, String>(0));
+    if parcels::key_bound(bound.as_deref(), &a.key)? {
+        tx.execute(
+            "INSERT INTO workstation_keys (workstation, key, bound_at) VALUES ($1, $2, $3)",
+            &[&caller.workstation, &a.key, &now],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    let (seq, duplicate) = keep_parcel(
+        tx,
+        &a.to_site,
+        &caller.site.code,
+        &Parcel::Bundle { bundle },
+        now,
+    )
+    .await?;
+    // Tubes the destination received before the registry held the bundle (it was put back from
+    // an older copy, or the bundle came late): their receipts now.
+    let rows = tx
+        .query(
+            "SELECT id, workstation, seq, actor, at, kind, payload, hash FROM events
+             WHERE site = $1 AND kind = 'received' AND strpos(payload, $2) > 0",
+            &[&a.to_site, &a.shipment],
+        )
+        .await
+        .map_err(pg)?;
+    for r in rows {
+        let e = Envelope {
+            id: r.get(0),
+            workstation: r.get(1),
+            seq: r.get::<_, i64>(2) as u64,
+            actor: r.get(3),
+            at: r.get(4),
+            kind: r.get(5),
+            payload: r.get(6),
+            hash: hash_of(r.get(7))?,
+        };
+        receipt_back(tx, &a.to_site, &e, now).await?;
+    }
+    Ok(ParcelPosted {
+        v: kura_proto::VERSION,
+        seq,
+        duplicate,
+    })
+}
+
 async fn push_tx(
     tx: &deadpool_postgres::Transaction<'_>,
     caller: &Caller,
@@ -876,6 +1028,9 @@ async fn push_tx(
             .await
             .map_err(pg)?;
         }
+    }
+    for e in &c.accept {
+        receipt_back(tx, &site.code, &e.event, batch.received_at).await?;
     }
     Ok(PushResponse {
         v: kura_proto::VERSION,
@@ -1451,6 +1606,57 @@ impl RegistryDb for PgDb {
             return Err(DbError::NotFound(format!("site {site}")));
         }
         Ok(())
+    }
+
+    async fn post_bundle(
+        &self,
+        caller: &Caller,
+        bundle: kura_domain::bundle::Bundle,
+        now: i64,
+    ) -> DbResult<ParcelPosted> {
+        let a = parcels::check_bundle(caller, &bundle)?;
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let out = post_bundle_tx(&tx, caller, a, bundle, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(out)
+    }
+
+    async fn parcels(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<ParcelsResponse> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let site = &caller.site.code;
+        let at = c
+            .query_opt(
+                "SELECT hash FROM parcels WHERE seq = $1 AND to_site = $2",
+                &[&(after as i64), site],
+            )
+            .await
+            .map_err(pg)?
+            .map(|r| hash_of(r.get(0)))
+            .transpose()?;
+        let rows = c
+            .query(
+                "SELECT seq, body FROM parcels WHERE to_site = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[site, &(after as i64), &(limit as i64 + 1)],
+            )
+            .await
+            .map_err(pg)?;
+        let mut parcels = Vec::new();
+        for r in rows {
+            parcels.push(PlacedParcel {
+                seq: r.get::<_, i64>(0) as u64,
+                parcel: serde_json::from_str(r.get::<_, &str>(1)).map_err(json_err)?,
+            });
+        }
+        let more = parcels.len() > limit as usize;
+        parcels.truncate(limit as usize);
+        Ok(ParcelsResponse {
+            v: kura_proto::VERSION,
+            next: parcels.last().map_or(after, |p| p.seq),
+            more,
+            at,
+            parcels,
+        })
     }
 
     async fn event_count(&self) -> DbResult<u64> {

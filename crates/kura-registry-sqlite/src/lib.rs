@@ -15,10 +15,11 @@ use kura_domain::container::ContainerSpec;
 use kura_domain::hash::{Digest, GENESIS};
 use kura_domain::rules::SpecimenState;
 use kura_proto::{
-    Conflict, Envelope, Holding, Lease, OwnPosition, Placed, PullResponse, PushResponse,
-    RefusedSeq, Site,
+    Conflict, Envelope, Holding, Lease, OwnPosition, Parcel, ParcelPosted, ParcelsResponse, Placed,
+    PlacedParcel, PullResponse, PushResponse, RefusedSeq, Site,
 };
 use kura_registry_db::ingest::{self, ContainerRow, FoldError, Keys, Loaded, SpecimenRow, Stored};
+use kura_registry_db::parcels;
 use kura_registry_db::{
     Batch, Caller, Claimed, DbError, DbResult, EnrollRefusal, Enrolled, Enrollment, OrderAt,
     RegistryDb, Replaced, SiteLimits, WorkstationInfo, WsStatus, next_lease, order_agrees,
@@ -31,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_replacement.sql")),
     (3, include_str!("../migrations/0003_limits.sql")),
     (4, include_str!("../migrations/0004_site_users.sql")),
+    (5, include_str!("../migrations/0005_parcels.sql")),
 ];
 
 /// The newest registry schema this build knows.
@@ -558,6 +560,209 @@ fn load(
     Ok(())
 }
 
+/// Keeps a parcel once, by its hash: its seq, and whether it was already kept.
+fn keep_parcel(
+    tx: &rusqlite::Transaction<'_>,
+    to_site: &str,
+    from_site: &str,
+    parcel: &Parcel,
+    now: i64,
+) -> DbResult<(u64, bool)> {
+    let hash = parcel.hash();
+    if let Some(seq) = tx
+        .query_row(
+            "SELECT seq FROM parcels WHERE hash = ?1",
+            [hash.as_bytes().as_slice()],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(backend)?
+    {
+        return Ok((seq as u64, true));
+    }
+    let body = serde_json::to_string(parcel).map_err(json_err)?;
+    tx.execute(
+        "INSERT INTO parcels (to_site, from_site, kind, shipment, hash, body, stored_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            to_site,
+            from_site,
+            parcel.kind(),
+            parcel.shipment(),
+            hash.as_bytes().as_slice(),
+            body,
+            now
+        ],
+    )
+    .map_err(backend)?;
+    Ok((tx.last_insert_rowid() as u64, false))
+}
+
+/// The receipt of `event` (`received`, of `site`) goes back to the site that sent its shipment,
+/// when the registry holds that shipment's bundle for `site`.
+fn receipt_back(
+    tx: &rusqlite::Transaction<'_>,
+    site: &str,
+    event: &Envelope,
+    now: i64,
+) -> DbResult<()> {
+    let Some(shipment) = parcels::received_shipment(&event.kind, &event.payload) else {
+        return Ok(());
+    };
+    let from: Option<String> = tx
+        .query_row(
+            "SELECT from_site FROM parcels WHERE kind = 'bundle' AND shipment = ?1 AND to_site = ?2",
+            params![shipment, site],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    if let Some(from) = from {
+        keep_parcel(
+            tx,
+            &from,
+            site,
+            &parcels::receipt(&shipment, site, event),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Envelope, Vec<u8>)> {
+    Ok((
+        Envelope {
+            id: Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or_default(),
+            workstation: Uuid::from_slice(&r.get::<_, Vec<u8>>(1)?).unwrap_or_default(),
+            seq: r.get::<_, i64>(2)? as u64,
+            actor: r.get(3)?,
+            at: r.get(4)?,
+            kind: r.get(5)?,
+            payload: r.get(6)?,
+            hash: GENESIS,
+        },
+        r.get(7)?,
+    ))
+}
+
+fn post_bundle_tx(
+    tx: &rusqlite::Transaction<'_>,
+    caller: &Caller,
+    a: parcels::Addressed,
+    bundle: kura_domain::bundle::Bundle,
+    now: i64,
+) -> DbResult<ParcelPosted> {
+    site_row(tx, &a.to_site).map_err(|_| DbError::Parcel {
+        code: "unknown_site",
+        message: format!(
+            "shipment {} goes to site {}, which this registry does not know; check the site's code",
+            a.shipment, a.to_site
+        ),
+    })?;
+    let held: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT hash FROM events WHERE workstation = ?1 AND seq = ?2",
+            params![caller.workstation.as_bytes(), a.seq as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    parcels::dispatch_held(&a, held.map(hash_of).transpose()?)?;
+    let bound: Option<String> = tx
+        .query_row(
+            "SELECT key FROM workstation_keys WHERE workstation = ?1",
+            [caller.workstation.as_bytes()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    if parcels::key_bound(bound.as_deref(), &a.key)? {
+        tx.execute(
+            "INSERT INTO workstation_keys (workstation, key, bound_at) VALUES (?1, ?2, ?3)",
+            params![caller.workstation.as_bytes(), a.key, now],
+        )
+        .map_err(backend)?;
+    }
+    let (seq, duplicate) = keep_parcel(
+        tx,
+        &a.to_site,
+        &caller.site.code,
+        &Parcel::Bundle { bundle },
+        now,
+    )?;
+    // Tubes the destination received before the registry held the bundle (it was put back from
+    // an older copy, or the bundle came late): their receipts now.
+    let received = {
+        let mut st = tx
+            .prepare_cached(
+                "SELECT id, workstation, seq, actor, at, kind, payload, hash FROM events
+                 WHERE site = ?1 AND kind = 'received' AND instr(payload, ?2) > 0",
+            )
+            .map_err(backend)?;
+        let rows = st
+            .query_map(params![a.to_site, a.shipment], event_row)
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut e, hash) = row.map_err(backend)?;
+            e.hash = hash_of(hash)?;
+            out.push(e);
+        }
+        out
+    };
+    for e in &received {
+        receipt_back(tx, &a.to_site, e, now)?;
+    }
+    Ok(ParcelPosted {
+        v: kura_proto::VERSION,
+        seq,
+        duplicate,
+    })
+}
+
+fn parcels_tx(
+    tx: &rusqlite::Transaction<'_>,
+    site: &str,
+    after: u64,
+    limit: u32,
+) -> DbResult<ParcelsResponse> {
+    let at: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT hash FROM parcels WHERE seq = ?1 AND to_site = ?2",
+            params![after as i64, site],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    let mut st = tx
+        .prepare_cached(
+            "SELECT seq, body FROM parcels WHERE to_site = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )
+        .map_err(backend)?;
+    let rows = st
+        .query_map(params![site, after as i64, limit as i64 + 1], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })
+        .map_err(backend)?;
+    let mut parcels = Vec::new();
+    for row in rows {
+        let (seq, body) = row.map_err(backend)?;
+        parcels.push(PlacedParcel {
+            seq,
+            parcel: serde_json::from_str(&body).map_err(json_err)?,
+        });
+    }
+    let more = parcels.len() > limit as usize;
+    parcels.truncate(limit as usize);
+    Ok(ParcelsResponse {
+        v: kura_proto::VERSION,
+        next: parcels.last().map_or(after, |p| p.seq),
+        more,
+        at: at.map(hash_of).transpose()?,
+        parcels,
+    })
+}
+
 fn push_tx(
     tx: &rusqlite::Transaction<'_>,
     caller: &Caller,
@@ -755,6 +960,9 @@ fn push_tx(
             )
             .map_err(backend)?;
         }
+    }
+    for e in &c.accept {
+        receipt_back(tx, &site.code, &e.event, batch.received_at)?;
     }
     tx.execute(
         "UPDATE workstations SET head_seq = ?2, head_hash = ?3, last_seen = ?4,
@@ -1371,6 +1579,24 @@ impl RegistryDb for SqliteDb {
             Ok(())
         })
         .await
+    }
+
+    async fn post_bundle(
+        &self,
+        caller: &Caller,
+        bundle: kura_domain::bundle::Bundle,
+        now: i64,
+    ) -> DbResult<ParcelPosted> {
+        let a = parcels::check_bundle(caller, &bundle)?;
+        let caller = caller.clone();
+        self.write(move |tx| post_bundle_tx(tx, &caller, a, bundle, now))
+            .await
+    }
+
+    async fn parcels(&self, caller: &Caller, after: u64, limit: u32) -> DbResult<ParcelsResponse> {
+        let site = caller.site.code.clone();
+        self.read(move |tx| parcels_tx(tx, &site, after, limit))
+            .await
     }
 
     async fn event_count(&self) -> DbResult<u64> {

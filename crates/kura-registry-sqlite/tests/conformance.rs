@@ -30,6 +30,7 @@ fn refuses_a_newer_schema() {
 
 /// Going back one released registry schema: what undoes migration `n` (to schema `n - 1`).
 const UNDO: &[(i64, &str)] = &[
+    (5, "DROP TABLE workstation_keys; DROP TABLE parcels;"),
     (4, "DROP TABLE site_users;"),
     (
         3,

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kura_proto::{
     Capabilities, ClaimRequest, ClaimResponse, ConflictsResponse, EnrollRequest, EnrollResponse,
-    ErrorBody, Lease, PullResponse, PushRequest, PushResponse, SerialsRequest, StatusResponse,
-    VERSION,
+    ErrorBody, Lease, Parcel, ParcelPost, ParcelPosted, ParcelsResponse, PullResponse, PushRequest,
+    PushResponse, SerialsRequest, StatusResponse, VERSION,
 };
 use kura_registry_db::{Batch, Caller, DbError, Enrollment, RegistryDb, secret_hash};
 use serde::Deserialize;
@@ -68,6 +68,12 @@ impl From<DbError> for ApiError {
             DbError::SerialsQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             DbError::Enroll(_) | DbError::NotYourStream { .. } => StatusCode::FORBIDDEN,
             DbError::BadBatch(_) => StatusCode::BAD_REQUEST,
+            DbError::Parcel { code, .. }
+                if *code == "not_acknowledged" || *code == "key_changed" =>
+            {
+                StatusCode::CONFLICT
+            }
+            DbError::Parcel { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             DbError::Unavailable(_) | DbError::NotMigrated(_) => StatusCode::SERVICE_UNAVAILABLE,
             DbError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -543,6 +549,53 @@ pub async fn claim(
     }))
 }
 
+#[utoipa::path(post, path = "/api/v1/parcels", request_body = ParcelPost, security(("token" = [])),
+    params(("Content-Encoding" = Option<String>, Header, description = "gzip, zstd or none")),
+    responses((status = 200, body = ParcelPosted), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "Another workstation's dispatch"),
+        (status = 409, body = ErrorBody, description = "not_acknowledged: push the events first; key_changed"),
+        (status = 422, body = ErrorBody, description = "The bundle does not check (bundle_tampered, bundle_signature, …)")))]
+pub async fn post_parcel(
+    State(s): Shared,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<ParcelPosted> {
+    let json = decode(&headers, &body)?;
+    let req: ParcelPost = parse(&json)?;
+    let Parcel::Bundle { bundle } = req.parcel else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_bundle",
+            "a bench sends only its shipments' bundles; receipts are made by the registry",
+        ));
+    };
+    let shipment = bundle.shipment.clone();
+    let r = s.db.post_bundle(&caller, bundle, now_us()).await?;
+    tracing::info!(workstation = %caller.workstation, %shipment, seq = r.seq, duplicate = r.duplicate, "bundle");
+    Ok(Json(r))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ParcelsQuery {
+    /// The cursor: the `next` of the last page taken (0 at first).
+    #[serde(default)]
+    after: u64,
+    /// Parcels per page (at most 100).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/parcels", security(("token" = [])), params(ParcelsQuery),
+    responses((status = 200, body = ParcelsResponse), (status = 401, body = ErrorBody)))]
+pub async fn parcels(
+    State(s): Shared,
+    Auth(caller): Auth,
+    Query(q): Query<ParcelsQuery>,
+) -> ApiResult<ParcelsResponse> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 100);
+    Ok(Json(s.db.parcels(&caller, q.after, limit).await?))
+}
+
 struct Security;
 
 impl utoipa::Modify for Security {
@@ -559,7 +612,7 @@ impl utoipa::Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Kura registry", description = "The central registry of custody events (sync protocol v1)."),
-    paths(health, ready, capabilities, enroll, push, status, pull, conflicts, serials, claim),
+    paths(health, ready, capabilities, enroll, push, status, pull, conflicts, serials, claim, post_parcel, parcels),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

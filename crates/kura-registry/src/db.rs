@@ -130,6 +130,22 @@ impl RegistryDb for AnyDb {
     async fn set_site_limits(&self, site: &str, limits: SiteLimits) -> DbResult<()> {
         each!(self, d => d.set_site_limits(site, limits).await)
     }
+    async fn post_bundle(
+        &self,
+        caller: &Caller,
+        bundle: kura_domain::bundle::Bundle,
+        now: i64,
+    ) -> DbResult<kura_proto::ParcelPosted> {
+        each!(self, d => d.post_bundle(caller, bundle, now).await)
+    }
+    async fn parcels(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+    ) -> DbResult<kura_proto::ParcelsResponse> {
+        each!(self, d => d.parcels(caller, after, limit).await)
+    }
     async fn event_count(&self) -> DbResult<u64> {
         each!(self, d => d.event_count().await)
     }

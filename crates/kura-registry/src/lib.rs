@@ -153,6 +153,7 @@ pub fn router_with(db: impl Into<AnyDb>, limits: Limits) -> Router {
         .route(path::CONFLICTS, get(api::conflicts))
         .route(path::SERIALS, post(api::serials))
         .route(path::SERIALS_CLAIM, post(api::claim))
+        .route(path::PARCELS, post(api::post_parcel).get(api::parcels))
         // The body limit is `api::Body`'s, which answers in `{code, message}`.
         .layer(DefaultBodyLimit::disable())
         // Innermost first: a slot among `max_in_flight`, within the request's deadline, for an

@@ -4,7 +4,7 @@
 
 use kura_domain::bundle::{Bundle, Carried};
 use kura_domain::envelope::Envelope;
-use kura_domain::hash::GENESIS;
+use kura_domain::hash::{Digest, GENESIS};
 use kura_domain::{EventBody, SpecimenCode};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
@@ -243,5 +243,165 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("the bundle of {shipment}: {e}")))
         })
         .transpose()
+    }
+}
+
+/// A receipt the registry sent: another site received a tube of one of this site's shipments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRow {
+    pub shipment: String,
+    /// The receiving site's code.
+    pub site: String,
+    /// The receiving bench's `received` event, as the registry took it.
+    pub event: Envelope,
+}
+
+#[derive(serde::Deserialize)]
+struct ReceiptBody {
+    site: String,
+    event: Envelope,
+}
+
+impl Tx<'_> {
+    /// Keeps a parcel the registry sent (`body`: a bundle's JSON, or a receipt's `{site, event}`),
+    /// once by its hash. Whether it is new here.
+    pub fn keep_parcel(
+        &self,
+        hash: &Digest,
+        kind: &str,
+        shipment: &str,
+        body: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO parcels (hash, kind, shipment, body, pulled_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![hash.as_bytes().as_slice(), kind, shipment, body, at],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Where the registry's parcels were read to, and the hash of the parcel there.
+    pub fn set_parcel_cursor(&self, next: u64, at: Option<&Digest>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE sync_state SET parcel_cursor = ?1, parcel_at = ?2 WHERE id = 1",
+            params![next as i64, at.map(|d| d.as_bytes().to_vec())],
+        )?;
+        Ok(())
+    }
+
+    /// The registry took (or, with `refused`, refused for good) this workstation's bundle.
+    pub fn bundle_posted(
+        &self,
+        dispatch: &Digest,
+        at: i64,
+        refused: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO bundles_posted (dispatch, posted_at, refused) VALUES (?1, ?2, ?3)",
+            params![dispatch.as_bytes().as_slice(), at, refused],
+        )?;
+        Ok(())
+    }
+
+    /// The registry was put back from an older copy: every bundle is sent again (it keeps each
+    /// once), and its parcels are read again from the start (this bench keeps each once).
+    pub fn registry_forgot(&self) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM bundles_posted", [])?;
+        self.set_parcel_cursor(0, None)
+    }
+}
+
+impl Store {
+    /// Where the registry's parcels were read to, and the hash of the parcel there.
+    pub fn parcel_cursor(&self) -> Result<(u64, Option<Digest>), StoreError> {
+        let (n, at): (i64, Option<Vec<u8>>) = self
+            .conn()
+            .query_row(
+                "SELECT parcel_cursor, parcel_at FROM sync_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, None));
+        let at = at
+            .map(|h| digest(&h, || "the parcel cursor's hash is malformed".into()))
+            .transpose()?;
+        Ok((n as u64, at))
+    }
+
+    /// This workstation's bundles for another site the registry has not taken yet: the ones this
+    /// bench made (its own site's outgoing shipments), oldest first.
+    pub fn bundles_to_post(&self) -> Result<Vec<Bundle>, StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT b.bundle FROM bundles b JOIN shipments s ON s.code = b.shipment
+             WHERE s.incoming = 0 AND b.dispatch NOT IN (SELECT dispatch FROM bundles_posted)
+             ORDER BY b.taken_at",
+        )?;
+        let jsons: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        jsons
+            .iter()
+            .map(|j| {
+                serde_json::from_str(j)
+                    .map_err(|e| StoreError::Corrupt(format!("a kept bundle does not parse: {e}")))
+            })
+            .collect()
+    }
+
+    /// Bundles the registry sent this site that no bench here has taken yet (no arrival of
+    /// their shipment here), oldest first.
+    pub fn inbox(&self) -> Result<Vec<Bundle>, StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT body FROM parcels WHERE kind = 'bundle'
+               AND shipment NOT IN (SELECT code FROM shipments)
+             ORDER BY pulled_at, shipment",
+        )?;
+        let jsons: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        jsons
+            .iter()
+            .map(|j| {
+                serde_json::from_str(j).map_err(|e| {
+                    StoreError::Corrupt(format!("a bundle from the registry does not parse: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    /// The bundle of `shipment` the registry sent, if it did.
+    pub fn sent_bundle(&self, shipment: &str) -> Result<Option<Bundle>, StoreError> {
+        let json: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT body FROM parcels WHERE kind = 'bundle' AND shipment = ?1")?
+            .query_row([shipment], |r| r.get(0))
+            .optional()?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| {
+                StoreError::Corrupt(format!("the bundle of {shipment} from the registry: {e}"))
+            })
+        })
+        .transpose()
+    }
+
+    /// The receipts the registry sent for `shipment` (every one with `None`), in the order the
+    /// receiving site recorded them.
+    pub fn receipts(&self, shipment: Option<&str>) -> Result<Vec<ReceiptRow>, StoreError> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT shipment, body FROM parcels WHERE kind = 'receipt' AND (?1 IS NULL OR shipment = ?1)",
+        )?;
+        let rows: Vec<(String, String)> = st
+            .query_map([shipment], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for (shipment, body) in rows {
+            let b: ReceiptBody = serde_json::from_str(&body).map_err(|e| {
+                StoreError::Corrupt(format!("a receipt of {shipment} does not parse: {e}"))
+            })?;
+            out.push(ReceiptRow {
+                shipment,
+                site: b.site,
+                event: b.event,
+            });
+        }
+        out.sort_by_key(|r| (r.event.at, r.event.seq));
+        Ok(out)
     }
 }

@@ -35,7 +35,7 @@ use kura_domain::Geometry;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
-pub use bundles::WorkstationKey;
+pub use bundles::{ReceiptRow, WorkstationKey};
 pub use error::StoreError;
 pub use migrations::MIGRATIONS;
 pub use query::{

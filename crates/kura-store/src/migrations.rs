@@ -66,6 +66,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0014_shipments.sql"),
     ),
     (15, "bundles", include_str!("migrations/0015_bundles.sql")),
+    (16, "parcels", include_str!("migrations/0016_parcels.sql")),
 ];
 
 /// The newest migration this build knows.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kura_domain::Clock;
-use kura_proto::{Holding, PushRequest, RejectCode, Verdict};
+use kura_proto::{Holding, Parcel, ParcelPost, PushRequest, RejectCode, Verdict};
 use kura_store::{Answer, PullApplied, Store, StoreError};
 use serde::Serialize;
 
@@ -138,6 +138,13 @@ pub struct Report {
     pub held_back: u64,
     pub held_kind: Option<String>,
     pub clock_skew_us: Option<i64>,
+    /// This workstation's shipment bundles the registry took this round …
+    pub bundles_sent: u64,
+    /// … and refused (each with its code; not sent again).
+    pub bundles_refused: Vec<String>,
+    /// Parcels the registry sent this site that are new here (bundles of incoming shipments,
+    /// receipts of tubes another site received).
+    pub parcels: u64,
 }
 
 /// Where a round is, for progress bars.
@@ -361,7 +368,11 @@ impl<R: Remote> Engine<R> {
                     store.write(|tx| tx.set_stopped(Some(&why)))?;
                     fork = Some(why);
                 }
-                Op::RewindPush { to } => store.write(|tx| tx.rewind_push(to))?,
+                Op::RewindPush { to } => store.write(|tx| {
+                    tx.rewind_push(to)?;
+                    // It lost events: it may have lost this bench's bundles too.
+                    tx.registry_forgot()
+                })?,
                 Op::Push { from, to } => {
                     let known = (!status.kinds.is_empty()).then_some(&status.kinds[..]);
                     if let Err(e) = self
@@ -392,6 +403,7 @@ impl<R: Remote> Engine<R> {
         if let Some(why) = fork {
             return Err(SyncError::Fork(why));
         }
+        self.parcels(store, &mut report).await?;
         // A bench back from a copy has all its stream again once the pull is through.
         let (now_head, _) = store.own_head()?;
         if status.head.seq > now_head {
@@ -529,6 +541,88 @@ impl<R: Remote> Engine<R> {
                 return Ok(());
             }
             next = last + 1;
+        }
+    }
+
+    /// Sends this workstation's shipment bundles the registry has not taken (after the push:
+    /// their dispatches are acknowledged), then takes the parcels addressed to this site.
+    async fn parcels(&self, store: &mut Store, report: &mut Report) -> Result<(), SyncError> {
+        for bundle in store.bundles_to_post()? {
+            let dispatch = bundle.dispatch.event.hash;
+            let shipment = bundle.shipment.clone();
+            let req = ParcelPost {
+                v: kura_proto::VERSION,
+                parcel: Parcel::Bundle { bundle },
+            };
+            let refused = match self.retry("bundle", || self.remote.post_parcel(&req)).await {
+                Ok(r) => {
+                    if !r.duplicate {
+                        report.bundles_sent += 1;
+                    }
+                    None
+                }
+                // Its dispatch is not acknowledged yet (held back, or refused): next round.
+                Err(RemoteError::Refused { code, .. }) if code == "not_acknowledged" => continue,
+                Err(RemoteError::Refused {
+                    status: 422 | 409 | 403,
+                    code,
+                    message,
+                }) => {
+                    tracing::warn!(%shipment, %code, %message, "the registry refused the shipment's bundle");
+                    report.bundles_refused.push(format!("{shipment}: {code}"));
+                    Some(code)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let now = self.clock.now().0;
+            store.write(|tx| tx.bundle_posted(&dispatch, now, refused.as_deref()))?;
+        }
+        let mut restarted = false;
+        loop {
+            let (cursor, at) = store.parcel_cursor()?;
+            let page = self
+                .retry("parcels", || self.remote.parcels(cursor, 100))
+                .await?;
+            if cursor > 0 && page.at != at {
+                // The registry was put back from an older copy: read its parcels again (each is
+                // kept here once, by its hash).
+                if restarted {
+                    return Err(SyncError::Protocol(
+                        "the registry's parcels changed twice in one round".into(),
+                    ));
+                }
+                restarted = true;
+                store.write(|tx| tx.set_parcel_cursor(0, None))?;
+                continue;
+            }
+            let now = self.clock.now().0;
+            let mut new = 0;
+            store.write(|tx| {
+                for p in &page.parcels {
+                    let body = match &p.parcel {
+                        Parcel::Bundle { bundle } => serde_json::to_string(bundle),
+                        Parcel::Receipt { site, event, .. } => serde_json::to_string(
+                            &serde_json::json!({"site": site, "event": event}),
+                        ),
+                    }
+                    .map_err(|e| StoreError::Corrupt(format!("a parcel: {e}")))?;
+                    if tx.keep_parcel(
+                        &p.parcel.hash(),
+                        p.parcel.kind(),
+                        p.parcel.shipment(),
+                        &body,
+                        now,
+                    )? {
+                        new += 1;
+                    }
+                }
+                let last = page.parcels.last().map(|p| p.parcel.hash()).or(at);
+                tx.set_parcel_cursor(page.next, last.as_ref())
+            })?;
+            report.parcels += new;
+            if !page.more {
+                return Ok(());
+            }
         }
     }
 

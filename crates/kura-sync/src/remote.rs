@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use kura_proto::{
     ClaimRequest, ClaimResponse, EnrollRequest, EnrollResponse, ErrorBody, Holding, Lease,
-    PullResponse, PushRequest, PushResponse, SerialsRequest, StatusResponse, VERSION, path,
+    ParcelPost, ParcelPosted, ParcelsResponse, PullResponse, PushRequest, PushResponse,
+    SerialsRequest, StatusResponse, VERSION, path,
 };
 
 /// Why a request to the registry did not give an answer.
@@ -129,6 +130,17 @@ pub trait Remote {
     /// Claims blocks of serials the registry's status did not list as this workstation's.
     fn claim(&self, leases: Vec<Lease>)
     -> impl Future<Output = Result<ClaimResponse, RemoteError>>;
+    /// Sends one of this workstation's shipment bundles.
+    fn post_parcel(
+        &self,
+        req: &ParcelPost,
+    ) -> impl Future<Output = Result<ParcelPosted, RemoteError>>;
+    /// The parcels addressed to this site after `after`.
+    fn parcels(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<ParcelsResponse, RemoteError>>;
 }
 
 /// How long to wait on the registry.
@@ -393,6 +405,35 @@ impl Remote for Http {
                 year,
                 count: Some(count),
             })
+            .send()
+            .await;
+        answer(&self.base, self.timeouts, r).await
+    }
+
+    async fn post_parcel(&self, req: &ParcelPost) -> Result<ParcelPosted, RemoteError> {
+        let json = serde_json::to_vec(req).map_err(|e| RemoteError::Protocol(e.to_string()))?;
+        let body = zstd::bulk::compress(&json, 3)
+            .map_err(|e| RemoteError::Protocol(format!("compressing the bundle: {e}")))?;
+        let r = self
+            .client
+            .post(self.url(path::PARCELS))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("content-encoding", "zstd")
+            .body(body)
+            .send()
+            .await;
+        answer(&self.base, self.timeouts, r).await
+    }
+
+    async fn parcels(&self, after: u64, limit: u32) -> Result<ParcelsResponse, RemoteError> {
+        let r = self
+            .client
+            .get(format!(
+                "{}?after={after}&limit={limit}",
+                self.url(path::PARCELS)
+            ))
+            .bearer_auth(&self.token)
             .send()
             .await;
         answer(&self.base, self.timeouts, r).await

@@ -319,3 +319,86 @@ pub fn password(user: &str, key: &kura_domain::sign::SigningKey) -> EventBody {
         }),
     }
 }
+
+/// A shipment `id` of `tubes` to site `to_site` from `bench`, whose events so far are `stream`
+/// (from seq 1) and among them the tubes' registrations `registered`: each tube's `shipped`, then
+/// the dispatch naming the registrations and the `shipped` by hash. Returns the new events (to
+/// push) and the shipment's bundle, signed with `key`.
+pub fn ship(
+    bench: &mut Bench,
+    stream: &[Envelope],
+    registered: &[&Envelope],
+    tubes: &[SpecimenCode],
+    id: &str,
+    to_site: &str,
+    key: &kura_domain::sign::SigningKey,
+) -> (Vec<Envelope>, kura_domain::bundle::Bundle) {
+    use kura_domain::bundle::{Bundle, Carried, FORMAT, message};
+    use kura_domain::shipment::{Coolant, Destination, Shipment};
+    let prev_of = |e: &Envelope| match e.seq {
+        1 => GENESIS,
+        n => stream[n as usize - 2].hash,
+    };
+    let mut carried: Vec<Carried> = registered
+        .iter()
+        .map(|e| Carried {
+            event: (*e).clone(),
+            prev: prev_of(e),
+        })
+        .collect();
+    let mut new = Vec::new();
+    for t in tubes {
+        let prev = bench.prev;
+        let e = bench.event(&EventBody::Shipped {
+            specimen: t.clone(),
+            shipment: id.into(),
+            destination: format!("site:{to_site}"),
+        });
+        carried.push(Carried {
+            event: e.clone(),
+            prev,
+        });
+        new.push(e);
+    }
+    let prev = bench.prev;
+    let dispatch = bench.event(&EventBody::ShipmentDispatched {
+        shipment: Shipment {
+            id: id.into(),
+            destination: Destination::Site {
+                code: to_site.into(),
+            },
+            specimens: tubes.to_vec(),
+            coolant: Coolant::Ambient,
+            dry_ice_grams: None,
+            courier: None,
+            tracking: None,
+            logger: None,
+            mta: None,
+            packed: vec![],
+            carries: carried.iter().map(|c| c.event.hash).collect(),
+        },
+    });
+    new.push(dispatch.clone());
+    let bundle = Bundle {
+        kura_bundle: FORMAT,
+        shipment: id.into(),
+        site: None,
+        signature: key.sign(&message(&dispatch.hash)),
+        key: key.public_hex(),
+        dispatch: Carried {
+            event: dispatch,
+            prev,
+        },
+        events: carried,
+    };
+    (new, bundle)
+}
+
+/// A receiving bench's `received` of a tube of shipment `id`, placed nowhere.
+pub fn received(code: &SpecimenCode, id: &str) -> EventBody {
+    EventBody::Received {
+        specimen: code.clone(),
+        shipment: id.into(),
+        location: None,
+    }
+}

@@ -166,6 +166,31 @@ impl Remote for &Scripted {
             .map_err(refused)
     }
 
+    // Parcels are not scripted: they go straight to the database, unrecorded.
+    async fn post_parcel(
+        &self,
+        req: &kura_proto::ParcelPost,
+    ) -> Result<kura_proto::ParcelPosted, RemoteError> {
+        let kura_proto::Parcel::Bundle { bundle } = req.parcel.clone() else {
+            return Err(RemoteError::Protocol("not a bundle".into()));
+        };
+        self.db()
+            .post_bundle(&self.caller, bundle, NOW)
+            .await
+            .map_err(refused)
+    }
+
+    async fn parcels(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<kura_proto::ParcelsResponse, RemoteError> {
+        self.db()
+            .parcels(&self.caller, after, limit)
+            .await
+            .map_err(refused)
+    }
+
     async fn lease(&self, year: i32, count: u64) -> Result<Lease, RemoteError> {
         self.at("lease");
         self.db()

@@ -469,6 +469,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "b66d8fec9be79282515bdf31a62e07a27a88de8c9f297ea08f8612d4baf51a1d",
     ),
     (
+        "crates/kura-store/src/migrations/0016_parcels.sql",
+        "fb9f3ba40dace5761c4824e3c0ec06176a88aadb3b591b99a885f29dd32077a6",
+    ),
+    (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",
         "2a0e2184e0bc444199dc7aba0188972d40f4540fdebc8593ccb01aebf5b5516a",
     ),
@@ -499,6 +503,14 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     (
         "crates/kura-registry-postgres/migrations/0004_site_users.sql",
         "e78f574e59885b62292e4bef9477f6caa5b892b7bcc7e36e1905e0dfe3340cfa",
+    ),
+    (
+        "crates/kura-registry-sqlite/migrations/0005_parcels.sql",
+        "df1b750e98dd28a5ce9a658bb283d35c490ecde7d61724bc83f10fb274c62199",
+    ),
+    (
+        "crates/kura-registry-postgres/migrations/0005_parcels.sql",
+        "c35a218485dfe7bbe3c4c4aa344d35ea8feb979d23d4d8cf7e6748b87c0e2a7f",
     ),
 ];
 

@@ -67,8 +67,9 @@ pub enum Cmd {
         /// How the tubes arrived unless a scan says otherwise: ok, thawed, damaged, leaked.
         #[arg(long)]
         condition: Option<String>,
-        /// Take the sealed manifest only; receive nothing yet.
-        #[arg(long, requires = "sealed")]
+        /// Take the shipment only (its sealed manifest, or the bundle the registry brought);
+        /// receive nothing yet.
+        #[arg(long)]
         take_only: bool,
         /// Declare these missing tubes lost instead (a supervisor's signed disposal; needs
         /// --reason).
@@ -271,13 +272,24 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
                 (None, None) => unreachable!("clap requires a shipment or --sealed"),
             };
             if take_only {
-                let t = taken.expect("--take-only requires --sealed");
+                let t = match taken {
+                    Some(t) => t,
+                    // A shipment the registry brought.
+                    None => k
+                        .take_sent(&id)?
+                        .ok_or_else(|| kura_app::AppError::NotFound {
+                            what: "shipment",
+                            code: id.to_uppercase(),
+                        })?,
+                };
                 out(json, json!(t), || {
                     format!(
                         "{}: {} tube(s) on the way here from {}{}",
                         t.shipment,
                         t.tubes,
-                        t.from.clone().unwrap_or_default(),
+                        t.from
+                            .clone()
+                            .unwrap_or_else(|| "another site, through the registry".into()),
                         if t.again { " (taken before)" } else { "" }
                     )
                 });

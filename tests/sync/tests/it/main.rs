@@ -9,6 +9,7 @@ mod enroll;
 mod faults;
 mod property;
 mod restore;
+mod shipments;
 mod users;
 
 use std::path::Path;
@@ -317,6 +318,7 @@ fn on_postgresql() {
         leases,
         restore::bench_restored_from_its_backup,
         restore::dead_bench_recovered,
+        shipments::ten_tubes_from_a_to_b,
     ] {
         let url = rt.block_on(server.fresh()).unwrap();
         let d = tempfile::tempdir().unwrap();
@@ -331,6 +333,7 @@ fn on_postgresql() {
         |reg: &mut Registry, dir: &Path, _: &restore::Copies| {
             restore::bench_ahead_of_its_registry(reg, dir)
         },
+        shipments::shipment_survives_a_restored_registry,
     ] {
         let url = rt.block_on(server.fresh()).unwrap();
         let d = tempfile::tempdir().unwrap();
