@@ -628,6 +628,18 @@ impl Kura {
                 }
             }
         }
+        // Blocks the sending site placed on it after it left (follow-ups to its shipment).
+        for e in self.store().follow_ups_of(code.as_str())? {
+            after.push(kura_store::EventRow {
+                event_id: e.id,
+                workstation: e.workstation,
+                seq: e.seq as i64,
+                actor: e.actor.clone(),
+                at: e.at,
+                kind: e.kind.clone(),
+                payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
+            });
+        }
         if !before.is_empty() {
             before.append(&mut rows);
             rows = before;

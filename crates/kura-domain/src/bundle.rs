@@ -56,6 +56,8 @@ pub enum BundleProblem {
     EventHash(uuid::Uuid),
     #[error("the bundle's first event is not a shipment's dispatch")]
     NotADispatch,
+    #[error("a follow-up carries a tube's block, and this is something else")]
+    NotAFollowUp,
     #[error("the dispatch is of shipment {dispatched}, the bundle says {bundle}")]
     WrongShipment { dispatched: String, bundle: String },
     #[error("event {0} is in the bundle but the dispatch does not name it")]
@@ -152,6 +154,48 @@ impl Bundle {
         self.events
             .iter()
             .map(|c| (c, serde_json::from_str(&c.event.payload).ok()))
+    }
+}
+
+/// A signed follow-up to a shipment's bundle: a tube blocked at the sending site after it left
+/// (its donor withdrew consent, or it was quarantined), carried to the site that holds it now.
+/// The sending workstation signs [`follow_up_message`] over the shipment and the event's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub shipment: String,
+    pub event: Carried,
+    /// The signing workstation's public key (hex).
+    pub key: String,
+    pub signature: String,
+}
+
+/// What a follow-up's signature covers.
+pub fn follow_up_message(shipment: &str, event_hash: &Digest) -> Vec<u8> {
+    format!("kura-shipment-follow-up/1\n{shipment}\n{event_hash}").into_bytes()
+}
+
+impl FollowUp {
+    /// The tube it blocks and why, once the event hashes to what it carries, is a `blocked`,
+    /// and the signature verifies.
+    pub fn check(&self) -> Result<(crate::id::SpecimenCode, String), BundleProblem> {
+        if !self.event.event.links_to(&self.event.prev) {
+            return Err(BundleProblem::EventHash(self.event.event.id));
+        }
+        let (specimen, reason) = match serde_json::from_str::<EventBody>(&self.event.event.payload)
+        {
+            Ok(EventBody::Blocked { specimen, reason }) if self.event.event.kind == "blocked" => {
+                (specimen, reason)
+            }
+            _ => return Err(BundleProblem::NotAFollowUp),
+        };
+        if !crate::sign::verify(
+            &self.key,
+            &follow_up_message(&self.shipment, &self.event.event.hash),
+            &self.signature,
+        ) {
+            return Err(BundleProblem::Signature);
+        }
+        Ok((specimen, reason))
     }
 }
 
@@ -321,5 +365,61 @@ mod tests {
             crate::sign::fingerprint(&b.key),
             crate::sign::fingerprint(&bundle().key)
         );
+    }
+
+    #[test]
+    fn a_follow_up_is_taken_only_as_its_sender_signed_it() {
+        let blocked = chain(vec![EventBody::Blocked {
+            specimen: sid(1),
+            reason: "consent withdrawn: donor's request".into(),
+        }])
+        .remove(0);
+        let signed = |c: &Carried, k: &SigningKey, shipment: &str| FollowUp {
+            shipment: shipment.into(),
+            event: c.clone(),
+            key: k.public_hex(),
+            signature: k.sign(&follow_up_message(shipment, &c.event.hash)),
+        };
+        let good = signed(&blocked, &key(1), "SHP-1");
+        assert_eq!(
+            good.check(),
+            Ok((sid(1), "consent withdrawn: donor's request".into()))
+        );
+        let mut edited = blocked.clone();
+        edited.event.payload = edited.event.payload.replace("request", "wish");
+        let mut rehashed = edited.clone();
+        rehashed.event.hash = rehashed.event.expected_hash(&rehashed.prev);
+        let thawed = chain(vec![EventBody::Thawed { specimen: sid(1) }]).remove(0);
+        let mut other_shipment = good.clone();
+        other_shipment.shipment = "SHP-2".into();
+        let cases: Vec<(&str, FollowUp, Option<&str>)> = vec![
+            ("as signed", good.clone(), None),
+            (
+                "an edited block",
+                signed(&edited, &key(1), "SHP-1"),
+                Some("bundle_tampered"),
+            ),
+            (
+                "edited and re-hashed after signing",
+                FollowUp {
+                    event: rehashed,
+                    ..good.clone()
+                },
+                Some("bundle_signature"),
+            ),
+            (
+                "not a block",
+                signed(&thawed, &key(1), "SHP-1"),
+                Some("bundle_tampered"),
+            ),
+            (
+                "moved to another shipment",
+                other_shipment,
+                Some("bundle_signature"),
+            ),
+        ];
+        for (what, f, want) in cases {
+            assert_eq!(f.check().err().map(|p| p.code()), want, "{what}");
+        }
     }
 }

@@ -386,6 +386,13 @@ pub enum Parcel {
         site: String,
         event: Envelope,
     },
+    /// A tube of the shipment blocked at the sending site after it left (its donor withdrew
+    /// consent, or it was quarantined), signed by the workstation that recorded the block:
+    /// posted by it, addressed to the shipment's destination.
+    FollowUp {
+        #[schema(value_type = Object)]
+        follow_up: kura_domain::bundle::FollowUp,
+    },
 }
 
 impl Parcel {
@@ -393,6 +400,7 @@ impl Parcel {
         match self {
             Parcel::Bundle { .. } => "bundle",
             Parcel::Receipt { .. } => "receipt",
+            Parcel::FollowUp { .. } => "follow_up",
         }
     }
 
@@ -400,20 +408,24 @@ impl Parcel {
         match self {
             Parcel::Bundle { bundle } => &bundle.shipment,
             Parcel::Receipt { shipment, .. } => shipment,
+            Parcel::FollowUp { follow_up } => &follow_up.shipment,
         }
     }
 
-    /// What names it: the dispatch's hash for a bundle, the receiving event's for a receipt.
+    /// What names it: the dispatch's hash for a bundle, the receiving event's for a receipt,
+    /// the block's for a follow-up.
     pub fn hash(&self) -> Digest {
         match self {
             Parcel::Bundle { bundle } => bundle.dispatch.event.hash,
             Parcel::Receipt { event, .. } => event.hash,
+            Parcel::FollowUp { follow_up } => follow_up.event.event.hash,
         }
     }
 }
 
 /// `POST /api/v1/parcels`: a shipment's bundle, sent by the workstation that dispatched it after
-/// the registry acknowledged the dispatch. Sent again, it changes nothing.
+/// the registry acknowledged the dispatch, or a follow-up, sent by the workstation that recorded
+/// the block after the registry acknowledged it. Sent again, it changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ParcelPost {
     pub v: u32,

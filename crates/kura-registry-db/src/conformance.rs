@@ -1339,7 +1339,8 @@ pub async fn workload_is_clean<D: RegistryDb>(db: D) {
 /// Shipments through the registry: a bundle is taken only from the workstation that dispatched
 /// it, once the registry holds that dispatch, with the key its first bundle bound; kept once; read
 /// by the destination site alone; a tube received there makes a receipt for the sending site,
-/// whether the bundle came before the reception or after it.
+/// whether the bundle came before the reception or after it; a block of a shipped tube goes to
+/// the destination as a follow-up.
 async fn parcels<D: RegistryDb>(db: D) {
     use kura_domain::sign::SigningKey;
     use kura_proto::Parcel;
@@ -1367,7 +1368,7 @@ async fn parcels<D: RegistryDb>(db: D) {
     stream.extend(shipped.clone());
     db.push(&a, batch(stream.clone())).await.unwrap();
     // Before the registry holds the dispatch: not yet.
-    let (held_back, unheld) = {
+    let (held_back, unheld, after_held) = {
         let mut b2 = bench.clone();
         let mut s2 = stream.clone();
         let (more, later) = testkit::ship(
@@ -1380,7 +1381,7 @@ async fn parcels<D: RegistryDb>(db: D) {
             &key,
         );
         s2.extend(more.clone());
-        (more, later)
+        (more, later, b2)
     };
     let refused = |r: DbResult<kura_proto::ParcelPosted>| match r {
         Err(e) => e.code().to_string(),
@@ -1468,6 +1469,7 @@ async fn parcels<D: RegistryDb>(db: D) {
     db.push(&b, batch(vec![late.clone()])).await.unwrap();
     assert_eq!(db.parcels(&a, 0, 10).await.unwrap().parcels.len(), 1);
     db.push(&a, batch(held_back)).await.unwrap();
+    bench = after_held;
     db.post_bundle(&a, unheld, NOW).await.unwrap();
     let back = db.parcels(&a, 0, 10).await.unwrap();
     assert_eq!(back.parcels.len(), 2);
@@ -1479,6 +1481,83 @@ async fn parcels<D: RegistryDb>(db: D) {
             event: late
         }
     );
+    // A tube blocked at A after it left: the follow-up goes to B, once.
+    let follow = |bench: &mut Bench, code: &kura_domain::SpecimenCode, shipment: &str| {
+        let prev = bench.prev;
+        let e = bench.event(&kura_domain::EventBody::Blocked {
+            specimen: code.clone(),
+            reason: "consent withdrawn: the donor asked".into(),
+        });
+        let f = kura_domain::bundle::FollowUp {
+            shipment: shipment.into(),
+            signature: key.sign(&kura_domain::bundle::follow_up_message(shipment, &e.hash)),
+            key: key.public_hex(),
+            event: kura_domain::bundle::Carried {
+                event: e.clone(),
+                prev,
+            },
+        };
+        (e, f)
+    };
+    let (blocked, f) = follow(&mut bench, &tubes[0], "SHP-1");
+    assert_eq!(
+        refused(db.post_follow_up(&a, f.clone(), NOW).await),
+        "not_acknowledged"
+    );
+    db.push(&a, batch(vec![blocked])).await.unwrap();
+    let (blocked2, not_carried) = follow(&mut bench, &tubes[2], "SHP-1");
+    let (blocked3, mut unknown) = follow(&mut bench, &tubes[1], "SHP-1");
+    unknown.shipment = "SHP-404".into();
+    unknown.signature = key.sign(&kura_domain::bundle::follow_up_message(
+        "SHP-404",
+        &unknown.event.event.hash,
+    ));
+    db.push(&a, batch(vec![blocked2, blocked3])).await.unwrap();
+    let cases: Vec<(&str, &Caller, kura_domain::bundle::FollowUp, &str)> = vec![
+        (
+            "a tube the shipment did not carry",
+            &a,
+            not_carried,
+            "not_in_shipment",
+        ),
+        (
+            "a shipment the registry does not hold",
+            &a,
+            unknown,
+            "unknown_shipment",
+        ),
+        (
+            "another workstation's block",
+            &a2,
+            f.clone(),
+            "not_your_stream",
+        ),
+    ];
+    for (what, who, f, want) in cases {
+        assert_eq!(
+            refused(db.post_follow_up(who, f, NOW).await),
+            want,
+            "{what}"
+        );
+    }
+    let sent = db.post_follow_up(&a, f.clone(), NOW).await.unwrap();
+    assert!(!sent.duplicate);
+    assert!(
+        db.post_follow_up(&a, f.clone(), NOW)
+            .await
+            .unwrap()
+            .duplicate
+    );
+    let at_b = db.parcels(&b, first.seq, 10).await.unwrap();
+    assert_eq!(
+        at_b.parcels
+            .iter()
+            .filter(|p| p.parcel.kind() == "follow_up")
+            .map(|p| p.parcel.clone())
+            .collect::<Vec<_>>(),
+        vec![Parcel::FollowUp { follow_up: f }]
+    );
+
     // Pages.
     let one = db.parcels(&a, 0, 1).await.unwrap();
     assert!(one.more);

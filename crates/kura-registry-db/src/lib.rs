@@ -369,6 +369,16 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
         bundle: kura_domain::bundle::Bundle,
         now: i64,
     ) -> impl Future<Output = DbResult<ParcelPosted>> + Send;
+    /// Takes a follow-up from the workstation that recorded its block
+    /// ([`parcels::check_follow_up`]): the registry must hold the block with the same hash, the
+    /// key be the one the caller's first parcel bound, the shipment be the caller's site's and
+    /// carry the tube. Kept once, by the block's hash, for the shipment's destination.
+    fn post_follow_up(
+        &self,
+        caller: &Caller,
+        follow_up: kura_domain::bundle::FollowUp,
+        now: i64,
+    ) -> impl Future<Output = DbResult<ParcelPosted>> + Send;
     /// The parcels addressed to the caller's site after `after`.
     fn parcels(
         &self,

@@ -3,7 +3,7 @@
 //! bench's `received` event, as the registry took it) goes back to the sending site. What every
 //! backend must decide the same way is here; the backends read and write around it.
 
-use kura_domain::bundle::Bundle;
+use kura_domain::bundle::{Bundle, FollowUp};
 use kura_domain::shipment::Destination;
 use kura_domain::{Digest, EventBody};
 use kura_proto::{Envelope, Parcel};
@@ -95,6 +95,86 @@ pub fn key_bound(bound: Option<&str>, key: &str) -> DbResult<bool> {
             message: "this workstation signed an earlier bundle with another key; a bundle signed with a new one is not taken. Ask the registry administrator".into(),
         }),
     }
+}
+
+/// A follow-up the registry may keep: the caller's block of `specimen`, for the destination of
+/// the caller's site's shipment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowedUp {
+    pub shipment: String,
+    pub specimen: kura_domain::SpecimenCode,
+    pub hash: Digest,
+    pub seq: u64,
+    pub key: String,
+}
+
+/// Checks what needs no database: the follow-up checks itself (a block, hashed as it carries,
+/// signed) and the block is the caller's own event.
+pub fn check_follow_up(caller: &Caller, f: &FollowUp) -> DbResult<FollowedUp> {
+    let (specimen, _) = f.check().map_err(|p| DbError::Parcel {
+        code: p.code(),
+        message: format!("the follow-up of shipment {} is refused: {p}", f.shipment),
+    })?;
+    let e = &f.event.event;
+    if e.workstation != caller.workstation {
+        return Err(DbError::NotYourStream {
+            seq: e.seq,
+            claimed: e.workstation,
+        });
+    }
+    Ok(FollowedUp {
+        shipment: f.shipment.clone(),
+        specimen,
+        hash: e.hash,
+        seq: e.seq,
+        key: f.key.clone(),
+    })
+}
+
+/// The registry must hold the block as the caller's event, with the follow-up's hash.
+pub fn block_held(f: &FollowedUp, held: Option<Digest>) -> DbResult<()> {
+    match held {
+        Some(h) if h == f.hash => Ok(()),
+        Some(_) => Err(DbError::Parcel {
+            code: "bundle_mismatch",
+            message: format!(
+                "the registry holds another event as seq {} of this workstation than the follow-up's block of {}",
+                f.seq, f.specimen
+            ),
+        }),
+        None => Err(DbError::Parcel {
+            code: "not_acknowledged",
+            message: format!(
+                "the registry does not hold the block of {} (seq {} of this workstation) yet; push the events first, then send the follow-up again",
+                f.specimen, f.seq
+            ),
+        }),
+    }
+}
+
+/// Where a follow-up goes: the destination of the caller's site's shipment (its bundle as the
+/// registry keeps it, sent from `from_site`), which must carry the tube.
+pub fn follow_up_to(f: &FollowedUp, bundle: Option<(String, Bundle)>) -> DbResult<String> {
+    let Some((to_site, bundle)) = bundle else {
+        return Err(DbError::Parcel {
+            code: "unknown_shipment",
+            message: format!(
+                "this registry holds no shipment {} from this site; a follow-up goes to a shipment sent through it",
+                f.shipment
+            ),
+        });
+    };
+    let carried = match serde_json::from_str::<EventBody>(&bundle.dispatch.event.payload) {
+        Ok(EventBody::ShipmentDispatched { shipment }) => shipment.specimens.contains(&f.specimen),
+        _ => false,
+    };
+    if !carried {
+        return Err(DbError::Parcel {
+            code: "not_in_shipment",
+            message: format!("shipment {} did not carry {}", f.shipment, f.specimen),
+        });
+    }
+    Ok(to_site)
 }
 
 /// The shipment a `received` event names, if it is one.

@@ -762,6 +762,78 @@ async fn receipt_back(
     Ok(())
 }
 
+/// The caller's key is bound by its first parcel; a later one must carry the same.
+async fn bind_key(tx: &impl GenericClient, ws: Uuid, key: &str, now: i64) -> DbResult<()> {
+    let bound = tx
+        .query_opt(
+            "SELECT key FROM workstation_keys WHERE workstation = $1 FOR UPDATE",
+            &[&ws],
+        )
+        .await
+        .map_err(pg)?
+        .map(|r| r.get::<_, String>(0));
+    if parcels::key_bound(bound.as_deref(), key)? {
+        tx.execute(
+            "INSERT INTO workstation_keys (workstation, key, bound_at) VALUES ($1, $2, $3)",
+            &[&ws, &key, &now],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
+async fn post_follow_up_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    caller: &Caller,
+    follow_up: kura_domain::bundle::FollowUp,
+    now: i64,
+) -> DbResult<ParcelPosted> {
+    let f = parcels::check_follow_up(caller, &follow_up)?;
+    let held = tx
+        .query_opt(
+            "SELECT hash FROM events WHERE workstation = $1 AND seq = $2",
+            &[&caller.workstation, &(f.seq as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    parcels::block_held(
+        &f,
+        held.map(|r| hash_of(r.get::<_, Vec<u8>>(0))).transpose()?,
+    )?;
+    bind_key(tx, caller.workstation, &f.key, now).await?;
+    let row = tx
+        .query_opt(
+            "SELECT to_site, body FROM parcels WHERE kind = 'bundle' AND shipment = $1 AND from_site = $2",
+            &[&f.shipment, &caller.site.code],
+        )
+        .await
+        .map_err(pg)?;
+    let bundle = match row {
+        Some(r) => match serde_json::from_str::<Parcel>(r.get::<_, &str>(1)).map_err(json_err)? {
+            Parcel::Bundle { bundle } => Some((r.get::<_, String>(0), bundle)),
+            _ => None,
+        },
+        None => None,
+    };
+    let to_site = parcels::follow_up_to(&f, bundle)?;
+    // The destination's lock, as for a bundle.
+    site_row(tx, &to_site, true).await?;
+    let (seq, duplicate) = keep_parcel(
+        tx,
+        &to_site,
+        &caller.site.code,
+        &Parcel::FollowUp { follow_up },
+        now,
+    )
+    .await?;
+    Ok(ParcelPosted {
+        v: kura_proto::VERSION,
+        seq,
+        duplicate,
+    })
+}
+
 async fn post_bundle_tx(
     tx: &deadpool_postgres::Transaction<'_>,
     caller: &Caller,
@@ -790,22 +862,7 @@ async fn post_bundle_tx(
         &a,
         held.map(|r| hash_of(r.get::<_, Vec<u8>>(0))).transpose()?,
     )?;
-    let bound = tx
-        .query_opt(
-            "SELECT key FROM workstation_keys WHERE workstation = $1",
-            &[&caller.workstation],
-        )
-        .await
-        .map_err(pg)?
-        .map(|r| r.get::<_, String>(0));
-    if parcels::key_bound(bound.as_deref(), &a.key)? {
-        tx.execute(
-            "INSERT INTO workstation_keys (workstation, key, bound_at) VALUES ($1, $2, $3)",
-            &[&caller.workstation, &a.key, &now],
-        )
-        .await
-        .map_err(pg)?;
-    }
+    bind_key(tx, caller.workstation, &a.key, now).await?;
     let (seq, duplicate) = keep_parcel(
         tx,
         &a.to_site,
@@ -1618,6 +1675,19 @@ impl RegistryDb for PgDb {
         let mut c = self.pool.get().await.map_err(pool_err)?;
         let tx = c.transaction().await.map_err(pg)?;
         let out = post_bundle_tx(&tx, caller, a, bundle, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(out)
+    }
+
+    async fn post_follow_up(
+        &self,
+        caller: &Caller,
+        follow_up: kura_domain::bundle::FollowUp,
+        now: i64,
+    ) -> DbResult<ParcelPosted> {
+        let mut c = self.pool.get().await.map_err(pool_err)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let out = post_follow_up_tx(&tx, caller, follow_up, now).await?;
         tx.commit().await.map_err(pg)?;
         Ok(out)
     }

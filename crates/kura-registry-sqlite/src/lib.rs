@@ -659,30 +659,8 @@ fn post_bundle_tx(
             a.shipment, a.to_site
         ),
     })?;
-    let held: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT hash FROM events WHERE workstation = ?1 AND seq = ?2",
-            params![caller.workstation.as_bytes(), a.seq as i64],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(backend)?;
-    parcels::dispatch_held(&a, held.map(hash_of).transpose()?)?;
-    let bound: Option<String> = tx
-        .query_row(
-            "SELECT key FROM workstation_keys WHERE workstation = ?1",
-            [caller.workstation.as_bytes()],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(backend)?;
-    if parcels::key_bound(bound.as_deref(), &a.key)? {
-        tx.execute(
-            "INSERT INTO workstation_keys (workstation, key, bound_at) VALUES (?1, ?2, ?3)",
-            params![caller.workstation.as_bytes(), a.key, now],
-        )
-        .map_err(backend)?;
-    }
+    parcels::dispatch_held(&a, held_hash(tx, caller.workstation, a.seq)?)?;
+    bind_key(tx, caller.workstation, &a.key, now)?;
     let (seq, duplicate) = keep_parcel(
         tx,
         &a.to_site,
@@ -713,6 +691,78 @@ fn post_bundle_tx(
     for e in &received {
         receipt_back(tx, &a.to_site, e, now)?;
     }
+    Ok(ParcelPosted {
+        v: kura_proto::VERSION,
+        seq,
+        duplicate,
+    })
+}
+
+/// The caller's key is bound by its first parcel; a later one must carry the same.
+fn bind_key(tx: &rusqlite::Transaction<'_>, ws: Uuid, key: &str, now: i64) -> DbResult<()> {
+    let bound: Option<String> = tx
+        .query_row(
+            "SELECT key FROM workstation_keys WHERE workstation = ?1",
+            [ws.as_bytes()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    if parcels::key_bound(bound.as_deref(), key)? {
+        tx.execute(
+            "INSERT INTO workstation_keys (workstation, key, bound_at) VALUES (?1, ?2, ?3)",
+            params![ws.as_bytes(), key, now],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// The hash the registry holds at `seq` of `ws`'s stream.
+fn held_hash(tx: &rusqlite::Transaction<'_>, ws: Uuid, seq: u64) -> DbResult<Option<Digest>> {
+    let held: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT hash FROM events WHERE workstation = ?1 AND seq = ?2",
+            params![ws.as_bytes(), seq as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    held.map(hash_of).transpose()
+}
+
+fn post_follow_up_tx(
+    tx: &rusqlite::Transaction<'_>,
+    caller: &Caller,
+    follow_up: kura_domain::bundle::FollowUp,
+    now: i64,
+) -> DbResult<ParcelPosted> {
+    let f = parcels::check_follow_up(caller, &follow_up)?;
+    parcels::block_held(&f, held_hash(tx, caller.workstation, f.seq)?)?;
+    bind_key(tx, caller.workstation, &f.key, now)?;
+    let bundle: Option<(String, String)> = tx
+        .query_row(
+            "SELECT to_site, body FROM parcels WHERE kind = 'bundle' AND shipment = ?1 AND from_site = ?2",
+            params![f.shipment, caller.site.code],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let bundle = match bundle {
+        Some((to, body)) => match serde_json::from_str::<Parcel>(&body).map_err(json_err)? {
+            Parcel::Bundle { bundle } => Some((to, bundle)),
+            _ => None,
+        },
+        None => None,
+    };
+    let to_site = parcels::follow_up_to(&f, bundle)?;
+    let (seq, duplicate) = keep_parcel(
+        tx,
+        &to_site,
+        &caller.site.code,
+        &Parcel::FollowUp { follow_up },
+        now,
+    )?;
     Ok(ParcelPosted {
         v: kura_proto::VERSION,
         seq,
@@ -1590,6 +1640,17 @@ impl RegistryDb for SqliteDb {
         let a = parcels::check_bundle(caller, &bundle)?;
         let caller = caller.clone();
         self.write(move |tx| post_bundle_tx(tx, &caller, a, bundle, now))
+            .await
+    }
+
+    async fn post_follow_up(
+        &self,
+        caller: &Caller,
+        follow_up: kura_domain::bundle::FollowUp,
+        now: i64,
+    ) -> DbResult<ParcelPosted> {
+        let caller = caller.clone();
+        self.write(move |tx| post_follow_up_tx(tx, &caller, follow_up, now))
             .await
     }
 

@@ -563,16 +563,20 @@ pub async fn post_parcel(
 ) -> ApiResult<ParcelPosted> {
     let json = decode(&headers, &body)?;
     let req: ParcelPost = parse(&json)?;
-    let Parcel::Bundle { bundle } = req.parcel else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_a_bundle",
-            "a bench sends only its shipments' bundles; receipts are made by the registry",
-        ));
+    let shipment = req.parcel.shipment().to_string();
+    let kind = req.parcel.kind();
+    let r = match req.parcel {
+        Parcel::Bundle { bundle } => s.db.post_bundle(&caller, bundle, now_us()).await?,
+        Parcel::FollowUp { follow_up } => s.db.post_follow_up(&caller, follow_up, now_us()).await?,
+        Parcel::Receipt { .. } => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_a_bench_parcel",
+                "a bench sends its shipments' bundles and follow-ups; receipts are made by the registry",
+            ));
+        }
     };
-    let shipment = bundle.shipment.clone();
-    let r = s.db.post_bundle(&caller, bundle, now_us()).await?;
-    tracing::info!(workstation = %caller.workstation, %shipment, seq = r.seq, duplicate = r.duplicate, "bundle");
+    tracing::info!(workstation = %caller.workstation, %shipment, kind, seq = r.seq, duplicate = r.duplicate, "parcel");
     Ok(Json(r))
 }
 

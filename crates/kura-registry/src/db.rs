@@ -138,6 +138,14 @@ impl RegistryDb for AnyDb {
     ) -> DbResult<kura_proto::ParcelPosted> {
         each!(self, d => d.post_bundle(caller, bundle, now).await)
     }
+    async fn post_follow_up(
+        &self,
+        caller: &Caller,
+        follow_up: kura_domain::bundle::FollowUp,
+        now: i64,
+    ) -> DbResult<kura_proto::ParcelPosted> {
+        each!(self, d => d.post_follow_up(caller, follow_up, now).await)
+    }
     async fn parcels(
         &self,
         caller: &Caller,

@@ -303,11 +303,38 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The registry was put back from an older copy: every bundle is sent again (it keeps each
-    /// once), and its parcels are read again from the start (this bench keeps each once).
+    /// The registry was put back from an older copy: every bundle and follow-up is sent again
+    /// (it keeps each once), and its parcels are read again from the start (this bench keeps
+    /// each once).
     pub fn registry_forgot(&self) -> Result<(), StoreError> {
         self.conn().execute("DELETE FROM bundles_posted", [])?;
+        self.set_follow_up_seq(0)?;
         self.set_parcel_cursor(0, None)
+    }
+
+    /// The sending site held `code` (a follow-up of `shipment`, the block's hash `follow_up`):
+    /// from now on no new act here uses it. Once per tube.
+    pub fn hold(
+        &self,
+        code: &str,
+        shipment: &str,
+        reason: &str,
+        follow_up: &Digest,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO held (code, shipment, reason, follow_up) VALUES (?1, ?2, ?3, ?4)",
+            params![code, shipment, reason, follow_up.as_bytes().as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// This workstation's events up to `seq` had their follow-ups sent.
+    pub fn set_follow_up_seq(&self, seq: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE sync_state SET follow_up_seq = ?1 WHERE id = 1",
+            [seq as i64],
+        )?;
+        Ok(())
     }
 }
 
@@ -364,6 +391,85 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// This workstation's own events up to which follow-ups were sent.
+    pub fn follow_up_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT follow_up_seq FROM sync_state WHERE id = 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .unwrap_or(0) as u64)
+    }
+
+    /// This workstation's blocks, after seq `after` up to `to`, of tubes this site shipped to
+    /// another site: each block as a follow-up carries it, with the shipment.
+    pub fn blocks_to_follow(
+        &self,
+        after: u64,
+        to: u64,
+    ) -> Result<Vec<(Carried, String)>, StoreError> {
+        let ws = self.workstation();
+        let rows: Vec<(i64, String)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, payload FROM events WHERE workstation = ?1 AND seq > ?2 AND seq <= ?3
+                   AND kind = 'blocked' ORDER BY seq",
+            )?
+            .query_map(params![ws.as_bytes(), after as i64, to as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for (rowid, payload) in rows {
+            let Ok(EventBody::Blocked { specimen, .. }) = serde_json::from_str(&payload) else {
+                continue;
+            };
+            let shipments: Vec<(String, String)> = self
+                .conn()
+                .prepare_cached(
+                    "SELECT code, manifest FROM shipments WHERE incoming = 0
+                       AND destination LIKE 'site:%' AND instr(manifest, ?1) > 0",
+                )?
+                .query_map([specimen.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (code, manifest) in shipments {
+                let s: kura_domain::Shipment = serde_json::from_str(&manifest)
+                    .map_err(|e| StoreError::Corrupt(format!("shipment {code}: {e}")))?;
+                if s.specimens.contains(&specimen) {
+                    out.push((carried_by_rowid(self.conn(), rowid)?, code));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The blocks the sending site placed on `code` after it left, as their follow-ups carry
+    /// them.
+    pub fn follow_ups_of(&self, code: &str) -> Result<Vec<Envelope>, StoreError> {
+        let hashes: Vec<Vec<u8>> = self
+            .conn()
+            .prepare_cached("SELECT follow_up FROM held WHERE code = ?1")?
+            .query_map([code], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for h in hashes {
+            let body: Option<String> = self
+                .conn()
+                .prepare_cached("SELECT body FROM parcels WHERE hash = ?1")?
+                .query_row([&h], |r| r.get(0))
+                .optional()?;
+            if let Some(body) = body {
+                let f: kura_domain::bundle::FollowUp = serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("a follow-up does not parse: {e}")))?;
+                out.push(f.event.event);
+            }
+        }
+        Ok(out)
     }
 
     /// The bundle of `shipment` the registry sent, if it did.

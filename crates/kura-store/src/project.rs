@@ -708,6 +708,70 @@ pub(crate) fn material_str(m: kura_domain::specimen::MaterialType) -> String {
     serde_name(m)
 }
 
+/// Whether the sending site held `code` (a follow-up to its shipment).
+pub(crate) fn is_held(conn: &Connection, code: &str) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached("SELECT 1 FROM held WHERE code = ?1")?
+        .exists([code])
+}
+
+/// The projector's view with the tubes the sending site held blocked: a new act is judged by it
+/// too (a use of a held tube is refused as blocked); the projection is not.
+struct HeldView<'p, 'c> {
+    p: &'p mut Projector<'c>,
+}
+
+impl View for HeldView<'_, '_> {
+    type Error = rusqlite::Error;
+
+    fn specimen(&mut self, code: &SpecimenCode) -> Result<Option<SpecimenState>, rusqlite::Error> {
+        let mut s = self.p.specimen(code)?;
+        if let Some(s) = &mut s
+            && is_held(self.p.conn, code.as_str())?
+        {
+            s.blocked = true;
+        }
+        Ok(s)
+    }
+
+    fn container(&mut self, id: &ContainerId) -> Result<Option<ContainerInfo>, rusqlite::Error> {
+        self.p.container(id)
+    }
+
+    fn specimen_at(
+        &mut self,
+        container: &ContainerId,
+        pos: Pos,
+    ) -> Result<Option<SpecimenCode>, rusqlite::Error> {
+        self.p.specimen_at(container, pos)
+    }
+
+    fn container_at(
+        &mut self,
+        parent: &ContainerId,
+        pos: Pos,
+    ) -> Result<Option<ContainerId>, rusqlite::Error> {
+        self.p.container_at(parent, pos)
+    }
+}
+
+impl Projector<'_> {
+    /// A new act on a tube the sending site held is refused when it would be refused for a
+    /// blocked tube (`blocked`).
+    pub fn held_refusal(&mut self, body: &EventBody) -> Result<(), StoreError> {
+        let Some(code) = body.specimen() else {
+            return Ok(());
+        };
+        if !is_held(self.conn, code.as_str())? {
+            return Ok(());
+        }
+        match rules::decide(&mut HeldView { p: self }, body) {
+            Err(DecideError::Rule(r @ RuleError::Blocked { .. })) => Err(StoreError::Rule(r)),
+            Err(DecideError::View(e)) => Err(StoreError::Sqlite(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl View for Projector<'_> {
     type Error = rusqlite::Error;
 

@@ -83,7 +83,8 @@ pub struct ScanFlags {
 const SPECIMEN_COLS: &str =
     "s.code, s.sample_type, s.material, s.primary_container, s.storage_code, s.qty_milli, s.unit,
     s.study, s.donor, s.collected_at, s.registered_at, s.parent,
-    s.freeze_thaw, s.status, s.blocked, s.in_conflict, s.container, s.row, s.col, s.holder, s.due";
+    s.freeze_thaw, s.status, (s.blocked OR EXISTS (SELECT 1 FROM held h WHERE h.code = s.code)),
+    s.in_conflict, s.container, s.row, s.col, s.holder, s.due";
 const SPECIMEN_FROM: &str = "specimens s";
 
 /// Read with a specimen's row `s`, so that a lookup learns of a consent withdrawal without another
@@ -533,7 +534,9 @@ impl Store {
         let mut occupied = 0;
         {
             let mut stmt = self.conn().prepare_cached(
-                "SELECT row, col, code, sample_type, status, blocked, registered_at FROM specimens WHERE container = ?1",
+                "SELECT row, col, code, sample_type, status,
+                   blocked OR EXISTS (SELECT 1 FROM held h WHERE h.code = specimens.code), registered_at
+                 FROM specimens WHERE container = ?1",
             )?;
             let mut rows = stmt.query([id])?;
             while let Some(r) = rows.next()? {

@@ -140,6 +140,7 @@ impl<'a> Tx<'a> {
         if self.restored {
             return Err(StoreError::RestoredUnsynced);
         }
+        self.projector().held_refusal(&body)?;
         let effect: Effect = self.projector().decide(&body)?;
         if matches!(
             effect,

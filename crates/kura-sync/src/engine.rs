@@ -142,6 +142,8 @@ pub struct Report {
     pub bundles_sent: u64,
     /// … and refused (each with its code; not sent again).
     pub bundles_refused: Vec<String>,
+    /// Blocks of tubes this site shipped, sent to the site that holds them now.
+    pub follow_ups_sent: u64,
     /// Parcels the registry sent this site that are new here (bundles of incoming shipments,
     /// receipts of tubes another site received).
     pub parcels: u64,
@@ -170,6 +172,15 @@ fn crash_hook() -> Option<String> {
     std::env::var("KURA_SYNC_CRASH")
         .ok()
         .filter(|s| !s.is_empty())
+}
+
+/// A new workstation key's seed.
+fn new_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    if getrandom::fill(&mut seed).is_err() {
+        tracing::error!("no randomness for a workstation key");
+    }
+    seed
 }
 
 fn jitter() -> f64 {
@@ -577,6 +588,7 @@ impl<R: Remote> Engine<R> {
             let now = self.clock.now().0;
             store.write(|tx| tx.bundle_posted(&dispatch, now, refused.as_deref()))?;
         }
+        self.follow_ups(store, report).await?;
         let mut restarted = false;
         loop {
             let (cursor, at) = store.parcel_cursor()?;
@@ -604,8 +616,27 @@ impl<R: Remote> Engine<R> {
                         Parcel::Receipt { site, event, .. } => serde_json::to_string(
                             &serde_json::json!({"site": site, "event": event}),
                         ),
+                        Parcel::FollowUp { follow_up } => serde_json::to_string(follow_up),
                     }
                     .map_err(|e| StoreError::Corrupt(format!("a parcel: {e}")))?;
+                    // The sending site blocked a tube of a shipment to here: it is held here
+                    // (still checked: the registry vouched for the sender, the bench checks the
+                    // signature).
+                    if let Parcel::FollowUp { follow_up } = &p.parcel {
+                        match follow_up.check() {
+                            Ok((code, reason)) => tx.hold(
+                                code.as_str(),
+                                &follow_up.shipment,
+                                &reason,
+                                &follow_up.event.event.hash,
+                            )?,
+                            Err(problem) => tracing::warn!(
+                                shipment = %follow_up.shipment,
+                                %problem,
+                                "a follow-up from the registry does not check; the tube is not held"
+                            ),
+                        }
+                    }
                     if tx.keep_parcel(
                         &p.parcel.hash(),
                         p.parcel.kind(),
@@ -624,6 +655,68 @@ impl<R: Remote> Engine<R> {
                 return Ok(());
             }
         }
+    }
+
+    /// Sends this workstation's blocks of tubes its site shipped to another site (acknowledged:
+    /// up to the high-water mark) as follow-ups, signed with the workstation's key.
+    async fn follow_ups(&self, store: &mut Store, report: &mut Report) -> Result<(), SyncError> {
+        let from = store.follow_up_seq()?;
+        let to = store.sync_state()?.pushed_seq;
+        if to <= from {
+            return Ok(());
+        }
+        let due = store.blocks_to_follow(from, to)?;
+        // Sent up to here; a shipment the registry does not hold yet (another bench of this site
+        // dispatched it and has not synced) is tried again next round.
+        let mut done = to;
+        if !due.is_empty() {
+            let now = self.clock.now().0;
+            let key = store.write(|tx| tx.workstation_key(new_seed, now))?;
+            let signer = kura_domain::sign::SigningKey::from_seed(&key.seed).ok_or_else(|| {
+                SyncError::Store(StoreError::Corrupt(
+                    "this workstation's key is not an Ed25519 seed".into(),
+                ))
+            })?;
+            for (event, shipment) in due {
+                let seq = event.event.seq;
+                let follow_up = kura_domain::bundle::FollowUp {
+                    signature: signer.sign(&kura_domain::bundle::follow_up_message(
+                        &shipment,
+                        &event.event.hash,
+                    )),
+                    key: key.public.clone(),
+                    shipment: shipment.clone(),
+                    event,
+                };
+                let req = ParcelPost {
+                    v: kura_proto::VERSION,
+                    parcel: Parcel::FollowUp { follow_up },
+                };
+                match self
+                    .retry("follow-up", || self.remote.post_parcel(&req))
+                    .await
+                {
+                    Ok(r) if !r.duplicate => report.follow_ups_sent += 1,
+                    Ok(_) => {}
+                    Err(RemoteError::Refused { code, .. }) if code == "unknown_shipment" => {
+                        done = done.min(seq - 1);
+                    }
+                    // A block the registry refused (kept as a rejection) or cannot place: said,
+                    // and not sent again.
+                    Err(RemoteError::Refused {
+                        status: 422 | 409 | 403,
+                        code,
+                        message,
+                    }) => {
+                        tracing::warn!(%shipment, %code, %message, "the registry refused a follow-up");
+                        report.bundles_refused.push(format!("{shipment}: {code}"));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        store.write(|tx| tx.set_follow_up_seq(done))?;
+        Ok(())
     }
 
     async fn pull(

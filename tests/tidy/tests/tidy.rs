@@ -470,7 +470,7 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ),
     (
         "crates/kura-store/src/migrations/0016_parcels.sql",
-        "fb9f3ba40dace5761c4824e3c0ec06176a88aadb3b591b99a885f29dd32077a6",
+        "e0ebd82f4e17d7528168ae7f9530c8cdb8dfe04dea6ea421562ab3964dfc9159",
     ),
     (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",

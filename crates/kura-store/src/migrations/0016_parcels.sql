@@ -14,6 +14,18 @@ CREATE INDEX parcels_shipment ON parcels (shipment, kind);
 ALTER TABLE sync_state ADD COLUMN parcel_cursor INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sync_state ADD COLUMN parcel_at BLOB;
 
+-- Tubes here that the sending site blocked after they left (a follow-up to their shipment's
+-- bundle, signed by the workstation that recorded the block): no new act may use them, whatever
+-- this site records. Not a projection of this site's events: the follow-up is kept in `parcels`.
+CREATE TABLE held (
+    code      TEXT PRIMARY KEY,
+    shipment  TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    follow_up BLOB NOT NULL      -- the block's hash (the parcel)
+) WITHOUT ROWID;
+-- This workstation's own events up to which its blocks of shipped tubes were sent as follow-ups.
+ALTER TABLE sync_state ADD COLUMN follow_up_seq INTEGER NOT NULL DEFAULT 0;
+
 -- This workstation's bundles the registry took (or refused, with its code: not sent again).
 -- Emptied when the registry turns out to have been put back from an older copy.
 CREATE TABLE bundles_posted (

@@ -38,7 +38,9 @@ pub fn ten_tubes_from_a_to_b(reg: &Registry, dir: &Path) {
     b.sync_ok();
     let tubes = register(a, 10, "BOX-0001");
     let stranger = register(a, 1, "BOX-0002").remove(0);
-    let mut args = vec!["ship"];
+    // The manifest PDF goes to the test's directory, not the working one.
+    let manifest = dir.join("manifest.pdf");
+    let mut args = vec!["ship", "--manifest", manifest.to_str().unwrap()];
     args.extend(tubes.iter().map(String::as_str));
     args.extend([
         "--to",
@@ -155,6 +157,39 @@ pub fn ten_tubes_from_a_to_b(reg: &Registry, dir: &Path) {
     );
     let (n, distinct) = reg.counts();
     assert_eq!(n, distinct, "no event twice in the registry");
+
+    // The donor withdraws consent at A: after one sync round on each side, the tubes at B are
+    // blocked there (a signed follow-up of the shipment, carried by the registry).
+    let use_one = |t: &str| b.try_run(&["check-out", t, "--to", "Dr. Ito", "--purpose", "qc"]);
+    assert!(
+        use_one(&tubes[0]).is_ok(),
+        "before the withdrawal B uses its tubes"
+    );
+    b.ok(&["return", &tubes[0]]);
+    b.sync_ok();
+    a.ok(&[
+        "consent",
+        "withdraw",
+        "P-0001",
+        "--reason",
+        "the donor withdrew",
+    ]);
+    let sent = a.sync_ok();
+    assert_eq!(sent["follow_ups_sent"], 10, "one per shipped tube: {sent}");
+    b.sync_ok();
+    for t in &tubes {
+        assert_eq!(b.ok(&["show", t])["blocked"], true, "{t} is blocked at B");
+    }
+    let refused = use_one(&tubes[1]).unwrap_err();
+    assert_eq!(refused["code"], "specimen_blocked", "{refused}");
+    let history = b.ok(&["history", &tubes[1]]);
+    let last = history.as_array().unwrap().last().unwrap();
+    assert_eq!(last["kind"], "blocked", "B sees A's block: {history}");
+    // Nothing was sent twice; both benches still verify.
+    assert_eq!(a.sync_ok()["follow_ups_sent"], 0);
+    b.sync_ok();
+    a.verify_ok();
+    b.verify_ok();
 }
 
 #[test]
@@ -185,7 +220,8 @@ pub fn shipment_survives_a_restored_registry(
     // Last night's copy: the tubes, no shipment yet.
     let copy = dir.join("registry-nightly.copy");
     copies.take(reg, &copy);
-    let mut args = vec!["ship"];
+    let manifest = dir.join("manifest.pdf");
+    let mut args = vec!["ship", "--manifest", manifest.to_str().unwrap()];
     args.extend(tubes.iter().map(String::as_str));
     args.extend(["--to", "NCNP", "--temperature", "ambient"]);
     let shp = a.ok(&args)["shipment"].as_str().unwrap().to_string();
