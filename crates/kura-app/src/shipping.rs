@@ -67,6 +67,9 @@ pub struct ShipmentSummary {
     pub tubes: usize,
     /// Tubes still on the way.
     pub in_transit: usize,
+    /// Outgoing: tubes the destination received, as the registry's receipts say (they are no
+    /// longer counted on the way).
+    pub received_there: usize,
 }
 
 impl ShipForm {
@@ -328,6 +331,7 @@ impl Kura {
                 tracking: s.tracking.clone(),
                 tubes: s.specimens.len(),
                 in_transit: s.specimens.len(),
+                received_there: 0,
                 shipment: s.id,
             });
         }
@@ -339,12 +343,26 @@ impl Kura {
 
     fn summary(&self, r: kura_store::ShipmentRow) -> Result<ShipmentSummary, AppError> {
         let s = r.shipment;
+        let receipted: std::collections::HashSet<String> = if r.incoming {
+            Default::default()
+        } else {
+            self.store()
+                .receipts(Some(&s.id))?
+                .iter()
+                .filter_map(|x| {
+                    serde_json::from_str::<EventBody>(&x.event.payload)
+                        .ok()
+                        .and_then(|b| b.specimen().map(|c| c.to_string()))
+                })
+                .collect()
+        };
         let mut in_transit = 0;
         for t in &s.specimens {
-            if self
-                .store()
-                .specimen(t)?
-                .is_some_and(|v| v.status == "in_transit")
+            if !receipted.contains(t.as_str())
+                && self
+                    .store()
+                    .specimen(t)?
+                    .is_some_and(|v| v.status == "in_transit")
             {
                 in_transit += 1;
             }
@@ -358,6 +376,7 @@ impl Kura {
             tracking: s.tracking.clone(),
             tubes: s.specimens.len(),
             in_transit,
+            received_there: receipted.len(),
             shipment: s.id,
         })
     }

@@ -403,7 +403,12 @@ dispatched: string, coolant: string, courier: string | null, tracking: string | 
 /**
  * Tubes still on the way.
  */
-in_transit: number, };
+in_transit: number, 
+/**
+ * Outgoing: tubes the destination received, as the registry's receipts say (they are no
+ * longer counted on the way).
+ */
+received_there: number, };
 
 export type Reconciled = { shipment: string, 
 /**

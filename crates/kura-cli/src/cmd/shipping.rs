@@ -226,13 +226,18 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
                 list.iter()
                     .map(|s| {
                         format!(
-                            "{}  {:8}  {}  {}  {} tube(s), {} in transit  {}{}",
+                            "{}  {:8}  {}  {}  {} tube(s), {} in transit{}  {}{}",
                             s.shipment,
                             s.direction,
                             s.dispatched,
                             s.destination,
                             s.tubes,
                             s.in_transit,
+                            if s.received_there > 0 {
+                                format!(", {} received there", s.received_there)
+                            } else {
+                                String::new()
+                            },
                             s.coolant,
                             s.tracking
                                 .as_ref()

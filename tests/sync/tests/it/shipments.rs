@@ -106,6 +106,18 @@ pub fn ten_tubes_from_a_to_b(reg: &Registry, dir: &Path) {
         "A sees B's receipt: {kinds:?}"
     );
     assert!(kinds.contains(&"shipped"), "{kinds:?}");
+    let out = a.ok(&["shipments", "--outgoing"]);
+    let mine = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["shipment"] == shp.as_str())
+        .unwrap();
+    assert_eq!(
+        (&mine["received_there"], &mine["in_transit"]),
+        (&Value::from(9), &Value::from(1)),
+        "A counts what B received: {mine}"
+    );
 
     // A day later the straggler.
     let r = b
