@@ -328,6 +328,22 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Another site received `code` of this site's `shipment` (a receipt, the receiving
+    /// event's hash `receipt`): it reads as `transferred` from now on.
+    pub fn deliver(
+        &self,
+        code: &str,
+        shipment: &str,
+        site: &str,
+        receipt: &Digest,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO delivered (code, shipment, site, receipt) VALUES (?1, ?2, ?3, ?4)",
+            params![code, shipment, site, receipt.as_bytes().as_slice()],
+        )?;
+        Ok(())
+    }
+
     /// This workstation's events up to `seq` had their follow-ups sent.
     pub fn set_follow_up_seq(&self, seq: u64) -> Result<(), StoreError> {
         self.conn().execute(

@@ -83,7 +83,10 @@ pub struct ScanFlags {
 const SPECIMEN_COLS: &str =
     "s.code, s.sample_type, s.material, s.primary_container, s.storage_code, s.qty_milli, s.unit,
     s.study, s.donor, s.collected_at, s.registered_at, s.parent,
-    s.freeze_thaw, s.status, (s.blocked OR EXISTS (SELECT 1 FROM held h WHERE h.code = s.code)),
+    s.freeze_thaw,
+    CASE WHEN s.status = 'in_transit' AND EXISTS (SELECT 1 FROM delivered d WHERE d.code = s.code)
+         THEN 'transferred' ELSE s.status END,
+    (s.blocked OR EXISTS (SELECT 1 FROM held h WHERE h.code = s.code)),
     s.in_conflict, s.container, s.row, s.col, s.holder, s.due";
 const SPECIMEN_FROM: &str = "specimens s";
 
@@ -653,9 +656,11 @@ impl Store {
         let n: i64 = self
             .conn()
             .prepare_cached(
-                "SELECT count(*) FROM shipments s WHERE s.incoming = 1 AND EXISTS (
+                "SELECT (SELECT count(*) FROM shipments s WHERE s.incoming = 1 AND EXISTS (
                      SELECT 1 FROM json_each(s.manifest, '$.specimens') j
-                     JOIN specimens p ON p.code = j.value WHERE p.status = 'in_transit')",
+                     JOIN specimens p ON p.code = j.value WHERE p.status = 'in_transit'))
+                  + (SELECT count(*) FROM parcels WHERE kind = 'bundle'
+                       AND shipment NOT IN (SELECT code FROM shipments))",
             )?
             .query_row([], |r| r.get(0))?;
         Ok(n as u64)

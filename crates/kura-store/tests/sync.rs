@@ -613,7 +613,7 @@ fn migration_0005_fills_last_events_from_the_log() {
     // before it.
     let c = rusqlite::Connection::open(d.path().join("a.sqlite3")).unwrap();
     c.execute_batch(
-        "DROP TABLE bundles_posted; DROP TABLE parcels; DROP TABLE held;
+        "DROP TABLE bundles_posted; DROP TABLE parcels; DROP TABLE held; DROP TABLE delivered;
          ALTER TABLE sync_state DROP COLUMN parcel_cursor; ALTER TABLE sync_state DROP COLUMN parcel_at;
          ALTER TABLE sync_state DROP COLUMN follow_up_seq;
          DROP TABLE workstation_key; DROP TABLE trusted_keys; DROP TABLE bundles;
@@ -685,7 +685,7 @@ fn the_cursor_moves_over_own_events_and_stops_at_anothers() {
 const UNDO: &[(i64, &str)] = &[
     (
         16,
-        "DROP TABLE bundles_posted; DROP TABLE parcels; DROP TABLE held;
+        "DROP TABLE bundles_posted; DROP TABLE parcels; DROP TABLE held; DROP TABLE delivered;
          ALTER TABLE sync_state DROP COLUMN parcel_cursor; ALTER TABLE sync_state DROP COLUMN parcel_at;
          ALTER TABLE sync_state DROP COLUMN follow_up_seq;",
     ),

@@ -470,7 +470,7 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ),
     (
         "crates/kura-store/src/migrations/0016_parcels.sql",
-        "e0ebd82f4e17d7528168ae7f9530c8cdb8dfe04dea6ea421562ab3964dfc9159",
+        "84f37d7897fae9414474b98b03af661bc293756c6bad97095cac787dfa719d88",
     ),
     (
         "crates/kura-registry-sqlite/migrations/0001_registry.sql",

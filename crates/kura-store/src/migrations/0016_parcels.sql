@@ -23,6 +23,14 @@ CREATE TABLE held (
     reason    TEXT NOT NULL,
     follow_up BLOB NOT NULL      -- the block's hash (the parcel)
 ) WITHOUT ROWID;
+-- Tubes this site shipped that another site received, as the registry's receipts say: read as
+-- `transferred` (no longer in transit). Not a projection of this site's events either.
+CREATE TABLE delivered (
+    code     TEXT PRIMARY KEY,
+    shipment TEXT NOT NULL,
+    site     TEXT NOT NULL,       -- the receiving site
+    receipt  BLOB NOT NULL        -- the receiving event's hash (the parcel)
+) WITHOUT ROWID;
 -- This workstation's own events up to which its blocks of shipped tubes were sent as follow-ups.
 ALTER TABLE sync_state ADD COLUMN follow_up_seq INTEGER NOT NULL DEFAULT 0;
 

@@ -118,6 +118,8 @@ pub fn ten_tubes_from_a_to_b(reg: &Registry, dir: &Path) {
         (&Value::from(9), &Value::from(1)),
         "A counts what B received: {mine}"
     );
+    assert_eq!(a.ok(&["show", &tubes[0]])["status"], "transferred");
+    assert_eq!(a.ok(&["show", &tubes[9]])["status"], "in_transit");
 
     // A day later the straggler.
     let r = b
