@@ -587,16 +587,7 @@ impl Kura {
                         continue;
                     };
                     if body.footprint().specimens.contains(code.as_str()) {
-                        before.push(kura_store::EventRow {
-                            event_id: c.event.id,
-                            workstation: c.event.workstation,
-                            seq: c.event.seq as i64,
-                            actor: c.event.actor.clone(),
-                            at: c.event.at,
-                            kind: c.event.kind.clone(),
-                            payload: serde_json::from_str(&c.event.payload)
-                                .unwrap_or(serde_json::Value::Null),
-                        });
+                        before.push(kura_store::EventRow::of(&c.event));
                     }
                 }
             }
@@ -612,33 +603,15 @@ impl Kura {
                 continue;
             };
             for receipt in self.store().receipts(Some(id))? {
-                let e = &receipt.event;
-                let payload: serde_json::Value =
-                    serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null);
-                if payload["specimen"].as_str() == Some(code.as_str()) {
-                    after.push(kura_store::EventRow {
-                        event_id: e.id,
-                        workstation: e.workstation,
-                        seq: e.seq as i64,
-                        actor: e.actor.clone(),
-                        at: e.at,
-                        kind: e.kind.clone(),
-                        payload,
-                    });
+                let row = kura_store::EventRow::of(&receipt.event);
+                if row.payload["specimen"].as_str() == Some(code.as_str()) {
+                    after.push(row);
                 }
             }
         }
         // Blocks the sending site placed on it after it left (follow-ups to its shipment).
         for e in self.store().follow_ups_of(code.as_str())? {
-            after.push(kura_store::EventRow {
-                event_id: e.id,
-                workstation: e.workstation,
-                seq: e.seq as i64,
-                actor: e.actor.clone(),
-                at: e.at,
-                kind: e.kind.clone(),
-                payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
-            });
+            after.push(kura_store::EventRow::of(&e));
         }
         if !before.is_empty() {
             before.append(&mut rows);

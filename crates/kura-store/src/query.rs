@@ -175,6 +175,21 @@ pub struct EventRow {
     pub payload: serde_json::Value,
 }
 
+impl EventRow {
+    /// Another site's event as history shows it (from a bundle, a receipt, a follow-up).
+    pub fn of(e: &kura_domain::Envelope) -> EventRow {
+        EventRow {
+            event_id: e.id,
+            workstation: e.workstation,
+            seq: e.seq as i64,
+            actor: e.actor.clone(),
+            at: e.at,
+            kind: e.kind.clone(),
+            payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LineageNode {
