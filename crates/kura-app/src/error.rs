@@ -107,6 +107,15 @@ pub enum AppError {
         shipment: String,
         fingerprint: String,
     },
+    #[error(
+        "not enough Kura IDs for {year} on this workstation: {wanted} wanted, {left} left, {} missing, and the registry leased no more ({why}). Nothing was recorded; once the registry can be reached, try again or sync (Sync now, or kura sync)", .wanted - .left
+    )]
+    SerialsShort {
+        year: i32,
+        wanted: u64,
+        left: u64,
+        why: String,
+    },
     #[error("shipment {shipment} goes to site {to}, not to this site ({here})")]
     WrongSite {
         shipment: String,
@@ -164,6 +173,7 @@ impl AppError {
             AppError::Bundle(p) => p.code(),
             AppError::UntrustedKey { .. } => "untrusted_key",
             AppError::WrongSite { .. } => "wrong_site",
+            AppError::SerialsShort { .. } => "no_serials_left",
         }
     }
 
@@ -195,9 +205,12 @@ impl AppError {
             AppError::StoreExists { path, why } => {
                 Some(serde_json::json!({ "path": path, "why": why }))
             }
-            AppError::Store(StoreError::NoSerials { year, wanted, left }) => {
-                Some(serde_json::json!({ "year": year, "wanted": wanted, "left": left }))
-            }
+            AppError::Store(StoreError::NoSerials { year, wanted, left })
+            | AppError::SerialsShort {
+                year, wanted, left, ..
+            } => Some(serde_json::json!({
+                "year": year, "wanted": wanted, "left": left, "missing": wanted - left
+            })),
             _ => None,
         };
         WireError {

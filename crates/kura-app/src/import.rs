@@ -417,6 +417,7 @@ impl Kura {
             return Err(errors.into_error());
         }
         let total = rows.len() as u64;
+        self.serials_for(rows.iter().filter(|r| r.code.is_none()).count() as u64)?;
         progress(0, total);
         self.store_mut().set_cache_mib(256)?;
         self.store_mut().set_bulk(true)?;

@@ -232,6 +232,7 @@ impl Kura {
     /// Registers a specimen and its aliquots (and stores them, with `into`) in one transaction.
     pub fn register(&mut self, req: &RegisterRequest) -> Result<Registered, AppError> {
         let r = req.validate(&self.calendar)?;
+        self.serials_for(u64::from(r.code.is_none()) + u64::from(r.aliquots))?;
         self.write(|e| e.register(r))
     }
 }

@@ -133,6 +133,13 @@ pub struct SyncStatus {
     pub ids_per_day: u64,
     /// Fewer than a day's worth left.
     pub ids_low: bool,
+    /// The size of the next lease this bench asks for: a week at its recent rate, at least a
+    /// default lease.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub lease_size: u64,
+    /// Below this many IDs left, a sync round asks for another lease.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub lease_low: u64,
     /// Why pushing stopped (a sequence fork), until an administrator looks.
     pub stopped: Option<String>,
     /// A round in flight (the window's worker): what it is doing.
@@ -159,6 +166,28 @@ pub struct ConflictView {
 
 /// A day in microseconds.
 const DAY_US: i64 = 86_400_000_000;
+
+/// When a bench asks for serials and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeasePolicy {
+    /// Below this many left, a round asks for another lease: two days at the recent rate, at
+    /// least 500.
+    pub low: u64,
+    /// The size of a lease: a week at the recent rate, at least a default lease
+    /// ([`kura_proto::DEFAULT_LEASE`]), at most what one request may ask
+    /// ([`kura_proto::MAX_LEASE`]).
+    pub size: u64,
+}
+
+/// The lease policy for a bench that issued `per_day` IDs in the last 24 hours.
+pub fn lease_policy(per_day: u64) -> LeasePolicy {
+    LeasePolicy {
+        low: per_day.saturating_mul(2).max(500),
+        size: per_day
+            .saturating_mul(7)
+            .clamp(kura_proto::DEFAULT_LEASE, kura_proto::MAX_LEASE),
+    }
+}
 
 fn run<F: std::future::Future>(f: F) -> Result<F::Output, AppError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -497,8 +526,8 @@ impl Kura {
         let cfg = Config {
             attempts: opts.attempts.unwrap_or(5).max(1),
             lease_years,
-            lease_low: (2 * day).max(500),
-            lease_size: (2 * day).clamp(kura_proto::DEFAULT_LEASE, kura_proto::MAX_LEASE),
+            lease_low: lease_policy(day).low,
+            lease_size: lease_policy(day).size,
             // How many pulled events one transaction applies (the tests make pages split often).
             apply_chunk: std::env::var("KURA_SYNC_APPLY_CHUNK")
                 .ok()
@@ -509,6 +538,62 @@ impl Kura {
             ..Config::default()
         };
         Ok(Engine::new(self.path(), http, self.clock.clone(), cfg))
+    }
+
+    /// Before a write that issues `n` Kura IDs of this year: an enrolled bench holding fewer
+    /// asks the registry for what is missing — one request for at least a lease's worth (more
+    /// only past what one request may ask) — so that a cohort's intake is not refused while the
+    /// network is up. When the registry cannot lease them (offline, the site's daily limit), the
+    /// refusal names how many are missing; nothing is written either way.
+    pub(crate) fn serials_for(&mut self, n: u64) -> Result<(), AppError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let st = self.store().sync_state()?;
+        if st.registry_url.is_none() || st.restored_at.is_some() {
+            // The local counter, or the refusal to issue before a restored bench syncs.
+            return Ok(());
+        }
+        let year = chrono::Datelike::year(&self.calendar().date(self.now()));
+        let held = |st: &kura_store::SyncState| -> u64 {
+            st.leases
+                .iter()
+                .filter(|b| b.year == year)
+                .map(|b| b.left())
+                .sum()
+        };
+        let left = held(&st);
+        if left >= n {
+            return Ok(());
+        }
+        let engine = self.sync_engine(SyncOptions {
+            timeout: Some(Duration::from_secs(20)),
+            attempts: Some(1),
+            apply_chunk: None,
+        })?;
+        let size = lease_policy(self.day_use()?).size;
+        let mut missing = n - left;
+        let mut why = None;
+        while missing > 0 {
+            let ask = missing.max(size).min(kura_proto::MAX_LEASE);
+            match run(engine.lease_now(year, ask))? {
+                Ok(got) => missing = missing.saturating_sub(got),
+                Err(e) => {
+                    tracing::warn!(error = %e, missing, "no lease for bulk intake");
+                    why = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        match why {
+            None => Ok(()),
+            Some(why) => Err(AppError::SerialsShort {
+                year,
+                wanted: n,
+                left: held(&self.store().sync_state()?),
+                why,
+            }),
+        }
     }
 
     /// One sync round: push, then pull, then leases. Progress as (phase, done, total).
@@ -609,6 +694,8 @@ impl Kura {
             ids_left,
             ids_per_day,
             ids_low: ids_left.is_some_and(|l| l < ids_per_day),
+            lease_size: lease_policy(ids_per_day).size,
+            lease_low: lease_policy(ids_per_day).low,
             stopped: st.stopped,
             phase: None,
             phase_done: None,
@@ -887,4 +974,29 @@ pub(crate) fn site_code(st: &kura_store::SyncState) -> Option<String> {
         .as_deref()
         .and_then(|s| serde_json::from_str::<kura_proto::Site>(s).ok())
         .map(|s| s.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LeasePolicy, lease_policy};
+
+    #[test]
+    fn leases_follow_the_bench_use() {
+        // (IDs issued in the last day, the policy)
+        let cases = [
+            (0, (500, 1000), "a quiet bench: the floors"),
+            (50, (500, 1000), "a few a day"),
+            (200, (500, 1400), "a week at 200 a day"),
+            (5_000, (10_000, 35_000), "a cohort's afternoon"),
+            (
+                20_000,
+                (40_000, 100_000),
+                "at most what one request may ask",
+            ),
+            (u64::MAX, (u64::MAX, 100_000), "no overflow"),
+        ];
+        for (day, (low, size), what) in cases {
+            assert_eq!(lease_policy(day), LeasePolicy { low, size }, "{what}");
+        }
+    }
 }

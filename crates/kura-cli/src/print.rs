@@ -355,6 +355,10 @@ pub fn sync_status(s: &SyncStatus, cal: &Calendar) -> String {
                 ""
             }
         ));
+        out.push_str(&format!(
+            "\nLeases: {} IDs at a time (a week at this rate), another below {} left",
+            s.lease_size, s.lease_low
+        ));
     }
     if let Some(why) = &s.stopped {
         out.push_str(&format!("\nPUSHING STOPPED: {why}"));

@@ -44,7 +44,7 @@ pub enum StoreError {
     #[error("{what} {code:?} is not in this store")]
     NotFound { what: &'static str, code: String },
     #[error(
-        "no Kura IDs left for {year} on this workstation: {wanted} wanted, {left} left of the blocks leased by the registry. Connect to the network and sync (Sync now, or kura sync) to lease more; nothing was recorded"
+        "not enough Kura IDs for {year} on this workstation: {wanted} wanted, {left} left of the blocks leased by the registry, {} missing. Connect to the network and sync (Sync now, or kura sync) to lease more; nothing was recorded", .wanted - .left
     )]
     NoSerials { year: i32, wanted: u64, left: u64 },
     #[error(

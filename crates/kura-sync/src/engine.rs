@@ -268,6 +268,26 @@ impl<R: Remote> Engine<R> {
         }
     }
 
+    /// One lease outside a round, for bulk intake short of serials: a single request for `count`
+    /// serials of `year` (no retry: the person waits at the bench), the block recorded in the
+    /// store. Returns how many came.
+    pub async fn lease_now(&self, year: i32, count: u64) -> Result<u64, SyncError> {
+        let _lock = lock(&self.path)?;
+        let mut store = Store::open_existing(&self.path)?;
+        if store.sync_state()?.registry_url.is_none() {
+            return Err(SyncError::NotEnrolled);
+        }
+        let l = self.remote.lease(year, count).await?;
+        store.write(|tx| tx.add_lease(l.year, l.first, l.last))?;
+        tracing::info!(
+            year,
+            first = l.first,
+            last = l.last,
+            "leased for bulk intake"
+        );
+        Ok(l.last + 1 - l.first)
+    }
+
     /// One round: status, plan, push, pull, leases. Records when it ran and how it ended.
     pub async fn round(&self, progress: &mut dyn FnMut(Phase)) -> Result<Report, SyncError> {
         let _lock = lock(&self.path)?;

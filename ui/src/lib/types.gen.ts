@@ -268,6 +268,15 @@ ids_per_day: number,
  */
 ids_low: boolean, 
 /**
+ * The size of the next lease this bench asks for: a week at its recent rate, at least a
+ * default lease.
+ */
+lease_size: number, 
+/**
+ * Below this many IDs left, a sync round asks for another lease.
+ */
+lease_low: number, 
+/**
  * Why pushing stopped (a sequence fork), until an administrator looks.
  */
 stopped: string | null, 
