@@ -341,7 +341,8 @@ fn sets(body: &EventBody, before: &Attrs, labels: &Labels<'_>) -> Vec<(&'static 
         EventBody::ConflictResolved { .. }
         | EventBody::LabelsPrinted { .. }
         | EventBody::Signed { .. }
-        | EventBody::AuditExported { .. } => Vec::new(),
+        | EventBody::AuditExported { .. }
+        | EventBody::Imported { .. } => Vec::new(),
     }
 }
 
@@ -362,6 +363,13 @@ fn reason(body: &EventBody) -> String {
             sha256,
             ..
         } => format!("{format}, {events} events, SHA-256 {sha256}"),
+        EventBody::Imported {
+            file,
+            format,
+            sha256,
+            rows,
+            issued,
+        } => format!("{file} ({format}), {rows} rows, {issued} IDs issued, SHA-256 {sha256}"),
         _ => String::new(),
     }
 }

@@ -68,6 +68,14 @@ impl Calendar {
             .unwrap_or_default()
     }
 
+    /// `t` as the site's wall clock shows it, to the second.
+    pub fn wall_seconds(&self, t: Timestamp) -> NaiveDateTime {
+        let z = self.zoned(t);
+        NaiveDate::from_ymd_opt(i32::from(z.year()), z.month() as u32, z.day() as u32)
+            .and_then(|d| d.and_hms_opt(z.hour() as u32, z.minute() as u32, z.second() as u32))
+            .unwrap_or_default()
+    }
+
     /// `t` as the site's wall clock shows it: `2026-12-01 00:30`.
     pub fn wall(&self, t: Timestamp) -> String {
         self.zoned(t).strftime("%Y-%m-%d %H:%M").to_string()
@@ -100,7 +108,32 @@ impl Calendar {
     /// (`2026-11-21 09:30[:00]`, `2026-11-21T09:30`), or a date (the start of that day at the site).
     /// Year-first dates with slashes (`2026/11/21`, `2026/11/21 9:30`) are read too: that is how
     /// Excel in Japan writes dates into a CSV file.
+    ///
+    /// Japanese sheets' dates are read as well (`2024年4月1日`, `令和6年4月1日`, `R6.4.1`,
+    /// `H31.4.30`; see [`kura_domain::era`]).
     pub fn parse(&self, s: &str) -> Option<Timestamp> {
+        self.read(s).ok()
+    }
+
+    /// The same, saying why not: a date that never existed in its era is named as such.
+    pub fn read(&self, s: &str) -> Result<Timestamp, String> {
+        if let Some(t) = self.parse_gregorian(s) {
+            return Ok(t);
+        }
+        match kura_domain::era::parse_japanese_date(s) {
+            Ok(Some(d)) => d
+                .and_hms_opt(0, 0, 0)
+                .and_then(|dt| self.instant(dt))
+                .ok_or_else(|| format!("{s:?} is outside the dates Kura keeps")),
+            Ok(None) => Err(
+                "not a date (YYYY-MM-DD, YYYY/MM/DD, 令和6年4月1日, R6.4.1 or RFC 3339)"
+                    .to_string(),
+            ),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn parse_gregorian(&self, s: &str) -> Option<Timestamp> {
         let s = s.trim();
         if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
             return Some(Timestamp::from_datetime(dt.with_timezone(&chrono::Utc)));

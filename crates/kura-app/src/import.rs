@@ -18,7 +18,55 @@ use kura_domain::{EventBody, Geometry, Location, Pos, Timestamp};
 use serde::Serialize;
 
 use crate::register::text;
+use crate::sheets::{Cell, SheetWriter};
 use crate::{AppError, Kura, Progress};
+
+/// Which specimens an export writes (all without a filter).
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    /// Only those in this box (rack, cane).
+    pub container: Option<String>,
+    /// Only those of this study.
+    pub study: Option<String>,
+}
+
+fn export_header() -> Vec<&'static str> {
+    let mut header: Vec<&str> = COLUMNS.to_vec();
+    header.extend_from_slice(EXPORT_ONLY);
+    header
+}
+
+/// A quantity as the import reads it back: `0.5`, `10`.
+fn quantity_text(f: f64) -> String {
+    let s = format!("{f:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// One specimen's row of an export, in [`export_header`]'s order.
+fn export_cells(s: &kura_store::SpecimenView) -> Vec<Cell> {
+    let opt = |v: &Option<String>| Cell::text(v.clone().unwrap_or_default());
+    vec![
+        Cell::text(s.code.clone()),
+        Cell::text(s.sample_type.clone()),
+        Cell::text(s.primary_container.clone()),
+        Cell::text(s.storage_code.clone()),
+        s.quantity_milli
+            .map_or(Cell::Empty, |m| Cell::Number(m as f64 / 1000.0)),
+        opt(&s.unit),
+        Cell::text(s.study.clone()),
+        Cell::text(s.donor.clone()),
+        s.collected_at
+            .map_or(Cell::Empty, |t| Cell::Time(Timestamp(t))),
+        opt(&s.parent),
+        opt(&s.container),
+        opt(&s.position),
+        Cell::text(s.material.clone()),
+        Cell::text(s.status.clone()),
+        Cell::text(s.blocked.to_string()),
+        Cell::Number(f64::from(s.freeze_thaw)),
+        opt(&s.path),
+    ]
+}
 
 /// One thing wrong with one row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,17 +74,27 @@ pub struct RowError {
     /// The line in the file (the header is line 1).
     pub line: u64,
     pub column: String,
+    /// In a workbook: the sheet and cell, `Sheet1!C17`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell: Option<String>,
     pub value: String,
     pub reason: String,
 }
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: {} (value {:?})",
-            self.line, self.column, self.reason, self.value
-        )
+        match &self.cell {
+            Some(cell) => write!(
+                f,
+                "cell {cell} (column {}): {} (value {:?})",
+                self.column, self.reason, self.value
+            ),
+            None => write!(
+                f,
+                "line {}, column {}: {} (value {:?})",
+                self.line, self.column, self.reason, self.value
+            ),
+        }
     }
 }
 
@@ -145,6 +203,11 @@ pub struct ImportReport {
     pub rows: u64,
     pub issued: u64,
     pub stored: u64,
+    /// The file's name and the SHA-256 of its bytes, as the `imported` event records them.
+    pub file: String,
+    pub sha256: String,
+    /// `--check`: every row was read and checked; nothing was written.
+    pub checked_only: bool,
 }
 
 const COLUMNS: &[&str] = &[
@@ -164,7 +227,7 @@ const COLUMNS: &[&str] = &[
 const EXPORT_ONLY: &[&str] = &["material", "status", "blocked", "freeze_thaw", "path"];
 const REQUIRED: &[&str] = &["type", "container", "storage", "study", "donor"];
 
-struct Row {
+pub(crate) struct Row {
     code: Option<SpecimenCode>,
     record: SpecimenRecord,
     location: Option<Location>,
@@ -173,6 +236,331 @@ struct Row {
 struct BoxState {
     geometry: Geometry,
     taken: HashSet<Pos>,
+}
+
+/// How to import a file.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The file's name (recorded in the `imported` event; `.xlsx`/`.xlsm` is read as a workbook,
+    /// anything else as CSV).
+    pub file: String,
+    pub encoding: CsvEncoding,
+    /// Check every row and report, writing nothing.
+    pub check: bool,
+    /// The workbook's sheet (default: the first).
+    pub sheet: Option<String>,
+}
+
+/// Where a row is in the file: its line (CSV; the header is line 1), or its sheet and row
+/// (a workbook; cells are named `C17`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum At<'a> {
+    Line(u64),
+    /// `row` counts from 1 as Excel does; `col0` is the sheet column of the table's first one.
+    Cell {
+        sheet: &'a str,
+        row: u64,
+        col0: usize,
+    },
+}
+
+impl At<'_> {
+    fn line(&self) -> u64 {
+        match self {
+            At::Line(l) => *l,
+            At::Cell { row, .. } => *row,
+        }
+    }
+}
+
+/// The spreadsheet name of the `i`th column (0: `A`, 26: `AA`).
+pub fn column_letters(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
+/// Reads rows one by one, checking each; keeps the good ones and every problem.
+pub(crate) struct Reader<'k> {
+    kura: &'k Kura,
+    calendar: crate::Calendar,
+    col: HashMap<String, usize>,
+    rows: Vec<Row>,
+    seen: HashSet<String>,
+    boxes: HashMap<String, Option<BoxState>>,
+    errors: Errors,
+}
+
+impl<'k> Reader<'k> {
+    /// Checks the header row; `None` when it is wrong (the problems are kept).
+    pub(crate) fn new(kura: &'k Kura, headers: &[&str], at: At<'_>) -> Reader<'k> {
+        let mut r = Reader {
+            kura,
+            calendar: kura.calendar().clone(),
+            col: HashMap::new(),
+            rows: Vec::new(),
+            seen: HashSet::new(),
+            boxes: HashMap::new(),
+            errors: Errors::default(),
+        };
+        for (i, h) in headers.iter().enumerate() {
+            let h = h.trim();
+            r.col.entry(h.to_string()).or_insert(i);
+            if !COLUMNS.contains(&h) && !EXPORT_ONLY.contains(&h) {
+                r.errors.push(RowError {
+                    line: at.line(),
+                    column: h.to_string(),
+                    cell: cell_name(at, Some(i)),
+                    value: h.to_string(),
+                    reason: format!("unknown column; the columns are {}", COLUMNS.join(", ")),
+                });
+            }
+        }
+        for c in REQUIRED {
+            if !r.col.contains_key(*c) {
+                r.errors.push(RowError {
+                    line: at.line(),
+                    column: c.to_string(),
+                    cell: cell_name(at, None),
+                    value: String::new(),
+                    reason: "required column is missing".into(),
+                });
+            }
+        }
+        r
+    }
+
+    pub(crate) fn header_ok(&self) -> bool {
+        self.errors.total == 0
+    }
+
+    /// A problem with the file as a whole at `at` (a malformed line).
+    pub(crate) fn malformed(&mut self, at: At<'_>, reason: String) {
+        self.errors.push(RowError {
+            line: at.line(),
+            column: "*".into(),
+            cell: cell_name(at, None),
+            value: String::new(),
+            reason,
+        });
+    }
+
+    /// Checks one row (its cells in the header's order).
+    pub(crate) fn row(&mut self, at: At<'_>, cells: &[&str]) -> Result<(), AppError> {
+        let col = &self.col;
+        let get = |name: &str| -> String {
+            col.get(name)
+                .and_then(|i| cells.get(*i))
+                .map(|v| v.trim())
+                .unwrap_or("")
+                .to_string()
+        };
+        // This row's problems; the row is kept only when it has none.
+        let mut wrong: Vec<RowError> = Vec::new();
+        let mut check = |column: &str, r: Result<(), String>| {
+            if let Err(reason) = r {
+                wrong.push(RowError {
+                    line: at.line(),
+                    column: column.to_string(),
+                    cell: cell_name(at, col.get(column).copied()),
+                    value: get(column),
+                    reason,
+                });
+            }
+        };
+        let kura = self.kura;
+
+        let code_s = get("code");
+        let mut code = None;
+        if !code_s.is_empty() {
+            let parsed = match KuraId::parse(&code_s) {
+                Ok(id) => Ok(SpecimenCode::kura(id)),
+                Err(e @ kura_domain::ScanError::WrongCheckCharacter { .. }) => {
+                    // A code that fails the check may still be a pre-barcoded tube's own code
+                    // (those have none); only an ID of this site's format must check.
+                    let prefix = kura.id_format().map(|f| f.prefix).unwrap_or_default();
+                    if !prefix.is_empty() && code_s.to_ascii_uppercase().starts_with(&prefix) {
+                        Err(e.to_string())
+                    } else {
+                        SpecimenCode::external(&code_s).map_err(|e| e.to_string())
+                    }
+                }
+                Err(_) => SpecimenCode::external(&code_s).map_err(|e| e.to_string()),
+            };
+            match parsed {
+                Ok(c) => {
+                    if !self.seen.insert(c.to_string()) {
+                        check("code", Err(format!("{c} appears twice in this file")));
+                    } else if kura.store().specimen(&c)?.is_some() {
+                        check("code", Err(format!("{c} is already registered")));
+                    }
+                    code = Some(c);
+                }
+                Err(reason) => check("code", Err(reason)),
+            }
+        }
+        let sample_type = SampleType::parse(&get("type")).map_err(|e| e.to_string());
+        check(
+            "type",
+            sample_type.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let container = parse_primary_container(&get("container")).map_err(|e| e.to_string());
+        check(
+            "container",
+            container.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let storage = parse_storage_code(&get("storage")).map_err(|e| e.to_string());
+        check(
+            "storage",
+            storage.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let quantity = match (get("quantity").as_str(), get("unit").as_str()) {
+            ("", "") => Ok(None),
+            ("", _) => Err(("quantity", "a unit without a quantity".to_string())),
+            (_, "") => Err(("unit", "a quantity needs a unit".to_string())),
+            (v, u) => Quantity::parse(v, u).map(Some).map_err(|e| {
+                (
+                    if e.to_string().contains("unit") {
+                        "unit"
+                    } else {
+                        "quantity"
+                    },
+                    e.to_string(),
+                )
+            }),
+        };
+        if let Err((c, reason)) = &quantity {
+            check(c, Err(reason.clone()));
+        }
+        let study = text("study", &get("study"), 100).map_err(|e| e.to_string());
+        check("study", study.as_ref().map(|_| ()).map_err(Clone::clone));
+        let donor = text("donor", &get("donor"), 64).map_err(|e| e.to_string());
+        check("donor", donor.as_ref().map(|_| ()).map_err(Clone::clone));
+        let collected_at = match get("collected_at").as_str() {
+            "" => Ok(None),
+            s => self.calendar.read(s).map(Some),
+        };
+        check(
+            "collected_at",
+            collected_at.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let parent = match get("parent").as_str() {
+            "" => Ok(None),
+            p => match SpecimenCode::parse_lookup(p) {
+                Ok(pc)
+                    if self.seen.contains(pc.as_str()) || kura.store().specimen(&pc)?.is_some() =>
+                {
+                    Ok(Some(pc))
+                }
+                Ok(pc) => Err(format!(
+                    "parent {pc} is neither registered nor on an earlier row"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        check("parent", parent.as_ref().map(|_| ()).map_err(Clone::clone));
+        let location = match (get("box").as_str(), get("position").as_str()) {
+            ("", "") => Ok(None),
+            ("", _) => Err(("box", "a position needs a box".to_string())),
+            (b, p) => kura.place(&mut self.boxes, b, p).map(Some),
+        };
+        if let Err((c, reason)) = &location {
+            check(c, Err(reason.clone()));
+        }
+        match (
+            sample_type,
+            container,
+            storage,
+            quantity,
+            study,
+            donor,
+            collected_at,
+            parent,
+            location,
+        ) {
+            (
+                Ok(sample_type),
+                Ok(container),
+                Ok(storage),
+                Ok(quantity),
+                Ok(study),
+                Ok(donor),
+                Ok(collected_at),
+                Ok(parent),
+                Ok(location),
+            ) if wrong.is_empty() => self.rows.push(Row {
+                code,
+                record: SpecimenRecord {
+                    code: SpecimenCode::from_stored(String::new()),
+                    sample_type,
+                    container: container.to_string(),
+                    storage: storage.to_string(),
+                    quantity,
+                    study,
+                    donor,
+                    collected_at,
+                    parent,
+                    freeze_thaw: 0,
+                },
+                location,
+            }),
+            _ => wrong.into_iter().for_each(|e| self.errors.push(e)),
+        }
+        Ok(())
+    }
+
+    /// The column the header names `name`, if any.
+    pub(crate) fn column(&self, name: &str) -> Option<usize> {
+        self.col.get(name).copied()
+    }
+
+    /// A cell that cannot be read as text (an Excel error, a date where a code goes).
+    pub(crate) fn bad_cell(&mut self, at: At<'_>, col: usize, value: String, reason: String) {
+        let column = self
+            .col
+            .iter()
+            .find(|(_, i)| **i == col)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| column_letters(col));
+        self.errors.push(RowError {
+            line: at.line(),
+            column,
+            cell: cell_name(at, Some(col)),
+            value,
+            reason,
+        });
+    }
+
+    pub(crate) fn finish(self) -> Result<Vec<Row>, AppError> {
+        if self.errors.total > 0 {
+            return Err(self.errors.into_error());
+        }
+        Ok(self.rows)
+    }
+}
+
+/// The name of the cell at `at` in column `col` (a workbook only).
+fn cell_name(at: At<'_>, col: Option<usize>) -> Option<String> {
+    match at {
+        At::Line(_) => None,
+        At::Cell { sheet, row, col0 } => Some(match col {
+            Some(c) => format!("{sheet}!{}{row}", column_letters(col0 + c)),
+            None => format!("{sheet}!{row}:{row}"),
+        }),
+    }
+}
+
+/// Whether `file` names a workbook.
+pub fn is_workbook(file: &str) -> bool {
+    let f = file.to_ascii_lowercase();
+    [".xlsx", ".xlsm", ".xls"].iter().any(|e| f.ends_with(e))
 }
 
 impl Kura {
@@ -193,238 +581,67 @@ impl Kura {
         encoding: CsvEncoding,
         progress: Progress<'_>,
     ) -> Result<ImportReport, AppError> {
-        let calendar = self.calendar().clone();
         let mut bytes = Vec::new();
         input.read_to_end(&mut bytes).map_err(|e| AppError::File {
             path: "import".into(),
             message: e.to_string(),
         })?;
-        let content = decode(&bytes, encoding)?;
-        let mut rdr = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_reader(content.as_bytes());
-        let headers = rdr
-            .headers()
-            .map_err(|e| AppError::input("csv", format!("cannot read the header row: {e}")))?
-            .clone();
-        let mut errors = Errors::default();
-        let col: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
-        for h in headers.iter() {
-            if !COLUMNS.contains(&h) && !EXPORT_ONLY.contains(&h) {
-                errors.push(RowError {
-                    line: 1,
-                    column: h.to_string(),
-                    value: h.to_string(),
-                    reason: format!("unknown column; the columns are {}", COLUMNS.join(", ")),
-                });
-            }
-        }
-        for r in REQUIRED {
-            if !col.contains_key(r) {
-                errors.push(RowError {
-                    line: 1,
-                    column: r.to_string(),
-                    value: String::new(),
-                    reason: "required column is missing".into(),
-                });
-            }
-        }
-        if errors.total > 0 {
-            return Err(errors.into_error());
-        }
+        let opts = ImportOptions {
+            file: "import.csv".into(),
+            encoding,
+            ..ImportOptions::default()
+        };
+        self.import_bytes(&bytes, &opts, progress)
+    }
 
-        let mut rows: Vec<Row> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut boxes: HashMap<String, Option<BoxState>> = HashMap::new();
-        let mut record = csv::StringRecord::new();
-        let mut line = 1u64;
-        loop {
-            match rdr.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    line += 1;
-                    errors.push(RowError {
-                        line: e.position().map(|p| p.line()).unwrap_or(line),
-                        column: "*".into(),
-                        value: String::new(),
-                        reason: format!("malformed CSV: {e}"),
-                    });
-                    continue;
-                }
-            }
-            line = record.position().map(|p| p.line()).unwrap_or(line + 1);
-            let get = |name: &str| {
-                col.get(name)
-                    .and_then(|i| record.get(*i))
-                    .unwrap_or("")
-                    .to_string()
-            };
-            // This row's problems; the row is kept only when it has none.
-            let mut wrong: Vec<RowError> = Vec::new();
-            let mut check = |column: &str, r: Result<(), String>| {
-                if let Err(reason) = r {
-                    wrong.push(RowError {
-                        line,
-                        column: column.to_string(),
-                        value: get(column),
-                        reason,
-                    });
-                }
-            };
-
-            let code_s = get("code");
-            let mut code = None;
-            if !code_s.is_empty() {
-                let parsed = match KuraId::parse(&code_s) {
-                    Ok(id) => Ok(SpecimenCode::kura(id)),
-                    Err(e @ kura_domain::ScanError::WrongCheckCharacter { .. }) => {
-                        // A code that fails the check may still be a pre-barcoded tube's own code
-                        // (those have none); only an ID of this site's format must check.
-                        let prefix = self.id_format().map(|f| f.prefix).unwrap_or_default();
-                        if !prefix.is_empty() && code_s.to_ascii_uppercase().starts_with(&prefix) {
-                            Err(e.to_string())
-                        } else {
-                            SpecimenCode::external(&code_s).map_err(|e| e.to_string())
-                        }
-                    }
-                    Err(_) => SpecimenCode::external(&code_s).map_err(|e| e.to_string()),
-                };
-                match parsed {
-                    Ok(c) => {
-                        if !seen.insert(c.to_string()) {
-                            check("code", Err(format!("{c} appears twice in this file")));
-                        } else if self.store().specimen(&c)?.is_some() {
-                            check("code", Err(format!("{c} is already registered")));
-                        }
-                        code = Some(c);
-                    }
-                    Err(reason) => check("code", Err(reason)),
-                }
-            }
-            let sample_type = SampleType::parse(&get("type")).map_err(|e| e.to_string());
-            check(
-                "type",
-                sample_type.as_ref().map(|_| ()).map_err(Clone::clone),
-            );
-            let container = parse_primary_container(&get("container")).map_err(|e| e.to_string());
-            check(
-                "container",
-                container.as_ref().map(|_| ()).map_err(Clone::clone),
-            );
-            let storage = parse_storage_code(&get("storage")).map_err(|e| e.to_string());
-            check(
-                "storage",
-                storage.as_ref().map(|_| ()).map_err(Clone::clone),
-            );
-            let quantity = match (get("quantity").as_str(), get("unit").as_str()) {
-                ("", "") => Ok(None),
-                ("", _) => Err(("quantity", "a unit without a quantity".to_string())),
-                (_, "") => Err(("unit", "a quantity needs a unit".to_string())),
-                (v, u) => Quantity::parse(v, u).map(Some).map_err(|e| {
-                    (
-                        if e.to_string().contains("unit") {
-                            "unit"
-                        } else {
-                            "quantity"
-                        },
-                        e.to_string(),
-                    )
-                }),
-            };
-            if let Err((c, reason)) = &quantity {
-                check(c, Err(reason.clone()));
-            }
-            let study = text("study", &get("study"), 100).map_err(|e| e.to_string());
-            check("study", study.as_ref().map(|_| ()).map_err(Clone::clone));
-            let donor = text("donor", &get("donor"), 64).map_err(|e| e.to_string());
-            check("donor", donor.as_ref().map(|_| ()).map_err(Clone::clone));
-            let collected_at = match get("collected_at").as_str() {
-                "" => Ok(None),
-                s => calendar
-                    .parse(s)
-                    .map(Some)
-                    .ok_or_else(|| "not a date (YYYY-MM-DD or RFC 3339)".to_string()),
-            };
-            check(
-                "collected_at",
-                collected_at.as_ref().map(|_| ()).map_err(Clone::clone),
-            );
-            let parent = match get("parent").as_str() {
-                "" => Ok(None),
-                p => match SpecimenCode::parse_lookup(p) {
-                    Ok(pc)
-                        if seen.contains(pc.as_str()) || self.store().specimen(&pc)?.is_some() =>
-                    {
-                        Ok(Some(pc))
-                    }
-                    Ok(pc) => Err(format!(
-                        "parent {pc} is neither registered nor on an earlier row"
-                    )),
-                    Err(e) => Err(e.to_string()),
-                },
-            };
-            check("parent", parent.as_ref().map(|_| ()).map_err(Clone::clone));
-            let location = match (get("box").as_str(), get("position").as_str()) {
-                ("", "") => Ok(None),
-                ("", _) => Err(("box", "a position needs a box".to_string())),
-                (b, p) => self.place(&mut boxes, b, p).map(Some),
-            };
-            if let Err((c, reason)) = &location {
-                check(c, Err(reason.clone()));
-            }
-            match (
-                sample_type,
-                container,
-                storage,
-                quantity,
-                study,
-                donor,
-                collected_at,
-                parent,
-                location,
-            ) {
-                (
-                    Ok(sample_type),
-                    Ok(container),
-                    Ok(storage),
-                    Ok(quantity),
-                    Ok(study),
-                    Ok(donor),
-                    Ok(collected_at),
-                    Ok(parent),
-                    Ok(location),
-                ) if wrong.is_empty() => rows.push(Row {
-                    code,
-                    record: SpecimenRecord {
-                        code: SpecimenCode::from_stored(String::new()),
-                        sample_type,
-                        container: container.to_string(),
-                        storage: storage.to_string(),
-                        quantity,
-                        study,
-                        donor,
-                        collected_at,
-                        parent,
-                        freeze_thaw: 0,
-                    },
-                    location,
-                }),
-                _ => wrong.into_iter().for_each(|e| errors.push(e)),
-            }
-        }
-        if errors.total > 0 {
-            return Err(errors.into_error());
-        }
+    /// Imports a file's bytes (CSV or a workbook, by its name): every row checked first, all
+    /// written in one transaction behind an `imported` event with the file's SHA-256 — or, with
+    /// `check`, nothing written and the same report.
+    pub fn import_bytes(
+        &mut self,
+        bytes: &[u8],
+        opts: &ImportOptions,
+        progress: Progress<'_>,
+    ) -> Result<ImportReport, AppError> {
+        use sha2::Digest;
+        let sha256 = hex::encode(sha2::Sha256::digest(bytes));
+        let workbook = is_workbook(&opts.file);
+        let rows = if workbook {
+            crate::sheets::read_workbook(self, bytes, opts.sheet.as_deref())?
+        } else {
+            self.read_csv(bytes, opts.encoding)?
+        };
         let total = rows.len() as u64;
-        self.serials_for(rows.iter().filter(|r| r.code.is_none()).count() as u64)?;
+        let issued = rows.iter().filter(|r| r.code.is_none()).count() as u64;
+        let stored = rows.iter().filter(|r| r.location.is_some()).count() as u64;
+        let file = std::path::Path::new(&opts.file)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| opts.file.clone());
+        let report = ImportReport {
+            rows: total,
+            issued,
+            stored,
+            file: file.clone(),
+            sha256: sha256.clone(),
+            checked_only: opts.check,
+        };
+        if opts.check {
+            return Ok(report);
+        }
+        self.serials_for(issued)?;
         progress(0, total);
         self.store_mut().set_cache_mib(256)?;
         self.store_mut().set_bulk(true)?;
         let result = self.write(|e| {
-            let issued = rows.iter().filter(|r| r.code.is_none()).count() as u64;
+            e.emit(EventBody::Imported {
+                file,
+                format: if workbook { "xlsx" } else { "csv" }.into(),
+                sha256,
+                rows: total,
+                issued,
+            })?;
             let mut ids = e.issue_ids(issued)?.into_iter();
-            let mut stored = 0;
             for (i, mut r) in rows.into_iter().enumerate() {
                 r.record.code = match r.code.or_else(|| ids.next()) {
                     Some(code) => code,
@@ -435,7 +652,6 @@ impl Kura {
                         ));
                     }
                 };
-                stored += u64::from(r.location.is_some());
                 e.emit(EventBody::Registered {
                     specimen: r.record,
                     location: r.location,
@@ -445,14 +661,44 @@ impl Kura {
                 }
             }
             progress(total, total);
-            Ok(ImportReport {
-                rows: total,
-                issued,
-                stored,
-            })
+            Ok(report)
         });
         self.store_mut().set_bulk(false)?;
         result
+    }
+
+    /// Reads and checks every row of a CSV file.
+    fn read_csv(&self, bytes: &[u8], encoding: CsvEncoding) -> Result<Vec<Row>, AppError> {
+        let content = decode(bytes, encoding)?;
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(content.as_bytes());
+        let headers = rdr
+            .headers()
+            .map_err(|e| AppError::input("csv", format!("cannot read the header row: {e}")))?
+            .clone();
+        let mut reader = Reader::new(self, &headers.iter().collect::<Vec<_>>(), At::Line(1));
+        if !reader.header_ok() {
+            return reader.finish();
+        }
+        let mut record = csv::StringRecord::new();
+        let mut line = 1u64;
+        loop {
+            match rdr.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    line += 1;
+                    let at = e.position().map(|p| p.line()).unwrap_or(line);
+                    reader.malformed(At::Line(at), format!("malformed CSV: {e}"));
+                    continue;
+                }
+            }
+            line = record.position().map(|p| p.line()).unwrap_or(line + 1);
+            let cells: Vec<&str> = record.iter().collect();
+            reader.row(At::Line(line), &cells)?;
+        }
+        reader.finish()
     }
 
     fn place(
@@ -517,69 +763,43 @@ impl Kura {
         Ok(Location { container: id, pos })
     }
 
-    /// Writes every specimen as CSV (the import columns plus status columns), in UTF-8; with
-    /// `bom`, behind a byte-order mark, which is how Excel on Japanese Windows knows it is UTF-8
-    /// (without one it reads the file as CP932 and the Japanese comes out garbled).
-    pub fn export_csv(&self, mut out: impl Write, bom: bool) -> Result<u64, AppError> {
+    /// Calls `row` for every specimen `filter` keeps, in the order an export writes them: by
+    /// registration time, the same on every bench; a row whose parent has not been written yet
+    /// (clocks of two benches disagreeing) waits for it, so that the file imports again (a parent
+    /// on an earlier row); children of parents not in the export come last.
+    fn each_exported(
+        &self,
+        filter: &ExportFilter,
+        mut row: impl FnMut(kura_store::SpecimenView) -> Result<(), AppError>,
+    ) -> Result<u64, AppError> {
         self.may_read()?;
-        let file_err = |e: csv::Error| AppError::File {
-            path: "export".into(),
-            message: e.to_string(),
+        let want_box = filter
+            .container
+            .as_deref()
+            .map(ContainerId::parse)
+            .transpose()?;
+        let keep = |s: &kura_store::SpecimenView| {
+            want_box
+                .as_ref()
+                .is_none_or(|b| s.container.as_deref() == Some(b.as_str()))
+                && filter.study.as_ref().is_none_or(|st| &s.study == st)
         };
-        if bom {
-            out.write_all(BOM).map_err(|e| file_err(e.into()))?;
-        }
-        let mut w = csv::Writer::from_writer(out);
-        let mut header: Vec<&str> = COLUMNS.to_vec();
-        header.extend_from_slice(EXPORT_ONLY);
-        w.write_record(&header).map_err(file_err)?;
         let mut n = 0u64;
         let mut failure = None;
-        // Rows come by registration time, the same on every bench; a row whose parent has not
-        // been written yet (clocks of two benches disagreeing) waits for it, so that the file
-        // imports again (a parent on an earlier row).
-        let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let mut waiting: std::collections::HashMap<String, Vec<kura_store::SpecimenView>> =
-            std::collections::HashMap::new();
-        let mut row = |s: kura_store::SpecimenView| {
-            let qty = s.quantity_milli.map(|m| {
-                let q = Quantity {
-                    milli: m,
-                    unit: kura_domain::specimen::Unit::Ml,
-                };
-                q.to_string()
-                    .split(' ')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            });
-            let rec = [
-                s.code.clone(),
-                s.sample_type.clone(),
-                s.primary_container.clone(),
-                s.storage_code.clone(),
-                qty.unwrap_or_default(),
-                s.unit.clone().unwrap_or_default(),
-                s.study.clone(),
-                s.donor.clone(),
-                s.collected_at
-                    .map(|t| Timestamp(t).to_string())
-                    .unwrap_or_default(),
-                s.parent.clone().unwrap_or_default(),
-                s.container.clone().unwrap_or_default(),
-                s.position.clone().unwrap_or_default(),
-                s.material.clone(),
-                s.status.clone(),
-                s.blocked.to_string(),
-                s.freeze_thaw.to_string(),
-                s.path.clone().unwrap_or_default(),
-            ];
-            if let Err(e) = w.write_record(&rec) {
-                failure = Some(e);
+        let mut written: HashSet<String> = HashSet::new();
+        let mut waiting: HashMap<String, Vec<kura_store::SpecimenView>> = HashMap::new();
+        let mut emit = |s: kura_store::SpecimenView, n: &mut u64| {
+            if failure.is_none() {
+                *n += 1;
+                if let Err(e) = row(s) {
+                    failure = Some(e);
+                }
             }
-            n += 1;
         };
         self.store().for_each_specimen(|s| {
+            if !keep(&s) {
+                return Ok(());
+            }
             if let Some(p) = s.parent.as_ref().filter(|p| !written.contains(*p)) {
                 waiting.entry(p.clone()).or_default().push(s);
                 return Ok(());
@@ -590,23 +810,68 @@ impl Kura {
                     ready.extend(children.into_iter().rev());
                 }
                 written.insert(s.code.clone());
-                row(s);
+                emit(s, &mut n);
             }
             Ok(())
         })?;
-        // Children of parents that are not in the file at all.
         let mut orphans: Vec<_> = waiting.into_values().flatten().collect();
         orphans.sort_by(|a, b| (a.registered_at, &a.code).cmp(&(b.registered_at, &b.code)));
         for s in orphans {
-            row(s);
+            emit(s, &mut n);
         }
-        if let Some(e) = failure {
-            return Err(file_err(e));
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(n),
         }
+    }
+
+    /// Writes every specimen as CSV (the import columns plus status columns), in UTF-8; with
+    /// `bom`, behind a byte-order mark, which is how Excel on Japanese Windows knows it is UTF-8
+    /// (without one it reads the file as CP932 and the Japanese comes out garbled).
+    pub fn export_csv(&self, out: impl Write, bom: bool) -> Result<u64, AppError> {
+        self.export_csv_of(out, bom, &ExportFilter::default())
+    }
+
+    /// The same for the specimens `filter` keeps.
+    pub fn export_csv_of(
+        &self,
+        mut out: impl Write,
+        bom: bool,
+        filter: &ExportFilter,
+    ) -> Result<u64, AppError> {
+        let file_err = |e: csv::Error| AppError::File {
+            path: "export".into(),
+            message: e.to_string(),
+        };
+        if bom {
+            out.write_all(BOM).map_err(|e| file_err(e.into()))?;
+        }
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(export_header()).map_err(file_err)?;
+        let n = self.each_exported(filter, |s| {
+            let rec: Vec<String> = export_cells(&s)
+                .into_iter()
+                .map(|c| match c {
+                    Cell::Text(t) => t,
+                    Cell::Number(f) => quantity_text(f),
+                    Cell::Time(t) => t.to_string(),
+                    Cell::Empty => String::new(),
+                })
+                .collect();
+            w.write_record(&rec).map_err(file_err)
+        })?;
         w.flush().map_err(|e| AppError::File {
             path: "export".into(),
             message: e.to_string(),
         })?;
         Ok(n)
+    }
+
+    /// The specimens `filter` keeps as a workbook (one sheet, `specimens`): the same columns as
+    /// CSV, codes as text cells, collection times as date cells.
+    pub fn export_xlsx(&self, filter: &ExportFilter) -> Result<(Vec<u8>, u64), AppError> {
+        let mut sheet = SheetWriter::new(self.calendar(), "specimens", &export_header())?;
+        self.each_exported(filter, |s| sheet.row(&export_cells(&s)))?;
+        sheet.finish()
     }
 }

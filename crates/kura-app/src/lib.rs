@@ -20,6 +20,7 @@ pub mod import;
 pub mod input;
 pub mod labels;
 pub mod register;
+pub mod sheets;
 pub mod shipping;
 pub mod storage;
 pub mod sync;

@@ -105,7 +105,9 @@ pub fn role_needed(act: Act) -> Role {
 /// The act an event records. A user changing their own password or PIN needs no role.
 pub fn act_of(body: &EventBody, actor: &str) -> Option<Act> {
     Some(match body {
-        EventBody::Registered { .. } | EventBody::Derived { .. } => Act::Register,
+        EventBody::Registered { .. } | EventBody::Derived { .. } | EventBody::Imported { .. } => {
+            Act::Register
+        }
         EventBody::CheckedIn { .. }
         | EventBody::CheckedOut { .. }
         | EventBody::Returned { .. }

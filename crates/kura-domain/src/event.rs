@@ -225,6 +225,17 @@ pub enum EventBody {
         head: String,
         sha256: String,
     },
+    /// A file of inventory was imported (`format`: `csv`, `xlsx`): its name, the SHA-256 of its
+    /// bytes, how many rows it had and how many of them were issued Kura IDs. Written first in
+    /// the transaction that registers its rows, so that every tube of an import can be traced to
+    /// the file it came from.
+    Imported {
+        file: String,
+        format: String,
+        sha256: String,
+        rows: u64,
+        issued: u64,
+    },
     /// A shipment leaves: its manifest (where to, how it is kept cold, the courier, which tubes).
     /// Each tube's own event follows in the same transaction: `shipped` to a site of the
     /// network, `distributed` out of it. Signed when it leaves the network.
@@ -305,6 +316,7 @@ impl EventBody {
         "distributed",
         "shipment_arrived",
         "key_trusted",
+        "imported",
     ];
 
     pub fn kind(&self) -> &'static str {
@@ -338,6 +350,7 @@ impl EventBody {
             EventBody::Distributed { .. } => "distributed",
             EventBody::ShipmentArrived { .. } => "shipment_arrived",
             EventBody::KeyTrusted { .. } => "key_trusted",
+            EventBody::Imported { .. } => "imported",
         }
     }
 
@@ -373,7 +386,8 @@ impl EventBody {
             | EventBody::AuditExported { .. }
             | EventBody::ShipmentDispatched { .. }
             | EventBody::ShipmentArrived { .. }
-            | EventBody::KeyTrusted { .. } => None,
+            | EventBody::KeyTrusted { .. }
+            | EventBody::Imported { .. } => None,
         }
     }
 

@@ -145,6 +145,7 @@ impl EventBody {
             EventBody::ConsentWithdrawn { donor, .. } => f.about = donor.clone(),
             EventBody::Signed { event, .. } => f.about = event.to_string(),
             EventBody::AuditExported { scope, .. } => f.about = scope.clone(),
+            EventBody::Imported { file, .. } => f.about = file.clone(),
             // The specimen or user named above is all they touch.
             EventBody::CheckedOut { .. }
             | EventBody::Returned { .. }
@@ -457,6 +458,17 @@ mod tests {
                 "- | 2026-01-01..2026-03-31 |  |  |  |  |  | -".to_string(),
             ),
             (
+                "imported",
+                EventBody::Imported {
+                    file: "cohort.xlsx".into(),
+                    format: "xlsx".into(),
+                    sha256: "00".into(),
+                    rows: 5000,
+                    issued: 5000,
+                },
+                "- | cohort.xlsx |  |  |  |  |  | -".to_string(),
+            ),
+            (
                 "shipment dispatched",
                 EventBody::ShipmentDispatched {
                     shipment: crate::shipment::Shipment {
@@ -537,7 +549,7 @@ mod tests {
             kinds.insert(body.kind());
             assert_eq!(line(&body.footprint()), *want, "{what}");
         }
-        assert_eq!(kinds.len(), 29, "one row at least per variant: {kinds:?}");
+        assert_eq!(kinds.len(), 30, "one row at least per variant: {kinds:?}");
         let known: BTreeSet<&str> = EventBody::KINDS.iter().copied().collect();
         assert_eq!(kinds, known, "EventBody::KINDS names every variant's kind");
     }

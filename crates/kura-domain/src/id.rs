@@ -69,7 +69,7 @@ pub enum ScanError {
     )]
     ImeOn { scanned: String, kana: String },
     #[error(
-        "the scan {scanned:?} contains {character:?} at position {position}; only 0-9 and A-Z are allowed"
+        "the scan {scanned:?} contains {character:?} at position {position}; only 0-9 and A-Z are allowed (and in a tube's own code - . _ after the first character)"
     )]
     InvalidCharacter {
         scanned: String,
@@ -183,6 +183,25 @@ fn only_id_alphabet(scanned: &str, allow_star: bool) -> Result<(), ScanError> {
     if let Some((position, character)) = scanned.chars().enumerate().find(|(i, c)| {
         let last = *i + 1 == scanned.len();
         !(c.is_ascii_digit() || c.is_ascii_uppercase() || (allow_star && last && *c == '*'))
+    }) {
+        return Err(ScanError::InvalidCharacter {
+            scanned: scanned.to_string(),
+            position: position + 1,
+            character,
+        });
+    }
+    Ok(())
+}
+
+/// A tube's own code: letters and digits, and `-`, `.`, `_` after the first character; with
+/// `allow_star`, a Kura ID's `*` check character last.
+fn external_alphabet(scanned: &str, allow_star: bool) -> Result<(), ScanError> {
+    if let Some((position, character)) = scanned.chars().enumerate().find(|(i, c)| {
+        let last = *i + 1 == scanned.len();
+        !(c.is_ascii_digit()
+            || c.is_ascii_uppercase()
+            || (*i > 0 && matches!(c, '-' | '.' | '_'))
+            || (allow_star && last && *c == '*'))
     }) {
         return Err(ScanError::InvalidCharacter {
             scanned: scanned.to_string(),
@@ -380,10 +399,12 @@ impl SpecimenCode {
     pub fn kura(id: KuraId) -> SpecimenCode {
         SpecimenCode(id.0)
     }
-    /// An external tube code: normalised, `0-9A-Z`, 4 to 40 characters, no check character.
+    /// An external tube code: normalised, 4 to 40 characters, no check character: `0-9A-Z` and,
+    /// as legacy systems wrote them, `-`, `.` and `_` after the first character (`/` stays the
+    /// position separator).
     pub fn external(raw: &str) -> Result<SpecimenCode, ScanError> {
         let s = normalize_scan(raw)?;
-        only_id_alphabet(&s, false)?;
+        external_alphabet(&s, false)?;
         if s.len() < 4 {
             return Err(ScanError::TooShort { scanned: s, min: 4 });
         }
@@ -397,7 +418,7 @@ impl SpecimenCode {
     /// external code. Used where either may arrive (find, check-in of a pre-barcoded tube).
     pub fn parse_lookup(raw: &str) -> Result<SpecimenCode, ScanError> {
         let s = normalize_scan(raw)?;
-        only_id_alphabet(&s, true)?;
+        external_alphabet(&s, true)?;
         Ok(SpecimenCode(s))
     }
     pub fn as_str(&self) -> &str {
@@ -599,7 +620,26 @@ mod tests {
             SpecimenCode::external("fs06551897").unwrap().as_str(),
             "FS06551897"
         );
-        assert!(SpecimenCode::external("FS-1").is_err());
+        // (what a legacy system wrote, the code kept or the refusal's code)
+        let cases = [
+            ("F-1", Err("scan_too_short")),
+            ("FS-1", Ok("FS-1")),
+            ("fs-0012.a_1", Ok("FS-0012.A_1")),
+            ("00012345", Ok("00012345")),
+            ("ＡＢ－１２．３", Ok("AB-12.3")),
+            ("-AB12", Err("scan_invalid_character")),
+            ("AB/12", Err("scan_invalid_character")),
+            ("AB 12", Err("scan_invalid_character")),
+            ("AB12*", Err("scan_invalid_character")),
+        ];
+        for (raw, want) in cases {
+            let got = SpecimenCode::external(raw);
+            assert_eq!(
+                got.as_ref().map(SpecimenCode::as_str).map_err(|e| e.code()),
+                want,
+                "{raw}"
+            );
+        }
         assert_eq!(ContainerId::parse("ｂｘ-０１").unwrap().as_str(), "BX-01");
         assert_eq!(
             ContainerId::parse("B").unwrap_err().code(),

@@ -11,6 +11,7 @@ pub mod authz;
 pub mod bundle;
 pub mod container;
 pub mod envelope;
+pub mod era;
 pub mod event;
 pub mod footprint;
 pub mod hash;

@@ -883,6 +883,15 @@ pub fn decide<V: View>(view: &mut V, body: &EventBody) -> R<Effect, V::Error> {
                 codes: codes.clone(),
             })
         }
+        E::Imported { sha256, .. } => {
+            if !is_sha256_hex(sha256) {
+                return rule(RuleError::BadUser {
+                    user: String::new(),
+                    reason: "an import records the SHA-256 of the file read".into(),
+                });
+            }
+            Ok(Effect::Log { codes: vec![] })
+        }
         E::AuditExported { sha256, .. } => {
             if !is_sha256_hex(sha256) {
                 return rule(RuleError::BadUser {

@@ -13,20 +13,34 @@ use crate::session::{Ctx, SignArgs, signed};
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Import inventory from CSV (all rows or none).
+    /// Import inventory from CSV or a workbook (.xlsx): all rows or none, recorded with the
+    /// file's SHA-256.
     Import {
         file: PathBuf,
         /// auto (UTF-8 with or without BOM, else CP932), utf-8, or cp932 (Excel's plain "CSV" on
         /// Japanese Windows).
         #[arg(long, default_value = "auto")]
         encoding: String,
+        /// The workbook's sheet (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
+        /// Check every row and report every problem; write nothing.
+        #[arg(long)]
+        check: bool,
     },
-    /// Export inventory to CSV in UTF-8 (stdout without a file).
+    /// Export inventory to CSV in UTF-8 (stdout without a file), or to a workbook when FILE ends
+    /// in .xlsx (codes as text cells, dates as date cells).
     Export {
         file: Option<PathBuf>,
         /// Start with a byte-order mark, so that Excel on Japanese Windows shows the Japanese.
         #[arg(long)]
         bom: bool,
+        /// Only the specimens in this box (rack, cane).
+        #[arg(long = "box")]
+        container: Option<String>,
+        /// Only the specimens of this study.
+        #[arg(long)]
+        study: Option<String>,
     },
     /// The audit trail of a specimen, a user or a period (all events without a filter): every
     /// event with the values it changed, who, when, where, why and its signatures, as a PDF
@@ -58,40 +72,73 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
     let json = ctx.json;
     let mut k = ctx.open(false)?;
     match cmd {
-        Cmd::Import { file, encoding } => {
-            let encoding: kura_app::import::CsvEncoding = encoding.parse()?;
-            let f = std::fs::File::open(&file).map_err(|e| AppError::File {
+        Cmd::Import {
+            file,
+            encoding,
+            sheet,
+            check,
+        } => {
+            let bytes = std::fs::read(&file).map_err(|e| AppError::File {
                 path: file.display().to_string(),
                 message: e.to_string(),
             })?;
-            let r = k.import_csv_as(
-                std::io::BufReader::new(f),
-                encoding,
-                &mut progress("import"),
-            )?;
+            let opts = kura_app::import::ImportOptions {
+                file: file.display().to_string(),
+                encoding: encoding.parse()?,
+                check,
+                sheet,
+            };
+            let r = k.import_bytes(&bytes, &opts, &mut progress("import"))?;
             out(json, json!(r), || {
-                format!(
-                    "imported {} specimens ({} new IDs issued, {} stored)",
-                    r.rows, r.issued, r.stored
-                )
+                if r.checked_only {
+                    format!(
+                        "{}: all {} rows can be imported ({} new IDs to issue, {} to store); nothing was written",
+                        r.file, r.rows, r.issued, r.stored
+                    )
+                } else {
+                    format!(
+                        "imported {} specimens ({} new IDs issued, {} stored) from {} (SHA-256 {})",
+                        r.rows, r.issued, r.stored, r.file, r.sha256
+                    )
+                }
             });
         }
-        Cmd::Export { file, bom } => {
+        Cmd::Export {
+            file,
+            bom,
+            container,
+            study,
+        } => {
+            let filter = kura_app::import::ExportFilter { container, study };
             let n = match &file {
+                Some(path) if kura_app::import::is_workbook(&path.to_string_lossy()) => {
+                    let (bytes, n) = k.export_xlsx(&filter)?;
+                    let mut f = kura_app::create_private(path).map_err(|e| AppError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                    f.write_all(&bytes)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| AppError::File {
+                            path: path.display().to_string(),
+                            message: e.to_string(),
+                        })?;
+                    n
+                }
                 Some(path) => {
                     let f = kura_app::create_private(path).map_err(|e| AppError::File {
                         path: path.display().to_string(),
                         message: e.to_string(),
                     })?;
                     let mut w = std::io::BufWriter::new(f);
-                    let n = k.export_csv(&mut w, bom)?;
+                    let n = k.export_csv_of(&mut w, bom, &filter)?;
                     w.flush().map_err(|e| AppError::File {
                         path: path.display().to_string(),
                         message: e.to_string(),
                     })?;
                     n
                 }
-                None => k.export_csv(std::io::stdout().lock(), bom)?,
+                None => k.export_csv_of(std::io::stdout().lock(), bom, &filter)?,
             };
             if file.is_some() {
                 out(json, json!({ "exported": n }), || {
