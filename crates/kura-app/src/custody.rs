@@ -70,15 +70,15 @@ pub struct CheckOut {
 }
 
 /// A check-out, parsed.
-struct CheckOutRequest {
-    to: String,
-    purpose: Purpose,
-    due: Option<NaiveDate>,
-    note: Option<String>,
+pub(crate) struct CheckOutRequest {
+    pub to: String,
+    pub purpose: Purpose,
+    pub due: Option<NaiveDate>,
+    pub note: Option<String>,
 }
 
 impl CheckOut {
-    fn parse(&self, today: NaiveDate) -> Result<CheckOutRequest, AppError> {
+    pub(crate) fn parse(&self, today: NaiveDate) -> Result<CheckOutRequest, AppError> {
         let to = input::text("to", &self.to, 100)?;
         let purpose = input::purpose(&self.purpose)?;
         let due = input::date("due", self.due.as_deref())?;

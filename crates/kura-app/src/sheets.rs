@@ -170,6 +170,27 @@ pub(crate) fn read_workbook(
     reader.finish()
 }
 
+/// The first sheet's rows as text (a rack scanner's workbook).
+pub(crate) fn sheet_rows(bytes: &[u8]) -> Result<Vec<Vec<String>>, AppError> {
+    if encrypted(bytes) {
+        return Err(password_protected());
+    }
+    let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).map_err(|e| {
+        AppError::input(
+            "workbook",
+            format!("the file is not a workbook Kura can read ({e})"),
+        )
+    })?;
+    let range = wb
+        .worksheet_range_at(0)
+        .ok_or_else(|| AppError::input("workbook", "the workbook has no sheets"))?
+        .map_err(|e| AppError::input("sheet", format!("cannot read the first sheet: {e}")))?;
+    Ok(range
+        .rows()
+        .map(|r| r.iter().map(cell_text_plain).collect())
+        .collect())
+}
+
 /// Any cell as plain text (headers, values shown in a report).
 fn cell_text_plain(d: &Data) -> String {
     text_cell(d).unwrap_or_else(|_| d.to_string())

@@ -440,3 +440,127 @@ pub fn printers(
     }
     t.trim_end().to_string()
 }
+
+/// A rack reconciliation drawn as a grid: `o` matched, `>` moved here, `?` unreadable,
+/// `x` missing, `+` unexpected, `.` empty; then each list.
+pub fn reconciliation(r: &kura_app::rack::Reconciliation) -> String {
+    use std::collections::HashMap;
+    let mut mark: HashMap<&str, char> = HashMap::new();
+    for m in &r.missing {
+        mark.insert(&m.position, 'x');
+    }
+    for m in &r.matched {
+        mark.insert(&m.position, 'o');
+    }
+    for m in &r.moved {
+        mark.insert(&m.to, '>');
+    }
+    for u in &r.unreadable {
+        mark.insert(&u.position, '?');
+    }
+    for u in &r.unexpected {
+        mark.insert(&u.position, '+');
+    }
+    let label = |row: u16, col: u16| format!("{}{}", (b'A' + row as u8) as char, col + 1);
+    let mut out = format!(
+        "Rack scan of {}{}{}\n   ",
+        r.container,
+        r.rack
+            .as_deref()
+            .map(|k| format!(" (rack {k})"))
+            .unwrap_or_default(),
+        if r.rotated {
+            " — the rack was scanned ROTATED 180°: read turned round"
+        } else {
+            ""
+        }
+    );
+    for c in 0..r.cols {
+        out.push_str(&format!("{:>3}", c + 1));
+    }
+    for row in 0..r.rows {
+        out.push_str(&format!("\n {} ", (b'A' + row as u8) as char));
+        for col in 0..r.cols {
+            let l = label(row, col);
+            out.push_str(&format!(
+                "{:>3}",
+                mark.get(l.as_str()).copied().unwrap_or('.')
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\n\no matched {}, > moved {}, ? unreadable {}, x missing {}, + unexpected {}",
+        r.matched.len(),
+        r.moved.len(),
+        r.unreadable.len(),
+        r.missing.len(),
+        r.unexpected.len()
+    ));
+    for m in &r.moved {
+        out.push_str(&format!("\n  moved      {} {} → {}", m.code, m.from, m.to));
+    }
+    for m in &r.missing {
+        out.push_str(&format!(
+            "\n  missing    {} (expected at {})",
+            m.code, m.position
+        ));
+    }
+    for u in &r.unreadable {
+        out.push_str(&format!(
+            "\n  unreadable {}{}",
+            u.position,
+            u.expected
+                .as_deref()
+                .map(|e| format!(" (expected {e})"))
+                .unwrap_or_default()
+        ));
+    }
+    for u in &r.unexpected {
+        out.push_str(&format!("\n  unexpected {} at {}", u.code, u.position));
+    }
+    if let Some(a) = &r.applied {
+        out.push_str(&format!(
+            "\nRecorded: {} moved, {} missing checked out, {} registered",
+            a.moved, a.checked_out_missing, a.registered
+        ));
+    }
+    out
+}
+
+/// Free room: by type, per place (a bar for the fill), and where the new tubes go.
+pub fn space(s: &kura_app::space::Space) -> String {
+    let mut out = format!("{} free positions", s.free);
+    for t in &s.by_type {
+        out.push_str(&format!(
+            "\n  {:<16} {:>6} free in {} boxes",
+            t.type_name, t.free, t.boxes
+        ));
+    }
+    for p in &s.places {
+        let filled = (p.fill * 20.0).round() as usize;
+        out.push_str(&format!(
+            "\n{:<10} {:<14} [{}{}] {:>3}% full, {:>6} free  {}",
+            p.kind,
+            p.code,
+            "#".repeat(filled),
+            ".".repeat(20 - filled.min(20)),
+            (p.fill * 100.0).round(),
+            p.free,
+            p.path
+        ));
+    }
+    match s.fits {
+        Some(true) => {
+            out.push_str("\nThey fit:");
+            for t in &s.takes {
+                out.push_str(&format!("\n  {:>5} into {} ({})", t.tubes, t.code, t.path));
+            }
+        }
+        Some(false) => out.push_str(&format!(
+            "\nThey do NOT fit: only {} free positions; add boxes (kura storage add) or look under another freezer",
+            s.free
+        )),
+        None => {}
+    }
+    out
+}

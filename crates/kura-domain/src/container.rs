@@ -159,6 +159,8 @@ pub fn builtin_type(name: &str) -> Option<(ContainerKind, Geometry)> {
         "box-10x10" => (ContainerKind::Box, g(10, 10, Scheme::Letters)),
         "box-5x5" => (ContainerKind::Box, g(5, 5, Scheme::Letters)),
         "sbs-8x12" => (ContainerKind::TubeRack, g(8, 12, Scheme::Letters)),
+        "sbs-6x8" => (ContainerKind::TubeRack, g(6, 8, Scheme::Letters)),
+        "sbs-4x6" => (ContainerKind::TubeRack, g(4, 6, Scheme::Letters)),
         "rack-5x4" => (ContainerKind::Rack, g(5, 4, Scheme::Numbers)),
         "rack-4x4" => (ContainerKind::Rack, g(4, 4, Scheme::Numbers)),
         "rack-13" => (
@@ -229,6 +231,8 @@ pub const BUILTIN_TYPES: &[&str] = &[
     "box-10x10",
     "box-5x5",
     "sbs-8x12",
+    "sbs-6x8",
+    "sbs-4x6",
 ];
 
 #[cfg(test)]

@@ -16,6 +16,58 @@ pub enum Cmd {
     /// Sites, rooms, freezers, racks and boxes.
     #[command(subcommand)]
     Storage(StorageCmd),
+    /// Where N new tubes fit: free positions by container type, per site, freezer and rack, and
+    /// the boxes that take them (open boxes first).
+    Space {
+        /// Only boxes of this type (e.g. box-9x9).
+        #[arg(long = "type")]
+        type_name: Option<String>,
+        /// How many new tubes.
+        #[arg(long)]
+        need: Option<u64>,
+        /// Only under this container (a freezer, a rack).
+        #[arg(long)]
+        under: Option<String>,
+    },
+    /// Rack-scanner files: reconcile a scan with a box.
+    #[command(subcommand)]
+    Rack(RackCmd),
+}
+
+#[derive(Subcommand)]
+pub enum RackCmd {
+    /// Compares a rack reader's file (CSV, TXT or XLSX; header or not; `A1`, `A01` or numbered
+    /// positions) with what the database has in the box: matched, missing, moved, unreadable,
+    /// unexpected, drawn as a grid. With --apply, records the moves, checks the missing tubes
+    /// out as missing and (with --register-unknown) registers the unknown tubes, in one
+    /// transaction.
+    Reconcile {
+        file: PathBuf,
+        #[arg(long = "box")]
+        container: String,
+        /// How numbered positions count: row (A1, A2, …) or column (A1, B1, …).
+        #[arg(long, default_value = "row")]
+        order: String,
+        /// A small TOML file describing a layout the detector cannot place.
+        #[arg(long)]
+        layout: Option<PathBuf>,
+        #[arg(long)]
+        apply: bool,
+        /// With --apply: register the scan's unknown pre-barcoded tubes where they stand.
+        #[arg(long, requires_all = ["sample_type", "primary", "storage", "study", "donor"])]
+        register_unknown: bool,
+        #[arg(long = "type")]
+        sample_type: Option<String>,
+        /// The SPREC primary container of the tubes to register.
+        #[arg(long = "primary")]
+        primary: Option<String>,
+        #[arg(long)]
+        storage: Option<String>,
+        #[arg(long)]
+        study: Option<String>,
+        #[arg(long)]
+        donor: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -63,6 +115,15 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
     }
     let mut k = ctx.open(false)?;
     match cmd {
+        Cmd::Rack(c) => return rack(&mut k, json, c),
+        Cmd::Space {
+            type_name,
+            need,
+            under,
+        } => {
+            let r = k.space(type_name.as_deref(), need, under.as_deref())?;
+            out(json, json!(r), || print::space(&r));
+        }
         Cmd::Storage(StorageCmd::Apply { file, sign }) => {
             let text = std::fs::read_to_string(&file).map_err(|e| AppError::File {
                 path: file.display().to_string(),
@@ -112,5 +173,52 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
         }
         _ => unreachable!("handled above"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rack(k: &mut kura_app::Kura, json: bool, cmd: RackCmd) -> Result<ExitCode, AppError> {
+    let RackCmd::Reconcile {
+        file,
+        container,
+        order,
+        layout,
+        apply,
+        register_unknown,
+        sample_type,
+        primary,
+        storage,
+        study,
+        donor,
+    } = cmd;
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| AppError::File {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })
+    };
+    let bytes = read(&file)?;
+    let layout = match &layout {
+        Some(p) => Some(kura_app::rack::RackLayout::parse(
+            &String::from_utf8_lossy(&read(p)?),
+        )?),
+        None => None,
+    };
+    let new = register_unknown.then(|| kura_app::rack::NewTubes {
+        sample_type: sample_type.unwrap_or_default(),
+        container: primary.unwrap_or_default(),
+        storage: storage.unwrap_or_default(),
+        study: study.unwrap_or_default(),
+        donor: donor.unwrap_or_default(),
+    });
+    let r = k.reconcile_rack(
+        &bytes,
+        &file.to_string_lossy(),
+        &container,
+        order.parse()?,
+        layout.as_ref(),
+        apply,
+        new.as_ref(),
+    )?;
+    out(json, json!(r), || print::reconciliation(&r));
     Ok(ExitCode::SUCCESS)
 }
