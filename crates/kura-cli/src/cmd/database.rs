@@ -80,6 +80,10 @@ pub enum Cmd {
         /// Only the label benchmark: this many cryo-sheet labels to PDF, beside glabels-3-batch.
         #[arg(long)]
         labels: Option<usize>,
+        /// Only the bulk benchmark: a CSV import of this many rows into a database of as many,
+        /// an XLSX import beside calamine's read, a 96-tube rack file to the grid.
+        #[arg(long)]
+        bulk: Option<u64>,
     },
 }
 
@@ -101,12 +105,20 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             return Ok(ExitCode::SUCCESS);
         }
         Cmd::Bench {
+            bulk: Some(n), dir, ..
+        } => {
+            let report = kura_app::bench::run_bulk(dir, *n, &mut |s| eprintln!("{s}"))?;
+            out(json, json!(report), || print::bench(&report));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Bench {
             specimens,
             dir,
             lookups,
             checkins,
             boxes,
             labels: None,
+            bulk: None,
         } => {
             let opts = kura_app::bench::BenchOptions {
                 dir: dir.clone(),
