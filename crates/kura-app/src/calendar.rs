@@ -117,7 +117,9 @@ impl Calendar {
 
     /// The same, saying why not: a date that never existed in its era is named as such.
     pub fn read(&self, s: &str) -> Result<Timestamp, String> {
-        if let Some(t) = self.parse_gregorian(s) {
+        // An era date starts with its era (令和, R …): only a digit can start the other forms.
+        let gregorian = s.trim_start().starts_with(|c: char| c.is_ascii_digit());
+        if gregorian && let Some(t) = self.parse_gregorian(s) {
             return Ok(t);
         }
         match kura_domain::era::parse_japanese_date(s) {

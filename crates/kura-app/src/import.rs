@@ -398,7 +398,7 @@ impl<'k> Reader<'k> {
                 Ok(c) => {
                     if !self.seen.insert(c.to_string()) {
                         check("code", Err(format!("{c} appears twice in this file")));
-                    } else if kura.store().specimen(&c)?.is_some() {
+                    } else if kura.store().is_registered(c.as_str())? {
                         check("code", Err(format!("{c} is already registered")));
                     }
                     code = Some(c);
@@ -455,7 +455,8 @@ impl<'k> Reader<'k> {
             "" => Ok(None),
             p => match SpecimenCode::parse_lookup(p) {
                 Ok(pc)
-                    if self.seen.contains(pc.as_str()) || kura.store().specimen(&pc)?.is_some() =>
+                    if self.seen.contains(pc.as_str())
+                        || kura.store().is_registered(pc.as_str())? =>
                 {
                     Ok(Some(pc))
                 }

@@ -268,6 +268,17 @@ pub struct Stats {
 }
 
 impl Store {
+    /// Whether a specimen with this code is registered here (an import's check of every row:
+    /// one index probe, without the location path a scan needs).
+    pub fn is_registered(&self, code: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT 1 FROM specimens WHERE code = ?1")?
+            .query_row([code], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Looks up a scanned code with its full location path.
     pub fn specimen(&self, code: &SpecimenCode) -> Result<Option<SpecimenView>, StoreError> {
         let sql = format!(
