@@ -11,15 +11,19 @@ use std::time::Instant;
 
 use kura_app::audit::{AuditExport, AuditQuery};
 use kura_app::backup::{BackupReport, BackupSettings};
+use kura_app::import::{ExportFilter, Exported, ImportOptions, ImportReport};
+use kura_app::rack::{Order, Reconciliation, ScanFile};
+use kura_app::space::Space;
 use kura_app::users::Act;
 use kura_app::{
     BoxMap, CheckOut, ConflictView, ContainerRow, EnrollReport, EventRow, FindQuery, Kura,
     LabelPreview, LineageNode, Located, Placed, PrintReport, PrinterConfig, PrinterTest,
-    QueuedForDestruction, RegisterRequest, Registered, RejectionRow, ScanFlags, SessionInfo,
-    SignatureView, Signing, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker, UserView, Who,
-    WireError,
+    Progressed, QueuedForDestruction, RegisterRequest, Registered, RejectionRow, ScanFlags,
+    SessionInfo, SignatureView, Signing, SpecimenView, Stats, StockInfo, SyncStatus, SyncWorker,
+    UserView, Who, WireError,
 };
 use tauri::State;
+use tauri::ipc::Channel;
 
 #[cfg(test)]
 mod parity;
@@ -559,6 +563,115 @@ async fn backup_now(app: S<'_>) -> R<BackupReport> {
     app.kura().backup_now().map_err(wire)
 }
 
+/// Where N new tubes fit, and each place's fill (the Storage screen's heat map).
+#[tauri::command]
+async fn space(
+    app: S<'_>,
+    type_name: Option<String>,
+    need: Option<u64>,
+    under: Option<String>,
+) -> R<Space> {
+    app.kura()
+        .space(type_name.as_deref(), need, under.as_deref())
+        .map_err(wire)
+}
+
+fn order(order: Option<String>) -> Result<Order, WireError> {
+    order.map_or(Ok(Order::Row), |o| o.parse().map_err(wire))
+}
+
+/// A rack scanner's file the user picked, compared with a box (`apply`: recorded).
+#[tauri::command]
+async fn reconcile_rack(
+    app: S<'_>,
+    bytes: Vec<u8>,
+    name: String,
+    container: String,
+    order_by: Option<String>,
+    apply: bool,
+) -> R<Reconciliation> {
+    let order = order(order_by)?;
+    app.kura()
+        .reconcile_rack(&bytes, &name, &container, order, None, apply, None)
+        .map_err(wire)
+}
+
+/// The same for a file in the scanner's folder.
+#[tauri::command]
+async fn reconcile_rack_file(
+    app: S<'_>,
+    path: String,
+    container: String,
+    order_by: Option<String>,
+    apply: bool,
+) -> R<Reconciliation> {
+    let order = order(order_by)?;
+    app.kura()
+        .reconcile_rack_file(std::path::Path::new(&path), &container, order, apply)
+        .map_err(wire)
+}
+
+/// The newest scan in the folder a rack scanner writes into (the window asks every few seconds).
+#[tauri::command]
+async fn newest_rack_scan(folder: String) -> R<Option<ScanFile>> {
+    kura_app::rack::newest_scan(std::path::Path::new(&folder)).map_err(wire)
+}
+
+/// A progress bar's feed: every step goes to the page's channel.
+fn feed(channel: &Channel<Progressed>) -> impl FnMut(u64, u64) + '_ {
+    move |done, total| {
+        let _ = channel.send(Progressed { done, total });
+    }
+}
+
+/// An inventory file (CSV or workbook) the user picked: checked, or checked and imported.
+#[tauri::command]
+async fn import_file(
+    app: S<'_>,
+    bytes: Vec<u8>,
+    name: String,
+    sheet: Option<String>,
+    check: bool,
+    progress: Channel<Progressed>,
+) -> R<ImportReport> {
+    let opts = ImportOptions {
+        file: name,
+        check,
+        sheet,
+        ..ImportOptions::default()
+    };
+    app.kura()
+        .import_bytes(&bytes, &opts, &mut feed(&progress))
+        .map_err(wire)
+}
+
+/// The specimens of a box or a study (all without either) written to `path` (`.xlsx` or CSV).
+#[tauri::command]
+async fn export_file(
+    app: S<'_>,
+    path: String,
+    container: Option<String>,
+    study: Option<String>,
+    bom: bool,
+    progress: Channel<Progressed>,
+) -> R<Exported> {
+    let filter = ExportFilter { container, study };
+    app.kura()
+        .export_file(
+            std::path::Path::new(&path),
+            bom,
+            &filter,
+            &mut feed(&progress),
+        )
+        .map_err(wire)
+}
+
+/// The folder an export is suggested in.
+#[tauri::command]
+async fn export_dir() -> R<String> {
+    Ok(kura_app::default_export_dir().display().to_string())
+}
+
 /// The daily backup: a check at start and every `KURA_BACKUP_CHECK` seconds (default an hour),
 /// on its own connection; one is taken when none was in the last day.
 fn daily_backups(path: std::path::PathBuf) {
@@ -667,7 +780,14 @@ fn handler<Rt: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<Rt>) -> bool + Se
         rejections,
         backup_settings,
         set_backup_dir,
-        backup_now
+        backup_now,
+        space,
+        reconcile_rack,
+        reconcile_rack_file,
+        newest_rack_scan,
+        import_file,
+        export_file,
+        export_dir
     ]
 }
 

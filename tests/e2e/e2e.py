@@ -286,6 +286,115 @@ class FakeZebra:
                     self.jobs.append(data.decode("utf-8", "replace"))
 
 
+def bulk_flow(w, feedback, screenshot):
+    """The Bulk screen and the Storage heat map: each place coloured by its boxes' fill as `kura
+    space` counts it; a rack scan picked up from the watched scanner folder and drawn as a grid
+    (1 missing, 1 moved, 1 unreadable, 1 unknown), the next scan recorded with Apply; a file with
+    mistakes refused with its rows listed, a good one checked then imported with the progress bar;
+    a box exported to a workbook that openpyxl reads back."""
+    text, click, type_into, js = w.text, w.click, w.type_into, w.js
+    work = os.path.dirname(DB)
+
+    # ---- the heat map (the storage screen is open on F80-01-R02) ----
+    places = {p["code"]: p for p in kura("space")["places"]}
+    shown = js("return Object.fromEntries([...document.querySelectorAll('[data-testid=storage-tree] [data-code]')]"
+               ".map(e => [e.dataset.code, [e.dataset.fill, e.style.backgroundColor]]))")
+    compared = [(c, shown[c][0], places[c]["fill"]) for c in shown if c in places and places[c]["capacity"] > 0]
+    check("the storage tree colours each place by its boxes' fill, as `kura space` counts it",
+          len(compared) >= 3 and all(abs(float(f) - want) < 0.001 and shown[c][1] for c, f, want in compared),
+          (compared, shown))
+
+    # ---- a rack of six tubes, scanned into a watched folder ----
+    kura("storage", "add", "E2E-RACK", "--type", "sbs-8x12", "--parent", "F80-01-R02", "--name", "E2E rack")
+    reg = kura("register", "--type", "PL1", "--container", "SCI", "--storage", "D", "--study", "E2E", "--donor", "E2E-2",
+               "--quantity", "4", "--unit", "mL", "--aliquots", "6", "--aliquot-quantity", "0.5")
+    rack = reg["aliquots"]
+    for t, pos in zip(rack, ["A1", "A2", "A3", "A4", "A5", "A6"]):
+        kura("check-in", t, "E2E-RACK", "--position", pos)
+    folder = os.path.join(work, "scanner")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "yesterday.csv"), "w") as f:
+        f.write("Position,Barcode\nA1,OLD\n")  # there before the watch: not this rack's scan
+    click("nav button[data-screen=bulk]")
+    wait_for(lambda: js("return document.querySelector('.screen').dataset.current") == "bulk")
+    scan("E2E-RACK")
+    feedback(lambda t: "E2E-RACK" in t)
+    type_into("#rack-folder", folder)
+    click("#rack-watch")
+    wait_for(lambda: js("return document.querySelector('[data-testid=watching]') ? 1 : 0"))
+    time.sleep(2)
+    check("a scan already in the folder when watching starts is left alone",
+          js("return document.querySelector('[data-testid=reconciliation]') ? 1 : 0") == 0, "")
+
+    def write_scan(name, rows):
+        tmp = os.path.join(folder, name + ".tmp")  # as scanners do: written, then renamed
+        with open(tmp, "w", newline="") as f:
+            f.write("Rack,Position,Barcode\r\n" + "".join(f"E2E-RACK,{p},{c}\r\n" for p, c in rows))
+        os.rename(tmp, os.path.join(folder, name))
+
+    # A2 gone, A3's tube now at B1, A4 unreadable, an unknown tube at C1.
+    write_scan("rack-0001.csv", [("A1", rack[0]), ("B1", rack[2]), ("A4", "NO READ"), ("A5", rack[4]), ("A6", rack[5]),
+                                 ("C1", "ZZ00000001")])
+    counts = wait_for(lambda: js("return document.querySelector('[data-testid=count-unexpected]') ? Object.fromEntries("
+                                 "[...document.querySelectorAll('[data-testid^=count-]')].map(e => [e.dataset.testid.slice(6), +e.dataset.n])) : null"), 10)
+    cells = js("return Object.fromEntries([...document.querySelectorAll('[data-testid=reconciliation] .cell')]"
+               ".filter(e => e.dataset.kind !== 'empty').map(e => [e.dataset.pos, e.dataset.kind]))")
+    check("a new scan in the watched folder is reconciled by itself and drawn as a grid",
+          counts == {"matched": 3, "missing": 1, "moved": 1, "unreadable": 1, "unexpected": 1}
+          and cells == {"A1": "matched", "A2": "missing", "B1": "moved", "A4": "unreadable", "A5": "matched", "A6": "matched",
+                        "C1": "unexpected"}, (counts, cells))
+    screenshot("11b-rack-scan")
+    # The unknown tube taken out, scanned again: Apply records what it shows.
+    write_scan("rack-0002.csv", [("A1", rack[0]), ("B1", rack[2]), ("A4", "NO READ"), ("A5", rack[4]), ("A6", rack[5])])
+    wait_for(lambda: js("return +document.querySelector('[data-testid=count-unexpected]')?.dataset.n === 0 ? 1 : 0"), 10)
+    click("#rack-apply")
+    wait_for(lambda: js("return document.querySelector('#confirm-yes') ? 1 : 0"))
+    click("#confirm-yes")
+    got = feedback(lambda t: "Recorded" in t)
+    where = [(show["container"], show["position"], show["status"]) for show in (kura("show", c) for c in rack[:4])]
+    check("Apply records the move and checks the missing tube out as missing; the unreadable one stays",
+          got and "1 moves" in got and where == [("E2E-RACK", "A1", "available"), ("E2E-RACK", "A2", "checked_out"),
+                                                 ("E2E-RACK", "B1", "available"), ("E2E-RACK", "A4", "available")], (got, where))
+    click("#rack-unwatch")
+
+    # ---- import: a file with mistakes, then a good one ----
+    samples = os.path.join(os.path.dirname(__file__), "../../assets/samples/legacy")
+    before = kura("stats")["specimens"]
+    w.type_into_file("#import-file", os.path.abspath(os.path.join(samples, "mistakes.csv")))
+    listed = wait_for(lambda: js("return document.querySelectorAll('[data-testid=import-problems] li').length || null"), 10)
+    got = feedback(lambda t: "nothing was imported" in t)
+    check("an import with mistakes lists its rows and writes nothing",
+          listed and listed >= 2 and got and kura("stats")["specimens"] == before, (listed, got))
+    w.type_into_file("#import-file", os.path.abspath(os.path.join(samples, "inventory.csv")))
+    rows = wait_for(lambda: js("return document.querySelector('[data-testid=import-checked]')?.dataset.rows || null"), 10)
+    check("a good file is checked first and nothing is written yet", rows and kura("stats")["specimens"] == before, rows)
+    click("#import-run")
+    wait_for(lambda: js("return document.querySelector('#confirm-yes') ? 1 : 0"))
+    click("#confirm-yes")
+    done = wait_for(lambda: js("return document.querySelector('[data-testid=import-done]')?.dataset.rows || null"), 20)
+    legacy = kura("show", "LIMS-2019.0001")
+    bar = js("return document.querySelector('[data-testid=import-done]').dataset.progress")
+    check("Import writes every row (the legacy codes as they were); the progress bar got to its end",
+          done == rows and kura("stats")["specimens"] == before + int(rows) and legacy["code"] == "LIMS-2019.0001"
+          and bar == f"{rows}/{rows}", (done, rows, legacy, bar))
+    screenshot("11c-import")
+
+    # ---- export a box to a workbook ----
+    out = os.path.join(OUT, "e2e-rack.xlsx")
+    type_into("#export-box", "E2E-RACK")
+    type_into("#export-path", out)
+    click("#export-run")
+    got = feedback(lambda t: "Exported" in t)
+    read = subprocess.run(["python3", "-c", "import openpyxl, sys, json; ws = openpyxl.load_workbook(sys.argv[1]).active; "
+                           "print(json.dumps([r[0] for r in ws.iter_rows(min_row=2, values_only=True)]))", out],
+                          capture_output=True, text=True)
+    codes = json.loads(read.stdout) if read.returncode == 0 else read.stderr
+    bar = js("return document.querySelector('[data-testid=export-done]')?.dataset.progress")
+    total = kura("stats")["specimens"]
+    check("Export writes the box's tubes to a workbook openpyxl reads, the bar over every specimen read",
+          got and sorted(codes) == sorted(rack[:6]) and bar == f"{total}/{total}", (got, codes, bar))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     if os.environ.get("KURA_E2E_ONLY") == "shipments":  # a quicker loop while working on it
@@ -544,6 +653,7 @@ def main():
         box = kura("boxmap", "E2E-BX1")
         check("the storage browser shows the box's occupancy as the store has it", occ == f"{box['occupied']} / {box['capacity']}", (occ, box["occupied"]))
         screenshot("11-storage")
+        bulk_flow(w, feedback, screenshot)
 
         # ---- settings, and switching to Japanese ----
         screen("settings")

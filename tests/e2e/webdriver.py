@@ -55,6 +55,10 @@ class Window:
         http("POST", f"{self.s}/element/{el}/clear", {})
         http("POST", f"{self.s}/element/{el}/value", {"text": value})
 
+    def type_into_file(self, css, path):
+        """Picks a file in an <input type=file> (WebDriver sets it without the file dialog)."""
+        http("POST", f"{self.s}/element/{self.find(css)}/value", {"text": path})
+
     def js(self, script, *args):
         return http("POST", f"{self.s}/execute/sync", {"script": script, "args": list(args)})
 

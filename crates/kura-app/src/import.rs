@@ -68,6 +68,15 @@ fn export_cells(s: &kura_store::SpecimenView) -> Vec<Cell> {
     ]
 }
 
+/// A written export: where, and how many specimens.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exported {
+    pub path: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub rows: u64,
+}
+
 /// One thing wrong with one row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RowError {
@@ -198,10 +207,14 @@ fn cp932(bytes: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
     (!had_errors).then_some(text)
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub rows: u64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub issued: u64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub stored: u64,
     /// The file's name and the SHA-256 of its bytes, as the `imported` event records them.
     pub file: String,
@@ -771,9 +784,14 @@ impl Kura {
     fn each_exported(
         &self,
         filter: &ExportFilter,
+        progress: Progress<'_>,
         mut row: impl FnMut(kura_store::SpecimenView) -> Result<(), AppError>,
     ) -> Result<u64, AppError> {
         self.may_read()?;
+        // Progress counts the specimens read (a filter keeps fewer than it reads).
+        let total = self.store().specimens_held()?;
+        let mut read = 0u64;
+        progress(0, total);
         let want_box = filter
             .container
             .as_deref()
@@ -798,6 +816,10 @@ impl Kura {
             }
         };
         self.store().for_each_specimen(|s| {
+            read += 1;
+            if read % 10_000 == 0 {
+                progress(read, total);
+            }
             if !keep(&s) {
                 return Ok(());
             }
@@ -820,6 +842,7 @@ impl Kura {
         for s in orphans {
             emit(s, &mut n);
         }
+        progress(total, total);
         match failure {
             Some(e) => Err(e),
             None => Ok(n),
@@ -836,9 +859,19 @@ impl Kura {
     /// The same for the specimens `filter` keeps.
     pub fn export_csv_of(
         &self,
+        out: impl Write,
+        bom: bool,
+        filter: &ExportFilter,
+    ) -> Result<u64, AppError> {
+        self.export_csv_with(out, bom, filter, &mut |_, _| {})
+    }
+
+    fn export_csv_with(
+        &self,
         mut out: impl Write,
         bom: bool,
         filter: &ExportFilter,
+        progress: Progress<'_>,
     ) -> Result<u64, AppError> {
         let file_err = |e: csv::Error| AppError::File {
             path: "export".into(),
@@ -849,7 +882,7 @@ impl Kura {
         }
         let mut w = csv::Writer::from_writer(out);
         w.write_record(export_header()).map_err(file_err)?;
-        let n = self.each_exported(filter, |s| {
+        let n = self.each_exported(filter, progress, |s| {
             let rec: Vec<String> = export_cells(&s)
                 .into_iter()
                 .map(|c| match c {
@@ -871,8 +904,55 @@ impl Kura {
     /// The specimens `filter` keeps as a workbook (one sheet, `specimens`): the same columns as
     /// CSV, codes as text cells, collection times as date cells.
     pub fn export_xlsx(&self, filter: &ExportFilter) -> Result<(Vec<u8>, u64), AppError> {
+        self.export_xlsx_with(filter, &mut |_, _| {})
+    }
+
+    fn export_xlsx_with(
+        &self,
+        filter: &ExportFilter,
+        progress: Progress<'_>,
+    ) -> Result<(Vec<u8>, u64), AppError> {
         let mut sheet = SheetWriter::new(self.calendar(), "specimens", &export_header())?;
-        self.each_exported(filter, |s| sheet.row(&export_cells(&s)))?;
+        self.each_exported(filter, progress, |s| sheet.row(&export_cells(&s)))?;
         sheet.finish()
+    }
+
+    /// Writes the specimens `filter` keeps to `path`: a workbook when it ends in `.xlsx`, CSV
+    /// otherwise (`bom`: behind a byte-order mark, for Excel on Japanese Windows). The file is
+    /// created readable by its owner only and synced before this returns.
+    pub fn export_file(
+        &self,
+        path: &std::path::Path,
+        bom: bool,
+        filter: &ExportFilter,
+        progress: Progress<'_>,
+    ) -> Result<Exported, AppError> {
+        let file_err = |e: std::io::Error| AppError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(file_err)?;
+        }
+        let workbook = is_workbook(&path.to_string_lossy());
+        let rows = if workbook {
+            let (bytes, n) = self.export_xlsx_with(filter, progress)?;
+            let mut f = crate::create_private(path).map_err(file_err)?;
+            f.write_all(&bytes)
+                .and_then(|()| f.sync_all())
+                .map_err(file_err)?;
+            n
+        } else {
+            let f = crate::create_private(path).map_err(file_err)?;
+            let mut w = std::io::BufWriter::new(f);
+            let n = self.export_csv_with(&mut w, bom, filter, progress)?;
+            let f = w.into_inner().map_err(|e| file_err(e.into_error()))?;
+            f.sync_all().map_err(file_err)?;
+            n
+        };
+        Ok(Exported {
+            path: path.display().to_string(),
+            rows,
+        })
     }
 }

@@ -106,6 +106,33 @@ pub fn default_db_path() -> PathBuf {
 /// Progress of long work: (done, total).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
+/// One step of long work as the window's progress bar receives it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Progressed {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub done: u64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub total: u64,
+}
+
+/// Where the window suggests writing an export: the user's documents folder (else home, else
+/// beside the database).
+pub fn default_export_dir() -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|u| {
+            u.document_dir()
+                .map(Path::to_path_buf)
+                .or_else(|| Some(u.home_dir().to_path_buf()))
+        })
+        .unwrap_or_else(|| {
+            default_db_path()
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        })
+}
+
 /// An open Kura database, acting for one person.
 pub struct Kura {
     store: Store,

@@ -378,7 +378,65 @@ pub fn table(
     Ok(lines.iter().map(|l| split(l, delim)).collect())
 }
 
+/// A file a rack scanner wrote into the folder the window watches.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanFile {
+    pub name: String,
+    pub path: String,
+    /// Modification time, milliseconds since 1970 (a new scan has a newer one).
+    pub modified_ms: f64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub bytes: u64,
+}
+
+/// Whether a file in a scanner's folder is a scan: a table or workbook, not hidden, not a
+/// spreadsheet's lock file (`~$…`) or a file still being written (`.tmp`, `.part`).
+fn is_scan_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !name.starts_with('.')
+        && !name.starts_with("~$")
+        && [".csv", ".txt", ".tsv", ".xlsx", ".xls"]
+            .iter()
+            .any(|e| lower.ends_with(e))
+}
+
+/// The newest scan in `folder` (none when it holds none).
+pub fn newest_scan(folder: &std::path::Path) -> Result<Option<ScanFile>, AppError> {
+    let file_err = |e: std::io::Error| AppError::File {
+        path: folder.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut newest: Option<ScanFile> = None;
+    for entry in std::fs::read_dir(folder).map_err(file_err)? {
+        let entry = entry.map_err(file_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() || !is_scan_name(&name) {
+            continue;
+        }
+        let modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        let later = newest
+            .as_ref()
+            .is_none_or(|n| (modified_ms, name.as_str()) > (n.modified_ms, n.name.as_str()));
+        if later {
+            newest = Some(ScanFile {
+                path: entry.path().display().to_string(),
+                name,
+                modified_ms,
+                bytes: meta.len(),
+            });
+        }
+    }
+    Ok(newest)
+}
+
 /// A tube the database and the scan agree on.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AtPosition {
     pub position: String,
@@ -386,6 +444,7 @@ pub struct AtPosition {
 }
 
 /// A tube found somewhere else than where the database has it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MovedTube {
     pub code: String,
@@ -395,6 +454,7 @@ pub struct MovedTube {
 }
 
 /// An unreadable tube: the position, and which tube the database expects there.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unreadable {
     pub position: String,
@@ -402,6 +462,7 @@ pub struct Unreadable {
 }
 
 /// The answer of a reconciliation.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reconciliation {
     #[serde(rename = "box")]
@@ -422,10 +483,14 @@ pub struct Reconciliation {
     pub applied: Option<Applied>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Applied {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub moved: u64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub checked_out_missing: u64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub registered: u64,
 }
 
@@ -522,6 +587,31 @@ struct Lists {
 }
 
 impl Kura {
+    /// [`Kura::reconcile_rack`] of a file on disk (the window's watched scanner folder), with
+    /// the detected layout and without registering unknown tubes.
+    pub fn reconcile_rack_file(
+        &mut self,
+        path: &std::path::Path,
+        container: &str,
+        order: Order,
+        apply: bool,
+    ) -> Result<Reconciliation, AppError> {
+        let bytes = std::fs::read(path).map_err(|e| AppError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        self.reconcile_rack(
+            &bytes,
+            name.as_deref().unwrap_or("scan.csv"),
+            container,
+            order,
+            None,
+            apply,
+            None,
+        )
+    }
+
     /// Reconciles a rack scanner's file with box `container`; with `apply`, records what the
     /// scan shows in one transaction: the moves, the missing tubes checked out as missing (their
     /// positions stay reserved until they are found), and, with `register`, the unknown
@@ -796,6 +886,43 @@ mod tests {
                 "{label} {order:?}"
             );
         }
+    }
+
+    #[test]
+    fn scan_names() {
+        for (name, want) in [
+            ("rack-001.csv", true),
+            ("RACK.XLSX", true),
+            ("scan.txt", true),
+            ("scan.tsv", true),
+            (".hidden.csv", false),
+            ("~$rack.xlsx", false),
+            ("rack.csv.tmp", false),
+            ("rack.csv.part", false),
+            ("rack.pdf", false),
+        ] {
+            assert_eq!(is_scan_name(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_newest_scan_of_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(newest_scan(dir.path()).unwrap(), None);
+        std::fs::write(dir.path().join("a.csv"), "A1,X").unwrap();
+        std::fs::write(dir.path().join("~$b.xlsx"), "lock").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let f = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("a.csv"))
+            .unwrap();
+        f.set_modified(old).unwrap();
+        assert_eq!(newest_scan(dir.path()).unwrap().unwrap().name, "a.csv");
+        std::fs::write(dir.path().join("b.csv"), "A1,Y").unwrap();
+        let n = newest_scan(dir.path()).unwrap().unwrap();
+        assert_eq!((n.name.as_str(), n.bytes), ("b.csv", 4));
+        let gone = newest_scan(&dir.path().join("nowhere")).unwrap_err();
+        assert_eq!(gone.code(), "file_error", "{gone}");
     }
 
     #[test]

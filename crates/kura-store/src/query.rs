@@ -701,6 +701,15 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// How many specimens the projection holds (every status).
+    pub fn specimens_held(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .prepare_cached("SELECT count(*) FROM specimens")?
+            .query_row([], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// How many events the log holds (the newest local row id: events are never deleted).
     pub fn events_logged(&self) -> Result<i64, StoreError> {
         Ok(self

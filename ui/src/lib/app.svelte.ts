@@ -7,8 +7,8 @@ import { tone } from './tones';
 
 export const api = backend();
 
-export type ScreenId = 'checkin' | 'checkout' | 'return' | 'move' | 'find' | 'detail' | 'register' | 'storage' | 'print' | 'settings' | 'sync' | 'people' | 'ship' | 'receive';
-export const SCREENS: ScreenId[] = ['checkin', 'checkout', 'return', 'move', 'find', 'register', 'storage', 'print', 'settings', 'sync', 'people', 'ship', 'receive'];
+export type ScreenId = 'checkin' | 'checkout' | 'return' | 'move' | 'find' | 'detail' | 'register' | 'storage' | 'print' | 'settings' | 'sync' | 'people' | 'ship' | 'receive' | 'bulk';
+export const SCREENS: ScreenId[] = ['checkin', 'checkout', 'return', 'move', 'find', 'register', 'storage', 'print', 'settings', 'sync', 'people', 'ship', 'receive', 'bulk'];
 
 const LANG_KEY = 'kura.lang';
 const saved = typeof localStorage !== 'undefined' ? (localStorage.getItem(LANG_KEY) as Lang | null) : null;
@@ -19,6 +19,8 @@ class AppState {
   lang = $state<Lang>(initialLang());
   feedback = $state<{ ok: boolean; text: string; seq: number; warn?: string } | null>(null);
   busy = $state<string | null>(null);
+  /** Of the long work under way, when it says how far it is. */
+  progress = $state<{ done: number; total: number } | null>(null);
   confirm = $state<{ text: string; detail?: string; reason?: boolean; resolve: (v: string | false) => void } | null>(null);
   detailCode = $state<string | null>(null);
   printCodes = $state<string[]>([]);
@@ -162,6 +164,18 @@ export async function busy<T>(text: string, f: () => Promise<T>): Promise<T> {
     return await f();
   } finally {
     app.busy = null;
+  }
+}
+
+/** Runs long work that reports how far it is: the bar fills as `f`'s reports arrive. */
+export async function busyWithProgress<T>(text: string, f: (report: (p: { done: number; total: number }) => void) => Promise<T>): Promise<T> {
+  app.busy = text;
+  app.progress = null;
+  try {
+    return await f((p) => (app.progress = { done: p.done, total: p.total }));
+  } finally {
+    app.busy = null;
+    app.progress = null;
   }
 }
 

@@ -453,4 +453,78 @@ again: boolean, };
 
 export type KeyView = { fingerprint: string, public: string, };
 
+export type Progressed = { done: number, total: number, };
+
+export type ImportReport = { rows: number, issued: number, stored: number, 
+/**
+ * The file's name and the SHA-256 of its bytes, as the `imported` event records them.
+ */
+file: string, sha256: string, 
+/**
+ * `--check`: every row was read and checked; nothing was written.
+ */
+checked_only: boolean, };
+
+export type Exported = { path: string, rows: number, };
+
+export type ScanFile = { name: string, path: string, 
+/**
+ * Modification time, milliseconds since 1970 (a new scan has a newer one).
+ */
+modified_ms: number, bytes: number, };
+
+export type AtPosition = { position: string, code: string, };
+
+export type MovedTube = { code: string, 
+/**
+ * Where the database has it (`BOX/A3`, or a status when it is not in storage).
+ */
+from: string, to: string, };
+
+export type Unreadable = { position: string, expected: string | null, };
+
+export type Applied = { moved: number, checked_out_missing: number, registered: number, };
+
+export type Reconciliation = { box: string, rows: number, cols: number, rack: string | null, 
+/**
+ * The scan was read rotated by 180° (the rack sat the wrong way round in the reader).
+ */
+rotated: boolean, matched: Array<AtPosition>, 
+/**
+ * In the database here, not in the scan.
+ */
+missing: Array<AtPosition>, moved: Array<MovedTube>, unreadable: Array<Unreadable>, 
+/**
+ * In the scan, not registered at all.
+ */
+unexpected: Array<AtPosition>, 
+/**
+ * Set by `--apply`: what was recorded.
+ */
+applied: Applied | null, };
+
+export type Room = { code: string, kind: string, path: string, capacity: number, free: number, 
+/**
+ * Taken share, 0–1 (the heat map's colour).
+ */
+fill: number, };
+
+export type TypeRoom = { type_name: string, boxes: number, free: number, };
+
+export type Take = { code: string, path: string, tubes: number, };
+
+export type Space = { free: number, by_type: Array<TypeRoom>, 
+/**
+ * Every container above the boxes (sites, rooms, freezers, racks …), with its boxes' room.
+ */
+places: Array<Room>, 
+/**
+ * With `need`: the boxes that take them, fullest first (fill what is open before a new box).
+ */
+takes: Array<Take>, 
+/**
+ * With `need`: whether they all fit.
+ */
+fits: boolean | null, };
+
 export type WireError = { code: string, message: string, details?: Record<string, unknown>, };

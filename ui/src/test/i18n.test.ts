@@ -67,8 +67,10 @@ describe('catalogue', () => {
       'role.': rustNames('kura-domain/src/user.rs', 'pub fn as_str(self)'),
       'meaning.': ['performed', 'reviewed', 'approved'],
       'grid.legend.': ['empty', 'available', 'checked_out', 'blocked', 'holds'],
-      'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings', 'sync', 'people', 'ship', 'receive'],
+      'screen.': ['checkin', 'checkout', 'return', 'move', 'find', 'detail', 'register', 'storage', 'print', 'settings', 'sync', 'people', 'ship', 'receive', 'bulk'],
       'sync.': ['in_effect', 'refused'],
+      // The reconciliation's lists (kura-app rack.rs).
+      'bulk.kind.': ['matched', 'missing', 'moved', 'unreadable', 'unexpected'],
       'sync.state.': ['not_enrolled', 'online', 'offline', 'error', 'stopped', 'syncing'],
       'field.': ['to', 'purpose', 'due', 'reason', 'thawed'],
       // Coolant::as_str (kura-domain shipment.rs) and the reception conditions (kura-app).

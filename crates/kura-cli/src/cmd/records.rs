@@ -1,6 +1,5 @@
 //! Records in and out: spreadsheet import and export, the audit report.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -111,32 +110,9 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
         } => {
             let filter = kura_app::import::ExportFilter { container, study };
             let n = match &file {
-                Some(path) if kura_app::import::is_workbook(&path.to_string_lossy()) => {
-                    let (bytes, n) = k.export_xlsx(&filter)?;
-                    let mut f = kura_app::create_private(path).map_err(|e| AppError::File {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                    f.write_all(&bytes)
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| AppError::File {
-                            path: path.display().to_string(),
-                            message: e.to_string(),
-                        })?;
-                    n
-                }
                 Some(path) => {
-                    let f = kura_app::create_private(path).map_err(|e| AppError::File {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                    let mut w = std::io::BufWriter::new(f);
-                    let n = k.export_csv_of(&mut w, bom, &filter)?;
-                    w.flush().map_err(|e| AppError::File {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                    n
+                    k.export_file(path, bom, &filter, &mut progress("export"))?
+                        .rows
                 }
                 None => k.export_csv_of(std::io::stdout().lock(), bom, &filter)?,
             };
