@@ -817,7 +817,7 @@ impl Kura {
         };
         self.store().for_each_specimen(|s| {
             read += 1;
-            if read % 10_000 == 0 {
+            if read.is_multiple_of(10_000) {
                 progress(read, total);
             }
             if !keep(&s) {
