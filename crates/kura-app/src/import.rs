@@ -927,10 +927,7 @@ impl Kura {
         filter: &ExportFilter,
         progress: Progress<'_>,
     ) -> Result<Exported, AppError> {
-        let file_err = |e: std::io::Error| AppError::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
+        let file_err = |e: std::io::Error| crate::labels::file_err(path, e);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(file_err)?;
         }

@@ -403,10 +403,7 @@ fn is_scan_name(name: &str) -> bool {
 
 /// The newest scan in `folder` (none when it holds none).
 pub fn newest_scan(folder: &std::path::Path) -> Result<Option<ScanFile>, AppError> {
-    let file_err = |e: std::io::Error| AppError::File {
-        path: folder.display().to_string(),
-        message: e.to_string(),
-    };
+    let file_err = |e: std::io::Error| crate::labels::file_err(folder, e);
     let mut newest: Option<ScanFile> = None;
     for entry in std::fs::read_dir(folder).map_err(file_err)? {
         let entry = entry.map_err(file_err)?;
@@ -596,10 +593,7 @@ impl Kura {
         order: Order,
         apply: bool,
     ) -> Result<Reconciliation, AppError> {
-        let bytes = std::fs::read(path).map_err(|e| AppError::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| crate::labels::file_err(path, e))?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         self.reconcile_rack(
             &bytes,
