@@ -650,12 +650,10 @@ async fn import_file(
 async fn export_file(
     app: S<'_>,
     path: String,
-    container: Option<String>,
-    study: Option<String>,
+    filter: ExportFilter,
     bom: bool,
     progress: Channel<Progressed>,
 ) -> R<Exported> {
-    let filter = ExportFilter { container, study };
     app.kura()
         .export_file(
             std::path::Path::new(&path),

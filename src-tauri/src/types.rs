@@ -63,6 +63,7 @@ fn generate() -> String {
         Progressed::decl(),
         import::ImportReport::decl(),
         import::Exported::decl(),
+        import::ExportFilter::decl(),
         rack::ScanFile::decl(),
         rack::AtPosition::decl(),
         rack::MovedTube::decl(),

@@ -579,6 +579,18 @@ def main():
         check("the window's search finds exactly what the CLI finds for the same query",
               count and count.startswith(str(len(want))) and shown == want and len(want) == 7, (count, shown, want))
         screenshot("07-find")
+        # Every match of that search to a workbook (openpyxl reads it back).
+        found_out = os.path.join(OUT, "e2e-find.xlsx")
+        js("const i = document.querySelector('#find-export-path'); i.value = arguments[0];"
+           "i.dispatchEvent(new Event('input', {bubbles: true}))", found_out)
+        js("document.querySelector('#find-export').click()")
+        wait_for(lambda: text("[data-testid=find-exported]"))
+        read = subprocess.run(["python3", "-c", "import openpyxl, sys, json; ws = openpyxl.load_workbook(sys.argv[1]).active; "
+                               "print(json.dumps([r[0] for r in ws.iter_rows(min_row=2, values_only=True)]))", found_out],
+                              capture_output=True, text=True)
+        exported = json.loads(read.stdout) if read.returncode == 0 else read.stderr
+        check("the search's results export to a workbook holding exactly what the CLI finds",
+              sorted(exported) == sorted(want), (exported, want))
 
         # ---- detail: history, lineage ----
         js("[...document.querySelectorAll('[data-testid=find-results] .r')].find(r => r.textContent.includes(arguments[0])).click()", tubes[3])

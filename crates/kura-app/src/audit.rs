@@ -623,7 +623,7 @@ impl Kura {
         let ext = report_format(format).ok_or_else(|| {
             AppError::input(
                 "format",
-                format!("{format:?}: an audit report is a pdf or a csv file"),
+                format!("{format:?}: an audit report is a pdf, csv or xlsx file"),
             )
         })?;
         let dir = self
@@ -672,7 +672,7 @@ impl Kura {
                 AppError::input(
                     "out",
                     format!(
-                        "{}: an audit report is a .pdf or a .csv file (or .jsonl: every event of the log as stored)",
+                        "{}: an audit report is a .pdf, .csv or .xlsx file (or .jsonl: every event of the log as stored)",
                         out.display()
                     ),
                 )
@@ -689,6 +689,7 @@ impl Kura {
                 (r.bytes, r.pages)
             }
             "jsonl" => (k.events_jsonl()?, 0),
+            "xlsx" => (k.audit_xlsx(&report.rows)?, 0),
             _ => (audit_csv(&report.rows)?, 0),
         };
         let sha256 = {
@@ -932,26 +933,57 @@ pub fn audit_csv(rows: &[AuditRow]) -> Result<Vec<u8>, AppError> {
             .map_err(|e| AppError::input("out", e.to_string()))?;
     }
     if rows.is_empty() {
-        w.write_record([
-            "n",
-            "time_utc",
-            "time_local",
-            "event",
-            "subject",
-            "old",
-            "new",
-            "reason",
-            "actor",
-            "signatures",
-            "workstation",
-            "seq",
-            "event_id",
-            "hash",
-        ])
-        .map_err(|e| AppError::input("out", e.to_string()))?;
+        w.write_record(AUDIT_COLUMNS)
+            .map_err(|e| AppError::input("out", e.to_string()))?;
     }
     w.into_inner()
         .map_err(|e| AppError::input("out", e.to_string()))
+}
+
+/// The columns of an audit report's CSV and workbook, in order.
+const AUDIT_COLUMNS: [&str; 14] = [
+    "n",
+    "time_utc",
+    "time_local",
+    "event",
+    "subject",
+    "old",
+    "new",
+    "reason",
+    "actor",
+    "signatures",
+    "workstation",
+    "seq",
+    "event_id",
+    "hash",
+];
+
+impl Kura {
+    /// The report's rows as a workbook (one sheet, `audit`): the CSV's columns, every value a
+    /// text cell but the row number and sequence number.
+    fn audit_xlsx(&self, rows: &[AuditRow]) -> Result<Vec<u8>, AppError> {
+        use crate::sheets::{Cell, SheetWriter};
+        let mut sheet = SheetWriter::new(self.calendar(), "audit", &AUDIT_COLUMNS)?;
+        for r in rows {
+            sheet.row(&[
+                Cell::Number(r.n as f64),
+                Cell::text(&r.time_utc),
+                Cell::text(&r.time_local),
+                Cell::text(&r.event),
+                Cell::text(&r.subject),
+                Cell::text(&r.old),
+                Cell::text(&r.new),
+                Cell::text(&r.reason),
+                Cell::text(&r.actor),
+                Cell::text(&r.signatures),
+                Cell::text(&r.workstation),
+                Cell::Number(r.seq as f64),
+                Cell::text(&r.event_id),
+                Cell::text(&r.hash),
+            ])?;
+        }
+        Ok(sheet.finish()?.0)
+    }
 }
 
 /// Reads an audit CSV back (what an auditor's script does): its rows.
@@ -969,6 +1001,7 @@ fn report_format(name: &str) -> Option<&'static str> {
         "pdf" => Some("pdf"),
         "csv" => Some("csv"),
         "jsonl" => Some("jsonl"),
+        "xlsx" => Some("xlsx"),
         _ => None,
     }
 }

@@ -21,13 +21,35 @@ use crate::register::text;
 use crate::sheets::{Cell, SheetWriter};
 use crate::{AppError, Kura, Progress};
 
-/// Which specimens an export writes (all without a filter).
-#[derive(Debug, Clone, Default)]
+/// Which specimens an export writes (all without a filter): a box, a study, or what a search
+/// finds (the same comparisons as [`Kura::find`]); the parts given must all hold.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct ExportFilter {
     /// Only those in this box (rack, cane).
     pub container: Option<String>,
     /// Only those of this study.
     pub study: Option<String>,
+    /// A specimen code (exact, or a prefix), a donor or a study, as the search box takes it.
+    pub text: Option<String>,
+    pub donor: Option<String>,
+    pub sample_type: Option<String>,
+    pub status: Option<String>,
+}
+
+impl ExportFilter {
+    /// The search part, as [`kura_store::FindQuery`] compares it.
+    fn search(&self) -> kura_store::FindQuery {
+        kura_store::FindQuery {
+            text: self.text.clone(),
+            donor: self.donor.clone(),
+            study: self.study.clone(),
+            sample_type: self.sample_type.clone(),
+            status: self.status.clone(),
+            ..kura_store::FindQuery::default()
+        }
+    }
 }
 
 fn export_header() -> Vec<&'static str> {
@@ -109,22 +131,22 @@ impl fmt::Display for RowError {
 
 /// The problems found in a file: every one is counted, the first [`MAX_LISTED`] are kept.
 #[derive(Default)]
-struct Errors {
+pub(crate) struct Errors {
     listed: Vec<RowError>,
-    total: u64,
+    pub(crate) total: u64,
 }
 
 /// How many row problems an import error lists (all are counted).
 pub const MAX_LISTED: usize = 1000;
 
 impl Errors {
-    fn push(&mut self, e: RowError) {
+    pub(crate) fn push(&mut self, e: RowError) {
         self.total += 1;
         if self.listed.len() < MAX_LISTED {
             self.listed.push(e);
         }
     }
-    fn into_error(self) -> AppError {
+    pub(crate) fn into_error(self) -> AppError {
         AppError::Import {
             total: self.total,
             rows: self.listed,
@@ -278,7 +300,7 @@ pub(crate) enum At<'a> {
 }
 
 impl At<'_> {
-    fn line(&self) -> u64 {
+    pub(crate) fn line(&self) -> u64 {
         match self {
             At::Line(l) => *l,
             At::Cell { row, .. } => *row,
@@ -561,7 +583,7 @@ impl<'k> Reader<'k> {
 }
 
 /// The name of the cell at `at` in column `col` (a workbook only).
-fn cell_name(at: At<'_>, col: Option<usize>) -> Option<String> {
+pub(crate) fn cell_name(at: At<'_>, col: Option<usize>) -> Option<String> {
     match at {
         At::Line(_) => None,
         At::Cell { sheet, row, col0 } => Some(match col {
@@ -797,11 +819,12 @@ impl Kura {
             .as_deref()
             .map(ContainerId::parse)
             .transpose()?;
+        let search = filter.search();
         let keep = |s: &kura_store::SpecimenView| {
             want_box
                 .as_ref()
                 .is_none_or(|b| s.container.as_deref() == Some(b.as_str()))
-                && filter.study.as_ref().is_none_or(|st| &s.study == st)
+                && search.matches(s)
         };
         let mut n = 0u64;
         let mut failure = None;

@@ -79,46 +79,7 @@ pub(crate) fn read_workbook(
     bytes: &[u8],
     sheet: Option<&str>,
 ) -> Result<Vec<Row>, AppError> {
-    if encrypted(bytes) {
-        return Err(password_protected());
-    }
-    let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).map_err(|e| {
-        if e.to_string().contains("password") {
-            password_protected()
-        } else {
-            AppError::input(
-                "workbook",
-                format!("the file is not a workbook Kura can read ({e}); save it as .xlsx (Excel Workbook) and import it again"),
-            )
-        }
-    })?;
-    let is_1904 = match &wb {
-        Sheets::Xlsx(x) => x.has_1904_epoch(),
-        _ => false,
-    };
-    let names = wb.sheet_names();
-    let name = match sheet {
-        Some(s) => names
-            .iter()
-            .find(|n| n.as_str() == s)
-            .cloned()
-            .ok_or_else(|| {
-                AppError::input(
-                    "sheet",
-                    format!(
-                        "the workbook has no sheet {s:?}; its sheets are {}",
-                        names.join(", ")
-                    ),
-                )
-            })?,
-        None => names
-            .first()
-            .cloned()
-            .ok_or_else(|| AppError::input("workbook", "the workbook has no sheets"))?,
-    };
-    let range = wb
-        .worksheet_range(&name)
-        .map_err(|e| AppError::input("sheet", format!("cannot read sheet {name:?}: {e}")))?;
+    let (name, is_1904, range) = open_sheet(bytes, sheet)?;
     let (r0, c0) = range.start().unwrap_or((0, 0));
     let (r0, c0) = (u64::from(r0), c0 as usize);
     let mut rows = range.rows();
@@ -168,6 +129,128 @@ pub(crate) fn read_workbook(
         reader.row(here, &refs)?;
     }
     reader.finish()
+}
+
+/// Opens `sheet` of a workbook (the first without a name): its name, whether the workbook counts
+/// dates from 1904, and its cells.
+fn open_sheet(
+    bytes: &[u8],
+    sheet: Option<&str>,
+) -> Result<(String, bool, calamine::Range<Data>), AppError> {
+    if encrypted(bytes) {
+        return Err(password_protected());
+    }
+    let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).map_err(|e| {
+        if e.to_string().contains("password") {
+            password_protected()
+        } else {
+            AppError::input(
+                "workbook",
+                format!("the file is not a workbook Kura can read ({e}); save it as .xlsx (Excel Workbook) and import it again"),
+            )
+        }
+    })?;
+    let is_1904 = match &wb {
+        Sheets::Xlsx(x) => x.has_1904_epoch(),
+        _ => false,
+    };
+    let names = wb.sheet_names();
+    let name = match sheet {
+        Some(s) => names
+            .iter()
+            .find(|n| n.as_str() == s)
+            .cloned()
+            .ok_or_else(|| {
+                AppError::input(
+                    "sheet",
+                    format!(
+                        "the workbook has no sheet {s:?}; its sheets are {}",
+                        names.join(", ")
+                    ),
+                )
+            })?,
+        None => names
+            .first()
+            .cloned()
+            .ok_or_else(|| AppError::input("workbook", "the workbook has no sheets"))?,
+    };
+    let range = wb
+        .worksheet_range(&name)
+        .map_err(|e| AppError::input("sheet", format!("cannot read sheet {name:?}: {e}")))?;
+    Ok((name, is_1904, range))
+}
+
+/// A small table read as text from a CSV file or a workbook's sheet (a storage layout): the
+/// header first; each row with where it is, so a problem names its line or cell.
+pub(crate) struct Table {
+    /// The sheet's name (a workbook), else none (CSV: rows are lines).
+    sheet: Option<String>,
+    /// The sheet column of the table's first column.
+    col0: usize,
+    /// (line or sheet row, cells), the header first; blank rows left out.
+    pub rows: Vec<(u64, Vec<String>)>,
+}
+
+impl Table {
+    /// Reads `bytes`: a workbook when `file` names one (`sheet`, else the first), else CSV
+    /// (UTF-8 or CP932, as import detects it).
+    pub(crate) fn read(bytes: &[u8], file: &str, sheet: Option<&str>) -> Result<Table, AppError> {
+        if crate::import::is_workbook(file) {
+            let (name, _, range) = open_sheet(bytes, sheet)?;
+            let (r0, c0) = range.start().unwrap_or((0, 0));
+            let rows = range
+                .rows()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        u64::from(r0) + 1 + i as u64,
+                        r.iter().map(cell_text_plain).collect::<Vec<_>>(),
+                    )
+                })
+                .filter(|(_, cells)| cells.iter().any(|c| !c.trim().is_empty()))
+                .collect();
+            return Ok(Table {
+                sheet: Some(name),
+                col0: c0 as usize,
+                rows,
+            });
+        }
+        let text = crate::import::decode(bytes, crate::import::CsvEncoding::Auto)?;
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut rows = Vec::new();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                AppError::input("csv", format!("line {line}: malformed CSV: {e}"))
+            })?;
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let cells: Vec<String> = rec.iter().map(str::to_string).collect();
+            if cells.iter().any(|c| !c.is_empty()) {
+                rows.push((line, cells));
+            }
+        }
+        Ok(Table {
+            sheet: None,
+            col0: 0,
+            rows,
+        })
+    }
+
+    /// Where row `n` (a line, or a sheet row) is.
+    pub(crate) fn at(&self, n: u64) -> At<'_> {
+        match &self.sheet {
+            Some(sheet) => At::Cell {
+                sheet,
+                row: n,
+                col0: self.col0,
+            },
+            None => At::Line(n),
+        }
+    }
 }
 
 /// The first sheet's rows as text (a rack scanner's workbook).

@@ -283,3 +283,190 @@ impl Kura {
         })
     }
 }
+
+/// The columns of a storage layout sheet (a header row names them, in any order): `code` and
+/// `type` required, the rest optional.
+pub const LAYOUT_COLUMNS: [&str; 6] = ["code", "type", "name", "parent", "position", "temperature"];
+
+impl Kura {
+    /// Applies a storage layout from a sheet (CSV, or a workbook's `sheet`, else its first):
+    /// one container per row, columns [`LAYOUT_COLUMNS`]; a parent is in the database or on an
+    /// earlier row. Every row is checked first and every problem named by line or cell; then
+    /// all rows are written in one transaction (a row that fails there, such as a taken
+    /// position, is named and nothing is written). Containers that exist are left alone.
+    pub fn apply_layout_sheet(
+        &mut self,
+        bytes: &[u8],
+        file: &str,
+        sheet: Option<&str>,
+    ) -> Result<LayoutReport, AppError> {
+        use crate::import::{Errors, RowError, cell_name};
+        let table = crate::sheets::Table::read(bytes, file, sheet)?;
+        let Some((header_line, header)) = table.rows.first() else {
+            return Err(AppError::input(
+                "layout",
+                format!(
+                    "{file} is empty: the first row names the columns ({})",
+                    LAYOUT_COLUMNS.join(", ")
+                ),
+            ));
+        };
+        let mut errors = Errors::default();
+        let hat = table.at(*header_line);
+        let mut col: std::collections::HashMap<&str, usize> = Default::default();
+        for (i, h) in header.iter().enumerate() {
+            let h = h.trim();
+            match LAYOUT_COLUMNS.iter().find(|c| c.eq_ignore_ascii_case(h)) {
+                Some(c) => {
+                    col.entry(c).or_insert(i);
+                }
+                None => errors.push(RowError {
+                    line: hat.line(),
+                    column: h.to_string(),
+                    cell: cell_name(hat, Some(i)),
+                    value: h.to_string(),
+                    reason: format!(
+                        "unknown column; a layout's columns are {}",
+                        LAYOUT_COLUMNS.join(", ")
+                    ),
+                }),
+            }
+        }
+        for c in ["code", "type"] {
+            if !col.contains_key(c) {
+                errors.push(RowError {
+                    line: hat.line(),
+                    column: c.to_string(),
+                    cell: cell_name(hat, None),
+                    value: String::new(),
+                    reason: "required column is missing".into(),
+                });
+            }
+        }
+        if errors.total > 0 {
+            return Err(errors.into_error());
+        }
+        // Every row checked on its own and against the rows above it.
+        let types = BTreeMap::new();
+        let mut seen: std::collections::HashSet<String> = Default::default();
+        let mut rows: Vec<(u64, [Option<String>; 6])> = Vec::new();
+        for (n, cells) in &table.rows[1..] {
+            let at = table.at(*n);
+            let get = |c: &str| {
+                col.get(c)
+                    .and_then(|i| cells.get(*i))
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+            };
+            let mut wrong = |c: &str, reason: String| {
+                errors.push(RowError {
+                    line: at.line(),
+                    column: c.to_string(),
+                    cell: cell_name(at, col.get(c).copied()),
+                    value: get(c).unwrap_or_default(),
+                    reason,
+                })
+            };
+            let vals = LAYOUT_COLUMNS.map(get);
+            let [code, type_name, _, parent, position, temperature] = &vals;
+            match code.as_deref().map(ContainerId::parse) {
+                None => wrong("code", "a container needs a code".into()),
+                Some(Err(e)) => wrong("code", e.to_string()),
+                Some(Ok(id)) => {
+                    if !seen.insert(id.to_string()) {
+                        wrong("code", format!("{id} appears twice in this sheet"));
+                    }
+                }
+            }
+            match type_name.as_deref() {
+                None => wrong(
+                    "type",
+                    "a container needs a type (kura storage types)".into(),
+                ),
+                Some(t) => {
+                    if let Err(e) = resolve_type(&types, t) {
+                        wrong("type", e.to_string());
+                    }
+                }
+            }
+            if let Some(t) = temperature.as_deref()
+                && Temperature::parse(t).is_none()
+            {
+                wrong(
+                    "temperature",
+                    format!(
+                        "{t:?} is not a temperature tier (room, fridge, -20, -80, ln_vapour, ln_liquid)"
+                    ),
+                );
+            }
+            let parent_id = parent.as_deref().map(ContainerId::parse);
+            let parent_known = match &parent_id {
+                Some(Ok(p)) => {
+                    seen.contains(p.as_str())
+                        || self.store().container_geometry(p.as_str())?.is_some()
+                }
+                _ => true,
+            };
+            match parent_id {
+                None if position.is_some() => wrong(
+                    "position",
+                    "a position is in a parent; give the parent too".into(),
+                ),
+                None => {}
+                Some(Err(e)) => wrong("parent", e.to_string()),
+                Some(Ok(p)) if !parent_known => wrong(
+                    "parent",
+                    format!("{p} is neither in the database nor on a row above this one"),
+                ),
+                Some(Ok(_)) => {}
+            }
+            rows.push((*n, vals));
+        }
+        if errors.total > 0 {
+            return Err(errors.into_error());
+        }
+        self.write(|e| {
+            let mut report = LayoutReport::default();
+            for (n, [code, type_name, name, parent, position, temperature]) in &rows {
+                let code = code.as_deref().unwrap_or_default();
+                let created = e
+                    .create_container(
+                        &types,
+                        code,
+                        type_name.as_deref().unwrap_or_default(),
+                        name.as_deref(),
+                        parent.as_deref(),
+                        position.as_deref(),
+                        temperature.as_deref(),
+                    )
+                    .map_err(|err| {
+                        let at = table.at(*n);
+                        let c = if position.is_some() {
+                            "position"
+                        } else {
+                            "code"
+                        };
+                        let mut one = Errors::default();
+                        one.push(RowError {
+                            line: at.line(),
+                            column: c.into(),
+                            cell: cell_name(at, col.get(c).copied()),
+                            value: if position.is_some() {
+                                position.clone().unwrap_or_default()
+                            } else {
+                                code.to_string()
+                            },
+                            reason: err.to_string(),
+                        });
+                        one.into_error()
+                    })?;
+                if created {
+                    report.created.push(code.to_string());
+                } else {
+                    report.existing.push(code.to_string());
+                }
+            }
+            Ok(report)
+        })
+    }
+}

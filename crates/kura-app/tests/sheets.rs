@@ -311,3 +311,200 @@ fn three_thousand_bad_rows_a_report_and_nothing_written() {
         assert_eq!(events(&b.kura), before);
     }
 }
+
+#[test]
+fn a_storage_layout_from_a_sheet_all_rows_or_none() {
+    let b = bench();
+    let dir = b.dir.path();
+    // A new freezer with a rack and two boxes, written by openpyxl (columns in another order,
+    // a header in capitals, a blank row); the same rows as CSV with four mistakes.
+    python(
+        r#"
+import sys, openpyxl
+d = sys.argv[1]
+wb = openpyxl.Workbook()
+ws = wb.active
+ws.title = "保管"
+ws.append(["Code", "type", "parent", "position", "name", "temperature"])
+ws.append(["F2", "freezer-5-shelves", "ROOM", None, "−80 ℃ 2号機", "-80"])
+ws.append(["R2", "rack-5x4", "F2", "II", None, None])
+ws.append([None, None, None, None, None, None])
+ws.append(["B-0001", "box-9x9", "R2", "1-2", None, None])
+ws.append(["B-0002", "box-10x10", "R2", None, None, None])
+wb.save(f"{d}/layout.xlsx")
+"#,
+        &[dir],
+    );
+    let mut k = b.kura;
+    let bytes = std::fs::read(dir.join("layout.xlsx")).unwrap();
+    let r = k.apply_layout_sheet(&bytes, "layout.xlsx", None).unwrap();
+    assert_eq!(r.created, ["F2", "R2", "B-0001", "B-0002"]);
+    let mut rows = k.containers(Some("R2")).unwrap();
+    rows.sort_by(|a, b| a.code.cmp(&b.code));
+    let at: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|c| (c.code.as_str(), c.position.as_deref()))
+        .collect();
+    assert_eq!(
+        at,
+        [("B-0001", Some("1-2")), ("B-0002", Some("1-1"))],
+        "the position given, then the next free slot"
+    );
+    // Applied again: nothing new.
+    let again = k.apply_layout_sheet(&bytes, "layout.xlsx", None).unwrap();
+    assert_eq!((again.created.len(), again.existing.len()), (0, 4));
+
+    let before = events(&k);
+    let csv = "code,type,parent,position,temperature\n\
+               F3,freezer-5-shelves,ROOM,,-70\n\
+               R3,rack-9x9,F3,,\n\
+               B-0003,box-9x9,NOWHERE,,\n\
+               B-0004,box-9x9,,A1,\n\
+               B-0005,box-9x9,R2,,\n";
+    let e = k
+        .apply_layout_sheet(csv.as_bytes(), "layout.csv", None)
+        .unwrap_err();
+    let AppError::Import { rows, total } = &e else {
+        panic!("{e}")
+    };
+    let named: Vec<(u64, &str)> = rows.iter().map(|r| (r.line, r.column.as_str())).collect();
+    assert_eq!(
+        named,
+        [
+            (2, "temperature"),
+            (3, "type"),
+            (4, "parent"),
+            (5, "position")
+        ],
+        "{rows:#?}"
+    );
+    assert_eq!(*total, 4);
+    assert_eq!(events(&k), before, "nothing written");
+    // A position taken: found while writing, named, and nothing written either.
+    let taken = "code,type,parent,position\nB-0006,box-9x9,R2,2-1\nB-0007,box-9x9,R2,1-2\n";
+    let e = k
+        .apply_layout_sheet(taken.as_bytes(), "taken.csv", None)
+        .unwrap_err();
+    let AppError::Import { rows, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        (
+            rows[0].line,
+            rows[0].column.as_str(),
+            rows[0].value.as_str()
+        ),
+        (3, "position", "1-2"),
+        "{rows:#?}"
+    );
+    assert_eq!(events(&k), before, "B-0006 was not kept either");
+}
+
+#[test]
+fn search_results_export_what_find_finds_and_the_audit_trail_as_a_workbook() {
+    let mut b = bench();
+    let csv = format!(
+        "{HEADER}XA-1,PL1,PED,A,0.5,mL,がんゲノム,D-001,2024-04-01\n\
+         XA-2,SER,SST,A,1,mL,がんゲノム,D-002,2024-04-02\n\
+         XA-3,PL1,PED,A,0.5,mL,認知症,D-001,2024-04-03\n\
+         YA-1,PL1,PED,A,0.5,mL,認知症,D-003,2024-04-03\n"
+    );
+    let file = b.dir.path().join("in.csv");
+    std::fs::write(&file, csv).unwrap();
+    import(&mut b.kura, &file, false).unwrap();
+    let k = &mut b.kura;
+    // Each filter of the search box, alone and together: the export holds what find finds.
+    let table: [(&str, ExportFilter); 5] = [
+        (
+            "code prefix",
+            ExportFilter {
+                text: Some("xa-".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "donor as text",
+            ExportFilter {
+                text: Some("D-001".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "type and study",
+            ExportFilter {
+                sample_type: Some("PL1".into()),
+                study: Some("認知症".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "status",
+            ExportFilter {
+                status: Some("disposed".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "donor",
+            ExportFilter {
+                donor: Some("D-003".into()),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (case, filter) in table {
+        let found: Vec<String> = k
+            .find(&kura_app::FindQuery {
+                text: filter.text.clone(),
+                donor: filter.donor.clone(),
+                study: filter.study.clone(),
+                sample_type: filter.sample_type.clone(),
+                status: filter.status.clone(),
+                limit: 100,
+                offset: 0,
+            })
+            .unwrap()
+            .into_iter()
+            .map(|s| s.code)
+            .collect();
+        let mut out = Vec::new();
+        k.export_csv_of(&mut out, false, &filter).unwrap();
+        let mut exported: Vec<String> = csv::Reader::from_reader(&out[..])
+            .records()
+            .map(|r| r.unwrap()[0].to_string())
+            .collect();
+        exported.sort();
+        assert_eq!(exported, found, "{case}");
+        assert!(
+            case == "status" || !found.is_empty(),
+            "{case}: a case that finds something"
+        );
+    }
+    // The trail of a period as a workbook: the CSV's rows, as openpyxl reads them.
+    let q = kura_app::audit::AuditQuery::default();
+    let xlsx = b.dir.path().join("trail.xlsx");
+    let csvf = b.dir.path().join("trail.csv");
+    let x = k.export_audit(&q, &xlsx, "en", &mut |_, _| {}).unwrap();
+    k.export_audit(&q, &csvf, "en", &mut |_, _| {}).unwrap();
+    assert_eq!(x.format, "xlsx");
+    let rows = kura_app::audit::read_audit_csv(&std::fs::read(&csvf).unwrap()).unwrap();
+    let cells = python(
+        r#"
+import sys, openpyxl
+ws = openpyxl.load_workbook(sys.argv[1]).active
+for row in ws.iter_rows(min_row=2):
+    print("|".join(str(c.value) for c in (row[0], row[3], row[4], row[11], row[13])))
+"#,
+        &[&xlsx],
+    );
+    let want: Vec<String> = rows
+        .iter()
+        .take(x.events as usize)
+        .map(|r| format!("{}|{}|{}|{}|{}", r.n, r.event, r.subject, r.seq, r.hash))
+        .collect();
+    assert_eq!(cells.lines().collect::<Vec<_>>(), want);
+    assert!(
+        want.len() >= 5,
+        "the layout and the import are in the trail"
+    );
+}

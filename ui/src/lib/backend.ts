@@ -46,6 +46,7 @@ import type {
   Progressed,
   ImportReport,
   Exported,
+  ExportFilter,
   ScanFile,
   Reconciliation,
   Space,
@@ -169,7 +170,7 @@ export function backend(t: Transport = tauri) {
       call<UserView>('add_user', { user, name, roleName, badge, password, signing }),
     grantRole: (user: string, roleName: string, signing: Signing | null) => call<UserView>('grant_role', { user, roleName, signing }),
     disableUser: (user: string, reason: string, signing: Signing | null) => call<UserView>('disable_user', { user, reason, signing }),
-    exportAudit: (query: AuditQuery, format: 'pdf' | 'csv', lang: string, signing: Signing | null) =>
+    exportAudit: (query: AuditQuery, format: 'pdf' | 'csv' | 'xlsx', lang: string, signing: Signing | null) =>
       call<AuditExport>('export_audit', { query, format, lang, signing }),
     syncStatus: () => call<SyncStatus>('sync_status'),
     syncNow: () => call<null>('sync_now'),
@@ -189,10 +190,13 @@ export function backend(t: Transport = tauri) {
     newestRackScan: (folder: string) => call<ScanFile | null>('newest_rack_scan', { folder }),
     importFile: (bytes: Uint8Array, name: string, sheet: string | null, check: boolean, onProgress: (p: Progressed) => void) =>
       call<ImportReport>('import_file', { bytes: Array.from(bytes), name, sheet, check, progress: t.channel?.(onProgress) ?? null }),
-    exportFile: (path: string, container: string | null, study: string | null, bom: boolean, onProgress: (p: Progressed) => void) =>
-      call<Exported>('export_file', { path, container, study, bom, progress: t.channel?.(onProgress) ?? null }),
+    exportFile: (path: string, filter: ExportFilter, bom: boolean, onProgress: (p: Progressed) => void) =>
+      call<Exported>('export_file', { path, filter, bom, progress: t.channel?.(onProgress) ?? null }),
     exportDir: () => call<string>('export_dir'),
   };
 }
 
 export type Backend = ReturnType<typeof backend>;
+
+/** An export of everything: each part of a filter left out. */
+export const NO_FILTER: ExportFilter = { container: null, study: null, text: null, donor: null, sample_type: null, status: null };

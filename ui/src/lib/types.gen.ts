@@ -467,6 +467,20 @@ checked_only: boolean, };
 
 export type Exported = { path: string, rows: number, };
 
+export type ExportFilter = { 
+/**
+ * Only those in this box (rack, cane).
+ */
+container: string | null, 
+/**
+ * Only those of this study.
+ */
+study: string | null, 
+/**
+ * A specimen code (exact, or a prefix), a donor or a study, as the search box takes it.
+ */
+text: string | null, donor: string | null, sample_type: string | null, status: string | null, };
+
 export type ScanFile = { name: string, path: string, 
 /**
  * Modification time, milliseconds since 1970 (a new scan has a newer one).

@@ -28,7 +28,8 @@ pub enum Cmd {
         check: bool,
     },
     /// Export inventory to CSV in UTF-8 (stdout without a file), or to a workbook when FILE ends
-    /// in .xlsx (codes as text cells, dates as date cells).
+    /// in .xlsx (codes as text cells, dates as date cells): all of it, a box, a study, or what
+    /// a search finds (the filters of `kura find`).
     Export {
         file: Option<PathBuf>,
         /// Start with a byte-order mark, so that Excel on Japanese Windows shows the Japanese.
@@ -40,10 +41,20 @@ pub enum Cmd {
         /// Only the specimens of this study.
         #[arg(long)]
         study: Option<String>,
+        /// Only what `kura find TEXT` finds: a code (or its beginning), a donor or a study.
+        #[arg(long = "match", value_name = "TEXT")]
+        text: Option<String>,
+        #[arg(long)]
+        donor: Option<String>,
+        #[arg(long = "type")]
+        sample_type: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
     },
     /// The audit trail of a specimen, a user or a period (all events without a filter): every
     /// event with the values it changed, who, when, where, why and its signatures, as a PDF
-    /// whose last page is the verification of the chain, or as CSV. The export is recorded
+    /// whose last page is the verification of the chain, or as CSV or a workbook (.xlsx). The
+    /// export is recorded
     /// (and signed on a database with users).
     Audit {
         #[arg(long)]
@@ -56,7 +67,7 @@ pub enum Cmd {
         /// Last date at the site (inclusive).
         #[arg(long)]
         to: Option<String>,
-        /// The report: FILE.pdf or FILE.csv.
+        /// The report: FILE.pdf, FILE.csv or FILE.xlsx (a workbook of the same rows).
         #[arg(long)]
         out: PathBuf,
         /// The report's language, en or ja (default: from LANG).
@@ -107,8 +118,19 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             bom,
             container,
             study,
+            text,
+            donor,
+            sample_type,
+            status,
         } => {
-            let filter = kura_app::import::ExportFilter { container, study };
+            let filter = kura_app::import::ExportFilter {
+                container,
+                study,
+                text,
+                donor,
+                sample_type,
+                status,
+            };
             let n = match &file {
                 Some(path) => {
                     k.export_file(path, bom, &filter, &mut progress("export"))?

@@ -72,9 +72,14 @@ pub enum RackCmd {
 
 #[derive(Subcommand)]
 pub enum StorageCmd {
-    /// Create containers from a TOML layout file (existing ones are kept).
+    /// Create containers from a layout: a TOML file, or a sheet (.csv, .xlsx) with one
+    /// container per row and the columns code, type, name, parent, position, temperature.
+    /// Existing ones are kept; all rows or none.
     Apply {
         file: PathBuf,
+        /// The workbook's sheet (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
         #[command(flatten)]
         sign: SignArgs,
     },
@@ -124,13 +129,23 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             let r = k.space(type_name.as_deref(), need, under.as_deref())?;
             out(json, json!(r), || print::space(&r));
         }
-        Cmd::Storage(StorageCmd::Apply { file, sign }) => {
-            let text = std::fs::read_to_string(&file).map_err(|e| AppError::File {
+        Cmd::Storage(StorageCmd::Apply { file, sheet, sign }) => {
+            let bytes = std::fs::read(&file).map_err(|e| AppError::File {
                 path: file.display().to_string(),
                 message: e.to_string(),
             })?;
+            let name = file.display().to_string();
+            let toml = !(kura_app::import::is_workbook(&name)
+                || name.to_ascii_lowercase().ends_with(".csv"));
             let r = signed(&mut k, kura_app::users::Act::StorageLayout, &sign, |k| {
-                k.apply_layout(&text)
+                if toml {
+                    let text = String::from_utf8(bytes.clone()).map_err(|_| {
+                        AppError::input("layout", format!("{name} is not UTF-8 text"))
+                    })?;
+                    k.apply_layout(&text)
+                } else {
+                    k.apply_layout_sheet(&bytes, &name, sheet.as_deref())
+                }
             })?;
             out(json, json!(r), || {
                 format!(
