@@ -390,12 +390,11 @@ impl<'k> Reader<'k> {
     /// Checks one row (its cells in the header's order).
     pub(crate) fn row(&mut self, at: At<'_>, cells: &[&str]) -> Result<(), AppError> {
         let col = &self.col;
-        let get = |name: &str| -> String {
+        let get = |name: &str| {
             col.get(name)
                 .and_then(|i| cells.get(*i))
                 .map(|v| v.trim())
                 .unwrap_or("")
-                .to_string()
         };
         // This row's problems; the row is kept only when it has none.
         let mut wrong: Vec<RowError> = Vec::new();
@@ -405,7 +404,7 @@ impl<'k> Reader<'k> {
                     line: at.line(),
                     column: column.to_string(),
                     cell: cell_name(at, col.get(column).copied()),
-                    value: get(column),
+                    value: get(column).to_string(),
                     reason,
                 });
             }
@@ -456,7 +455,7 @@ impl<'k> Reader<'k> {
             "storage",
             storage.as_ref().map(|_| ()).map_err(Clone::clone),
         );
-        let quantity = match (get("quantity").as_str(), get("unit").as_str()) {
+        let quantity = match (get("quantity"), get("unit")) {
             ("", "") => Ok(None),
             ("", _) => Err(("quantity", "a unit without a quantity".to_string())),
             (_, "") => Err(("unit", "a quantity needs a unit".to_string())),
@@ -478,7 +477,7 @@ impl<'k> Reader<'k> {
         check("study", study.as_ref().map(|_| ()).map_err(Clone::clone));
         let donor = text("donor", &get("donor"), 64).map_err(|e| e.to_string());
         check("donor", donor.as_ref().map(|_| ()).map_err(Clone::clone));
-        let collected_at = match get("collected_at").as_str() {
+        let collected_at = match get("collected_at") {
             "" => Ok(None),
             s => self.calendar.read(s).map(Some),
         };
@@ -486,7 +485,7 @@ impl<'k> Reader<'k> {
             "collected_at",
             collected_at.as_ref().map(|_| ()).map_err(Clone::clone),
         );
-        let parent = match get("parent").as_str() {
+        let parent = match get("parent") {
             "" => Ok(None),
             p => match SpecimenCode::parse_lookup(p) {
                 Ok(pc)
@@ -502,7 +501,7 @@ impl<'k> Reader<'k> {
             },
         };
         check("parent", parent.as_ref().map(|_| ()).map_err(Clone::clone));
-        let location = match (get("box").as_str(), get("position").as_str()) {
+        let location = match (get("box"), get("position")) {
             ("", "") => Ok(None),
             ("", _) => Err(("box", "a position needs a box".to_string())),
             (b, p) => kura.place(&mut self.boxes, b, p).map(Some),
@@ -642,11 +641,16 @@ impl Kura {
         use sha2::Digest;
         let sha256 = hex::encode(sha2::Sha256::digest(bytes));
         let workbook = is_workbook(&opts.file);
-        let rows = if workbook {
-            crate::sheets::read_workbook(self, bytes, opts.sheet.as_deref())?
-        } else {
-            self.read_csv(bytes, opts.encoding)?
-        };
+        // A large cache for the check's lookups and the write after it; every row checked in
+        // one read transaction.
+        self.store_mut().set_cache_mib(256)?;
+        let rows = self.store().reading(|| {
+            if workbook {
+                crate::sheets::read_workbook(self, bytes, opts.sheet.as_deref())
+            } else {
+                self.read_csv(bytes, opts.encoding)
+            }
+        })?;
         let total = rows.len() as u64;
         let issued = rows.iter().filter(|r| r.code.is_none()).count() as u64;
         let stored = rows.iter().filter(|r| r.location.is_some()).count() as u64;
@@ -667,7 +671,6 @@ impl Kura {
         }
         self.serials_for(issued)?;
         progress(0, total);
-        self.store_mut().set_cache_mib(256)?;
         self.store_mut().set_bulk(true)?;
         let result = self.write(|e| {
             e.emit(EventBody::Imported {

@@ -133,11 +133,9 @@ pub const MAX_CODE_LEN: usize = 40;
 /// The result contains only printable ASCII; which characters are allowed beyond that is up to
 /// the parser that follows.
 pub fn normalize_scan(raw: &str) -> Result<String, ScanError> {
-    // Fast path: what a scanner usually sends is already plain ASCII letters and digits.
-    if !raw.is_empty()
-        && raw.len() <= MAX_CODE_LEN
-        && raw.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    // Fast path: what a scanner usually sends (and a legacy code such as `FS-0012.A_1`) is
+    // already printable ASCII without spaces, which the steps below leave as it is but for case.
+    if !raw.is_empty() && raw.len() <= MAX_CODE_LEN && raw.bytes().all(|b| b.is_ascii_graphic()) {
         return Ok(raw.to_ascii_uppercase());
     }
     let trimmed = raw.trim_matches(|c: char| c == ' ' || c == '\u{3000}' || c == '\r' || c == '\n');
