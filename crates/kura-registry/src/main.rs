@@ -31,9 +31,9 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8470", env = "KURA_REGISTRY_LISTEN")]
         listen: SocketAddr,
         /// PEM certificate chain; with --tls-key, serve HTTPS.
-        #[arg(long, requires = "tls_key")]
+        #[arg(long, requires = "tls_key", env = "KURA_REGISTRY_TLS_CERT")]
         tls_cert: Option<PathBuf>,
-        #[arg(long, requires = "tls_cert")]
+        #[arg(long, requires = "tls_cert", env = "KURA_REGISTRY_TLS_KEY")]
         tls_key: Option<PathBuf>,
         /// Serve plain HTTP on an address other than loopback: only behind a proxy that ends TLS
         /// on the same machine or network segment (logged at every start).
