@@ -414,7 +414,7 @@ impl<'k> Reader<'k> {
         let code_s = get("code");
         let mut code = None;
         if !code_s.is_empty() {
-            let parsed = match KuraId::parse(&code_s) {
+            let parsed = match KuraId::parse(code_s) {
                 Ok(id) => Ok(SpecimenCode::kura(id)),
                 Err(e @ kura_domain::ScanError::WrongCheckCharacter { .. }) => {
                     // A code that fails the check may still be a pre-barcoded tube's own code
@@ -423,10 +423,10 @@ impl<'k> Reader<'k> {
                     if !prefix.is_empty() && code_s.to_ascii_uppercase().starts_with(&prefix) {
                         Err(e.to_string())
                     } else {
-                        SpecimenCode::external(&code_s).map_err(|e| e.to_string())
+                        SpecimenCode::external(code_s).map_err(|e| e.to_string())
                     }
                 }
-                Err(_) => SpecimenCode::external(&code_s).map_err(|e| e.to_string()),
+                Err(_) => SpecimenCode::external(code_s).map_err(|e| e.to_string()),
             };
             match parsed {
                 Ok(c) => {
@@ -440,17 +440,17 @@ impl<'k> Reader<'k> {
                 Err(reason) => check("code", Err(reason)),
             }
         }
-        let sample_type = SampleType::parse(&get("type")).map_err(|e| e.to_string());
+        let sample_type = SampleType::parse(get("type")).map_err(|e| e.to_string());
         check(
             "type",
             sample_type.as_ref().map(|_| ()).map_err(Clone::clone),
         );
-        let container = parse_primary_container(&get("container")).map_err(|e| e.to_string());
+        let container = parse_primary_container(get("container")).map_err(|e| e.to_string());
         check(
             "container",
             container.as_ref().map(|_| ()).map_err(Clone::clone),
         );
-        let storage = parse_storage_code(&get("storage")).map_err(|e| e.to_string());
+        let storage = parse_storage_code(get("storage")).map_err(|e| e.to_string());
         check(
             "storage",
             storage.as_ref().map(|_| ()).map_err(Clone::clone),
@@ -473,9 +473,9 @@ impl<'k> Reader<'k> {
         if let Err((c, reason)) = &quantity {
             check(c, Err(reason.clone()));
         }
-        let study = text("study", &get("study"), 100).map_err(|e| e.to_string());
+        let study = text("study", get("study"), 100).map_err(|e| e.to_string());
         check("study", study.as_ref().map(|_| ()).map_err(Clone::clone));
-        let donor = text("donor", &get("donor"), 64).map_err(|e| e.to_string());
+        let donor = text("donor", get("donor"), 64).map_err(|e| e.to_string());
         check("donor", donor.as_ref().map(|_| ()).map_err(Clone::clone));
         let collected_at = match get("collected_at") {
             "" => Ok(None),

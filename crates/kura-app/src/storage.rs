@@ -180,9 +180,7 @@ impl Emit<'_, '_> {
             Some(p) => self.slot_in(p, position)?,
             None => None,
         };
-        let temperature = temperature
-            .map(|t| Temperature::parse(t).ok_or_else(|| AppError::input("temperature", format!("{t:?} is not a temperature tier (room, fridge, -20, -80, ln_vapour, ln_liquid)"))))
-            .transpose()?;
+        let temperature = temperature.map(temperature_tier).transpose()?;
         let name = name
             .map(str::trim)
             .filter(|n| !n.is_empty())
@@ -202,6 +200,18 @@ impl Emit<'_, '_> {
         })?;
         Ok(true)
     }
+}
+
+/// A container's temperature tier, or what the tiers are.
+fn temperature_tier(t: &str) -> Result<Temperature, AppError> {
+    Temperature::parse(t).ok_or_else(|| {
+        AppError::input(
+            "temperature",
+            format!(
+                "{t:?} is not a temperature tier (room, fridge, -20, -80, ln_vapour, ln_liquid)"
+            ),
+        )
+    })
 }
 
 pub use kura_domain::position::Geometry;
@@ -389,15 +399,10 @@ impl Kura {
                     }
                 }
             }
-            if let Some(t) = temperature.as_deref()
-                && Temperature::parse(t).is_none()
+            if let Some(Err(AppError::Input { message, .. })) =
+                temperature.as_deref().map(temperature_tier)
             {
-                wrong(
-                    "temperature",
-                    format!(
-                        "{t:?} is not a temperature tier (room, fridge, -20, -80, ln_vapour, ln_liquid)"
-                    ),
-                );
+                wrong("temperature", message);
             }
             let parent_id = parent.as_deref().map(ContainerId::parse);
             let parent_known = match &parent_id {
