@@ -218,8 +218,8 @@ def main():
               os.path.isfile(os.path.join(state, "registry.sqlite3")), os.listdir(state))
 
     # lintian (scripts/setup installs it): no error. Its warnings are printed, not failed on
-    # (no manual pages yet; the CP932 rack sample is CP932 on purpose; systemctl in the
-    # maintainer scripts).
+    # (no manual pages yet; the CP932 rack sample is CP932 on purpose; the environment file is
+    # 0640 on purpose).
     for deb in (bench, registry):
         li = run("lintian", "--fail-on", "error", deb)
         for line in li.stdout.splitlines():
