@@ -823,11 +823,12 @@ impl Kura {
             .map(ContainerId::parse)
             .transpose()?;
         let search = filter.search();
+        let matches = search.matcher();
         let keep = |s: &kura_store::SpecimenView| {
             want_box
                 .as_ref()
                 .is_none_or(|b| s.container.as_deref() == Some(b.as_str()))
-                && search.matches(s)
+                && matches(s)
         };
         let mut n = 0u64;
         let mut failure = None;

@@ -160,30 +160,36 @@ pub struct FindQuery {
 }
 
 impl FindQuery {
-    /// Whether `s` is one [`Store::find`] answers for this query (limit and offset aside): the
-    /// same comparisons, for a face that walks every specimen (an export of search results).
-    pub fn matches(&self, s: &SpecimenView) -> bool {
-        if let Some(t) = self
+    /// Whether a specimen is one [`Store::find`] answers for this query (limit and offset
+    /// aside): the same comparisons, for a face that walks every specimen (an export of search
+    /// results). The text's bounds are worked out once, not per specimen.
+    pub fn matcher(&self) -> impl Fn(&SpecimenView) -> bool + '_ {
+        let text = self
             .text
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
-        {
-            let upper = t.to_ascii_uppercase();
-            let below = format!("{upper}\u{7f}");
-            let by_code = s.code.as_str() >= upper.as_str() && s.code.as_str() < below.as_str();
-            if !(by_code || s.donor == t || s.study == t) {
-                return false;
+            .map(|t| {
+                let upper = t.to_ascii_uppercase();
+                let below = format!("{upper}\u{7f}");
+                (t, upper, below)
+            });
+        move |s: &SpecimenView| {
+            if let Some((t, upper, below)) = &text {
+                let by_code = s.code.as_str() >= upper.as_str() && s.code.as_str() < below.as_str();
+                if !(by_code || s.donor == *t || s.study == *t) {
+                    return false;
+                }
             }
+            [
+                (&s.donor, &self.donor),
+                (&s.study, &self.study),
+                (&s.sample_type, &self.sample_type),
+                (&s.status, &self.status),
+            ]
+            .into_iter()
+            .all(|(have, want)| want.as_deref().is_none_or(|w| w.is_empty() || have == w))
         }
-        [
-            (&s.donor, &self.donor),
-            (&s.study, &self.study),
-            (&s.sample_type, &self.sample_type),
-            (&s.status, &self.status),
-        ]
-        .into_iter()
-        .all(|(have, want)| want.as_deref().is_none_or(|w| w.is_empty() || have == w))
     }
 }
 
