@@ -585,6 +585,9 @@ impl Kura {
         }
         // The fold's values are not needed any more: not held while `verify` builds its own.
         drop(state);
+        // The whole log and the projection, every time: a report an auditor keeps must see an
+        // edit made before any earlier check (`verify` reads on a connection of its own and
+        // holds no lock meanwhile).
         let verify = self.verify(&mut |_, _| {})?;
         let heads = self
             .store()

@@ -352,9 +352,20 @@ impl Kura {
         Ok(self.store.stats()?)
     }
 
-    pub fn verify(&mut self, progress: Progress<'_>) -> Result<VerifyReport, AppError> {
+    /// The whole log and the projection (`kura verify --full`).
+    pub fn verify(&self, progress: Progress<'_>) -> Result<VerifyReport, AppError> {
+        self.verify_from(true, progress)
+    }
+
+    /// With `full`, [`Kura::verify`]; without, from the last verified point (see
+    /// [`kura_store::Store::verify_from`]). Neither holds a lock on the database meanwhile.
+    pub fn verify_from(
+        &self,
+        full: bool,
+        progress: Progress<'_>,
+    ) -> Result<VerifyReport, AppError> {
         self.may_read()?;
-        Ok(self.store.verify(progress)?)
+        Ok(self.store.verify_from(full, progress)?)
     }
 
     pub fn rebuild(&mut self, progress: Progress<'_>) -> Result<RebuildReport, AppError> {

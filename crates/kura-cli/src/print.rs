@@ -209,8 +209,17 @@ pub fn verify(r: &VerifyReport, integrity: &str) -> String {
         "{} events from {} workstation(s), {} specimens; SQLite integrity: {integrity}\n",
         r.events, r.workstations, r.specimens
     );
-    if r.ok() {
+    if let Some(p) = r.since.as_ref().filter(|_| !r.full) {
+        s.push_str(&format!(
+            "from the last verified point: event {} ({}); run with --full to read the whole log again and compare the projection\n",
+            p.event,
+            kura_app::Timestamp(p.at)
+        ));
+    }
+    if r.ok() && r.full {
         s.push_str("OK: the hash chain is intact and the projection equals a rebuild from the log");
+    } else if r.ok() {
+        s.push_str("OK: the events since that point are intact and chained to it");
     } else {
         s.push_str(&format!("FAILED: {} problem(s)\n", r.problems.len()));
         for p in &r.problems {

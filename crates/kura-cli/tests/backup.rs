@@ -125,7 +125,7 @@ fn a_backup_taken_while_kura_writes_restores_to_the_same_record() {
         before,
         "the live database untouched"
     );
-    let v = ok(&restored, &["verify"]);
+    let v = ok(&restored, &["verify", "--full"]);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(
         v["report"]["events"], taken[2]["events"],

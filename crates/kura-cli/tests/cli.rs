@@ -132,7 +132,16 @@ fn tampering_with_the_sqlite3_shell_is_detected_and_named() {
         "DROP TRIGGER events_append_only_update; UPDATE events SET at = at - 86400000000 WHERE seq = 50; UPDATE events SET actor = 'mallory' WHERE seq = 60;",
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Without --full, verify reads on from the point the first verify recorded: the edits are
+    // older, but the dropped guard is found, and it says how to read the whole log.
     let o = kura(&db, &["verify"]);
+    assert_eq!(o.status.code(), Some(1), "verify must fail");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("append_only_guard_missing") && text.contains("--full"),
+        "{text}"
+    );
+    let o = kura(&db, &["verify", "--full"]);
     assert_eq!(o.status.code(), Some(1), "verify must fail");
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(

@@ -73,14 +73,21 @@ impl RawBaseline {
         format!("RAW{i:010}")
     }
 
-    /// Inserts `n` rows as Kura's demo generator writes: bulk mode (a 256 MiB page cache, no
-    /// automatic checkpoints), transactions of [`LOAD_BATCH`], then back to the normal settings
-    /// with one checkpoint, all inside the time returned.
+    /// Inserts `n` rows as Kura's demo generator writes: bulk mode (a 256 MiB page cache,
+    /// automatic checkpoints every [`BULK_CHECKPOINT_PAGES`](crate::BULK_CHECKPOINT_PAGES)),
+    /// transactions of [`LOAD_BATCH`], then back to the normal settings with one checkpoint,
+    /// all inside the time returned.
     pub fn bulk_insert(&mut self, n: i64) -> Result<Duration, StoreError> {
         let start = Instant::now();
         self.conn.execute_batch("PRAGMA cache_size = -262144;")?;
-        self.conn
-            .query_row("PRAGMA wal_autocheckpoint = 0", [], |_| Ok(()))?;
+        self.conn.query_row(
+            &format!(
+                "PRAGMA wal_autocheckpoint = {}",
+                crate::BULK_CHECKPOINT_PAGES
+            ),
+            [],
+            |_| Ok(()),
+        )?;
         let mut i = 0;
         while i < n {
             let tx = self.conn.transaction()?;

@@ -31,6 +31,9 @@ pub struct Tx<'a> {
     undo: bool,
     /// Back from a copy and not synced since: nothing new is recorded (see 0011).
     restored: bool,
+    /// Whether any tube is held by a sending site (rows are added only outside a write
+    /// transaction): when none is, no event needs the per-event `held` probe.
+    any_held: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -62,6 +65,9 @@ impl<'a> Tx<'a> {
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((false, false));
+        let any_held: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM held)")?
+            .query_row([], |r| r.get(0))?;
         Ok(Tx {
             tx,
             workstation,
@@ -73,6 +79,7 @@ impl<'a> Tx<'a> {
             containers_changed: false,
             undo,
             restored,
+            any_held,
         })
     }
 
@@ -140,7 +147,9 @@ impl<'a> Tx<'a> {
         if self.restored {
             return Err(StoreError::RestoredUnsynced);
         }
-        self.projector().held_refusal(&body)?;
+        if self.any_held {
+            self.projector().held_refusal(&body)?;
+        }
         let effect: Effect = self.projector().decide(&body)?;
         if matches!(
             effect,

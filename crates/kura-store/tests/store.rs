@@ -285,6 +285,182 @@ fn verify_finds_each_kind_of_tampering_and_rebuild_repairs_the_projection() {
     }
 }
 
+/// `verify` compares the kept projection with a rebuild as two sorted streams: each change made
+/// behind Kura's back is named by its table and the row's key, and an untouched database has
+/// none.
+#[test]
+fn verify_names_the_table_and_row_that_differ() {
+    // (what was done behind Kura's back, what one `projection_differs` problem must say)
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "UPDATE specimens SET donor = 'D-X' WHERE code = (SELECT min(code) FROM specimens)",
+            &["table specimens", "TST"],
+        ),
+        (
+            "DELETE FROM specimens WHERE code = (SELECT max(code) FROM specimens)",
+            &["table specimens", "TST"],
+        ),
+        (
+            "INSERT INTO specimens SELECT 999, 'ZZZ-EXTRA', sample_type, primary_container, storage_code,
+                 material, qty_milli, unit, study, donor, collected_at, registered_at, parent, freeze_thaw,
+                 status, blocked, in_conflict, NULL, NULL, NULL, holder, due, updated_at, last_event
+             FROM specimens LIMIT 1",
+            &["table specimens", "ZZZ-EXTRA"],
+        ),
+        (
+            "UPDATE containers SET path = 'elsewhere' WHERE code = 'BX1'",
+            &["table containers", "BX1"],
+        ),
+        (
+            "INSERT INTO label_prints (code, prints, last) VALUES ('NEVER-PRINTED', 3, 1)",
+            &["table label_prints", "NEVER-PRINTED"],
+        ),
+        // A history row whose specimen is not there.
+        (
+            "INSERT INTO event_subjects (specimen, event) VALUES (424242, 1)",
+            &["table event_subjects", "424242"],
+        ),
+        (
+            "DELETE FROM event_subjects WHERE event = (SELECT max(event) FROM event_subjects)",
+            &["table event_subjects"],
+        ),
+        (
+            "INSERT INTO conflicts (event, subject, code, message) VALUES (1, 'SUBJECT-X', 'x', 'x')",
+            &["table conflicts", "SUBJECT-X"],
+        ),
+    ];
+    for (sql, want) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let db = history(d.path());
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let s = Store::open(&db, Uuid::now_v7).unwrap();
+        let report = s.verify(&mut |_, _| {}).unwrap();
+        let differs: Vec<&str> = report
+            .problems
+            .iter()
+            .filter(|p| p.code == "projection_differs")
+            .map(|p| p.message.as_str())
+            .collect();
+        assert!(
+            differs.iter().any(|m| want.iter().all(|w| m.contains(w))),
+            "{sql}: no problem says {want:?}: {:?}",
+            report.problems
+        );
+        // Verify changed nothing and left no scratch database behind.
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".verify-"))
+            .collect();
+        assert!(left.is_empty(), "{sql}: left {left:?}");
+    }
+}
+
+/// `verify` takes no lock: it reads a snapshot while another connection is in the middle of a
+/// write (the window recording a check-in), and sees that write once it is committed.
+#[test]
+fn verify_reads_a_snapshot_while_another_connection_writes() {
+    let d = tempfile::tempdir().unwrap();
+    let db = history(d.path());
+    let s = Store::open(&db, Uuid::now_v7).unwrap();
+    let writer = rusqlite::Connection::open(&db).unwrap();
+    writer
+        .execute_batch("BEGIN IMMEDIATE; UPDATE specimens SET donor = 'D-Y' WHERE id = 1")
+        .unwrap();
+    let during = s.verify(&mut |_, _| {}).unwrap();
+    assert!(during.ok(), "{:?}", during.problems);
+    writer.execute_batch("COMMIT").unwrap();
+    let after = s.verify(&mut |_, _| {}).unwrap();
+    assert!(
+        after
+            .problems
+            .iter()
+            .any(|p| p.code == "projection_differs"),
+        "{:?}",
+        after.problems
+    );
+}
+
+/// `verify` without `--full` goes on from the last verified point: it finds an edit of an event
+/// written after that point and an edit of the point's own last event; an edit of an older
+/// event is left to `--full`, which finds it, as it finds a projection row changed.
+#[test]
+fn incremental_verify_checks_what_came_after_the_last_verified_point() {
+    // Guards are put back after each edit: only the edit itself is to be found.
+    const GUARD: &str = "CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'custody events are append-only: they are never updated'); END;";
+    // (edit made behind Kura's back after more events were written, problem found without
+    // --full (None: nothing found), problem found with --full)
+    let cases: &[(&str, Option<&str>, Option<&str>)] = &[
+        ("", None, None),
+        (
+            "UPDATE events SET actor = 'mallory' WHERE id = (SELECT max(id) FROM events)",
+            Some("hash_mismatch"),
+            Some("hash_mismatch"),
+        ),
+        (
+            "UPDATE events SET actor = 'mallory' WHERE seq = 3",
+            None,
+            Some("hash_mismatch"),
+        ),
+        (
+            "UPDATE events SET hash = zeroblob(32) WHERE id = (SELECT event FROM point)",
+            Some("hash_mismatch"),
+            Some("hash_mismatch"),
+        ),
+        (
+            "UPDATE specimens SET donor = 'D-X' WHERE id = 1",
+            None,
+            Some("projection_differs"),
+        ),
+    ];
+    for (edit, incremental, full) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let db = history(d.path()); // ends with a full verify: the point
+        let mut s = Store::open(&db, Uuid::now_v7).unwrap();
+        let point = s
+            .verified_point()
+            .unwrap()
+            .expect("a clean verify records its point");
+        assert!(point.full);
+        steps(&mut s, &[(register(3), ""), (check_in(3, "BX1", 1, 0), "")]);
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(&format!(
+            "CREATE TEMP TABLE point AS SELECT {} AS event;
+             DROP TRIGGER events_append_only_update; {edit}; {GUARD}",
+            point.event
+        ))
+        .unwrap();
+        let r = s.verify_from(false, &mut |_, _| {}).unwrap();
+        assert_eq!(
+            r.since.as_ref().map(|p| p.event),
+            Some(point.event),
+            "{edit}"
+        );
+        assert!(!r.full);
+        let codes: Vec<&str> = r.problems.iter().map(|p| p.code).collect();
+        match incremental {
+            None => {
+                assert!(codes.is_empty(), "{edit}: {codes:?}");
+                assert_eq!(
+                    r.events, 2,
+                    "{edit}: only the events after the point are read"
+                );
+            }
+            Some(want) => assert!(codes.contains(want), "{edit}: {codes:?}"),
+        }
+        let r = s.verify_from(true, &mut |_, _| {}).unwrap();
+        let codes: Vec<&str> = r.problems.iter().map(|p| p.code).collect();
+        match full {
+            None => assert!(codes.is_empty(), "{edit}: --full {codes:?}"),
+            Some(want) => assert!(codes.contains(want), "{edit}: --full {codes:?}"),
+        }
+    }
+}
+
 #[test]
 fn rebuild_reproduces_the_projection_exactly() {
     let d = tempfile::tempdir().unwrap();

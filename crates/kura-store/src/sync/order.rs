@@ -231,7 +231,7 @@ impl Tx<'_> {
         self.cache_mut().clear();
         self.mark_containers_changed();
         let own = self.undo_enabled().then(|| self.workstation());
-        replay(self.conn(), own, &mut |_, _| {})?;
+        replay(self.conn(), self.conn(), own, &mut |_, _| {})?;
         Ok(())
     }
 
