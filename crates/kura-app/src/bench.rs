@@ -20,6 +20,68 @@ pub struct BenchOptions {
     pub lookups: usize,
     pub checkins: usize,
     pub boxes: usize,
+    /// The `kura` binary: `verify` is timed as a process of its own (its peak memory is its
+    /// own).
+    pub kura_exe: PathBuf,
+}
+
+/// Runs `cmd` once: its wall time and its peak resident memory (VmHWM, read from /proc every
+/// 20 ms while it runs; the last reading before it exits), or why it could not run.
+fn time_and_peak(mut cmd: std::process::Command) -> Result<(Duration, u64), AppError> {
+    let t = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| AppError::File {
+            path: format!("{:?}", cmd.get_program()),
+            message: e.to_string(),
+        })?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                return Err(AppError::File {
+                    path: format!("{:?}", cmd.get_program()),
+                    message: e.to_string(),
+                });
+            }
+        }
+    };
+    let took = t.elapsed();
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(AppError::input(
+            "bench",
+            format!("{:?} failed ({status}): {}", cmd.get_program(), err.trim()),
+        ));
+    }
+    Ok((took, peak_kib * 1024))
+}
+
+/// The `kura verify` process on `db`, with `--full` or not.
+fn verify_cmd(exe: &std::path::Path, db: &std::path::Path, full: bool) -> std::process::Command {
+    let mut c = std::process::Command::new(exe);
+    c.arg("verify").arg("--db").arg(db);
+    if full {
+        c.arg("--full");
+    }
+    c
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -225,7 +287,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     let raw_warm = raw.codes_by_rowid(&warm_ids)?;
     let raw_timed = raw.codes_by_rowid(&timed_ids)?;
     drop(kura);
-    let mut kura = Kura::open(&db, "bench")?;
+    let kura = Kura::open(&db, "bench")?;
     raw.reopen()?;
     lookups_alternating(&kura, &raw, &kura_warm, &raw_warm)?;
     let (mut kura_t, mut raw_t) = lookups_alternating(&kura, &raw, &kura_timed, &raw_timed)?;
@@ -252,6 +314,35 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         ratio_of: "Kura p99 ÷ raw p99".into(),
         target: "p99 ≤ 3 × raw p99".into(),
         met: us(kp99) <= 3.0 * us(rp99),
+    });
+
+    // 3b. A full verify as a process of its own (it records the point the incremental one
+    // below goes on from), beside one raw pass over the events table read the same way.
+    say("verify --full …");
+    drop(kura);
+    let (full_t, full_peak) = time_and_peak(verify_cmd(&opts.kura_exe, &db, true))?;
+    let mut kura = Kura::open(&db, "bench")?;
+    let raw_pass = kura.store().read_whole_log()?;
+    lines.push(BenchLine {
+        name: "verify --full".into(),
+        compares: format!(
+            "Kura: `kura verify --full` as a process of its own (the hash chain of all {} events, \
+             signatures, a rebuild of the projection into a scratch database and a sorted \
+             comparison of every table); raw: one pass over the same events table reading every \
+             column. Peak memory: the verify process's VmHWM",
+            report.events
+        ),
+        kura: format!(
+            "{:.1} s, peak {:.0} MiB resident",
+            full_t.as_secs_f64(),
+            full_peak as f64 / 1048576.0
+        ),
+        raw: format!("{:.2} s", raw_pass.as_secs_f64()),
+        ratio: full_t.as_secs_f64() / raw_pass.as_secs_f64().max(1e-9),
+        ratio_of: "Kura verify time ÷ raw pass time".into(),
+        target: "≤ 512 MiB resident; ≤ 2 min at 10 M specimens".into(),
+        met: full_peak <= 512 * 1048576
+            && (report.specimens < 10_000_000 || full_t.as_secs() <= 120),
     });
 
     // 4. Single check-ins (each its own transaction at synchronous=FULL).
@@ -369,6 +460,33 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         ratio_of: "Kura commits/s ÷ raw commits/s".into(),
         target: "≥ 0.5 × raw".into(),
         met: kura_rate >= 0.5 * raw_rate,
+    });
+    // 7. The incremental verify: the events written since the full verify above (the
+    // check-ins of lines 4–6, a day's work at a busy bench), as a process of its own.
+    say("verify (incremental) …");
+    let since = kura.store().stats()?.events as u64;
+    drop(kura);
+    let (inc_t, inc_peak) = time_and_peak(verify_cmd(&opts.kura_exe, &db, false))?;
+    let kura = Kura::open(&db, "bench")?;
+    let checked = since - report.events.min(since);
+    drop(kura);
+    lines.push(BenchLine {
+        name: "verify (incremental)".into(),
+        compares: format!(
+            "Kura: `kura verify` as a process of its own after the full verify above: the {checked} \
+             events written since (the check-ins above) and the recorded chain heads; \
+             raw: the full verify above"
+        ),
+        kura: format!(
+            "{:.2} s, peak {:.0} MiB resident",
+            inc_t.as_secs_f64(),
+            inc_peak as f64 / 1048576.0
+        ),
+        raw: format!("{:.1} s", full_t.as_secs_f64()),
+        ratio: inc_t.as_secs_f64() / full_t.as_secs_f64().max(1e-9),
+        ratio_of: "incremental time ÷ full time".into(),
+        target: "≤ 1 s for a day's events".into(),
+        met: inc_t.as_secs_f64() <= 1.0,
     });
     Ok(BenchReport {
         specimens: report.specimens,

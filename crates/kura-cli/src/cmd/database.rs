@@ -131,6 +131,10 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
                 lookups: *lookups,
                 checkins: *checkins,
                 boxes: *boxes,
+                kura_exe: std::env::current_exe().map_err(|e| kura_app::AppError::File {
+                    path: "kura".into(),
+                    message: e.to_string(),
+                })?,
             };
             let report = kura_app::bench::run(&opts, &mut |s| eprintln!("{s}"))?;
             out(json, json!(report), || print::bench(&report));
