@@ -2,7 +2,7 @@
 //! `rebuild` recomputes the projection from the log.
 
 use kura_domain::EventBody;
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use uuid::Uuid;
@@ -246,41 +246,32 @@ const PROJECTION: &[Facts] = &[
 
 /// SQLite's order of two values of an `ORDER BY` column (BINARY collation): NULL, then numbers,
 /// then text, then blobs.
-fn sql_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+fn sql_order(a: ValueRef<'_>, b: ValueRef<'_>) -> std::cmp::Ordering {
     use std::cmp::Ordering;
-    fn rank(v: &Value) -> u8 {
+    fn rank(v: ValueRef<'_>) -> u8 {
         match v {
-            Value::Null => 0,
-            Value::Integer(_) | Value::Real(_) => 1,
-            Value::Text(_) => 2,
-            Value::Blob(_) => 3,
+            ValueRef::Null => 0,
+            ValueRef::Integer(_) | ValueRef::Real(_) => 1,
+            ValueRef::Text(_) => 2,
+            ValueRef::Blob(_) => 3,
         }
     }
     match (a, b) {
-        (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
-        (Value::Integer(x), Value::Real(y)) => {
-            (*x as f64).partial_cmp(y).unwrap_or(Ordering::Equal)
+        (ValueRef::Integer(x), ValueRef::Integer(y)) => x.cmp(&y),
+        (ValueRef::Integer(x), ValueRef::Real(y)) => {
+            (x as f64).partial_cmp(&y).unwrap_or(Ordering::Equal)
         }
-        (Value::Real(x), Value::Integer(y)) => {
-            x.partial_cmp(&(*y as f64)).unwrap_or(Ordering::Equal)
+        (ValueRef::Real(x), ValueRef::Integer(y)) => {
+            x.partial_cmp(&(y as f64)).unwrap_or(Ordering::Equal)
         }
-        (Value::Real(x), Value::Real(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
-        (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (Value::Blob(x), Value::Blob(y)) => x.cmp(y),
+        (ValueRef::Real(x), ValueRef::Real(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (ValueRef::Text(x), ValueRef::Text(y)) | (ValueRef::Blob(x), ValueRef::Blob(y)) => x.cmp(y),
         _ => rank(a).cmp(&rank(b)),
     }
 }
 
-/// The next row of a sorted stream, as values.
-fn next_row(rows: &mut rusqlite::Rows<'_>, n: usize) -> Result<Option<Vec<Value>>, StoreError> {
-    Ok(match rows.next()? {
-        Some(r) => Some((0..n).map(|i| r.get(i)).collect::<Result<_, _>>()?),
-        None => None,
-    })
-}
-
-/// Compares `facts` on both sides as two sorted streams: the keys (as `report` names them) of
-/// up to 10 rows that are on one side only or differ.
+/// Compares `facts` on both sides as two sorted streams, reading each value in place: the
+/// keys (as `report` names them) of up to 10 rows that are on one side only or differ.
 fn differences(
     facts: &Facts,
     kept: &Connection,
@@ -291,47 +282,60 @@ fn differences(
     let mut b = rebuilt.prepare(facts.select)?;
     let n = a.column_count();
     let (mut ra, mut rb) = (a.query([])?, b.query([])?);
-    let (mut x, mut y) = (next_row(&mut ra, n)?, next_row(&mut rb, n)?);
     let mut out: Vec<String> = Vec::new();
-    let note = |row: &[Value], out: &mut Vec<String>| {
-        let k = format!("{:?}", row[facts.report]);
+    let note = |row: &rusqlite::Row<'_>, out: &mut Vec<String>| -> Result<(), StoreError> {
+        let k = format!("{:?}", row.get::<_, Value>(facts.report)?);
         if out.last() != Some(&k) {
             out.push(k);
         }
+        Ok(())
     };
+    let mut x = ra.next()?;
+    let mut y = rb.next()?;
     while out.len() < 10 {
-        let order = match (&x, &y) {
+        let order = match (x, y) {
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some(p), Some(q)) => p[..facts.key]
-                .iter()
-                .zip(&q[..facts.key])
-                .map(|(u, v)| sql_order(u, v))
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal),
+            (Some(p), Some(q)) => {
+                let mut o = Ordering::Equal;
+                for i in 0..facts.key {
+                    o = sql_order(p.get_ref(i)?, q.get_ref(i)?);
+                    if o.is_ne() {
+                        break;
+                    }
+                }
+                o
+            }
         };
         match order {
             Ordering::Less => {
-                if let Some(p) = &x {
-                    note(p, &mut out);
+                if let Some(p) = x {
+                    note(p, &mut out)?;
                 }
-                x = next_row(&mut ra, n)?;
+                x = ra.next()?;
             }
             Ordering::Greater => {
-                if let Some(q) = &y {
-                    note(q, &mut out);
+                if let Some(q) = y {
+                    note(q, &mut out)?;
                 }
-                y = next_row(&mut rb, n)?;
+                y = rb.next()?;
             }
             Ordering::Equal => {
-                if let (Some(p), Some(q)) = (&x, &y)
-                    && p != q
-                {
-                    note(p, &mut out);
+                if let (Some(p), Some(q)) = (x, y) {
+                    let mut same = true;
+                    for i in facts.key..n {
+                        if p.get_ref(i)? != q.get_ref(i)? {
+                            same = false;
+                            break;
+                        }
+                    }
+                    if !same {
+                        note(p, &mut out)?;
+                    }
                 }
-                x = next_row(&mut ra, n)?;
-                y = next_row(&mut rb, n)?;
+                x = ra.next()?;
+                y = rb.next()?;
             }
         }
     }
@@ -390,7 +394,13 @@ impl Scratch {
              PRAGMA cache_size = -65536; PRAGMA mmap_size = 0;",
         )?;
         crate::migrations::migrate(&mut conn, 0)?;
-        conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        // Only what the rules look up and the comparison reads in order: the indexes for
+        // searches (donor, study, parent, due) would only cost a write per row.
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             DROP INDEX specimens_donor; DROP INDEX specimens_study; DROP INDEX specimens_parent;
+             DROP INDEX specimens_due;",
+        )?;
         conn.set_prepared_statement_cache_capacity(128);
         self.conn = Some(conn);
         Ok(())
@@ -466,6 +476,7 @@ impl Store {
         full: bool,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<VerifyReport, StoreError> {
+        let started = std::time::Instant::now();
         let since = if full { None } else { self.verified_point()? };
         // Never verified: the whole log and the projection.
         let full = full || since.is_none();
@@ -617,6 +628,11 @@ impl Store {
                 prev = Digest::from_slice(&stored).unwrap_or(GENESIS);
             }
         }
+        tracing::debug!(
+            events,
+            secs = started.elapsed().as_secs_f64(),
+            "verify: chain checked"
+        );
         // Every signature is bound to the exact event it signed: that event is in the log and
         // its hash is the one signed (a signature moved to another record, or a signed record
         // changed, is found here).
@@ -761,10 +777,20 @@ impl Store {
             let scratch = Scratch::new(&self.path)?;
             let rebuilt = scratch.conn();
             rebuilt.execute_batch("BEGIN")?;
+            tracing::debug!(
+                secs = started.elapsed().as_secs_f64(),
+                "verify: signatures and arrivals checked"
+            );
             match replay(&tx, rebuilt, None, progress) {
                 Ok(_) => {
+                    tracing::debug!(secs = started.elapsed().as_secs_f64(), "verify: rebuilt");
                     for facts in PROJECTION {
                         let diffs = differences(facts, &tx, rebuilt)?;
+                        tracing::debug!(
+                            table = facts.table,
+                            secs = started.elapsed().as_secs_f64(),
+                            "verify: compared"
+                        );
                         if !diffs.is_empty() {
                             problems.push(problem(
                                 "projection_differs",
