@@ -605,6 +605,7 @@ impl Kura {
         }
         self.store_mut().set_cache_mib(256)?;
         self.store_mut().set_bulk(true)?;
+        self.store().drop_search_indexes_for(n)?;
         // Demo time runs from 2024-04-01 across about 900 days, the same on every run.
         // Cannot fail: a constant RFC 3339 time.
         #[allow(clippy::expect_used)]
@@ -645,6 +646,7 @@ impl Kura {
             })?;
             progress(demo.specimens, n);
         }
+        self.store().build_search_indexes()?;
         self.store_mut().set_bulk(false)?;
         let secs = start.elapsed().as_secs_f64();
         let stats = self.stats()?;

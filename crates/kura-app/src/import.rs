@@ -672,6 +672,7 @@ impl Kura {
         self.serials_for(issued)?;
         progress(0, total);
         self.store_mut().set_bulk(true)?;
+        self.store().drop_search_indexes_for(total)?;
         let result = self.write(|e| {
             e.emit(EventBody::Imported {
                 file,
@@ -702,6 +703,8 @@ impl Kura {
             progress(total, total);
             Ok(report)
         });
+        // Built again whether the import was kept or not.
+        self.store().build_search_indexes()?;
         self.store_mut().set_bulk(false)?;
         result
     }

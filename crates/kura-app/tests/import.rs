@@ -342,3 +342,69 @@ fn export_with_a_bom_opens_in_excel_and_imports_back() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.kura.show("FS20000000").unwrap().donor, "髙橋-001");
 }
+
+/// The search indexes (by donor, study, parent, due date) of the database at `db`, as SQLite
+/// keeps their definitions.
+fn search_indexes(db: &std::path::Path) -> Vec<(String, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN
+             ('specimens_donor', 'specimens_study', 'specimens_parent', 'specimens_due') ORDER BY name",
+        )
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A load larger than what is there drops the search indexes and builds them again at its
+/// end: afterwards they are the migrations' own, searches find what they found, and the
+/// projection still equals a rebuild from the log. A load that died before building them gets
+/// them back when the database is next opened.
+#[test]
+fn a_large_import_builds_the_search_indexes_again() {
+    let fresh = tempfile::tempdir().unwrap();
+    kura_app::Kura::open(fresh.path().join("kura.sqlite3"), "x").unwrap();
+    let want = search_indexes(&fresh.path().join("kura.sqlite3"));
+    assert_eq!(want.len(), 4);
+
+    let mut b = bench();
+    let db = b.kura.path().to_path_buf();
+    let mut indexes_during = Vec::new();
+    let r = b
+        .kura
+        .import_csv(csv_rows(12_000, None).as_bytes(), &mut |done, _| {
+            if done > 0 && indexes_during.is_empty() {
+                indexes_during.push(search_indexes(&db).len());
+            }
+        })
+        .unwrap();
+    assert_eq!(r.rows, 12_000);
+    assert_eq!(
+        indexes_during,
+        vec![0],
+        "dropped while the rows were written"
+    );
+    assert_eq!(search_indexes(&db), want);
+    let found = b
+        .kura
+        .find(&kura_store::FindQuery {
+            donor: Some("D00042".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(found.len(), 9);
+    assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
+
+    // A load that died half-way: the indexes are not there until the next open.
+    drop(b.kura);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP INDEX specimens_donor; DROP INDEX specimens_due;")
+        .unwrap();
+    assert_eq!(search_indexes(&db).len(), 2);
+    kura_app::Kura::open(&db, "x").unwrap();
+    assert_eq!(search_indexes(&db), want);
+}

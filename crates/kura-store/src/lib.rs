@@ -96,6 +96,10 @@ fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     // Every hot statement stays prepared (the default cache holds 16).
     conn.set_prepared_statement_cache_capacity(128);
     migrations::migrate(&mut conn, current).map_err(|e| e.at(path))?;
+    // A load that dropped the search indexes and did not live to build them again.
+    for (_, sql) in SEARCH_INDEXES {
+        conn.execute_batch(sql).map_err(at)?;
+    }
     Ok(conn)
 }
 
@@ -231,6 +235,26 @@ pub(crate) fn open_ro(path: &Path) -> Result<Connection, StoreError> {
 
 /// How hard the store works to keep each commit (the bulk paths may lower the cache pressure).
 /// The raw baselines of `kura bench` open their connections with the same.
+/// The indexes only searches use, as migrations 0001 and 0003 made them.
+const SEARCH_INDEXES: &[(&str, &str)] = &[
+    (
+        "specimens_donor",
+        "CREATE INDEX IF NOT EXISTS specimens_donor ON specimens(donor)",
+    ),
+    (
+        "specimens_study",
+        "CREATE INDEX IF NOT EXISTS specimens_study ON specimens(study)",
+    ),
+    (
+        "specimens_parent",
+        "CREATE INDEX IF NOT EXISTS specimens_parent ON specimens(parent)",
+    ),
+    (
+        "specimens_due",
+        "CREATE INDEX IF NOT EXISTS specimens_due ON specimens(due) WHERE due IS NOT NULL",
+    ),
+];
+
 /// WAL pages (4 KiB each) between automatic checkpoints in bulk mode: 256 MiB.
 pub const BULK_CHECKPOINT_PAGES: u32 = 65_536;
 
@@ -467,6 +491,33 @@ impl Store {
             })?;
         if !bulk {
             self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Drops the indexes only searches use (by donor, study, parent, due date) before a load
+    /// at least as large as what is here: built again by [`Store::build_search_indexes`] at its
+    /// end, one sort each instead of a b-tree insert per row. Whether it dropped them.
+    pub fn drop_search_indexes_for(&self, rows: u64) -> Result<bool, StoreError> {
+        let here: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(id), 0) FROM specimens", [], |r| {
+                    r.get(0)
+                })?;
+        if rows < 10_000 || (rows as i64) < here {
+            return Ok(false);
+        }
+        for (name, _) in SEARCH_INDEXES {
+            self.conn
+                .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+        }
+        Ok(true)
+    }
+
+    /// Builds the search indexes that are missing (after a load, or one a crash interrupted).
+    pub fn build_search_indexes(&self) -> Result<(), StoreError> {
+        for (_, sql) in SEARCH_INDEXES {
+            self.conn.execute_batch(sql)?;
         }
         Ok(())
     }
