@@ -546,10 +546,16 @@ impl Store {
             .map(|(w, s, h)| (*w, (*s, h.clone())))
             .collect();
         {
-            let mut stmt = tx.prepare(
+            // The whole log streams in the order of its (workstation, seq) index; the events
+            // after a point are read by their row ids (NOT INDEXED: not a walk of that whole
+            // index) and sorted.
+            let mut stmt = tx.prepare(if after == 0 {
                 "SELECT event_id, workstation, seq, actor, at, kind, payload, hash, id FROM events
-                 WHERE id > ?1 ORDER BY workstation, seq",
-            )?;
+                 WHERE id > ?1 ORDER BY workstation, seq"
+            } else {
+                "SELECT event_id, workstation, seq, actor, at, kind, payload, hash, id
+                 FROM events NOT INDEXED WHERE id > ?1 ORDER BY workstation, seq"
+            })?;
             let mut rows = stmt.query([after])?;
             let mut current: Option<Uuid> = None;
             let mut prev = GENESIS;
@@ -675,7 +681,15 @@ impl Store {
         }
         // Every signature verifies against its signer's key at its point of the log (the key
         // their newest password credential before it published), in the order the log is folded.
-        {
+        // (After a point with no signature since, there is nothing to check: the keys are
+        // learnt from the whole log, a walk of every event.)
+        let signed_since: bool = after == 0
+            || tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE id > ?1 AND kind = 'signed')",
+                [after],
+                |r| r.get(0),
+            )?;
+        if signed_since {
             let mut book = kura_domain::sign::KeyBook::default();
             // (Every key is learnt, in order; only the signatures after the point are checked.)
             let mut stmt = tx.prepare(
