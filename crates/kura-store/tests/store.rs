@@ -588,6 +588,9 @@ fn verify_checks_every_signature_against_its_signers_key() {
                 ),
             ],
         );
+        // A point between the key's publication and the signature: the incremental verify
+        // below learns the key from before it.
+        assert!(s.verify(&mut |_, _| {}).unwrap().ok());
         let target = Uuid::now_v7();
         s.write(|tx| -> Result<(), StoreError> {
             tx.append(
@@ -615,6 +618,14 @@ fn verify_checks_every_signature_against_its_signers_key() {
             Ok(())
         })
         .unwrap();
+        let report = s.verify_from(false, &mut |_, _| {}).unwrap();
+        assert!(report.since.is_some(), "{what}");
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        assert_eq!(
+            codes,
+            want.into_iter().collect::<Vec<_>>(),
+            "{what}: incremental"
+        );
         let report = s.verify(&mut |_, _| {}).unwrap();
         let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
         assert_eq!(codes, want.into_iter().collect::<Vec<_>>(), "{what}");
