@@ -359,7 +359,7 @@ fn search_indexes(db: &std::path::Path) -> Vec<(String, String)> {
         .unwrap()
 }
 
-/// A load larger than what is there drops the search indexes and builds them again at its
+/// A load at least twice as large as what is there drops the search indexes and builds them again at its
 /// end: afterwards they are the migrations' own, searches find what they found, and the
 /// projection still equals a rebuild from the log. A load that died before building them gets
 /// them back when the database is next opened.
