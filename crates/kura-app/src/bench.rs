@@ -467,9 +467,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     let since = kura.store().stats()?.events as u64;
     drop(kura);
     let (inc_t, inc_peak) = time_and_peak(verify_cmd(&opts.kura_exe, &db, false))?;
-    let kura = Kura::open(&db, "bench")?;
     let checked = since - report.events.min(since);
-    drop(kura);
     lines.push(BenchLine {
         name: "verify (incremental)".into(),
         compares: format!(

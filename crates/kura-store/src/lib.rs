@@ -233,8 +233,6 @@ pub(crate) fn open_ro(path: &Path) -> Result<Connection, StoreError> {
     }))
 }
 
-/// How hard the store works to keep each commit (the bulk paths may lower the cache pressure).
-/// The raw baselines of `kura bench` open their connections with the same.
 /// The indexes only searches use, as migrations 0001 and 0003 made them.
 const SEARCH_INDEXES: &[(&str, &str)] = &[
     (
@@ -258,6 +256,8 @@ const SEARCH_INDEXES: &[(&str, &str)] = &[
 /// WAL pages (4 KiB each) between automatic checkpoints in bulk mode: 256 MiB.
 pub const BULK_CHECKPOINT_PAGES: u32 = 65_536;
 
+/// How hard the store works to keep each commit (the bulk paths may lower the cache pressure).
+/// The raw baselines of `kura bench` open their connections with the same.
 pub(crate) const PRAGMAS: &str = "
     PRAGMA foreign_keys = ON;
     PRAGMA synchronous = FULL;
