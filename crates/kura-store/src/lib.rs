@@ -97,9 +97,7 @@ fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(128);
     migrations::migrate(&mut conn, current).map_err(|e| e.at(path))?;
     // A load that dropped the search indexes and did not live to build them again.
-    for (_, sql) in SEARCH_INDEXES {
-        conn.execute_batch(sql).map_err(at)?;
-    }
+    build_search_indexes(&conn).map_err(at)?;
     Ok(conn)
 }
 
@@ -146,7 +144,7 @@ pub(crate) fn protect(_: &Path) -> Result<(), StoreError> {
 /// [`error::BUSY_TIMEOUT_MS`]. (SQLite's own handler backs off to sleeps of 10 to 100 ms, so a
 /// scan arriving while a sync transaction runs would often wait 10 ms or more after the lock
 /// came free.)
-pub(crate) fn busy_wait(tries: i32) -> bool {
+fn busy_wait(tries: i32) -> bool {
     if u64::try_from(tries).unwrap_or(u64::MAX) >= error::BUSY_TIMEOUT_MS {
         return false;
     }
@@ -188,7 +186,7 @@ fn yield_to_foreground() {
 
 /// Opens a database Kura may not write (read-only media, no permission): `mode=ro`, or, when
 /// the WAL index cannot be created there either, as immutable.
-pub(crate) fn open_ro(path: &Path) -> Result<Connection, StoreError> {
+fn open_ro(path: &Path) -> Result<Connection, StoreError> {
     use rusqlite::OpenFlags;
     let at = |e: rusqlite::Error| StoreError::from(e).at(path);
     let enc: String = path
@@ -252,6 +250,27 @@ const SEARCH_INDEXES: &[(&str, &str)] = &[
         "CREATE INDEX IF NOT EXISTS specimens_due ON specimens(due) WHERE due IS NOT NULL",
     ),
 ];
+
+/// Builds those of [`SEARCH_INDEXES`] that are missing.
+fn build_search_indexes(conn: &Connection) -> Result<(), rusqlite::Error> {
+    for (_, sql) in SEARCH_INDEXES {
+        conn.execute_batch(sql)?;
+    }
+    Ok(())
+}
+
+/// A read-only connection of its own for a long read of the whole database (`verify`,
+/// `integrity_check`): its sorts and temporary tables on disk, a bounded page cache and no
+/// memory map (every page read through the map would stay resident), so its memory stays
+/// small at any size; it waits for a busy database as the store's own connection does.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = open_ro(path)?;
+    conn.busy_handler(Some(busy_wait))?;
+    conn.execute_batch(
+        "PRAGMA temp_store = FILE; PRAGMA cache_size = -65536; PRAGMA mmap_size = 0;",
+    )?;
+    Ok(conn)
+}
 
 /// WAL pages (4 KiB each) between automatic checkpoints in bulk mode: 256 MiB.
 pub const BULK_CHECKPOINT_PAGES: u32 = 65_536;
@@ -518,10 +537,7 @@ impl Store {
 
     /// Builds the search indexes that are missing (after a load, or one a crash interrupted).
     pub fn build_search_indexes(&self) -> Result<(), StoreError> {
-        for (_, sql) in SEARCH_INDEXES {
-            self.conn.execute_batch(sql)?;
-        }
-        Ok(())
+        Ok(build_search_indexes(&self.conn)?)
     }
 
     /// Runs `f` in one read transaction (unless one is open): one consistent view, and one
@@ -603,12 +619,10 @@ impl Store {
         Ok(())
     }
 
-    /// `PRAGMA integrity_check`: "ok" or the problems SQLite found. On a read-only connection
-    /// of its own without a memory map: it reads every page, and through a 4 GiB map each page
-    /// read would stay resident in this process.
+    /// `PRAGMA integrity_check`: "ok" or the problems SQLite found. It reads every page: on a
+    /// connection of its own ([`open_reader`]).
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        let conn = open_ro(&self.path)?;
-        conn.execute_batch("PRAGMA mmap_size = 0; PRAGMA temp_store = FILE;")?;
+        let conn = open_reader(&self.path)?;
         let mut stmt = conn.prepare("PRAGMA integrity_check")?;
         let rows: Vec<String> = stmt
             .query_map([], |r| r.get(0))?

@@ -482,11 +482,8 @@ impl Store {
         let full = full || since.is_none();
         let after = since.as_ref().map(|p| p.event).unwrap_or(0);
         let mut problems = Vec::new();
-        let mut tx = crate::open_ro(&self.path)?;
-        tx.busy_handler(Some(crate::busy_wait))?;
-        tx.execute_batch(
-            "PRAGMA temp_store = FILE; PRAGMA cache_size = -65536; PRAGMA mmap_size = 0; BEGIN",
-        )?;
+        let tx = crate::open_reader(&self.path)?;
+        tx.execute_batch("BEGIN")?;
         for trigger in ["events_append_only_update", "events_append_only_delete"] {
             let n: i64 = tx.query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1",

@@ -218,6 +218,16 @@ fn history(dir: &Path) -> std::path::PathBuf {
     dir.join("kura.sqlite3")
 }
 
+/// [`history`] in `dir`, then `sql` run on it behind Kura's back; the store opened again.
+fn tampered(dir: &Path, sql: &str) -> Store {
+    let db = history(dir);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+    Store::open(&db, Uuid::now_v7).unwrap()
+}
+
 #[test]
 fn verify_finds_each_kind_of_tampering_and_rebuild_repairs_the_projection() {
     // (what was done behind Kura's back, the problem verify must report, rebuild repairs it)
@@ -268,12 +278,7 @@ fn verify_finds_each_kind_of_tampering_and_rebuild_repairs_the_projection() {
     ];
     for (sql, want, repairable) in cases {
         let d = tempfile::tempdir().unwrap();
-        let db = history(d.path());
-        rusqlite::Connection::open(&db)
-            .unwrap()
-            .execute_batch(sql)
-            .unwrap();
-        let mut s = Store::open(&db, Uuid::now_v7).unwrap();
+        let mut s = tampered(d.path(), sql);
         let report = s.verify(&mut |_, _| {}).unwrap();
         let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
         assert!(codes.contains(want), "{sql}: {codes:?}");
@@ -331,12 +336,7 @@ fn verify_names_the_table_and_row_that_differ() {
     ];
     for (sql, want) in cases {
         let d = tempfile::tempdir().unwrap();
-        let db = history(d.path());
-        rusqlite::Connection::open(&db)
-            .unwrap()
-            .execute_batch(sql)
-            .unwrap();
-        let s = Store::open(&db, Uuid::now_v7).unwrap();
+        let s = tampered(d.path(), sql);
         let report = s.verify(&mut |_, _| {}).unwrap();
         let differs: Vec<&str> = report
             .problems
