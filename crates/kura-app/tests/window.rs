@@ -98,6 +98,7 @@ impl Site {
             .collect();
         let next = self.log.len() as u64;
         to.write(|tx| tx.apply_remote(&page, next)).unwrap();
+        to.write(|tx| tx.finish_pull()).unwrap();
     }
 }
 

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::StoreError;
 
 pub use leases::LeaseBlock;
-pub(crate) use order::AheadCache;
+pub(crate) use order::{AheadCache, REFOLD_PENDING};
 pub use pull::PullApplied;
 pub use push::Answer;
 pub use state::{ConflictRow, RejectionRow, SyncState};

@@ -34,6 +34,10 @@ pub struct VerifyReport {
     pub full: bool,
     /// The last verified point this check went on from (`None`: from the first event).
     pub since: Option<VerifiedPoint>,
+    /// A pull left the projection to be folded again in the registry's order when it has caught
+    /// up (it was cut short): until the next sync finishes it, the projection is not the
+    /// canonical fold, and `--full` does not compare it.
+    pub awaiting_refold: bool,
 }
 
 /// Where a verify that found nothing wrong got to: the log up to `event` (local order) is
@@ -784,7 +788,13 @@ impl Store {
         // The projection must equal a rebuild from the log: rebuilt into the scratch database
         // from this snapshot, then compared table by table.
         let specimens: i64 = tx.query_row("SELECT count(*) FROM specimens", [], |r| r.get(0))?;
-        if full {
+        let awaiting_refold: bool = tx.query_row(
+            "SELECT coalesce((SELECT relearn FROM sync_state WHERE id = 1), 0) > 0
+                 OR EXISTS (SELECT 1 FROM meta WHERE key = ?1)",
+            [crate::sync::REFOLD_PENDING],
+            |r| r.get(0),
+        )?;
+        if full && !awaiting_refold {
             let scratch = Scratch::new(&self.path)?;
             let rebuilt = scratch.conn();
             rebuilt.execute_batch("BEGIN")?;
@@ -828,7 +838,7 @@ impl Store {
                 event: last_id,
                 at: last_at,
                 heads: heads.into_iter().map(|(w, (s, h))| (w, s, h)).collect(),
-                full,
+                full: full && !awaiting_refold,
             };
             // Through a connection of its own that does not wait: while another writes (or on
             // a read-only database) the old point stays, and the next check reads a little more.
@@ -854,6 +864,7 @@ impl Store {
             problems,
             full,
             since,
+            awaiting_refold,
         })
     }
 }

@@ -203,28 +203,43 @@ impl Order {
             .collect()
     }
 
+    /// One page of the others' events, then the end of the pull (as the sync engine does).
     fn pull(&self, b: &mut Bench) -> kura_store::PullApplied {
         let page = self.page(b);
         let next = self.log.len() as u64;
-        b.store.write(|tx| tx.apply_remote(&page, next)).unwrap()
+        let a = b.store.write(|tx| tx.apply_remote(&page, next)).unwrap();
+        let end = b.store.write(|tx| tx.finish_pull()).unwrap();
+        kura_store::PullApplied {
+            conflicts: a.conflicts + end.conflicts,
+            reordered: a.reordered || end.reordered,
+            ..a
+        }
     }
 
     /// Like `pull`, one page of `size` events at a time (each with its own cursor), calling
-    /// `between` with the bench after each page but the last.
-    fn pull_paged(&self, b: &mut Bench, size: usize, between: &mut dyn FnMut(usize, &mut Bench)) {
+    /// `between` with the bench after each page but the last. Returns what each page did, and
+    /// then what the end of the pull did.
+    fn pull_paged(
+        &self,
+        b: &mut Bench,
+        size: usize,
+        between: &mut dyn FnMut(usize, &mut Bench),
+    ) -> (Vec<kura_store::PullApplied>, kura_store::PullApplied) {
         let all = self.page(b);
         let pages: Vec<&[Placed]> = all.chunks(size).collect();
+        let mut each = Vec::new();
         for (i, page) in pages.iter().enumerate() {
             let next = if i + 1 == pages.len() {
                 self.log.len() as u64
             } else {
                 page.last().unwrap().server_seq
             };
-            b.store.write(|tx| tx.apply_remote(page, next)).unwrap();
+            each.push(b.store.write(|tx| tx.apply_remote(page, next)).unwrap());
             if i + 1 < pages.len() {
                 between(i, b);
             }
         }
+        (each, b.store.write(|tx| tx.finish_pull()).unwrap())
     }
 
     fn sync(&mut self, b: &mut Bench) -> kura_store::PullApplied {
@@ -413,6 +428,74 @@ fn own_events_written_between_pages_still_come_after_the_pages() {
         "A's tube was first"
     );
     assert!(b.state(21).in_conflict, "B's check-in came after A's");
+    a.verify_ok();
+    b.verify_ok();
+}
+
+/// A bench that worked before it was enrolled keeps no undo images of that work: a pulled page
+/// that belongs before it and touches what it touched means folding the whole projection again
+/// in the site's order. A large site's pull holds many such pages: each is only recorded, and
+/// the projection is refolded once, when the pull has caught up; a pull cut short between pages
+/// leaves the refold to the next.
+#[test]
+fn pages_before_work_from_before_enrollment_are_refolded_once_at_the_end() {
+    let d = tempfile::tempdir().unwrap();
+    let mut a = Bench::new(d.path(), "a");
+    let mut b = Bench::alone(d.path(), "b");
+    let mut reg = Order::default();
+    a.must(world());
+    reg.push(&mut a);
+    reg.pull(&mut b);
+    // B, not enrolled yet, checks three tubes in to BX1; the third takes A5, which A takes too.
+    b.must(vec![
+        register(101),
+        check_in(101, "BX1", 8, 8),
+        register(102),
+        check_in(102, "BX1", 8, 7),
+        register(103),
+        check_in(103, "BX1", 0, 4),
+    ]);
+    // A checks twelve tubes in to BX1, A1 to A12 (over a row of nine: A1-A9, B1-B3), pushed
+    // first: all of it goes before B's work.
+    for n in 1..=12u32 {
+        let (row, col) = ((n - 1) / 9, (n - 1) % 9);
+        a.must(vec![
+            register(n),
+            check_in(n, "BX1", row as u16, col as u16),
+        ]);
+    }
+    reg.push(&mut a);
+    b.store
+        .write(|tx| tx.set_enrollment("http://registry.test", "file:token", None, "{}"))
+        .unwrap();
+    reg.push(&mut b);
+    // B pulls A's 24 events four at a time; after the third page the bench closes (a pull cut
+    // short) and opens again.
+    let path = b.path.clone();
+    let (pages, end) = reg.pull_paged(&mut b, 4, &mut |i, b| {
+        if i == 2 {
+            b.store = Store::open(&path, Uuid::now_v7).unwrap();
+            // Meanwhile the projection is not the site's fold, and verify says so.
+            let r = b.store.verify(&mut |_, _| {}).unwrap();
+            assert!(r.ok() && r.awaiting_refold, "{r:?}");
+        }
+    });
+    assert_eq!(pages.len(), 6);
+    assert_eq!(pages.iter().map(|p| p.new).sum::<u64>(), 24);
+    assert!(
+        pages.iter().all(|p| !p.reordered),
+        "no page refolds the projection: {pages:?}"
+    );
+    assert!(end.reordered, "the end of the pull refolds it, once");
+    assert_eq!(end.conflicts, 1, "B's check-in to A5 came after A's");
+    assert!(b.state(103).in_conflict);
+    assert_eq!(b.state(5).position.as_deref(), Some("A5"));
+    assert_eq!(b.state(101).position.as_deref(), Some("I9"));
+    // Nothing is left for the next pull.
+    let again = b.store.write(|tx| tx.finish_pull()).unwrap();
+    assert!(!again.reordered);
+    reg.sync(&mut a);
+    assert_eq!(a.projection(), b.projection());
     a.verify_ok();
     b.verify_ok();
 }

@@ -863,7 +863,9 @@ impl<R: Remote> Engine<R> {
             });
             cursor = next;
             if !page.more {
-                report.reordered |= store.write(|tx| tx.finish_relearn())?;
+                let refolded = store.write(|tx| tx.finish_pull())?;
+                report.reordered |= refolded.reordered;
+                report.conflicts += refolded.conflicts;
                 return Ok(());
             }
         }

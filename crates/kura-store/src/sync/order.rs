@@ -9,10 +9,15 @@ use kura_domain::EventBody;
 use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
 
+use super::pull::PullApplied;
 use super::push::Answer;
 use super::{parse_body, uuid_of};
 use crate::verify::replay;
 use crate::{StoreError, Tx};
+
+/// The `meta` key of a refold left for the end of the pull: the number of conflicts open when
+/// it was left.
+pub(crate) const REFOLD_PENDING: &str = "refold_pending";
 
 /// Names the events, containers and boxes a set of events touches, to tell whether two sets
 /// can be applied in either order.
@@ -335,25 +340,55 @@ impl Tx<'_> {
         Ok(n as u64)
     }
 
+    /// Pulled events belong before events applied here that have no undo image: the projection
+    /// must be folded again in the registry's order. Not now but once, when the pull has caught
+    /// up ([`Tx::finish_pull`]): a large site's pull may hold many such pages, and the pages after
+    /// this one are only recorded. The conflicts open now are kept in `meta`, to tell how many the
+    /// refold adds; a pull cut short leaves the refold to the next one.
+    pub(super) fn defer_refold(&mut self) -> Result<(), StoreError> {
+        if !self.refold_pending()? {
+            let open = self.count_conflicts()?;
+            self.set_meta(REFOLD_PENDING, &open.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Whether a page of the pull left the projection to be refolded at its end.
+    pub(super) fn refold_pending(&self) -> Result<bool, StoreError> {
+        Ok(self.meta(REFOLD_PENDING)?.is_some())
+    }
+
     /// The pull has caught up: a relearnt order that moved anything (or left events the
-    /// registry no longer holds without a place) is folded again, once. Returns whether it was.
-    pub fn finish_relearn(&mut self) -> Result<bool, StoreError> {
+    /// registry no longer holds without a place), or pages that had to go before events without
+    /// undo images, are folded again, once. Says whether the projection was refolded and how
+    /// many conflicts that opened.
+    pub fn finish_pull(&mut self) -> Result<PullApplied, StoreError> {
         let state = self.relearning()?;
-        if state == 0 {
-            return Ok(false);
+        let pending = self.meta(REFOLD_PENDING)?;
+        if state == 0 && pending.is_none() {
+            return Ok(PullApplied::default());
         }
         let left: i64 = self
             .conn()
             .query_row("SELECT count(*) FROM order_relearn", [], |r| r.get(0))?;
-        let refold = state == 2 || left > 0;
+        let refold = state == 2 || left > 0 || pending.is_some();
         self.conn().execute("DELETE FROM order_relearn", [])?;
         self.conn()
             .execute("UPDATE sync_state SET relearn = 0 WHERE id = 1", [])?;
+        self.delete_meta(REFOLD_PENDING)?;
         *self.ahead_cache() = None;
+        let before = match pending.and_then(|p| p.parse().ok()) {
+            Some(open) => open,
+            None => self.count_conflicts()?,
+        };
         if refold {
             self.reorder()?;
         }
-        Ok(refold)
+        Ok(PullApplied {
+            conflicts: (self.count_conflicts()? - before).max(0) as u64,
+            reordered: refold,
+            ..PullApplied::default()
+        })
     }
 
     /// Every one of these is this workstation's and has its undo image.

@@ -43,8 +43,9 @@ struct CheckedPage<'p> {
 /// How a checked page goes into the projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Fold {
-    /// The order is being learnt again (after a registry restore): the events are only recorded;
-    /// the projection is refolded once the pull has caught up.
+    /// The order is being learnt again (after a registry restore), or an earlier page of the
+    /// pull left a refold for its end: the events are only recorded; the projection is refolded
+    /// once the pull has caught up.
     Record,
     /// Nothing applied here belongs after the page, or nothing of it touches what the page
     /// touches: each event is settled as it comes.
@@ -54,7 +55,8 @@ pub(super) enum Fold {
     /// order.
     Rebase,
     /// As for a rebase, but some of them have no undo image (written before enrollment, or
-    /// another bench's): the whole projection is rebuilt in the canonical order.
+    /// another bench's): the whole projection is rebuilt in the canonical order, once, when the
+    /// pull has caught up (the page's events are recorded, and so are the pages after it).
     Refold,
 }
 
@@ -63,6 +65,8 @@ pub(super) enum Fold {
 pub(super) struct PageFacts<'a> {
     /// The order is being learnt again.
     pub relearning: bool,
+    /// An earlier page of this pull left the projection to be refolded at its end.
+    pub refold_pending: bool,
     /// What the page's new events touch (with the boxes their specimens were in).
     pub page: &'a Touched,
     /// What the events applied here that belong after the page touch; `None` when there are
@@ -76,7 +80,7 @@ pub(super) struct PageFacts<'a> {
 /// How a page goes into the projection: the order of two sets of events matters only when
 /// they touch something in common.
 pub(super) fn decide(f: &PageFacts<'_>) -> Fold {
-    if f.relearning {
+    if f.relearning || f.refold_pending {
         return Fold::Record;
     }
     match f.ahead {
@@ -247,9 +251,11 @@ impl Tx<'_> {
         fresh: &[(&Placed, EventBody)],
     ) -> Result<(Fold, Vec<OrderKey>), StoreError> {
         let relearning = self.relearning()? > 0;
+        let refold_pending = self.refold_pending()?;
         let mut page = Touched::default();
         let mut facts = PageFacts {
             relearning,
+            refold_pending,
             page: &page,
             ahead: None,
             undo_images: false,
@@ -257,7 +263,7 @@ impl Tx<'_> {
         let Some(low) = fresh.iter().map(|(e, _)| e.server_seq).min() else {
             return Ok((decide(&facts), Vec::new()));
         };
-        if relearning {
+        if relearning || refold_pending {
             return Ok((decide(&facts), Vec::new()));
         }
         let cache = self.ahead_of(low)?;
@@ -278,6 +284,7 @@ impl Tx<'_> {
         let undo_images = meets && self.can_rebase(&ahead)?;
         facts = PageFacts {
             relearning,
+            refold_pending,
             page: &page,
             ahead: Some(&cache.touched),
             undo_images,
@@ -336,7 +343,7 @@ impl Tx<'_> {
         match fold {
             Fold::Record => {
                 // The projection is refolded once the pull has caught up.
-                if !fresh.is_empty() {
+                if !fresh.is_empty() && self.relearning()? > 0 {
                     self.set_relearn(2)?;
                 }
             }
@@ -385,9 +392,9 @@ impl Tx<'_> {
                     "rebased own events around a pulled page"
                 );
             }
-            Fold::Refold => self.reorder()?,
+            Fold::Refold => self.defer_refold()?,
         }
-        if matches!(fold, Fold::Rebase | Fold::Refold) {
+        if fold == Fold::Rebase {
             out.conflicts = (self.count_conflicts()? - before).max(0) as u64;
             out.reordered = true;
         }
@@ -592,15 +599,17 @@ mod tests {
 
     /// How a pulled page goes into the projection, as a table: what the page touches, what the
     /// events applied here after it touch (none, or a list), whether those all have undo images,
-    /// and whether the order is being learnt again.
+    /// whether the order is being learnt again, and whether an earlier page left a refold for
+    /// the end of the pull.
     #[test]
     fn decide_folds_in_order_unless_the_events_ahead_touch_the_page() {
         use Fold::*;
-        // (what, page, ahead, undo images, relearning, fold)
+        // (what, page, ahead, undo images, relearning, refold pending, fold)
         type Case = (
             &'static str,
             Vec<EventBody>,
             Option<Vec<EventBody>>,
+            bool,
             bool,
             bool,
             Fold,
@@ -612,6 +621,7 @@ mod tests {
                 None,
                 true,
                 false,
+                false,
                 InOrder,
             ),
             (
@@ -619,6 +629,7 @@ mod tests {
                 vec![],
                 Some(vec![thawed("T1")]),
                 true,
+                false,
                 false,
                 InOrder,
             ),
@@ -628,6 +639,7 @@ mod tests {
                 Some(vec![thawed("T3"), moved("T4", "BX2")]),
                 true,
                 false,
+                false,
                 InOrder,
             ),
             (
@@ -636,12 +648,14 @@ mod tests {
                 Some(vec![thawed("T1")]),
                 true,
                 false,
+                false,
                 Rebase,
             ),
             (
                 "the same specimen, without undo images",
                 vec![thawed("T1")],
                 Some(vec![thawed("T1")]),
+                false,
                 false,
                 false,
                 Refold,
@@ -652,6 +666,7 @@ mod tests {
                 Some(vec![moved("T2", "BX1")]),
                 true,
                 false,
+                false,
                 Rebase,
             ),
             (
@@ -659,6 +674,7 @@ mod tests {
                 vec![container_moved("BX1", "R1")],
                 Some(vec![container_moved("BX2", "R2")]),
                 true,
+                false,
                 false,
                 Rebase,
             ),
@@ -668,6 +684,7 @@ mod tests {
                 Some(vec![thawed("T1")]),
                 true,
                 false,
+                false,
                 InOrder,
             ),
             (
@@ -675,6 +692,7 @@ mod tests {
                 vec![user_disabled("U0001")],
                 Some(vec![user_disabled("U0001")]),
                 true,
+                false,
                 false,
                 Rebase,
             ),
@@ -684,6 +702,7 @@ mod tests {
                 Some(vec![thawed("T1")]),
                 true,
                 false,
+                false,
                 InOrder,
             ),
             (
@@ -692,14 +711,34 @@ mod tests {
                 Some(vec![thawed("T1")]),
                 true,
                 true,
+                false,
+                Record,
+            ),
+            (
+                "an earlier page of the pull left a refold for its end",
+                vec![thawed("T1")],
+                Some(vec![thawed("T1")]),
+                false,
+                false,
+                true,
+                Record,
+            ),
+            (
+                "a refold left for the end, on other specimens",
+                vec![thawed("T2")],
+                Some(vec![thawed("T1")]),
+                false,
+                false,
+                true,
                 Record,
             ),
         ];
-        for (what, page, ahead, undo_images, relearning, want) in cases {
+        for (what, page, ahead, undo_images, relearning, refold_pending, want) in cases {
             let page = touched(&page);
             let ahead = ahead.map(|a| touched(&a));
             let facts = PageFacts {
                 relearning,
+                refold_pending,
                 page: &page,
                 ahead: ahead.as_ref(),
                 undo_images,
