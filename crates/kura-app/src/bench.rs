@@ -304,7 +304,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         compares: format!(
             "Kura: a specimen by its code with its location path (freezer › rack › box › position); \
              raw: a {row_bytes:.0}-byte row by its unique code. Both: the same settings \
-             (64 MiB cache, 4 GiB mmap), codes at random across all {max} rows, {} warm-up \
+             (64 MiB cache, the whole file memory-mapped), codes at random across all {max} rows, {} warm-up \
              lookups each, timed in alternating chunks of 1,000",
             kura_warm.len()
         ),

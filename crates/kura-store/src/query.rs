@@ -313,22 +313,27 @@ impl Store {
             .is_some())
     }
 
-    /// Looks up a scanned code with its full location path.
+    /// Looks up a scanned code with its full location path: one read transaction (one shared
+    /// lock: the row, and whether the container cache still holds), one prepared statement.
     pub fn specimen(&self, code: &SpecimenCode) -> Result<Option<SpecimenView>, StoreError> {
-        let sql = format!(
-            "SELECT {SPECIMEN_COLS}, {WITHDRAWN_COLS} FROM {SPECIMEN_FROM} WHERE s.code = ?1"
-        );
-        let row = self
-            .conn()
-            .prepare_cached(&sql)?
-            .query_row([code.as_str()], |r| {
-                Ok((specimen_row(r)?, Withdrawn::read(r, 21)?))
-            })
-            .optional()?;
-        let Some((row, w)) = row else { return Ok(None) };
-        let mut v = self.located(row)?;
-        v.consent_withdrawn = self.withdrawal(code.as_str(), w)?;
-        Ok(Some(v))
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {SPECIMEN_COLS}, {WITHDRAWN_COLS} FROM {SPECIMEN_FROM} WHERE s.code = ?1"
+            )
+        });
+        self.reading(|| {
+            let row = self
+                .conn()
+                .prepare_cached(&SQL)?
+                .query_row([code.as_str()], |r| {
+                    Ok((specimen_row(r)?, Withdrawn::read(r, 21)?))
+                })
+                .optional()?;
+            let Some((row, w)) = row else { return Ok(None) };
+            let mut v = self.located(row)?;
+            v.consent_withdrawn = self.withdrawal(code.as_str(), w)?;
+            Ok(Some(v))
+        })
     }
 
     /// What a scan of `code` must say besides its answer (`None`: no such specimen).
@@ -435,11 +440,14 @@ impl Store {
             "SELECT {SPECIMEN_COLS} FROM {SPECIMEN_FROM} {w} ORDER BY s.code LIMIT {limit} OFFSET {}",
             q.offset
         );
-        let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), specimen_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        self.with_withdrawals(rows)
+        // One read transaction: the rows, the withdrawals and each row's container.
+        self.reading(|| {
+            let mut stmt = self.conn().prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args.iter()), specimen_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            self.with_withdrawals(rows)
+        })
     }
 
     /// Checked-out specimens due back before `today` (a site date), the longest overdue first.
@@ -449,11 +457,13 @@ impl Store {
              WHERE s.due IS NOT NULL AND s.due < ?1 AND s.status = 'checked_out'
              ORDER BY s.due, s.code LIMIT ?2"
         );
-        let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params![today, limit as i64], specimen_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        self.with_withdrawals(rows)
+        self.reading(|| {
+            let mut stmt = self.conn().prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(rusqlite::params![today, limit as i64], specimen_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            self.with_withdrawals(rows)
+        })
     }
 
     /// Every specimen, by the time of its registration (the registering event's, the same on

@@ -764,3 +764,20 @@ fn a_dispatched_shipment_is_projected_and_rebuilt() {
     s.rebuild(&mut |_, _| {}).unwrap();
     assert_eq!(count(&db, "SELECT count(*) FROM shipments"), 1);
 }
+
+/// SQLite grants the memory map the store asks for: built with a cap above its default 2 GiB
+/// (`.cargo/config.toml`), past which a large database's pages would each be read with a system
+/// call. A build without that setting fails here.
+#[test]
+fn sqlite_grants_the_memory_map_the_store_asks_for() {
+    let d = tempfile::tempdir().unwrap();
+    let c = rusqlite::Connection::open(d.path().join("map.sqlite3")).unwrap();
+    let granted: i64 = c
+        .query_row(
+            &format!("PRAGMA mmap_size = {}", kura_store::MMAP_BYTES),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(granted, kura_store::MMAP_BYTES);
+}
