@@ -435,8 +435,8 @@ fn own_events_written_between_pages_still_come_after_the_pages() {
 /// A bench that worked before it was enrolled keeps no undo images of that work: a pulled page
 /// that belongs before it and touches what it touched means folding the whole projection again
 /// in the site's order. A large site's pull holds many such pages: each is only recorded, and
-/// the projection is refolded once, when the pull has caught up; a pull cut short between pages
-/// leaves the refold to the next.
+/// the projection is refolded once, when the pull has caught up or stops; a bench closed between
+/// pages finds the refold waiting when it opens.
 #[test]
 fn pages_before_work_from_before_enrollment_are_refolded_once_at_the_end() {
     let d = tempfile::tempdir().unwrap();
@@ -469,9 +469,11 @@ fn pages_before_work_from_before_enrollment_are_refolded_once_at_the_end() {
         .write(|tx| tx.set_enrollment("http://registry.test", "file:token", None, "{}"))
         .unwrap();
     reg.push(&mut b);
-    // B pulls A's 24 events four at a time; after the third page the bench closes (a pull cut
-    // short) and opens again.
+    // B pulls A's 24 events four at a time. After the third page the bench closes and opens
+    // again (the refold left waits in the file); after the fifth the pull stops (the engine
+    // folds what came so far); the sixth page is a pull of its own.
     let path = b.path.clone();
+    let mut cut = None;
     let (pages, end) = reg.pull_paged(&mut b, 4, &mut |i, b| {
         if i == 2 {
             b.store = Store::open(&path, Uuid::now_v7).unwrap();
@@ -479,15 +481,29 @@ fn pages_before_work_from_before_enrollment_are_refolded_once_at_the_end() {
             let r = b.store.verify(&mut |_, _| {}).unwrap();
             assert!(r.ok() && r.awaiting_refold, "{r:?}");
         }
+        if i == 4 {
+            cut = Some(b.store.write(|tx| tx.pull_cut_short()).unwrap());
+            let r = b.store.verify(&mut |_, _| {}).unwrap();
+            assert!(r.ok() && !r.awaiting_refold, "{r:?}");
+        }
     });
+    let cut = cut.unwrap();
     assert_eq!(pages.len(), 6);
     assert_eq!(pages.iter().map(|p| p.new).sum::<u64>(), 24);
     assert!(
-        pages.iter().all(|p| !p.reordered),
+        pages[..5].iter().all(|p| !p.reordered),
         "no page refolds the projection: {pages:?}"
     );
-    assert!(end.reordered, "the end of the pull refolds it, once");
-    assert_eq!(end.conflicts, 1, "B's check-in to A5 came after A's");
+    assert!(
+        cut.reordered,
+        "the stopped pull refolds what it brought, once"
+    );
+    assert_eq!(cut.conflicts, 1, "B's check-in to A5 came after A's");
+    // The refold kept undo images of B's events (it is enrolled now): the last page is rebased
+    // around them, and nothing is left for the end.
+    assert!(pages[5].reordered, "{pages:?}");
+    assert!(!end.reordered);
+    assert_eq!(end.conflicts, 0);
     assert!(b.state(103).in_conflict);
     assert_eq!(b.state(5).position.as_deref(), Some("A5"));
     assert_eq!(b.state(101).position.as_deref(), Some("I9"));

@@ -417,10 +417,24 @@ impl<R: Remote> Engine<R> {
                     }
                 }
                 Op::Pull { after } => {
-                    match self
+                    let pulled = self
                         .pull(store, after, status.site_seq, &mut report, progress)
-                        .await
-                    {
+                        .await;
+                    if pulled.is_err() {
+                        // The pages already applied go into the projection now, not when the
+                        // next pull ends.
+                        match store.write(|tx| tx.pull_cut_short()) {
+                            Ok(f) => {
+                                report.reordered |= f.reordered;
+                                report.conflicts += f.conflicts;
+                            }
+                            Err(e) => tracing::warn!(
+                                error = %e,
+                                "could not fold the pulled pages again after the pull stopped"
+                            ),
+                        }
+                    }
+                    match pulled {
                         Err(SyncError::Store(e @ StoreError::OwnFork { .. })) => {
                             let why = e.to_string();
                             store.write(|tx| tx.set_stopped(Some(&why)))?;

@@ -391,6 +391,17 @@ impl Tx<'_> {
         })
     }
 
+    /// A pull stopped before it caught up (the connection was cut, the registry went away): a
+    /// refold its pages left is done now, so that what they brought is not left out of the
+    /// projection until the next pull ends. While the order is being learnt again the refold
+    /// waits for the end (the places are not all known yet).
+    pub fn pull_cut_short(&mut self) -> Result<PullApplied, StoreError> {
+        if self.relearning()? > 0 {
+            return Ok(PullApplied::default());
+        }
+        self.finish_pull()
+    }
+
     /// Every one of these is this workstation's and has its undo image.
     pub(super) fn can_rebase(&self, ahead: &[OrderKey]) -> Result<bool, StoreError> {
         let me = self.workstation();
