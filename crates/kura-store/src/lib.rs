@@ -56,6 +56,9 @@ pub struct Store {
     workstation: Uuid,
     /// Containers by row id, for reads (cleared whenever a write changes a container).
     containers: RefCell<HashMap<i64, Arc<ContainerMeta>>>,
+    /// Geometries by their stored JSON (a handful of container types; never stale): a box read
+    /// for the first time is not parsed again.
+    geometries: RefCell<HashMap<String, Geometry>>,
     /// Containers by code, for the rules (kept across transactions, same invalidation).
     rule_cache: project::ContainerCache,
     /// What this bench's events ahead of a pulled page touch, kept from one page to the next
@@ -381,6 +384,7 @@ impl Store {
             path,
             workstation,
             containers: RefCell::new(HashMap::new()),
+            geometries: RefCell::new(HashMap::new()),
             rule_cache: project::ContainerCache::new(),
             ahead: None,
             background: false,
@@ -657,26 +661,31 @@ impl Store {
         if let Some(m) = self.containers.borrow().get(&rowid) {
             return Ok(Some(m.clone()));
         }
-        let row = self
+        let mut stmt = self
             .conn
-            .prepare_cached("SELECT code, geometry, path FROM containers WHERE id = ?1")?
-            .query_row([rowid], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .optional()?;
-        let Some((code, geometry, path)) = row else {
+            .prepare_cached("SELECT code, geometry, path FROM containers WHERE id = ?1")?;
+        let mut rows = stmt.query([rowid])?;
+        let Some(r) = rows.next()? else {
             return Ok(None);
         };
-        let geometry = serde_json::from_str(&geometry)
-            .map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
+        let code: String = r.get(0)?;
+        let json = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        let known = self.geometries.borrow().get(json).cloned();
+        let geometry = match known {
+            Some(g) => g,
+            None => {
+                let g: Geometry = serde_json::from_str(json)
+                    .map_err(|e| StoreError::Corrupt(format!("geometry of {code}: {e}")))?;
+                self.geometries
+                    .borrow_mut()
+                    .insert(json.to_string(), g.clone());
+                g
+            }
+        };
         let m = Arc::new(ContainerMeta {
             code,
             geometry,
-            path,
+            path: r.get(2)?,
         });
         self.containers.borrow_mut().insert(rowid, m.clone());
         Ok(Some(m))
