@@ -30,13 +30,14 @@ pub struct VerifyReport {
     pub workstations: u64,
     pub specimens: u64,
     pub problems: Vec<VerifyProblem>,
-    /// Whether the projection was compared with a rebuild from the whole log (`--full`).
+    /// Whether the whole log was read (`--full`); the projection was compared with a rebuild
+    /// from it too, unless `awaiting_refold`.
     pub full: bool,
     /// The last verified point this check went on from (`None`: from the first event).
     pub since: Option<VerifiedPoint>,
     /// A pull left the projection to be folded again in the registry's order when it has caught
-    /// up (it was cut short): until the next sync finishes it, the projection is not the
-    /// canonical fold, and `--full` does not compare it.
+    /// up (the bench closed mid-pull, or the registry's order is being learnt again): until a
+    /// sync finishes it, the projection is not the site's fold, and `--full` does not compare it.
     pub awaiting_refold: bool,
 }
 
