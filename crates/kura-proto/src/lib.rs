@@ -276,8 +276,7 @@ pub struct Conflict {
 }
 
 /// `GET /api/v1/events?after=CURSOR&limit=N&at=POS&id=EVENT`: the site's events from other
-/// workstations, and the conflicts raised, in `server_seq` order. Store `next` with what was
-/// applied.
+/// workstations in `server_seq` order. Store `next` with what was applied.
 ///
 /// `at` and `id` name the event the bench holds at position `at`, the highest position at or
 /// below `after` it holds an event of (`at=0` and no `id` when it holds none). A registry whose
@@ -288,6 +287,10 @@ pub struct Conflict {
 pub struct PullResponse {
     pub v: u32,
     pub events: Vec<Placed>,
+    /// Always empty: a bench finds the conflicts by folding the events it pulls (the same rules
+    /// as the registry), and the site's list is `GET /api/v1/conflicts`. Sent, empty, so that
+    /// benches of earlier versions, which require it, still read the page.
+    #[serde(default)]
     pub conflicts: Vec<Conflict>,
     pub next: u64,
     /// More pages wait after `next`.

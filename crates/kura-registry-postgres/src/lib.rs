@@ -1,7 +1,9 @@
 //! The registry on PostgreSQL: tokio-postgres with a deadpool pool (async end to end, no
 //! compile-time database, and the bundled SQLite of the other backend stays the only SQLite in
-//! the build). A push is one transaction that holds the site's row (`FOR UPDATE`) from assigning
-//! `server_seq` to commit, and writes in sets (binary `COPY` for the events, `UNNEST` for the projection), not row by row.
+//! the build). A push is one transaction: it reads and classifies the workstation's stream under
+//! that workstation's row lock, then holds the site's row (`FOR UPDATE`) from assigning
+//! `server_seq` to commit, writing in sets (binary `COPY` for the events and new specimens,
+//! `UNNEST` for the rest), not row by row, with statements prepared once per connection.
 
 #![cfg_attr(
     not(test),
@@ -214,13 +216,13 @@ async fn load_authority(
     tx: &impl GenericClient,
     site: &str,
 ) -> DbResult<kura_domain::authz::Authority> {
-    let rows = tx
-        .query(
+    let st = tx
+        .prepare_cached(
             "SELECT code, role, disabled, signing_key, key_salt FROM site_users WHERE site = $1",
-            &[&site],
         )
         .await
         .map_err(pg)?;
+    let rows = tx.query(&st, &[&site]).await.map_err(pg)?;
     let mut a = kura_domain::authz::Authority::default();
     for r in rows {
         let key: Option<String> = r.get(3);
@@ -467,6 +469,7 @@ async fn load(
     }
     // Correlated subqueries, one index probe per key: a join against the unnested keys may be
     // planned as a scan of every specimen of the site.
+    let (boxes, probed) = by_box(&keys.specimen_slots);
     let sslots = slots(
         c,
         "SELECT * FROM (SELECT k.c, k.r, k.col,
@@ -474,8 +477,34 @@ async fn load(
               AND s.pos_row = k.r AND s.pos_col = k.col LIMIT 1) AS code
          FROM UNNEST($2::text[], $3::int[], $4::int[]) AS k(c, r, col)) x WHERE code IS NOT NULL",
         site,
-        &keys.specimen_slots,
+        &probed,
     );
+    // A box that many of the batch's tubes go into is read whole: one range of the slot index
+    // instead of a probe per position (a batch of 500 check-ins fills a few boxes).
+    let box_slots = async {
+        if boxes.is_empty() {
+            return Ok(vec![]);
+        }
+        let st = c
+            .prepare_cached(
+                "SELECT container, pos_row, pos_col, code FROM specimens
+                 WHERE site = $1 AND container = ANY($2) AND container IS NOT NULL AND pos_row IS NOT NULL",
+            )
+            .await
+            .map_err(pg)?;
+        let mut out = Vec::new();
+        for r in c.query(&st, &[&site, &boxes]).await.map_err(pg)? {
+            let (Some(row), Some(col)) = (r.get::<_, Option<i32>>(1), r.get::<_, Option<i32>>(2))
+            else {
+                continue;
+            };
+            let slot: ingest::Slot = (r.get(0), row as u16, col as u16);
+            if keys.specimen_slots.contains(&slot) {
+                out.push((slot, r.get::<_, String>(3)));
+            }
+        }
+        Ok::<_, DbError>(out)
+    };
     let cslots = slots(
         c,
         "SELECT * FROM (SELECT k.c, k.r, k.col,
@@ -485,16 +514,43 @@ async fn load(
         site,
         &keys.container_slots,
     );
-    let (specimens, containers, sslots, cslots) =
-        tokio::try_join!(specimens, containers, sslots, cslots)?;
+    let (specimens, containers, mut sslots, cslots, boxed) =
+        tokio::try_join!(specimens, containers, sslots, cslots, box_slots)?;
+    sslots.extend(boxed);
     loaded.absorb(keys, specimens, containers, sslots, cslots);
     Ok(())
 }
+
+/// Boxes the batch puts at least [`BOX_READ`] tubes into (read whole), and the other slots (probed
+/// one by one).
+fn by_box(
+    slots: &std::collections::BTreeSet<ingest::Slot>,
+) -> (Vec<&str>, std::collections::BTreeSet<ingest::Slot>) {
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    for s in slots {
+        *per.entry(s.0.as_str()).or_default() += 1;
+    }
+    let boxes: Vec<&str> = per
+        .into_iter()
+        .filter(|(_, n)| *n >= BOX_READ)
+        .map(|(b, _)| b)
+        .collect();
+    let probed = slots
+        .iter()
+        .filter(|s| !boxes.contains(&s.0.as_str()))
+        .cloned()
+        .collect();
+    (boxes, probed)
+}
+
+/// From this many of a batch's slots in one box, the box's occupied positions are read at once.
+const BOX_READ: usize = 8;
 
 /// Appends the accepted events with binary `COPY`, the fastest way into a table (inside the push's
 /// transaction: it commits or rolls back with the rest).
 async fn insert_events(
     tx: &deadpool_postgres::Transaction<'_>,
+    copy: &tokio_postgres::Statement,
     site: &str,
     ws: Uuid,
     received_at: i64,
@@ -505,12 +561,7 @@ async fn insert_events(
     if accept.is_empty() {
         return Ok(());
     }
-    let sink = tx
-        .copy_in(
-            "COPY events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at) FROM STDIN BINARY",
-        )
-        .await
-        .map_err(pg)?;
+    let sink = tx.copy_in(copy).await.map_err(pg)?;
     let types = [
         Type::TEXT,
         Type::INT8,
@@ -555,6 +606,7 @@ async fn insert_events(
 /// speculative insertion of an upsert.
 async fn write_specimens(
     tx: &deadpool_postgres::Transaction<'_>,
+    copy: &tokio_postgres::Statement,
     site: &str,
     rows: &[SpecimenRow],
     loaded: &Loaded,
@@ -588,12 +640,7 @@ async fn write_specimens(
     if !new.code.is_empty() {
         use tokio_postgres::binary_copy::BinaryCopyInWriter;
         use tokio_postgres::types::Type;
-        let sink = tx
-            .copy_in(
-                "COPY specimens (site, code, state, container, pos_row, pos_col, last_event) FROM STDIN BINARY",
-            )
-            .await
-            .map_err(pg)?;
+        let sink = tx.copy_in(copy).await.map_err(pg)?;
         let types = [
             Type::TEXT,
             Type::TEXT,
@@ -691,9 +738,6 @@ async fn upsert_containers(
     Ok(())
 }
 
-/// One push inside its transaction. Statements that do not depend on each other are sent
-/// together (tokio-postgres pipelines them on the connection), so the site lock is held for as
-/// few round trips as possible.
 /// Keeps a parcel once, by its hash: its seq, and whether it was already kept.
 async fn keep_parcel(
     tx: &impl GenericClient,
@@ -901,6 +945,49 @@ async fn post_bundle_tx(
     })
 }
 
+/// Statements a push sends, each prepared once per connection (the pool keeps them): parsing and
+/// planning cost nothing after a connection's first push, and no statement costs a round trip of
+/// its own to be described.
+mod sql {
+    pub const WS_LOCK: &str = "SELECT head_seq, head_hash FROM workstations WHERE id = $1 AND revoked_at IS NULL FOR NO KEY UPDATE";
+    pub const STORED: &str =
+        "SELECT seq, hash, NULL::text, NULL::text, server_seq FROM events WHERE workstation = $1 AND seq BETWEEN $2 AND $3
+         UNION ALL SELECT seq, hash, code, message, NULL::bigint FROM rejections WHERE workstation = $1 AND seq BETWEEN $2 AND $3";
+    pub const TAKEN: &str = "SELECT id FROM events WHERE id = ANY($1)";
+    pub const COPY_EVENTS: &str = "COPY events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at) FROM STDIN BINARY";
+    pub const COPY_SPECIMENS: &str = "COPY specimens (site, code, state, container, pos_row, pos_col, last_event) FROM STDIN BINARY";
+    pub const REJECTIONS: &str =
+        "INSERT INTO rejections (workstation, seq, id, hash, code, message, kind, payload, received_at)
+         SELECT $1, s, i, h, c, m, k, p, $2
+         FROM UNNEST($3::bigint[], $4::uuid[], $5::bytea[], $6::text[], $7::text[], $8::text[], $9::text[])
+           AS u(s, i, h, c, m, k, p)";
+    /// The workstation's head and the site's counter, in one statement.
+    pub const HEADS: &str =
+        "WITH w AS (UPDATE workstations SET head_seq = $2, head_hash = $3, last_seen = $4,
+                      clock_skew_us = coalesce($5, clock_skew_us) WHERE id = $1)
+         UPDATE sites SET last_seq = $7 WHERE code = $6 AND last_seq <> $7";
+    /// Conflicts stored before the batch that its events resolve (the first resolving event of a
+    /// subject is named: the caller sends one per subject).
+    pub const RESOLVE: &str =
+        "UPDATE conflicts AS c SET resolved_by = u.b FROM UNNEST($2::text[], $3::uuid[]) AS u(s, b)
+         WHERE c.site = $1 AND c.subject = u.s AND c.resolved_by IS NULL";
+    /// The events of each conflict go as one comma-separated text (arrays of arrays do not unnest
+    /// into rows).
+    pub const CONFLICTS: &str =
+        "INSERT INTO conflicts (site, server_seq, subject, code, message, events, resolved_by)
+         SELECT $1, q, s, c, m, string_to_array(e, ',')::uuid[], r
+         FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[])
+           AS u(q, s, c, m, e, r)";
+}
+
+/// One push inside its transaction, in two phases. First, under the workstation's own row lock,
+/// its stream is read and the batch classified (chain, duplicates, ids taken): pushes of other
+/// workstations of the site go on meanwhile. Then the site's row is locked for what must be
+/// serialized across the site: the authority of its users, numbering, the fold over the
+/// projection, and the writes. Statements that do not depend on each other are sent together
+/// (tokio-postgres pipelines them on the connection), so the site lock is held for few round
+/// trips: the lock, the reads, the two `COPY`s with the set-based writes queued behind them,
+/// and the commit.
 async fn push_tx(
     tx: &deadpool_postgres::Transaction<'_>,
     caller: &Caller,
@@ -908,41 +995,29 @@ async fn push_tx(
     batch: Batch,
 ) -> DbResult<PushResponse> {
     let ws = caller.workstation;
+    let code = caller.site.code.as_str();
     let (lo, hi) = match (events.first(), events.last()) {
         (Some(f), Some(l)) => (f.seq() as i64, l.seq() as i64),
         _ => (0, -1),
     };
-    // The site lock first; the reads run once it is held.
-    let (site, site_seq) = site_row(tx, &caller.site.code, true).await?;
-    let head = async {
-        tx.query_opt(
-            "SELECT head_seq, head_hash FROM workstations WHERE id = $1 AND revoked_at IS NULL",
-            &[&ws],
-        )
-        .await
-        .map_err(pg)
-    };
-    let stored_rows = async {
-        tx.query(
-            "SELECT seq, hash, NULL::text, NULL::text, server_seq FROM events WHERE workstation = $1 AND seq BETWEEN $2 AND $3
-             UNION ALL SELECT seq, hash, code, message, NULL::bigint FROM rejections WHERE workstation = $1 AND seq BETWEEN $2 AND $3",
-            &[&ws, &lo, &hi],
-        )
-        .await
-        .map_err(pg)
-    };
+    // Phase 1, the workstation's row. Its lock is sent first and the reads after it (one
+    // connection runs them in order, each with a snapshot taken when it starts), so they see
+    // what an earlier push of this workstation committed.
+    let (ws_lock, stored_st, taken_st) = tokio::try_join!(
+        tx.prepare_cached(sql::WS_LOCK),
+        tx.prepare_cached(sql::STORED),
+        tx.prepare_cached(sql::TAKEN),
+    )
+    .map_err(pg)?;
     // Ids another stored event already carries (asked for the whole batch: only those of new
     // events count).
     let ids = ingest::new_ids(0, &events);
-    let taken_rows = async {
-        tx.query("SELECT id FROM events WHERE id = ANY($1)", &[&ids])
-            .await
-            .map_err(pg)
-    };
-    // The site's users, which the batch is judged by (pipelined with the reads above).
-    let authority = load_authority(tx, &caller.site.code);
-    let (head, rows, taken_rows, before) =
-        tokio::try_join!(head, stored_rows, taken_rows, authority)?;
+    let (head, rows, taken_rows) = tokio::try_join!(
+        async { tx.query_opt(&ws_lock, &[&ws]).await },
+        async { tx.query(&stored_st, &[&ws, &lo, &hi]).await },
+        async { tx.query(&taken_st, &[&ids]).await },
+    )
+    .map_err(pg)?;
     let taken: std::collections::HashSet<Uuid> =
         taken_rows.iter().map(|r| r.get::<_, Uuid>(0)).collect();
     let head = head.ok_or(DbError::Enroll(EnrollRefusal::Revoked))?;
@@ -971,72 +1046,35 @@ async fn push_tx(
         );
     }
     let mut c = ingest::classify(head_seq, head_hash, &stored, &taken, events)?;
-    let mut authority = before.clone();
-    ingest::authorize(&mut c, &mut authority);
-    save_authority(tx, &site.code, &before, &authority).await?;
-    let new_site_seq = ingest::assign(&mut c, site_seq);
+    // Phase 2, the site's row. Every statement from here is prepared before the lock is asked.
+    let (copy_events, copy_specimens, rejections_st, heads_st, resolve_st, conflicts_st) =
+        tokio::try_join!(
+            tx.prepare_cached(sql::COPY_EVENTS),
+            tx.prepare_cached(sql::COPY_SPECIMENS),
+            tx.prepare_cached(sql::REJECTIONS),
+            tx.prepare_cached(sql::HEADS),
+            tx.prepare_cached(sql::RESOLVE),
+            tx.prepare_cached(sql::CONFLICTS),
+        )
+        .map_err(pg)?;
+    let (_, site_seq) = site_row(tx, code, true).await?;
+    // The site's users (the batch is judged by them) and the projection rows the batch's events
+    // touch, read together once the lock is held. The keys are those of every event classified
+    // new: one the authority then refuses only makes a row read that the fold does not use.
     let mut loaded = Loaded::default();
     let mut keys = Keys::of(&c.accept);
     let first_load = async {
         if c.accept.is_empty() {
             return Ok(());
         }
-        load(tx, &site.code, &keys, &mut loaded).await
+        load(tx, code, &keys, &mut loaded).await
     };
-    let rejections = async {
-        for r in &c.reject {
-            tx.execute(
-                "INSERT INTO rejections (workstation, seq, id, hash, code, message, kind, payload, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                &[
-                    &ws,
-                    &(r.event.seq as i64),
-                    &r.event.id,
-                    &r.event.hash.as_bytes().as_slice(),
-                    &r.code.as_str(),
-                    &r.message,
-                    &r.event.kind,
-                    &r.event.payload,
-                    &batch.received_at,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        }
-        Ok(())
-    };
-    // COPY holds the connection while it runs; the reads go right after it.
-    insert_events(tx, &site.code, ws, batch.received_at, &c.accept).await?;
-    tokio::try_join!(rejections, first_load)?;
-    let head_hash = (c.head_seq > 0).then(|| c.head_hash.as_bytes().to_vec());
-    let ws_update = async {
-        tx.execute(
-            "UPDATE workstations SET head_seq = $2, head_hash = $3, last_seen = $4,
-               clock_skew_us = coalesce($5, clock_skew_us) WHERE id = $1",
-            &[
-                &ws,
-                &(c.head_seq as i64),
-                &head_hash,
-                &batch.received_at,
-                &batch.sent_at.map(|s| s - batch.received_at),
-            ],
-        )
-        .await
-        .map_err(pg)
-    };
-    let site_update = async {
-        if new_site_seq != site_seq {
-            tx.execute(
-                "UPDATE sites SET last_seq = $2 WHERE code = $1",
-                &[&site.code, &(new_site_seq as i64)],
-            )
-            .await
-            .map_err(pg)?;
-        }
-        Ok(0)
-    };
-    if c.accept.is_empty() {
-        tokio::try_join!(ws_update, site_update)?;
+    let (before, ()) = tokio::try_join!(load_authority(tx, code), first_load)?;
+    let mut authority = before.clone();
+    ingest::authorize(&mut c, &mut authority);
+    let new_site_seq = ingest::assign(&mut c, site_seq);
+    let out = if c.accept.is_empty() {
+        ingest::FoldOut::default()
     } else {
         let mut out = None;
         for _ in 0..ingest::MAX_ROUNDS {
@@ -1047,48 +1085,123 @@ async fn push_tx(
                 }
                 Err(more) => {
                     keys = more;
-                    load(tx, &site.code, &keys, &mut loaded).await?;
+                    load(tx, code, &keys, &mut loaded).await?;
                 }
             }
         }
-        let out = out.ok_or_else(|| DbError::Backend("the fold did not settle".into()))?;
-        // COPY holds the connection: the specimens first, then the rest together.
-        write_specimens(tx, &site.code, &out.specimens, &loaded).await?;
-        tokio::try_join!(
-            upsert_containers(tx, &site.code, &out.containers),
-            ws_update,
-            site_update
-        )?;
-        // Resolutions reach the conflicts stored before this batch; the fold marked the batch's own.
-        for (subject, by) in &out.resolved {
-            tx.execute(
-                "UPDATE conflicts SET resolved_by = $3 WHERE site = $1 AND subject = $2 AND resolved_by IS NULL",
-                &[&site.code, subject, by],
-            )
-            .await
-            .map_err(pg)?;
+        out.ok_or_else(|| DbError::Backend("the fold did not settle".into()))?
+    };
+    // The writes. A COPY holds the connection while it runs: the events go first, the new
+    // specimens next, and every other write is queued behind them (none depends on another).
+    let events_copy = insert_events(tx, &copy_events, code, ws, batch.received_at, &c.accept);
+    let specimens = write_specimens(tx, &copy_specimens, code, &out.specimens, &loaded);
+    let rejections = async {
+        if c.reject.is_empty() {
+            return Ok(0);
         }
-        for k in &out.conflicts {
-            tx.execute(
-                "INSERT INTO conflicts (site, server_seq, subject, code, message, events, resolved_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &site.code,
-                    &(k.server_seq as i64),
-                    &k.subject,
-                    &k.code,
-                    &k.message,
-                    &k.events,
-                    &k.resolved_by,
-                ],
-            )
-            .await
-            .map_err(pg)?;
+        let mut seq = Vec::with_capacity(c.reject.len());
+        let (mut id, mut hash, mut rcode, mut message, mut kind, mut payload) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for r in &c.reject {
+            seq.push(r.event.seq as i64);
+            id.push(r.event.id);
+            hash.push(r.event.hash.as_bytes().to_vec());
+            rcode.push(r.code.as_str());
+            message.push(r.message.as_str());
+            kind.push(r.event.kind.as_str());
+            payload.push(r.event.payload.as_str());
         }
-    }
-    for e in &c.accept {
-        receipt_back(tx, &site.code, &e.event, batch.received_at).await?;
-    }
+        tx.execute(
+            &rejections_st,
+            &[
+                &ws,
+                &batch.received_at,
+                &seq,
+                &id,
+                &hash,
+                &rcode,
+                &message,
+                &kind,
+                &payload,
+            ],
+        )
+        .await
+        .map_err(pg)
+    };
+    let head_hash = (c.head_seq > 0).then(|| c.head_hash.as_bytes().to_vec());
+    let heads = async {
+        tx.execute(
+            &heads_st,
+            &[
+                &ws,
+                &(c.head_seq as i64),
+                &head_hash,
+                &batch.received_at,
+                &batch.sent_at.map(|s| s - batch.received_at),
+                &code,
+                &(new_site_seq as i64),
+            ],
+        )
+        .await
+        .map_err(pg)
+    };
+    let resolve = async {
+        // The first resolving event of each subject, as the fold found them.
+        let mut seen = std::collections::HashSet::new();
+        let (subjects, by): (Vec<&str>, Vec<Uuid>) = out
+            .resolved
+            .iter()
+            .filter(|(s, _)| seen.insert(s.as_str()))
+            .map(|(s, b)| (s.as_str(), *b))
+            .unzip();
+        if subjects.is_empty() {
+            return Ok(0);
+        }
+        tx.execute(&resolve_st, &[&code, &subjects, &by])
+            .await
+            .map_err(pg)
+    };
+    let conflicts = async {
+        if out.conflicts.is_empty() {
+            return Ok(0);
+        }
+        let (mut q, mut s, mut k, mut m, mut e, mut r) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for x in &out.conflicts {
+            q.push(x.server_seq as i64);
+            s.push(x.subject.as_str());
+            k.push(x.code.as_str());
+            m.push(x.message.as_str());
+            e.push(
+                x.events
+                    .iter()
+                    .map(Uuid::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            r.push(x.resolved_by);
+        }
+        tx.execute(&conflicts_st, &[&code, &q, &s, &k, &m, &e, &r])
+            .await
+            .map_err(pg)
+    };
+    let receipts = async {
+        for e in &c.accept {
+            receipt_back(tx, code, &e.event, batch.received_at).await?;
+        }
+        Ok::<_, DbError>(())
+    };
+    tokio::try_join!(
+        events_copy,
+        specimens,
+        save_authority(tx, code, &before, &authority),
+        rejections,
+        heads,
+        upsert_containers(tx, code, &out.containers),
+        resolve,
+        conflicts,
+        receipts,
+    )?;
     Ok(PushResponse {
         v: kura_proto::VERSION,
         head: c.head(),
@@ -1526,17 +1639,6 @@ impl RegistryDb for PgDb {
                 },
             });
         }
-        let conflicts = tx
-            .query(
-                "SELECT server_seq, subject, code, message, events, resolved_by FROM conflicts
-                 WHERE site = $1 AND server_seq > $2 AND server_seq <= $3 ORDER BY server_seq",
-                &[&caller.site.code, &(after as i64), &(next as i64)],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(conflict_of)
-            .collect();
         let mut refused = Vec::new();
         let st = tx
             .prepare_cached(
@@ -1562,7 +1664,7 @@ impl RegistryDb for PgDb {
         Ok(PullResponse {
             v: kura_proto::VERSION,
             events,
-            conflicts,
+            conflicts: vec![],
             next,
             more: next < site_seq,
             own,
@@ -1765,12 +1867,7 @@ pub async fn baseline_copy(
         Type::INT8,
     ];
     let mut copy = async |events: &[Envelope]| -> DbResult<()> {
-        let sink = c
-            .copy_in(
-                "COPY events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at) FROM STDIN BINARY",
-            )
-            .await
-            .map_err(pg)?;
+        let sink = c.copy_in(sql::COPY_EVENTS).await.map_err(pg)?;
         let writer = BinaryCopyInWriter::new(sink, &types);
         let mut writer = std::pin::pin!(writer);
         for e in events {

@@ -1493,17 +1493,6 @@ impl RegistryDb for SqliteDb {
                     },
                 });
             }
-            let mut st = tx
-                .prepare_cached(
-                    "SELECT server_seq, subject, code, message, events, resolved_by FROM conflicts
-                     WHERE site = ?1 AND server_seq > ?2 AND server_seq <= ?3 ORDER BY server_seq",
-                )
-                .map_err(backend)?;
-            let conflicts = st
-                .query_map(params![caller.site.code, after as i64, next as i64], conflict_row)
-                .map_err(backend)?
-                .map(|r| r.map_err(backend).and_then(finish_conflict))
-                .collect::<DbResult<Vec<_>>>()?;
             let mut refused = Vec::new();
             {
                 let mut st = tx
@@ -1530,7 +1519,7 @@ impl RegistryDb for SqliteDb {
             Ok(PullResponse {
                 v: kura_proto::VERSION,
                 events,
-                conflicts,
+                conflicts: vec![],
                 next,
                 more: next < site_seq,
                 own,
