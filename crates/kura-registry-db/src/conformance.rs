@@ -34,6 +34,7 @@ where
     case!(replacement);
     case!(verdicts);
     case!(resend_stores_once);
+    case!(occupied_positions_of_earlier_batches);
     case!(id_taken);
     case!(authorization);
     case!(gap_and_restore);
@@ -703,6 +704,49 @@ async fn resend_stores_once<D: RegistryDb>(db: D) {
     assert!(
         open.iter()
             .all(|c| c.code == "position_occupied" && c.events.len() == 2)
+    );
+}
+
+/// Positions taken by earlier batches, met by a batch that fills much of a box (a backend may read
+/// such a box whole) and by one that puts a single tube in it (probed alone): the same conflicts.
+async fn occupied_positions_of_earlier_batches<D: RegistryDb>(db: D) {
+    let (a, _) = enroll(&db, "NCGM", "G").await;
+    let (b, _) = enroll(&db, "NCGM", "G").await;
+    let mut ba = Bench::new(a.workstation);
+    let mut bb = Bench::new(b.workstation);
+    let mut first = ba.events(&testkit::storage("1", &["BX1"]));
+    for i in 0..4u16 {
+        let g = testkit::specimen("G", u64::from(i) + 1);
+        first.push(ba.event(&testkit::register(&g, Some(testkit::at("BX1", 0, i * 2)))));
+    }
+    let r = db.push(&a, batch(first)).await.unwrap();
+    assert!(words(&r.verdicts).iter().all(|w| w == "accepted"));
+    assert!(db.conflicts("NCGM", true).await.unwrap().is_empty());
+    // B fills row 0 of A's box (nine positions, four of them taken by A).
+    let mut fill = vec![];
+    for i in 0..9u16 {
+        let g = testkit::specimen("G", 100 + u64::from(i));
+        fill.push(bb.event(&testkit::register(&g, Some(testkit::at("BX1", 0, i)))));
+    }
+    let r = db.push(&b, batch(fill.clone())).await.unwrap();
+    assert!(words(&r.verdicts).iter().all(|w| w == "accepted"));
+    let open = db.conflicts("NCGM", true).await.unwrap();
+    let mut clashed: Vec<Uuid> = open.iter().map(|c| c.events[1]).collect();
+    clashed.sort();
+    let mut want: Vec<Uuid> = [0, 2, 4, 6].iter().map(|&i| fill[i].id).collect();
+    want.sort();
+    assert_eq!(clashed, want, "the four positions A filled first");
+    assert!(open.iter().all(|c| c.code == "position_occupied"));
+    // One more tube, alone, into a position B's batch took.
+    let g = testkit::specimen("G", 200);
+    let one = ba.event(&testkit::register(&g, Some(testkit::at("BX1", 0, 1))));
+    db.push(&a, batch(vec![one.clone()])).await.unwrap();
+    let open = db.conflicts("NCGM", true).await.unwrap();
+    assert_eq!(open.len(), 5);
+    assert!(
+        open.iter()
+            .any(|c| c.events == vec![fill[1].id, one.id] && c.code == "position_occupied"),
+        "{open:?}"
     );
 }
 
