@@ -275,7 +275,7 @@ async fn save_authority(
 
 async fn site_row(c: &impl GenericClient, code: &str, lock: bool) -> DbResult<(Site, u64)> {
     let sql = if lock {
-        "SELECT code, name, prefix, serial_width, last_seq FROM sites WHERE code = $1 FOR UPDATE"
+        sql::SITE_LOCK
     } else {
         "SELECT code, name, prefix, serial_width, last_seq FROM sites WHERE code = $1"
     };
@@ -604,23 +604,19 @@ async fn insert_events(
 /// Writes the fold's specimen rows: binary `COPY` for specimens the database did not hold (most
 /// of an inventory import), `UPDATE … FROM UNNEST` for the others: both in sets, neither with the
 /// speculative insertion of an upsert.
-async fn write_specimens(
-    tx: &deadpool_postgres::Transaction<'_>,
-    copy: &tokio_postgres::Statement,
-    site: &str,
-    rows: &[SpecimenRow],
-    loaded: &Loaded,
-) -> DbResult<()> {
-    #[derive(Default)]
-    struct Cols {
-        code: Vec<String>,
-        state: Vec<String>,
-        container: Vec<Option<String>>,
-        row: Vec<Option<i32>>,
-        col: Vec<Option<i32>>,
-        last: Vec<Uuid>,
-    }
-    let (mut new, mut known) = (Cols::default(), Cols::default());
+#[derive(Default)]
+struct SpecimenCols {
+    code: Vec<String>,
+    state: Vec<String>,
+    container: Vec<Option<String>>,
+    row: Vec<Option<i32>>,
+    col: Vec<Option<i32>>,
+    last: Vec<Uuid>,
+}
+
+/// The fold's specimen rows as columns: those the database did not hold (`new`) and the others.
+fn specimen_cols(rows: &[SpecimenRow], loaded: &Loaded) -> DbResult<(SpecimenCols, SpecimenCols)> {
+    let (mut new, mut known) = (SpecimenCols::default(), SpecimenCols::default());
     for s in rows {
         let code = s.state.code.to_string();
         let c = match loaded.specimens.get(&code) {
@@ -636,6 +632,15 @@ async fn write_specimens(
         c.col.push(slot.as_ref().map(|s| s.2 as i32));
         c.last.push(s.last_event);
     }
+    Ok((new, known))
+}
+
+async fn write_specimens(
+    tx: &deadpool_postgres::Transaction<'_>,
+    copy: &tokio_postgres::Statement,
+    site: &str,
+    (new, known): &(SpecimenCols, SpecimenCols),
+) -> DbResult<()> {
     // New rows by binary COPY (it holds the connection, so before the update is sent).
     if !new.code.is_empty() {
         use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -954,6 +959,8 @@ mod sql {
         "SELECT seq, hash, NULL::text, NULL::text, server_seq FROM events WHERE workstation = $1 AND seq BETWEEN $2 AND $3
          UNION ALL SELECT seq, hash, code, message, NULL::bigint FROM rejections WHERE workstation = $1 AND seq BETWEEN $2 AND $3";
     pub const TAKEN: &str = "SELECT id FROM events WHERE id = ANY($1)";
+    pub const SITE_LOCK: &str =
+        "SELECT code, name, prefix, serial_width, last_seq FROM sites WHERE code = $1 FOR UPDATE";
     pub const COPY_EVENTS: &str = "COPY events (site, server_seq, id, workstation, seq, actor, at, kind, payload, hash, received_at) FROM STDIN BINARY";
     pub const COPY_SPECIMENS: &str = "COPY specimens (site, code, state, container, pos_row, pos_col, last_event) FROM STDIN BINARY";
     pub const REJECTIONS: &str =
@@ -1047,8 +1054,9 @@ async fn push_tx(
     }
     let mut c = ingest::classify(head_seq, head_hash, &stored, &taken, events)?;
     // Phase 2, the site's row. Every statement from here is prepared before the lock is asked.
-    let (copy_events, copy_specimens, rejections_st, heads_st, resolve_st, conflicts_st) =
+    let (_, copy_events, copy_specimens, rejections_st, heads_st, resolve_st, conflicts_st) =
         tokio::try_join!(
+            tx.prepare_cached(sql::SITE_LOCK),
             tx.prepare_cached(sql::COPY_EVENTS),
             tx.prepare_cached(sql::COPY_SPECIMENS),
             tx.prepare_cached(sql::REJECTIONS),
@@ -1057,44 +1065,65 @@ async fn push_tx(
             tx.prepare_cached(sql::CONFLICTS),
         )
         .map_err(pg)?;
-    let (_, site_seq) = site_row(tx, code, true).await?;
-    // The site's users (the batch is judged by them) and the projection rows the batch's events
-    // touch, read together once the lock is held. The keys are those of every event classified
-    // new: one the authority then refuses only makes a row read that the fold does not use.
+    // The lock, then the site's users (the batch is judged by them) and the projection rows the
+    // batch's events touch, sent together: the lock first (its statement is prepared, so it goes
+    // out on the first poll), the reads queued behind it, run once it is held. The keys are those
+    // of every event classified new: one the authority then refuses only makes a row read that
+    // the fold does not use.
     let mut loaded = Loaded::default();
-    let mut keys = Keys::of(&c.accept);
+    let keys = Keys::of(&c.accept);
     let first_load = async {
         if c.accept.is_empty() {
             return Ok(());
         }
         load(tx, code, &keys, &mut loaded).await
     };
-    let (before, ()) = tokio::try_join!(load_authority(tx, code), first_load)?;
+    let ((_, site_seq), before, ()) = tokio::try_join!(
+        biased;
+        site_row(tx, code, true),
+        load_authority(tx, code),
+        first_load
+    )?;
     let mut authority = before.clone();
     ingest::authorize(&mut c, &mut authority);
     let new_site_seq = ingest::assign(&mut c, site_seq);
-    let out = if c.accept.is_empty() {
-        ingest::FoldOut::default()
-    } else {
-        let mut out = None;
-        for _ in 0..ingest::MAX_ROUNDS {
-            match ingest::fold(&c.accept, &loaded) {
-                Ok(o) => {
-                    out = Some(o);
-                    break;
-                }
-                Err(more) => {
-                    keys = more;
-                    load(tx, code, &keys, &mut loaded).await?;
-                }
-            }
-        }
-        out.ok_or_else(|| DbError::Backend("the fold did not settle".into()))?
+    // The fold and the columns of its specimen rows are worked out on a blocking thread while
+    // the events stream in by COPY (they depend on nothing the COPY writes).
+    let accept = std::sync::Arc::new(std::mem::take(&mut c.accept));
+    let folding = {
+        let (accept, loaded) = (accept.clone(), std::mem::take(&mut loaded));
+        tokio::task::spawn_blocking(move || {
+            let out = ingest::fold(&accept, &loaded);
+            let cols = match &out {
+                Ok(o) => Some(specimen_cols(&o.specimens, &loaded)),
+                Err(_) => None,
+            };
+            (out, cols, loaded)
+        })
     };
+    let (copied, folded) = tokio::join!(
+        biased;
+        insert_events(tx, &copy_events, code, ws, batch.received_at, &accept),
+        folding
+    );
+    copied?;
+    let (mut out, mut cols, mut loaded) = folded.map_err(|e| DbError::Backend(e.to_string()))?;
+    // Rows the fold found it needed beyond the first read (a container's parent, a position
+    // freed by an earlier event of the batch): read them and fold again.
+    for _ in 1..ingest::MAX_ROUNDS {
+        let Err(more) = &out else { break };
+        load(tx, code, more, &mut loaded).await?;
+        out = ingest::fold(&accept, &loaded);
+        cols = match &out {
+            Ok(o) => Some(specimen_cols(&o.specimens, &loaded)),
+            Err(_) => None,
+        };
+    }
+    let out = out.map_err(|_| DbError::Backend("the fold did not settle".into()))?;
+    let cols = cols.ok_or_else(|| DbError::Backend("the fold did not settle".into()))??;
     // The writes. A COPY holds the connection while it runs: the events go first, the new
     // specimens next, and every other write is queued behind them (none depends on another).
-    let events_copy = insert_events(tx, &copy_events, code, ws, batch.received_at, &c.accept);
-    let specimens = write_specimens(tx, &copy_specimens, code, &out.specimens, &loaded);
+    let specimens = write_specimens(tx, &copy_specimens, code, &cols);
     let rejections = async {
         if c.reject.is_empty() {
             return Ok(0);
@@ -1186,13 +1215,13 @@ async fn push_tx(
             .map_err(pg)
     };
     let receipts = async {
-        for e in &c.accept {
+        for e in accept.iter() {
             receipt_back(tx, code, &e.event, batch.received_at).await?;
         }
         Ok::<_, DbError>(())
     };
     tokio::try_join!(
-        events_copy,
+        biased;
         specimens,
         save_authority(tx, code, &before, &authority),
         rejections,
