@@ -1580,19 +1580,29 @@ impl RegistryDb for PgDb {
         if let Some(h) = holding {
             let (event_at, placed_at): (Option<Uuid>, Option<i64>) = match h.at {
                 0 => (None, None),
-                at => tx
-                    .query_opt(
-                        "SELECT id, received_at FROM events WHERE site = $1 AND server_seq = $2",
-                        &[&caller.site.code, &(at as i64)],
-                    )
-                    .await
-                    .map_err(pg)?
-                    .map_or((None, None), |r| (Some(r.get(0)), Some(r.get(1)))),
+                at => {
+                    let st = tx
+                        .prepare_cached(
+                            "SELECT id, received_at FROM events WHERE site = $1 AND server_seq = $2",
+                        )
+                        .await
+                        .map_err(pg)?;
+                    tx.query_opt(&st, &[&caller.site.code, &(at as i64)])
+                        .await
+                        .map_err(pg)?
+                        .map_or((None, None), |r| (Some(r.get(0)), Some(r.get(1))))
+                }
             };
-            let others_between: bool = tx
-                .query_one(
+            let st = tx
+                .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM events WHERE site = $1 AND server_seq > $2
                        AND server_seq <= $3 AND workstation <> $4)",
+                )
+                .await
+                .map_err(pg)?;
+            let others_between: bool = tx
+                .query_one(
+                    &st,
                     &[
                         &caller.site.code,
                         &(h.at as i64),
