@@ -319,8 +319,9 @@ pub trait RegistryDb: Clone + Send + Sync + 'static {
         caller: &Caller,
         batch: Batch,
     ) -> impl Future<Output = DbResult<PushResponse>> + Send;
-    /// The site's events after `after` from other workstations, the conflicts raised, where the
-    /// caller's own events sit and which events of the page's workstations were refused. With
+    /// The site's events after `after` from other workstations, where the caller's own events
+    /// sit and which events of the page's workstations were refused (no conflicts: a bench folds
+    /// its own; [`RegistryDb::conflicts`] lists the site's). With
     /// `holding`, first checks the site's order agrees with the bench's there
     /// ([`order_agrees`]); [`DbError::OrderChanged`] when it does not.
     fn pull(

@@ -467,9 +467,9 @@ async fn load(
             })
             .collect())
     }
+    let (boxes, probed) = by_box(&keys.specimen_slots);
     // Correlated subqueries, one index probe per key: a join against the unnested keys may be
     // planned as a scan of every specimen of the site.
-    let (boxes, probed) = by_box(&keys.specimen_slots);
     let sslots = slots(
         c,
         "SELECT * FROM (SELECT k.c, k.r, k.col,
@@ -601,9 +601,7 @@ async fn insert_events(
     Ok(())
 }
 
-/// Writes the fold's specimen rows: binary `COPY` for specimens the database did not hold (most
-/// of an inventory import), `UPDATE … FROM UNNEST` for the others: both in sets, neither with the
-/// speculative insertion of an upsert.
+/// The fold's specimen rows, column by column.
 #[derive(Default)]
 struct SpecimenCols {
     code: Vec<String>,
@@ -635,6 +633,9 @@ fn specimen_cols(rows: &[SpecimenRow], loaded: &Loaded) -> DbResult<(SpecimenCol
     Ok((new, known))
 }
 
+/// Writes the fold's specimen rows: binary `COPY` for specimens the database did not hold (most
+/// of an inventory import), `UPDATE … FROM UNNEST` for the others: both in sets, neither with the
+/// speculative insertion of an upsert.
 async fn write_specimens(
     tx: &deadpool_postgres::Transaction<'_>,
     copy: &tokio_postgres::Statement,
@@ -993,8 +994,9 @@ mod sql {
 /// serialized across the site: the authority of its users, numbering, the fold over the
 /// projection, and the writes. Statements that do not depend on each other are sent together
 /// (tokio-postgres pipelines them on the connection), so the site lock is held for few round
-/// trips: the lock, the reads, the two `COPY`s with the set-based writes queued behind them,
-/// and the commit.
+/// trips: the lock with the reads behind it, the events' `COPY` (the fold runs on a blocking
+/// thread meanwhile), the specimens' `COPY` with the set-based writes queued behind it, and the
+/// commit.
 async fn push_tx(
     tx: &deadpool_postgres::Transaction<'_>,
     caller: &Caller,
@@ -1020,6 +1022,7 @@ async fn push_tx(
     // events count).
     let ids = ingest::new_ids(0, &events);
     let (head, rows, taken_rows) = tokio::try_join!(
+        biased;
         async { tx.query_opt(&ws_lock, &[&ws]).await },
         async { tx.query(&stored_st, &[&ws, &lo, &hi]).await },
         async { tx.query(&taken_st, &[&ids]).await },
@@ -1121,8 +1124,8 @@ async fn push_tx(
     }
     let out = out.map_err(|_| DbError::Backend("the fold did not settle".into()))?;
     let cols = cols.ok_or_else(|| DbError::Backend("the fold did not settle".into()))??;
-    // The writes. A COPY holds the connection while it runs: the events go first, the new
-    // specimens next, and every other write is queued behind them (none depends on another).
+    // The other writes. A COPY holds the connection while it runs: the new specimens go first,
+    // and every other write is queued behind them (none depends on another).
     let specimens = write_specimens(tx, &copy_specimens, code, &cols);
     let rejections = async {
         if c.reject.is_empty() {
