@@ -74,6 +74,15 @@ fn time_and_peak(mut cmd: std::process::Command) -> Result<(Duration, u64), AppE
     Ok((took, peak_kib * 1024))
 }
 
+/// What [`time_and_peak`] measured, as a line shows it (`decimals` for the seconds).
+fn time_and_peak_text(t: Duration, peak_bytes: u64, decimals: usize) -> String {
+    format!(
+        "{:.decimals$} s, peak {:.0} MiB resident",
+        t.as_secs_f64(),
+        peak_bytes as f64 / 1048576.0
+    )
+}
+
 /// The `kura verify` process on `db`, with `--full` or not.
 fn verify_cmd(exe: &std::path::Path, db: &std::path::Path, full: bool) -> std::process::Command {
     let mut c = std::process::Command::new(exe);
@@ -332,11 +341,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
              column. Peak memory: the verify process's VmHWM",
             report.events
         ),
-        kura: format!(
-            "{:.1} s, peak {:.0} MiB resident",
-            full_t.as_secs_f64(),
-            full_peak as f64 / 1048576.0
-        ),
+        kura: time_and_peak_text(full_t, full_peak, 1),
         raw: format!("{:.2} s", raw_pass.as_secs_f64()),
         ratio: full_t.as_secs_f64() / raw_pass.as_secs_f64().max(1e-9),
         ratio_of: "Kura verify time ÷ raw pass time".into(),
@@ -475,11 +480,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
              events written since (the check-ins above) and the recorded chain heads; \
              raw: the full verify above"
         ),
-        kura: format!(
-            "{:.2} s, peak {:.0} MiB resident",
-            inc_t.as_secs_f64(),
-            inc_peak as f64 / 1048576.0
-        ),
+        kura: time_and_peak_text(inc_t, inc_peak, 2),
         raw: format!("{:.1} s", full_t.as_secs_f64()),
         ratio: inc_t.as_secs_f64() / full_t.as_secs_f64().max(1e-9),
         ratio_of: "incremental time ÷ full time".into(),
@@ -515,11 +516,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
              specimen's trail and, on its last page, a verification of the whole chain and \
              projection, as `verify --full`); raw: the full verify above"
         ),
-        kura: format!(
-            "{:.1} s, peak {:.0} MiB resident",
-            audit_t.as_secs_f64(),
-            audit_peak as f64 / 1048576.0
-        ),
+        kura: time_and_peak_text(audit_t, audit_peak, 1),
         raw: format!("{:.1} s", full_t.as_secs_f64()),
         ratio: audit_t.as_secs_f64() / full_t.as_secs_f64().max(1e-9),
         ratio_of: "audit time ÷ full verify time".into(),

@@ -633,6 +633,18 @@ fn specimen_cols(rows: &[SpecimenRow], loaded: &Loaded) -> DbResult<(SpecimenCol
     Ok((new, known))
 }
 
+/// The fold of `accept` over `loaded` with its specimen rows as columns, or the keys it still
+/// needs read.
+fn fold_with_cols(
+    accept: &[ingest::NewEvent],
+    loaded: &Loaded,
+) -> Result<(ingest::FoldOut, DbResult<(SpecimenCols, SpecimenCols)>), Keys> {
+    ingest::fold(accept, loaded).map(|out| {
+        let cols = specimen_cols(&out.specimens, loaded);
+        (out, cols)
+    })
+}
+
 /// Writes the fold's specimen rows: binary `COPY` for specimens the database did not hold (most
 /// of an inventory import), `UPDATE … FROM UNNEST` for the others: both in sets, neither with the
 /// speculative insertion of an upsert.
@@ -1095,14 +1107,7 @@ async fn push_tx(
     let accept = std::sync::Arc::new(std::mem::take(&mut c.accept));
     let folding = {
         let (accept, loaded) = (accept.clone(), std::mem::take(&mut loaded));
-        tokio::task::spawn_blocking(move || {
-            let out = ingest::fold(&accept, &loaded);
-            let cols = match &out {
-                Ok(o) => Some(specimen_cols(&o.specimens, &loaded)),
-                Err(_) => None,
-            };
-            (out, cols, loaded)
-        })
+        tokio::task::spawn_blocking(move || (fold_with_cols(&accept, &loaded), loaded))
     };
     let (copied, folded) = tokio::join!(
         biased;
@@ -1110,20 +1115,16 @@ async fn push_tx(
         folding
     );
     copied?;
-    let (mut out, mut cols, mut loaded) = folded.map_err(|e| DbError::Backend(e.to_string()))?;
+    let (mut folded, mut loaded) = folded.map_err(|e| DbError::Backend(e.to_string()))?;
     // Rows the fold found it needed beyond the first read (a container's parent, a position
     // freed by an earlier event of the batch): read them and fold again.
     for _ in 1..ingest::MAX_ROUNDS {
-        let Err(more) = &out else { break };
+        let Err(more) = &folded else { break };
         load(tx, code, more, &mut loaded).await?;
-        out = ingest::fold(&accept, &loaded);
-        cols = match &out {
-            Ok(o) => Some(specimen_cols(&o.specimens, &loaded)),
-            Err(_) => None,
-        };
+        folded = fold_with_cols(&accept, &loaded);
     }
-    let out = out.map_err(|_| DbError::Backend("the fold did not settle".into()))?;
-    let cols = cols.ok_or_else(|| DbError::Backend("the fold did not settle".into()))??;
+    let (out, cols) = folded.map_err(|_| DbError::Backend("the fold did not settle".into()))?;
+    let cols = cols?;
     // The other writes. A COPY holds the connection while it runs: the new specimens go first,
     // and every other write is queued behind them (none depends on another).
     let specimens = write_specimens(tx, &copy_specimens, code, &cols);

@@ -149,6 +149,15 @@ pub struct Report {
     pub parcels: u64,
 }
 
+impl Report {
+    /// Counts what a pull applied (pages, or a refold of them).
+    fn count_pulled(&mut self, a: &PullApplied) {
+        self.pulled += a.new;
+        self.conflicts += a.conflicts;
+        self.reordered |= a.reordered;
+    }
+}
+
 /// Where a round is, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Phase {
@@ -424,10 +433,7 @@ impl<R: Remote> Engine<R> {
                         // The pages already applied go into the projection now, not when the
                         // next pull ends.
                         match store.write(|tx| tx.pull_cut_short()) {
-                            Ok(f) => {
-                                report.reordered |= f.reordered;
-                                report.conflicts += f.conflicts;
-                            }
+                            Ok(f) => report.count_pulled(&f),
                             Err(e) => tracing::warn!(
                                 error = %e,
                                 "could not fold the pulled pages again after the pull stopped"
@@ -866,9 +872,7 @@ impl<R: Remote> Engine<R> {
                 applied.conflicts += a.conflicts;
                 applied.reordered |= a.reordered;
             }
-            report.pulled += applied.new;
-            report.conflicts += applied.conflicts;
-            report.reordered |= applied.reordered;
+            report.count_pulled(&applied);
             progress(Phase::Pull {
                 done: next.saturating_sub(after),
                 total: site_seq
@@ -878,8 +882,7 @@ impl<R: Remote> Engine<R> {
             cursor = next;
             if !page.more {
                 let refolded = store.write(|tx| tx.finish_pull())?;
-                report.reordered |= refolded.reordered;
-                report.conflicts += refolded.conflicts;
+                report.count_pulled(&refolded);
                 return Ok(());
             }
         }
