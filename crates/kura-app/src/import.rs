@@ -644,6 +644,7 @@ impl Kura {
         // A large cache for the check's lookups and the write after it; every row checked in
         // one read transaction.
         self.store_mut().set_cache_mib(256)?;
+        let started = std::time::Instant::now();
         let rows = self.store().reading(|| {
             if workbook {
                 crate::sheets::read_workbook(self, bytes, opts.sheet.as_deref())
@@ -669,6 +670,7 @@ impl Kura {
         if opts.check {
             return Ok(report);
         }
+        let checked = started.elapsed();
         self.serials_for(issued)?;
         progress(0, total);
         self.store_mut().set_bulk(true)?;
@@ -703,9 +705,17 @@ impl Kura {
             progress(total, total);
             Ok(report)
         });
+        let written = started.elapsed();
         // Built again whether the import was kept or not.
         self.store().build_search_indexes()?;
         self.store_mut().set_bulk(false)?;
+        tracing::info!(
+            rows = total,
+            read_and_check_ms = checked.as_millis() as u64,
+            write_ms = (written - checked).as_millis() as u64,
+            indexes_and_checkpoint_ms = (started.elapsed() - written).as_millis() as u64,
+            "import"
+        );
         result
     }
 
