@@ -449,7 +449,9 @@ async fn disable_user(
 }
 
 /// Writes the audit report where the database keeps its reports (`Kura::audit_report_path`);
-/// the answer says where.
+/// the answer says where. The report is read and built on a handle of its own, without the
+/// window's lock (scans and check-ins go on meanwhile); the lock is taken again only to check
+/// the signer first and to record the export at the end.
 #[tauri::command]
 async fn export_audit(
     app: S<'_>,
@@ -458,12 +460,24 @@ async fn export_audit(
     lang: String,
     signing: Option<Signing>,
 ) -> R<AuditExport> {
-    let mut k = app.kura();
-    let out = k.audit_report_path(&format).map_err(wire)?;
-    k.with_signature(Act::Read, signing.as_ref(), |k| {
-        k.export_audit(&query, &out, &lang, &mut |_, _| {})
+    let (mut reader, out) = {
+        let mut k = app.kura();
+        let out = k.audit_report_path(&format).map_err(wire)?;
+        let reader = k
+            .with_signature(Act::Read, signing.as_ref(), |k| k.audit_reader())
+            .map_err(wire)?;
+        (reader, out)
+    };
+    // On a blocking thread: the runtime's workers stay free for the window's other calls.
+    let file = tauri::async_runtime::spawn_blocking(move || {
+        reader.build_audit(&query, &out, &lang, &mut |_, _| {})
     })
-    .map_err(wire)
+    .await
+    .map_err(|j| wire(kura_app::AppError::input("audit", j.to_string())))?
+    .map_err(wire)?;
+    app.kura()
+        .with_signature(Act::Read, signing.as_ref(), |k| k.record_audit(file))
+        .map_err(wire)
 }
 
 #[tauri::command]

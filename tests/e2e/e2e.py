@@ -903,6 +903,8 @@ def main():
         check("the audit report is exported from the window, signed; its Japanese PDF reads back with the disposal and the signer",
               tubes[3] in pdf_text and "廃棄" in pdf_text and "責任者 花子" in pdf_text and "記録の検証" in pdf_text,
               (where, pdf_text[:300]))
+        check("the report's last page says what it verified: the whole log, or from which verified point",
+              ("前回の検証点から検証" in pdf_text) != ("検証範囲" in pdf_text), pdf_text[-600:])
         screenshot("18b-people")
         relock = wait_for(lambda: text("#locked"), 25)
         idle = time.time() - last_key

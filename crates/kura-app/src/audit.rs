@@ -25,6 +25,10 @@ pub struct AuditQuery {
     pub from: Option<String>,
     /// To this date at the site (inclusive).
     pub to: Option<String>,
+    /// Verify the whole log and the projection again (`kura verify --full`), not only what
+    /// came after the last verified point.
+    #[serde(default)]
+    pub full: bool,
 }
 
 /// One event as the audit trail lists it. The CSV's columns, in this order.
@@ -85,6 +89,39 @@ pub struct AuditExport {
     /// Whether `verify` found the chain intact.
     pub intact: bool,
     pub signature: Option<SignatureView>,
+}
+
+/// A report built and not yet written ([`Kura::build_audit`]): what [`Kura::record_audit`]
+/// writes and records.
+#[derive(Debug)]
+pub struct AuditFile {
+    out: PathBuf,
+    format: &'static str,
+    bytes: Vec<u8>,
+    pages: usize,
+    scope: String,
+    events: u64,
+    /// The hash of the last event listed.
+    head: String,
+    intact: bool,
+}
+
+/// The format a report's file name asks for (`pdf`, `csv`, `xlsx`, `jsonl`).
+fn audit_format(out: &Path) -> Result<&'static str, AppError> {
+    out.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+        .and_then(report_format)
+        .ok_or_else(|| {
+            AppError::input(
+                "out",
+                format!(
+                    "{}: an audit report is a .pdf, .csv or .xlsx file (or .jsonl: every event of the log as stored)",
+                    out.display()
+                ),
+            )
+        })
 }
 
 type Attrs = BTreeMap<&'static str, String>;
@@ -585,10 +622,10 @@ impl Kura {
         }
         // The fold's values are not needed any more: not held while `verify` builds its own.
         drop(state);
-        // The whole log and the projection, every time: a report an auditor keeps must see an
-        // edit made before any earlier check (`verify` reads on a connection of its own and
-        // holds no lock meanwhile).
-        let verify = self.verify(&mut |_, _| {})?;
+        // From the last verified point (the report says which), or with `full` the whole log
+        // and the projection again; `verify` reads on a connection of its own and holds no
+        // lock meanwhile.
+        let verify = self.verify_from(q.full, &mut |_, _| {})?;
         let heads = self
             .store()
             .heads()?
@@ -657,7 +694,9 @@ impl Kura {
     /// Writes the audit report for `q` to `out` (`.pdf` or `.csv`, in `lang` — `en` or `ja`),
     /// and records the export, signed on a database with users: run it in
     /// [`Kura::with_signature`], whose signer is checked before anything is read; a file whose
-    /// export could not be recorded is removed.
+    /// export could not be recorded is removed. [`Kura::audit_reader`], [`Kura::build_audit`]
+    /// and [`Kura::record_audit`] are its three steps, for a face that must not hold its own
+    /// handle while the report is read.
     pub fn export_audit(
         &mut self,
         q: &AuditQuery,
@@ -665,25 +704,48 @@ impl Kura {
         lang: &str,
         progress: crate::Progress<'_>,
     ) -> Result<AuditExport, AppError> {
-        let format = out
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-            .and_then(report_format)
-            .ok_or_else(|| {
-                AppError::input(
-                    "out",
-                    format!(
-                        "{}: an audit report is a .pdf, .csv or .xlsx file (or .jsonl: every event of the log as stored)",
-                        out.display()
-                    ),
-                )
-            })?;
+        audit_format(out)?;
+        self.may_export_audit()?;
+        let file = self.build_audit(q, out, lang, progress)?;
+        self.record_audit(file)
+    }
+
+    /// Whether this person may export an audit report now: they may read, and on a database
+    /// with users a signer is armed ([`Kura::with_signature`]), so that a wrong password is
+    /// told before the log is read rather than after.
+    fn may_export_audit(&mut self) -> Result<(), AppError> {
         self.authorize(Act::Read)?;
         if self.secured()? && self.armed.is_none() {
             return Err(AppError::SignatureRequired { act: Act::Read });
         }
+        Ok(())
+    }
+
+    /// A handle of its own on this database, acting as the same person, for building an audit
+    /// report ([`Kura::build_audit`]) while this one goes on: the window builds the report
+    /// without holding its lock on its own handle, so scans and check-ins go on meanwhile. The
+    /// same checks as [`Kura::export_audit`] come first (run it in [`Kura::with_signature`]).
+    pub fn audit_reader(&mut self) -> Result<Kura, AppError> {
+        self.may_export_audit()?;
+        let mut k = Kura::open_existing(self.path(), &self.actor)?;
+        k.clock = self.clock.clone();
+        k.session = self.session.clone();
+        k.idle_secs = self.idle_secs;
+        k.idle_fixed = true;
+        Ok(k)
+    }
+
+    /// Reads the log and renders the report for `q` in the format `out` names; writes nothing
+    /// but the verified point (see [`Kura::verify_from`]). [`Kura::record_audit`] writes it.
+    pub fn build_audit(
+        &mut self,
+        q: &AuditQuery,
+        out: &Path,
+        lang: &str,
+        progress: crate::Progress<'_>,
+    ) -> Result<AuditFile, AppError> {
+        let format = audit_format(out)?;
+        self.authorize(Act::Read)?;
         let k = self;
         let report = k.audit(q, progress)?;
         let (bytes, pages) = match format {
@@ -695,22 +757,47 @@ impl Kura {
             "xlsx" => (k.audit_xlsx(&report.rows)?, 0),
             _ => (audit_csv(&report.rows)?, 0),
         };
+        Ok(AuditFile {
+            out: out.to_path_buf(),
+            format,
+            bytes,
+            pages,
+            scope: report.scope,
+            events: report.rows.len() as u64,
+            head: report
+                .rows
+                .last()
+                .map(|r| r.hash.clone())
+                .unwrap_or_default(),
+            intact: report.verify.ok(),
+        })
+    }
+
+    /// Writes a built report to its file (never over another) and records the export, signed
+    /// on a database with users (run it in [`Kura::with_signature`]); a file whose export could
+    /// not be recorded is removed.
+    pub fn record_audit(&mut self, file: AuditFile) -> Result<AuditExport, AppError> {
+        let AuditFile {
+            out,
+            format,
+            bytes,
+            pages,
+            scope,
+            events,
+            head,
+            intact,
+        } = file;
         let sha256 = {
             use sha2::{Digest, Sha256};
             hex::encode(Sha256::digest(&bytes))
         };
-        write_new(out, &bytes)?;
-        let head = report
-            .rows
-            .last()
-            .map(|r| r.hash.clone())
-            .unwrap_or_default();
-        let recorded = k.write(|e| {
+        write_new(&out, &bytes)?;
+        let recorded = self.write(|e| {
             let ev = e.emit(EventBody::AuditExported {
-                scope: report.scope.clone(),
+                scope,
                 format: format.to_string(),
-                events: report.rows.len() as u64,
-                head: head.clone(),
+                events,
+                head,
                 sha256: sha256.clone(),
             })?;
             Ok(e.signed.iter().find(|v| v.event == ev.id).cloned())
@@ -718,17 +805,17 @@ impl Kura {
         let signature = match recorded {
             Ok(s) => s,
             Err(err) => {
-                let _ = std::fs::remove_file(out);
+                let _ = std::fs::remove_file(&out);
                 return Err(err);
             }
         };
         Ok(AuditExport {
             path: out.display().to_string(),
             format: format.to_string(),
-            events: report.rows.len() as u64,
+            events,
             pages,
             sha256,
-            intact: report.verify.ok(),
+            intact,
             signature,
         })
     }
@@ -870,10 +957,10 @@ impl Kura {
             .collect();
         let v = &r.verify;
         let mut closing = vec![
-            if v.ok() {
-                t("audit.verify_ok")
-            } else {
-                format!("{} ({})", t("audit.verify_bad"), v.problems.len())
+            match (v.ok(), v.full) {
+                (true, true) => t("audit.verify_ok"),
+                (true, false) => t("audit.verify_ok_since"),
+                (false, _) => format!("{} ({})", t("audit.verify_bad"), v.problems.len()),
             },
             format!(
                 "{}: {} · {}: {} · {}: {}",
@@ -885,6 +972,24 @@ impl Kura {
                 v.specimens
             ),
         ];
+        // Which check this is: the whole log, or from which point on.
+        match &v.since {
+            Some(p) if !v.full => {
+                closing.push(format!(
+                    "{}: #{} · {} · {}",
+                    t("audit.verified_point"),
+                    p.event,
+                    kura_domain::Timestamp(p.at),
+                    t(if p.full {
+                        "audit.point_full"
+                    } else {
+                        "audit.point_log"
+                    })
+                ));
+                closing.push(t("audit.verify_full_hint"));
+            }
+            _ => closing.push(t("audit.verified_whole")),
+        }
         if let (Some(first), Some(last)) = (r.rows.first(), r.rows.last()) {
             closing.push(format!(
                 "{}: {} — {}",

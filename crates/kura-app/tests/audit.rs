@@ -395,18 +395,51 @@ fn by_user_and_by_period_and_a_tampered_record_on_the_last_page() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut k = Kura::open(&db, "x").unwrap();
     k.sign_in("sup", "sup-password").unwrap();
-    let pdf = b.dir.path().join("tampered.pdf");
-    let x = k
-        .with_signature(
-            kura_app::users::Act::Read,
-            Some(&signing("sup", Meaning::Reviewed)),
-            |k| k.export_audit(&AuditQuery::default(), &pdf, "en", &mut |_, _| {}),
-        )
-        .unwrap();
+    let export = |k: &mut Kura, name: &str, full: bool| {
+        let pdf = b.dir.path().join(name);
+        let x = k
+            .with_signature(
+                kura_app::users::Act::Read,
+                Some(&signing("sup", Meaning::Reviewed)),
+                |k| {
+                    k.export_audit(
+                        &AuditQuery {
+                            full,
+                            ..Default::default()
+                        },
+                        &pdf,
+                        "en",
+                        &mut |_, _| {},
+                    )
+                },
+            )
+            .unwrap();
+        let last = pdftotext(&pdf, Some(x.pages));
+        (x, last)
+    };
+    // The reports above verified the record and left a verified point after the check-out.
+    // A report verifies from that point on and says so: the removed guard is found, the
+    // edited event, before the point, is outside what it checked, and its last page says how
+    // to check everything.
+    let (x, last) = export(&mut k, "from-the-point.pdf", false);
+    assert!(!x.intact, "{last}");
+    assert!(last.contains("append_only_guard_missing"), "{last}");
+    assert!(!last.contains("hash_mismatch"), "{last}");
+    assert!(
+        last.contains("Verified from the last verified point"),
+        "{last}"
+    );
+    assert!(last.contains("kura audit --full"), "{last}");
+    assert!(!last.contains("from the first event"), "{last}");
+    // The whole log again: the edit is found and the last page says so.
+    let (x, last) = export(&mut k, "tampered.pdf", true);
     assert!(!x.intact);
-    let last = pdftotext(&pdf, Some(x.pages));
     assert!(last.contains("PROBLEMS FOUND"), "{last}");
     assert!(last.contains("hash_mismatch"), "{last}");
+    assert!(
+        last.contains("Verified: the whole log, from the first event"),
+        "{last}"
+    );
 }
 
 #[test]
@@ -445,4 +478,64 @@ fn reports_without_a_file_picker_go_beside_the_database_and_never_overwrite() {
     assert_eq!(csv.extension().unwrap(), "csv");
     let bad = k.audit_report_path("docx").unwrap_err();
     assert_eq!(bad.code(), "bad_input");
+}
+
+/// What the window does: the signer is checked on its own handle, the report is read and built
+/// on a handle of its own while the window's handle goes on writing, and the export is
+/// recorded on the window's handle at the end.
+#[test]
+fn a_report_is_built_on_a_handle_of_its_own_while_the_bench_goes_on() {
+    let (mut b, tubes) = site();
+    // A secured database: no report without a signer, before anything is read.
+    let refused = b.kura.audit_reader().map(|_| ()).unwrap_err();
+    assert_eq!(refused.code(), "signature_required");
+    let sup = signing("sup", Meaning::Reviewed);
+    let mut reader = b
+        .kura
+        .with_signature(kura_app::users::Act::Read, Some(&sup), |k| k.audit_reader())
+        .unwrap();
+    let pdf = b.dir.path().join("while-working.pdf");
+    let q = AuditQuery {
+        specimen: Some(tubes[2].clone()),
+        full: true,
+        ..Default::default()
+    };
+    // The window's handle checks a tube out while the report is being built (at its
+    // progress): nothing holds it back.
+    let mut wrote = false;
+    let file = reader
+        .build_audit(&q, &pdf, "en", &mut |_, _| {
+            if !wrote {
+                b.kura
+                    .check_out(
+                        &[tubes[2].clone()],
+                        &kura_app::CheckOut {
+                            to: "田中先生".into(),
+                            purpose: "analysis".into(),
+                            due: None,
+                            note: None,
+                        },
+                    )
+                    .unwrap();
+                wrote = true;
+            }
+        })
+        .unwrap();
+    assert!(wrote, "the build reported progress");
+    assert!(
+        !pdf.exists(),
+        "nothing is written before the export is recorded"
+    );
+    drop(reader);
+    let x = b
+        .kura
+        .with_signature(kura_app::users::Act::Read, Some(&sup), |k| {
+            k.record_audit(file)
+        })
+        .unwrap();
+    assert!(x.intact);
+    assert_eq!(x.sha256, sha256(&pdf));
+    let signed = x.signature.expect("the export is signed");
+    assert_eq!(signed.signer, "sup");
+    assert_eq!(b.kura.show(&tubes[2]).unwrap().status, "checked_out");
 }

@@ -850,12 +850,18 @@ impl Store {
     }
 
     /// Every event, in the order the projection folds them (the registry's, then this bench's
-    /// own not yet ordered), each with its stored hash: the audit trail.
+    /// own not yet ordered), each with its stored hash: the audit trail. Read as `verify`
+    /// reads: one snapshot through a connection of its own (committed events only; this
+    /// store's connection and other processes keep writing meanwhile), its sort on disk and no
+    /// memory map, so memory stays bounded at any size (on the store's own connection, whose
+    /// temporary storage is in memory, a million events' sort held about 500 MiB).
     pub fn for_each_event(
         &self,
         mut f: impl FnMut(EventRow, Digest) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut stmt = self.conn().prepare(
+        let conn = crate::open_reader(&self.path)?;
+        conn.execute_batch("BEGIN")?;
+        let mut stmt = conn.prepare(
             "SELECT e.event_id, e.workstation, e.seq, e.actor, e.at, e.kind, e.payload, e.hash
              FROM events e LEFT JOIN event_order o ON o.event = e.id
              ORDER BY coalesce(o.major, 9223372036854775807), coalesce(o.minor, 0), e.id",

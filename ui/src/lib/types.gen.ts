@@ -208,7 +208,12 @@ from: string | null,
 /**
  * To this date at the site (inclusive).
  */
-to: string | null, };
+to: string | null, 
+/**
+ * Verify the whole log and the projection again (`kura verify --full`), not only what
+ * came after the last verified point.
+ */
+full: boolean, };
 
 export type AuditExport = { path: string, format: string, events: number, pages: number, sha256: string, 
 /**

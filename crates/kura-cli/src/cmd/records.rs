@@ -73,6 +73,10 @@ pub enum Cmd {
         /// The report's language, en or ja (default: from LANG).
         #[arg(long)]
         lang: Option<String>,
+        /// Verify the whole log and the projection again (as `kura verify --full`); without
+        /// it, the report verifies from the last verified point and says which.
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         sign: SignArgs,
     },
@@ -151,6 +155,7 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             to,
             out: file,
             lang,
+            full,
             sign,
         } => {
             let lang = match lang.as_deref() {
@@ -173,6 +178,7 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
                 user,
                 from,
                 to,
+                full,
             };
             let x = signed(&mut k, kura_app::users::Act::Read, &sign, |k| {
                 k.export_audit(&q, &file, &lang, &mut progress("audit"))
