@@ -494,7 +494,7 @@ impl Kura {
         let mut signatures: HashMap<String, Vec<String>> = HashMap::new();
         let mut book = kura_domain::sign::KeyBook::default();
         let mut keys: std::collections::BTreeSet<SignerKey> = Default::default();
-        let total = self.stats()?.events as u64;
+        let total = self.store().event_count()?;
         let mut seen = 0u64;
         let labels = Labels::new(self.store());
         self.store().for_each_event(|e, hash| {

@@ -297,6 +297,26 @@ fn benches_that_worked_apart_end_with_one_projection() {
         assert_eq!(x.store.waiting().unwrap(), 0);
     }
     assert_eq!(b.state(21).container.as_deref(), Some("BX2"));
+    // Each bench holds the three streams: its heads are each stream's last event and hash, as
+    // a plain GROUP BY over the whole log finds them.
+    for x in [&a, &b, &c] {
+        let heads = x.store.heads().unwrap();
+        assert_eq!(heads.len(), 3);
+        let conn = rusqlite::Connection::open(x.store.path()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT workstation, max(seq), hash FROM events GROUP BY workstation ORDER BY workstation")
+            .unwrap();
+        let want: Vec<(Vec<u8>, i64, Vec<u8>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let got: Vec<(Vec<u8>, i64, Vec<u8>)> = heads
+            .iter()
+            .map(|(w, s, h)| (w.as_bytes().to_vec(), *s, h.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(got, want);
+    }
 }
 
 #[test]
