@@ -345,9 +345,13 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         raw: format!("{:.2} s", raw_pass.as_secs_f64()),
         ratio: full_t.as_secs_f64() / raw_pass.as_secs_f64().max(1e-9),
         ratio_of: "Kura verify time ÷ raw pass time".into(),
-        target: "≤ 512 MiB resident; ≤ 2 min at 10 M specimens".into(),
+        target: "≤ 512 MiB resident; ≤ 2 min at 10 M specimens (a smaller run: its time \
+                 scaled in proportion to 10 M, which at 10 M has held or understated the time)"
+            .into(),
+        // Judged at this size by the time it would take at 10 M growing in proportion, so
+        // that a 1 M run does not pass by being small.
         met: full_peak <= 512 * 1048576
-            && (report.specimens < 10_000_000 || full_t.as_secs() <= 120),
+            && full_t.as_secs_f64() * 10_000_000.0 / (report.specimens.max(1) as f64) <= 120.0,
     });
 
     // 4. Single check-ins (each its own transaction at synchronous=FULL).
