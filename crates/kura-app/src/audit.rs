@@ -420,7 +420,8 @@ fn pairs(v: &[(&'static str, String)]) -> String {
 
 impl Kura {
     /// The audit trail for `q`: every event it selects, in the log's order, with the values
-    /// each changed, its signatures, and the verification of the whole chain.
+    /// each changed, its signatures, and the verification of the chain from the last verified
+    /// point (with `q.full`, of the whole log and the projection).
     pub fn audit(
         &mut self,
         q: &AuditQuery,
