@@ -346,7 +346,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         ratio: full_t.as_secs_f64() / raw_pass.as_secs_f64().max(1e-9),
         ratio_of: "Kura verify time ÷ raw pass time".into(),
         target: "≤ 512 MiB resident; ≤ 2 min at 10 M specimens (a smaller run: its time \
-                 scaled in proportion to 10 M, which at 10 M has held or understated the time)"
+                 scaled to 10 M in proportion; measured at 10 M, the time has been at least that)"
             .into(),
         // Judged at this size by the time it would take at 10 M growing in proportion, so
         // that a 1 M run does not pass by being small.

@@ -270,3 +270,37 @@ fn another_process_changing_containers_is_seen() {
     b.kura.check_in(&r.aliquots[1], "BX9", None).unwrap();
     assert!(b.kura.verify(&mut |_, _| {}).unwrap().ok());
 }
+
+/// `kura verify`'s two checks: SQLite's page check runs beside a full verify (the first one is
+/// full, having no verified point to go on from) and not beside one from the point; a file
+/// whose page check fails says what SQLite found.
+#[test]
+fn the_page_check_runs_beside_a_full_verify_only() {
+    let mut b = bench();
+    let r = register(&mut b.kura, 3);
+    b.kura.check_in_box("BX1", &r.aliquots).unwrap();
+    let (first, pages) = b.kura.verify_with_integrity(false, &mut |_, _| {}).unwrap();
+    assert!(first.full && first.ok(), "{first:?}");
+    assert_eq!(pages.as_deref(), Some("ok"));
+    let (again, pages) = b.kura.verify_with_integrity(false, &mut |_, _| {}).unwrap();
+    assert!(!again.full && again.ok());
+    assert_eq!(pages, None);
+    // An index that no longer matches its table (written around SQLite's own checks): the
+    // log and the projection still read, and the page check says what is wrong.
+    let db = b.db();
+    let o = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = 'CREATE INDEX specimens_study ON specimens(donor)'
+              WHERE name = 'specimens_study';",
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let k = Kura::open(&db, "x").unwrap();
+    let (_, pages) = k.verify_with_integrity(true, &mut |_, _| {}).unwrap();
+    let pages = pages.expect("a full check runs the page check");
+    assert_ne!(pages, "ok");
+    assert!(pages.contains("specimens_study"), "{pages}");
+}

@@ -275,6 +275,18 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// SQLite's own check of every page of the database at `path` (`PRAGMA integrity_check`),
+/// through a read-only connection of its own: `ok`, or what it found. Needs no [`Store`], so it
+/// can run on a thread of its own beside a `verify`.
+pub fn integrity_check_at(path: &Path) -> Result<String, StoreError> {
+    let conn = open_reader(path)?;
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows.join("\n"))
+}
+
 /// WAL pages (4 KiB each) between automatic checkpoints in bulk mode: 256 MiB.
 pub const BULK_CHECKPOINT_PAGES: u32 = 65_536;
 
@@ -630,12 +642,7 @@ impl Store {
     /// `PRAGMA integrity_check`: "ok" or the problems SQLite found. It reads every page: on a
     /// connection of its own ([`open_reader`]).
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        let conn = open_reader(&self.path)?;
-        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-        let rows: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok(rows.join("\n"))
+        integrity_check_at(&self.path)
     }
 
     /// Whether another connection committed since we last looked; if so, the read cache is

@@ -262,13 +262,9 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> Result<ExitCode, AppError> {
             );
         }
         Cmd::Verify { full } => {
-            let r = k.verify_from(full, &mut progress("verify"))?;
-            // SQLite's own check reads every page: with --full only.
-            let integrity = if r.full {
-                k.integrity_check()?
-            } else {
-                "not run (kura verify --full)".to_string()
-            };
+            // SQLite's own check reads every page: with --full only, beside the verify.
+            let (r, integrity) = k.verify_with_integrity(full, &mut progress("verify"))?;
+            let integrity = integrity.unwrap_or_else(|| "not run (kura verify --full)".into());
             let ok = r.ok() && (!r.full || integrity == "ok");
             out(
                 json,
